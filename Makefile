@@ -1,0 +1,35 @@
+# Two commands on a fresh machine: `make dev` runs everything, `make test` tests everything.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: dev test install services lint bench clean
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## web + Celery worker + beat + Flower on the embedded default (SQLite file, filesystem broker)
+dev: install
+	$(VENV)/bin/jobbridge dev
+
+## Redis and PostgreSQL up, then lint, types and the whole suite
+test: install services lint
+	$(PY) -m pytest
+
+services:
+	bash scripts/ensure-services.sh
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+bench: install services
+	$(PY) bench/enqueue.py
+
+clean:
+	rm -rf $(VENV) .jobbridge .mypy_cache .pytest_cache .ruff_cache

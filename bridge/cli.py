@@ -1,0 +1,299 @@
+"""`jobbridge`: configuration, database, scheduled actions, and the local stack."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from config import ConfigError, Settings, get_settings, resolve_chain
+
+app = typer.Typer(
+    help="Background jobs across Inngest, QStash, Celery and direct HTTP.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+accounts_app = typer.Typer(help="Email accounts.", no_args_is_help=True)
+actions_app = typer.Typer(help="Scheduled actions.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(accounts_app, name="accounts")
+app.add_typer(actions_app, name="actions")
+console = Console()
+
+
+def settings_or_exit() -> Settings:
+    try:
+        return get_settings()
+    except ConfigError as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(2) from None
+
+
+_SECRET_FIELDS = {
+    "inngest_event_key",
+    "inngest_signing_key",
+    "inngest_signing_key_fallback",
+    "qstash_token",
+    "qstash_current_signing_key",
+    "qstash_next_signing_key",
+    "internal_api_key",
+    "cron_secret",
+}
+
+
+def _masked(name: str, value: Any) -> str:
+    if value is None:
+        return "-"
+    text = value.get_secret_value() if hasattr(value, "get_secret_value") else str(value)
+    if name in _SECRET_FIELDS or re.search(r"://[^/]*:[^@/]*@", text):
+        return f"{text[:4]}…({len(text)} chars)" if len(text) > 8 else "****"
+    return text
+
+
+@app.command("config")
+def show_config() -> None:
+    """Print the effective provider chain, why each link was chosen or skipped, and settings."""
+    settings = settings_or_exit()
+    chain = resolve_chain(settings)
+    table = Table(title="provider chain (publish order)")
+    for column in ("#", "provider", "used", "why"):
+        table.add_column(column)
+    for index, link in enumerate(chain.links, 1):
+        table.add_row(
+            str(index) if link.used else "",
+            link.provider.value,
+            "yes" if link.used else "no",
+            link.reason,
+        )
+    console.print(table)
+    values = Table(title="settings (secrets masked)")
+    values.add_column("variable")
+    values.add_column("value")
+    for name in Settings.model_fields:
+        values.add_row(name.upper(), _masked(name, getattr(settings, name)))
+    values.add_row("(database)", _masked("database_url", settings.sqlalchemy_url))
+    values.add_row("(broker)", _masked("redis_url", settings.broker_url))
+    console.print(values)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every Alembic migration to DATABASE_URL (creates the SQLite file by default)."""
+    from tasks.schema import upgrade
+
+    settings = settings_or_exit()
+    if settings.database_url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.sqlalchemy_url)
+    console.print("database is up to date")
+
+
+@accounts_app.command("add")
+def accounts_add(
+    email: str,
+    maildir: Annotated[Path, typer.Option(help="Maildir folder holding this account's mail")],
+) -> None:
+    """Add (or update) an account whose mail lives in a local Maildir."""
+    from tasks.demo import add_account
+
+    settings_or_exit()
+    account = add_account(email, maildir)
+    console.print(f"account {account.email} id={account.id} maildir={maildir}")
+
+
+_DURATION = re.compile(r"^(\d+)([smhd])$")
+
+
+def parse_when(at: str | None, delay: str | None) -> datetime:
+    now = datetime.now(UTC)
+    if delay:
+        match = _DURATION.match(delay)
+        if not match:
+            raise typer.BadParameter(
+                "use a number and s, m, h or d, e.g. 2s or 10m", param_hint="--in"
+            )
+        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
+        return now + timedelta(**{unit: int(match.group(1))})
+    if at:
+        try:
+            when = datetime.fromisoformat(at)
+        except ValueError:
+            raise typer.BadParameter(
+                "use ISO 8601, e.g. 2026-12-01T09:00:00Z", param_hint="--at"
+            ) from None
+        if when.tzinfo is None:
+            raise typer.BadParameter("add a timezone, e.g. Z or +01:00", param_hint="--at")
+        return when
+    return now
+
+
+@actions_app.command("schedule")
+def actions_schedule(
+    account: Annotated[str, typer.Option(help="account email or id")],
+    action_type: Annotated[
+        str,
+        typer.Option(
+            "--type", help="ARCHIVE, LABEL, MARK_READ, MOVE_FOLDER, REPLY, SEND_EMAIL, FORWARD"
+        ),
+    ],
+    message: Annotated[str, typer.Option(help="message id (the Maildir key)")],
+    thread: Annotated[
+        str | None, typer.Option(help="thread id (defaults to the message id)")
+    ] = None,
+    delay: Annotated[
+        str | None, typer.Option("--in", help="run after this long, e.g. 2s, 10m")
+    ] = None,
+    at: Annotated[str | None, typer.Option(help="run at this ISO time")] = None,
+    label: str | None = None,
+    folder: str | None = None,
+    to: str | None = None,
+    subject: str | None = None,
+    content: str | None = None,
+) -> None:
+    """Schedule an action on a message; prints the row and where it was published."""
+    from sqlalchemy import or_, select
+
+    from tasks.db import session_scope
+    from tasks.models import ActionType, EmailAccount
+    from tasks.scheduled_actions import schedule
+
+    settings_or_exit()
+    try:
+        kind = ActionType(action_type.upper())
+    except ValueError:
+        raise typer.BadParameter(
+            f"one of {', '.join(t.value for t in ActionType)}", param_hint="--type"
+        ) from None
+    with session_scope() as session:
+        found = session.scalars(
+            select(EmailAccount).where(
+                or_(EmailAccount.email == account, EmailAccount.id == account)
+            )
+        ).first()
+    if found is None:
+        console.print(f"[red]no account {account!r}; add one with `jobbridge accounts add`[/red]")
+        raise typer.Exit(1)
+    row = schedule(
+        email_account_id=found.id,
+        action_type=kind,
+        message_id=message,
+        thread_id=thread or message,
+        scheduled_for=parse_when(at, delay),
+        label=label,
+        folder_name=folder,
+        to=to,
+        subject=subject,
+        content=content,
+    )
+    console.print_json(json.dumps(_row(row)))
+
+
+def _row(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "actionType": row.action_type.value,
+        "messageId": row.message_id,
+        "scheduledFor": row.scheduled_for.isoformat(),
+        "status": row.status.value,
+        "schedulingStatus": row.scheduling_status.value,
+        "provider": row.scheduled_provider,
+        "scheduledId": row.scheduled_id,
+        "error": row.error,
+    }
+
+
+@actions_app.command("cancel")
+def actions_cancel(action_id: str) -> None:
+    """Cancel a PENDING action (exit 1 if it was no longer pending)."""
+    from tasks.scheduled_actions import cancel
+
+    settings_or_exit()
+    if not cancel(action_id):
+        console.print(f"action {action_id} was not PENDING; nothing cancelled")
+        raise typer.Exit(1)
+    console.print(f"action {action_id} cancelled")
+
+
+@actions_app.command("show")
+def actions_show(action_id: str) -> None:
+    """Print one scheduled action as JSON."""
+    from tasks.scheduled_actions import get
+
+    settings_or_exit()
+    row = get(action_id)
+    if row is None:
+        console.print(f"no action {action_id}")
+        raise typer.Exit(1)
+    console.print_json(json.dumps(_row(row)))
+
+
+@app.command("sweep")
+def run_sweep() -> None:
+    """Run the scheduled-action sweep once (it also runs every minute on every provider)."""
+    from dataclasses import asdict
+
+    from tasks.scheduled_actions import sweep
+
+    settings_or_exit()
+    console.print_json(json.dumps(asdict(sweep())))
+
+
+@app.command("enqueue")
+def enqueue_job(
+    job: str,
+    data: Annotated[str, typer.Option(help="the payload as JSON (camelCase fields)")],
+    dedup_id: Annotated[str | None, typer.Option(help="idempotency key")] = None,
+    at: Annotated[
+        str | None, typer.Option(help="deliver at this ISO time (delayable jobs)")
+    ] = None,
+) -> None:
+    """Publish one job through the provider chain and print the receipt."""
+    from bridge.enqueue import enqueue
+    from bridge.errors import InvalidPayload, PublishError
+
+    settings_or_exit()
+    import tasks  # noqa: F401  (registers the jobs)
+
+    try:
+        payload = json.loads(data)
+    except json.JSONDecodeError as error:
+        raise typer.BadParameter(f"not JSON: {error}", param_hint="--data") from None
+    try:
+        receipt = enqueue(job, payload, at=parse_when(at, None) if at else None, dedup_id=dedup_id)
+    except (InvalidPayload, KeyError, ValueError, PublishError) as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(1) from None
+    console.print_json(
+        json.dumps(
+            {
+                "provider": receipt.provider.value,
+                "id": receipt.id,
+                "deduplicated": receipt.deduplicated,
+            }
+        )
+    )
+
+
+@app.command("dev")
+def dev(
+    port: int = 8000,
+    flower_port: int = 5555,
+    flower: Annotated[bool, typer.Option(help="also start Flower")] = True,
+) -> None:
+    """Migrate, seed a demo account, and run web + worker + beat (+ Flower) until Ctrl-C."""
+    from bridge.devstack import run_dev_stack
+
+    settings = settings_or_exit()
+    sys.exit(run_dev_stack(settings, port=port, flower_port=flower_port, with_flower=flower))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,34 @@
+"""The Inngest client built from Settings (publisher and receiver share it)."""
+
+from __future__ import annotations
+
+import logging
+
+import inngest
+
+from config import Settings
+
+
+def inngest_origin(settings: Settings) -> str | None:
+    """INNGEST_BASE_URL, else INNGEST_DEV when it is a URL, else the SDK's default."""
+    if settings.inngest_base_url:
+        return settings.inngest_base_url
+    dev = settings.inngest_dev or ""
+    if settings.inngest_is_dev and dev.startswith(("http://", "https://")):
+        return dev.rstrip("/")
+    return None
+
+
+def make_inngest_client(settings: Settings) -> inngest.Inngest:
+    origin = inngest_origin(settings)
+    event_key = settings.inngest_event_key
+    signing_key = settings.inngest_signing_key
+    return inngest.Inngest(
+        app_id=settings.inngest_app_id,
+        api_base_url=origin,
+        event_api_base_url=origin,
+        event_key=event_key.get_secret_value() if event_key else None,
+        signing_key=signing_key.get_secret_value() if signing_key else None,
+        is_production=not settings.inngest_is_dev,
+        logger=logging.getLogger("jobbridge.inngest"),
+    )

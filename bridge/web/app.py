@@ -1,0 +1,70 @@
+"""The ASGI app: `/api/inngest`, one route per job and cron, `/healthz`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+import inngest.fast_api
+from fastapi import FastAPI, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from bridge.inngest_client import make_inngest_client
+from bridge.web import responses
+from bridge.web.auth import inngest_signature_too_old
+from bridge.web.health import check_broker, check_database
+from bridge.web.inngest_functions import all_functions
+from bridge.web.job_routes import add_job_routes
+from config import Settings, get_settings
+
+INNGEST_PATH = "/api/inngest"
+
+
+def serve_inngest(app: FastAPI, settings: Settings) -> None:
+    if not settings.inngest_is_dev:
+
+        @app.middleware("http")
+        async def refuse_stale_inngest_signatures(
+            request: Request, call_next: Callable[[Request], Awaitable[Response]]
+        ) -> Response:
+            if (
+                request.url.path == INNGEST_PATH
+                and request.method == "POST"
+                and inngest_signature_too_old(request.headers.get("x-inngest-signature"))
+            ):
+                return responses.error(401, "X-Inngest-Signature timestamp is over 5 minutes old")
+            return await call_next(request)
+
+    client = make_inngest_client(settings)
+    inngest.fast_api.serve(
+        app,
+        client,
+        all_functions(client),
+        serve_origin=settings.inngest_serve_origin,
+        serve_path=INNGEST_PATH,
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    import tasks  # registers every job and cron
+
+    settings = settings or get_settings()
+    logging.basicConfig(level=logging.INFO)
+    app = FastAPI(title="jobbridge", version="0.1.0")
+
+    if settings.inngest_configured:
+        # Unconfigured, /api/inngest is not served at all: the SDK's dev mode would
+        # accept unsigned calls, which must never be the accidental default.
+        serve_inngest(app, settings)
+    add_job_routes(app, settings)
+
+    @app.get("/healthz")
+    async def healthz() -> JSONResponse:
+        database = await run_in_threadpool(check_database)
+        broker = await run_in_threadpool(check_broker, settings)
+        ok = database["ok"] and broker["ok"]
+        body = {"ok": ok, "database": database, "broker": broker, "jobs": sorted(tasks.JOBS)}
+        return JSONResponse(body, 200 if ok else 503)
+
+    return app

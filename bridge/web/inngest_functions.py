@@ -1,0 +1,82 @@
+"""Inngest functions generated from the registry: one per job, one per cron."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import inngest
+
+from tasks.core import run_job
+from tasks.outcome import Delivery, Outcome
+from tasks.registry import CRONS, JOBS, CronSpec, JobSpec
+
+SLEEP_STEP_ID = "wait-until-scheduled"
+
+
+def _wake_time(value: Any) -> datetime:
+    try:
+        when = datetime.fromisoformat(str(value))
+    except ValueError:
+        raise inngest.NonRetriableError(
+            f"invalid payload: scheduledFor: not a datetime: {value!r}"
+        ) from None
+    # step.sleep_until treats a naive datetime as local time: always hand it aware UTC.
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+def job_function(client: inngest.Inngest, spec: JobSpec[Any]) -> inngest.Function[Any]:
+    key = f"event.data.{spec.key}"
+    concurrency = (
+        [inngest.Concurrency(limit=spec.concurrency, key=key)] if spec.concurrency else None
+    )
+    throttle = (
+        inngest.Throttle(
+            limit=spec.throttle.limit,
+            period=timedelta(seconds=spec.throttle.period_seconds),
+            key=key,
+        )
+        if spec.throttle
+        else None
+    )
+
+    @client.create_function(
+        fn_id=spec.fn_id,
+        name=spec.event,
+        trigger=inngest.TriggerEvent(event=spec.event),
+        retries=spec.retries,
+        concurrency=concurrency,
+        throttle=throttle,
+    )
+    def handle(ctx: inngest.ContextSync) -> dict[str, Any]:
+        data = dict(ctx.event.data)
+        if spec.delayable and data.get("scheduledFor"):
+            ctx.step.sleep_until(SLEEP_STEP_ID, _wake_time(data["scheduledFor"]))
+        result = run_job(spec, data, Delivery("inngest", ctx.run_id, ctx.attempt))
+        if result.outcome is Outcome.FAILED:
+            raise inngest.NonRetriableError(result.detail)
+        if result.outcome is Outcome.RETRY:
+            if result.retry_after is not None:
+                raise inngest.RetryAfterError(
+                    result.detail, timedelta(seconds=max(1, round(result.retry_after)))
+                )
+            raise RuntimeError(result.detail)
+        return {"outcome": result.outcome.value, "detail": result.detail}
+
+    return handle
+
+
+def cron_function(client: inngest.Inngest, spec: CronSpec) -> inngest.Function[Any]:
+    @client.create_function(
+        fn_id=spec.fn_id, name=spec.name, trigger=inngest.TriggerCron(cron=spec.cron), retries=0
+    )
+    def handle(ctx: inngest.ContextSync) -> dict[str, Any]:
+        return spec.body()
+
+    return handle
+
+
+def all_functions(client: inngest.Inngest) -> list[inngest.Function[Any]]:
+    return [job_function(client, spec) for spec in JOBS.values()] + [
+        cron_function(client, spec) for spec in CRONS.values()
+    ]

@@ -1,0 +1,111 @@
+"""One POST route per job (QStash and direct HTTP) and per cron (Bearer CRON_SECRET)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from bridge.publishers.http import ATTEMPT_HEADER, DELIVERY_ID_HEADER
+from bridge.web import responses
+from bridge.web.auth import Caller, Unauthorized, authenticate_cron, authenticate_job_call
+from config import Settings
+from tasks.core import run_job
+from tasks.deliveries import already_processed, record_processed
+from tasks.outcome import Delivery
+from tasks.registry import CRONS, JOBS, CronSpec, JobSpec
+
+MAX_BODY_BYTES = 1024 * 1024
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def read_body(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise BodyTooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def delivery_headers(caller: Caller, request: Request) -> tuple[str | None, int]:
+    """The caller's id for this delivery (stable across its retries) and the attempt number."""
+    if caller is Caller.QSTASH:
+        id_header, attempt_header = "upstash-message-id", "upstash-retried"
+    else:
+        id_header, attempt_header = DELIVERY_ID_HEADER, ATTEMPT_HEADER
+    attempt = request.headers.get(attempt_header, "0")
+    return request.headers.get(id_header) or None, int(attempt) if attempt.isdigit() else 0
+
+
+def job_endpoint(
+    settings: Settings, spec: JobSpec[Any]
+) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        try:
+            raw = await read_body(request)
+        except BodyTooLarge:
+            return responses.error(413, f"body over {MAX_BODY_BYTES} bytes")
+        try:
+            caller = authenticate_job_call(settings, request.headers, raw, spec.route)
+        except Unauthorized as error:
+            return responses.error(401, str(error))
+        content_type = request.headers.get("content-type", "")
+        if "json" not in content_type.lower():
+            return responses.error(415, f"expected application/json, got {content_type or 'none'}")
+        try:
+            data = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            return responses.error(415, f"body is not JSON: {error}")
+        if not isinstance(data, dict):
+            return responses.non_retryable("invalid payload: payload: must be a JSON object")
+
+        message_id, attempt = delivery_headers(caller, request)
+        if message_id is not None:
+            seen = await run_in_threadpool(already_processed, caller.value, message_id)
+            if seen:
+                return responses.result_response_for_duplicate()
+        delivery = Delivery(caller.value, message_id or uuid.uuid4().hex, attempt)
+        result = await run_in_threadpool(run_job, spec, data, delivery)
+        if message_id and result.terminal:
+            await run_in_threadpool(
+                record_processed, caller.value, message_id, spec.event, result.outcome.value
+            )
+        return responses.result_response(result)
+
+    return endpoint
+
+
+def cron_endpoint(settings: Settings, spec: CronSpec) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        try:
+            authenticate_cron(settings, request.headers)
+        except Unauthorized as error:
+            return responses.error(401, str(error))
+        return JSONResponse(await run_in_threadpool(spec.body))
+
+    return endpoint
+
+
+def add_job_routes(app: FastAPI, settings: Settings) -> None:
+    for spec in JOBS.values():
+        app.add_api_route(
+            spec.route, job_endpoint(settings, spec), methods=["POST"], name=spec.event
+        )
+    for cron in CRONS.values():
+        app.add_api_route(
+            cron.route, cron_endpoint(settings, cron), methods=["GET", "POST"], name=cron.name
+        )

@@ -1,0 +1,95 @@
+"""Which providers publish jobs, in which order, and why: a pure function of Settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from config.settings import Settings
+
+
+class Provider(StrEnum):
+    INNGEST = "inngest"
+    QSTASH = "qstash"
+    CELERY = "celery"
+    HTTP = "http"
+
+
+# Auto mode prefers them in this order: production, legacy, local, last resort.
+PREFERENCE = (Provider.INNGEST, Provider.QSTASH, Provider.CELERY, Provider.HTTP)
+
+
+@dataclass(frozen=True)
+class Link:
+    provider: Provider
+    used: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class ProviderChain:
+    """`providers` in publish order; `links` explains every provider, used or not."""
+
+    providers: tuple[Provider, ...]
+    links: tuple[Link, ...]
+    failover: bool
+
+    @property
+    def primary(self) -> Provider:
+        return self.providers[0]
+
+
+def _availability(settings: Settings) -> dict[Provider, tuple[bool, str]]:
+    inngest_mode = "dev server" if settings.inngest_is_dev else "cloud/self-hosted"
+    return {
+        Provider.INNGEST: (
+            (True, f"INNGEST_* set ({inngest_mode})")
+            if settings.inngest_configured
+            else (
+                False,
+                "no INNGEST_EVENT_KEY, INNGEST_SIGNING_KEY, INNGEST_BASE_URL or INNGEST_DEV",
+            )
+        ),
+        Provider.QSTASH: (
+            (True, "QSTASH_TOKEN set")
+            if settings.qstash_token is not None
+            else (False, "no QSTASH_TOKEN")
+        ),
+        Provider.CELERY: (
+            True,
+            "REDIS_URL set" if settings.redis_url else "embedded filesystem broker (no REDIS_URL)",
+        ),
+        Provider.HTTP: (
+            (True, "INTERNAL_API_URL and INTERNAL_API_KEY set")
+            if settings.http_configured
+            else (False, "needs INTERNAL_API_URL and INTERNAL_API_KEY")
+        ),
+    }
+
+
+def resolve_chain(settings: Settings) -> ProviderChain:
+    """Auto: every configured provider in PREFERENCE order. Explicit: that one first."""
+    available = _availability(settings)
+    order = [p for p in PREFERENCE if available[p][0]]
+    if settings.job_provider != "auto":
+        chosen = Provider(settings.job_provider)
+        order.remove(chosen)
+        order.insert(0, chosen)
+    if not settings.job_failover:
+        order = order[:1]
+    links = []
+    for provider in PREFERENCE:
+        ok, why = available[provider]
+        if provider == order[0]:
+            how = "explicit JOB_PROVIDER" if settings.job_provider != "auto" else "first configured"
+            links.append(Link(provider, True, f"{how}: {why}"))
+        elif provider in order:
+            links.append(Link(provider, True, f"failover: {why}"))
+        elif ok:
+            links.append(Link(provider, False, f"configured but JOB_FAILOVER is off: {why}"))
+        else:
+            links.append(Link(provider, False, why))
+    links.sort(key=lambda link: order.index(link.provider) if link.provider in order else 99)
+    return ProviderChain(tuple(order), tuple(links), settings.job_failover)

@@ -1,0 +1,217 @@
+"""The one `Settings` model: each field is an environment variable of the same name."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ProviderName = Literal["auto", "inngest", "qstash", "celery", "http"]
+
+_SIGNING_KEY_PREFIX = re.compile(r"^signkey-\w+-")
+_HEX = re.compile(r"^(?:[0-9a-fA-F]{2})+$")
+_FALSY = {"", "0", "false", "no", "off"}
+
+
+class ConfigError(Exception):
+    """A bad environment: the message names each variable and how to fix it."""
+
+
+def _require_hex_signing_key(name: str, value: SecretStr | None) -> None:
+    # The Inngest SDK hashes the key with bytes.fromhex and crashes on anything else.
+    if value is None:
+        return
+    stripped = _SIGNING_KEY_PREFIX.sub("", value.get_secret_value())
+    if not _HEX.match(stripped):
+        raise ValueError(
+            f"{name} must be an even-length hex string, optionally prefixed "
+            "'signkey-<env>-' (generate one with `jobbridge keys` or `openssl rand -hex 32`)"
+        )
+
+
+class Settings(BaseSettings):
+    """jobbridge configuration. Unset optional values switch their feature off."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    # Inngest (production provider)
+    inngest_event_key: SecretStr | None = None
+    inngest_signing_key: SecretStr | None = None
+    inngest_signing_key_fallback: SecretStr | None = None
+    inngest_base_url: str | None = None
+    inngest_dev: str | None = None
+    inngest_serve_origin: str | None = None
+    inngest_app_id: str = "inbox-zero"
+
+    # Upstash QStash (legacy provider, draining)
+    qstash_token: SecretStr | None = None
+    qstash_url: str | None = None
+    qstash_current_signing_key: SecretStr | None = None
+    qstash_next_signing_key: SecretStr | None = None
+    qstash_max_delay_seconds: int = Field(default=7 * 24 * 3600, gt=0)
+    webhook_url: str | None = None
+
+    # Direct HTTP fallback and the routes' own secrets
+    internal_api_url: str | None = None
+    internal_api_key: SecretStr | None = None
+    cron_secret: SecretStr | None = None
+
+    # Celery, storage
+    redis_url: str | None = None
+    redis_key_prefix: str = ""
+    database_url: str | None = None
+    data_dir: Path = Path(".jobbridge")
+    celery_eta_horizon_seconds: int = Field(default=3600, gt=0)
+    celery_hard_time_limit_seconds: int = Field(default=600, gt=0)
+
+    # Provider choice
+    job_provider: ProviderName = "auto"
+    job_failover: bool = False
+    sweep_grace_seconds: int = Field(default=600, gt=0)
+
+    @field_validator("inngest_base_url", "qstash_url", "webhook_url", "internal_api_url")
+    @classmethod
+    def _strip_trailing_slash(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an absolute http:// or https:// URL")
+        return value.rstrip("/")
+
+    @field_validator("inngest_signing_key", "inngest_signing_key_fallback")
+    @classmethod
+    def _signing_key_is_hex(cls, value: SecretStr | None, info: object) -> SecretStr | None:
+        if value is not None and not value.get_secret_value():
+            return None
+        field = getattr(info, "field_name", "INNGEST_SIGNING_KEY")
+        _require_hex_signing_key(str(field).upper(), value)
+        return value
+
+    @field_validator(
+        "inngest_event_key",
+        "qstash_token",
+        "qstash_current_signing_key",
+        "qstash_next_signing_key",
+        "internal_api_key",
+        "cron_secret",
+    )
+    @classmethod
+    def _empty_secret_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value():
+            return None
+        return value
+
+    @model_validator(mode="after")
+    def _combinations_make_sense(self) -> Settings:
+        problems: list[str] = []
+        if self.inngest_configured and not self.inngest_is_dev:
+            if self.inngest_event_key is None:
+                problems.append(
+                    "INNGEST_EVENT_KEY is required when Inngest runs in cloud mode "
+                    "(INNGEST_SIGNING_KEY or INNGEST_BASE_URL set, INNGEST_DEV unset); "
+                    "set it, or set INNGEST_DEV=1 for a dev server"
+                )
+            if self.inngest_signing_key is None:
+                problems.append(
+                    "INNGEST_SIGNING_KEY is required when Inngest runs in cloud mode; "
+                    "use the server's --signing-key, or set INNGEST_DEV=1 for a dev server"
+                )
+        if self.qstash_token is not None:
+            if self.qstash_current_signing_key is None or self.qstash_next_signing_key is None:
+                problems.append(
+                    "QSTASH_TOKEN is set but QSTASH_CURRENT_SIGNING_KEY and "
+                    "QSTASH_NEXT_SIGNING_KEY are not: QStash deliveries could not be verified; "
+                    "copy both keys from the QStash console"
+                )
+            if self.webhook_url is None:
+                problems.append(
+                    "QSTASH_TOKEN is set but WEBHOOK_URL is not: QStash needs the public base "
+                    "URL of this app, e.g. WEBHOOK_URL=https://app.example.com"
+                )
+        if self.job_provider == "http" and (
+            self.internal_api_key is None or self.internal_api_url is None
+        ):
+            problems.append(
+                "JOB_PROVIDER=http needs INTERNAL_API_URL and INTERNAL_API_KEY "
+                "(the base URL of this app and the key its routes accept)"
+            )
+        if self.job_provider == "inngest" and not self.inngest_configured:
+            problems.append("JOB_PROVIDER=inngest needs INNGEST_EVENT_KEY (or INNGEST_DEV=1)")
+        if self.job_provider == "qstash" and self.qstash_token is None:
+            problems.append("JOB_PROVIDER=qstash needs QSTASH_TOKEN")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    # Derived facts: one definition each.
+    @property
+    def inngest_is_dev(self) -> bool:
+        return self.inngest_dev is not None and self.inngest_dev.strip().lower() not in _FALSY
+
+    @property
+    def inngest_configured(self) -> bool:
+        return (
+            self.inngest_is_dev
+            or self.inngest_event_key is not None
+            or self.inngest_signing_key is not None
+            or self.inngest_base_url is not None
+        )
+
+    @property
+    def http_configured(self) -> bool:
+        return self.internal_api_url is not None and self.internal_api_key is not None
+
+    @property
+    def broker_url(self) -> str:
+        if self.redis_url:
+            return self.redis_url
+        return "filesystem://"
+
+    @property
+    def broker_folder(self) -> Path:
+        return self.data_dir.resolve() / "broker"
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            url = self.database_url
+            # Hosted PostgreSQL URLs name no driver; we ship psycopg 3.
+            for prefix in ("postgres://", "postgresql://"):
+                if url.startswith(prefix):
+                    return "postgresql+psycopg://" + url[len(prefix) :]
+            return url
+        return f"sqlite:///{self.data_dir.resolve() / 'jobbridge.db'}"
+
+    @property
+    def visibility_timeout_seconds(self) -> int:
+        # kombu #337: an ETA beyond the visibility timeout is redelivered again and again.
+        return self.celery_eta_horizon_seconds + self.celery_hard_time_limit_seconds + 600
+
+
+def _explain(error: ValidationError) -> str:
+    lines = ["invalid configuration:"]
+    for item in error.errors():
+        name = "_".join(str(part) for part in item["loc"]).upper() or "environment"
+        message = str(item["msg"]).removeprefix("Value error, ")
+        lines.append(f"  {name}: {message}")
+    return "\n".join(lines)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment now; raise ConfigError naming each bad variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        raise ConfigError(_explain(error)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return load_settings()

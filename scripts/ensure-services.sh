@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Make sure Redis (127.0.0.1:6379) and PostgreSQL (127.0.0.1:5432, trust auth) answer.
+# Starts them if installed but stopped; installs them from Debian's packages if missing
+# (needs root, as in CI). Prints one line per service.
+set -euo pipefail
+
+redis_up() { python3 - <<'PY'
+import socket, sys
+try:
+    s = socket.create_connection(("127.0.0.1", 6379), timeout=1); s.sendall(b"PING\r\n")
+    sys.exit(0 if s.recv(16).startswith(b"+PONG") else 1)
+except OSError:
+    sys.exit(1)
+PY
+}
+postgres_up() { pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; }
+wait_for() { for _ in $(seq 1 60); do "$1" && return 0; sleep 0.5; done; return 1; }
+apt_install() {
+  if [ "$(id -u)" != 0 ]; then echo "need root to install $*" >&2; exit 1; fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq "$@" >/dev/null
+}
+
+if ! redis_up; then
+  command -v redis-server >/dev/null || apt_install redis-server
+  mkdir -p /var/lib/redis /var/log/redis
+  redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+    --dir /var/lib/redis --logfile /var/log/redis/ci.log
+  wait_for redis_up || { echo "redis did not start" >&2; exit 1; }
+fi
+echo "redis: up on 127.0.0.1:6379"
+
+if ! postgres_up; then
+  command -v pg_ctlcluster >/dev/null || apt_install postgresql
+  version=$(ls /etc/postgresql | sort -n | tail -1)
+  hba=/etc/postgresql/$version/main/pg_hba.conf
+  # Tests connect as postgres over TCP without a password, as on the prepared machines.
+  grep -q "^host all all 127.0.0.1/32 trust" "$hba" || \
+    sed -i '1i host all all 127.0.0.1/32 trust\nhost all all ::1/128 trust' "$hba"
+  pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+  wait_for postgres_up || { echo "postgresql did not start" >&2; exit 1; }
+fi
+echo "postgresql: up on 127.0.0.1:5432"

@@ -1,0 +1,11 @@
+"""The Celery app and every job. `celery -A tasks worker` imports this package."""
+
+from __future__ import annotations
+
+from tasks import deferred, scheduled_actions
+from tasks.celery_app import app
+from tasks.registry import CRONS, JOBS
+
+celery = app  # the name `celery -A tasks` also looks for
+
+__all__ = ["CRONS", "JOBS", "app", "celery", "deferred", "scheduled_actions"]

@@ -1,0 +1,59 @@
+"""The Celery app: `celery -A tasks worker|beat|flower` all find it as `tasks.app`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+
+from config import Settings, get_settings
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    transport: dict[str, Any] = {}
+    if settings.redis_url:
+        # kombu #337: keep every ETA below the visibility timeout (see the publisher's horizon).
+        transport["visibility_timeout"] = settings.visibility_timeout_seconds
+        if settings.redis_key_prefix:
+            transport["global_keyprefix"] = settings.redis_key_prefix
+    else:
+        # Embedded default: folders on disk, shared by every local process, remote
+        # control included so Flower and `celery inspect` see the workers.
+        folder = settings.broker_folder
+        for sub in ("queue", "control", "processed"):
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+        transport.update(
+            data_folder_in=str(folder / "queue"),
+            data_folder_out=str(folder / "queue"),
+            control_folder=str(folder / "control"),
+            processed_folder=str(folder / "processed"),
+            store_processed=False,
+        )
+    return {
+        "broker_url": settings.broker_url,
+        "broker_transport_options": transport,
+        "broker_connection_retry_on_startup": True,
+        # Crash safety: a task is acked after it ran, and redelivered if its worker died.
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_ignore_result": True,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        # Flower learns only from events.
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        "task_time_limit": settings.celery_hard_time_limit_seconds,
+        "beat_schedule_filename": str(settings.data_dir.resolve() / "celerybeat-schedule"),
+        "timezone": "UTC",
+        "enable_utc": True,
+    }
+
+
+def create_app(settings: Settings) -> Celery:
+    celery = Celery("jobbridge")
+    celery.conf.update(celery_config(settings))
+    return celery
+
+
+app = create_app(get_settings())

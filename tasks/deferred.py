@@ -1,0 +1,60 @@
+"""Celery jobs due beyond the ETA horizon wait in the database, not in the broker.
+
+kombu #337: on Redis, an ETA past the visibility timeout is redelivered again and
+again. So the Celery publisher stores far-future jobs here, and this cron publishes
+each one with an ETA once it comes within the horizon. Publish, then delete: a
+crash in between publishes twice (harmless, jobs are idempotent), never zero times.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, select
+
+from config import get_settings
+from tasks.db import rows_changed, session_scope
+from tasks.models import DeferredJob, utcnow
+from tasks.registry import JOBS, cron
+
+
+def defer(event: str, payload: dict[str, Any], due_at: datetime, dedup_id: str) -> bool:
+    """Store a far-future job; False if one with this dedup id is already waiting."""
+    with session_scope() as session:
+        if session.get(DeferredJob, dedup_id) is not None:
+            return False
+        session.add(DeferredJob(dedup_id=dedup_id, event=event, payload=payload, due_at=due_at))
+    return True
+
+
+def discard(dedup_id: str) -> bool:
+    with session_scope() as session:
+        statement = delete(DeferredJob).where(DeferredJob.dedup_id == dedup_id)
+        return rows_changed(session, statement) == 1
+
+
+def release_due(now: datetime | None = None, limit: int = 1000) -> int:
+    now = now or utcnow()
+    horizon = now + timedelta(seconds=get_settings().celery_eta_horizon_seconds)
+    with session_scope() as session:
+        rows = session.scalars(
+            select(DeferredJob)
+            .where(DeferredJob.due_at <= horizon)
+            .order_by(DeferredJob.due_at)
+            .limit(limit)
+        ).all()
+    for row in rows:
+        task = JOBS[row.event].task
+        task.apply_async(
+            kwargs={"payload": row.payload},
+            task_id=row.dedup_id,
+            eta=row.due_at if row.due_at > now else None,
+        )
+        discard(row.dedup_id)
+    return len(rows)
+
+
+@cron(name="celery.release-deferred", cron="* * * * *", route="/api/jobs/release-deferred")
+def release_deferred_jobs() -> dict[str, Any]:
+    return {"released": release_due()}

@@ -1,0 +1,53 @@
+"""What a job body returns and raises: the vocabulary every provider adapter translates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Outcome(StrEnum):
+    DONE = "done"
+    SKIPPED = "skipped"  # nothing to do (already done, cancelled, gone): never retried
+    RETRY = "retry"  # transient: the provider retries with backoff
+    FAILED = "failed"  # permanent: the provider must not retry
+
+
+@dataclass(frozen=True)
+class Result:
+    outcome: Outcome
+    detail: str = ""
+    retry_after: float | None = None  # seconds, when the body knows better than backoff
+
+    @property
+    def terminal(self) -> bool:
+        return self.outcome is not Outcome.RETRY
+
+
+def done(detail: str = "") -> Result:
+    return Result(Outcome.DONE, detail)
+
+
+def skipped(reason: str) -> Result:
+    return Result(Outcome.SKIPPED, reason)
+
+
+class PermanentError(Exception):
+    """Raise from a body when retrying cannot help (bad data, unknown account)."""
+
+
+class RetryLater(Exception):
+    """Raise from a body for a transient condition with a known wait."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """Who delivered this run of a job: lets bodies log and reason about redelivery."""
+
+    provider: str
+    delivery_id: str
+    attempt: int  # 0 on the first delivery

@@ -1,0 +1,306 @@
+"""Scheduled actions: schedule, cancel, execute (the job body) and the sweep.
+
+Exactly one effect per action comes from the database, not the providers: every
+state change is a conditional UPDATE, and only the delivery that moves a row from
+PENDING to EXECUTING performs the action.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy.orm import Session
+
+from config import get_settings
+from tasks.db import rows_changed, session_scope
+from tasks.mail.accounts import mail_provider_for
+from tasks.mail.actions import apply_action
+from tasks.mail.port import MessageNotFound
+from tasks.models import (
+    ActionStatus,
+    ActionType,
+    EmailAccount,
+    ProcessedDelivery,
+    ScheduledAction,
+    SchedulingStatus,
+    utcnow,
+)
+from tasks.outcome import Delivery, PermanentError, Result, RetryLater, done, skipped
+from tasks.payload import Payload
+from tasks.registry import cron, job
+
+log = logging.getLogger("jobbridge.scheduled_actions")
+
+# Longer than any execution (the job timeout is 5 minutes): an EXECUTING row whose
+# lease expired belongs to a worker that died, and the sweep puts it back.
+EXECUTION_LEASE = timedelta(minutes=15)
+# Clocks differ a little between the provider and us; earlier than this is "not yet".
+EARLY_TOLERANCE = timedelta(seconds=2)
+PROCESSED_DELIVERY_RETENTION = timedelta(days=14)
+
+
+class ExecuteScheduledAction(Payload):
+    scheduled_action_id: str
+    scheduled_for: datetime | None = None
+
+
+def dedup_id_for(action_id: str) -> str:
+    return f"scheduled-action-{action_id}"
+
+
+def _require_aware(when: datetime) -> datetime:
+    if when.tzinfo is None:
+        raise ValueError("scheduled_for must be timezone-aware (UTC); a naive time is ambiguous")
+    return when
+
+
+def schedule(
+    *,
+    email_account_id: str,
+    action_type: ActionType,
+    message_id: str,
+    thread_id: str,
+    scheduled_for: datetime,
+    executed_rule_id: str | None = None,
+    **action_fields: Any,
+) -> ScheduledAction:
+    """Record the action PENDING, then publish it. A failed publish is left to the sweep."""
+    row = ScheduledAction(
+        email_account_id=email_account_id,
+        action_type=action_type,
+        message_id=message_id,
+        thread_id=thread_id,
+        scheduled_for=_require_aware(scheduled_for),
+        executed_rule_id=executed_rule_id,
+        status=ActionStatus.PENDING,
+        scheduling_status=SchedulingStatus.PENDING,
+        **action_fields,
+    )
+    with session_scope() as session:
+        session.add(row)
+    publish(row, dedup_id_for(row.id))
+    return get(row.id) or row
+
+
+def publish(row: ScheduledAction, dedup_id: str) -> None:
+    """Enqueue the execute job for the row's time and record where it went."""
+    from bridge.enqueue import enqueue  # bridge depends on tasks, not the other way round
+    from bridge.errors import DelayUnsupported
+
+    payload = ExecuteScheduledAction(scheduled_action_id=row.id, scheduled_for=row.scheduled_for)
+    now = utcnow()
+    values: dict[str, Any]
+    try:
+        receipt = enqueue(
+            execute_scheduled_action, payload, at=row.scheduled_for, dedup_id=dedup_id
+        )
+    except DelayUnsupported as error:
+        log.info("action %s waits for the sweep: %s", row.id, error)
+        values = {"scheduling_status": SchedulingStatus.PENDING}
+    except Exception as error:
+        log.warning("publishing action %s failed; the sweep retries it: %s", row.id, error)
+        values = {"scheduling_status": SchedulingStatus.FAILED, "error": f"publish: {error}"}
+    else:
+        values = {
+            "scheduling_status": SchedulingStatus.SCHEDULED,
+            "scheduled_id": receipt.id,
+            "scheduled_provider": receipt.provider.value,
+            "last_enqueued_at": now,
+            "error": None,
+        }
+    with session_scope() as session:
+        session.execute(update(ScheduledAction).where(ScheduledAction.id == row.id).values(values))
+
+
+def get(action_id: str) -> ScheduledAction | None:
+    with session_scope() as session:
+        return session.get(ScheduledAction, action_id)
+
+
+def cancel(action_id: str) -> bool:
+    """PENDING -> CANCELLED; True if this call cancelled it. Provider cancel is best effort."""
+    with session_scope() as session:
+        won = (
+            rows_changed(
+                session,
+                update(ScheduledAction)
+                .where(
+                    ScheduledAction.id == action_id,
+                    ScheduledAction.status == ActionStatus.PENDING,
+                )
+                .values(status=ActionStatus.CANCELLED),
+            )
+            == 1
+        )
+        row = session.get(ScheduledAction, action_id)
+    if won and row is not None and row.scheduled_id and row.scheduled_provider:
+        from bridge.enqueue import cancel as cancel_delivery
+        from bridge.receipt import Receipt
+
+        try:
+            cancel_delivery(Receipt.of(row.scheduled_provider, row.scheduled_id))
+        except Exception as error:  # the row is CANCELLED: a late delivery is skipped anyway
+            log.info("provider cancel of %s failed (harmless): %s", row.scheduled_id, error)
+    return won
+
+
+def _claimant(delivery: Delivery) -> str:
+    return f"{delivery.provider}:{delivery.delivery_id}"
+
+
+def _claim(session: Session, action_id: str, delivery: Delivery, now: datetime) -> bool:
+    """PENDING -> EXECUTING for this delivery; exactly one concurrent caller wins.
+
+    A later attempt of the *same* delivery (a redelivery after its worker died) may
+    take over its own claim without waiting for the lease to expire.
+    """
+    claimant = _claimant(delivery)
+    ours_redelivered = and_(
+        ScheduledAction.status == ActionStatus.EXECUTING,
+        ScheduledAction.claimed_by == claimant,
+        ScheduledAction.claim_attempt < delivery.attempt,
+    )
+    statement = (
+        update(ScheduledAction)
+        .where(
+            ScheduledAction.id == action_id,
+            or_(ScheduledAction.status == ActionStatus.PENDING, ours_redelivered),
+        )
+        .values(
+            status=ActionStatus.EXECUTING,
+            claimed_by=claimant,
+            claim_attempt=delivery.attempt,
+            lease_expires_at=now + EXECUTION_LEASE,
+        )
+    )
+    return rows_changed(session, statement) == 1
+
+
+def _release(action_id: str, delivery: Delivery, **values: Any) -> None:
+    """Leave EXECUTING, but only if this delivery still holds the claim (a fencing check)."""
+    with session_scope() as session:
+        rows_changed(
+            session,
+            update(ScheduledAction)
+            .where(
+                ScheduledAction.id == action_id,
+                ScheduledAction.status == ActionStatus.EXECUTING,
+                ScheduledAction.claimed_by == _claimant(delivery),
+                ScheduledAction.claim_attempt == delivery.attempt,
+            )
+            .values(lease_expires_at=None, **values),
+        )
+
+
+def execute(payload: ExecuteScheduledAction, delivery: Delivery) -> Result:
+    """The job body. Safe to deliver any number of times, from any provider, in any order."""
+    now = utcnow()
+    with session_scope() as session:
+        row = session.get(ScheduledAction, payload.scheduled_action_id)
+        if row is None:
+            return skipped("no such scheduled action")
+        if row.status is ActionStatus.PENDING and row.scheduled_for > now + EARLY_TOLERANCE:
+            wait = (row.scheduled_for - now).total_seconds()
+            raise RetryLater(f"not due until {row.scheduled_for.isoformat()}", retry_after=wait)
+        if not _claim(session, row.id, delivery, now):
+            return skipped(f"already claimed, finished or cancelled (was {row.status.value})")
+        account = session.get(EmailAccount, row.email_account_id)
+    try:
+        if account is None:
+            raise PermanentError(f"unknown email account {row.email_account_id}")
+        created_id = apply_action(mail_provider_for(account), row)
+    except MessageNotFound:
+        _release(row.id, delivery, status=ActionStatus.COMPLETED, executed_at=utcnow())
+        return done("message no longer exists; completed without action")
+    except PermanentError as error:
+        _release(
+            row.id, delivery, status=ActionStatus.FAILED, executed_at=utcnow(), error=str(error)
+        )
+        raise
+    except Exception:
+        # Transient: hand the row back so the retry (or the sweep) can claim it again.
+        _release(row.id, delivery, status=ActionStatus.PENDING)
+        raise
+    _release(
+        row.id,
+        delivery,
+        status=ActionStatus.COMPLETED,
+        executed_at=utcnow(),
+        executed_action_id=created_id,
+        error=None,
+    )
+    return done(f"{row.action_type.value} {row.message_id}")
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    reclaimed: int
+    enqueued: int
+    pruned_deliveries: int
+
+
+def sweep(now: datetime | None = None, limit: int = 1000) -> SweepReport:
+    """Put expired EXECUTING rows back, then enqueue due PENDING rows nobody is delivering."""
+    now = now or utcnow()
+    grace = timedelta(seconds=get_settings().sweep_grace_seconds)
+    with session_scope() as session:
+        reclaimed = rows_changed(
+            session,
+            update(ScheduledAction)
+            .where(
+                ScheduledAction.status == ActionStatus.EXECUTING,
+                ScheduledAction.lease_expires_at < now,
+            )
+            .values(
+                status=ActionStatus.PENDING,
+                lease_expires_at=None,
+                claimed_by=None,
+                claim_attempt=None,
+                scheduling_status=SchedulingStatus.PENDING,
+            ),
+        )
+        lost = and_(
+            ScheduledAction.scheduled_for < now - grace,
+            or_(
+                ScheduledAction.last_enqueued_at.is_(None),
+                ScheduledAction.last_enqueued_at < now - grace,
+            ),
+        )
+        due = session.scalars(
+            select(ScheduledAction)
+            .where(
+                ScheduledAction.status == ActionStatus.PENDING,
+                ScheduledAction.scheduled_for <= now,
+                or_(ScheduledAction.scheduling_status != SchedulingStatus.SCHEDULED, lost),
+            )
+            .order_by(ScheduledAction.scheduled_for)
+            .limit(limit)
+        ).all()
+        pruned = rows_changed(
+            session,
+            delete(ProcessedDelivery).where(
+                ProcessedDelivery.finished_at < now - PROCESSED_DELIVERY_RETENTION
+            ),
+        )
+    for row in due:
+        # A fresh dedup id: the original one may still be remembered by the provider.
+        publish(row, f"{dedup_id_for(row.id)}-sweep-{int(now.timestamp())}")
+    return SweepReport(reclaimed, len(due), pruned)
+
+
+execute_scheduled_action = job(
+    event="inbox-zero/scheduled-action.execute",
+    route="/api/scheduled-actions/execute",
+    payload=ExecuteScheduledAction,
+    retries=3,
+    delayable=True,
+)(execute)
+
+
+@cron(name="scheduled-actions.sweep", cron="* * * * *", route="/api/scheduled-actions/sweep")
+def sweep_scheduled_actions() -> dict[str, Any]:
+    return asdict(sweep())

@@ -1,0 +1,206 @@
+"""Session set-up: a fresh PostgreSQL database and Redis key prefix for this run only.
+
+The environment is set in pytest_configure, before any test module imports `tasks`
+(whose Celery app reads it once). Tests that need another configuration use the
+`configure` fixture, which changes the environment and re-reads Settings.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from email.message import EmailMessage
+from email.utils import make_msgid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import env as test_env
+from tests.support.services import (
+    TEST_REDIS_URL,
+    Process,
+    create_database,
+    delete_redis_prefix,
+    drop_database,
+    start_web,
+    start_worker,
+)
+
+_RUN: dict[str, str] = {}
+# Variables the suite controls; anything inherited from the shell is removed first.
+_CONTROLLED = (
+    [*test_env.INNGEST_ENV, *test_env.QSTASH_ENV]
+    + ["INNGEST_DEV", "INNGEST_SIGNING_KEY_FALLBACK", "INNGEST_SERVE_ORIGIN", "JOB_PROVIDER",
+       "JOB_FAILOVER", "INTERNAL_API_URL"]
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if hasattr(config, "workerinput"):
+        return
+    for name in _CONTROLLED:
+        os.environ.pop(name, None)
+    data_dir = tempfile.mkdtemp(prefix="jobbridge-test-")
+    database_url = create_database()
+    _RUN.update(
+        DATABASE_URL=database_url,
+        REDIS_URL=TEST_REDIS_URL,
+        REDIS_KEY_PREFIX=f"jbtest-{uuid.uuid4().hex[:8]}:",
+        DATA_DIR=data_dir,
+        INTERNAL_API_KEY=test_env.INTERNAL_API_KEY,
+        CRON_SECRET=test_env.CRON_SECRET,
+        CELERY_ETA_HORIZON_SECONDS="120",
+    )
+    os.environ.update(_RUN)
+    from tasks.schema import upgrade
+
+    upgrade(database_url)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if "DATABASE_URL" in _RUN:
+        from tasks.db import engine_for
+
+        engine_for(_RUN["DATABASE_URL"]).dispose()
+        drop_database(_RUN["DATABASE_URL"])
+        delete_redis_prefix(_RUN["REDIS_KEY_PREFIX"])
+        shutil.rmtree(_RUN["DATA_DIR"], ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def clean_tables() -> Iterator[None]:
+    """Every test starts with empty tables (one database for the run, emptied per test)."""
+    from sqlalchemy import text
+
+    from tasks.db import engine
+    from tasks.models import Base
+
+    names = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
+    with engine().begin() as connection:
+        connection.execute(text(f"TRUNCATE {names}"))
+    yield
+
+
+@pytest.fixture
+def configure(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
+    """Set or unset (None) environment variables and re-read Settings for this test."""
+    from config import get_settings
+
+    def apply(**variables: str | None) -> Any:
+        for name, value in variables.items():
+            if value is None:
+                monkeypatch.delenv(name, raising=False)
+            else:
+                monkeypatch.setenv(name, value)
+        get_settings.cache_clear()
+        return get_settings()
+
+    yield apply
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("logs")
+
+
+def server_env() -> dict[str, str]:
+    """The web server is configured for every provider at once: Inngest in cloud mode
+    (signed requests only), QStash keys, the internal API key and the cron secret."""
+    return {**os.environ, **_RUN, **test_env.INNGEST_ENV, **test_env.QSTASH_ENV}
+
+
+@pytest.fixture(scope="session")
+def web(log_dir: Path) -> Iterator[str]:
+    process, url = start_web(server_env(), log_dir)
+    yield url
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def worker(log_dir: Path) -> Iterator[Process]:
+    process = start_worker({**os.environ, **_RUN}, log_dir)
+    yield process
+    process.stop()
+
+
+class Mailbox:
+    """An email account whose mail is a Maildir on disk, with a few inbox messages."""
+
+    def __init__(self, account_id: str, email: str, path: Path, keys: list[str]) -> None:
+        self.account_id, self.email, self.path, self.keys = account_id, email, path, keys
+
+    def provider(self) -> Any:
+        from tasks.mail.maildir import MaildirProvider
+
+        return MaildirProvider(self.path, self.email)
+
+    def folder_keys(self, folder: str) -> set[str]:
+        return set(self.provider().folder_keys(folder))
+
+    def snapshot(self) -> dict[str, Any]:
+        """Folder -> sorted (key, read, labels) of each message: the Maildir's visible state."""
+        mail = self.provider()
+        state: dict[str, Any] = {}
+        for folder in mail.folder_names():
+            entries = []
+            for key in sorted(mail.folder_keys(folder)):
+                if folder == "Sent":
+                    entries.append(("sent", mail.folder(folder)[key]["Subject"]))
+                    continue
+                message = mail.get_message(key)
+                entries.append((key, message.read, sorted(message.labels)))
+            state[folder] = sorted(entries)
+        return state
+
+
+@pytest.fixture
+def mailbox(tmp_path: Path) -> Mailbox:
+    from tasks.demo import add_account
+    from tasks.mail.maildir import MaildirProvider
+
+    email = f"user-{uuid.uuid4().hex[:6]}@example.test"
+    path = tmp_path / "maildir"
+    account = add_account(email, path)
+    mail = MaildirProvider(path, email)
+    for number, subject in enumerate(["Quarterly report", "Team lunch", "Your receipt"]):
+        message = EmailMessage()
+        message["From"] = f"sender{number}@example.test"
+        message["To"] = email
+        message["Subject"] = subject
+        message["Message-ID"] = make_msgid("test")
+        message.set_content(f"Body of {subject}.")
+        mail.deliver(message)
+    return Mailbox(account.id, email, path, sorted(mail.folder_keys("INBOX")))
+
+
+@pytest.fixture
+def router() -> Iterator[Any]:
+    """respx intercepts the SaaS APIs (QStash, Inngest); local servers pass through."""
+    import respx
+
+    with respx.mock(assert_all_called=False) as mock:
+        mock.route(host="127.0.0.1").pass_through()
+        yield mock
+
+
+@pytest.fixture
+def fake_qstash(router: Any, configure: Callable[..., Any]) -> Any:
+    """QStash is the configured provider, and its API is played by the test."""
+    from tests.support.fake_qstash import FakeQStash
+
+    configure(**test_env.QSTASH_ENV)
+    return FakeQStash(router)
+
+
+@pytest.fixture
+def fake_inngest(router: Any, configure: Callable[..., Any]) -> Any:
+    """Inngest (cloud mode) is the configured provider, and its server is played by the test."""
+    from tests.support.fake_inngest import FakeInngest
+
+    configure(**test_env.INNGEST_ENV)
+    return FakeInngest(router)

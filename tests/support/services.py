@@ -1,0 +1,117 @@
+"""Real services for the suite: a PostgreSQL database and a Redis key prefix of its own,
+and real processes (uvicorn, Celery workers) started and stopped by fixtures."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+
+import httpx
+import psycopg
+import redis
+
+from tests.support.wait import wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+ADMIN_URL = os.environ.get("TEST_POSTGRES_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def create_database() -> str:
+    name = f"jobbridge_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    base = ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+    return f"{base}/{name}"
+
+
+def drop_database(url: str) -> None:
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(ADMIN_URL, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def delete_redis_prefix(prefix: str) -> None:
+    client = redis.Redis.from_url(TEST_REDIS_URL)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Process:
+    """A child process with its output in a log file, stopped politely then firmly."""
+
+    def __init__(self, name: str, command: list[str], env: Mapping[str, str], log_dir: Path) -> None:
+        self.name = name
+        self.log_path = log_dir / f"{name}.log"
+        self._log = self.log_path.open("wb")
+        self.popen = subprocess.Popen(
+            command, cwd=ROOT, env=dict(env), stdout=self._log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def stop(self) -> None:
+        if self.alive():
+            os.killpg(self.popen.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait(timeout=5)
+        self._log.close()
+
+
+def start_web(env: Mapping[str, str], log_dir: Path, name: str = "web") -> tuple[Process, str]:
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", "bridge.web:app", "--host", "127.0.0.1",
+               "--port", str(port), "--workers", "1"]
+    process = Process(name, command, env, log_dir)
+    url = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        if not process.alive():
+            raise AssertionError(f"{name} exited:\n{process.log()}")
+        try:
+            return httpx.get(url + "/healthz", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    wait_for(healthy, timeout=30, what=f"{name} to answer /healthz")
+    return process, url
+
+
+def start_worker(env: Mapping[str, str], log_dir: Path, name: str = "worker", concurrency: int = 2) -> Process:
+    hostname = f"{name}-{uuid.uuid4().hex[:6]}@%h"
+    command = [sys.executable, "-m", "celery", "-A", "tasks", "worker", "--loglevel", "INFO",
+               "--pool", "prefork", "--concurrency", str(concurrency), "--hostname", hostname,
+               "--without-gossip", "--without-mingle"]
+    process = Process(name, command, env, log_dir)
+
+    def ready() -> bool:
+        if not process.alive():
+            raise AssertionError(f"{name} exited:\n{process.log()}")
+        return "ready." in process.log()
+
+    wait_for(ready, timeout=30, what=f"{name} to be ready")
+    return process
