@@ -32,11 +32,16 @@ from tests.support.services import (
 
 _RUN: dict[str, str] = {}
 # Variables the suite controls; anything inherited from the shell is removed first.
-_CONTROLLED = (
-    [*test_env.INNGEST_ENV, *test_env.QSTASH_ENV]
-    + ["INNGEST_DEV", "INNGEST_SIGNING_KEY_FALLBACK", "INNGEST_SERVE_ORIGIN", "JOB_PROVIDER",
-       "JOB_FAILOVER", "INTERNAL_API_URL"]
-)
+_CONTROLLED = [
+    *test_env.INNGEST_ENV,
+    *test_env.QSTASH_ENV,
+    "INNGEST_DEV",
+    "INNGEST_SIGNING_KEY_FALLBACK",
+    "INNGEST_SERVE_ORIGIN",
+    "JOB_PROVIDER",
+    "JOB_FAILOVER",
+    "INTERNAL_API_URL",
+]
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -73,7 +73,9 @@ def test_inngest_sleeps_then_delivers_scheduled_archive(
     run = fake_inngest.run(web, "scheduled-action-execute", event)
 
     assert run.status == 200 and run.output["outcome"] == "done"
-    assert [wake.timestamp() for wake in run.sleeps] == [pytest.approx(row.scheduled_for.timestamp(), abs=1)]
+    assert [wake.timestamp() for wake in run.sleeps] == [
+        pytest.approx(row.scheduled_for.timestamp(), abs=1)
+    ]
     assert final_state(mailbox, row.id) == expected_state(mailbox)
 
 

@@ -57,12 +57,21 @@ class FakeInngest:
         return httpx.Response(200, json={"ids": ids, "status": 200})
 
     @staticmethod
-    def post(app_url: str, fn_id: str, body: dict[str, Any], *, step_id: str = "step",
-             signature: str | None = None, sign: bool = True) -> httpx.Response:
+    def post(
+        app_url: str,
+        fn_id: str,
+        body: dict[str, Any],
+        *,
+        step_id: str = "step",
+        signature: str | None = None,
+        sign: bool = True,
+    ) -> httpx.Response:
         raw = json.dumps(body).encode()
         headers = {"Content-Type": "application/json"}
         if sign:
-            headers["X-Inngest-Signature"] = signature or str(sign_request(raw, env.INNGEST_SIGNING_KEY))
+            headers["X-Inngest-Signature"] = signature or str(
+                sign_request(raw, env.INNGEST_SIGNING_KEY)
+            )
         return httpx.post(
             f"{app_url}/api/inngest",
             params={"fnId": f"{APP_ID}-{fn_id}", "stepId": step_id},
@@ -72,20 +81,33 @@ class FakeInngest:
         )
 
     @staticmethod
-    def request_body(event: dict[str, Any], run_id: str, attempt: int, steps: dict[str, Any],
-                     stack: list[str]) -> dict[str, Any]:
+    def request_body(
+        event: dict[str, Any], run_id: str, attempt: int, steps: dict[str, Any], stack: list[str]
+    ) -> dict[str, Any]:
         full_event = {"ts": int(time.time() * 1000), "id": event.get("id", ""), **event}
         return {
             "event": full_event,
             "events": [full_event],
             "steps": steps,
-            "ctx": {"run_id": run_id, "attempt": attempt, "max_attempts": 4,
-                    "disable_immediate_execution": False, "stack": {"stack": stack}},
+            "ctx": {
+                "run_id": run_id,
+                "attempt": attempt,
+                "max_attempts": 4,
+                "disable_immediate_execution": False,
+                "stack": {"stack": stack},
+            },
             "use_api": False,
         }
 
-    def run(self, app_url: str, fn_id: str, event: dict[str, Any], *, max_attempts: int = 4,
-            max_requests: int = 20) -> RunResult:
+    def run(
+        self,
+        app_url: str,
+        fn_id: str,
+        event: dict[str, Any],
+        *,
+        max_attempts: int = 4,
+        max_requests: int = 20,
+    ) -> RunResult:
         run_id = f"01RUN{uuid.uuid4().hex[:20].upper()}"
         steps: dict[str, Any] = {}
         stack: list[str] = []
@@ -93,8 +115,12 @@ class FakeInngest:
         result = RunResult(status=0, output=None, attempts=1)
         step_id = "step"
         for _ in range(max_requests):
-            response = self.post(app_url, fn_id, self.request_body(event, run_id, attempt, steps, stack),
-                                 step_id=step_id)
+            response = self.post(
+                app_url,
+                fn_id,
+                self.request_body(event, run_id, attempt, steps, stack),
+                step_id=step_id,
+            )
             result.responses.append(response.status_code)
             step_id = "step"
             if response.status_code == 200:
@@ -118,7 +144,10 @@ class FakeInngest:
                 continue
             if response.status_code == 500:
                 result.status, result.output = 500, response.json()
-                if response.headers.get("x-inngest-no-retry") == "true" or attempt + 1 >= max_attempts:
+                if (
+                    response.headers.get("x-inngest-no-retry") == "true"
+                    or attempt + 1 >= max_attempts
+                ):
                     result.no_retry = response.headers.get("x-inngest-no-retry") == "true"
                     return result
                 retry_after = response.headers.get("retry-after")

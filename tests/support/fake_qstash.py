@@ -35,8 +35,15 @@ def mint_signature(
 ) -> str:
     now = int(time.time()) if now is None else now
     body_hash = base64.urlsafe_b64encode(hashlib.sha256(raw_body).digest()).decode().rstrip("=")
-    payload = {"iss": "Upstash", "sub": url, "body": body_hash, "exp": now + lifetime,
-               "nbf": now, "iat": now, "jti": f"jwt_{uuid.uuid4().hex}"}
+    payload = {
+        "iss": "Upstash",
+        "sub": url,
+        "body": body_hash,
+        "exp": now + lifetime,
+        "nbf": now,
+        "iat": now,
+        "jti": f"jwt_{uuid.uuid4().hex}",
+    }
     payload.update(claims or {})
     return jwt.encode(payload, key, algorithm="HS256")
 
@@ -70,7 +77,9 @@ class FakeQStash:
         self.fail_publish = fail_publish
         router.post(url__startswith=f"{env.QSTASH_API}/v2/publish/").mock(side_effect=self._publish)
         router.post(f"{env.QSTASH_API}/v2/batch").mock(side_effect=self._batch)
-        router.delete(url__startswith=f"{env.QSTASH_API}/v2/messages/").mock(side_effect=self._cancel)
+        router.delete(url__startswith=f"{env.QSTASH_API}/v2/messages/").mock(
+            side_effect=self._cancel
+        )
 
     def _accept(self, url: str, body: bytes, headers: dict[str, str]) -> dict[str, Any]:
         dedup = headers.get("upstash-deduplication-id")
@@ -105,8 +114,14 @@ class FakeQStash:
         self.cancelled.append(str(request.url).rsplit("/", 1)[1])
         return httpx.Response(202)
 
-    def deliver(self, message: QueuedMessage, app_url: str, *, signature: str | None = None,
-                extra_headers: dict[str, str] | None = None) -> httpx.Response:
+    def deliver(
+        self,
+        message: QueuedMessage,
+        app_url: str,
+        *,
+        signature: str | None = None,
+        extra_headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
         """One delivery attempt, signed for the public URL, sent to the app's real address."""
         headers = {
             "Content-Type": message.headers.get("content-type", "application/json"),
@@ -115,17 +130,24 @@ class FakeQStash:
             "Upstash-Signature": signature or mint_signature(message.body, message.url),
             **(extra_headers or {}),
         }
-        response = httpx.post(app_url + message.route, content=message.body, headers=headers, timeout=30)
+        response = httpx.post(
+            app_url + message.route, content=message.body, headers=headers, timeout=30
+        )
         message.responses.append(response.status_code)
         return response
 
-    def deliver_until_final(self, message: QueuedMessage, app_url: str, max_attempts: int = 5) -> httpx.Response:
+    def deliver_until_final(
+        self, message: QueuedMessage, app_url: str, max_attempts: int = 5
+    ) -> httpx.Response:
         """Deliver as QStash does: wait for not_before, retry non-2xx (after Retry-After)."""
         if message.not_before:
             wait_until_time(message.not_before)
         for _ in range(max_attempts):
             response = self.deliver(message, app_url)
-            if response.status_code < 300 or response.headers.get("upstash-nonretryable-error") == "true":
+            if (
+                response.status_code < 300
+                or response.headers.get("upstash-nonretryable-error") == "true"
+            ):
                 return response
             wait_until_time(time.time() + float(response.headers.get("retry-after", "0.2")))
             message.retried += 1

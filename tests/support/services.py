@@ -19,7 +19,9 @@ import redis
 from tests.support.wait import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
-ADMIN_URL = os.environ.get("TEST_POSTGRES_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+ADMIN_URL = os.environ.get(
+    "TEST_POSTGRES_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
@@ -56,12 +58,18 @@ def free_port() -> int:
 class Process:
     """A child process with its output in a log file, stopped politely then firmly."""
 
-    def __init__(self, name: str, command: list[str], env: Mapping[str, str], log_dir: Path) -> None:
+    def __init__(
+        self, name: str, command: list[str], env: Mapping[str, str], log_dir: Path
+    ) -> None:
         self.name = name
         self.log_path = log_dir / f"{name}.log"
         self._log = self.log_path.open("wb")
         self.popen = subprocess.Popen(
-            command, cwd=ROOT, env=dict(env), stdout=self._log, stderr=subprocess.STDOUT,
+            command,
+            cwd=ROOT,
+            env=dict(env),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
 
@@ -84,8 +92,18 @@ class Process:
 
 def start_web(env: Mapping[str, str], log_dir: Path, name: str = "web") -> tuple[Process, str]:
     port = free_port()
-    command = [sys.executable, "-m", "uvicorn", "bridge.web:app", "--host", "127.0.0.1",
-               "--port", str(port), "--workers", "1"]
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "bridge.web:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
     process = Process(name, command, env, log_dir)
     url = f"http://127.0.0.1:{port}"
 
@@ -101,11 +119,28 @@ def start_web(env: Mapping[str, str], log_dir: Path, name: str = "web") -> tuple
     return process, url
 
 
-def start_worker(env: Mapping[str, str], log_dir: Path, name: str = "worker", concurrency: int = 2) -> Process:
+def start_worker(
+    env: Mapping[str, str], log_dir: Path, name: str = "worker", concurrency: int = 2
+) -> Process:
     hostname = f"{name}-{uuid.uuid4().hex[:6]}@%h"
-    command = [sys.executable, "-m", "celery", "-A", "tasks", "worker", "--loglevel", "INFO",
-               "--pool", "prefork", "--concurrency", str(concurrency), "--hostname", hostname,
-               "--without-gossip", "--without-mingle"]
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "tasks",
+        "worker",
+        "--loglevel",
+        "INFO",
+        "--pool",
+        "prefork",
+        "--concurrency",
+        str(concurrency),
+        "--hostname",
+        hostname,
+        "--without-gossip",
+        "--without-mingle",
+    ]
     process = Process(name, command, env, log_dir)
 
     def ready() -> bool:

@@ -9,7 +9,9 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def wait_for(check: Callable[[], T], *, timeout: float = 20.0, interval: float = 0.05, what: str = "") -> T:
+def wait_for(
+    check: Callable[[], T], *, timeout: float = 20.0, interval: float = 0.05, what: str = ""
+) -> T:
     """Call `check` until it returns something truthy; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     last: T = check()

@@ -1,0 +1,239 @@
+"""At-least-once delivery, exactly-once effect: duplicates and races leave one effect."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any
+
+import httpx
+
+from tasks import scheduled_actions
+from tasks.core import run_job
+from tasks.models import ActionStatus, ActionType, utcnow
+from tasks.outcome import Delivery
+from tests.conftest import Mailbox
+from tests.support import env
+from tests.support.fake_qstash import QueuedMessage
+
+ROUTE = "/api/scheduled-actions/execute"
+
+
+def pending_send(mailbox: Mailbox, seconds_ago: int = 1) -> Any:
+    """A due SEND_EMAIL action that nobody has delivered yet: scheduled too far ahead for
+    any provider (so it is left to the sweep), then made due by moving its time back."""
+    row = scheduled_actions.schedule(
+        email_account_id=mailbox.account_id,
+        action_type=ActionType.SEND_EMAIL,
+        message_id=mailbox.keys[0],
+        thread_id=mailbox.keys[0],
+        scheduled_for=utcnow() + timedelta(days=3650),  # beyond every provider: left to the sweep
+        to="friend@example.test",
+        subject=f"hello {uuid.uuid4().hex[:6]}",
+        content="hi",
+    )
+    make_due(row.id, seconds_ago)
+    return row
+
+
+def make_due(action_id: str, seconds_ago: int) -> None:
+    from sqlalchemy import update
+
+    from tasks.db import session_scope
+    from tasks.models import ScheduledAction
+
+    with session_scope() as session:
+        session.execute(
+            update(ScheduledAction)
+            .where(ScheduledAction.id == action_id)
+            .values(scheduled_for=utcnow() - timedelta(seconds=seconds_ago))
+        )
+
+
+def sent_count(mailbox: Mailbox) -> int:
+    return len(mailbox.folder_keys("Sent"))
+
+
+def qstash_message(action_id: str, message_id: str | None = None) -> QueuedMessage:
+    body = json.dumps({"scheduledActionId": action_id}).encode()
+    return QueuedMessage(
+        message_id or f"msg_{uuid.uuid4().hex}",
+        env.WEBHOOK_URL + ROUTE,
+        body,
+        {"content-type": "application/json"},
+    )
+
+
+def run_concurrently(calls: list[Callable[[], Any]]) -> list[Any]:
+    barrier = threading.Barrier(len(calls))
+
+    def start(call: Callable[[], Any]) -> Any:
+        barrier.wait()
+        return call()
+
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return list(pool.map(start, calls))
+
+
+def test_same_qstash_delivery_five_times_runs_once(
+    mailbox: Mailbox, web: str, configure: Any
+) -> None:
+    configure(JOB_PROVIDER="http", INTERNAL_API_URL=web)
+    from tests.support.fake_qstash import FakeQStash
+
+    row = pending_send(mailbox)
+    message = qstash_message(row.id)
+    outcomes = [
+        FakeQStash.deliver(FakeQStash.__new__(FakeQStash), message, web).json()["outcome"]
+        for _ in range(5)
+    ]
+
+    assert outcomes == ["done", "duplicate", "duplicate", "duplicate", "duplicate"]
+    assert sent_count(mailbox) == 1
+    assert scheduled_actions.get(row.id).status is ActionStatus.COMPLETED
+
+
+def test_five_concurrent_duplicate_messages_have_one_effect(
+    mailbox: Mailbox, web: str, configure: Any
+) -> None:
+    configure(JOB_PROVIDER="http", INTERNAL_API_URL=web)
+    from tests.support.fake_qstash import FakeQStash
+
+    row = pending_send(mailbox)
+    qstash = FakeQStash.__new__(FakeQStash)
+    # QStash may deliver a message more than once, even at the same moment.
+    messages = [qstash_message(row.id) for _ in range(5)]
+    responses = run_concurrently([lambda m=m: qstash.deliver(m, web) for m in messages])
+
+    outcomes = sorted(r.json()["outcome"] for r in responses)
+    assert outcomes == ["done", "skipped", "skipped", "skipped", "skipped"]
+    assert sent_count(mailbox) == 1
+
+
+def test_cancel_racing_execute_has_exactly_one_winner(mailbox: Mailbox, configure: Any) -> None:
+    configure(JOB_PROVIDER="http", INTERNAL_API_URL="http://127.0.0.1:9")
+    spec = scheduled_actions.execute_scheduled_action
+    rows = [pending_send(mailbox) for _ in range(12)]
+    for number, row in enumerate(rows):
+        delivery = Delivery("test", f"race-{number}", 0)
+        cancelled, result = run_concurrently(
+            [
+                lambda row=row: scheduled_actions.cancel(row.id),
+                lambda row=row, d=delivery: run_job(spec, {"scheduledActionId": row.id}, d),
+            ]
+        )
+        final = scheduled_actions.get(row.id).status
+        if cancelled:
+            assert (final, result.outcome.value) == (ActionStatus.CANCELLED, "skipped")
+        else:
+            assert (final, result.outcome.value) == (ActionStatus.COMPLETED, "done")
+    completed = sum(scheduled_actions.get(r.id).status is ActionStatus.COMPLETED for r in rows)
+    assert sent_count(mailbox) == completed
+
+
+def test_execute_racing_the_sweep_has_one_effect(
+    mailbox: Mailbox, web: str, configure: Any
+) -> None:
+    # The sweep publishes over direct HTTP, so its delivery runs in the web server
+    # while this process delivers the same action itself.
+    configure(JOB_PROVIDER="http", INTERNAL_API_URL=web)
+    spec = scheduled_actions.execute_scheduled_action
+    rows = [pending_send(mailbox) for _ in range(5)]
+    results = run_concurrently(
+        [scheduled_actions.sweep]
+        + [
+            lambda row=row: run_job(
+                spec, {"scheduledActionId": row.id}, Delivery("test", row.id, 0)
+            )
+            for row in rows
+        ]
+    )
+
+    # Whatever the interleaving, each action ran once: by the sweep's delivery or ours.
+    assert results[0].enqueued <= len(rows)
+    assert {r.outcome.value for r in results[1:]} <= {"done", "skipped"}
+    assert all(scheduled_actions.get(r.id).status is ActionStatus.COMPLETED for r in rows)
+    assert sent_count(mailbox) == len(rows)
+
+
+def test_redelivery_of_a_crashed_delivery_takes_over_its_own_claim(
+    mailbox: Mailbox, configure: Any
+) -> None:
+    configure(JOB_PROVIDER="http", INTERNAL_API_URL="http://127.0.0.1:9")
+    spec = scheduled_actions.execute_scheduled_action
+    row = pending_send(mailbox)
+    from sqlalchemy import update
+
+    from tasks.db import session_scope
+    from tasks.models import ScheduledAction
+
+    # Attempt 0 of delivery "d1" claimed the row, then its worker died.
+    with session_scope() as session:
+        session.execute(
+            update(ScheduledAction)
+            .where(ScheduledAction.id == row.id)
+            .values(
+                status=ActionStatus.EXECUTING,
+                claimed_by="celery:d1",
+                claim_attempt=0,
+                lease_expires_at=utcnow() + timedelta(minutes=15),
+            )
+        )
+
+    other = run_job(spec, {"scheduledActionId": row.id}, Delivery("celery", "d2", 1))
+    same_again = run_job(spec, {"scheduledActionId": row.id}, Delivery("celery", "d1", 0))
+    redelivered = run_job(spec, {"scheduledActionId": row.id}, Delivery("celery", "d1", 1))
+
+    assert [r.outcome.value for r in (other, same_again, redelivered)] == [
+        "skipped",
+        "skipped",
+        "done",
+    ]
+    assert scheduled_actions.get(row.id).status is ActionStatus.COMPLETED
+    assert sent_count(mailbox) == 1
+
+
+def test_sweep_puts_expired_executing_rows_back_and_delivers_them(
+    mailbox: Mailbox, web: str, configure: Any
+) -> None:
+    configure(JOB_PROVIDER="http", INTERNAL_API_URL=web)
+    row = pending_send(mailbox)
+    from sqlalchemy import update
+
+    from tasks.db import session_scope
+    from tasks.models import ScheduledAction
+
+    with session_scope() as session:
+        session.execute(
+            update(ScheduledAction)
+            .where(ScheduledAction.id == row.id)
+            .values(
+                status=ActionStatus.EXECUTING,
+                claimed_by="celery:dead",
+                claim_attempt=0,
+                lease_expires_at=utcnow() - timedelta(seconds=1),
+            )
+        )
+
+    report = scheduled_actions.sweep()
+
+    assert (report.reclaimed, report.enqueued) == (1, 1)
+    assert scheduled_actions.get(row.id).status is ActionStatus.COMPLETED
+    assert sent_count(mailbox) == 1
+
+
+def test_direct_http_redelivery_with_same_delivery_id_is_answered_once(
+    mailbox: Mailbox, web: str, configure: Any
+) -> None:
+    configure(JOB_PROVIDER="http", INTERNAL_API_URL=web)
+    row = pending_send(mailbox)
+    headers = {"x-api-key": env.INTERNAL_API_KEY, "x-jobbridge-delivery-id": "same"}
+    body = {"scheduledActionId": row.id}
+    first = httpx.post(web + ROUTE, json=body, headers=headers).json()
+    second = httpx.post(web + ROUTE, json=body, headers=headers).json()
+    assert (first["outcome"], second["outcome"]) == ("done", "duplicate")
+    assert sent_count(mailbox) == 1
