@@ -59,14 +59,19 @@ class Process:
     """A child process with its output in a log file, stopped politely then firmly."""
 
     def __init__(
-        self, name: str, command: list[str], env: Mapping[str, str], log_dir: Path
+        self,
+        name: str,
+        command: list[str],
+        env: Mapping[str, str],
+        log_dir: Path,
+        cwd: Path = ROOT,
     ) -> None:
         self.name = name
         self.log_path = log_dir / f"{name}.log"
         self._log = self.log_path.open("wb")
         self.popen = subprocess.Popen(
             command,
-            cwd=ROOT,
+            cwd=cwd,
             env=dict(env),
             stdout=self._log,
             stderr=subprocess.STDOUT,

@@ -1,0 +1,98 @@
+"""`make dev` on the embedded default: the stack starts with nothing installed by hand,
+and an action scheduled two seconds ahead through the CLI lands in the Maildir."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from tests.support.services import Process, free_port
+from tests.support.wait import wait_for
+
+BIN = Path(sys.executable).parent
+# The suite's own services must not leak into the embedded default.
+SUITE_VARIABLES = (
+    "REDIS_URL",
+    "REDIS_KEY_PREFIX",
+    "DATABASE_URL",
+    "DATA_DIR",
+    "INTERNAL_API_KEY",
+    "CRON_SECRET",
+    "CELERY_ETA_HORIZON_SECONDS",
+)
+
+
+def embedded_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in SUITE_VARIABLES}
+
+
+def test_dev_stack_runs_a_scheduled_archive_on_the_embedded_default(
+    tmp_path: Path, log_dir: Path
+) -> None:
+    env = embedded_env()
+    port, flower_port = free_port(), free_port()
+    stack = Process(
+        "dev-stack",
+        [str(BIN / "jobbridge"), "dev", "--port", str(port), "--flower-port", str(flower_port)],
+        env,
+        log_dir,
+        cwd=tmp_path,
+    )
+    try:
+        wait_for(lambda: "Ctrl-C stops everything" in stack.log(), timeout=60, what="the banner")
+        message_id = re.search(r"--message (\S+) --in 2s", stack.log())
+        assert message_id, stack.log()
+        wait_for(lambda: _ok(f"http://127.0.0.1:{port}/healthz"), timeout=30, what="web")
+        wait_for(lambda: "ready." in stack.log(), timeout=30, what="the worker")
+
+        scheduled = subprocess.run(
+            [
+                str(BIN / "jobbridge"),
+                "actions",
+                "schedule",
+                "--account",
+                "demo@localhost",
+                "--type",
+                "ARCHIVE",
+                "--message",
+                message_id.group(1),
+                "--in",
+                "2s",
+            ],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        receipt = json.loads(scheduled.stdout)
+        assert (receipt["provider"], receipt["schedulingStatus"]) == ("celery", "SCHEDULED")
+
+        archive = tmp_path / ".jobbridge" / "maildir" / "demo" / ".Archive" / "cur"
+        landed = wait_for(
+            lambda: archive.is_dir() and [p.name for p in archive.iterdir()],
+            timeout=30,
+            what="the message to reach the Archive folder",
+        )
+        assert [name.split(":")[0] for name in landed] == [message_id.group(1)]
+        assert wait_for(
+            lambda: _ok(f"http://127.0.0.1:{flower_port}/healthcheck"), timeout=30, what="Flower"
+        )
+    finally:
+        stack.stop()
+    assert (tmp_path / ".jobbridge" / "jobbridge.db").is_file()
+    assert (tmp_path / ".jobbridge" / "broker" / "queue").is_dir()
+
+
+def _ok(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False

@@ -1,0 +1,106 @@
+"""Provider chain at work: failover on a failed publish, rollback by removing variables."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from bridge import PublishError, enqueue
+from config import Provider
+from tasks import scheduled_actions
+from tasks.models import ActionStatus, ActionType, SchedulingStatus, utcnow
+from tests.conftest import Mailbox
+from tests.support import env
+from tests.support.fake_inngest import FakeInngest
+from tests.support.fake_qstash import FakeQStash
+
+JOB = "scheduled-action.execute"
+PAYLOAD = {"scheduledActionId": "a1"}
+BOTH = {**env.INNGEST_ENV, **env.QSTASH_ENV}
+NO_INNGEST = dict.fromkeys(env.INNGEST_ENV)
+NO_QSTASH = dict.fromkeys(env.QSTASH_ENV)
+
+
+def test_failover_moves_a_failed_inngest_publish_to_qstash_with_the_same_dedup_id(
+    router: Any, configure: Any
+) -> None:
+    configure(**BOTH, JOB_FAILOVER="true")
+    inngest, qstash = FakeInngest(router, down=True), FakeQStash(router)
+
+    receipt = enqueue(JOB, PAYLOAD, dedup_id="scheduled-action-a1")
+
+    assert receipt.provider is Provider.QSTASH
+    assert inngest.requests >= 1 and inngest.events == []
+    (message,) = qstash.messages
+    assert message.headers["upstash-deduplication-id"] == "scheduled-action-a1"
+    assert receipt.id == message.message_id
+
+
+def test_without_failover_a_failed_publish_raises(router: Any, configure: Any) -> None:
+    configure(**BOTH, JOB_FAILOVER="false")
+    FakeInngest(router, down=True)
+    qstash = FakeQStash(router)
+
+    with pytest.raises(PublishError, match="inngest"):
+        enqueue(JOB, PAYLOAD, dedup_id="scheduled-action-a1")
+    assert qstash.messages == []
+
+
+def test_failed_schedule_leaves_the_action_for_the_sweep(
+    router: Any, configure: Any, mailbox: Mailbox
+) -> None:
+    configure(**env.INNGEST_ENV)
+    inngest = FakeInngest(router, down=True)
+    row = scheduled_actions.schedule(
+        email_account_id=mailbox.account_id,
+        action_type=ActionType.ARCHIVE,
+        message_id=mailbox.keys[0],
+        thread_id=mailbox.keys[0],
+        scheduled_for=utcnow() + timedelta(minutes=5),
+    )
+    assert (row.status, row.scheduling_status) == (ActionStatus.PENDING, SchedulingStatus.FAILED)
+    assert "inngest" in (row.error or "")
+
+    inngest.down = False
+    second = timedelta(seconds=1)
+    assert scheduled_actions.sweep(now=row.scheduled_for - second).enqueued == 0  # not due yet
+    assert scheduled_actions.sweep(now=row.scheduled_for + second).enqueued == 1
+
+    (event,) = inngest.events
+    assert event["data"]["scheduledActionId"] == row.id
+    assert scheduled_actions.get(row.id).scheduling_status is SchedulingStatus.SCHEDULED
+
+
+def test_removing_inngest_variables_rolls_back_to_qstash_then_celery(
+    router: Any, configure: Any
+) -> None:
+    configure(**BOTH)
+    inngest, qstash = FakeInngest(router), FakeQStash(router)
+    assert enqueue(JOB, PAYLOAD).provider is Provider.INNGEST
+
+    configure(**NO_INNGEST)
+    assert enqueue(JOB, PAYLOAD).provider is Provider.QSTASH
+
+    configure(**NO_QSTASH)
+    assert enqueue(JOB, PAYLOAD).provider is Provider.CELERY
+    assert (len(inngest.events), len(qstash.messages)) == (1, 1)
+
+
+def test_explicit_provider_wins_over_auto_order(router: Any, configure: Any) -> None:
+    configure(**BOTH, JOB_PROVIDER="qstash")
+    FakeInngest(router)
+    qstash = FakeQStash(router)
+    assert enqueue(JOB, PAYLOAD).provider is Provider.QSTASH
+    assert len(qstash.messages) == 1
+
+
+def test_invalid_payload_publishes_nothing_anywhere(router: Any, configure: Any) -> None:
+    from bridge import InvalidPayload
+
+    configure(**BOTH, JOB_FAILOVER="true")
+    inngest, qstash = FakeInngest(router), FakeQStash(router)
+    with pytest.raises(InvalidPayload, match="scheduledActionId"):
+        enqueue(JOB, {"scheduledActionID": "typo"})
+    assert (inngest.requests, qstash.messages) == (0, [])

@@ -1,0 +1,85 @@
+"""A worker process killed with SIGKILL mid-task loses nothing: the task is redelivered."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+from celery import Celery
+
+from config import load_settings
+from tasks import scheduled_actions
+from tasks.celery_app import create_app
+from tasks.models import ActionStatus, ActionType, utcnow
+from tests.conftest import Mailbox
+from tests.support.services import Process, delete_redis_prefix
+from tests.support.wait import wait_for
+
+
+def test_task_killed_mid_run_is_redelivered_and_completes(
+    mailbox: Mailbox, configure: Any, tmp_path: Path, log_dir: Path
+) -> None:
+    # This worker gets a Redis prefix of its own, so no other worker takes the task.
+    prefix = f"jbcrash-{uuid.uuid4().hex[:8]}:"
+    flag = tmp_path / "crashed-pid"
+    env = {**os.environ, "REDIS_KEY_PREFIX": prefix, "CRASH_FLAG_FILE": str(flag)}
+    configure(JOB_PROVIDER="http", INTERNAL_API_URL="http://127.0.0.1:9")  # publish nothing
+    row = scheduled_actions.schedule(
+        email_account_id=mailbox.account_id,
+        action_type=ActionType.ARCHIVE,
+        message_id=mailbox.keys[0],
+        thread_id=mailbox.keys[0],
+        scheduled_for=utcnow(),
+    )
+    producer: Celery = create_app(load_settings(REDIS_KEY_PREFIX=prefix))
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "tests.support.crashing_worker",
+        "worker",
+        "--pool",
+        "prefork",
+        "--concurrency",
+        "1",
+        "--loglevel",
+        "INFO",
+        "--without-gossip",
+        "--without-mingle",
+    ]
+    worker = Process("crashing-worker", command, env, log_dir)
+    try:
+        producer.send_task(
+            "inbox-zero/scheduled-action.execute",
+            kwargs={"payload": {"scheduledActionId": row.id}},
+            task_id=f"crash-{row.id}",
+        )
+        pid = int(
+            wait_for(
+                lambda: flag.exists() and flag.read_text(),
+                timeout=30,
+                what="the first attempt to start archiving",
+            )
+        )
+        os.kill(pid, signal.SIGKILL)
+
+        done = wait_for(
+            lambda: (
+                (r := scheduled_actions.get(row.id)) and r.status is ActionStatus.COMPLETED and r
+            ),
+            timeout=30,
+            what="the redelivered task to complete",
+        )
+    finally:
+        worker.stop()
+        producer.close()
+        delete_redis_prefix(prefix)
+
+    assert done.claimed_by == f"celery:crash-{row.id}" and done.claim_attempt == 1
+    assert mailbox.folder_keys("Archive") == {mailbox.keys[0]}
+    assert "WorkerLostError" in worker.log()
