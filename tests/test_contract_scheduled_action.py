@@ -15,6 +15,7 @@ import pytest
 from tasks import scheduled_actions
 from tasks.models import ActionStatus, ActionType, SchedulingStatus, utcnow
 from tests.conftest import Mailbox
+from tests.support.fake_qstash import deliver_until_final
 from tests.support.wait import wait_for, wait_until_time
 
 
@@ -88,7 +89,7 @@ def test_qstash_delivers_scheduled_archive_not_before_its_time(
     assert message.headers["upstash-deduplication-id"] == f"scheduled-action-{row.id}"
     assert message.not_before >= row.scheduled_for.timestamp()
 
-    response = fake_qstash.deliver_until_final(message, web)
+    response = deliver_until_final(message, web)
 
     assert response.status_code == 200, response.text
     assert final_state(mailbox, row.id) == expected_state(mailbox)

@@ -18,40 +18,23 @@ from tasks.models import ActionStatus, ActionType, utcnow
 from tasks.outcome import Delivery
 from tests.conftest import Mailbox
 from tests.support import env
-from tests.support.fake_qstash import QueuedMessage
+from tests.support.actions import insert_action
+from tests.support.fake_qstash import QueuedMessage, deliver
 
 ROUTE = "/api/scheduled-actions/execute"
 
 
 def pending_send(mailbox: Mailbox, seconds_ago: int = 1) -> Any:
-    """A due SEND_EMAIL action that nobody has delivered yet: scheduled too far ahead for
-    any provider (so it is left to the sweep), then made due by moving its time back."""
-    row = scheduled_actions.schedule(
-        email_account_id=mailbox.account_id,
-        action_type=ActionType.SEND_EMAIL,
-        message_id=mailbox.keys[0],
-        thread_id=mailbox.keys[0],
-        scheduled_for=utcnow() + timedelta(days=3650),  # beyond every provider: left to the sweep
+    """A due SEND_EMAIL action that nobody has delivered yet."""
+    return insert_action(
+        mailbox.account_id,
+        ActionType.SEND_EMAIL,
+        mailbox.keys[0],
+        scheduled_for=utcnow() - timedelta(seconds=seconds_ago),
         to="friend@example.test",
         subject=f"hello {uuid.uuid4().hex[:6]}",
         content="hi",
     )
-    make_due(row.id, seconds_ago)
-    return row
-
-
-def make_due(action_id: str, seconds_ago: int) -> None:
-    from sqlalchemy import update
-
-    from tasks.db import session_scope
-    from tasks.models import ScheduledAction
-
-    with session_scope() as session:
-        session.execute(
-            update(ScheduledAction)
-            .where(ScheduledAction.id == action_id)
-            .values(scheduled_for=utcnow() - timedelta(seconds=seconds_ago))
-        )
 
 
 def sent_count(mailbox: Mailbox) -> int:
@@ -83,14 +66,9 @@ def test_same_qstash_delivery_five_times_runs_once(
     mailbox: Mailbox, web: str, configure: Any
 ) -> None:
     configure(JOB_PROVIDER="http", INTERNAL_API_URL=web)
-    from tests.support.fake_qstash import FakeQStash
-
     row = pending_send(mailbox)
     message = qstash_message(row.id)
-    outcomes = [
-        FakeQStash.deliver(FakeQStash.__new__(FakeQStash), message, web).json()["outcome"]
-        for _ in range(5)
-    ]
+    outcomes = [deliver(message, web).json()["outcome"] for _ in range(5)]
 
     assert outcomes == ["done", "duplicate", "duplicate", "duplicate", "duplicate"]
     assert sent_count(mailbox) == 1
@@ -101,13 +79,10 @@ def test_five_concurrent_duplicate_messages_have_one_effect(
     mailbox: Mailbox, web: str, configure: Any
 ) -> None:
     configure(JOB_PROVIDER="http", INTERNAL_API_URL=web)
-    from tests.support.fake_qstash import FakeQStash
-
     row = pending_send(mailbox)
-    qstash = FakeQStash.__new__(FakeQStash)
     # QStash may deliver a message more than once, even at the same moment.
     messages = [qstash_message(row.id) for _ in range(5)]
-    responses = run_concurrently([lambda m=m: qstash.deliver(m, web) for m in messages])
+    responses = run_concurrently([lambda m=m: deliver(m, web) for m in messages])
 
     outcomes = sorted(r.json()["outcome"] for r in responses)
     assert outcomes == ["done", "skipped", "skipped", "skipped", "skipped"]

@@ -67,6 +67,46 @@ class QueuedMessage:
         return self.url.removeprefix(env.WEBHOOK_URL)
 
 
+def deliver(
+    message: QueuedMessage,
+    app_url: str,
+    *,
+    signature: str | None = None,
+    extra_headers: dict[str, str] | None = None,
+) -> httpx.Response:
+    """One delivery attempt, signed for the public URL, sent to the app's real address."""
+    headers = {
+        "Content-Type": message.headers.get("content-type", "application/json"),
+        "Upstash-Message-Id": message.message_id,
+        "Upstash-Retried": str(message.retried),
+        "Upstash-Signature": signature or mint_signature(message.body, message.url),
+        **(extra_headers or {}),
+    }
+    response = httpx.post(
+        app_url + message.route, content=message.body, headers=headers, timeout=30
+    )
+    message.responses.append(response.status_code)
+    return response
+
+
+def deliver_until_final(
+    message: QueuedMessage, app_url: str, max_attempts: int = 5
+) -> httpx.Response:
+    """Deliver as QStash does: wait for not_before, retry non-2xx (after Retry-After)."""
+    if message.not_before:
+        wait_until_time(message.not_before)
+    for _ in range(max_attempts):
+        response = deliver(message, app_url)
+        if (
+            response.status_code < 300
+            or response.headers.get("upstash-nonretryable-error") == "true"
+        ):
+            return response
+        wait_until_time(time.time() + float(response.headers.get("retry-after", "0.2")))
+        message.retried += 1
+    return response
+
+
 class FakeQStash:
     """Records published messages; `deliver` sends one to the app as QStash would."""
 
@@ -113,42 +153,3 @@ class FakeQStash:
     def _cancel(self, request: httpx.Request) -> httpx.Response:
         self.cancelled.append(str(request.url).rsplit("/", 1)[1])
         return httpx.Response(202)
-
-    def deliver(
-        self,
-        message: QueuedMessage,
-        app_url: str,
-        *,
-        signature: str | None = None,
-        extra_headers: dict[str, str] | None = None,
-    ) -> httpx.Response:
-        """One delivery attempt, signed for the public URL, sent to the app's real address."""
-        headers = {
-            "Content-Type": message.headers.get("content-type", "application/json"),
-            "Upstash-Message-Id": message.message_id,
-            "Upstash-Retried": str(message.retried),
-            "Upstash-Signature": signature or mint_signature(message.body, message.url),
-            **(extra_headers or {}),
-        }
-        response = httpx.post(
-            app_url + message.route, content=message.body, headers=headers, timeout=30
-        )
-        message.responses.append(response.status_code)
-        return response
-
-    def deliver_until_final(
-        self, message: QueuedMessage, app_url: str, max_attempts: int = 5
-    ) -> httpx.Response:
-        """Deliver as QStash does: wait for not_before, retry non-2xx (after Retry-After)."""
-        if message.not_before:
-            wait_until_time(message.not_before)
-        for _ in range(max_attempts):
-            response = self.deliver(message, app_url)
-            if (
-                response.status_code < 300
-                or response.headers.get("upstash-nonretryable-error") == "true"
-            ):
-                return response
-            wait_until_time(time.time() + float(response.headers.get("retry-after", "0.2")))
-            message.retried += 1
-        return response

@@ -1,0 +1,33 @@
+"""Scheduled-action rows written straight to the database, for tests that deliver them
+themselves and must not depend on any provider accepting a publish."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from tasks.db import session_scope
+from tasks.models import ActionStatus, ActionType, ScheduledAction, SchedulingStatus, utcnow
+
+
+def insert_action(
+    account_id: str,
+    action_type: ActionType,
+    message_id: str,
+    *,
+    scheduled_for: datetime | None = None,
+    **fields: Any,
+) -> ScheduledAction:
+    row = ScheduledAction(
+        email_account_id=account_id,
+        action_type=action_type,
+        message_id=message_id,
+        thread_id=message_id,
+        scheduled_for=scheduled_for or utcnow(),
+        status=ActionStatus.PENDING,
+        scheduling_status=SchedulingStatus.PENDING,
+        **fields,
+    )
+    with session_scope() as session:
+        session.add(row)
+    return row
