@@ -99,64 +99,64 @@ class FakeInngest:
             "use_api": False,
         }
 
-    def run(
-        self,
-        app_url: str,
-        fn_id: str,
-        event: dict[str, Any],
-        *,
-        max_attempts: int = 4,
-        max_requests: int = 20,
-    ) -> RunResult:
-        run_id = f"01RUN{uuid.uuid4().hex[:20].upper()}"
-        steps: dict[str, Any] = {}
-        stack: list[str] = []
-        attempt = 0
-        result = RunResult(status=0, output=None, attempts=1)
+    def run(self, app_url: str, fn_id: str, event: dict[str, Any], **options: Any) -> RunResult:
+        return run_function(app_url, fn_id, event, **options)
+
+
+def run_function(
+    app_url: str,
+    fn_id: str,
+    event: dict[str, Any],
+    *,
+    max_attempts: int = 4,
+    max_requests: int = 20,
+) -> RunResult:
+    run_id = f"01RUN{uuid.uuid4().hex[:20].upper()}"
+    steps: dict[str, Any] = {}
+    stack: list[str] = []
+    attempt = 0
+    result = RunResult(status=0, output=None, attempts=1)
+    step_id = "step"
+    for _ in range(max_requests):
+        response = FakeInngest.post(
+            app_url,
+            fn_id,
+            FakeInngest.request_body(event, run_id, attempt, steps, stack),
+            step_id=step_id,
+        )
+        result.responses.append(response.status_code)
         step_id = "step"
-        for _ in range(max_requests):
-            response = self.post(
-                app_url,
-                fn_id,
-                self.request_body(event, run_id, attempt, steps, stack),
-                step_id=step_id,
-            )
-            result.responses.append(response.status_code)
-            step_id = "step"
-            if response.status_code == 200:
-                result.status, result.output = 200, response.json()
-                return result
-            if response.status_code == 206:
-                for op in response.json():
-                    if op["op"] == "Sleep":
-                        wake = datetime.fromisoformat(op["name"].replace("Z", "+00:00"))
-                        result.sleeps.append(wake)
-                        wait_until_time(wake.timestamp())
-                        steps[op["id"]] = None
-                    elif op["op"] == "StepRun":
-                        steps[op["id"]] = {"data": op.get("data")}
-                    elif op["op"] == "StepPlanned":
-                        step_id = op["id"]
-                        continue
-                    else:
-                        raise AssertionError(f"unexpected op {op}")
-                    stack.append(op["id"])
-                continue
-            if response.status_code == 500:
-                result.status, result.output = 500, response.json()
-                if (
-                    response.headers.get("x-inngest-no-retry") == "true"
-                    or attempt + 1 >= max_attempts
-                ):
-                    result.no_retry = response.headers.get("x-inngest-no-retry") == "true"
-                    return result
-                retry_after = response.headers.get("retry-after")
-                if retry_after:
-                    wake = datetime.fromisoformat(retry_after.replace("Z", "+00:00"))
-                    wait_until_time(wake.timestamp())
-                attempt += 1
-                result.attempts += 1
-                continue
-            result.status, result.output = response.status_code, response.text
+        if response.status_code == 200:
+            result.status, result.output = 200, response.json()
             return result
-        raise AssertionError(f"run did not finish in {max_requests} requests: {result}")
+        if response.status_code == 206:
+            for op in response.json():
+                if op["op"] == "Sleep":
+                    wake = datetime.fromisoformat(op["name"].replace("Z", "+00:00"))
+                    result.sleeps.append(wake)
+                    wait_until_time(wake.timestamp())
+                    steps[op["id"]] = None
+                elif op["op"] == "StepRun":
+                    steps[op["id"]] = {"data": op.get("data")}
+                elif op["op"] == "StepPlanned":
+                    step_id = op["id"]
+                    continue
+                else:
+                    raise AssertionError(f"unexpected op {op}")
+                stack.append(op["id"])
+            continue
+        if response.status_code == 500:
+            result.status, result.output = 500, response.json()
+            if response.headers.get("x-inngest-no-retry") == "true" or attempt + 1 >= max_attempts:
+                result.no_retry = response.headers.get("x-inngest-no-retry") == "true"
+                return result
+            retry_after = response.headers.get("retry-after")
+            if retry_after:
+                wake = datetime.fromisoformat(retry_after.replace("Z", "+00:00"))
+                wait_until_time(wake.timestamp())
+            attempt += 1
+            result.attempts += 1
+            continue
+        result.status, result.output = response.status_code, response.text
+        return result
+    raise AssertionError(f"run did not finish in {max_requests} requests: {result}")

@@ -1,0 +1,151 @@
+"""How each provider adapter translates outcomes and uses its provider's features."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+from bridge import cancel, enqueue, enqueue_many
+from config import Provider
+from tasks import deferred, scheduled_actions
+from tasks.celery_tasks import JobFailed
+from tasks.models import ActionStatus, ActionType, utcnow
+from tests.conftest import Mailbox
+from tests.support import env
+from tests.support.actions import insert_action
+from tests.support.fake_inngest import FakeInngest, run_function
+from tests.support.fake_qstash import QueuedMessage, deliver
+from tests.support.wait import wait_for
+
+JOB = "scheduled-action.execute"
+ROUTE = "/api/scheduled-actions/execute"
+
+
+def qstash_message_for(action_id: str) -> QueuedMessage:
+    body = json.dumps({"scheduledActionId": action_id}).encode()
+    return QueuedMessage("msg_translate", env.WEBHOOK_URL + ROUTE, body, {})
+
+
+# QStash ---------------------------------------------------------------------------
+
+
+def test_qstash_publish_carries_retries_timeout_and_dedup(fake_qstash: Any) -> None:
+    enqueue(JOB, {"scheduledActionId": "a1"}, dedup_id="scheduled-action-a1")
+    (message,) = fake_qstash.messages
+    assert message.url == env.WEBHOOK_URL + ROUTE
+    assert message.headers["upstash-retries"] == "3"
+    assert message.headers["upstash-timeout"] == "300s"
+    assert message.headers["upstash-deduplication-id"] == "scheduled-action-a1"
+
+
+def test_duplicate_dedup_id_is_reported_as_deduplicated(fake_qstash: Any) -> None:
+    first = enqueue(JOB, {"scheduledActionId": "a1"}, dedup_id="same")
+    second = enqueue(JOB, {"scheduledActionId": "a1"}, dedup_id="same")
+    assert (first.deduplicated, second.deduplicated, second.id) == (False, True, first.id)
+
+
+def test_cancelling_a_qstash_scheduled_action_cancels_its_message(
+    fake_qstash: Any, mailbox: Mailbox
+) -> None:
+    row = scheduled_actions.schedule(
+        email_account_id=mailbox.account_id,
+        action_type=ActionType.ARCHIVE,
+        message_id=mailbox.keys[0],
+        thread_id=mailbox.keys[0],
+        scheduled_for=utcnow() + timedelta(hours=1),
+    )
+    assert scheduled_actions.cancel(row.id) is True
+    assert fake_qstash.cancelled == [fake_qstash.messages[0].message_id]
+    assert scheduled_actions.get(row.id).status is ActionStatus.CANCELLED
+
+
+def test_unknown_account_answers_489_to_qstash(web: str, mailbox: Mailbox) -> None:
+    row = insert_action("no-such-account", ActionType.ARCHIVE, mailbox.keys[0])
+    response = deliver(qstash_message_for(row.id), web)
+    assert response.status_code == 489
+    assert response.headers["upstash-nonretryable-error"] == "true"
+    assert "unknown email account" in response.json()["error"]
+
+
+def test_early_qstash_delivery_answers_503_with_retry_after(web: str, mailbox: Mailbox) -> None:
+    due = utcnow() + timedelta(seconds=90)
+    row = insert_action(mailbox.account_id, ActionType.ARCHIVE, mailbox.keys[0], scheduled_for=due)
+    response = deliver(qstash_message_for(row.id), web)
+    assert response.status_code == 503
+    assert 85 <= int(response.headers["retry-after"]) <= 91
+    assert scheduled_actions.get(row.id).status is ActionStatus.PENDING
+
+
+# Inngest --------------------------------------------------------------------------
+
+
+def test_inngest_publishes_in_batches_of_five_thousand(fake_inngest: Any) -> None:
+    payloads = [{"scheduledActionId": f"a{i}"} for i in range(12_001)]
+    receipts = enqueue_many(JOB, payloads)
+    assert fake_inngest.requests == 3
+    assert len(fake_inngest.events) == len(receipts) == 12_001
+    assert {r.provider for r in receipts} == {Provider.INNGEST}
+
+
+def test_inngest_unknown_account_is_not_retried(web: str, mailbox: Mailbox) -> None:
+    row = insert_action("no-such-account", ActionType.ARCHIVE, mailbox.keys[0])
+    event = {"name": "inbox-zero/scheduled-action.execute", "data": {"scheduledActionId": row.id}}
+    run = run_function(web, "scheduled-action-execute", event)
+    assert (run.status, run.no_retry, run.attempts) == (500, True, 1)
+    assert scheduled_actions.get(row.id).status is ActionStatus.FAILED
+
+
+def test_inngest_early_delivery_asks_to_retry_after_the_due_time(
+    web: str, mailbox: Mailbox
+) -> None:
+    due = utcnow() + timedelta(minutes=5)
+    row = insert_action(mailbox.account_id, ActionType.ARCHIVE, mailbox.keys[0], scheduled_for=due)
+    event = {"name": "inbox-zero/scheduled-action.execute", "data": {"scheduledActionId": row.id}}
+    body = FakeInngest.request_body(event, "01RUNEARLY", 0, {}, [])
+    response = FakeInngest.post(web, "scheduled-action-execute", body)
+    assert response.status_code == 500
+    assert response.headers.get("x-inngest-no-retry") != "true"
+    assert response.headers["retry-after"].startswith(str(due.year))
+
+
+def test_inngest_cron_function_runs_the_sweep(web: str) -> None:
+    event = {"name": "inngest/scheduled.timer", "data": {"cron": "* * * * *"}}
+    run = run_function(web, "scheduled-actions-sweep", event)
+    assert run.status == 200
+    assert set(run.output) == {"reclaimed", "enqueued", "pruned_deliveries"}
+
+
+# Celery ---------------------------------------------------------------------------
+
+
+def test_celery_invalid_payload_fails_without_retry() -> None:
+    outcome = scheduled_actions.execute_scheduled_action.task.apply(kwargs={"payload": {}})
+    assert outcome.failed()
+    assert isinstance(outcome.result, JobFailed)
+    assert "scheduledActionId" in str(outcome.result)
+    assert outcome.traceback is not None and "Retry" not in outcome.traceback
+
+
+def test_celery_job_beyond_the_horizon_waits_in_the_database(mailbox: Mailbox, worker: Any) -> None:
+    row = insert_action(mailbox.account_id, ActionType.ARCHIVE, mailbox.keys[0])
+    far = utcnow() + timedelta(days=30)
+    receipt = enqueue(JOB, {"scheduledActionId": row.id}, at=far, dedup_id=f"far-{row.id}")
+    assert (receipt.provider, receipt.id) == (Provider.CELERY, f"deferred:far-{row.id}")
+    assert deferred.release_due() == 0  # not near yet: nothing reaches the broker
+
+    assert deferred.release_due(now=far) == 1  # the day comes: published, then forgotten
+    assert deferred.release_due(now=far) == 0
+    wait_for(
+        lambda: scheduled_actions.get(row.id).status is ActionStatus.COMPLETED,
+        timeout=30,
+        what="the released job to run",
+    )
+    assert mailbox.folder_keys("Archive") == {mailbox.keys[0]}
+
+
+def test_cancelling_a_deferred_celery_job_removes_it(mailbox: Mailbox) -> None:
+    far = utcnow() + timedelta(days=30)
+    receipt = enqueue(JOB, {"scheduledActionId": "x"}, at=far, dedup_id="far-cancel")
+    assert cancel(receipt) is True
+    assert deferred.release_due(now=far) == 0
