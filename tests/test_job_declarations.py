@@ -1,0 +1,104 @@
+"""`@job` checks each declaration at import, and every provider reads its limits from it."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+
+from bridge.publishers.base import Message
+from bridge.publishers.qstash import QStashPublisher
+from bridge.web.inngest_functions import job_function
+from config import load_settings
+from tasks.outcome import done
+from tasks.payload import Payload
+from tasks.registry import JOBS, JobDeclarationError, JobSpec, Throttle, job
+from tests.support import env
+
+
+class PerAccount(Payload):
+    email_account_id: str
+
+
+class Delayed(Payload):
+    scheduled_for: datetime | None = None
+
+
+def body(payload: Any, delivery: Any) -> Any:
+    return done()
+
+
+def declare(**options: Any) -> Any:
+    settings = {"event": "inbox-zero/test.thing", "route": "/api/test/thing", "payload": PerAccount}
+    return job(**{**settings, **options})(body)
+
+
+def test_unknown_option_fails_at_declaration() -> None:
+    with pytest.raises(TypeError, match="concurency"):
+        declare(concurency=3)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"event": "scheduled-action.execute"}, "inbox-zero/area.action"),
+        ({"route": "api/no-slash"}, "/api/"),
+        ({"route": "/api/scheduled-actions/execute"}, "already belongs"),
+        ({"event": "inbox-zero/scheduled-action.execute"}, "declared twice"),
+        ({"retries": 21}, "retries must be 0..20"),
+        ({"concurrency": 0}, "at least 1"),
+        ({"concurrency": 2, "payload": Delayed}, "emailAccountId"),
+        ({"delayable": True}, "scheduled_for"),
+        ({"payload": dict}, "Payload subclass"),
+    ],
+)
+def test_invalid_declaration_fails_with_its_reason(options: dict[str, Any], message: str) -> None:
+    before = dict(JOBS)
+    with pytest.raises(JobDeclarationError, match=message):
+        declare(**options)
+    assert before == JOBS  # nothing half-registered
+
+
+def limited_spec() -> JobSpec[PerAccount]:
+    return JobSpec(
+        event="inbox-zero/test.limited",
+        route="/api/test/limited",
+        payload=PerAccount,
+        body=body,
+        retries=5,
+        concurrency=3,
+        throttle=Throttle(limit=6, period_seconds=1),
+    )
+
+
+def test_inngest_function_gets_retries_and_per_account_limits() -> None:
+    from bridge.inngest_client import make_inngest_client
+
+    client = make_inngest_client(
+        load_settings(**{k.lower(): v for k, v in env.INNGEST_ENV.items()})
+    )
+    config = job_function(client, limited_spec()).get_config("http://app.test/api/inngest").main
+    assert config.id == "inbox-zero-test-limited"
+    assert config.steps["step"].retries.attempts == 5
+    (concurrency,) = config.concurrency
+    assert (concurrency.limit, concurrency.key) == (3, "event.data.emailAccountId")
+    throttle = config.throttle
+    assert (throttle.limit, throttle.period, throttle.key) == (
+        6,
+        timedelta(seconds=1),
+        "event.data.emailAccountId",
+    )
+
+
+def test_qstash_flow_control_is_keyed_per_job_and_account() -> None:
+    settings = load_settings(**{k.lower(): v for k, v in env.QSTASH_ENV.items()})
+    message = Message(limited_spec(), {"emailAccountId": "acc-1"}, None, None)
+    options = QStashPublisher(settings).options(message)
+    assert options["flow_control"] == {
+        "key": "test-limited.acc-1",
+        "parallelism": 3,
+        "rate": 6,
+        "period": 1,
+    }
+    assert options["retries"] == 5
