@@ -29,7 +29,7 @@ def _require_hex_signing_key(name: str, value: SecretStr | None) -> None:
     if not _HEX.match(stripped):
         raise ValueError(
             f"{name} must be an even-length hex string, optionally prefixed "
-            "'signkey-<env>-' (generate one with `jobbridge keys` or `openssl rand -hex 32`)"
+            "'signkey-<env>-' (generate one with `openssl rand -hex 32`)"
         )
 
 
@@ -83,6 +83,14 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an absolute http:// or https:// URL")
         return value.rstrip("/")
+
+    @field_validator("inngest_dev", "inngest_serve_origin", "redis_url", "database_url")
+    @classmethod
+    def _empty_is_unset(cls, value: str | None) -> str | None:
+        # `NAME=` as in .env.example means unset (the Inngest SDK takes "" as an origin).
+        if value is None or not value.strip():
+            return None
+        return value
 
     @field_validator("inngest_signing_key", "inngest_signing_key_fallback")
     @classmethod

@@ -31,10 +31,13 @@ class MaildirProvider:
     def folder(self, name: str) -> mailbox.Maildir:
         if name == INBOX:
             return self._box
-        try:
-            return self._box.get_folder(name)
-        except mailbox.NoSuchMailboxError:
-            return self._box.add_folder(name)
+        # Created by hand, not by mailbox.add_folder: two deliveries creating the same
+        # folder at once must both see it complete (add_folder makes the subfolders last).
+        path = self._folder_path(name)
+        for sub in ("tmp", "new", "cur"):
+            (path / sub).mkdir(parents=True, exist_ok=True)
+        (path / "maildirfolder").touch()
+        return mailbox.Maildir(path, create=False)
 
     def _folder_path(self, name: str) -> Path:
         return self.root if name == INBOX else self.root / f".{name}"

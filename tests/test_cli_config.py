@@ -1,0 +1,186 @@
+"""`jobbridge config`: the chain with its reasons, secrets masked, bad env exits 2."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.core import TyperGroup
+from typer.main import get_command
+from typer.testing import CliRunner, Result
+
+from bridge.cli import app
+from config import ConfigError, load_settings
+from tests.support import env as test_env
+
+Configure = Callable[..., Any]
+
+SECRET_TOKEN = "qstash-secret-token-value-123"
+
+
+@pytest.fixture(autouse=True)
+def wide_console_without_dotenv(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Rich wraps table cells at 80 columns when not on a terminal; Settings read `.env`
+    from the working directory: a wide console, in a directory without one."""
+    monkeypatch.setenv("COLUMNS", "250")
+    monkeypatch.chdir(tmp_path)
+
+
+def run_config() -> Result:
+    return CliRunner().invoke(app, ["config"])
+
+
+def chain_rows(output: str) -> list[tuple[str, str, str, str]]:
+    """(#, provider, used, why) of each row of the chain table, top to bottom."""
+    rows = []
+    for line in output.splitlines():
+        cells = [cell.strip() for cell in line.split("│")[1:-1]]
+        if len(cells) == 4:
+            rows.append((cells[0], cells[1], cells[2], cells[3]))
+    return rows
+
+
+def setting_value(output: str, variable: str) -> str:
+    for line in output.splitlines():
+        cells = [cell.strip() for cell in line.split("│")[1:-1]]
+        if len(cells) == 2 and cells[0] == variable:
+            return cells[1]
+    raise AssertionError(f"{variable} is not in the settings table:\n{output}")
+
+
+def test_config_exits_zero_with_a_valid_environment(configure: Configure) -> None:
+    configure()
+
+    result = run_config()
+
+    assert result.exit_code == 0, result.output
+
+
+def test_config_prints_the_chain_in_publish_order_with_reasons(configure: Configure) -> None:
+    configure(**test_env.INNGEST_ENV, **test_env.QSTASH_ENV, JOB_FAILOVER="true")
+
+    rows = chain_rows(run_config().output)
+
+    assert rows == [
+        ("1", "inngest", "yes", "first configured: INNGEST_* set (cloud/self-hosted)"),
+        ("2", "qstash", "yes", "failover: QSTASH_TOKEN set"),
+        ("3", "celery", "yes", "failover: REDIS_URL set"),
+        ("", "http", "no", "needs INTERNAL_API_URL and INTERNAL_API_KEY"),
+    ]
+
+
+def test_config_says_why_configured_providers_are_unused_without_failover(
+    configure: Configure,
+) -> None:
+    configure(**test_env.INNGEST_ENV, **test_env.QSTASH_ENV)
+
+    rows = {provider: (used, why) for _, provider, used, why in chain_rows(run_config().output)}
+
+    assert rows["qstash"] == ("no", "configured but JOB_FAILOVER is off: QSTASH_TOKEN set")
+    assert rows["celery"] == ("no", "configured but JOB_FAILOVER is off: REDIS_URL set")
+
+
+def test_config_shows_an_explicit_job_provider_first(configure: Configure) -> None:
+    configure(**test_env.INNGEST_ENV, JOB_PROVIDER="celery")
+
+    first = chain_rows(run_config().output)[0]
+
+    assert first == ("1", "celery", "yes", "explicit JOB_PROVIDER: REDIS_URL set")
+
+
+def test_config_never_prints_the_qstash_token(configure: Configure) -> None:
+    configure(**{**test_env.QSTASH_ENV, "QSTASH_TOKEN": SECRET_TOKEN})
+
+    output = run_config().output
+
+    assert SECRET_TOKEN not in output
+    assert setting_value(output, "QSTASH_TOKEN") == f"qsta…({len(SECRET_TOKEN)} chars)"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("INNGEST_EVENT_KEY", "event-key-secret-value-1"),
+        ("INNGEST_SIGNING_KEY", "signkey-prod-" + "c0ffee" * 8),
+        ("INNGEST_SIGNING_KEY_FALLBACK", "signkey-prod-" + "beef" * 8),
+        ("QSTASH_CURRENT_SIGNING_KEY", "sig_current-secret-value"),
+        ("QSTASH_NEXT_SIGNING_KEY", "sig_next-secret-value"),
+        ("INTERNAL_API_KEY", "internal-key-secret-value"),
+        ("CRON_SECRET", "cron-secret-value-123"),
+    ],
+)
+def test_config_masks_every_secret_variable(
+    configure: Configure, variable: str, value: str
+) -> None:
+    configure(**{**test_env.INNGEST_ENV, **test_env.QSTASH_ENV, variable: value})
+
+    output = run_config().output
+
+    assert value not in output
+    assert variable in output
+
+
+def test_config_masks_short_secrets_entirely(configure: Configure) -> None:
+    configure(CRON_SECRET="short")
+
+    assert setting_value(run_config().output, "CRON_SECRET") == "****"
+
+
+def test_config_masks_a_password_in_a_url(configure: Configure) -> None:
+    configure(REDIS_URL="redis://default:hunter2-redis-password@redis.example.com:6379/0")
+
+    output = run_config().output
+
+    assert "hunter2-redis-password" not in output
+    assert "hunter2" not in setting_value(output, "(broker)")
+
+
+def test_config_with_a_bad_variable_exits_2_naming_it(
+    configure: Configure, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("INNGEST_DEV", "1")
+    with pytest.raises(ConfigError):  # configure re-reads Settings; the cache stays empty
+        configure(INNGEST_SIGNING_KEY="signkey-prod-xyz")
+
+    result = run_config()
+
+    assert result.exit_code == 2
+    assert "INNGEST_SIGNING_KEY" in result.output
+    assert "signkey-prod-xyz" not in result.output
+
+
+def test_config_with_a_bad_variable_prints_no_chain(configure: Configure) -> None:
+    with pytest.raises(ConfigError):
+        configure(JOB_PROVIDER="rabbitmq")
+
+    result = run_config()
+
+    assert result.exit_code == 2
+    assert "JOB_PROVIDER" in result.output
+    assert chain_rows(result.output) == []
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"inngest_dev": "1", "inngest_signing_key": "signkey-prod-xyz"},
+        {"inngest_event_key": "k"},
+        {"qstash_token": "t"},
+        {"job_provider": "http"},
+        {"job_provider": "qstash"},
+        {"webhook_url": "example.com"},
+    ],
+    ids=["signing-key", "cloud-inngest", "qstash", "http", "explicit-qstash", "webhook-url"],
+)
+def test_config_errors_only_suggest_commands_that_exist(overrides: dict[str, object]) -> None:
+    cli = get_command(app)
+    assert isinstance(cli, TyperGroup)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(**overrides)
+
+    suggested = set(re.findall(r"`jobbridge ([a-z-]+)", str(caught.value)))
+
+    assert suggested <= set(cli.commands)

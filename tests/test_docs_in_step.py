@@ -1,0 +1,199 @@
+"""The documentation is derived from the code: `.env.example` from Settings, the README's
+"## Jobs" tables from the @job and @cron registries. These tests keep them in step."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from typer.core import TyperGroup
+from typer.main import get_command
+
+from bridge.cli import app
+from config import Settings, load_settings
+from tasks import CRONS, JOBS
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV_EXAMPLE = ROOT / ".env.example"
+README = ROOT / "README.md"
+
+_ASSIGNMENT = re.compile(r"^([A-Z][A-Z0-9_]*)=(.*)$")
+VARIABLES = sorted(name.upper() for name in Settings.model_fields)
+
+Row = dict[str, str]
+
+
+def env_example_lines() -> list[str]:
+    return ENV_EXAMPLE.read_text(encoding="utf-8").splitlines()
+
+
+def env_example_variables() -> list[str]:
+    return [m.group(1) for line in env_example_lines() if (m := _ASSIGNMENT.match(line))]
+
+
+def comment_above(variable: str) -> str | None:
+    """The comment line right above `variable`'s assignment, or above the run of
+    assignments it belongs to; None if there is a blank line or nothing instead."""
+    lines = env_example_lines()
+    index = next(i for i, line in enumerate(lines) if line.startswith(f"{variable}="))
+    while index > 0 and _ASSIGNMENT.match(lines[index - 1]):
+        index -= 1
+    above = lines[index - 1] if index > 0 else ""
+    return above if above.startswith("#") else None
+
+
+def readme_section(title: str) -> list[str]:
+    lines = README.read_text(encoding="utf-8").splitlines()
+    start = lines.index(title) + 1
+    end = next((i for i in range(start, len(lines)) if lines[i].startswith("## ")), len(lines))
+    return lines[start:end]
+
+
+def _cells(line: str) -> list[str]:
+    return [cell.strip().strip("`") for cell in line.strip().strip("|").split("|")]
+
+
+def readme_table(first_column: str) -> list[Row]:
+    """The rows of the "## Jobs" table whose first header is `first_column`."""
+    lines = readme_section("## Jobs")
+    for index, line in enumerate(lines):
+        if line.startswith("|") and _cells(line)[0] == first_column:
+            header = _cells(line)
+            rows = []
+            for row in lines[index + 2 :]:  # skip the |---| line
+                if not row.startswith("|"):
+                    break
+                rows.append(dict(zip(header, _cells(row), strict=True)))
+            return rows
+    raise AssertionError(f"README '## Jobs' has no table starting with a {first_column!r} column")
+
+
+def job_rows() -> dict[str, Row]:
+    return {row["event"]: row for row in readme_table("job")}
+
+
+def cron_rows() -> dict[str, Row]:
+    return {row["periodic"]: row for row in readme_table("periodic")}
+
+
+def column(row: Row, prefix: str) -> str:
+    return next(value for name, value in row.items() if name.startswith(prefix))
+
+
+# .env.example
+
+
+@pytest.mark.parametrize("variable", VARIABLES)
+def test_every_setting_is_in_env_example(variable: str) -> None:
+    assert variable in env_example_variables()
+
+
+@pytest.mark.parametrize("variable", VARIABLES)
+def test_every_setting_in_env_example_has_a_comment_above_it_or_its_group(variable: str) -> None:
+    comment = comment_above(variable)
+
+    assert comment is not None, f"{variable} in .env.example has no comment line above it"
+    assert not comment.startswith("# ---"), f"{variable} has only a section heading above it"
+
+
+def test_env_example_names_no_variable_settings_does_not_read() -> None:
+    unknown = set(env_example_variables()) - set(VARIABLES)
+
+    assert not unknown, f".env.example names variables Settings does not read: {unknown}"
+
+
+def test_env_example_lists_each_variable_once() -> None:
+    names = env_example_variables()
+
+    assert len(names) == len(set(names))
+
+
+def test_env_example_as_shipped_loads_to_the_defaults(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for variable in VARIABLES:
+        monkeypatch.delenv(variable, raising=False)
+
+    from_example = load_settings(_env_file=ENV_EXAMPLE)
+    defaults = load_settings(_env_file=None)
+
+    assert from_example.model_dump() == defaults.model_dump()
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        README,
+        ENV_EXAMPLE,
+    ],
+    ids=["README", ".env.example"],
+)
+def test_documents_name_only_jobbridge_commands_that_exist(document: Path) -> None:
+    cli = get_command(app)
+    assert isinstance(cli, TyperGroup)
+    # Commands as written in code spans and blocks: `jobbridge config`, .venv/bin/jobbridge dev
+    text = document.read_text(encoding="utf-8")
+    named = set(re.findall(r"(?:`|/|^|\s{2})jobbridge ([a-z][a-z-]*)", text, flags=re.M))
+
+    assert named <= set(cli.commands), f"{document.name} names {named - set(cli.commands)}"
+
+
+# README "## Jobs"
+
+
+@pytest.mark.parametrize("event", sorted(JOBS))
+def test_every_job_has_a_readme_row(event: str) -> None:
+    assert event in job_rows()
+
+
+@pytest.mark.parametrize("event", sorted(JOBS))
+def test_readme_row_gives_the_jobs_route(event: str) -> None:
+    assert job_rows()[event]["route"] == JOBS[event].route
+
+
+@pytest.mark.parametrize("event", sorted(JOBS))
+def test_readme_row_gives_the_jobs_retries(event: str) -> None:
+    assert job_rows()[event]["retries"] == str(JOBS[event].retries)
+
+
+@pytest.mark.parametrize("event", sorted(JOBS))
+def test_readme_row_says_whether_the_job_is_delayable(event: str) -> None:
+    expected = "yes" if JOBS[event].delayable else "no"
+
+    assert job_rows()[event]["delayable"] == expected
+
+
+@pytest.mark.parametrize("event", sorted(JOBS))
+def test_readme_row_says_none_only_for_jobs_without_a_per_account_limit(event: str) -> None:
+    no_limit = job_rows()[event]["per-account limit"] == "none"
+
+    assert no_limit is not JOBS[event].limited_by_key
+
+
+def test_readme_names_no_job_that_does_not_exist() -> None:
+    unknown = set(job_rows()) - set(JOBS)
+
+    assert not unknown, f"README '## Jobs' lists jobs that are not declared: {unknown}"
+
+
+@pytest.mark.parametrize("name", sorted(CRONS))
+def test_every_cron_has_a_readme_row(name: str) -> None:
+    assert name in cron_rows()
+
+
+@pytest.mark.parametrize("name", sorted(CRONS))
+def test_readme_row_gives_the_crons_schedule(name: str) -> None:
+    assert column(cron_rows()[name], "schedule") == CRONS[name].cron
+
+
+@pytest.mark.parametrize("name", sorted(CRONS))
+def test_readme_row_gives_the_crons_route(name: str) -> None:
+    assert column(cron_rows()[name], "route") == CRONS[name].route
+
+
+def test_readme_names_no_cron_that_does_not_exist() -> None:
+    unknown = set(cron_rows()) - set(CRONS)
+
+    assert not unknown, f"README '## Jobs' lists periodic tasks that are not declared: {unknown}"

@@ -1,0 +1,343 @@
+"""Settings validation: every bad value is a ConfigError naming the variable and the fix.
+
+Overrides passed to `load_settings` take precedence over the environment, which
+conftest fills for the session (DATABASE_URL, REDIS_URL, INTERNAL_API_KEY, ...).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from config import ConfigError, Settings, load_settings
+from tests.support import env as test_env
+
+GOOD_SIGNING_KEY = "signkey-test-" + "ab12" * 16
+CLOUD_INNGEST: dict[str, object] = {
+    "inngest_event_key": test_env.INNGEST_EVENT_KEY,
+    "inngest_signing_key": GOOD_SIGNING_KEY,
+    "inngest_base_url": test_env.INNGEST_API,
+}
+QSTASH: dict[str, object] = {
+    "qstash_token": test_env.QSTASH_TOKEN,
+    "qstash_current_signing_key": test_env.QSTASH_CURRENT_KEY,
+    "qstash_next_signing_key": test_env.QSTASH_NEXT_KEY,
+    "webhook_url": test_env.WEBHOOK_URL,
+}
+HTTP: dict[str, object] = {
+    "internal_api_url": "http://web:8000",
+    "internal_api_key": test_env.INTERNAL_API_KEY,
+}
+
+
+@pytest.fixture(autouse=True)
+def no_dotenv(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Settings read `.env` from the working directory: run where there is none."""
+    monkeypatch.chdir(tmp_path)
+
+
+def config_error(**overrides: object) -> str:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(**overrides)
+    return str(caught.value)
+
+
+# Inngest signing key
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["signkey-prod-xyz", "not-hex-at-all", "signkey-test-abc", "abc", "signkey-test-ab cd"],
+    ids=["prefixed-non-hex", "non-hex", "prefixed-odd-length", "odd-length", "embedded-space"],
+)
+def test_malformed_inngest_signing_key_names_variable_and_how_to_make_one(key: str) -> None:
+    message = config_error(**{**CLOUD_INNGEST, "inngest_signing_key": key})
+
+    assert "INNGEST_SIGNING_KEY" in message
+    assert "even-length hex" in message
+    assert "openssl rand -hex 32" in message
+
+
+def test_malformed_inngest_signing_key_from_the_environment_is_rejected(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("INNGEST_DEV", "1")
+    monkeypatch.setenv("INNGEST_SIGNING_KEY", "signkey-prod-xyz")
+
+    assert "INNGEST_SIGNING_KEY" in config_error()
+
+
+def test_malformed_fallback_signing_key_names_the_fallback_variable() -> None:
+    message = config_error(**CLOUD_INNGEST, inngest_signing_key_fallback="signkey-prod-xyz")
+
+    assert "INNGEST_SIGNING_KEY_FALLBACK" in message
+
+
+def test_rejected_signing_key_is_not_echoed_in_the_error() -> None:
+    secret = "signkey-prod-do-not-print-me"
+
+    assert secret not in config_error(**{**CLOUD_INNGEST, "inngest_signing_key": secret})
+
+
+@pytest.mark.parametrize(
+    "key",
+    [GOOD_SIGNING_KEY, "signkey-prod-" + "0F" * 32, "ab12" * 16],
+    ids=["signkey-test-prefix", "signkey-prod-uppercase-hex", "bare-hex"],
+)
+def test_hex_signing_key_with_or_without_env_prefix_is_accepted_unchanged(key: str) -> None:
+    settings = load_settings(**{**CLOUD_INNGEST, "inngest_signing_key": key})
+
+    assert settings.inngest_signing_key is not None
+    assert settings.inngest_signing_key.get_secret_value() == key
+
+
+def test_empty_signing_key_counts_as_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INNGEST_SIGNING_KEY", "")
+
+    settings = load_settings()
+
+    assert settings.inngest_signing_key is None
+    assert not settings.inngest_configured
+
+
+# Blank values
+
+
+@pytest.mark.parametrize(
+    "variable", ["INNGEST_DEV", "INNGEST_SERVE_ORIGIN", "REDIS_URL", "DATABASE_URL", "WEBHOOK_URL"]
+)
+def test_blank_optional_value_counts_as_unset(
+    monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    monkeypatch.setenv(variable, "")
+
+    assert getattr(load_settings(), variable.lower()) is None
+
+
+# Inngest cloud mode versus dev server
+
+
+def test_cloud_mode_inngest_without_event_key_asks_for_it_or_dev_mode() -> None:
+    message = config_error(
+        inngest_signing_key=GOOD_SIGNING_KEY, inngest_base_url=test_env.INNGEST_API
+    )
+
+    assert "INNGEST_EVENT_KEY is required" in message
+    assert "INNGEST_DEV=1" in message
+
+
+def test_cloud_mode_inngest_without_signing_key_asks_for_the_servers_key() -> None:
+    message = config_error(inngest_event_key=test_env.INNGEST_EVENT_KEY)
+
+    assert "INNGEST_SIGNING_KEY is required" in message
+    assert "--signing-key" in message
+
+
+def test_inngest_base_url_alone_asks_for_both_keys() -> None:
+    message = config_error(inngest_base_url=test_env.INNGEST_API)
+
+    assert "INNGEST_EVENT_KEY is required" in message
+    assert "INNGEST_SIGNING_KEY is required" in message
+
+
+def test_inngest_dev_server_needs_neither_event_key_nor_signing_key() -> None:
+    settings = load_settings(inngest_dev="1", inngest_base_url="http://127.0.0.1:8288")
+
+    assert settings.inngest_is_dev
+    assert settings.inngest_configured
+    assert settings.inngest_event_key is None
+    assert settings.inngest_signing_key is None
+
+
+@pytest.mark.parametrize("value", ["0", "false", "", "FALSE", "no", "off"])
+def test_falsy_inngest_dev_is_not_dev_mode(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("INNGEST_DEV", value)
+
+    settings = load_settings()
+
+    assert not settings.inngest_is_dev
+    assert not settings.inngest_configured
+
+
+@pytest.mark.parametrize("value", ["1", "true", "http://localhost:8288"])
+def test_truthy_inngest_dev_or_dev_server_url_is_dev_mode(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("INNGEST_DEV", value)
+
+    settings = load_settings()
+
+    assert settings.inngest_is_dev
+    assert settings.inngest_configured
+
+
+def test_inngest_dev_set_to_zero_still_requires_cloud_keys() -> None:
+    message = config_error(inngest_dev="0", inngest_event_key=test_env.INNGEST_EVENT_KEY)
+
+    assert "INNGEST_SIGNING_KEY is required" in message
+
+
+# QStash
+
+
+@pytest.mark.parametrize(
+    "missing",
+    [
+        ("qstash_current_signing_key", "qstash_next_signing_key"),
+        ("qstash_current_signing_key",),
+        ("qstash_next_signing_key",),
+    ],
+    ids=["both-keys", "current-key", "next-key"],
+)
+def test_qstash_token_without_both_signing_keys_asks_to_copy_them(
+    missing: tuple[str, ...],
+) -> None:
+    overrides = {name: value for name, value in QSTASH.items() if name not in missing}
+
+    message = config_error(**overrides)
+
+    assert "QSTASH_CURRENT_SIGNING_KEY and QSTASH_NEXT_SIGNING_KEY" in message
+    assert "QStash console" in message
+
+
+def test_qstash_token_without_webhook_url_asks_for_the_public_base_url() -> None:
+    overrides = {name: value for name, value in QSTASH.items() if name != "webhook_url"}
+
+    message = config_error(**overrides)
+
+    assert "WEBHOOK_URL is not" in message
+    assert "WEBHOOK_URL=https://" in message
+
+
+def test_qstash_token_alone_reports_every_missing_variable_at_once() -> None:
+    message = config_error(qstash_token=test_env.QSTASH_TOKEN)
+
+    assert "QSTASH_CURRENT_SIGNING_KEY" in message
+    assert "WEBHOOK_URL" in message
+
+
+def test_complete_qstash_configuration_is_accepted() -> None:
+    settings = load_settings(**QSTASH)
+
+    assert settings.qstash_token is not None
+    assert settings.webhook_url == test_env.WEBHOOK_URL
+
+
+@pytest.mark.parametrize("url", ["jobs.example.com", "ftp://jobs.example.com", "/api"])
+def test_non_http_webhook_url_is_rejected_with_the_expected_form(url: str) -> None:
+    message = config_error(webhook_url=url)
+
+    assert "WEBHOOK_URL" in message
+    assert "absolute http:// or https:// URL" in message
+
+
+def test_webhook_url_loses_its_trailing_slash() -> None:
+    assert load_settings(webhook_url="https://jobs.example.com/").webhook_url == (
+        "https://jobs.example.com"
+    )
+
+
+# Explicit JOB_PROVIDER
+
+
+@pytest.mark.parametrize("unset", ["INTERNAL_API_URL", "INTERNAL_API_KEY"])
+def test_job_provider_http_without_internal_api_url_and_key_names_both(
+    monkeypatch: pytest.MonkeyPatch, unset: str
+) -> None:
+    monkeypatch.setenv("INTERNAL_API_URL", "http://web:8000")
+    monkeypatch.setenv("INTERNAL_API_KEY", test_env.INTERNAL_API_KEY)
+    monkeypatch.delenv(unset)
+
+    message = config_error(job_provider="http")
+
+    assert "JOB_PROVIDER=http needs INTERNAL_API_URL and INTERNAL_API_KEY" in message
+
+
+def test_job_provider_http_with_internal_api_url_and_key_is_accepted() -> None:
+    assert load_settings(job_provider="http", **HTTP).job_provider == "http"
+
+
+def test_job_provider_qstash_without_token_asks_for_it() -> None:
+    message = config_error(job_provider="qstash")
+
+    assert "JOB_PROVIDER=qstash needs QSTASH_TOKEN" in message
+
+
+def test_job_provider_inngest_without_inngest_asks_for_it() -> None:
+    message = config_error(job_provider="inngest")
+
+    assert "JOB_PROVIDER=inngest needs INNGEST_EVENT_KEY" in message
+
+
+def test_unknown_job_provider_lists_the_accepted_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JOB_PROVIDER", "rabbitmq")
+
+    message = config_error()
+
+    assert "JOB_PROVIDER" in message
+    for name in ("auto", "inngest", "qstash", "celery", "http"):
+        assert f"'{name}'" in message
+
+
+def test_config_error_hides_pydantic_validation_error() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(job_provider="rabbitmq")
+
+    assert caught.value.__cause__ is None
+    assert caught.value.__suppress_context__
+
+
+# Derived values
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgres://app:pw@db.example.com:5432/inbox",
+        "postgresql://app:pw@db.example.com:5432/inbox",
+    ],
+    ids=["postgres", "postgresql"],
+)
+def test_driverless_postgres_url_uses_psycopg(url: str) -> None:
+    settings = load_settings(database_url=url)
+
+    assert settings.sqlalchemy_url == "postgresql+psycopg://app:pw@db.example.com:5432/inbox"
+
+
+@pytest.mark.parametrize(
+    "url", ["postgresql+psycopg://app@db/inbox", "sqlite:////var/lib/jobbridge.db"]
+)
+def test_database_url_naming_a_driver_is_kept_as_is(url: str) -> None:
+    assert load_settings(database_url=url).sqlalchemy_url == url
+
+
+def test_without_database_url_sqlite_file_lives_in_data_dir(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("DATABASE_URL")
+
+    settings = load_settings(data_dir=tmp_path)
+
+    assert settings.sqlalchemy_url == f"sqlite:///{tmp_path.resolve() / 'jobbridge.db'}"
+
+
+@pytest.mark.parametrize(("horizon", "hard_limit"), [(3600, 600), (120, 600), (86_400, 3600)])
+def test_redis_visibility_timeout_exceeds_eta_horizon_plus_hard_time_limit(
+    horizon: int, hard_limit: int
+) -> None:
+    settings = load_settings(
+        celery_eta_horizon_seconds=horizon, celery_hard_time_limit_seconds=hard_limit
+    )
+
+    assert settings.visibility_timeout_seconds > horizon + hard_limit
+
+
+def test_every_field_is_optional(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name.upper(), raising=False)
+
+    settings = load_settings()
+
+    assert settings.job_provider == "auto"
+    assert settings.broker_url == "filesystem://"
