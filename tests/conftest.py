@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -47,6 +48,11 @@ _CONTROLLED = [
 def pytest_configure(config: pytest.Config) -> None:
     if hasattr(config, "workerinput"):
         return
+    if "tasks.celery_app" in sys.modules:
+        raise pytest.UsageError(
+            "`tasks` was imported before the test environment was set (it reads Settings "
+            "once): import it lazily in conftest.py and tests/support"
+        )
     for name in _CONTROLLED:
         os.environ.pop(name, None)
     data_dir = tempfile.mkdtemp(prefix="jobbridge-test-")

@@ -21,6 +21,20 @@ def jobbridge(*args: str) -> Any:
     return runner.invoke(app, list(args), catch_exceptions=False)
 
 
+def schedule_via_cli(account: str, action_type: str, message: str, *options: str) -> Any:
+    return jobbridge(
+        "actions",
+        "schedule",
+        "--account",
+        account,
+        "--type",
+        action_type,
+        "--message",
+        message,
+        *options,
+    )
+
+
 def test_db_upgrade_creates_the_schema(configure: Any, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'fresh.db'}"
     configure(DATABASE_URL=url)
@@ -40,18 +54,7 @@ def test_accounts_add_is_idempotent(tmp_path: Path) -> None:
 
 
 def test_actions_schedule_show_and_cancel(mailbox: Mailbox) -> None:
-    scheduled = jobbridge(
-        "actions",
-        "schedule",
-        "--account",
-        mailbox.email,
-        "--type",
-        "archive",
-        "--message",
-        mailbox.keys[0],
-        "--in",
-        "10m",
-    )
+    scheduled = schedule_via_cli(mailbox.email, "archive", mailbox.keys[0], "--in", "10m")
     assert scheduled.exit_code == 0, scheduled.output
     row = json.loads(scheduled.output)
     assert (row["status"], row["schedulingStatus"], row["provider"]) == (
@@ -69,47 +72,20 @@ def test_actions_schedule_show_and_cancel(mailbox: Mailbox) -> None:
 
 
 def test_actions_schedule_rejects_an_unknown_type(mailbox: Mailbox) -> None:
-    result = jobbridge(
-        "actions",
-        "schedule",
-        "--account",
-        mailbox.email,
-        "--type",
-        "EXPLODE",
-        "--message",
-        mailbox.keys[0],
-    )
+    result = schedule_via_cli(mailbox.email, "EXPLODE", mailbox.keys[0])
     assert result.exit_code == 2
     assert "ARCHIVE" in result.output
 
 
 def test_actions_schedule_rejects_an_unknown_account(mailbox: Mailbox) -> None:
-    result = jobbridge(
-        "actions",
-        "schedule",
-        "--account",
-        "nobody@example.test",
-        "--type",
-        "ARCHIVE",
-        "--message",
-        mailbox.keys[0],
-    )
+    result = schedule_via_cli("nobody@example.test", "ARCHIVE", mailbox.keys[0])
     assert result.exit_code == 1
     assert "accounts add" in result.output
 
 
 def test_actions_schedule_rejects_a_naive_time(mailbox: Mailbox) -> None:
-    result = jobbridge(
-        "actions",
-        "schedule",
-        "--account",
-        mailbox.email,
-        "--type",
-        "ARCHIVE",
-        "--message",
-        mailbox.keys[0],
-        "--at",
-        "2030-01-01T09:00:00",
+    result = schedule_via_cli(
+        mailbox.email, "ARCHIVE", mailbox.keys[0], "--at", "2030-01-01T09:00:00"
     )
     assert result.exit_code == 2
     assert "timezone" in result.output

@@ -18,7 +18,7 @@ from tasks.models import ActionStatus, ActionType, utcnow
 from tasks.outcome import Delivery
 from tests.conftest import Mailbox
 from tests.support import env
-from tests.support.actions import insert_action
+from tests.support.actions import insert_action, mark_claimed
 from tests.support.fake_qstash import QueuedMessage, deliver
 
 ROUTE = "/api/scheduled-actions/execute"
@@ -141,23 +141,8 @@ def test_redelivery_of_a_crashed_delivery_takes_over_its_own_claim(
     configure(JOB_PROVIDER="http", INTERNAL_API_URL="http://127.0.0.1:9")
     spec = scheduled_actions.execute_scheduled_action
     row = pending_send(mailbox)
-    from sqlalchemy import update
-
-    from tasks.db import session_scope
-    from tasks.models import ScheduledAction
-
     # Attempt 0 of delivery "d1" claimed the row, then its worker died.
-    with session_scope() as session:
-        session.execute(
-            update(ScheduledAction)
-            .where(ScheduledAction.id == row.id)
-            .values(
-                status=ActionStatus.EXECUTING,
-                claimed_by="celery:d1",
-                claim_attempt=0,
-                lease_expires_at=utcnow() + timedelta(minutes=15),
-            )
-        )
+    mark_claimed(row.id, "celery:d1", utcnow() + timedelta(minutes=15))
 
     other = run_job(spec, {"scheduledActionId": row.id}, Delivery("celery", "d2", 1))
     same_again = run_job(spec, {"scheduledActionId": row.id}, Delivery("celery", "d1", 0))
@@ -177,22 +162,7 @@ def test_sweep_puts_expired_executing_rows_back_and_delivers_them(
 ) -> None:
     configure(JOB_PROVIDER="http", INTERNAL_API_URL=web)
     row = pending_send(mailbox)
-    from sqlalchemy import update
-
-    from tasks.db import session_scope
-    from tasks.models import ScheduledAction
-
-    with session_scope() as session:
-        session.execute(
-            update(ScheduledAction)
-            .where(ScheduledAction.id == row.id)
-            .values(
-                status=ActionStatus.EXECUTING,
-                claimed_by="celery:dead",
-                claim_attempt=0,
-                lease_expires_at=utcnow() - timedelta(seconds=1),
-            )
-        )
+    mark_claimed(row.id, "celery:dead", utcnow() - timedelta(seconds=1))
 
     report = scheduled_actions.sweep()
 

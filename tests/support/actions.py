@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import update
+
 from tasks.db import session_scope
 from tasks.models import ActionStatus, ActionType, ScheduledAction, SchedulingStatus, utcnow
 
@@ -31,3 +33,18 @@ def insert_action(
     with session_scope() as session:
         session.add(row)
     return row
+
+
+def mark_claimed(action_id: str, claimed_by: str, lease_expires_at: datetime) -> None:
+    """Leave the row as a delivery that claimed it and then died would have left it."""
+    with session_scope() as session:
+        session.execute(
+            update(ScheduledAction)
+            .where(ScheduledAction.id == action_id)
+            .values(
+                status=ActionStatus.EXECUTING,
+                claimed_by=claimed_by,
+                claim_attempt=0,
+                lease_expires_at=lease_expires_at,
+            )
+        )

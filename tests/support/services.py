@@ -7,7 +7,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -97,18 +96,9 @@ class Process:
 
 def start_web(env: Mapping[str, str], log_dir: Path, name: str = "web") -> tuple[Process, str]:
     port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "bridge.web:app",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-    ]
+    from bridge.devstack import stack_commands  # imports `tasks`: only after pytest_configure
+
+    command = stack_commands(port, flower_port=0, with_flower=False)["web"]
     process = Process(name, command, env, log_dir)
     url = f"http://127.0.0.1:{port}"
 
@@ -128,15 +118,10 @@ def start_worker(
     env: Mapping[str, str], log_dir: Path, name: str = "worker", concurrency: int = 2
 ) -> Process:
     hostname = f"{name}-{uuid.uuid4().hex[:6]}@%h"
+    from bridge.devstack import stack_commands
+
     command = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "tasks",
-        "worker",
-        "--loglevel",
-        "INFO",
+        *stack_commands(0, flower_port=0, with_flower=False)["worker"],
         "--pool",
         "prefork",
         "--concurrency",
