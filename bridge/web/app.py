@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 
 import inngest.fast_api
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bridge.inngest_client import make_inngest_client
 from bridge.web import responses
@@ -21,21 +22,31 @@ from config import Settings, get_settings
 INNGEST_PATH = "/api/inngest"
 
 
+class RefuseStaleInngestSignatures:
+    """Plain ASGI middleware: the SDK checks the signature but not its age.
+
+    Not `@app.middleware("http")`: that wraps every request in a costly call chain,
+    while only POSTs to /api/inngest need this look at one header.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == INNGEST_PATH and scope["method"] == "POST":
+            header = Headers(scope=scope).get("x-inngest-signature")
+            if inngest_signature_too_old(header):
+                refusal = responses.error(
+                    401, "X-Inngest-Signature timestamp is over 5 minutes old"
+                )
+                await refusal(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def serve_inngest(app: FastAPI, settings: Settings) -> None:
     if not settings.inngest_is_dev:
-
-        @app.middleware("http")
-        async def refuse_stale_inngest_signatures(
-            request: Request, call_next: Callable[[Request], Awaitable[Response]]
-        ) -> Response:
-            if (
-                request.url.path == INNGEST_PATH
-                and request.method == "POST"
-                and inngest_signature_too_old(request.headers.get("x-inngest-signature"))
-            ):
-                return responses.error(401, "X-Inngest-Signature timestamp is over 5 minutes old")
-            return await call_next(request)
-
+        app.add_middleware(RefuseStaleInngestSignatures)
     client = make_inngest_client(settings)
     inngest.fast_api.serve(
         app,

@@ -17,7 +17,7 @@ from bridge.web.auth import Caller, Unauthorized, authenticate_cron, authenticat
 from config import Settings
 from tasks.core import run_job
 from tasks.deliveries import already_processed, record_processed
-from tasks.outcome import Delivery
+from tasks.outcome import Delivery, Result
 from tasks.registry import CRONS, JOBS, CronSpec, JobSpec
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -51,6 +51,18 @@ def delivery_headers(caller: Caller, request: Request) -> tuple[str | None, int]
     return request.headers.get(id_header) or None, int(attempt) if attempt.isdigit() else 0
 
 
+def run_once(
+    spec: JobSpec[Any], data: dict[str, Any], delivery: Delivery, remember: bool
+) -> Result | None:
+    """Run the job unless this delivery already reached a final outcome (then None)."""
+    if remember and already_processed(delivery.provider, delivery.delivery_id):
+        return None
+    result = run_job(spec, data, delivery)
+    if remember and result.terminal:
+        record_processed(delivery.provider, delivery.delivery_id, spec.event, result.outcome.value)
+    return result
+
+
 def job_endpoint(
     settings: Settings, spec: JobSpec[Any]
 ) -> Callable[[Request], Awaitable[Response]]:
@@ -74,16 +86,11 @@ def job_endpoint(
             return responses.non_retryable("invalid payload: payload: must be a JSON object")
 
         message_id, attempt = delivery_headers(caller, request)
-        if message_id is not None:
-            seen = await run_in_threadpool(already_processed, caller.value, message_id)
-            if seen:
-                return responses.result_response_for_duplicate()
         delivery = Delivery(caller.value, message_id or uuid.uuid4().hex, attempt)
-        result = await run_in_threadpool(run_job, spec, data, delivery)
-        if message_id and result.terminal:
-            await run_in_threadpool(
-                record_processed, caller.value, message_id, spec.event, result.outcome.value
-            )
+        # One trip to the thread pool for the ledger check, the job and the ledger entry.
+        result = await run_in_threadpool(run_once, spec, data, delivery, message_id is not None)
+        if result is None:
+            return responses.result_response_for_duplicate()
         return responses.result_response(result)
 
     return endpoint
