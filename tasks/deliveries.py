@@ -1,20 +1,38 @@
-"""Deliveries that reached a final outcome, by provider id: a redelivery is answered, not rerun."""
+"""The delivery ledger: deliveries that reached a final outcome, by provider id, so a
+redelivered message is answered rather than run again.
+
+It is an optimisation on top of idempotent jobs, not what makes them safe, so it lives
+where it is cheapest: Redis when REDIS_URL is set (a GET and a SET with a TTL), else
+the database table `processed_delivery` (pruned by the sweep).
+"""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
+from config import get_settings
+from tasks import redis_store
 from tasks.db import session_scope
 from tasks.models import ProcessedDelivery
 
+RETENTION = timedelta(days=14)  # longer than QStash retries a message (days at most)
+
 
 def already_processed(provider: str, delivery_id: str) -> bool:
+    if get_settings().redis_url:
+        return bool(redis_store.client().exists(_key(provider, delivery_id)))
     with session_scope() as session:
         return session.get(ProcessedDelivery, (provider, delivery_id)) is not None
 
 
 def record_processed(provider: str, delivery_id: str, event: str, outcome: str) -> None:
+    if get_settings().redis_url:
+        ttl = int(RETENTION.total_seconds())
+        redis_store.client().set(_key(provider, delivery_id), f"{event} {outcome}", ex=ttl)
+        return
     try:
         with session_scope() as session:
             if session.get_bind().dialect.name == "postgresql":
@@ -28,3 +46,7 @@ def record_processed(provider: str, delivery_id: str, event: str, outcome: str) 
             )
     except IntegrityError:
         pass  # a concurrent duplicate recorded it first
+
+
+def _key(provider: str, delivery_id: str) -> str:
+    return redis_store.key(redis_store.DELIVERED, provider, ":", delivery_id)

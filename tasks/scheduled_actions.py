@@ -16,6 +16,7 @@ from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from config import get_settings
+from tasks import deliveries
 from tasks.db import rows_changed, session_scope
 from tasks.mail.accounts import mail_provider_for
 from tasks.mail.actions import apply_action
@@ -40,7 +41,6 @@ log = logging.getLogger("jobbridge.scheduled_actions")
 EXECUTION_LEASE = timedelta(minutes=15)
 # Clocks differ a little between the provider and us; earlier than this is "not yet".
 EARLY_TOLERANCE = timedelta(seconds=2)
-PROCESSED_DELIVERY_RETENTION = timedelta(days=14)
 
 
 class ExecuteScheduledAction(Payload):
@@ -283,7 +283,7 @@ def sweep(now: datetime | None = None, limit: int = 1000) -> SweepReport:
         pruned = rows_changed(
             session,
             delete(ProcessedDelivery).where(
-                ProcessedDelivery.finished_at < now - PROCESSED_DELIVERY_RETENTION
+                ProcessedDelivery.finished_at < now - deliveries.RETENTION
             ),
         )
     for row in due:

@@ -26,15 +26,9 @@ def check_broker(settings: Settings) -> dict[str, Any]:
     started = time.perf_counter()
     try:
         if settings.redis_url:
-            import redis
+            from tasks import redis_store
 
-            client = redis.Redis.from_url(
-                settings.redis_url, socket_timeout=2, socket_connect_timeout=2
-            )
-            try:
-                client.ping()
-            finally:
-                client.close()
+            redis_store.client().ping()
         elif not (settings.broker_folder / "queue").is_dir():
             return {"ok": False, "error": f"broker folder {settings.broker_folder} is missing"}
     except Exception as error:

@@ -1,0 +1,28 @@
+"""Our own Redis keys (Celery's are kombu's business), all named here, all under
+REDIS_KEY_PREFIX, so deployments and test runs sharing one Redis never meet."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import redis
+
+from config import get_settings
+
+DELIVERED = "jobbridge:delivered:"  # + provider:delivery id -> final outcome, with a TTL
+
+
+def key(*parts: str) -> str:
+    return get_settings().redis_key_prefix + "".join(parts)
+
+
+@lru_cache(maxsize=4)
+def _client_for(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+
+
+def client() -> redis.Redis:
+    url = get_settings().redis_url
+    if url is None:
+        raise RuntimeError("REDIS_URL is not set")
+    return _client_for(url)
