@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -24,7 +25,7 @@ ROUTE = "/api/scheduled-actions/execute"
 
 def qstash_message_for(action_id: str) -> QueuedMessage:
     body = json.dumps({"scheduledActionId": action_id}).encode()
-    return QueuedMessage("msg_translate", env.WEBHOOK_URL + ROUTE, body, {})
+    return QueuedMessage(f"msg_{uuid.uuid4().hex}", env.WEBHOOK_URL + ROUTE, body, {})
 
 
 # QStash ---------------------------------------------------------------------------
