@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Engine, Executable, create_engine, event
+from sqlalchemy import CursorResult, Engine, Executable, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from config import get_settings
@@ -60,3 +61,27 @@ def rows_changed(session: Session, statement: Executable) -> int:
     """Run an UPDATE or DELETE and return how many rows it changed (the race's verdict)."""
     result = cast("CursorResult[Any]", session.execute(statement))
     return int(result.rowcount)
+
+
+@contextmanager
+def exclusive(name: str) -> Iterator[bool]:
+    """Try to hold a named lock across processes for the block; yields whether we got it.
+
+    PostgreSQL: a session advisory lock (released when the block ends, or when the
+    connection dies with its process). SQLite, the single-host embedded default: its
+    one writer at a time serialises the work already, so the lock is always granted.
+    """
+    bound = engine()
+    if bound.dialect.name != "postgresql":
+        yield True
+        return
+    key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+    with bound.connect() as connection:
+        got = bool(connection.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}))
+        connection.commit()
+        try:
+            yield got
+        finally:
+            if got:
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                connection.commit()

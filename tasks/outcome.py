@@ -51,3 +51,6 @@ class Delivery:
     provider: str
     delivery_id: str
     attempt: int  # 0 on the first delivery
+    # The broker says this very message was handed out before and its consumer died
+    # (Celery's `redelivered`): the earlier run is known to be over.
+    redelivered: bool = False

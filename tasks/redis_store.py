@@ -10,6 +10,11 @@ import redis
 from config import get_settings
 
 DELIVERED = "jobbridge:delivered:"  # + provider:delivery id -> final outcome, with a TTL
+# Per-key limits on the Celery path (tasks/limits.py), each + job fn_id:key value.
+# Sorted set of the runs holding a concurrency slot: holder token -> lease expiry (ms).
+LIMIT_HOLDERS = "jobbridge:limit:holders:"
+# Sorted set of recent starts for a throttle: start token -> start time (ms).
+LIMIT_STARTS = "jobbridge:limit:starts:"
 
 
 def key(*parts: str) -> str:

@@ -8,18 +8,20 @@ PENDING to EXECUTING performs the action.
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from config import get_settings
 from tasks import deliveries
-from tasks.db import rows_changed, session_scope
+from tasks.db import exclusive, rows_changed, session_scope
 from tasks.mail.accounts import mail_provider_for
-from tasks.mail.actions import apply_action
+from tasks.mail.actions import MailAction, perform
 from tasks.mail.port import MessageNotFound
 from tasks.models import (
     ActionStatus,
@@ -28,6 +30,7 @@ from tasks.models import (
     ProcessedDelivery,
     ScheduledAction,
     SchedulingStatus,
+    new_id,
     utcnow,
 )
 from tasks.outcome import Delivery, PermanentError, Result, RetryLater, done, skipped
@@ -39,8 +42,11 @@ log = logging.getLogger("jobbridge.scheduled_actions")
 # Longer than any execution (the job timeout is 5 minutes): an EXECUTING row whose
 # lease expired belongs to a worker that died, and the sweep puts it back.
 EXECUTION_LEASE = timedelta(minutes=15)
-# Clocks differ a little between the provider and us; earlier than this is "not yet".
-EARLY_TOLERANCE = timedelta(seconds=2)
+# Executions that failed transiently, across every delivery and sweep, before the
+# action is marked FAILED: without a bound the sweep would retry it forever.
+MAX_EXECUTION_ATTEMPTS = 5
+# A delivery that finds the action held by another comes back after this long.
+CLAIMED_RETRY_SECONDS = 30.0
 
 
 class ExecuteScheduledAction(Payload):
@@ -66,10 +72,18 @@ def schedule(
     thread_id: str,
     scheduled_for: datetime,
     executed_rule_id: str | None = None,
+    action_id: str | None = None,
     **action_fields: Any,
 ) -> ScheduledAction:
-    """Record the action PENDING, then publish it. A failed publish is left to the sweep."""
+    """Record the action PENDING, then publish it. A failed publish is left to the sweep.
+
+    With `action_id`, scheduling again is a no-op that returns the existing row, so a
+    caller that is itself redelivered (a rule applied twice) schedules once.
+    """
+    if action_id is not None and (existing := get(action_id)) is not None:
+        return existing
     row = ScheduledAction(
+        id=action_id or new_id(),
         email_account_id=email_account_id,
         action_type=action_type,
         message_id=message_id,
@@ -80,8 +94,13 @@ def schedule(
         scheduling_status=SchedulingStatus.PENDING,
         **action_fields,
     )
-    with session_scope() as session:
-        session.add(row)
+    try:
+        with session_scope() as session:
+            session.add(row)
+    except IntegrityError:
+        if action_id is None or (existing := get(action_id)) is None:
+            raise
+        return existing  # a concurrent duplicate created it first
     publish(row, dedup_id_for(row.id))
     return get(row.id) or row
 
@@ -152,36 +171,43 @@ def _claimant(delivery: Delivery) -> str:
     return f"{delivery.provider}:{delivery.delivery_id}"
 
 
-def _claim(session: Session, action_id: str, delivery: Delivery, now: datetime) -> bool:
-    """PENDING -> EXECUTING for this delivery; exactly one concurrent caller wins.
+def _claim(session: Session, row: ScheduledAction, delivery: Delivery, now: datetime) -> str | None:
+    """Move the row to EXECUTING for this delivery; exactly one concurrent caller wins.
 
-    A later attempt of the *same* delivery (a redelivery after its worker died) may
-    take over its own claim without waiting for the lease to expire.
+    Returns the claim's token, or None when another delivery holds or finished it. An
+    EXECUTING row is taken over only when its claimant is known to be gone: its lease
+    expired, or the broker redelivered this same delivery after its worker died. A
+    provider's retry after a timeout is not such proof (the first run may still be
+    going), so it waits.
     """
     claimant = _claimant(delivery)
-    ours_redelivered = and_(
-        ScheduledAction.status == ActionStatus.EXECUTING,
-        ScheduledAction.claimed_by == claimant,
-        ScheduledAction.claim_attempt < delivery.attempt,
-    )
+    gone = [ScheduledAction.lease_expires_at < now]
+    if delivery.redelivered:
+        gone.append(ScheduledAction.claimed_by == claimant)
+    token = uuid.uuid4().hex
     statement = (
         update(ScheduledAction)
         .where(
-            ScheduledAction.id == action_id,
-            or_(ScheduledAction.status == ActionStatus.PENDING, ours_redelivered),
+            ScheduledAction.id == row.id,
+            or_(
+                ScheduledAction.status == ActionStatus.PENDING,
+                and_(ScheduledAction.status == ActionStatus.EXECUTING, or_(*gone)),
+            ),
         )
         .values(
             status=ActionStatus.EXECUTING,
             claimed_by=claimant,
             claim_attempt=delivery.attempt,
+            claim_token=token,
             lease_expires_at=now + EXECUTION_LEASE,
+            execution_attempts=ScheduledAction.execution_attempts + 1,
         )
     )
-    return rows_changed(session, statement) == 1
+    return token if rows_changed(session, statement) == 1 else None
 
 
-def _release(action_id: str, delivery: Delivery, **values: Any) -> None:
-    """Leave EXECUTING, but only if this delivery still holds the claim (a fencing check)."""
+def _release(action_id: str, token: str, **values: Any) -> None:
+    """Leave EXECUTING, but only while this claim is the current one (a fencing token)."""
     with session_scope() as session:
         rows_changed(
             session,
@@ -189,8 +215,7 @@ def _release(action_id: str, delivery: Delivery, **values: Any) -> None:
             .where(
                 ScheduledAction.id == action_id,
                 ScheduledAction.status == ActionStatus.EXECUTING,
-                ScheduledAction.claimed_by == _claimant(delivery),
-                ScheduledAction.claim_attempt == delivery.attempt,
+                ScheduledAction.claim_token == token,
             )
             .values(lease_expires_at=None, **values),
         )
@@ -203,31 +228,41 @@ def execute(payload: ExecuteScheduledAction, delivery: Delivery) -> Result:
         row = session.get(ScheduledAction, payload.scheduled_action_id)
         if row is None:
             return skipped("no such scheduled action")
-        if row.status is ActionStatus.PENDING and row.scheduled_for > now + EARLY_TOLERANCE:
+        if row.status is ActionStatus.PENDING and row.scheduled_for > now:
             wait = (row.scheduled_for - now).total_seconds()
             raise RetryLater(f"not due until {row.scheduled_for.isoformat()}", retry_after=wait)
-        if not _claim(session, row.id, delivery, now):
-            return skipped(f"already claimed, finished or cancelled (was {row.status.value})")
+        token = _claim(session, row, delivery, now)
+        if token is None:
+            session.refresh(row)
+            if row.status is ActionStatus.EXECUTING:
+                # Held by another delivery: come back, in case that one fails and hands
+                # the row back (answering "skipped" would drop this delivery for good).
+                raise RetryLater("another delivery is executing it", CLAIMED_RETRY_SECONDS)
+            return skipped(f"action is {row.status.value}")
+        session.refresh(row)  # the claim's own counts, whatever the session cached
+        attempts = row.execution_attempts
         account = session.get(EmailAccount, row.email_account_id)
     try:
         if account is None:
             raise PermanentError(f"unknown email account {row.email_account_id}")
-        created_id = apply_action(mail_provider_for(account), row)
+        created_id = perform(mail_provider_for(account), MailAction.from_scheduled(row))
     except MessageNotFound:
-        _release(row.id, delivery, status=ActionStatus.COMPLETED, executed_at=utcnow())
+        _release(row.id, token, status=ActionStatus.COMPLETED, executed_at=utcnow())
         return done("message no longer exists; completed without action")
     except PermanentError as error:
-        _release(
-            row.id, delivery, status=ActionStatus.FAILED, executed_at=utcnow(), error=str(error)
-        )
+        _release(row.id, token, status=ActionStatus.FAILED, executed_at=utcnow(), error=str(error))
         raise
-    except Exception:
+    except Exception as error:
+        detail = f"{type(error).__name__}: {error}"
+        if attempts >= MAX_EXECUTION_ATTEMPTS:
+            _release(row.id, token, status=ActionStatus.FAILED, executed_at=utcnow(), error=detail)
+            raise PermanentError(f"gave up after {attempts} executions: {detail}") from error
         # Transient: hand the row back so the retry (or the sweep) can claim it again.
-        _release(row.id, delivery, status=ActionStatus.PENDING)
+        _release(row.id, token, status=ActionStatus.PENDING, error=detail)
         raise
     _release(
         row.id,
-        delivery,
+        token,
         status=ActionStatus.COMPLETED,
         executed_at=utcnow(),
         executed_action_id=created_id,
@@ -241,11 +276,21 @@ class SweepReport:
     reclaimed: int
     enqueued: int
     pruned_deliveries: int
+    ran: bool = True  # False: another sweep held the lock, so this one did nothing
 
 
 def sweep(now: datetime | None = None, limit: int = 1000) -> SweepReport:
-    """Put expired EXECUTING rows back, then enqueue due PENDING rows nobody is delivering."""
-    now = now or utcnow()
+    """Put expired EXECUTING rows back, then enqueue due PENDING rows nobody is delivering.
+
+    Beat, the Inngest cron and the cron route may all fire at once: one sweep at a time.
+    """
+    with exclusive("scheduled-actions.sweep") as ours:
+        if not ours:
+            return SweepReport(0, 0, 0, ran=False)
+        return _sweep(now or utcnow(), limit)
+
+
+def _sweep(now: datetime, limit: int) -> SweepReport:
     grace = timedelta(seconds=get_settings().sweep_grace_seconds)
     with session_scope() as session:
         reclaimed = rows_changed(
@@ -260,6 +305,7 @@ def sweep(now: datetime | None = None, limit: int = 1000) -> SweepReport:
                 lease_expires_at=None,
                 claimed_by=None,
                 claim_attempt=None,
+                claim_token=None,
                 scheduling_status=SchedulingStatus.PENDING,
             ),
         )

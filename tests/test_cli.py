@@ -94,7 +94,12 @@ def test_actions_schedule_rejects_a_naive_time(mailbox: Mailbox) -> None:
 def test_sweep_prints_its_report() -> None:
     result = jobbridge("sweep")
     assert result.exit_code == 0
-    assert json.loads(result.output) == {"reclaimed": 0, "enqueued": 0, "pruned_deliveries": 0}
+    assert json.loads(result.output) == {
+        "reclaimed": 0,
+        "enqueued": 0,
+        "pruned_deliveries": 0,
+        "ran": True,
+    }
 
 
 def test_enqueue_prints_the_receipt() -> None:

@@ -17,7 +17,7 @@ from tests.support import env
 from tests.support.actions import insert_action
 from tests.support.fake_inngest import FakeInngest, run_function
 from tests.support.fake_qstash import QueuedMessage, deliver
-from tests.support.wait import wait_for
+from tests.support.wait import wait_for, wait_until_time
 
 JOB = "scheduled-action.execute"
 ROUTE = "/api/scheduled-actions/execute"
@@ -114,7 +114,7 @@ def test_inngest_cron_function_runs_the_sweep(web: str) -> None:
     event = {"name": "inngest/scheduled.timer", "data": {"cron": "* * * * *"}}
     run = run_function(web, "scheduled-actions-sweep", event)
     assert run.status == 200
-    assert set(run.output) == {"reclaimed", "enqueued", "pruned_deliveries"}
+    assert set(run.output) == {"reclaimed", "enqueued", "pruned_deliveries", "ran"}
 
 
 # Celery ---------------------------------------------------------------------------
@@ -150,3 +150,17 @@ def test_cancelling_a_deferred_celery_job_removes_it(mailbox: Mailbox) -> None:
     receipt = enqueue(JOB, {"scheduledActionId": "x"}, at=far, dedup_id="far-cancel")
     assert cancel(receipt) is True
     assert deferred.release_due(now=far) == 0
+
+
+def test_a_retried_qstash_message_runs_once_it_is_due(web: str, mailbox: Mailbox) -> None:
+    due = utcnow() + timedelta(seconds=1)
+    row = insert_action(mailbox.account_id, ActionType.ARCHIVE, mailbox.keys[0], scheduled_for=due)
+    message = qstash_message_for(row.id)
+    assert deliver(message, web).status_code == 503  # too early: not remembered as final
+
+    wait_until_time(due.timestamp())
+    message.retried += 1
+    response = deliver(message, web)
+
+    assert response.json()["outcome"] == "done"
+    assert mailbox.folder_keys("Archive") == {mailbox.keys[0]}

@@ -206,7 +206,7 @@ def test_cron_route_runs_the_sweep_with_the_cron_secret(web: str) -> None:
     headers = {"Authorization": f"Bearer {env.CRON_SECRET}"}
     response = httpx.post(web + "/api/scheduled-actions/sweep", headers=headers)
     assert response.status_code == 200
-    assert set(response.json()) == {"reclaimed", "enqueued", "pruned_deliveries"}
+    assert set(response.json()) == {"reclaimed", "enqueued", "pruned_deliveries", "ran"}
 
 
 def test_health_reports_database_and_broker(web: str) -> None:

@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bridge.inngest_client import make_inngest_client
 from bridge.web import responses
+from bridge.web.api_routes import add_api_routes
 from bridge.web.auth import inngest_signature_too_old
 from bridge.web.health import check_broker, check_database
 from bridge.web.inngest_functions import all_functions
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # accept unsigned calls, which must never be the accidental default.
         serve_inngest(app, settings)
     add_job_routes(app, settings)
+    add_api_routes(app, settings)
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:

@@ -48,6 +48,12 @@ def authenticate_job_call(
     raise Unauthorized("missing Upstash-Signature or x-api-key")
 
 
+def authenticate_internal(settings: Settings, headers: Mapping[str, str]) -> None:
+    """Internal API routes (bulk start, cancel): only callers holding INTERNAL_API_KEY."""
+    if not _same_secret(headers.get("x-api-key", ""), settings.internal_api_key):
+        raise Unauthorized("missing or invalid x-api-key")
+
+
 def verify_qstash(settings: Settings, signature: str, raw_body: bytes, route: str) -> None:
     current, upcoming = settings.qstash_current_signing_key, settings.qstash_next_signing_key
     if current is None or upcoming is None or settings.webhook_url is None:

@@ -2,28 +2,69 @@
 
 Message ids are Maildir keys, stable across moves; threads are the root Message-ID
 of the References chain. Inbox is the Maildir root; other folders are `.Name`.
+Labels are the comma-separated X-Keywords header; the Seen flag is the read state.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import mailbox
 import os
-from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email import policy
+from email.errors import HeaderParseError
+from email.header import decode_header, make_header
+from email.message import EmailMessage, Message
+from email.parser import BytesHeaderParser, BytesParser
+from email.utils import formatdate, make_msgid, parseaddr, parsedate_to_datetime
+from html.parser import HTMLParser
 from pathlib import Path
+from typing import BinaryIO
 
-from tasks.mail.port import MailMessage, MessageNotFound, OutgoingMail
+from tasks.mail.port import MailMessage, MessageNotFound, OutgoingMail, ThreadPage
 
 INBOX = "INBOX"
 ARCHIVE = "Archive"
 SENT = "Sent"
 LABELS_HEADER = "X-Keywords"
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+@dataclass(frozen=True)
+class _File:
+    """One message file as listed: where it is and what its name says."""
+
+    folder: str
+    key: str
+    path: str
+    read: bool
+
+
+@dataclass(frozen=True)
+class _Summary:
+    """What listing and threading need from a message: its headers only, never the body."""
+
+    thread_id: str
+    date: datetime
+    labels: frozenset[str]
+    message_id: str
+    references: tuple[str, ...]
+
 
 class MaildirProvider:
     def __init__(self, root: Path | str, address: str = "me@localhost") -> None:
         self.root = Path(root)
         self.address = address
+        self._own_address = parseaddr(address)[1].casefold()
         self.root.parent.mkdir(parents=True, exist_ok=True)
         self._box = mailbox.Maildir(self.root, create=True)
 
@@ -45,38 +86,146 @@ class MaildirProvider:
     def folder_names(self) -> list[str]:
         return [INBOX, *self._box.list_folders()]
 
+    def _files(self, folders: Iterable[str]) -> Iterator[_File]:
+        """Every message file of the folders, by listing the directories (never creating them)."""
+        for name in folders:
+            for sub in ("cur", "new"):
+                try:
+                    entries = list(os.scandir(self._folder_path(name) / sub))
+                except FileNotFoundError:
+                    continue  # a folder never used: nothing in it, and reading must not create it
+                for entry in entries:
+                    if entry.name.startswith("."):
+                        continue  # Maildir readers ignore dot files (editor and sync droppings)
+                    key, _, info = entry.name.partition(":")
+                    flags = info[2:] if info.startswith("2,") else ""
+                    yield _File(name, key, entry.path, read="S" in flags)
+
     def _locate(self, message_id: str) -> tuple[str, mailbox.Maildir, Path]:
         """The folder holding the message, and its file (one scan, no private API)."""
-        for name in self.folder_names():
-            box = self.folder(name)
-            for sub in ("cur", "new"):
-                directory = self._folder_path(name) / sub
-                if not directory.is_dir():
-                    continue
-                for entry in os.scandir(directory):
-                    if entry.name.split(":", 1)[0] == message_id:
-                        return name, box, Path(entry.path)
+        for file in self._files(self.folder_names()):
+            if file.key == message_id:
+                return file.folder, self.folder(file.folder), Path(file.path)
         raise MessageNotFound(message_id)
 
     def get_message(self, message_id: str) -> MailMessage:
-        name, box, _ = self._locate(message_id)
-        message = box.get_message(message_id)
-        payload = message.get_payload(decode=True) if not message.is_multipart() else b""
-        body = payload.decode(errors="replace") if isinstance(payload, bytes) else ""
-        references = (message.get("References") or "").split()
-        own = message.get("Message-ID", "")
+        for file in self._files(self.folder_names()):
+            if file.key == message_id:
+                try:
+                    return self._read(file)
+                except FileNotFoundError:
+                    break  # moved or deleted between the listing and the read
+        raise MessageNotFound(message_id)
+
+    def _read(self, file: _File) -> MailMessage:
+        with open(file.path, "rb") as handle:
+            mtime = os.fstat(handle.fileno()).st_mtime
+            message = BytesParser(EmailMessage, policy=policy.default).parse(handle)
+        # Header values come from the raw text, as in _summary, so that a message's
+        # thread and date are the same whether it was listed or read.
+        raw = _raw_headers(message.raw_items())
+        summary = _summarise(raw, file.key, mtime)
         return MailMessage(
-            id=message_id,
-            thread_id=references[0] if references else own or message_id,
-            sender=message.get("From", ""),
-            to=message.get("To", ""),
-            subject=message.get("Subject", ""),
-            body=body,
-            folder=name,
-            read="S" in message.get_flags(),
-            labels=frozenset(_labels(message)),
-            message_id_header=own,
+            id=file.key,
+            thread_id=summary.thread_id,
+            sender=_text(raw.get("from", "")),
+            to=_text(raw.get("to", "")),
+            subject=_text(raw.get("subject", "")),
+            body=_body(message),
+            folder=file.folder,
+            read=file.read,
+            labels=summary.labels,
+            message_id_header=summary.message_id,
+            date=summary.date,
+            headers={name: _text(value) for name, value in raw.items()},
+            has_attachment=any(
+                part.get_content_disposition() == "attachment" for part in message.walk()
+            ),
+            # The raw header, not the decoded text: a decoded display name may itself
+            # contain "<", "," or "@" and fool the address parser.
+            sent_by_me=bool(self._own_address)
+            and parseaddr(_unfold(raw.get("from", "")))[1].casefold() == self._own_address,
         )
+
+    def get_thread(self, thread_id: str) -> list[MailMessage]:
+        found: list[tuple[datetime, str, _File]] = []
+        for file in self._files(self.folder_names()):
+            summary = _summary(file)
+            if summary is not None and summary.thread_id == thread_id:
+                found.append((summary.date, file.key, file))
+        messages: list[MailMessage] = []
+        for _, _, file in sorted(found, key=lambda item: (item[0], item[1])):
+            try:
+                messages.append(self._read(file))
+            except FileNotFoundError:
+                continue  # moved since the listing (it is no longer where we saw it)
+        if not messages:
+            raise MessageNotFound(thread_id)
+        return messages
+
+    def list_threads(
+        self,
+        *,
+        folder: str = INBOX,
+        after: datetime | None = None,
+        before: datetime | None = None,
+        unread_only: bool = False,
+        exclude_labels: Sequence[str] = (),
+        page_token: str | None = None,
+        page_size: int = 25,
+    ) -> ThreadPage:
+        """Threads with a message in `folder` dated in [after, before), newest first.
+
+        A thread's place is its newest message in the folder and window, whether or not
+        it is read or labelled: marking read or labelling the threads of one page (what
+        callers do with a page) then moves no thread across the cursor.
+        """
+        if page_size < 1:
+            raise ValueError(f"page_size must be at least 1, not {page_size}")
+        start, end = _utc(after), _utc(before)
+        excluded = frozenset(exclude_labels)
+        newest: dict[str, int] = {}
+        unread: set[str] = set()
+        skipped: set[str] = set()
+        for file in self._files([folder]):
+            summary = _summary(file)
+            if summary is None:
+                continue
+            if (start is not None and summary.date < start) or (
+                end is not None and summary.date >= end
+            ):
+                continue
+            thread = summary.thread_id
+            newest[thread] = max(newest.get(thread, _micros(summary.date)), _micros(summary.date))
+            if not file.read:
+                unread.add(thread)
+            if summary.labels & excluded:
+                skipped.add(thread)
+        # Sort keys are (-timestamp, thread id): ascending order is newest first, and
+        # the page after a cursor is exactly the keys greater than the cursor's.
+        ranked = sorted(
+            (-stamp, thread)
+            for thread, stamp in newest.items()
+            if thread not in skipped and (not unread_only or thread in unread)
+        )
+        if page_token is not None:
+            cursor = _decode_cursor(page_token)
+            ranked = [key for key in ranked if key > cursor]
+        page = ranked[:page_size]
+        more = len(ranked) > page_size
+        return ThreadPage(
+            thread_ids=[thread for _, thread in page],
+            next_page_token=_encode_cursor(page[-1]) if more else None,
+        )
+
+    def list_labels(self) -> list[str]:
+        labels: set[str] = set()
+        for file in self._files(self.folder_names()):
+            summary = _summary(file)
+            if summary is not None:
+                labels |= summary.labels
+        labels.update(name for name in self._box.list_folders() if name not in (INBOX, SENT))
+        return sorted(labels)
 
     def folder_keys(self, name: str) -> set[str]:
         return set(self.folder(name).keys())
@@ -105,7 +254,7 @@ class MaildirProvider:
     def label(self, message_id: str, label: str) -> None:
         _, box, _ = self._locate(message_id)
         message = box.get_message(message_id)
-        labels = _labels(message)
+        labels = _split_labels(_text(str(message.get(LABELS_HEADER, ""))))
         if label in labels:
             return
         del message[LABELS_HEADER]
@@ -116,9 +265,10 @@ class MaildirProvider:
         sent = self.folder(SENT)
         header = f"<{mail.idempotency_key}@jobbridge>" if mail.idempotency_key else make_msgid()
         if mail.idempotency_key:
-            for key, existing in sent.iteritems():
-                if existing.get("Message-ID") == header:
-                    return str(key)
+            for file in self._files([SENT]):
+                summary = _summary(file)
+                if summary is not None and summary.message_id == header:
+                    return file.key
         message = EmailMessage()
         message["From"] = self.address
         message["To"] = mail.to
@@ -131,18 +281,217 @@ class MaildirProvider:
         message["Message-ID"] = header
         if mail.in_reply_to:
             message["In-Reply-To"] = mail.in_reply_to
-            message["References"] = mail.in_reply_to
+            message["References"] = " ".join(self._references_for_reply(mail.in_reply_to))
         message.set_content(mail.body)
+        if mail.html:
+            message.add_alternative(mail.html, subtype="html")  # makes multipart/alternative
         outgoing = mailbox.MaildirMessage(message)
         outgoing.set_subdir("cur")
         outgoing.add_flag("S")
         return str(sent.add(outgoing))
+
+    def _references_for_reply(self, parent_id: str) -> list[str]:
+        """The parent's References plus the parent (RFC 5322 3.6.4), so that a reply to a
+        reply keeps the thread's root first and stays in the thread."""
+        for file in self._files(self.folder_names()):
+            summary = _summary(file)
+            if summary is not None and summary.message_id == parent_id:
+                return [*summary.references, parent_id]
+        return [parent_id]
 
     def deliver(self, message: EmailMessage) -> str:
         """Put an incoming message in the inbox (demo data and tests)."""
         return str(self._box.add(mailbox.MaildirMessage(message)))
 
 
-def _labels(message: mailbox.MaildirMessage) -> list[str]:
-    raw = message.get(LABELS_HEADER, "")
-    return [part.strip() for part in raw.split(",") if part.strip()]
+# Header summaries, cached ------------------------------------------------------------
+# Listing reads the headers of every message in a folder on every call; the cache makes
+# the next call one directory scan plus one open and fstat per file. The key includes
+# ctime and size, which any rewrite changes (mailbox restores the mtime on rewrites).
+_CACHE_SIZE = 50_000
+_cache: OrderedDict[tuple[str, int, int, int], _Summary] = OrderedDict()
+_cache_lock = threading.Lock()  # Celery thread pools share this module
+
+
+def _summary(file: _File) -> _Summary | None:
+    """The message's summary, or None when the file has gone since it was listed."""
+    try:
+        with open(file.path, "rb") as handle:
+            # fstat of the open file: the key describes exactly the content read below.
+            stat = os.fstat(handle.fileno())
+            key = (file.path, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size)
+            with _cache_lock:
+                cached = _cache.get(key)
+                if cached is not None:
+                    _cache.move_to_end(key)
+                    return cached
+            raw = _parse_headers(handle)
+    except FileNotFoundError:
+        return None
+    summary = _summarise(raw, file.key, stat.st_mtime)
+    with _cache_lock:
+        _cache[key] = summary
+        if len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+    return summary
+
+
+def _parse_headers(handle: BinaryIO) -> dict[str, str]:
+    """The header block only: a message's attachments are never read to list it."""
+    lines: list[bytes] = []
+    for line in handle:
+        if line in (b"\n", b"\r\n"):
+            break
+        lines.append(line)
+    return _raw_headers(BytesHeaderParser().parsebytes(b"".join(lines)).raw_items())
+
+
+def _raw_headers(items: Iterable[tuple[str, object]]) -> dict[str, str]:
+    """Lower-cased name -> raw value; the first occurrence wins (the newest Received)."""
+    headers: dict[str, str] = {}
+    for name, value in items:
+        headers.setdefault(name.lower(), str(value))
+    return headers
+
+
+def _summarise(raw: dict[str, str], key: str, mtime: float) -> _Summary:
+    references = tuple(_unfold(raw.get("references", "")).split())
+    own = _unfold(raw.get("message-id", ""))
+    return _Summary(
+        thread_id=references[0] if references else own or key,
+        date=_date(raw.get("date"), mtime),
+        labels=frozenset(_split_labels(_text(raw.get(LABELS_HEADER.lower(), "")))),
+        message_id=own,
+        references=references,
+    )
+
+
+def _date(value: str | None, mtime: float) -> datetime:
+    if value:
+        try:
+            parsed = parsedate_to_datetime(_unfold(value))
+        except (ValueError, TypeError, IndexError, OverflowError):
+            parsed = None  # unparseable: the file's arrival time is the best we have
+        if parsed is not None:
+            return _as_utc(parsed)
+    return datetime.fromtimestamp(mtime, UTC)
+
+
+def _as_utc(moment: datetime) -> datetime:
+    # Naive is taken as UTC: a "-0000" Date zone parses naive, and RFC 5322 means UTC by it.
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    return None if moment is None else _as_utc(moment)
+
+
+def _micros(moment: datetime) -> int:
+    return (moment - _EPOCH) // _MICROSECOND  # exact, unlike float timestamps
+
+
+def _encode_cursor(key: tuple[int, str]) -> str:
+    negated_stamp, thread = key
+    return base64.urlsafe_b64encode(json.dumps([-negated_stamp, thread]).encode()).decode()
+
+
+def _decode_cursor(token: str) -> tuple[int, str]:
+    try:
+        stamp, thread = json.loads(base64.urlsafe_b64decode(token.encode()))
+    except (binascii.Error, UnicodeError, ValueError, TypeError) as error:
+        raise ValueError(f"invalid page token {token!r}") from error
+    if not isinstance(stamp, int) or not isinstance(thread, str):
+        raise ValueError(f"invalid page token {token!r}")
+    return -stamp, thread
+
+
+# Header and body text -----------------------------------------------------------------
+_FOLD = re.compile(r"\r?\n(?=[ \t])")
+
+
+def _unfold(value: str) -> str:
+    return _FOLD.sub("", value).strip()
+
+
+def _text(raw: str) -> str:
+    """A raw header value as text: unfolded, RFC 2047 words decoded, raw 8-bit read as UTF-8."""
+    value = _unfold(raw)
+    # The parser keeps undeclared 8-bit bytes as surrogates; most such mail is UTF-8.
+    value = value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    if "=?" not in value:
+        return value
+    try:
+        return str(make_header(decode_header(value)))
+    except (HeaderParseError, LookupError, UnicodeError):
+        return value  # a malformed or unknown-charset word: the raw text beats nothing
+
+
+def _split_labels(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def _body(message: EmailMessage) -> str:
+    plain = message.get_body(preferencelist=("plain",))
+    if plain is not None:
+        return _part_text(plain)
+    html = message.get_body(preferencelist=("html",))
+    if html is not None:
+        return html_to_text(_part_text(html))
+    return ""
+
+
+def _part_text(part: Message) -> str:
+    payload = part.get_payload(decode=True)
+    if not isinstance(payload, bytes):
+        return ""
+    charset = part.get_content_charset() or "utf-8"
+    try:
+        return payload.decode(charset, errors="replace")
+    except LookupError:  # a charset Python does not know: UTF-8 is the likeliest
+        return payload.decode("utf-8", errors="replace")
+
+
+class _HtmlText(HTMLParser):
+    # Tags that start a new line in the rendered text.
+    BLOCKS = frozenset(
+        {
+            "address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt",
+            "footer", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "main",
+            "nav", "ol", "p", "pre", "section", "table", "td", "th", "tr", "ul",
+        }
+    )  # fmt: skip
+    # Tags whose content is never shown. Not <head>: often left unclosed, it would hide all.
+    HIDDEN = frozenset({"script", "style", "template", "title"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.pieces: list[str] = []
+        self.hidden = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self.HIDDEN:
+            self.hidden += 1
+        elif tag in self.BLOCKS:
+            self.pieces.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self.HIDDEN:
+            self.hidden = max(0, self.hidden - 1)
+        elif tag in self.BLOCKS:
+            self.pieces.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self.hidden:
+            # Source line breaks are spaces in HTML; only block tags break lines.
+            self.pieces.append(data.replace("\r", " ").replace("\n", " "))
+
+
+def html_to_text(html: str) -> str:
+    """Readable text of an HTML body: one line per block, whitespace collapsed."""
+    parser = _HtmlText()
+    parser.feed(html)
+    parser.close()
+    lines = (" ".join(line.split()) for line in "".join(parser.pieces).split("\n"))
+    return "\n".join(line for line in lines if line)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 
@@ -17,11 +19,23 @@ class MailMessage:
     sender: str
     to: str
     subject: str
-    body: str
+    body: str  # plain text (the text/plain part, or text extracted from HTML)
     folder: str
     read: bool
     labels: frozenset[str] = field(default_factory=frozenset)
     message_id_header: str = ""
+    date: datetime | None = None  # aware UTC
+    # Header names lower-cased -> value, for the headers rules look at
+    # (list-unsubscribe, list-id, precedence, auto-submitted, ...).
+    headers: dict[str, str] = field(default_factory=dict)
+    has_attachment: bool = False
+    sent_by_me: bool = False  # From is the account's own address
+
+
+@dataclass(frozen=True)
+class ThreadPage:
+    thread_ids: list[str]
+    next_page_token: str | None  # None on the last page
 
 
 @dataclass(frozen=True)
@@ -32,12 +46,37 @@ class OutgoingMail:
     cc: str | None = None
     bcc: str | None = None
     in_reply_to: str | None = None
+    html: str | None = None  # sent as the text/html alternative to `body`
     # Sending twice with one key sends once: at-least-once delivery must not spam.
     idempotency_key: str | None = None
 
 
 class MailProvider(Protocol):
     def get_message(self, message_id: str) -> MailMessage: ...
+
+    def get_thread(self, thread_id: str) -> list[MailMessage]:
+        """Every message of the thread, oldest first; MessageNotFound if there is none."""
+        ...
+
+    def list_threads(
+        self,
+        *,
+        folder: str = "INBOX",
+        after: datetime | None = None,
+        before: datetime | None = None,
+        unread_only: bool = False,
+        exclude_labels: Sequence[str] = (),
+        page_token: str | None = None,
+        page_size: int = 25,
+    ) -> ThreadPage:
+        """Threads with a message in `folder` dated in [after, before), newest first.
+
+        Page tokens are cursors, not offsets: threads archived between two pages are
+        neither skipped nor repeated.
+        """
+        ...
+
+    def list_labels(self) -> list[str]: ...
 
     def archive(self, message_id: str) -> None: ...
 

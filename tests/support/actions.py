@@ -35,7 +35,9 @@ def insert_action(
     return row
 
 
-def mark_claimed(action_id: str, claimed_by: str, lease_expires_at: datetime) -> None:
+def mark_claimed(
+    action_id: str, claimed_by: str, lease_expires_at: datetime, token: str = "dead-run"
+) -> None:
     """Leave the row as a delivery that claimed it and then died would have left it."""
     with session_scope() as session:
         session.execute(
@@ -45,6 +47,7 @@ def mark_claimed(action_id: str, claimed_by: str, lease_expires_at: datetime) ->
                 status=ActionStatus.EXECUTING,
                 claimed_by=claimed_by,
                 claim_attempt=0,
+                claim_token=token,
                 lease_expires_at=lease_expires_at,
             )
         )

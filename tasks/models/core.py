@@ -1,54 +1,15 @@
-"""SQLAlchemy models. Enum-like columns are strings checked by the database."""
+"""Accounts, scheduled actions and delivery bookkeeping. Enum-like columns are strings."""
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any
 
-from sqlalchemy import JSON, DateTime, Enum, Index, String, Text, TypeDecorator
-from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy import Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def new_id() -> str:
-    return uuid.uuid4().hex
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Aware UTC datetimes in and out, on SQLite (which drops the zone) as on PostgreSQL."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime: pass an aware UTC datetime")
-        return value.astimezone(UTC)
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _enum(enum: type[StrEnum], name: str) -> Enum:
-    return Enum(enum, name=name, native_enum=False, length=20, values_callable=_values)
-
-
-def _values(enum: type[StrEnum]) -> list[str]:
-    return [member.value for member in enum]
-
-
-class Base(DeclarativeBase):
-    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, datetime: UTCDateTime}
+from tasks.models.base import Base, new_id, string_enum, utcnow
 
 
 class MailProviderKind(StrEnum):
@@ -57,13 +18,28 @@ class MailProviderKind(StrEnum):
     MICROSOFT = "microsoft"
 
 
+class SummaryFrequency(StrEnum):
+    DAILY = "DAILY"
+    WEEKLY = "WEEKLY"
+
+
 class EmailAccount(Base):
     __tablename__ = "email_account"
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_id)
     email: Mapped[str] = mapped_column(String(320), unique=True)
-    provider: Mapped[MailProviderKind] = mapped_column(_enum(MailProviderKind, "mail_provider"))
+    provider: Mapped[MailProviderKind] = mapped_column(
+        string_enum(MailProviderKind, "mail_provider")
+    )
     provider_settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Digest schedule: every N days from digest_next_at (None = no digest emails).
+    digest_interval_days: Mapped[int | None]
+    digest_next_at: Mapped[datetime | None]
+    # Summary emails: DAILY or WEEKLY (None = none), and when the last one went out.
+    summary_frequency: Mapped[SummaryFrequency | None] = mapped_column(
+        string_enum(SummaryFrequency, "summary_frequency")
+    )
+    last_summary_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -101,15 +77,15 @@ class ScheduledAction(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_id)
     executed_rule_id: Mapped[str | None] = mapped_column(String(64))
     email_account_id: Mapped[str] = mapped_column(String(64), index=True)
-    action_type: Mapped[ActionType] = mapped_column(_enum(ActionType, "action_type"))
+    action_type: Mapped[ActionType] = mapped_column(string_enum(ActionType, "action_type"))
     message_id: Mapped[str] = mapped_column(String(255))
     thread_id: Mapped[str] = mapped_column(String(255))
     scheduled_for: Mapped[datetime]
     status: Mapped[ActionStatus] = mapped_column(
-        _enum(ActionStatus, "action_status"), default=ActionStatus.PENDING
+        string_enum(ActionStatus, "action_status"), default=ActionStatus.PENDING
     )
     scheduling_status: Mapped[SchedulingStatus] = mapped_column(
-        _enum(SchedulingStatus, "scheduling_status"), default=SchedulingStatus.PENDING
+        string_enum(SchedulingStatus, "scheduling_status"), default=SchedulingStatus.PENDING
     )
     # Action fields
     label: Mapped[str | None] = mapped_column(String(255))
@@ -129,6 +105,9 @@ class ScheduledAction(Base):
     # The claim: which delivery (provider id and attempt) holds the row EXECUTING, until when.
     claimed_by: Mapped[str | None] = mapped_column(String(300))
     claim_attempt: Mapped[int | None]
+    # A fresh token per claim: only the holder of the current claim may finish the row.
+    claim_token: Mapped[str | None] = mapped_column(String(32))
+    execution_attempts: Mapped[int] = mapped_column(default=0, server_default="0")
     lease_expires_at: Mapped[datetime | None]
     executed_at: Mapped[datetime | None]
     executed_action_id: Mapped[str | None] = mapped_column(String(255))

@@ -1,0 +1,23 @@
+"""Looking up an email account and its mail provider, as every job does first."""
+
+from __future__ import annotations
+
+from tasks.db import session_scope
+from tasks.mail.accounts import mail_provider_for
+from tasks.mail.port import MailProvider
+from tasks.models import EmailAccount
+from tasks.outcome import PermanentError
+
+
+def account_or_fail(account_id: str) -> EmailAccount:
+    """The account, or a permanent failure: retrying cannot make an account exist."""
+    with session_scope() as session:
+        account = session.get(EmailAccount, account_id)
+    if account is None:
+        raise PermanentError(f"unknown email account {account_id}")
+    return account
+
+
+def mailbox_of(account_id: str) -> tuple[EmailAccount, MailProvider]:
+    account = account_or_fail(account_id)
+    return account, mail_provider_for(account)

@@ -1,0 +1,7 @@
+"""Every job of JOBS.md, each declared once with @job. Importing this registers them."""
+
+from __future__ import annotations
+
+from tasks.jobs import bulk_process
+
+__all__ = ["bulk_process"]

@@ -1,0 +1,300 @@
+"""Bulk processing: run an account's rules over its inbox, page by page (JOBS.md 1).
+
+`start` creates the job and enqueues page 0. Each fetcher page lists up to 25 threads,
+keeps those not yet handled, publishes one worker job per kept message in one batch,
+and only then counts them and enqueues the next page (counting before a publish that
+fails was the baseline's bug). The last page sets `all_queued`, so the job cannot
+complete while pages are still being fetched. Each worker counts its message once,
+by inserting a BulkProcessItem row; retries never count twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from email.utils import parseaddr
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from tasks.accounts import account_or_fail, mailbox_of
+from tasks.db import rows_changed, session_scope
+from tasks.mail.port import MessageNotFound
+from tasks.models import (
+    OPEN_BULK_STATUSES,
+    BulkItemStatus,
+    BulkJobStatus,
+    BulkProcessItem,
+    BulkProcessJob,
+    Sender,
+    SenderStatus,
+    utcnow,
+)
+from tasks.outcome import Delivery, PermanentError, Result, done, skipped
+from tasks.payload import Payload
+from tasks.registry import job
+from tasks.rules.apply import apply_rules, has_rule_result
+
+log = logging.getLogger("jobbridge.bulk")
+
+PAGE_SIZE = 25
+FETCHER_EVENT = "inbox-zero/bulk-process.fetcher"
+WORKER_EVENT = "inbox-zero/bulk-process.worker"
+
+
+class BulkJobAlreadyOpen(Exception):
+    """The account has a PENDING or RUNNING bulk job (the start route answers 409)."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"bulk job {job_id} is already open for this account")
+        self.job_id = job_id
+
+
+class FetchPage(Payload):
+    job_id: str
+    email_account_id: str
+    page_token: str | None = None
+    page: int = 0
+
+
+class ProcessMessage(Payload):
+    job_id: str
+    email_account_id: str
+    message_id: str
+    thread_id: str
+
+
+def start(
+    email_account_id: str, start_date: datetime, end_date: datetime | None, only_unread: bool
+) -> BulkProcessJob:
+    """Create the job (one open job per account, enforced by the database) and fetch page 0."""
+    from bridge.enqueue import enqueue
+
+    account_or_fail(email_account_id)
+    row = BulkProcessJob(
+        email_account_id=email_account_id,
+        start_date=start_date,
+        end_date=end_date,
+        only_unread=only_unread,
+        status=BulkJobStatus.PENDING,
+    )
+    try:
+        with session_scope() as session:
+            session.add(row)
+    except IntegrityError:
+        raise BulkJobAlreadyOpen(_open_job_id(email_account_id) or "?") from None
+    payload = FetchPage(job_id=row.id, email_account_id=email_account_id, page=0)
+    try:
+        enqueue(FETCHER_EVENT, payload, dedup_id=f"bulk-{row.id}-page-0")
+    except Exception as error:
+        # Nothing was queued: close the job so the account can start again.
+        _set_status(row.id, BulkJobStatus.FAILED, error=f"publish of page 0 failed: {error}")
+        raise
+    return row
+
+
+def cancel(job_id: str) -> bool:
+    """Open -> CANCELLED; queued work is skipped when it is delivered."""
+    with session_scope() as session:
+        return (
+            rows_changed(
+                session,
+                update(BulkProcessJob)
+                .where(BulkProcessJob.id == job_id, BulkProcessJob.status.in_(OPEN_BULK_STATUSES))
+                .values(status=BulkJobStatus.CANCELLED, completed_at=utcnow()),
+            )
+            == 1
+        )
+
+
+def get(job_id: str) -> BulkProcessJob | None:
+    with session_scope() as session:
+        return session.get(BulkProcessJob, job_id)
+
+
+def _open_job_id(account_id: str) -> str | None:
+    with session_scope() as session:
+        return session.scalar(
+            select(BulkProcessJob.id).where(
+                BulkProcessJob.email_account_id == account_id,
+                BulkProcessJob.status.in_(OPEN_BULK_STATUSES),
+            )
+        )
+
+
+def _set_status(job_id: str, status: BulkJobStatus, error: str | None = None) -> None:
+    with session_scope() as session:
+        session.execute(
+            update(BulkProcessJob)
+            .where(BulkProcessJob.id == job_id)
+            .values(status=status, error=error, completed_at=utcnow())
+        )
+
+
+def _ignored_senders(account_id: str) -> set[str]:
+    with session_scope() as session:
+        return set(
+            session.scalars(
+                select(Sender.email).where(
+                    Sender.email_account_id == account_id, Sender.status == SenderStatus.IGNORED
+                )
+            )
+        )
+
+
+@job(
+    event=FETCHER_EVENT,
+    route="/api/bulk-process/fetcher",
+    payload=FetchPage,
+    concurrency=1,
+    retries=3,
+)
+def fetch_page(payload: FetchPage, delivery: Delivery) -> Result:
+    from bridge.enqueue import enqueue, enqueue_many
+
+    row = get(payload.job_id)
+    if row is None:
+        raise PermanentError(f"unknown bulk job {payload.job_id}")
+    if row.status not in OPEN_BULK_STATUSES:
+        return skipped(f"job is {row.status.value}")
+    if row.pages_fetched > payload.page:
+        # A redelivered page: its messages were queued and counted; make sure the
+        # next page was queued too (a crash may have come between the two).
+        _enqueue_next(row, payload, row.next_page_token, enqueue)
+        return skipped(f"page {payload.page} was already fetched")
+    account, mail = mailbox_of(payload.email_account_id)
+    page = mail.list_threads(
+        after=row.start_date,
+        before=row.end_date,
+        unread_only=row.only_unread,
+        page_token=payload.page_token,
+        page_size=PAGE_SIZE,
+    )
+    ignored = _ignored_senders(account.id)
+    workers: list[ProcessMessage] = []
+    for thread_id in page.thread_ids:
+        try:
+            newest = mail.get_thread(thread_id)[-1]
+        except MessageNotFound:
+            continue
+        if parseaddr(newest.sender)[1].lower() in ignored:
+            continue
+        if has_rule_result(account.id, newest.id):
+            continue
+        workers.append(
+            ProcessMessage(
+                job_id=row.id,
+                email_account_id=account.id,
+                message_id=newest.id,
+                thread_id=thread_id,
+            )
+        )
+    if workers:
+        enqueue_many(
+            WORKER_EVENT,
+            workers,
+            dedup_ids=[f"bulk-{row.id}-msg-{w.message_id}" for w in workers],
+        )
+    last_page = page.next_page_token is None
+    with session_scope() as session:
+        counted = rows_changed(
+            session,
+            update(BulkProcessJob)
+            .where(
+                BulkProcessJob.id == row.id,
+                BulkProcessJob.pages_fetched == payload.page,
+                BulkProcessJob.status.in_(OPEN_BULK_STATUSES),
+            )
+            .values(
+                status=BulkJobStatus.RUNNING,
+                pages_fetched=payload.page + 1,
+                total_emails=BulkProcessJob.total_emails + len(page.thread_ids),
+                emails_queued=BulkProcessJob.emails_queued + len(workers),
+                next_page_token=page.next_page_token,
+                all_queued=last_page,
+            ),
+        )
+    if not counted:
+        return skipped(f"page {payload.page} was counted by another delivery")
+    if last_page:
+        _complete_if_done(row.id)
+    else:
+        _enqueue_next(row, payload, page.next_page_token, enqueue)
+    return done(f"page {payload.page}: {len(workers)} of {len(page.thread_ids)} threads queued")
+
+
+def _enqueue_next(row: BulkProcessJob, payload: FetchPage, token: str | None, enqueue: Any) -> None:
+    if token is None:
+        return
+    following = FetchPage(
+        job_id=row.id,
+        email_account_id=payload.email_account_id,
+        page_token=token,
+        page=payload.page + 1,
+    )
+    enqueue(FETCHER_EVENT, following, dedup_id=f"bulk-{row.id}-page-{payload.page + 1}")
+
+
+@job(
+    event=WORKER_EVENT,
+    route="/api/bulk-process/worker",
+    payload=ProcessMessage,
+    concurrency=3,
+    retries=3,
+)
+def process_message(payload: ProcessMessage, delivery: Delivery) -> Result:
+    row = get(payload.job_id)
+    if row is None:
+        raise PermanentError(f"unknown bulk job {payload.job_id}")
+    if row.status is BulkJobStatus.CANCELLED:
+        return skipped("job was cancelled")
+    account, mail = mailbox_of(payload.email_account_id)
+    try:
+        message = mail.get_message(payload.message_id)
+    except MessageNotFound:
+        _count(row.id, payload.message_id, BulkItemStatus.SKIPPED)
+        return skipped("message no longer exists")
+    try:
+        outcome = apply_rules(account, message, mail)
+    except PermanentError as error:
+        _count(row.id, payload.message_id, BulkItemStatus.FAILED)
+        raise PermanentError(str(error)) from error
+    except Exception:
+        # Counted as failed once, on the last attempt only, not once per retry.
+        if delivery.attempt >= process_message.retries:
+            _count(row.id, payload.message_id, BulkItemStatus.FAILED)
+        raise
+    _count(row.id, payload.message_id, BulkItemStatus.PROCESSED)
+    return done(f"rules {outcome.status}: {outcome.rule_name or '-'}")
+
+
+def _count(job_id: str, message_id: str, status: BulkItemStatus) -> None:
+    """Count the message once (the item row is unique), then complete the job if it is done."""
+    column = "failed" if status is BulkItemStatus.FAILED else "processed"
+    try:
+        with session_scope() as session:
+            session.add(BulkProcessItem(job_id=job_id, message_id=message_id, status=status))
+            session.flush()
+            session.execute(
+                update(BulkProcessJob)
+                .where(BulkProcessJob.id == job_id)
+                .values({column: getattr(BulkProcessJob, column) + 1})
+            )
+    except IntegrityError:
+        return  # counted by an earlier delivery
+    _complete_if_done(job_id)
+
+
+def _complete_if_done(job_id: str) -> None:
+    with session_scope() as session:
+        session.execute(
+            update(BulkProcessJob)
+            .where(
+                BulkProcessJob.id == job_id,
+                BulkProcessJob.status == BulkJobStatus.RUNNING,
+                BulkProcessJob.all_queued.is_(True),
+                BulkProcessJob.processed + BulkProcessJob.failed >= BulkProcessJob.emails_queued,
+            )
+            .values(status=BulkJobStatus.COMPLETED, completed_at=utcnow())
+        )

@@ -1,0 +1,188 @@
+"""Apply an account's rules to one message, once.
+
+Effects first, record last: every effect is idempotent (mail operations by nature,
+sends by idempotency key, scheduled actions by a deterministic id, digest items by a
+unique constraint), so a crash before the record only means the next delivery repeats
+harmless work; a record first would lose the actions. The ExecutedRule row, unique per
+(account, message), then makes any later application a no-op.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+from email.utils import parseaddr
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
+
+from tasks.db import session_scope
+from tasks.mail.actions import MailAction, perform
+from tasks.mail.port import MailMessage, MailProvider
+from tasks.models import (
+    ActionType,
+    Category,
+    EmailAccount,
+    ExecutedAction,
+    ExecutedRule,
+    ExecutedRuleStatus,
+    Rule,
+    RuleAction,
+    RuleActionType,
+    Sender,
+    utcnow,
+)
+from tasks.rules.matching import first_match
+
+log = logging.getLogger("jobbridge.rules")
+
+DIGEST_JOB = "ai.digest"
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    status: str  # "applied", "no_match" or "already" (a result existed: nothing done)
+    rule_name: str | None = None
+    actions: list[str] = field(default_factory=list)
+
+
+def has_rule_result(account_id: str, message_id: str) -> bool:
+    with session_scope() as session:
+        found = session.scalar(
+            select(ExecutedRule.id).where(
+                ExecutedRule.email_account_id == account_id, ExecutedRule.message_id == message_id
+            )
+        )
+    return found is not None
+
+
+def sender_category(account_id: str, sender: str) -> str | None:
+    address = parseaddr(sender)[1].lower()
+    with session_scope() as session:
+        return session.scalar(
+            select(Category.name)
+            .join(Sender, Sender.category_id == Category.id)
+            .where(Sender.email_account_id == account_id, Sender.email == address)
+        )
+
+
+def account_rules(account_id: str) -> list[Rule]:
+    with session_scope() as session:
+        return list(
+            session.scalars(
+                select(Rule)
+                .where(Rule.email_account_id == account_id, Rule.enabled.is_(True))
+                .options(selectinload(Rule.actions))
+            )
+        )
+
+
+def apply_rules(
+    account: EmailAccount,
+    message: MailMessage,
+    mail: MailProvider,
+    rules: list[Rule] | None = None,
+) -> ApplyResult:
+    """Run the first matching rule's actions on the message, unless it has a result already."""
+    if has_rule_result(account.id, message.id):
+        return ApplyResult("already")
+    rules = account_rules(account.id) if rules is None else rules
+    rule = first_match(rules, message, sender_category(account.id, message.sender))
+    results: list[tuple[RuleAction, str | None, str | None]] = []
+    if rule is not None:
+        results = [_run(account, message, mail, action) for action in rule.actions]
+    status = ExecutedRuleStatus.APPLIED if rule else ExecutedRuleStatus.NO_MATCH
+    try:
+        with session_scope() as session:
+            executed = ExecutedRule(
+                email_account_id=account.id,
+                rule_id=rule.id if rule else None,
+                message_id=message.id,
+                thread_id=message.thread_id,
+                status=status,
+            )
+            session.add(executed)
+            session.flush()
+            for action, scheduled_id, result_id in results:
+                session.add(
+                    ExecutedAction(
+                        executed_rule_id=executed.id,
+                        type=action.type,
+                        scheduled_action_id=scheduled_id,
+                        result_id=result_id,
+                    )
+                )
+    except IntegrityError:
+        return ApplyResult("already")  # a concurrent delivery recorded it first
+    return ApplyResult(
+        "applied" if rule else "no_match",
+        rule.name if rule else None,
+        [action.type.value for action, _, _ in results],
+    )
+
+
+def _stable_id(*parts: str) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
+
+
+def _run(
+    account: EmailAccount, message: MailMessage, mail: MailProvider, action: RuleAction
+) -> tuple[RuleAction, str | None, str | None]:
+    """Perform or schedule one action; returns (action, scheduled action id, result id)."""
+    if action.type is RuleActionType.DIGEST:
+        _enqueue_digest(account, message, action)
+        return action, None, None
+    if action.delay_minutes:
+        from tasks import scheduled_actions
+
+        row = scheduled_actions.schedule(
+            action_id=_stable_id("rule-action", account.id, message.id, action.id),
+            email_account_id=account.id,
+            action_type=ActionType(action.type.value),
+            message_id=message.id,
+            thread_id=message.thread_id,
+            scheduled_for=utcnow() + timedelta(minutes=action.delay_minutes),
+            label=action.label,
+            folder_name=action.folder_name,
+            to=action.to,
+            cc=action.cc,
+            bcc=action.bcc,
+            subject=action.subject,
+            content=action.content,
+        )
+        return action, row.id, None
+    mail_action = MailAction(
+        type=ActionType(action.type.value),
+        message_id=message.id,
+        idempotency_key=f"rule-action-{_stable_id(action.id, message.id)}",
+        label=action.label,
+        folder=action.folder_name,
+        to=action.to,
+        cc=action.cc,
+        bcc=action.bcc,
+        subject=action.subject,
+        content=action.content,
+    )
+    return action, None, perform(mail, mail_action)
+
+
+def _enqueue_digest(account: EmailAccount, message: MailMessage, action: RuleAction) -> None:
+    from bridge.enqueue import enqueue
+
+    payload: dict[str, Any] = {
+        "emailAccountId": account.id,
+        "actionId": action.id,
+        "message": {
+            "id": message.id,
+            "threadId": message.thread_id,
+            "from": message.sender,
+            "to": message.to,
+            "subject": message.subject,
+            "content": message.body,
+        },
+    }
+    enqueue(DIGEST_JOB, payload, dedup_id=f"digest-{_stable_id(account.id, message.id)}")
