@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import inngest
 
@@ -20,6 +21,11 @@ def inngest_origin(settings: Settings) -> str | None:
 
 
 def make_inngest_client(settings: Settings) -> inngest.Inngest:
+    fallback = settings.inngest_signing_key_fallback
+    if fallback is not None:
+        # The SDK reads the fallback key from the process environment only; a value
+        # that came from .env would otherwise be ignored and key rotation would break.
+        os.environ.setdefault("INNGEST_SIGNING_KEY_FALLBACK", fallback.get_secret_value())
     origin = inngest_origin(settings)
     event_key = settings.inngest_event_key
     signing_key = settings.inngest_signing_key

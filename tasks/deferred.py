@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 
 from config import get_settings
 from tasks.db import rows_changed, session_scope
@@ -21,10 +22,13 @@ from tasks.registry import JOBS, cron
 
 def defer(event: str, payload: dict[str, Any], due_at: datetime, dedup_id: str) -> bool:
     """Store a far-future job; False if one with this dedup id is already waiting."""
-    with session_scope() as session:
-        if session.get(DeferredJob, dedup_id) is not None:
-            return False
-        session.add(DeferredJob(dedup_id=dedup_id, event=event, payload=payload, due_at=due_at))
+    try:
+        with session_scope() as session:
+            if session.get(DeferredJob, dedup_id) is not None:
+                return False
+            session.add(DeferredJob(dedup_id=dedup_id, event=event, payload=payload, due_at=due_at))
+    except IntegrityError:
+        return False  # a concurrent publish of the same dedup id stored it first
     return True
 
 

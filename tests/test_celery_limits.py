@@ -27,7 +27,7 @@ from celery import Celery
 from config import load_settings
 from tasks import limits, redis_store
 from tasks.celery_app import create_app
-from tasks.celery_tasks import _say_when_limits_are_off
+from tasks.celery_tasks import _limited_key, _say_when_limits_are_off
 from tasks.outcome import Delivery, Result, done
 from tasks.payload import Payload
 from tasks.registry import JOBS, JobDeclarationError, JobSpec, Throttle
@@ -181,6 +181,18 @@ def test_policy_comes_from_the_declaration_and_a_bad_throttle_fails() -> None:
     assert policy == limits.Policy("t-x", 3, 6, 1)
     with pytest.raises(JobDeclarationError, match="throttle"):
         limits.policy_for(spec(throttle=Throttle(0, 1)))
+
+
+def test_what_a_run_counts_against(configure: Any) -> None:
+    spec: JobSpec[_Keyed] = JobSpec(
+        event="inbox-zero/t.x", route="/api/t/x", payload=_Keyed, body=_body, concurrency=3
+    )
+    policy = limits.policy_for(spec)
+    assert _limited_key(spec, policy, {"emailAccountId": "acct-1"}) == "acct-1"
+    assert _limited_key(spec, policy, {"scheduledActionId": "x"}) is None  # invalid: run_job
+    assert _limited_key(spec, None, {"emailAccountId": "acct-1"}) is None  # no limits
+    configure(REDIS_URL=None)  # the embedded broker: nothing to count in, the job just runs
+    assert _limited_key(spec, policy, {"emailAccountId": "acct-1"}) is None
 
 
 def test_worker_start_says_limits_are_off_without_redis(

@@ -102,3 +102,17 @@ def test_qstash_flow_control_is_keyed_per_job_and_account() -> None:
         "period": 1,
     }
     assert options["retries"] == 5
+
+
+def test_inngest_finish_timeout_comes_from_the_declaration_except_for_delayable_jobs() -> None:
+    from bridge.inngest_client import make_inngest_client
+    from tasks.scheduled_actions import execute_scheduled_action
+
+    client = make_inngest_client(
+        load_settings(**{k.lower(): v for k, v in env.INNGEST_ENV.items()})
+    )
+    url = "http://app.test/api/inngest"
+    limited = job_function(client, limited_spec()).get_config(url).main
+    delayable = job_function(client, execute_scheduled_action).get_config(url).main
+    assert limited.timeouts is not None and limited.timeouts.finish == timedelta(seconds=300)
+    assert delayable.timeouts is None

@@ -7,6 +7,8 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from bridge import cancel, enqueue, enqueue_many
 from config import Provider
 from tasks import deferred, scheduled_actions
@@ -164,3 +166,11 @@ def test_a_retried_qstash_message_runs_once_it_is_due(web: str, mailbox: Mailbox
 
     assert response.json()["outcome"] == "done"
     assert mailbox.folder_keys("Archive") == {mailbox.keys[0]}
+
+
+def test_inngest_refuses_a_delay_beyond_its_366_day_sleep(fake_inngest: Any) -> None:
+    from bridge import DelayUnsupported
+
+    with pytest.raises(DelayUnsupported, match="366 days"):
+        enqueue(JOB, {"scheduledActionId": "a1"}, at=utcnow() + timedelta(days=400))
+    assert fake_inngest.events == []

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
+from datetime import timedelta
 
 import inngest
 
-from bridge.errors import PublishError
+from bridge.errors import DelayUnsupported, PublishError
 from bridge.inngest_client import make_inngest_client
 from bridge.publishers.base import Message
 from bridge.receipt import Receipt
 from config import Provider, Settings
+from tasks.models import utcnow
 
 MAX_EVENTS_PER_REQUEST = 5_000
 MAX_EVENT_BYTES = 3 * 1024 * 1024  # self-hosted limit per event
 MAX_REQUEST_BYTES = 16 * 1024 * 1024  # keep one request reasonable however big events are
+MAX_SLEEP = timedelta(days=366)  # step.sleep_until's limit
 
 
 class InngestPublisher:
@@ -25,6 +28,10 @@ class InngestPublisher:
         self._client = make_inngest_client(settings)
 
     def publish(self, messages: Sequence[Message]) -> list[Receipt]:
+        latest = utcnow() + MAX_SLEEP
+        for message in messages:
+            if message.at is not None and message.at > latest:
+                raise DelayUnsupported(self.provider, "Inngest sleeps at most 366 days")
         receipts: list[Receipt] = []
         for batch in _batches(messages):
             events = [

@@ -47,6 +47,11 @@ def job_function(client: inngest.Inngest, spec: JobSpec[Any]) -> inngest.Functio
         retries=spec.retries,
         concurrency=concurrency,
         throttle=throttle,
+        # Inngest counts a finish timeout from the run's start, sleeps included: a
+        # delayable job's run lasts until its time, so only the others get one.
+        timeouts=None
+        if spec.delayable
+        else inngest.Timeouts(finish=timedelta(seconds=spec.timeout_seconds)),
     )
     def handle(ctx: inngest.ContextSync) -> dict[str, Any]:
         data = dict(ctx.event.data)
