@@ -15,6 +15,12 @@ DELIVERED = "jobbridge:delivered:"  # + provider:delivery id -> final outcome, w
 LIMIT_HOLDERS = "jobbridge:limit:holders:"
 # Sorted set of recent starts for a throttle: start token -> start time (ms).
 LIMIT_STARTS = "jobbridge:limit:starts:"
+# + account id: hash of sender email -> "queued" | "done" for sender categorization
+# (tasks/jobs/categorize.py), with a TTL.
+CATEGORIZE_PROGRESS = "jobbridge:categorize:progress:"
+# Inbox cleaning (tasks/jobs/clean.py), + account:job:thread -> hash of the thread's
+# decision and status (applying, completed) for progress and the UI, with a TTL.
+CLEAN_THREAD = "jobbridge:clean:thread:"
 
 
 def key(*parts: str) -> str:

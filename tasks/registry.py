@@ -106,6 +106,8 @@ def _validate_job(spec: JobSpec[Any]) -> None:
         raise JobDeclarationError(f"{where}: delayable jobs need a `scheduled_for` payload field")
     if spec.concurrency is not None and spec.concurrency < 1:
         raise JobDeclarationError(f"{where}: concurrency must be at least 1")
+    if spec.throttle is not None and (spec.throttle.limit < 1 or spec.throttle.period_seconds < 1):
+        raise JobDeclarationError(f"{where}: throttle needs a limit and a period of at least 1")
     _claim_route(spec.route, where)
 
 

@@ -51,6 +51,7 @@ def test_unknown_option_fails_at_declaration() -> None:
         ({"concurrency": 2, "payload": Delayed}, "emailAccountId"),
         ({"delayable": True}, "scheduled_for"),
         ({"payload": dict}, "Payload subclass"),
+        ({"throttle": Throttle(limit=0, period_seconds=1)}, "throttle needs"),
     ],
 )
 def test_invalid_declaration_fails_with_its_reason(options: dict[str, Any], message: str) -> None:

@@ -62,7 +62,7 @@ def test_task_killed_mid_run_is_redelivered_and_completes(
         pid = int(
             wait_for(
                 lambda: flag.exists() and flag.read_text(),
-                timeout=30,
+                timeout=60,
                 what="the first attempt to start archiving",
             )
         )
@@ -72,7 +72,7 @@ def test_task_killed_mid_run_is_redelivered_and_completes(
             lambda: (
                 (r := scheduled_actions.get(row.id)) and r.status is ActionStatus.COMPLETED and r
             ),
-            timeout=30,
+            timeout=60,
             what="the redelivered task to complete",
         )
     finally:

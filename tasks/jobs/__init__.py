@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from tasks.jobs import bulk_process
+from tasks.jobs import bulk_process, categorize, clean, digest
 
-__all__ = ["bulk_process"]
+__all__ = ["bulk_process", "categorize", "clean", "digest"]

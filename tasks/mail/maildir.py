@@ -23,7 +23,7 @@ from email.errors import HeaderParseError
 from email.header import decode_header, make_header
 from email.message import EmailMessage, Message
 from email.parser import BytesHeaderParser, BytesParser
-from email.utils import formatdate, make_msgid, parseaddr, parsedate_to_datetime
+from email.utils import formataddr, formatdate, make_msgid, parseaddr, parsedate_to_datetime
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import BinaryIO
@@ -270,7 +270,9 @@ class MaildirProvider:
                 if summary is not None and summary.message_id == header:
                     return file.key
         message = EmailMessage()
-        message["From"] = self.address
+        message["From"] = (
+            formataddr((mail.from_name, self.address)) if mail.from_name else self.address
+        )
         message["To"] = mail.to
         if mail.cc:
             message["Cc"] = mail.cc

@@ -47,6 +47,7 @@ class OutgoingMail:
     bcc: str | None = None
     in_reply_to: str | None = None
     html: str | None = None  # sent as the text/html alternative to `body`
+    from_name: str | None = None  # display name beside the account's own address
     # Sending twice with one key sends once: at-least-once delivery must not spam.
     idempotency_key: str | None = None
 

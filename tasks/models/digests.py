@@ -30,6 +30,7 @@ class Digest(Base):
         string_enum(DigestStatus, "digest_status"), default=DigestStatus.PENDING
     )
     lease_expires_at: Mapped[datetime | None]
+    claim_token: Mapped[str | None] = mapped_column(String(32))  # the current sender's
     sent_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -129,6 +129,7 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("lease_expires_at", tasks.models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("claim_token", sa.String(length=32), nullable=True),
         sa.Column("sent_at", tasks.models.base.UTCDateTime(timezone=True), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("created_at", tasks.models.base.UTCDateTime(timezone=True), nullable=False),

@@ -1,0 +1,386 @@
+"""Digests and summaries (JOBS.md 6 and 8).
+
+- `ai.digest` summarises one message into a DigestItem on the account's oldest PENDING
+  digest. An item is unique per (digest, thread, message), and a message already in a
+  digest that went out is not added again, so redelivery adds nothing.
+- `resend.digest` claims the account's PENDING digests with a lease and a token (one
+  claimant wins), sends one email grouped by rule, then in one transaction marks them
+  SENT, redacts the items and advances the schedule. A digest without items is closed
+  too: none stays PROCESSING (the baseline's bug). The email's idempotency key is the
+  set of digests it covers, so a resend after a crash sends nothing new.
+- `resend.summary` sends the account a summary of its inbox once per period.
+- Two hourly crons fan out: one `resend.digest` per account whose schedule is due, and
+  one `resend.summary` per account due a summary (`{emailAccountId}`; the baseline sent
+  `{email}` and failed validation).
+
+Digests go to the user through their own mailbox (sent to themselves), from the display
+name DIGEST_SENDER_NAME: `ai.digest` skips mail from that sender, so a DIGEST rule can
+never digest a digest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import uuid
+from collections import defaultdict
+from datetime import datetime, timedelta
+from email.utils import parseaddr
+from typing import Any
+
+from pydantic import Field
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from tasks.accounts import account_or_fail, mailbox_of
+from tasks.ai import default_ai
+from tasks.db import rows_changed, session_scope
+from tasks.mail.port import MailMessage, OutgoingMail
+from tasks.models import (
+    Digest,
+    DigestItem,
+    DigestStatus,
+    EmailAccount,
+    SummaryFrequency,
+    utcnow,
+)
+from tasks.outcome import Delivery, Result, done, skipped
+from tasks.payload import Payload
+from tasks.registry import cron, job
+
+DIGEST_SENDER_NAME = "jobbridge digest"
+DIGEST_LEASE = timedelta(minutes=10)
+SUMMARY_PERIOD = {
+    SummaryFrequency.DAILY: timedelta(days=1),
+    SummaryFrequency.WEEKLY: timedelta(days=7),
+}
+DIGEST_EVENT = "inbox-zero/resend.digest"
+SUMMARY_EVENT = "inbox-zero/resend.summary"
+
+
+class DigestMessage(Payload):
+    id: str
+    thread_id: str
+    from_: str = Field(alias="from")
+    to: str | None = None
+    subject: str
+    content: str
+
+
+class AddToDigest(Payload):
+    email_account_id: str
+    action_id: str | None = None
+    cold_email_id: str | None = None
+    message: DigestMessage
+
+
+class SendDigest(Payload):
+    email_account_id: str
+    force: bool = False
+
+
+class SendSummary(Payload):
+    email_account_id: str
+
+
+def is_digest_email(sender: str, account_email: str) -> bool:
+    name, address = parseaddr(sender)
+    return name == DIGEST_SENDER_NAME and address.lower() == account_email.lower()
+
+
+@job(
+    event="inbox-zero/ai.digest",
+    route="/api/ai/digest",
+    payload=AddToDigest,
+    concurrency=3,
+    retries=3,
+)
+def add_to_digest(payload: AddToDigest, delivery: Delivery) -> Result:
+    account = account_or_fail(payload.email_account_id)
+    message = payload.message
+    if is_digest_email(message.from_, account.email):
+        return skipped("mail from the digest sender itself")
+    summary = default_ai().summarize(
+        MailMessage(
+            id=message.id,
+            thread_id=message.thread_id,
+            sender=message.from_,
+            to=message.to or account.email,
+            subject=message.subject,
+            body=message.content,
+            folder="INBOX",
+            read=False,
+        )
+    )
+    if not summary:
+        return skipped("nothing worth summarising")
+    with session_scope() as session:
+        existing = session.scalars(
+            select(DigestItem.id)
+            .join(Digest, Digest.id == DigestItem.digest_id)
+            .where(
+                Digest.email_account_id == account.id,
+                DigestItem.message_id == message.id,
+                DigestItem.thread_id == message.thread_id,
+            )
+        ).first()
+    if existing is not None:
+        return skipped("message is already in a digest")
+    digest_id = _open_digest(account.id)
+    try:
+        with session_scope() as session:
+            session.add(
+                DigestItem(
+                    digest_id=digest_id,
+                    message_id=message.id,
+                    thread_id=message.thread_id,
+                    action_id=payload.action_id,
+                    cold_email_id=payload.cold_email_id,
+                    rule_name=_rule_name(payload.action_id),
+                    sender=message.from_,
+                    subject=message.subject,
+                    content=summary,
+                )
+            )
+    except IntegrityError:
+        return skipped("a concurrent delivery added it")
+    return done(f"added to digest {digest_id}")
+
+
+def _open_digest(account_id: str) -> str:
+    """The account's oldest PENDING digest, created when there is none."""
+    with session_scope() as session:
+        found = session.scalar(
+            select(Digest.id)
+            .where(Digest.email_account_id == account_id, Digest.status == DigestStatus.PENDING)
+            .order_by(Digest.created_at)
+            .limit(1)
+        )
+        if found is not None:
+            return found
+        digest = Digest(email_account_id=account_id, status=DigestStatus.PENDING)
+        session.add(digest)
+        session.flush()
+        return digest.id
+
+
+def _rule_name(action_id: str | None) -> str | None:
+    if action_id is None:
+        return None
+    from tasks.models import Rule, RuleAction
+
+    with session_scope() as session:
+        return session.scalar(
+            select(Rule.name)
+            .join(RuleAction, RuleAction.rule_id == Rule.id)
+            .where(RuleAction.id == action_id)
+        )
+
+
+@job(event=DIGEST_EVENT, route="/api/resend/digest", payload=SendDigest, retries=3)
+def send_digest(payload: SendDigest, delivery: Delivery) -> Result:
+    account, mail = mailbox_of(payload.email_account_id)
+    now = utcnow()
+    if not payload.force and not _digest_due(account, now):
+        return skipped("digest not due yet")
+    token = uuid.uuid4().hex
+    claimed = _claim_digests(account.id, token, now)
+    if not claimed:
+        return skipped("no pending digest")
+    with session_scope() as session:
+        items = list(
+            session.scalars(
+                select(DigestItem)
+                .where(DigestItem.digest_id.in_(claimed), DigestItem.content.is_not(None))
+                .order_by(DigestItem.created_at)
+            )
+        )
+    if not items:
+        _finish(claimed, token, DigestStatus.SENT, account, now, error="no items to send")
+        return skipped("digest had no items")
+    subject = f"Your digest: {len(items)} email{'s' if len(items) != 1 else ''}"
+    text, body_html = render_digest(items)
+    key = "digest-" + hashlib.sha256(",".join(sorted(claimed)).encode()).hexdigest()[:24]
+    try:
+        mail.send(
+            OutgoingMail(
+                to=account.email,
+                from_name=DIGEST_SENDER_NAME,
+                subject=subject,
+                body=text,
+                html=body_html,
+                idempotency_key=key,
+            )
+        )
+    except Exception as error:
+        last = delivery.attempt >= send_digest.retries
+        # Handed back for the next attempt; FAILED once the attempts are used up.
+        _finish(
+            claimed,
+            token,
+            DigestStatus.FAILED if last else DigestStatus.PENDING,
+            None,
+            now,
+            error=f"{type(error).__name__}: {error}",
+        )
+        raise
+    _finish(claimed, token, DigestStatus.SENT, account, now, error=None)
+    return done(f"sent {len(items)} items from {len(claimed)} digests")
+
+
+def _digest_due(account: EmailAccount, now: datetime) -> bool:
+    return account.digest_interval_days is not None and (
+        account.digest_next_at is None or account.digest_next_at <= now
+    )
+
+
+def _claim_digests(account_id: str, token: str, now: datetime) -> list[str]:
+    with session_scope() as session:
+        rows_changed(
+            session,
+            update(Digest)
+            .where(
+                Digest.email_account_id == account_id,
+                or_(
+                    Digest.status == DigestStatus.PENDING,
+                    and_(Digest.status == DigestStatus.PROCESSING, Digest.lease_expires_at < now),
+                ),
+            )
+            .values(
+                status=DigestStatus.PROCESSING,
+                claim_token=token,
+                lease_expires_at=now + DIGEST_LEASE,
+            ),
+        )
+        return list(session.scalars(select(Digest.id).where(Digest.claim_token == token)))
+
+
+def _finish(
+    claimed: list[str],
+    token: str,
+    status: DigestStatus,
+    account: EmailAccount | None,
+    now: datetime,
+    error: str | None,
+) -> None:
+    """One transaction: the digests' new status (only while our claim holds), items
+    redacted once sent, and the account's schedule advanced past now."""
+    with session_scope() as session:
+        mine = and_(Digest.id.in_(claimed), Digest.claim_token == token)
+        values: dict[str, Any] = {"status": status, "lease_expires_at": None, "error": error}
+        if status is DigestStatus.SENT:
+            values["sent_at"] = now
+        session.execute(update(Digest).where(mine).values(values))
+        if status is DigestStatus.SENT:
+            session.execute(
+                update(DigestItem).where(DigestItem.digest_id.in_(claimed)).values(content=None)
+            )
+        if account is not None and status is DigestStatus.SENT and account.digest_interval_days:
+            row = session.get(EmailAccount, account.id)
+            if row is not None and row.digest_interval_days:
+                step = timedelta(days=row.digest_interval_days)
+                following = row.digest_next_at or now
+                while following <= now:
+                    following += step
+                row.digest_next_at = following
+
+
+def render_digest(items: list[DigestItem]) -> tuple[str, str]:
+    """Plain text and HTML of one digest email, items grouped by the rule that added them."""
+    groups: dict[str, list[DigestItem]] = defaultdict(list)
+    for item in items:
+        groups[item.rule_name or "Other"].append(item)
+    text_lines: list[str] = []
+    html_parts = ["<html><body><h1>Your digest</h1>"]
+    for name in sorted(groups):
+        text_lines.append(f"== {name} ==")
+        html_parts.append(f"<h2>{html.escape(name)}</h2><ul>")
+        for item in groups[name]:
+            text_lines.append(f"- {item.subject} ({item.sender}): {item.content}")
+            html_parts.append(
+                f"<li><b>{html.escape(item.subject)}</b> <i>{html.escape(item.sender)}</i>"
+                f"<br>{html.escape(item.content or '')}</li>"
+            )
+        html_parts.append("</ul>")
+        text_lines.append("")
+    html_parts.append("</body></html>")
+    return "\n".join(text_lines).strip() + "\n", "".join(html_parts)
+
+
+@job(event=SUMMARY_EVENT, route="/api/resend/summary", payload=SendSummary, retries=3)
+def send_summary(payload: SendSummary, delivery: Delivery) -> Result:
+    account, mail = mailbox_of(payload.email_account_id)
+    now = utcnow()
+    if account.summary_frequency is None:
+        return skipped("account has no summary frequency")
+    period = SUMMARY_PERIOD[account.summary_frequency]
+    if account.last_summary_at is not None and account.last_summary_at > now - period:
+        return skipped("summary already sent this period")
+    page = mail.list_threads(after=now - period, unread_only=True, page_size=100)
+    senders: dict[str, int] = defaultdict(int)
+    for thread_id in page.thread_ids:
+        newest = mail.get_thread(thread_id)[-1]
+        senders[parseaddr(newest.sender)[1] or newest.sender] += 1
+    top = sorted(senders.items(), key=lambda pair: (-pair[1], pair[0]))[:5]
+    more = "+" if page.next_page_token else ""
+    lines = [f"{len(page.thread_ids)}{more} unread threads in the last {period.days} day(s)."]
+    lines += [f"- {sender}: {count}" for sender, count in top]
+    # One email per account and period, however often this is delivered.
+    period_start = int((account.last_summary_at or now - period).timestamp())
+    mail.send(
+        OutgoingMail(
+            to=account.email,
+            from_name=DIGEST_SENDER_NAME,
+            subject="Your inbox summary",
+            body="\n".join(lines) + "\n",
+            idempotency_key=f"summary-{account.id}-{period_start}",
+        )
+    )
+    with session_scope() as session:
+        session.execute(
+            update(EmailAccount).where(EmailAccount.id == account.id).values(last_summary_at=now)
+        )
+    return done(f"summary of {len(page.thread_ids)} unread threads")
+
+
+@cron(name="resend.digest-all", cron="0 * * * *", route="/api/resend/digest/all")
+def enqueue_due_digests() -> dict[str, Any]:
+    from bridge.enqueue import enqueue_many
+
+    now = utcnow()
+    with session_scope() as session:
+        due = list(
+            session.execute(
+                select(EmailAccount.id, EmailAccount.digest_next_at).where(
+                    EmailAccount.digest_interval_days.is_not(None),
+                    or_(EmailAccount.digest_next_at.is_(None), EmailAccount.digest_next_at <= now),
+                )
+            )
+        )
+    payloads = [SendDigest(email_account_id=account_id) for account_id, _ in due]
+    ids = [f"digest-{a}-{int(n.timestamp()) if n else 0}" for a, n in due]
+    enqueue_many(DIGEST_EVENT, payloads, dedup_ids=ids)
+    return {"enqueued": len(payloads)}
+
+
+@cron(name="resend.summary-all", cron="0 * * * *", route="/api/resend/summary/all")
+def enqueue_due_summaries() -> dict[str, Any]:
+    from bridge.enqueue import enqueue_many
+
+    now = utcnow()
+    due: list[str] = []
+    with session_scope() as session:
+        rows = session.execute(
+            select(
+                EmailAccount.id, EmailAccount.summary_frequency, EmailAccount.last_summary_at
+            ).where(EmailAccount.summary_frequency.is_not(None))
+        )
+        for account_id, frequency, last in rows:
+            if frequency is None:
+                continue
+            if last is None or last <= now - SUMMARY_PERIOD[frequency]:
+                due.append(account_id)
+    payloads = [SendSummary(email_account_id=account_id) for account_id in due]
+    period = int(now.timestamp()) // 3600
+    enqueue_many(SUMMARY_EVENT, payloads, dedup_ids=[f"summary-{a}-{period}" for a in due])
+    return {"enqueued": len(payloads)}

@@ -1,0 +1,187 @@
+"""Bulk processing: start, page through the inbox, apply rules, count once, complete."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from bridge.web.app import create_app
+from config import get_settings
+from tasks.core import run_job
+from tasks.db import session_scope
+from tasks.demo import add_account
+from tasks.jobs import bulk_process
+from tasks.mail.maildir import MaildirProvider
+from tasks.models import BulkJobStatus, ExecutedRule, RuleActionType, utcnow
+from tasks.outcome import Delivery
+from tests.support import env
+from tests.support.rules import add_rule
+from tests.support.wait import wait_for
+
+
+class Inbox:
+    def __init__(self, account_id: str, path: Path, email: str) -> None:
+        self.account_id, self.path, self.email = account_id, path, email
+
+    def provider(self) -> MaildirProvider:
+        return MaildirProvider(self.path, self.email)
+
+
+@pytest.fixture
+def inbox(tmp_path: Path) -> Inbox:
+    """40 recent messages: 20 newsletters and 20 personal ones, one thread each."""
+    email = "bulk@example.test"
+    account = add_account(email, tmp_path / "maildir")
+    mail = MaildirProvider(tmp_path / "maildir", email)
+    now = utcnow()
+    for number in range(40):
+        message = EmailMessage()
+        kind = "Newsletter" if number % 2 else "Hello"
+        message["From"] = f"{kind.lower()}{number}@example.test"
+        message["To"] = email
+        message["Subject"] = f"{kind} #{number}"
+        message["Date"] = format_datetime(now - timedelta(minutes=number + 1))
+        message["Message-ID"] = make_msgid("bulk")
+        message.set_content(f"{kind} body {number}")
+        mail.deliver(message)
+    add_rule(
+        account.id, "newsletters", [{"type": RuleActionType.ARCHIVE}], subject_pattern="newsletter"
+    )
+    return Inbox(account.id, tmp_path / "maildir", email)
+
+
+def finished(job_id: str) -> Any:
+    job = bulk_process.get(job_id)
+    return job if job is not None and job.status is BulkJobStatus.COMPLETED else None
+
+
+def test_bulk_run_on_celery_applies_rules_page_by_page_and_completes(
+    inbox: Inbox, worker: Any
+) -> None:
+    job = bulk_process.start(inbox.account_id, utcnow() - timedelta(days=1), None, False)
+    done = wait_for(lambda: finished(job.id), timeout=60, what="the bulk job to complete")
+
+    assert (done.pages_fetched, done.total_emails, done.emails_queued) == (2, 40, 40)
+    assert (done.processed, done.failed, done.all_queued) == (40, 0, True)
+    archived = inbox.provider().folder_keys("Archive")
+    assert len(archived) == 20
+    assert all("Newsletter" in inbox.provider().get_message(k).subject for k in archived)
+    with session_scope() as session:
+        assert session.scalar(select(func.count()).select_from(ExecutedRule)) == 40
+
+
+def test_a_second_run_skips_messages_that_already_have_a_result(inbox: Inbox, worker: Any) -> None:
+    first = bulk_process.start(inbox.account_id, utcnow() - timedelta(days=1), None, False)
+    wait_for(lambda: finished(first.id), timeout=60, what="the first run")
+    second = bulk_process.start(inbox.account_id, utcnow() - timedelta(days=1), None, False)
+    done = wait_for(lambda: finished(second.id), timeout=60, what="the second run")
+    assert (done.total_emails, done.emails_queued, done.processed) == (20, 0, 0)
+
+
+def test_redelivered_pages_and_messages_count_once(inbox: Inbox, configure: Any) -> None:
+    configure(JOB_PROVIDER="http", INTERNAL_API_URL="http://127.0.0.1:9")
+    from tasks.models import BulkProcessJob
+
+    with session_scope() as session:
+        job = BulkProcessJob(
+            email_account_id=inbox.account_id,
+            start_date=utcnow() - timedelta(days=1),
+            only_unread=False,
+            status=BulkJobStatus.RUNNING,
+            emails_queued=1,
+            pages_fetched=1,
+            all_queued=True,
+        )
+        session.add(job)
+    key = next(iter(inbox.provider().folder_keys("INBOX")))
+    payload = {
+        "jobId": job.id,
+        "emailAccountId": inbox.account_id,
+        "messageId": key,
+        "threadId": key,
+    }
+    spec = bulk_process.process_message
+    results = [run_job(spec, payload, Delivery("test", "same", n)).outcome.value for n in range(3)]
+
+    final = bulk_process.get(job.id)
+    assert results == ["done", "done", "done"]
+    assert (final.processed, final.failed, final.status) == (1, 0, BulkJobStatus.COMPLETED)
+
+
+def test_cancelled_job_skips_its_queued_work(inbox: Inbox, configure: Any) -> None:
+    configure(JOB_PROVIDER="http", INTERNAL_API_URL="http://127.0.0.1:9")
+    from tasks.models import BulkProcessJob
+
+    with session_scope() as session:
+        job = BulkProcessJob(
+            email_account_id=inbox.account_id, start_date=utcnow(), status=BulkJobStatus.RUNNING
+        )
+        session.add(job)
+    assert bulk_process.cancel(job.id) is True
+    assert bulk_process.cancel(job.id) is False
+    payload = {
+        "jobId": job.id,
+        "emailAccountId": inbox.account_id,
+        "messageId": "x",
+        "threadId": "x",
+    }
+    result = run_job(bulk_process.process_message, payload, Delivery("test", "d", 0))
+    assert (result.outcome.value, result.detail) == ("skipped", "job was cancelled")
+
+
+# The start and cancel routes, in-process on the suite's own (Celery) configuration -----
+
+
+@pytest.fixture
+def api() -> Iterator[TestClient]:
+    app = create_app(get_settings())
+    with TestClient(app, headers={"x-api-key": env.INTERNAL_API_KEY}) as client:
+        yield client
+
+
+def test_start_route_creates_the_job_and_refuses_a_second_open_one(
+    inbox: Inbox, api: TestClient
+) -> None:
+    body = {"emailAccountId": inbox.account_id, "startDate": "2026-01-01T00:00:00Z"}
+    first = api.post("/api/bulk-process/start", json=body)
+    second = api.post("/api/bulk-process/start", json=body)
+    assert first.status_code == 200 and first.json()["status"] == "PENDING"
+    assert second.status_code == 409
+
+
+def test_cancel_route_cancels_an_open_job(inbox: Inbox, api: TestClient) -> None:
+    body = {"emailAccountId": inbox.account_id, "startDate": "2026-01-01T00:00:00Z"}
+    job_id = api.post("/api/bulk-process/start", json=body).json()["jobId"]
+    assert api.post(f"/api/bulk-process/cancel/{job_id}").json() == {
+        "jobId": job_id,
+        "status": "CANCELLED",
+    }
+    assert api.post(f"/api/bulk-process/cancel/{job_id}").status_code == 409
+    assert api.post("/api/bulk-process/cancel/nope").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"emailAccountId": "nobody", "startDate": "2026-01-01T00:00:00Z"}, 404),
+        ({"startDate": "2026-01-01T00:00:00Z"}, 422),
+        ({"emailAccountId": "x", "startDate": "2026-01-01T00:00:00"}, 422),
+    ],
+)
+def test_start_route_rejects_bad_requests(
+    api: TestClient, body: dict[str, Any], status: int
+) -> None:
+    assert api.post("/api/bulk-process/start", json=body).status_code == status
+
+
+def test_start_route_needs_the_internal_key(api: TestClient) -> None:
+    response = api.post("/api/bulk-process/start", json={}, headers={"x-api-key": "wrong"})
+    assert response.status_code == 401

@@ -1,0 +1,209 @@
+"""Digests and summaries: items collected once, sent once, nothing stuck PROCESSING."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select, update
+
+from tasks.core import run_job
+from tasks.db import session_scope
+from tasks.jobs import digest
+from tasks.mail.maildir import MaildirProvider
+from tasks.models import (
+    Digest,
+    DigestItem,
+    DigestStatus,
+    EmailAccount,
+    RuleActionType,
+    SummaryFrequency,
+    utcnow,
+)
+from tasks.outcome import Delivery, Outcome
+from tests.conftest import Mailbox
+from tests.support.rules import add_rule
+from tests.support.wait import wait_for
+
+
+def item_payload(mailbox: Mailbox, number: int = 0, **message: Any) -> dict[str, Any]:
+    fields = {
+        "id": f"m{number}",
+        "threadId": f"t{number}",
+        "from": f"Shop <shop{number}@example.test>",
+        "subject": f"Order {number} shipped",
+        "content": f"Your order number {number} is on its way to you today.",
+        **message,
+    }
+    return {"emailAccountId": mailbox.account_id, "message": fields}
+
+
+def deliver(spec: Any, payload: dict[str, Any], delivery_id: str = "d", attempt: int = 0) -> Any:
+    return run_job(spec, payload, Delivery("test", delivery_id, attempt))
+
+
+def count(model: Any) -> int:
+    with session_scope() as session:
+        return int(session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def sent_digests(mailbox: Mailbox) -> list[Any]:
+    mail = mailbox.provider()
+    return [mail.get_message(key) for key in sorted(mailbox.folder_keys("Sent"))]
+
+
+def set_schedule(mailbox: Mailbox, **values: Any) -> None:
+    with session_scope() as session:
+        session.execute(
+            update(EmailAccount).where(EmailAccount.id == mailbox.account_id).values(**values)
+        )
+
+
+def test_ai_digest_adds_one_summarised_item_however_often_delivered(mailbox: Mailbox) -> None:
+    results = [deliver(digest.add_to_digest, item_payload(mailbox)) for _ in range(3)]
+    assert [r.outcome for r in results] == [Outcome.DONE, Outcome.SKIPPED, Outcome.SKIPPED]
+    with session_scope() as session:
+        (item,) = session.scalars(select(DigestItem)).all()
+    assert item.content and "order number 0" in item.content.lower()
+    assert count(Digest) == 1
+
+
+def test_ai_digest_skips_mail_from_the_digest_sender(mailbox: Mailbox) -> None:
+    own = f'"{digest.DIGEST_SENDER_NAME}" <{mailbox.email}>'
+    result = deliver(digest.add_to_digest, item_payload(mailbox, **{"from": own}))
+    assert (result.outcome, count(DigestItem)) == (Outcome.SKIPPED, 0)
+
+
+def test_ai_digest_skips_a_message_with_nothing_to_summarise(mailbox: Mailbox) -> None:
+    result = deliver(digest.add_to_digest, item_payload(mailbox, content="   "))
+    assert (result.outcome, count(DigestItem)) == (Outcome.SKIPPED, 0)
+
+
+def test_ai_digest_payload_errors_name_the_field(mailbox: Mailbox) -> None:
+    payload = item_payload(mailbox)
+    del payload["message"]["threadId"]
+    result = deliver(digest.add_to_digest, payload)
+    assert result.outcome is Outcome.FAILED and "message.threadId" in result.detail
+
+
+def test_resend_digest_sends_one_email_grouped_by_rule_then_closes_the_digest(
+    mailbox: Mailbox,
+) -> None:
+    set_schedule(mailbox, digest_interval_days=1, digest_next_at=utcnow() - timedelta(hours=1))
+    for number in range(3):
+        deliver(digest.add_to_digest, item_payload(mailbox, number))
+
+    first = deliver(digest.send_digest, {"emailAccountId": mailbox.account_id})
+    again = deliver(digest.send_digest, {"emailAccountId": mailbox.account_id})
+
+    assert (first.outcome, again.outcome) == (Outcome.DONE, Outcome.SKIPPED)
+    (email,) = sent_digests(mailbox)
+    assert email.subject == "Your digest: 3 emails"
+    assert digest.is_digest_email(email.sender, mailbox.email)
+    with session_scope() as session:
+        (row,) = session.scalars(select(Digest)).all()
+        contents = set(session.scalars(select(DigestItem.content)))
+        account = session.get(EmailAccount, mailbox.account_id)
+    assert row.status is DigestStatus.SENT and contents == {None}  # redacted
+    assert account is not None and account.digest_next_at is not None
+    assert account.digest_next_at > utcnow()
+
+
+def test_digest_without_items_does_not_stay_processing(mailbox: Mailbox) -> None:
+    with session_scope() as session:
+        session.add(Digest(email_account_id=mailbox.account_id, status=DigestStatus.PENDING))
+    result = deliver(digest.send_digest, {"emailAccountId": mailbox.account_id, "force": True})
+    with session_scope() as session:
+        (row,) = session.scalars(select(Digest)).all()
+    assert (result.outcome, row.status) == (Outcome.SKIPPED, DigestStatus.SENT)
+    assert sent_digests(mailbox) == []
+
+
+def test_failed_send_hands_the_digest_back_then_fails_it_on_the_last_attempt(
+    mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deliver(digest.add_to_digest, item_payload(mailbox))
+
+    def broken(self: Any, mail: Any) -> str:
+        raise ConnectionError("relay down")
+
+    monkeypatch.setattr(MaildirProvider, "send", broken)
+    payload = {"emailAccountId": mailbox.account_id, "force": True}
+    statuses = []
+    for attempt in (0, digest.send_digest.retries):
+        assert deliver(digest.send_digest, payload, attempt=attempt).outcome is Outcome.RETRY
+        with session_scope() as session:
+            statuses.append(session.scalars(select(Digest.status)).one())
+    assert statuses == [DigestStatus.PENDING, DigestStatus.FAILED]
+
+
+def test_concurrent_senders_send_the_digest_once(mailbox: Mailbox) -> None:
+    deliver(digest.add_to_digest, item_payload(mailbox))
+    payload = {"emailAccountId": mailbox.account_id, "force": True}
+    barrier = threading.Barrier(4)
+    outcomes: list[Outcome] = []
+
+    def send(number: int) -> None:
+        barrier.wait()
+        outcomes.append(deliver(digest.send_digest, payload, f"d{number}").outcome)
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == sorted([Outcome.DONE] + [Outcome.SKIPPED] * 3)
+    assert len(sent_digests(mailbox)) == 1
+
+
+def test_digest_fan_out_enqueues_each_due_account_once(mailbox: Mailbox, fake_inngest: Any) -> None:
+    set_schedule(mailbox, digest_interval_days=7, digest_next_at=utcnow() - timedelta(minutes=5))
+    assert digest.enqueue_due_digests.body() == {"enqueued": 1}
+    (event,) = fake_inngest.events
+    assert event["name"] == "inbox-zero/resend.digest"
+    assert event["data"] == {"emailAccountId": mailbox.account_id, "force": False}
+
+
+def test_digest_fan_out_skips_accounts_not_due(mailbox: Mailbox, fake_inngest: Any) -> None:
+    set_schedule(mailbox, digest_interval_days=7, digest_next_at=utcnow() + timedelta(days=1))
+    assert digest.enqueue_due_digests.body() == {"enqueued": 0}
+
+
+def test_summary_fan_out_sends_the_account_id_not_the_email(
+    mailbox: Mailbox, fake_inngest: Any
+) -> None:
+    set_schedule(mailbox, summary_frequency=SummaryFrequency.DAILY)
+    assert digest.enqueue_due_summaries.body() == {"enqueued": 1}
+    assert fake_inngest.events[0]["data"] == {"emailAccountId": mailbox.account_id}
+
+
+def test_summary_is_sent_once_per_period(mailbox: Mailbox) -> None:
+    set_schedule(mailbox, summary_frequency=SummaryFrequency.WEEKLY)
+    payload = {"emailAccountId": mailbox.account_id}
+    outcomes = [deliver(digest.send_summary, payload).outcome for _ in range(2)]
+    assert outcomes == [Outcome.DONE, Outcome.SKIPPED]
+    (summary,) = sent_digests(mailbox)
+    assert summary.subject == "Your inbox summary"
+    assert "3 unread threads" in summary.body
+
+
+def test_digest_rule_fills_a_digest_that_is_delivered_into_the_maildir(
+    mailbox: Mailbox, worker: Any
+) -> None:
+    from tasks.accounts import account_or_fail
+    from tasks.rules import apply_rules
+
+    add_rule(
+        mailbox.account_id, "Receipts", [{"type": RuleActionType.DIGEST}], subject_pattern="receipt"
+    )
+    mail = mailbox.provider()
+    message = mail.get_message(mailbox.keys[2])  # "Your receipt"
+    apply_rules(account_or_fail(mailbox.account_id), message, mail)
+
+    wait_for(lambda: count(DigestItem) == 1, timeout=30, what="ai.digest to run on Celery")
+    result = deliver(digest.send_digest, {"emailAccountId": mailbox.account_id, "force": True})
+    assert result.outcome is Outcome.DONE
+    (email,) = sent_digests(mailbox)
+    assert "Receipts" in email.body and "Your receipt" in email.body
