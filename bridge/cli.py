@@ -26,6 +26,8 @@ actions_app = typer.Typer(help="Scheduled actions.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(actions_app, name="actions")
+bulk_app = typer.Typer(help="Bulk processing: run rules over an inbox.", no_args_is_help=True)
+app.add_typer(bulk_app, name="bulk")
 console = Console()
 
 
@@ -109,6 +111,98 @@ def accounts_add(
     console.print(f"account {account.email} id={account.id} maildir={maildir}")
 
 
+@accounts_app.command("import")
+def accounts_import(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="YAML or JSON file")],
+) -> None:
+    """Import accounts, their rules, senders and schedules (idempotent; all or nothing)."""
+    from tasks.accounts_import import AccountsFileError, import_file
+
+    settings_or_exit()
+    try:
+        report = import_file(file)
+    except AccountsFileError as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(1) from None
+    console.print(
+        f"accounts: {report.accounts_created} created, {report.accounts_updated} updated; "
+        f"rules: {report.rules}"
+    )
+
+
+@app.command("demo")
+def demo() -> None:
+    """Create (or refresh) the demo account: a Maildir of realistic mail and rules."""
+    from tasks.demo import DEMO_EMAIL, ensure_demo_account
+    from tasks.schema import upgrade
+
+    settings = settings_or_exit()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.sqlalchemy_url)
+    account, keys = ensure_demo_account(settings.data_dir)
+    maildir = account.provider_settings["path"]
+    console.print(f"demo account {DEMO_EMAIL}: {len(keys)} messages in {maildir}")
+
+
+@bulk_app.command("start")
+def bulk_start(
+    account: Annotated[str, typer.Option(help="account email or id")],
+    days: Annotated[int, typer.Option(help="process mail from the last N days")] = 30,
+    include_read: Annotated[bool, typer.Option(help="also messages already read")] = False,
+) -> None:
+    """Start a bulk run of the account's rules (one open run per account)."""
+    from bridge.errors import PublishError
+    from tasks.jobs import bulk_process
+
+    settings_or_exit()
+    found = _account(account)
+    try:
+        job = bulk_process.start(
+            found.id, datetime.now(UTC) - timedelta(days=days), None, not include_read
+        )
+    except bulk_process.BulkJobAlreadyOpen as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(1) from None
+    except PublishError as error:
+        console.print(f"[red]could not publish the first page, the run is closed: {error}[/red]")
+        raise typer.Exit(1) from None
+    console.print_json(json.dumps({"jobId": job.id, "status": job.status.value}))
+
+
+@bulk_app.command("show")
+def bulk_show(job_id: str) -> None:
+    """Print a bulk run's status and counts."""
+    from tasks.jobs import bulk_process
+
+    settings_or_exit()
+    job = bulk_process.get(job_id)
+    if job is None:
+        console.print(f"no bulk job {job_id}")
+        raise typer.Exit(1)
+    fields = ("status", "pages_fetched", "total_emails", "emails_queued", "processed", "failed")
+    values = {name: getattr(job, name) for name in fields}
+    values["status"] = job.status.value
+    console.print_json(json.dumps(values))
+
+
+def _account(account: str) -> Any:
+    from sqlalchemy import or_, select
+
+    from tasks.db import session_scope
+    from tasks.models import EmailAccount
+
+    with session_scope() as session:
+        found = session.scalars(
+            select(EmailAccount).where(
+                or_(EmailAccount.email == account, EmailAccount.id == account)
+            )
+        ).first()
+    if found is None:
+        console.print(f"[red]no account {account!r}; add one with `jobbridge accounts add`[/red]")
+        raise typer.Exit(1)
+    return found
+
+
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 
 
@@ -159,10 +253,7 @@ def actions_schedule(
     content: str | None = None,
 ) -> None:
     """Schedule an action on a message; prints the row and where it was published."""
-    from sqlalchemy import or_, select
-
-    from tasks.db import session_scope
-    from tasks.models import ActionType, EmailAccount
+    from tasks.models import ActionType
     from tasks.scheduled_actions import schedule
 
     settings_or_exit()
@@ -172,15 +263,7 @@ def actions_schedule(
         raise typer.BadParameter(
             f"one of {', '.join(t.value for t in ActionType)}", param_hint="--type"
         ) from None
-    with session_scope() as session:
-        found = session.scalars(
-            select(EmailAccount).where(
-                or_(EmailAccount.email == account, EmailAccount.id == account)
-            )
-        ).first()
-    if found is None:
-        console.print(f"[red]no account {account!r}; add one with `jobbridge accounts add`[/red]")
-        raise typer.Exit(1)
+    found = _account(account)
     row = schedule(
         email_account_id=found.id,
         action_type=kind,

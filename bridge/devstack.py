@@ -82,6 +82,9 @@ Try it: archive a demo message 2 seconds from now, then watch it move.
   .venv/bin/jobbridge actions schedule --account demo@localhost --type ARCHIVE \\
       --message {keys[0] if keys else "<message id>"} --in 2s
   ls {maildir}/.Archive/cur
+Run the demo rules over the whole inbox, then watch the counts:
+  .venv/bin/jobbridge bulk start --account demo@localhost --include-read
+  .venv/bin/jobbridge bulk show <jobId it prints>
 Ctrl-C stops everything.
 """,
         flush=True,
