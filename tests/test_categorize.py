@@ -272,6 +272,18 @@ def test_a_failed_publish_leaves_no_progress_behind(mailbox: Mailbox, fake_qstas
     assert categorize.progress(mailbox.account_id) == {"total": 0, "completed": 0}
 
 
+def test_the_producer_refuses_a_sender_that_is_no_address_and_sends_nothing(
+    mailbox: Mailbox, fake_qstash: Any
+) -> None:
+    from bridge import InvalidPayload
+
+    with pytest.raises(InvalidPayload, match="senders"):
+        categorize.categorize_senders(mailbox.account_id, ["ok@a.test", "Ann <ann@b.test>"])
+
+    assert fake_qstash.messages == []
+    assert categorize.progress(mailbox.account_id) == {"total": 0, "completed": 0}
+
+
 # Invalid payloads are refused for good ------------------------------------------------
 
 INVALID = [

@@ -106,9 +106,9 @@ def categorize_senders(email_account_id: str, senders: Iterable[str]) -> Queued:
     if not todo:
         return Queued(0, 0, len(categorized))
     chunks = [todo[start : start + CHUNK_SIZE] for start in range(0, len(todo), CHUNK_SIZE)]
-    payloads = [
-        CategorizeSendersBatch(email_account_id=email_account_id, senders=chunk) for chunk in chunks
-    ]
+    # Wire dicts, not models: enqueue_many validates them and a bad sender raises its
+    # InvalidPayload (naming `senders`) before anything is sent, as for any other job.
+    payloads = [{"emailAccountId": email_account_id, "senders": chunk} for chunk in chunks]
     # Marked before the publish, so a job that finishes at once is not followed by a
     # late "queued". Only senders the progress does not know yet are marked: one done in
     # this hour stays done (a deduplicated chunk runs no new job to mark it again). A
@@ -202,7 +202,7 @@ def recent_messages_from(
     as every sender has enough mail.
     """
     found: dict[str, list[MailMessage]] = {_normal(sender): [] for sender in senders}
-    seen: set[str] = set()  # a thread's messages come once, but stay safe across pages
+    seen: set[str] = set()  # a message counts once, even if a thread were listed twice
     scanned = 0
     token: str | None = None
     while found and scanned < max_threads:
@@ -217,9 +217,13 @@ def recent_messages_from(
                 thread = mail.get_thread(thread_id)
             except MessageNotFound:
                 continue  # gone since the listing
-            for message in thread:
+            # Newest first within the thread too, and no more than needed is kept: a
+            # prolific sender's hundredth message adds nothing but memory.
+            for message in reversed(thread):
                 address = sender_address(message)
                 if message.sent_by_me or message.id in seen or address not in found:
+                    continue
+                if len(found[address]) >= per_sender:
                     continue
                 seen.add(message.id)
                 found[address].append(message)
@@ -234,7 +238,8 @@ def recent_messages_from(
 def _newest(
     found: Mapping[str, list[MailMessage]], per_sender: int
 ) -> dict[str, list[MailMessage]]:
-    # Threads are ranked by their newest message, not each message by its own date.
+    # Threads are ranked by their newest message, not each message by its own date, so
+    # the messages kept are put in date order here.
     oldest = datetime.min.replace(tzinfo=UTC)
     return {
         sender: sorted(messages, key=lambda m: m.date or oldest, reverse=True)[:per_sender]
