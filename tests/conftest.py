@@ -119,15 +119,33 @@ def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("logs")
 
 
-def server_env() -> dict[str, str]:
-    """The web server is configured for every provider at once: Inngest in cloud mode
-    (signed requests only), QStash keys, the internal API key and the cron secret."""
-    return {**os.environ, **_RUN, **test_env.INNGEST_ENV, **test_env.QSTASH_ENV}
+def server_env(inngest_api_url: str) -> dict[str, str]:
+    """The web server receives from every provider at once: Inngest in cloud mode (signed
+    requests only; its API is `inngest_api`), QStash keys, the internal API key and the
+    cron secret. What its jobs publish in turn goes to Celery, so the session worker runs
+    the follow-ups whichever provider delivered the first job."""
+    return {
+        **os.environ,
+        **_RUN,
+        **test_env.INNGEST_ENV,
+        **test_env.QSTASH_ENV,
+        "INNGEST_BASE_URL": inngest_api_url,
+        "JOB_PROVIDER": "celery",
+    }
 
 
 @pytest.fixture(scope="session")
-def web(log_dir: Path) -> Iterator[str]:
-    process, url = start_web(server_env(), log_dir)
+def inngest_api() -> Iterator[Any]:
+    from tests.support.inngest_api import InngestApi
+
+    api = InngestApi()
+    yield api
+    api.stop()
+
+
+@pytest.fixture(scope="session")
+def web(log_dir: Path, inngest_api: Any) -> Iterator[str]:
+    process, url = start_web(server_env(inngest_api.url), log_dir)
     yield url
     process.stop()
 

@@ -9,11 +9,14 @@ from tasks.outcome import PermanentError
 
 
 def mail_provider_for(account: EmailAccount) -> MailProvider:
-    if account.provider is MailProviderKind.MAILDIR:
-        path = account.provider_settings.get("path")
-        if not path:
-            raise PermanentError(f"account {account.id} has no Maildir path in provider_settings")
+    path = account.provider_settings.get("path")
+    # A Google or Microsoft account whose mail is a local Maildir (tests, demos) uses the
+    # Maildir adapter until that provider has an adapter of its own; which clean job
+    # handles it (label-based or Outlook) still follows the account's kind.
+    if path:
         return MaildirProvider(path, account.email)
+    if account.provider is MailProviderKind.MAILDIR:
+        raise PermanentError(f"account {account.id} has no Maildir path in provider_settings")
     raise PermanentError(
         f"account {account.id}: the {account.provider.value} mail provider has no adapter yet"
     )

@@ -1,0 +1,97 @@
+"""One definition: the registry, what Inngest is told at sync, the signed inspection, the
+web server's routes and the README's tables all name the same jobs, routes and limits."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import httpx
+from inngest._internal.net import sign_request
+
+from tasks import CRONS, JOBS
+from tests.support import env
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def synced_functions(web: str, inngest_api: Any) -> dict[str, dict[str, Any]]:
+    before = len(inngest_api.registrations)
+    response = httpx.put(web + "/api/inngest")
+    assert response.status_code == 200 and "error" not in response.json(), response.text
+    (registration,) = inngest_api.registrations[before:]
+    return {fn["id"]: fn for fn in registration["body"]["functions"]}
+
+
+def test_sync_registers_one_function_per_job_and_cron(web: str, inngest_api: Any) -> None:
+    functions = synced_functions(web, inngest_api)
+    expected = {f"inbox-zero-{spec.fn_id}" for spec in [*JOBS.values(), *CRONS.values()]}
+    assert set(functions) == expected
+
+
+def test_synced_functions_carry_the_declared_events_retries_and_limits(
+    web: str, inngest_api: Any
+) -> None:
+    functions = synced_functions(web, inngest_api)
+    for spec in JOBS.values():
+        fn = functions[f"inbox-zero-{spec.fn_id}"]
+        assert fn["triggers"] == [{"event": spec.event}]
+        assert fn["steps"]["step"]["retries"]["attempts"] == spec.retries
+        concurrency = [(c["limit"], c["key"]) for c in fn.get("concurrency") or []]
+        expected = [(spec.concurrency, f"event.data.{spec.key}")] if spec.concurrency else []
+        assert concurrency == expected, spec.event
+        throttle = fn.get("throttle")
+        assert (throttle["limit"] if throttle else None) == (
+            spec.throttle.limit if spec.throttle else None
+        ), spec.event
+    for cron in CRONS.values():
+        assert functions[f"inbox-zero-{cron.fn_id}"]["triggers"] == [{"cron": cron.cron}]
+
+
+def test_sync_authenticates_with_the_hashed_signing_key(web: str, inngest_api: Any) -> None:
+    import hashlib
+
+    synced_functions(web, inngest_api)
+    key = env.INNGEST_SIGNING_KEY.removeprefix("signkey-test-")
+    expected = "Bearer " + hashlib.sha256(bytes.fromhex(key)).hexdigest()
+    assert inngest_api.registrations[-1]["authorization"] == expected
+
+
+def test_signed_inspection_counts_every_function(web: str) -> None:
+    signature = str(sign_request(b"", env.INNGEST_SIGNING_KEY))
+    body = httpx.get(web + "/api/inngest", headers={"X-Inngest-Signature": signature}).json()
+    assert body["authentication_succeeded"] is True
+    assert body["function_count"] == len(JOBS) + len(CRONS)
+    assert body["mode"] == "cloud"
+
+
+def test_web_server_has_one_post_route_per_job_and_cron(web: str) -> None:
+    paths = httpx.get(web + "/openapi.json").json()["paths"]
+    for spec in [*JOBS.values(), *CRONS.values()]:
+        assert "post" in paths[spec.route], spec.route
+
+
+def readme_job_rows() -> dict[str, list[str]]:
+    section = README.read_text().split("## Jobs", 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in section.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 6 and cells[1].startswith("`inbox-zero/"):
+            rows[cells[1].strip("`")] = cells
+    return rows
+
+
+def test_readme_job_table_states_each_jobs_limit(web: str) -> None:
+    rows = readme_job_rows()
+    assert set(rows) == set(JOBS)
+    for event, spec in JOBS.items():
+        limit = rows[event][4]
+        parts = []
+        if spec.concurrency:
+            parts.append(f"{spec.concurrency} at a time")
+        if spec.throttle:
+            period = spec.throttle.period_seconds
+            parts.append(f"{spec.throttle.limit} per {'second' if period == 1 else f'{period} s'}")
+        assert limit == ("; ".join(parts) or "none"), event
+        assert re.fullmatch(r"`[^`]+`", rows[event][2]) and rows[event][2].strip("`") == spec.route
