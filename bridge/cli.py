@@ -185,6 +185,76 @@ def bulk_show(job_id: str) -> None:
     console.print_json(json.dumps(values))
 
 
+@app.command("clean")
+def clean(
+    account: Annotated[str, typer.Option(help="account email or id")],
+    days_old: Annotated[int, typer.Option(help="only threads older than this many days")] = 7,
+    action: Annotated[str, typer.Option(help="ARCHIVE or MARK_READ what is done")] = "ARCHIVE",
+    instructions: Annotated[str | None, typer.Option(help="e.g. 'keep mail from my boss'")] = None,
+) -> None:
+    """Clean the inbox: decide keep or done per old thread, then archive or mark read."""
+    from tasks.jobs.clean import clean_inbox
+    from tasks.models import CleanAction
+
+    settings_or_exit()
+    try:
+        kind = CleanAction(action.upper().replace("-", "_"))
+    except ValueError:
+        raise typer.BadParameter("ARCHIVE or MARK_READ", param_hint="--action") from None
+    job = clean_inbox(
+        _account(account).id, action=kind, days_old=days_old, instructions=instructions
+    )
+    console.print_json(json.dumps({"jobId": job.id, "threadsQueued": job.threads_queued}))
+
+
+@app.command("categorize")
+def categorize(
+    account: Annotated[str, typer.Option(help="account email or id")],
+    senders: Annotated[
+        list[str] | None, typer.Argument(help="default: everyone in the inbox")
+    ] = None,
+) -> None:
+    """Categorize senders (static rules, then the AI), 50 per job."""
+    from email.utils import parseaddr
+
+    from tasks.accounts import mailbox_of
+    from tasks.jobs.categorize import categorize_senders
+
+    settings_or_exit()
+    found = _account(account)
+    if not senders:
+        _, mail = mailbox_of(found.id)
+        senders, token = [], None
+        while True:  # every sender with a thread in the inbox, following page tokens
+            page = mail.list_threads(page_token=token, page_size=100)
+            for thread_id in page.thread_ids:
+                senders += [parseaddr(m.sender)[1] for m in mail.get_thread(thread_id)]
+            if page.next_page_token is None:
+                break
+            token = page.next_page_token
+    mine = found.email.lower()
+    queued = categorize_senders(found.id, [s for s in senders if s and s.lower() != mine])
+    console.print_json(
+        json.dumps(
+            {
+                "jobs": queued.chunks,
+                "senders": queued.senders,
+                "alreadyCategorized": queued.already_categorized,
+            }
+        )
+    )
+
+
+@app.command("digest")
+def send_digest_now(account: Annotated[str, typer.Option(help="account email or id")]) -> None:
+    """Send the account's pending digest now, whatever its schedule says."""
+    from bridge.enqueue import enqueue
+
+    settings_or_exit()
+    receipt = enqueue("resend.digest", {"emailAccountId": _account(account).id, "force": True})
+    console.print_json(json.dumps({"provider": receipt.provider.value, "id": receipt.id}))
+
+
 def _account(account: str) -> Any:
     from sqlalchemy import or_, select
 

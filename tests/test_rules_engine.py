@@ -27,6 +27,7 @@ from tasks.models import (
 from tasks.rules import apply_rules, rule_matches
 from tests.conftest import Mailbox
 from tests.support.rules import add_rule
+from tests.support.wait import wait_for
 
 MESSAGE = MailMessage(
     id="m1",
@@ -182,3 +183,25 @@ def test_send_action_sends_once_even_if_the_record_is_lost(mailbox: Mailbox) -> 
             session.delete(executed)
     apply_rules(account(mailbox), message, mailbox.provider())
     assert len(mailbox.folder_keys("Sent")) == 1
+
+
+def test_delayed_archive_runs_on_celery_after_its_delay(mailbox: Mailbox, worker: Any) -> None:
+    add_rule(
+        mailbox.account_id,
+        "later",
+        [{"type": RuleActionType.ARCHIVE, "delay_minutes": 1}],
+        subject_pattern="report",
+    )
+    message = message_of(mailbox)
+    applied_at = utcnow()
+    apply_rules(account(mailbox), message, mailbox.provider())
+    assert mailbox.folder_keys("Archive") == set()
+
+    def completed() -> Any:
+        with session_scope() as session:
+            row = session.scalars(select(ScheduledAction)).one()
+        return row if row.status is ActionStatus.COMPLETED else None
+
+    row = wait_for(completed, timeout=120, interval=0.5, what="the delayed archive")
+    assert row.executed_at - applied_at >= timedelta(minutes=1)
+    assert mailbox.folder_keys("Archive") == {message.id}
