@@ -425,3 +425,34 @@ def test_bad_payload_fails_on_celery_without_retry(event: str) -> None:
     assert outcome.failed() and isinstance(outcome.result, JobFailed)
     assert required_field(event) in str(outcome.result)
     assert outcome.traceback is not None and "Retry" not in outcome.traceback
+
+
+@pytest.mark.parametrize("event", sorted(CASES))
+def test_job_retried_after_a_failure_has_the_effect_of_one(
+    event: str, mailbox: Mailbox, worker: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tasks.core import run_job
+    from tasks.mail.maildir import MaildirProvider
+    from tasks.outcome import Delivery
+
+    case = CASES[event]
+    payload = case.setup(mailbox)
+    failed: list[str] = []
+    # The first change the job makes to the mailbox fails, as a provider outage would.
+    for name in ("archive", "label", "mark_read", "move", "send"):
+        original = getattr(MaildirProvider, name)
+
+        def fail_once(self: Any, *args: Any, _name: str = name, _original: Any = original) -> Any:
+            if not failed:
+                failed.append(_name)
+                raise ConnectionError(f"{_name}: provider unavailable")
+            return _original(self, *args)
+
+        monkeypatch.setattr(MaildirProvider, name, fail_once)
+    first = run_job(JOBS[event], payload, Delivery("test", "d1", 0))
+    monkeypatch.undo()
+    if failed:
+        assert first.outcome.value == "retry", first
+    run_job(JOBS[event], payload, Delivery("test", "d1", 1))
+    expected = case.expected(mailbox)
+    assert wait_for(lambda: case.state(mailbox) == expected, timeout=60, what=f"{event} to settle")
