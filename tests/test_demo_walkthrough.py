@@ -16,6 +16,8 @@ from tasks.jobs.digest import is_digest_email
 from tasks.mail.maildir import MaildirProvider
 from tasks.models import (
     BulkJobStatus,
+    CleanupJob,
+    CleanupJobStatus,
     CleanupThread,
     DigestItem,
     ScheduledAction,
@@ -74,10 +76,11 @@ def test_walkthrough_runs_every_job_on_the_demo_account(
     cleaning = jobbridge("clean", "--account", "demo@localhost", "--days-old", "10")
     assert cleaning["threadsQueued"] >= 1
     wait_for(
-        lambda: count(CleanupThread) == cleaning["threadsQueued"],
+        lambda: count(CleanupJob, CleanupJob.status == CleanupJobStatus.COMPLETED) == 1,
         timeout=60,
-        what="every queued thread to be cleaned",
+        what="the cleaning run to complete",
     )
+    assert count(CleanupThread) == cleaning["threadsQueued"]
 
     # 4. Send the digest now.
     jobbridge("digest", "--account", "demo@localhost")

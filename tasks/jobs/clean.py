@@ -33,7 +33,7 @@ from typing import Annotated, cast
 
 import redis
 from pydantic import Field
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from config import get_settings
@@ -193,6 +193,9 @@ def clean_inbox(
             # Following a token that leads back to the same page would queue it forever.
             raise RuntimeError(f"the mail provider returned page token {token!r} twice")
         token = page.next_page_token
+    with session_scope() as session:
+        session.execute(update(CleanupJob).where(CleanupJob.id == row.id).values(all_queued=True))
+    _complete_if_done(row.id)  # nothing queued, or every thread cleaned already
     with session_scope() as session:
         final = session.get(CleanupJob, row.id)
     assert final is not None  # created above; jobs are never deleted while running
@@ -432,7 +435,29 @@ def _record_once(payload: ApplyClean, *, archived: bool) -> bool:
         if _recorded(payload.job_id, payload.thread_id):
             return False
         raise
+    _complete_if_done(payload.job_id)
     return True
+
+
+def _complete_if_done(job_id: str) -> None:
+    """RUNNING -> COMPLETED once every page is queued and every queued thread recorded."""
+    cleaned = (
+        select(func.count())
+        .select_from(CleanupThread)
+        .where(CleanupThread.job_id == job_id)
+        .scalar_subquery()
+    )
+    with session_scope() as session:
+        session.execute(
+            update(CleanupJob)
+            .where(
+                CleanupJob.id == job_id,
+                CleanupJob.status == CleanupJobStatus.RUNNING,
+                CleanupJob.all_queued.is_(True),
+                cleaned >= CleanupJob.threads_queued,
+            )
+            .values(status=CleanupJobStatus.COMPLETED)
+        )
 
 
 def cleaned_threads(job_id: str) -> list[CleanupThread]:

@@ -38,6 +38,8 @@ class CleanupJob(Base):
         string_enum(CleanupJobStatus, "cleanup_job_status"), default=CleanupJobStatus.RUNNING
     )
     threads_queued: Mapped[int] = mapped_column(default=0)
+    # Every page was queued: only then can cleaned threads complete the job.
+    all_queued: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

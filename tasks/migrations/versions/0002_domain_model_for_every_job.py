@@ -102,6 +102,7 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("threads_queued", sa.Integer(), nullable=False),
+        sa.Column("all_queued", sa.Boolean(), nullable=False),
         sa.Column("created_at", tasks.models.base.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["email_account_id"], ["email_account.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
