@@ -363,3 +363,26 @@ def test_send_with_html_writes_plain_and_html_alternatives(mail: MaildirProvider
     parts = {part.get_content_type(): part.get_payload(decode=True) for part in stored.walk()}
     assert (parts["text/plain"], parts["text/html"]) == (b"Hello\n", b"<p>Hello</p>\n")
     assert mail.get_message(key).body == "Hello\n"
+
+
+def test_listing_names_each_threads_newest_message(mailbox: Mailbox) -> None:
+    from datetime import timedelta
+    from email.message import EmailMessage as _Email
+    from email.utils import format_datetime
+
+    from tasks.models import utcnow
+
+    mail = mailbox.provider()
+    original = mail.get_message(mailbox.keys[0])
+    reply = _Email()
+    reply["From"], reply["To"], reply["Subject"] = "x@example.test", mailbox.email, "Re: it"
+    reply["Date"] = format_datetime(utcnow() + timedelta(minutes=1))
+    reply["Message-ID"] = "<reply-1@example.test>"
+    reply["References"] = original.message_id_header
+    reply.set_content("a reply")
+    reply_key = mail.deliver(reply)
+
+    page = mail.list_threads(page_size=10)
+
+    assert page.newest_message_ids[original.thread_id] == reply_key
+    assert set(page.newest_message_ids) == set(page.thread_ids)

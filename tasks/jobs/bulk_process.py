@@ -175,7 +175,8 @@ def fetch_page(payload: FetchPage, delivery: Delivery) -> Result:
     workers: list[ProcessMessage] = []
     for thread_id in page.thread_ids:
         try:
-            newest = mail.get_thread(thread_id)[-1]
+            known = page.newest_message_ids.get(thread_id)
+            newest = mail.get_message(known) if known else mail.get_thread(thread_id)[-1]
         except MessageNotFound:
             continue
         if parseaddr(newest.sender)[1].lower() in ignored:

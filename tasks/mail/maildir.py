@@ -185,6 +185,7 @@ class MaildirProvider:
         start, end = _utc(after), _utc(before)
         excluded = frozenset(exclude_labels)
         newest: dict[str, int] = {}
+        newest_key: dict[str, tuple[int, str]] = {}
         unread: set[str] = set()
         skipped: set[str] = set()
         for file in self._files([folder]):
@@ -196,7 +197,9 @@ class MaildirProvider:
             ):
                 continue
             thread = summary.thread_id
-            newest[thread] = max(newest.get(thread, _micros(summary.date)), _micros(summary.date))
+            stamp = _micros(summary.date)
+            newest[thread] = max(newest.get(thread, stamp), stamp)
+            newest_key[thread] = max(newest_key.get(thread, (stamp, file.key)), (stamp, file.key))
             if not file.read:
                 unread.add(thread)
             if summary.labels & excluded:
@@ -216,6 +219,7 @@ class MaildirProvider:
         return ThreadPage(
             thread_ids=[thread for _, thread in page],
             next_page_token=_encode_cursor(page[-1]) if more else None,
+            newest_message_ids={thread: newest_key[thread][1] for _, thread in page},
         )
 
     def list_labels(self) -> list[str]:

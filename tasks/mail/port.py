@@ -36,6 +36,9 @@ class MailMessage:
 class ThreadPage:
     thread_ids: list[str]
     next_page_token: str | None  # None on the last page
+    # Each listed thread's newest message in the folder and window, where the provider
+    # knows it from the listing itself (saves a get_thread per thread).
+    newest_message_ids: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
