@@ -456,6 +456,30 @@ def run_bulk(
 # --- Report -----------------------------------------------------------------------------
 
 
+def code_version() -> str:
+    """The commit measured, and whether the product code differs from it."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        changed = subprocess.run(
+            ["git", "status", "--porcelain", "--", "tasks", "bridge", "config"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (no git)"
+    return f"{head}{' + uncommitted changes in tasks/bridge/config' if changed else ''}"
+
+
 @dataclass(frozen=True)
 class Row:
     name: str
@@ -496,6 +520,7 @@ def report(
     bulks: list[BulkResult],
     loops: list[LoopResult],
     setup_seconds: float,
+    version: str,
 ) -> tuple[Row, list[str]]:
     from tasks.jobs.bulk_process import PAGE_SIZE
 
@@ -520,7 +545,7 @@ def report(
     notes = [
         f"Worker: `celery -A tasks worker --pool prefork --concurrency {concurrency}` "
         f"(--loglevel INFO, without gossip/mingle/heartbeat), started and ready before "
-        f"start(); Redis {REDIS_URL}; {os.cpu_count()} CPUs.",
+        f"start(); Redis {REDIS_URL}; {os.cpu_count()} CPUs; code at {version}.",
         f"Mail: {messages:,} messages in 1 thread each, all in the window; 30% newsletters "
         "(archived), 20% receipts (labelled), 20% notifications (marked read), 30% no match. "
         f"Set-up (Maildirs, accounts, rules) {setup_seconds:,.0f} s, not measured.",
@@ -622,6 +647,7 @@ def main() -> int:
     loops: list[LoopResult] = []
     setup_seconds = 0.0
     try:
+        version = code_version()  # before the run: what the worker imports
         database_url = create_database()
         configure(Run(prefix, database_url, data_dir))
         from tasks.models import utcnow
@@ -647,7 +673,7 @@ def main() -> int:
             sides = [bulk_side, loop_side] if number % 2 == 0 else [loop_side, bulk_side]
             for side in sides:
                 side()
-        row, notes = report(messages, concurrency, bulks, loops, setup_seconds)
+        row, notes = report(messages, concurrency, bulks, loops, setup_seconds, version)
     except BaseException:
         for log in logs[-1:]:
             if log.exists():

@@ -45,12 +45,9 @@ def _availability(settings: Settings) -> dict[Provider, tuple[bool, str]]:
     inngest_mode = "dev server" if settings.inngest_is_dev else "cloud/self-hosted"
     return {
         Provider.INNGEST: (
-            (True, f"INNGEST_* set ({inngest_mode})")
-            if settings.inngest_configured
-            else (
-                False,
-                "no INNGEST_EVENT_KEY, INNGEST_SIGNING_KEY, INNGEST_BASE_URL or INNGEST_DEV",
-            )
+            (True, f"INNGEST_EVENT_KEY or INNGEST_DEV set ({inngest_mode})")
+            if settings.inngest_publishes
+            else (False, "no INNGEST_EVENT_KEY or INNGEST_DEV")
         ),
         Provider.QSTASH: (
             (True, "QSTASH_TOKEN set")

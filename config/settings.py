@@ -118,17 +118,20 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _combinations_make_sense(self) -> Settings:
         problems: list[str] = []
-        if self.inngest_configured and not self.inngest_is_dev:
-            if self.inngest_event_key is None:
+        if not self.inngest_is_dev:
+            if self.inngest_event_key is not None and self.inngest_signing_key is None:
                 problems.append(
-                    "INNGEST_EVENT_KEY is required when Inngest runs in cloud mode "
-                    "(INNGEST_SIGNING_KEY or INNGEST_BASE_URL set, INNGEST_DEV unset); "
-                    "set it, or set INNGEST_DEV=1 for a dev server"
+                    "INNGEST_SIGNING_KEY is required when INNGEST_EVENT_KEY is set in cloud "
+                    "mode: the server's calls to /api/inngest must be verified; use the "
+                    "server's --signing-key, or set INNGEST_DEV=1 for a dev server"
                 )
-            if self.inngest_signing_key is None:
+            if self.inngest_base_url is not None and not (
+                self.inngest_event_key or self.inngest_signing_key
+            ):
                 problems.append(
-                    "INNGEST_SIGNING_KEY is required when Inngest runs in cloud mode; "
-                    "use the server's --signing-key, or set INNGEST_DEV=1 for a dev server"
+                    "INNGEST_BASE_URL is set but neither INNGEST_EVENT_KEY (to publish) nor "
+                    "INNGEST_SIGNING_KEY (to serve /api/inngest) is: set the server's keys, "
+                    "or INNGEST_DEV=1 for a dev server"
                 )
         if self.qstash_token is not None:
             if self.qstash_current_signing_key is None or self.qstash_next_signing_key is None:
@@ -149,7 +152,7 @@ class Settings(BaseSettings):
                 "JOB_PROVIDER=http needs INTERNAL_API_URL and INTERNAL_API_KEY "
                 "(the base URL of this app and the key its routes accept)"
             )
-        if self.job_provider == "inngest" and not self.inngest_configured:
+        if self.job_provider == "inngest" and not self.inngest_publishes:
             problems.append("JOB_PROVIDER=inngest needs INNGEST_EVENT_KEY (or INNGEST_DEV=1)")
         if self.job_provider == "qstash" and self.qstash_token is None:
             problems.append("JOB_PROVIDER=qstash needs QSTASH_TOKEN")
@@ -163,13 +166,18 @@ class Settings(BaseSettings):
         return self.inngest_dev is not None and self.inngest_dev.strip().lower() not in _FALSY
 
     @property
-    def inngest_configured(self) -> bool:
-        return (
-            self.inngest_is_dev
-            or self.inngest_event_key is not None
-            or self.inngest_signing_key is not None
-            or self.inngest_base_url is not None
-        )
+    def inngest_publishes(self) -> bool:
+        """Jobs may be sent to Inngest: an event key (or a dev server, which needs none)."""
+        return self.inngest_is_dev or self.inngest_event_key is not None
+
+    @property
+    def inngest_serves(self) -> bool:
+        """/api/inngest is served: a signing key to verify calls (or a dev server).
+
+        Separate from publishing on purpose: after a rollback (INNGEST_EVENT_KEY removed)
+        the runs Inngest already has must still reach this app and be verified.
+        """
+        return self.inngest_is_dev or self.inngest_signing_key is not None
 
     @property
     def http_configured(self) -> bool:

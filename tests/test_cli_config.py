@@ -65,7 +65,12 @@ def test_config_prints_the_chain_in_publish_order_with_reasons(configure: Config
     rows = chain_rows(run_config().output)
 
     assert rows == [
-        ("1", "inngest", "yes", "first configured: INNGEST_* set (cloud/self-hosted)"),
+        (
+            "1",
+            "inngest",
+            "yes",
+            "first configured: INNGEST_EVENT_KEY or INNGEST_DEV set (cloud/self-hosted)",
+        ),
         ("2", "qstash", "yes", "failover: QSTASH_TOKEN set"),
         ("3", "celery", "yes", "failover: REDIS_URL set"),
         ("", "http", "no", "needs INTERNAL_API_URL and INTERNAL_API_KEY"),

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from inngest._internal.net import sign_request
 
 from bridge import PublishError, enqueue
 from config import Provider
@@ -104,3 +106,35 @@ def test_invalid_payload_publishes_nothing_anywhere(router: Any, configure: Any)
     with pytest.raises(InvalidPayload, match="scheduledActionId"):
         enqueue(JOB, {"scheduledActionID": "typo"})
     assert (inngest.requests, qstash.messages) == (0, [])
+
+
+def test_rollback_keeps_serving_the_runs_inngest_already_has(router: Any, configure: Any) -> None:
+    from fastapi.testclient import TestClient
+
+    from bridge.web.app import create_app
+
+    settings = configure(**{**BOTH, "INNGEST_EVENT_KEY": None})  # the rollback: stop publishing
+    FakeInngest(router)
+    qstash = FakeQStash(router)
+
+    assert enqueue(JOB, PAYLOAD).provider is Provider.QSTASH
+    assert len(qstash.messages) == 1
+    with TestClient(create_app(settings)) as client:
+        body = FakeInngest.request_body(
+            {"name": "inbox-zero/scheduled-action.execute", "data": {"scheduledActionId": "x"}},
+            "01RUNROLLBACK",
+            0,
+            {},
+            [],
+        )
+        raw = json.dumps(body).encode()
+        response = client.post(
+            "/api/inngest",
+            params={"fnId": "inbox-zero-scheduled-action-execute", "stepId": "step"},
+            content=raw,
+            headers={
+                "X-Inngest-Signature": str(sign_request(raw, env.INNGEST_SIGNING_KEY)),
+                "Content-Type": "application/json",
+            },
+        )
+    assert response.status_code == 200 and response.json()["outcome"] == "skipped"

@@ -145,7 +145,9 @@ def test_used_links_come_first_in_publish_order(overrides: dict[str, object]) ->
 def test_primary_reason_says_it_was_the_first_configured() -> None:
     result = chain(**INNGEST, **QSTASH)
 
-    assert reason(result, Provider.INNGEST) == "first configured: INNGEST_* set (cloud/self-hosted)"
+    assert reason(result, Provider.INNGEST) == (
+        "first configured: INNGEST_EVENT_KEY or INNGEST_DEV set (cloud/self-hosted)"
+    )
 
 
 def test_inngest_reason_tells_dev_server_from_cloud() -> None:
@@ -171,9 +173,7 @@ def test_configured_but_unused_provider_says_failover_is_off(provider: Provider)
 def test_unconfigured_provider_names_the_variables_it_needs() -> None:
     result = chain()
 
-    assert reason(result, Provider.INNGEST) == (
-        "no INNGEST_EVENT_KEY, INNGEST_SIGNING_KEY, INNGEST_BASE_URL or INNGEST_DEV"
-    )
+    assert reason(result, Provider.INNGEST) == ("no INNGEST_EVENT_KEY or INNGEST_DEV")
     assert reason(result, Provider.QSTASH) == "no QSTASH_TOKEN"
 
 
@@ -219,3 +219,11 @@ def test_removing_qstash_variables_too_falls_back_to_celery(
         both_configured.delenv(name)
 
     assert chain().providers == CELERY_ONLY
+
+
+def test_signing_key_alone_serves_but_does_not_publish() -> None:
+    # A rollback removes INNGEST_EVENT_KEY: runs Inngest already has still reach the app.
+    result = chain(inngest_signing_key=INNGEST["inngest_signing_key"], **QSTASH)
+
+    assert result.primary is Provider.QSTASH
+    assert reason(result, Provider.INNGEST) == "no INNGEST_EVENT_KEY or INNGEST_DEV"

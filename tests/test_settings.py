@@ -98,7 +98,7 @@ def test_empty_signing_key_counts_as_unset(monkeypatch: pytest.MonkeyPatch) -> N
     settings = load_settings()
 
     assert settings.inngest_signing_key is None
-    assert not settings.inngest_configured
+    assert not settings.inngest_serves
 
 
 # Blank values
@@ -118,13 +118,13 @@ def test_blank_optional_value_counts_as_unset(
 # Inngest cloud mode versus dev server
 
 
-def test_cloud_mode_inngest_without_event_key_asks_for_it_or_dev_mode() -> None:
-    message = config_error(
+def test_signing_key_without_event_key_serves_but_does_not_publish() -> None:
+    # What a rollback leaves: runs already in Inngest still reach /api/inngest.
+    settings = load_settings(
         inngest_signing_key=GOOD_SIGNING_KEY, inngest_base_url=test_env.INNGEST_API
     )
 
-    assert "INNGEST_EVENT_KEY is required" in message
-    assert "INNGEST_DEV=1" in message
+    assert (settings.inngest_serves, settings.inngest_publishes) == (True, False)
 
 
 def test_cloud_mode_inngest_without_signing_key_asks_for_the_servers_key() -> None:
@@ -134,18 +134,20 @@ def test_cloud_mode_inngest_without_signing_key_asks_for_the_servers_key() -> No
     assert "--signing-key" in message
 
 
-def test_inngest_base_url_alone_asks_for_both_keys() -> None:
+def test_inngest_base_url_alone_asks_for_the_keys_or_dev_mode() -> None:
     message = config_error(inngest_base_url=test_env.INNGEST_API)
 
-    assert "INNGEST_EVENT_KEY is required" in message
-    assert "INNGEST_SIGNING_KEY is required" in message
+    assert "INNGEST_BASE_URL" in message
+    assert "INNGEST_EVENT_KEY (to publish)" in message
+    assert "INNGEST_SIGNING_KEY (to serve" in message
+    assert "INNGEST_DEV=1" in message
 
 
 def test_inngest_dev_server_needs_neither_event_key_nor_signing_key() -> None:
     settings = load_settings(inngest_dev="1", inngest_base_url="http://127.0.0.1:8288")
 
     assert settings.inngest_is_dev
-    assert settings.inngest_configured
+    assert settings.inngest_publishes and settings.inngest_serves
     assert settings.inngest_event_key is None
     assert settings.inngest_signing_key is None
 
@@ -157,7 +159,7 @@ def test_falsy_inngest_dev_is_not_dev_mode(monkeypatch: pytest.MonkeyPatch, valu
     settings = load_settings()
 
     assert not settings.inngest_is_dev
-    assert not settings.inngest_configured
+    assert not (settings.inngest_publishes or settings.inngest_serves)
 
 
 @pytest.mark.parametrize("value", ["1", "true", "http://localhost:8288"])
@@ -169,7 +171,7 @@ def test_truthy_inngest_dev_or_dev_server_url_is_dev_mode(
     settings = load_settings()
 
     assert settings.inngest_is_dev
-    assert settings.inngest_configured
+    assert settings.inngest_publishes and settings.inngest_serves
 
 
 def test_inngest_dev_set_to_zero_still_requires_cloud_keys() -> None:

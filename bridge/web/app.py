@@ -65,9 +65,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     logging.basicConfig(level=logging.INFO)
     app = FastAPI(title="jobbridge", version="0.1.0")
 
-    if settings.inngest_configured:
-        # Unconfigured, /api/inngest is not served at all: the SDK's dev mode would
-        # accept unsigned calls, which must never be the accidental default.
+    if settings.inngest_serves:
+        # Without a signing key (or a dev server) /api/inngest is not served at all: the
+        # SDK's dev mode accepts unsigned calls, which must never be the default.
         serve_inngest(app, settings)
     add_job_routes(app, settings)
     add_api_routes(app, settings)
