@@ -448,5 +448,8 @@ def dev(
     sys.exit(run_dev_stack(settings, port=port, flower_port=flower_port, with_flower=flower))
 
 
+# Operations and migration commands live in their own modules and register on `app`.
+from bridge import cli_migrate, cli_ops  # noqa: E402, F401
+
 if __name__ == "__main__":
     app()

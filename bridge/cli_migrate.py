@@ -1,0 +1,3 @@
+"""cli_migrate: commands registered on `bridge.cli.app`."""
+
+from __future__ import annotations

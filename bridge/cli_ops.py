@@ -1,0 +1,3 @@
+"""cli_ops: commands registered on `bridge.cli.app`."""
+
+from __future__ import annotations
