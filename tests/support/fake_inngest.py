@@ -43,6 +43,8 @@ class FakeInngest:
         self.events: list[dict[str, Any]] = []
         self.requests = 0
         self.down = down
+        # Its root answers like any Inngest server's does (the migration's reachability check).
+        router.get(url__startswith=env.INNGEST_API).respond(200, text="Inngest")
         router.post(f"{env.INNGEST_API}/e/{env.INNGEST_EVENT_KEY}").mock(side_effect=self._receive)
 
     def _receive(self, request: httpx.Request) -> httpx.Response:
