@@ -681,13 +681,15 @@ def delivery_rows(rounds: int, log_path: Path) -> tuple[list[Row], float]:
 # --- Report --------------------------------------------------------------------------
 
 
-def print_table(rows: list[Row], notes: list[str]) -> None:
+def print_table(
+    rows: list[Row], notes: list[str], title: str = "jobbridge enqueue and delivery benchmark"
+) -> None:
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
     table = Table(
-        title="jobbridge enqueue and delivery benchmark",
+        title=title,
         caption=Text("\n".join(notes)),  # plain text: "uvicorn[standard]" is not markup
     )
     for column in ("row", "measured", "baseline (same run)", "ratio", "goal", "result"):
