@@ -30,6 +30,8 @@ lint: install
 
 bench: install services
 	$(PY) bench/enqueue.py
+	$(PY) bench/bulk.py
+	$(PY) bench/migrate.py
 
 clean:
 	rm -rf $(VENV) .jobbridge .mypy_cache .pytest_cache .ruff_cache
