@@ -7,11 +7,14 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from config import Settings, resolve_chain
 
 
-def stack_commands(port: int, flower_port: int, with_flower: bool) -> dict[str, list[str]]:
+def stack_commands(
+    port: int, flower_port: int, with_flower: bool, state_dir: Path | None = None
+) -> dict[str, list[str]]:
     python = sys.executable
     commands = {
         "web": [
@@ -49,6 +52,10 @@ def stack_commands(port: int, flower_port: int, with_flower: bool) -> dict[str, 
             f"--port={flower_port}",
             "--address=127.0.0.1",
         ]
+        if state_dir is not None:
+            # Task history survives a restart. Basic auth, when FLOWER_BASIC_AUTH is set
+            # (user:password), is Flower's own: it reads FLOWER_* from the environment.
+            commands["flower"] += ["--persistent=True", f"--db={state_dir / 'flower.db'}"]
     return commands
 
 
@@ -67,7 +74,9 @@ def run_dev_stack(settings: Settings, *, port: int, flower_port: int, with_flowe
     keys = prepare(settings)
     processes = {
         name: subprocess.Popen(command, env=os.environ.copy())
-        for name, command in stack_commands(port, flower_port, with_flower).items()
+        for name, command in stack_commands(
+            port, flower_port, with_flower, settings.data_dir.resolve()
+        ).items()
     }
     chain = " -> ".join(p.value for p in resolve_chain(settings).providers)
     maildir = settings.data_dir.resolve() / "maildir" / "demo"

@@ -35,7 +35,7 @@ def embedded_env() -> dict[str, str]:
 def test_dev_stack_runs_a_scheduled_archive_on_the_embedded_default(
     tmp_path: Path, log_dir: Path
 ) -> None:
-    env = embedded_env()
+    env = {**embedded_env(), "FLOWER_BASIC_AUTH": "dev:dev-secret"}
     port, flower_port = free_port(), free_port()
     stack = Process(
         "dev-stack",
@@ -82,13 +82,22 @@ def test_dev_stack_runs_a_scheduled_archive_on_the_embedded_default(
             what="the message to reach the Archive folder",
         )
         assert [name.split(":")[0] for name in landed] == [message_id.group(1)]
-        assert wait_for(
-            lambda: _ok(f"http://127.0.0.1:{flower_port}/healthcheck"), timeout=30, what="Flower"
+        flower = f"http://127.0.0.1:{flower_port}"
+        wait_for(lambda: _ok(flower + "/healthcheck"), timeout=30, what="Flower")
+        assert httpx.get(flower + "/api/workers", timeout=5).status_code == 401
+        workers = wait_for(
+            lambda: httpx.get(
+                flower + "/api/workers", auth=("dev", "dev-secret"), timeout=5
+            ).json(),
+            timeout=30,
+            what="Flower to see the worker",
         )
+        assert len(workers) == 1
     finally:
         stack.stop()
     assert (tmp_path / ".jobbridge" / "jobbridge.db").is_file()
     assert (tmp_path / ".jobbridge" / "broker" / "queue").is_dir()
+    assert list((tmp_path / ".jobbridge").glob("flower.db*"))  # Flower kept its state
 
 
 def _ok(url: str) -> bool:
