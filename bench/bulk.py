@@ -30,6 +30,7 @@ worker process; all on loopback. Progress goes to stderr; the one table to stdou
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import resource
@@ -188,13 +189,15 @@ class Worker:
             time.sleep(0.1)
 
     def stop(self) -> None:
+        """Warm shutdown (SIGTERM to the main process: running tasks finish), then SIGKILL
+        to whatever is left of its process group."""
         if self.alive():
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
+            self.process.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(STOP_SECONDS)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(5)
+        with contextlib.suppress(ProcessLookupError):  # the whole group is gone already
+            os.killpg(self.process.pid, signal.SIGKILL)  # our own group only
+        self.process.wait(5)
         self._log.close()
 
 
@@ -532,10 +535,11 @@ def report(
     )
     rounds = len(bulks)
     last = bulks[-1]
-    median_of = f"median of {rounds}, " if rounds > 1 else ""
+    median_of = f"median of {rounds}; last " if rounds > 1 else ""
+    reached = "start() -> COMPLETED" if last.completed else "NOT COMPLETED, processed so far"
     row = Row(
         f"bulk_process({messages:,}), Celery/Redis, 1 worker prefork N={concurrency}",
-        f"{bulk_rate:,.0f} msg/s ({median_of}{last.seconds:,.1f} s start() -> COMPLETED)",
+        f"{bulk_rate:,.0f} msg/s ({median_of}{last.seconds:,.1f} s {reached})",
         f"{loop_rate:,.0f} msg/s plain get_message + apply_rules loop ({loops[-1].seconds:,.1f} s)",
         ratio,
         f">= {GOAL_RATIO:.2f}x loop",
@@ -569,6 +573,7 @@ def report(
     times = last.times
     fetcher = times.seconds.get("fetcher", [])
     worker_sum = sum(times.seconds.get("worker", []))
+    busy = (sum(fetcher) + worker_sum) / (concurrency * last.seconds) if last.seconds else 0.0
     notes += [
         "Worker log (task runtimes, last round): "
         + "; ".join(times.describe(name) for name in ("fetcher", "worker"))
@@ -577,7 +582,8 @@ def report(
         f"Pages are fetched one after another (fetcher concurrency 1, each page queued "
         f"behind the previous page's {PAGE_SIZE} messages): fetcher time {sum(fetcher):,.1f} s "
         f"of {last.seconds:,.1f} s wall; message work {worker_sum:,.1f} s over {concurrency} "
-        f"processes. Worker CPU (pool + main, user+sys) {last.worker_cpu_seconds:,.1f} s.",
+        f"processes; pool busy {busy:.0%}. Worker CPU (pool + main, user+sys) "
+        f"{last.worker_cpu_seconds:,.1f} s.",
         f"Loop: {loop.seconds / max(loop.done, 1) * 1000:,.2f} ms a message, "
         f"{loop.cpu_seconds:,.1f} s CPU of {loop.seconds:,.1f} s wall (the rest: PostgreSQL "
         "round trips).",

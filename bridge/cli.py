@@ -248,7 +248,7 @@ def categorize(
 @app.command("digest")
 def send_digest_now(account: Annotated[str, typer.Option(help="account email or id")]) -> None:
     """Send the account's pending digest now, whatever its schedule says."""
-    from bridge.enqueue import enqueue
+    from bridge.publishing import enqueue
 
     settings_or_exit()
     receipt = enqueue("resend.digest", {"emailAccountId": _account(account).id, "force": True})
@@ -409,8 +409,8 @@ def enqueue_job(
     ] = None,
 ) -> None:
     """Publish one job through the provider chain and print the receipt."""
-    from bridge.enqueue import enqueue
     from bridge.errors import InvalidPayload, PublishError
+    from bridge.publishing import enqueue
 
     settings_or_exit()
     import tasks  # noqa: F401  (registers the jobs)

@@ -1,3 +1,243 @@
-"""cli_ops: commands registered on `bridge.cli.app`."""
+"""cli_ops: the operator commands `keys`, `audit`, `sync` and `status` on `bridge.cli.app`.
+
+The work is in `bridge.ops`; this module only parses options, renders and picks exit codes.
+`bridge.ops` is imported inside each command: it imports `tasks`, which reads Settings,
+and `jobbridge --help` or `jobbridge keys` must work with a broken configuration.
+"""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from bridge.cli import app, console, settings_or_exit
+
+if TYPE_CHECKING:
+    from bridge.ops import QStashAudit, ScheduledActionsAudit, StatusReport
+    from config import ProviderChain
+
+
+@app.command("keys")
+def keys(
+    env_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="append the keys to this dotenv file; variables already set there are kept"
+        ),
+    ] = None,
+) -> None:
+    """Generate an Inngest event key (16 bytes) and signing key (32 bytes), as hex env lines."""
+    from bridge.ops import generate_keys, write_env_file
+
+    values = generate_keys().env()
+    if env_file is None:
+        # Plain stdout, no rich wrapping: `jobbridge keys >> .env` must give valid lines.
+        for name, value in values.items():
+            typer.echo(f"{name}={value}")
+        return
+    update = write_env_file(env_file, values)
+    # The lines written, as without --env-file (the Inngest server needs the same keys);
+    # a kept value is never printed: it is a secret the operator already has.
+    for name in update.written:
+        typer.echo(f"{name}={values[name]}")
+    if update.written:
+        console.print(f"added {', '.join(update.written)} to {env_file}")
+    for name in update.kept:
+        console.print(f"kept {name}: already set in {env_file} (not overwritten)")
+
+
+@app.command("audit")
+def audit(
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Scheduled actions by status, pending/due/stuck counts; QStash queues and DLQ if set."""
+    settings = settings_or_exit()
+    from bridge.ops import audit_qstash, check_database
+
+    # The status probe's connection: a connect timeout instead of libpq's "forever", and
+    # a missing SQLite file reported rather than created empty.
+    database, actions = check_database(settings, timeout=5.0)
+    if actions is None:
+        console.print(f"[red]database: cannot audit scheduled actions: {database.detail}[/red]")
+        raise typer.Exit(1)
+    qstash = audit_qstash(settings) if settings.qstash_token is not None else None
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "scheduledActions": actions.as_json(),
+                    "qstash": qstash.as_json() if qstash is not None else None,
+                }
+            )
+        )
+    else:
+        console.print(_actions_table(actions))
+        console.print(_qstash_lines(qstash))
+    if qstash is not None and qstash.error is not None:
+        # Scripts must see that the QStash half is missing, not only read it in the JSON.
+        if not as_json:
+            console.print(f"[red]qstash: {qstash.error}[/red]")
+        raise typer.Exit(1)
+
+
+def _actions_table(actions: ScheduledActionsAudit) -> Table:
+    table = Table(title="scheduled actions")
+    table.add_column("status")
+    table.add_column("count", justify="right")
+    for status, count in actions.by_status.items():
+        table.add_row(status, str(count))
+    oldest = actions.oldest_pending.isoformat() if actions.oldest_pending else "-"
+    table.add_section()
+    table.add_row("PENDING: oldest scheduledFor", oldest)
+    table.add_row("PENDING: due, not executed", str(actions.due_unexecuted))
+    table.add_row("EXECUTING: lease expired (stuck)", str(actions.stuck_executing))
+    for provider, count in actions.pending_by_provider.items():
+        table.add_row(f"PENDING: published to {provider}", str(count))
+    return table
+
+
+def _qstash_lines(qstash: QStashAudit | None) -> RenderableType:
+    if qstash is None:
+        return Text("qstash: not configured (no QSTASH_TOKEN)")
+    if qstash.error is not None and not qstash.queues:
+        return Text(f"qstash: unreachable: {qstash.error}")
+    table = Table(title="qstash queues")
+    for column in ("queue", "lag", "paused", "parallelism"):
+        table.add_column(column)
+    for queue in qstash.queues:
+        table.add_row(
+            queue.name, str(queue.lag), "yes" if queue.paused else "no", str(queue.parallelism)
+        )
+    if qstash.dlq_size is None:
+        dlq = "qstash DLQ: unknown"
+    else:
+        bound = "at least " if qstash.dlq_size_is_lower_bound else ""
+        dlq = f"qstash DLQ: {bound}{qstash.dlq_size} messages"
+    parts: list[RenderableType] = [table] if qstash.queues else []
+    parts.append(Text(f"qstash queues: {len(qstash.queues)}, total lag {qstash.total_lag}"))
+    parts.append(Text(dlq))
+    return Group(*parts)
+
+
+@app.command("sync")
+def sync(
+    url: Annotated[
+        str | None,
+        typer.Option(
+            help="the app's base URL (default: INTERNAL_API_URL, else http://127.0.0.1:8000)"
+        ),
+    ] = None,
+) -> None:
+    """Register the app's functions with Inngest (PUT /api/inngest); exit 1 if it failed."""
+    settings = settings_or_exit()
+    from bridge.ops import sync_app, sync_url
+
+    target = sync_url(settings, url)
+    with console.status(f"syncing {target} (Inngest may take up to 30 s to answer)"):
+        key = settings.inngest_signing_key
+        result = sync_app(target, key.get_secret_value() if key is not None else None)
+    if not result.ok:
+        # The SDK answers 200 even when Inngest refused the registration: say it loudly.
+        console.print(f"[red]sync failed: {result.error}[/red]")
+        raise typer.Exit(1)
+    count = (
+        f": {result.function_count} functions registered"
+        if result.function_count is not None
+        else ""
+    )
+    console.print(f"synced {target}{count}")
+
+
+@app.command("status")
+def status(
+    watch: Annotated[
+        float | None,
+        typer.Option(help="refresh every SECONDS until Ctrl-C", metavar="SECONDS", min=0.5),
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for each service")] = 2.0,
+) -> None:
+    """Provider chain, reachability and latency of each service, workers, pending work.
+
+    Exits 1 when a required service is down: the database, the broker, and Inngest or
+    QStash when configured.
+    """
+    settings = settings_or_exit()
+    from bridge.ops import collect_status, every
+
+    if watch is None:
+        once = collect_status(settings, timeout=timeout)
+        console.print(_render_status(once))
+        if not once.healthy:
+            raise typer.Exit(1)
+        return
+
+    from rich.live import Live
+
+    reports = every(watch, lambda: collect_status(settings, timeout=timeout))
+    report: StatusReport | None = None
+    try:
+        report = next(reports)
+        with Live(_render_status(report), console=console, auto_refresh=False) as live:
+            for fresh in reports:
+                report = fresh
+                live.update(_render_status(fresh), refresh=True)
+    except KeyboardInterrupt:
+        pass
+    if report is None:
+        raise typer.Exit(130)  # interrupted before the first report: the shell's convention
+    raise typer.Exit(0 if report.healthy else 1)
+
+
+_STATE_STYLE = {"up": "green", "DOWN": "bold red", "warning": "yellow", "not configured": "dim"}
+
+
+def _render_status(report: StatusReport) -> RenderableType:
+    table = Table(title=f"jobbridge status at {report.checked_at:%Y-%m-%d %H:%M:%S} UTC")
+    for column in ("service", "state", "latency", "detail"):
+        table.add_column(column)
+    for check in report.checks:
+        latency = f"{check.latency_ms:.1f} ms" if check.latency_ms is not None else "-"
+        state = Text(check.state, style=_STATE_STYLE[check.state])
+        table.add_row(check.name, state, latency, check.detail)
+    lines: list[RenderableType] = [Text(_chain_line(report.chain)), table]
+    lines.append(Text(_pending_line(report.actions)))
+    if report.qstash is not None:
+        paused = [q.name for q in report.qstash.queues if q.paused]
+        lines.append(
+            Text(
+                f"qstash queue lag: {report.qstash.total_lag} across "
+                f"{len(report.qstash.queues)} queues"
+                + (f" (paused: {', '.join(paused)})" if paused else "")
+            )
+        )
+    if report.down:
+        lines.append(Text(f"DOWN (required): {', '.join(report.down)}", style="bold red"))
+    return Group(*lines)
+
+
+def _chain_line(chain: ProviderChain) -> str:
+    order = " -> ".join(provider.value for provider in chain.providers)
+    unused = [link.provider.value for link in chain.links if not link.used]
+    failover = "failover on" if chain.failover else "failover off"
+    return f"provider chain: {order} ({failover}; not used: {', '.join(unused) or 'none'})"
+
+
+def _pending_line(actions: ScheduledActionsAudit | None) -> str:
+    if actions is None:
+        return "pending scheduled actions: unknown (database down)"
+    by_provider = ", ".join(
+        f"{name} {count}" for name, count in actions.pending_by_provider.items()
+    )
+    oldest = actions.oldest_pending.isoformat() if actions.oldest_pending else "-"
+    return (
+        f"pending scheduled actions: {actions.pending} ({actions.due_unexecuted} due, "
+        f"{actions.stuck_executing} stuck executing; oldest {oldest}"
+        + (f"; published to {by_provider}" if by_provider else "")
+        + ")"
+    )

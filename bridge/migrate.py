@@ -26,11 +26,11 @@ from typing import Any, TextIO
 import httpx
 from sqlalchemy import literal, select, update
 
-from bridge.enqueue import prepare, publisher
 from bridge.errors import PublishError
 from bridge.inngest_client import inngest_origin
 from bridge.publishers.base import Message
 from bridge.publishers.inngest import MAX_EVENTS_PER_REQUEST, MAX_SLEEP
+from bridge.publishing import prepare, publisher
 from config import Provider, Settings
 from tasks.db import session_scope
 from tasks.models import ActionStatus, ScheduledAction, SchedulingStatus, utcnow

@@ -107,8 +107,8 @@ def schedule(
 
 def publish(row: ScheduledAction, dedup_id: str) -> None:
     """Enqueue the execute job for the row's time and record where it went."""
-    from bridge.enqueue import enqueue  # bridge depends on tasks, not the other way round
     from bridge.errors import DelayUnsupported
+    from bridge.publishing import enqueue  # bridge depends on tasks, not the other way round
 
     payload = ExecuteScheduledAction(scheduled_action_id=row.id, scheduled_for=row.scheduled_for)
     now = utcnow()
@@ -157,7 +157,7 @@ def cancel(action_id: str) -> bool:
         )
         row = session.get(ScheduledAction, action_id)
     if won and row is not None and row.scheduled_id and row.scheduled_provider:
-        from bridge.enqueue import cancel as cancel_delivery
+        from bridge.publishing import cancel as cancel_delivery
         from bridge.receipt import Receipt
 
         try:

@@ -16,9 +16,9 @@ import pytest
 import redis
 
 from bridge import PublishError, Receipt, enqueue_many
-from bridge.enqueue import prepare
 from bridge.publishers import celery as celery_publisher
 from bridge.publishers.celery import CeleryPublisher
+from bridge.publishing import prepare
 from config import Provider, get_settings
 from tasks.db import session_scope
 from tasks.models import ActionStatus, ActionType, DeferredJob, ScheduledAction, utcnow

@@ -631,7 +631,7 @@ def old_threads(mail: MaildirProvider) -> list[str]:
 def publishes(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[list[str]]]:
     """The thread ids of each enqueue_many call: duplicates show here even where a
     provider's deduplication would hide them."""
-    module = importlib.import_module("bridge.enqueue")  # `bridge.enqueue` is the function
+    module = importlib.import_module("bridge.publishing")
     calls: list[list[str]] = []
     original = module.enqueue_many
 

@@ -189,3 +189,23 @@ def test_config_errors_only_suggest_commands_that_exist(overrides: dict[str, obj
     suggested = set(re.findall(r"`jobbridge ([a-z-]+)", str(caught.value)))
 
     assert suggested <= set(cli.commands)
+
+
+def test_a_bad_variable_is_reported_plainly_by_the_installed_command(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "INNGEST_SIGNING_KEY": "zz"}
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "jobbridge"), "config"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "INNGEST_SIGNING_KEY" in done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr

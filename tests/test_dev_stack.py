@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -98,6 +99,13 @@ def test_dev_stack_runs_a_scheduled_archive_on_the_embedded_default(
     assert (tmp_path / ".jobbridge" / "jobbridge.db").is_file()
     assert (tmp_path / ".jobbridge" / "broker" / "queue").is_dir()
     assert list((tmp_path / ".jobbridge").glob("flower.db*"))  # Flower kept its state
+
+
+def _json(url: str, auth: tuple[str, str]) -> Any:
+    try:
+        return httpx.get(url, auth=auth, timeout=10).json()
+    except (httpx.TransportError, ValueError):
+        return None  # not up yet, or busy: ask again
 
 
 def _ok(url: str) -> bool:

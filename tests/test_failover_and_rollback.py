@@ -138,3 +138,10 @@ def test_rollback_keeps_serving_the_runs_inngest_already_has(router: Any, config
             },
         )
     assert response.status_code == 200 and response.json()["outcome"] == "skipped"
+
+
+def test_rollback_by_job_provider_publishes_to_qstash(router: Any, configure: Any) -> None:
+    configure(**BOTH, JOB_PROVIDER="qstash")
+    inngest, qstash = FakeInngest(router), FakeQStash(router)
+    assert enqueue(JOB, PAYLOAD).provider is Provider.QSTASH
+    assert (inngest.events, len(qstash.messages)) == ([], 1)

@@ -69,7 +69,7 @@ def start(
     email_account_id: str, start_date: datetime, end_date: datetime | None, only_unread: bool
 ) -> BulkProcessJob:
     """Create the job (one open job per account, enforced by the database) and fetch page 0."""
-    from bridge.enqueue import enqueue
+    from bridge.publishing import enqueue
 
     account_or_fail(email_account_id)
     row = BulkProcessJob(
@@ -151,7 +151,7 @@ def _ignored_senders(account_id: str) -> set[str]:
     retries=3,
 )
 def fetch_page(payload: FetchPage, delivery: Delivery) -> Result:
-    from bridge.enqueue import enqueue, enqueue_many
+    from bridge.publishing import enqueue, enqueue_many
 
     row = get(payload.job_id)
     if row is None:

@@ -97,7 +97,7 @@ def categorize_senders(email_account_id: str, senders: Iterable[str]) -> Queued:
     before chunking, so calling this twice with the same senders publishes the same
     jobs under the same ids (a double click is one run where the provider dedups).
     """
-    from bridge.enqueue import enqueue_many  # bridge imports tasks: import when called
+    from bridge.publishing import enqueue_many  # bridge imports tasks: import when called
 
     account_or_fail(email_account_id)
     wanted = sorted({_normal(sender) for sender in senders} - {""})

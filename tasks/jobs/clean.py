@@ -131,7 +131,7 @@ def clean_inbox(
     Label names double as label ids: the Maildir adapter labels by name. A Gmail adapter
     would resolve (or create) the labels here and pass their ids.
     """
-    from bridge.enqueue import enqueue_many
+    from bridge.publishing import enqueue_many
 
     if days_old < 0:
         raise ValueError(f"days_old must be 0 or more, not {days_old}")
@@ -212,7 +212,7 @@ def clean_inbox(
     retries=3,
 )
 def process_thread(payload: ProcessThread, delivery: Delivery) -> Result:
-    from bridge.enqueue import enqueue
+    from bridge.publishing import enqueue
 
     cleanup = _cleanup_job(payload.job_id, payload.email_account_id)
     if cleanup.status is CleanupJobStatus.CANCELLED:

@@ -345,7 +345,7 @@ def send_summary(payload: SendSummary, delivery: Delivery) -> Result:
 
 @cron(name="resend.digest-all", cron="0 * * * *", route="/api/resend/digest/all")
 def enqueue_due_digests() -> dict[str, Any]:
-    from bridge.enqueue import enqueue_many
+    from bridge.publishing import enqueue_many
 
     now = utcnow()
     with session_scope() as session:
@@ -365,7 +365,7 @@ def enqueue_due_digests() -> dict[str, Any]:
 
 @cron(name="resend.summary-all", cron="0 * * * *", route="/api/resend/summary/all")
 def enqueue_due_summaries() -> dict[str, Any]:
-    from bridge.enqueue import enqueue_many
+    from bridge.publishing import enqueue_many
 
     now = utcnow()
     due: list[str] = []

@@ -171,7 +171,7 @@ def _run(
 
 
 def _enqueue_digest(account: EmailAccount, message: MailMessage, action: RuleAction) -> None:
-    from bridge.enqueue import enqueue
+    from bridge.publishing import enqueue
 
     payload: dict[str, Any] = {
         "emailAccountId": account.id,

@@ -1,0 +1,116 @@
+"""Test doubles for the operator commands: QStash's queue and DLQ API (via respx), and an
+Inngest API whose registration fails (a real server, for a real web process to call)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import respx
+
+from tests.support import env
+
+
+def dlq_message(number: int) -> dict[str, Any]:
+    """A DLQ entry as QStash lists it (the fields the SDK's parser requires, and a few)."""
+    now = int(time.time() * 1000)
+    return {
+        "messageId": f"msg_dead_{number}",
+        "dlqId": f"dlq_{number}",
+        "url": f"{env.WEBHOOK_URL}/api/scheduled-actions/execute",
+        "method": "POST",
+        "body": json.dumps({"scheduledActionId": f"a{number}"}),
+        "maxRetries": 3,
+        "notBefore": now,
+        "createdAt": now,
+        "responseStatus": 489,
+    }
+
+
+class QStashAdmin:
+    """GET /v2/queues and GET /v2/dlq (cursor-paged, `count` per page at most 100)."""
+
+    def __init__(
+        self,
+        router: respx.MockRouter,
+        *,
+        queues: list[dict[str, Any]] | None = None,
+        dead_letters: int = 0,
+        failing: bool = False,
+    ) -> None:
+        self.queues = queues or []
+        self.dead = [dlq_message(n) for n in range(dead_letters)]
+        self.failing = failing
+        self.dlq_pages_served = 0
+        router.get(f"{env.QSTASH_API}/v2/queues").mock(side_effect=self._queues)
+        router.get(f"{env.QSTASH_API}/v2/dlq").mock(side_effect=self._dlq)
+
+    def _refused(self, request: httpx.Request) -> httpx.Response | None:
+        if request.headers.get("authorization") != f"Bearer {env.QSTASH_TOKEN}":
+            return httpx.Response(401, json={"error": "bad token"})
+        if self.failing:
+            return httpx.Response(500, json={"error": "qstash is down"})
+        return None
+
+    def _queues(self, request: httpx.Request) -> httpx.Response:
+        refused = self._refused(request)
+        if refused is not None:
+            return refused
+        now = int(time.time() * 1000)
+        return httpx.Response(
+            200,
+            json=[
+                {"createdAt": now, "updatedAt": now, "parallelism": 1, "paused": False, **queue}
+                for queue in self.queues
+            ],
+        )
+
+    def _dlq(self, request: httpx.Request) -> httpx.Response:
+        refused = self._refused(request)
+        if refused is not None:
+            return refused
+        count = min(100, int(request.url.params.get("count", "100")))
+        start = int(request.url.params.get("cursor", "0"))
+        page = self.dead[start : start + count]
+        self.dlq_pages_served += 1
+        body: dict[str, Any] = {"messages": page}
+        if start + count < len(self.dead):
+            body["cursor"] = str(start + count)
+        return httpx.Response(200, json=body)
+
+
+class FailingInngestApi:
+    """An Inngest API that refuses every registration with 500 {"error": ...}, as a server
+    does for, e.g., a function config it rejects. The SDK still answers the PUT with 200."""
+
+    ERROR = "function inbox-zero-demo has an invalid trigger"
+
+    def __init__(self) -> None:
+        self.calls = 0
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("content-length", "0")))
+                api.calls += 1
+                raw = json.dumps({"error": FailingInngestApi.ERROR}).encode()
+                self.send_response(500)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
