@@ -70,7 +70,12 @@ def prepare(settings: Settings) -> list[str]:
     return keys
 
 
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops the stack as Ctrl-C does: children included
+
+
 def run_dev_stack(settings: Settings, *, port: int, flower_port: int, with_flower: bool) -> int:
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     keys = prepare(settings)
     processes = {
         name: subprocess.Popen(command, env=os.environ.copy())

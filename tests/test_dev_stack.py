@@ -85,12 +85,10 @@ def test_dev_stack_runs_a_scheduled_archive_on_the_embedded_default(
         assert [name.split(":")[0] for name in landed] == [message_id.group(1)]
         flower = f"http://127.0.0.1:{flower_port}"
         wait_for(lambda: _ok(flower + "/healthcheck"), timeout=30, what="Flower")
-        assert httpx.get(flower + "/api/workers", timeout=5).status_code == 401
+        assert httpx.get(flower + "/api/workers", timeout=30).status_code == 401
         workers = wait_for(
-            lambda: httpx.get(
-                flower + "/api/workers", auth=("dev", "dev-secret"), timeout=5
-            ).json(),
-            timeout=30,
+            lambda: _json(flower + "/api/workers?refresh=1", auth=("dev", "dev-secret")),
+            timeout=90,
             what="Flower to see the worker",
         )
         assert len(workers) == 1

@@ -3,6 +3,7 @@ and real processes (uvicorn, Celery workers) started and stopped by fixtures."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -89,8 +90,11 @@ class Process:
             try:
                 self.popen.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.kill()
                 self.popen.wait(timeout=5)
+        # Whatever the process started in its group (a worker's pool) goes with it.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.popen.pid, signal.SIGKILL)
         self._log.close()
 
 
