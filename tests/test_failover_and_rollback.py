@@ -145,3 +145,38 @@ def test_rollback_by_job_provider_publishes_to_qstash(router: Any, configure: An
     inngest, qstash = FakeInngest(router), FakeQStash(router)
     assert enqueue(JOB, PAYLOAD).provider is Provider.QSTASH
     assert (inngest.events, len(qstash.messages)) == ([], 1)
+
+
+def test_rollback_drill_removing_every_inngest_variable_loses_nothing(
+    router: Any, configure: Any, mailbox: Mailbox, web: str
+) -> None:
+    from datetime import timedelta
+
+    from tests.support.fake_qstash import deliver_until_final
+
+    configure(**BOTH)
+    inngest, qstash = FakeInngest(router), FakeQStash(router)
+    row = scheduled_actions.schedule(
+        email_account_id=mailbox.account_id,
+        action_type=ActionType.ARCHIVE,
+        message_id=mailbox.keys[0],
+        thread_id=mailbox.keys[0],
+        scheduled_for=utcnow() - timedelta(seconds=1),
+    )
+    assert (row.scheduled_provider, len(inngest.events)) == ("inngest", 1)
+
+    configure(**NO_INNGEST)  # the rollback: every INNGEST_* removed, nothing else
+    assert enqueue(JOB, PAYLOAD).provider is Provider.QSTASH
+
+    # Inngest can no longer reach the app, so its run never comes. Once the action is
+    # overdue by the grace period, the sweep hands it to QStash, which delivers it.
+    grace = timedelta(seconds=600)
+    assert row.last_enqueued_at is not None
+    later = max(row.scheduled_for, row.last_enqueued_at) + grace + timedelta(seconds=1)
+    report = scheduled_actions.sweep(now=later)
+    assert report.enqueued == 1
+    rescheduled = [m for m in qstash.messages if row.id.encode() in m.body]
+    assert len(rescheduled) == 1
+    assert deliver_until_final(rescheduled[0], web).status_code == 200
+    assert scheduled_actions.get(row.id).status is ActionStatus.COMPLETED
+    assert mailbox.folder_keys("Archive") == {mailbox.keys[0]}
