@@ -43,7 +43,6 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -54,7 +53,15 @@ from typing import TYPE_CHECKING
 
 # The shared plumbing of bench/enqueue.py (stdlib only at import; this directory is
 # sys.path[0] when the script runs, and mypy's search path when it checks this file).
-from enqueue import CONTROLLED_ENV, REDIS_URL, create_database, delete_prefix, drop_database, say
+from enqueue import (
+    CONTROLLED_ENV,
+    REDIS_URL,
+    create_database,
+    delete_prefix,
+    drop_database,
+    run_cleanup,
+    say,
+)
 
 if TYPE_CHECKING:
     from tasks.models import BulkProcessJob
@@ -615,18 +622,13 @@ def clean_up(prefix: str, database_url: str | None, data_dir: Path) -> None:
     def redis_keys() -> None:
         say(f"deleted {delete_prefix(prefix)} Redis keys under {prefix}")
 
-    steps: list[tuple[str, Callable[[], object]]] = [
-        (f"Redis keys under {prefix}", redis_keys),
-        ("the database", drop),
-        (str(data_dir), lambda: shutil.rmtree(data_dir, ignore_errors=True)),
-    ]
-    for what, step in steps:
-        try:
-            step()
-        except Exception as error:
-            say(f"could not remove {what}: {type(error).__name__}: {error}")
-        else:
-            say(f"removed {what}")
+    run_cleanup(
+        [
+            (f"Redis keys under {prefix}", redis_keys),
+            ("the database", drop),
+            (str(data_dir), lambda: shutil.rmtree(data_dir, ignore_errors=True)),
+        ]
+    )
 
 
 def main() -> int:

@@ -718,12 +718,18 @@ def clean_up(sink: EventSink, prefix: str, database_url: str | None, data_dir: P
             engine_for(database_url).dispose()
         drop_database(database_url)
 
-    steps: list[tuple[str, Callable[[], object]]] = [
-        ("the event sink", sink.stop),
-        (f"Redis keys under {prefix}", lambda: delete_prefix(prefix)),
-        ("the database", drop),
-        (str(data_dir), lambda: shutil.rmtree(data_dir, ignore_errors=True)),
-    ]
+    run_cleanup(
+        [
+            ("the event sink", sink.stop),
+            (f"Redis keys under {prefix}", lambda: delete_prefix(prefix)),
+            ("the database", drop),
+            (str(data_dir), lambda: shutil.rmtree(data_dir, ignore_errors=True)),
+        ]
+    )
+
+
+def run_cleanup(steps: list[tuple[str, Callable[[], object]]]) -> None:
+    """Run every removal step; one that fails is reported and does not stop the others."""
     for what, step in steps:
         try:
             step()

@@ -10,8 +10,12 @@ from typing import Any
 
 
 class InngestApi:
-    def __init__(self) -> None:
+    """Records each `/fn/register`; with `error`, refuses it (500, {"error": error}) as a
+    server does when registration fails."""
+
+    def __init__(self, error: str | None = None) -> None:
         self.registrations: list[dict[str, Any]] = []
+        self.error = error
         api = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -22,7 +26,10 @@ class InngestApi:
                     api.registrations.append(
                         {"body": body, "authorization": self.headers.get("authorization", "")}
                     )
-                    self._answer(200, {"ok": True, "modified": True})
+                    if api.error is not None:
+                        self._answer(500, {"error": api.error})
+                    else:
+                        self._answer(200, {"ok": True, "modified": True})
                 else:
                     self._answer(404, {"error": f"no {self.path} here"})
 

@@ -4,15 +4,14 @@ Inngest API whose registration fails (a real server, for a real web process to c
 from __future__ import annotations
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
 import respx
 
 from tests.support import env
+from tests.support.inngest_api import InngestApi
 
 
 def dlq_message(number: int) -> dict[str, Any]:
@@ -83,34 +82,14 @@ class QStashAdmin:
         return httpx.Response(200, json=body)
 
 
-class FailingInngestApi:
-    """An Inngest API that refuses every registration with 500 {"error": ...}, as a server
-    does for, e.g., a function config it rejects. The SDK still answers the PUT with 200."""
+class FailingInngestApi(InngestApi):
+    """An Inngest API that refuses every registration: the PUT still answers 200."""
 
-    ERROR = "function inbox-zero-demo has an invalid trigger"
+    ERROR = "registration refused by the test's Inngest API"
 
     def __init__(self) -> None:
-        self.calls = 0
-        api = self
+        super().__init__(error=self.ERROR)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("content-length", "0")))
-                api.calls += 1
-                raw = json.dumps({"error": FailingInngestApi.ERROR}).encode()
-                self.send_response(500)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+    @property
+    def calls(self) -> int:
+        return len(self.registrations)
