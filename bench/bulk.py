@@ -56,9 +56,11 @@ from typing import TYPE_CHECKING
 from enqueue import (
     CONTROLLED_ENV,
     REDIS_URL,
+    Row,
     create_database,
     delete_prefix,
     drop_database,
+    print_table,
     run_cleanup,
     say,
 )
@@ -490,40 +492,6 @@ def code_version() -> str:
     return f"{head}{' + uncommitted changes in tasks/bridge/config' if changed else ''}"
 
 
-@dataclass(frozen=True)
-class Row:
-    name: str
-    measured: str
-    baseline: str
-    ratio: float
-    goal: str
-    passed: bool
-
-
-def print_table(rows: list[Row], notes: list[str]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
-    table = Table(
-        title="jobbridge bulk-process benchmark",
-        caption=Text("\n".join(notes)),
-        caption_justify="left",
-    )
-    for column in ("row", "measured", "baseline (same run)", "ratio", "goal", "result"):
-        table.add_column(column, justify="right" if column == "ratio" else "left")
-    for row in rows:
-        table.add_row(
-            row.name,
-            row.measured,
-            row.baseline,
-            f"{row.ratio:.2f}x",
-            row.goal,
-            "[green]PASS[/]" if row.passed else "[red]MISS[/]",
-        )
-    Console(width=max(150, shutil.get_terminal_size().columns)).print(table)
-
-
 def report(
     messages: int,
     concurrency: int,
@@ -690,7 +658,7 @@ def main() -> int:
     finally:
         clean_up(prefix, database_url, data_dir)
 
-    print_table([row], notes)
+    print_table([row], notes, title="jobbridge bulk-process benchmark", caption_justify="left")
     return 1 if args.strict and not row.passed else 0
 
 

@@ -682,7 +682,10 @@ def delivery_rows(rounds: int, log_path: Path) -> tuple[list[Row], float]:
 
 
 def print_table(
-    rows: list[Row], notes: list[str], title: str = "jobbridge enqueue and delivery benchmark"
+    rows: list[Row],
+    notes: list[str],
+    title: str = "jobbridge enqueue and delivery benchmark",
+    caption_justify: str = "center",
 ) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -691,6 +694,7 @@ def print_table(
     table = Table(
         title=title,
         caption=Text("\n".join(notes)),  # plain text: "uvicorn[standard]" is not markup
+        caption_justify=caption_justify,  # type: ignore[arg-type]
     )
     for column in ("row", "measured", "baseline (same run)", "ratio", "goal", "result"):
         table.add_column(column, justify="right" if column == "ratio" else "left")
