@@ -113,6 +113,14 @@ def get(job_id: str) -> BulkProcessJob | None:
         return session.get(BulkProcessJob, job_id)
 
 
+def job_or_fail(job_id: str) -> BulkProcessJob:
+    """The run, or a permanent failure: retrying cannot make a deleted run exist."""
+    row = get(job_id)
+    if row is None:
+        raise PermanentError(f"unknown bulk job {job_id}")
+    return row
+
+
 def _open_job_id(account_id: str) -> str | None:
     with session_scope() as session:
         return session.scalar(
@@ -153,9 +161,7 @@ def _ignored_senders(account_id: str) -> set[str]:
 def fetch_page(payload: FetchPage, delivery: Delivery) -> Result:
     from bridge.publishing import enqueue, enqueue_many
 
-    row = get(payload.job_id)
-    if row is None:
-        raise PermanentError(f"unknown bulk job {payload.job_id}")
+    row = job_or_fail(payload.job_id)
     if row.status not in OPEN_BULK_STATUSES:
         return skipped(f"job is {row.status.value}")
     if row.pages_fetched > payload.page:
@@ -245,9 +251,7 @@ def _enqueue_next(row: BulkProcessJob, payload: FetchPage, token: str | None, en
     retries=3,
 )
 def process_message(payload: ProcessMessage, delivery: Delivery) -> Result:
-    row = get(payload.job_id)
-    if row is None:
-        raise PermanentError(f"unknown bulk job {payload.job_id}")
+    row = job_or_fail(payload.job_id)
     if row.status is BulkJobStatus.CANCELLED:
         return skipped("job was cancelled")
     account, mail = mailbox_of(payload.email_account_id)
