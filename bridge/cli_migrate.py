@@ -10,7 +10,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from sqlalchemy import func, select
 
-from bridge.cli import app, console, parse_when, settings_or_exit
+from bridge.cli import app, console, fail, parse_when, say, settings_or_exit
 
 migrate_app = typer.Typer(help="Move work from one provider to another.", no_args_is_help=True)
 app.add_typer(migrate_app, name="migrate")
@@ -54,7 +54,7 @@ def qstash_to_inngest(
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
-        console=console,
+        console=console(),
         transient=True,
     ) as bar:
         task = bar.add_task("migrate", total=_pending_count(start))
@@ -68,18 +68,16 @@ def qstash_to_inngest(
                 progress=lambda n: bar.advance(task, n),
             )
         except MigrationRefused as error:
-            console.print(f"[red]refused: {error}[/red]")
-            raise typer.Exit(2) from None
+            fail(f"refused: {error}", 2)
         except PublishError as error:
-            console.print(
-                f"[red]interrupted: {error}[/red]\nRun the same command again: it resumes "
+            fail(
+                f"interrupted: {error}\nRun the same command again: it resumes "
                 f"from the audit log {log_path} and sends nothing twice."
             )
-            raise typer.Exit(1) from None
         except ValueError as error:
             raise typer.BadParameter(str(error), param_hint="--batch-size") from None
     verb = "would send" if dry_run else "sent"
-    console.print(
+    say(
         f"pending {report.pending}: {verb} {report.sent} in {report.requests} requests; "
         f"already sent earlier {report.already_sent}; left to the sweep (over 366 days) "
         f"{report.beyond_inngest}" + ("" if dry_run else f"\naudit log: {log_path}")

@@ -16,7 +16,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from bridge.cli import app, console, settings_or_exit
+from bridge.cli import app, console, fail, say, settings_or_exit
 
 if TYPE_CHECKING:
     from bridge.ops import QStashAudit, ScheduledActionsAudit, StatusReport
@@ -47,9 +47,9 @@ def keys(
     for name in update.written:
         typer.echo(f"{name}={values[name]}")
     if update.written:
-        console.print(f"added {', '.join(update.written)} to {env_file}")
+        say(f"added {', '.join(update.written)} to {env_file}")
     for name in update.kept:
-        console.print(f"kept {name}: already set in {env_file} (not overwritten)")
+        say(f"kept {name}: already set in {env_file} (not overwritten)")
 
 
 @app.command("audit")
@@ -64,8 +64,10 @@ def audit(
     # a missing SQLite file reported rather than created empty.
     database, actions = check_database(settings, timeout=5.0)
     if actions is None:
-        console.print(f"[red]database: cannot audit scheduled actions: {database.detail}[/red]")
-        raise typer.Exit(1)
+        fail(
+            f"database: cannot audit scheduled actions: {database.detail}\n"
+            "fix: check that it is running and that DATABASE_URL is right"
+        )
     qstash = audit_qstash(settings) if settings.qstash_token is not None else None
     if as_json:
         typer.echo(
@@ -77,12 +79,12 @@ def audit(
             )
         )
     else:
-        console.print(_actions_table(actions))
-        console.print(_qstash_lines(qstash))
+        console().print(_actions_table(actions))
+        console().print(_qstash_lines(qstash))
     if qstash is not None and qstash.error is not None:
         # Scripts must see that the QStash half is missing, not only read it in the JSON.
         if not as_json:
-            console.print(f"[red]qstash: {qstash.error}[/red]")
+            fail(f"qstash: {qstash.error}")
         raise typer.Exit(1)
 
 
@@ -91,14 +93,14 @@ def _actions_table(actions: ScheduledActionsAudit) -> Table:
     table.add_column("status")
     table.add_column("count", justify="right")
     for status, count in actions.by_status.items():
-        table.add_row(status, str(count))
+        table.add_row(Text(status), str(count))
     oldest = actions.oldest_pending.isoformat() if actions.oldest_pending else "-"
     table.add_section()
     table.add_row("PENDING: oldest scheduledFor", oldest)
     table.add_row("PENDING: due, not executed", str(actions.due_unexecuted))
     table.add_row("EXECUTING: lease expired (stuck)", str(actions.stuck_executing))
     for provider, count in actions.pending_by_provider.items():
-        table.add_row(f"PENDING: published to {provider}", str(count))
+        table.add_row(Text(f"PENDING: published to {provider}"), str(count))
     return table
 
 
@@ -112,7 +114,10 @@ def _qstash_lines(qstash: QStashAudit | None) -> RenderableType:
         table.add_column(column)
     for queue in qstash.queues:
         table.add_row(
-            queue.name, str(queue.lag), "yes" if queue.paused else "no", str(queue.parallelism)
+            Text(queue.name),
+            str(queue.lag),
+            "yes" if queue.paused else "no",
+            str(queue.parallelism),
         )
     if qstash.dlq_size is None:
         dlq = "qstash DLQ: unknown"
@@ -139,19 +144,18 @@ def sync(
     from bridge.ops import sync_app, sync_url
 
     target = sync_url(settings, url)
-    with console.status(f"syncing {target} (Inngest may take up to 30 s to answer)"):
+    with console().status(f"syncing {target} (Inngest may take up to 30 s to answer)"):
         key = settings.inngest_signing_key
         result = sync_app(target, key.get_secret_value() if key is not None else None)
     if not result.ok:
         # The SDK answers 200 even when Inngest refused the registration: say it loudly.
-        console.print(f"[red]sync failed: {result.error}[/red]")
-        raise typer.Exit(1)
+        fail(f"sync failed: {result.error}")
     count = (
         f": {result.function_count} functions registered"
         if result.function_count is not None
         else ""
     )
-    console.print(f"synced {target}{count}")
+    say(f"synced {target}{count}")
 
 
 @app.command("status")
@@ -172,7 +176,7 @@ def status(
 
     if watch is None:
         once = collect_status(settings, timeout=timeout)
-        console.print(_render_status(once))
+        console().print(_render_status(once))
         if not once.healthy:
             raise typer.Exit(1)
         return
@@ -183,7 +187,7 @@ def status(
     report: StatusReport | None = None
     try:
         report = next(reports)
-        with Live(_render_status(report), console=console, auto_refresh=False) as live:
+        with Live(_render_status(report), console=console(), auto_refresh=False) as live:
             for fresh in reports:
                 report = fresh
                 live.update(_render_status(fresh), refresh=True)
@@ -204,7 +208,7 @@ def _render_status(report: StatusReport) -> RenderableType:
     for check in report.checks:
         latency = f"{check.latency_ms:.1f} ms" if check.latency_ms is not None else "-"
         state = Text(check.state, style=_STATE_STYLE[check.state])
-        table.add_row(check.name, state, latency, check.detail)
+        table.add_row(check.name, state, latency, Text(check.detail))
     lines: list[RenderableType] = [Text(_chain_line(report.chain)), table]
     lines.append(Text(_pending_line(report.actions)))
     if report.qstash is not None:

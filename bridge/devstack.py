@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -70,15 +71,60 @@ def prepare(settings: Settings) -> list[str]:
     return keys
 
 
-def _stop_on_sigterm(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt  # SIGTERM stops the stack as Ctrl-C does: children included
+# A child that has not stopped this long after its SIGTERM is killed, so that the whole
+# stack is gone within 10 seconds of Ctrl-C.
+STOP_TIMEOUT_SECONDS = 8.0
+
+
+def _stop_on_signal(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM and SIGHUP stop the stack as Ctrl-C does
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: on Linux, be sent SIGTERM if `jobbridge dev` dies
+    without stopping it (kill -9), since it is in a process group of its own."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def _start(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    # A process group of its own: Ctrl-C in the terminal reaches this process only, which
+    # then stops each child with one SIGTERM. Signalled by the terminal as well, Flower
+    # got a second signal while exiting (a traceback), and the worker's pool processes
+    # were killed under it (reported as errors). preexec_fn is safe here: this process
+    # runs no other thread.
+    return subprocess.Popen(
+        command,
+        env=env,
+        process_group=0,
+        preexec_fn=_die_with_parent,  # noqa: PLW1509
+    )
+
+
+def _stop(processes: dict[str, subprocess.Popen[bytes]]) -> None:
+    for process in processes.values():
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+    for process in processes.values():
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        # The child's group with it: whatever it started (a worker's pool) and left behind.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def run_dev_stack(settings: Settings, *, port: int, flower_port: int, with_flower: bool) -> int:
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    for stopping in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stopping, _stop_on_signal)
     keys = prepare(settings)
+    env = os.environ.copy()
     processes = {
-        name: subprocess.Popen(command, env=os.environ.copy())
+        name: _start(command, env)
         for name, command in stack_commands(
             port, flower_port, with_flower, settings.data_dir.resolve()
         ).items()
@@ -103,19 +149,25 @@ Ctrl-C stops everything.
 """,
         flush=True,
     )
+    interrupted = False
     try:
         while all(process.poll() is None for process in processes.values()):
             time.sleep(0.5)
     except KeyboardInterrupt:
-        pass
+        interrupted = True
     finally:
-        for process in processes.values():
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in processes.values():
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-    failed = [name for name, p in processes.items() if p.returncode not in (0, -signal.SIGTERM)]
-    return 1 if failed else 0
+        # Stopping is not interrupted: a second Ctrl-C would leave children behind.
+        for stopping in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(stopping, signal.SIG_IGN)
+        ended = {name: p.returncode for name, p in processes.items() if p.poll() is not None}
+        _stop(processes)
+    if interrupted:
+        print("jobbridge dev stack stopped", flush=True)
+        return 0  # asked to stop: not a failure, whatever status the children ended with
+    for name, status in ended.items():
+        print(
+            f"{name} exited with status {status}, so the dev stack stopped (see its output)",
+            file=sys.stderr,
+            flush=True,
+        )
+    return 1

@@ -11,6 +11,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ProviderName = Literal["auto", "inngest", "qstash", "celery", "http"]
+ApiDocs = Literal["public", "private", "off"]
 
 _SIGNING_KEY_PREFIX = re.compile(r"^signkey-\w+-")
 _HEX = re.compile(r"^(?:[0-9a-fA-F]{2})+$")
@@ -48,6 +49,9 @@ class Settings(BaseSettings):
     inngest_dev: str | None = None
     inngest_serve_origin: str | None = None
     inngest_app_id: str = "inbox-zero"
+    # Inngest's calls carry the event twice (event, events) and the steps' memos: a few
+    # MiB is room for any of this app's runs; anything larger is refused unread.
+    inngest_max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
 
     # Upstash QStash (legacy provider, draining)
     qstash_token: SecretStr | None = None
@@ -61,11 +65,15 @@ class Settings(BaseSettings):
     internal_api_url: str | None = None
     internal_api_key: SecretStr | None = None
     cron_secret: SecretStr | None = None
+    # Who sees /docs, /redoc and /openapi.json: everyone, INTERNAL_API_KEY holders, nobody.
+    api_docs: ApiDocs = "public"
 
     # Celery, storage
     redis_url: str | None = None
     redis_key_prefix: str = ""
     database_url: str | None = None
+    # true: `db upgrade` may add jobbridge's tables to a schema that holds other tables.
+    database_allow_other_tables: bool = False
     data_dir: Path = Path(".jobbridge")
     celery_eta_horizon_seconds: int = Field(default=3600, gt=0)
     celery_hard_time_limit_seconds: int = Field(default=600, gt=0)
@@ -75,7 +83,13 @@ class Settings(BaseSettings):
     job_failover: bool = False
     sweep_grace_seconds: int = Field(default=600, gt=0)
 
-    @field_validator("inngest_base_url", "qstash_url", "webhook_url", "internal_api_url")
+    @field_validator(
+        "inngest_base_url",
+        "inngest_serve_origin",
+        "qstash_url",
+        "webhook_url",
+        "internal_api_url",
+    )
     @classmethod
     def _strip_trailing_slash(cls, value: str | None) -> str | None:
         if value is None or not value.strip():
@@ -84,7 +98,7 @@ class Settings(BaseSettings):
             raise ValueError("must be an absolute http:// or https:// URL")
         return value.rstrip("/")
 
-    @field_validator("inngest_dev", "inngest_serve_origin", "redis_url", "database_url")
+    @field_validator("inngest_dev", "redis_url", "database_url")
     @classmethod
     def _empty_is_unset(cls, value: str | None) -> str | None:
         # `NAME=` as in .env.example means unset (the Inngest SDK takes "" as an origin).
@@ -125,6 +139,13 @@ class Settings(BaseSettings):
                     "mode: the server's calls to /api/inngest must be verified; use the "
                     "server's --signing-key, or set INNGEST_DEV=1 for a dev server"
                 )
+            if self.inngest_signing_key is not None and self.inngest_serve_origin is None:
+                problems.append(
+                    "INNGEST_SERVE_ORIGIN is required when INNGEST_SIGNING_KEY is set in cloud "
+                    "mode: it is the origin Inngest calls this app at (e.g. "
+                    "https://app.example.com, or http://web:8000 inside a compose network), "
+                    "never taken from a request's Host header"
+                )
             if self.inngest_base_url is not None and not (
                 self.inngest_event_key or self.inngest_signing_key
             ):
@@ -151,6 +172,11 @@ class Settings(BaseSettings):
             problems.append(
                 "JOB_PROVIDER=http needs INTERNAL_API_URL and INTERNAL_API_KEY "
                 "(the base URL of this app and the key its routes accept)"
+            )
+        if self.api_docs == "private" and self.internal_api_key is None:
+            problems.append(
+                "API_DOCS=private needs INTERNAL_API_KEY (the key that opens the docs), "
+                "or set API_DOCS=off"
             )
         if self.job_provider == "inngest" and not self.inngest_publishes:
             problems.append("JOB_PROVIDER=inngest needs INNGEST_EVENT_KEY (or INNGEST_DEV=1)")
@@ -187,7 +213,9 @@ class Settings(BaseSettings):
     def broker_url(self) -> str:
         if self.redis_url:
             return self.redis_url
-        return "filesystem://"
+        # The host kombu assumes anyway, named: without one, every connection a process
+        # opens logs "No hostname was supplied" (Flower opens one per refresh).
+        return "filesystem://localhost//"
 
     @property
     def broker_folder(self) -> Path:
@@ -231,3 +259,29 @@ def load_settings(**overrides: object) -> Settings:
 def get_settings() -> Settings:
     """The process-wide settings, read once."""
     return load_settings()
+
+
+def debug_requested() -> bool:
+    """JOBBRIDGE_DEBUG=1 (or `jobbridge --debug`): show tracebacks instead of plain lines."""
+    import os
+
+    return os.environ.get("JOBBRIDGE_DEBUG", "").strip().lower() not in _FALSY
+
+
+def get_settings_or_exit() -> Settings:
+    """The process-wide settings, or the end of the process with the plain message.
+
+    For what imports the app in a process of its own (`celery -A tasks ...`, `uvicorn
+    bridge.web:app`): a bad environment is the operator's to fix, not a bug, so it ends
+    with the lines naming each variable and its fix on stderr and exit status 2, without
+    a traceback (JOBBRIDGE_DEBUG=1 raises the ConfigError instead).
+    """
+    import sys
+
+    try:
+        return get_settings()
+    except ConfigError as error:
+        if debug_requested():
+            raise
+        print(error, file=sys.stderr, flush=True)
+        raise SystemExit(2) from None

@@ -130,7 +130,14 @@ class AccountEntry(_Strict):
     @field_validator("summary", mode="before")
     @classmethod
     def _summary_case(cls, value: Any) -> Any:
-        return value.upper() if isinstance(value, str) else value
+        # Written lower case (`summary: weekly`, as the README shows), stored upper case;
+        # a wrong value is answered in the file's own spelling.
+        if not isinstance(value, str):
+            return value
+        allowed = [frequency.value.lower() for frequency in SummaryFrequency]
+        if value.strip().lower() not in allowed:
+            raise ValueError(f"must be {' or '.join(allowed)}, not {value!r}")
+        return value.strip().upper()
 
     @model_validator(mode="after")
     def _mail_settings(self) -> AccountEntry:
@@ -154,14 +161,27 @@ class ImportReport:
 
 
 def load(path: Path) -> AccountsFile:
-    text = path.read_text(encoding="utf-8")
+    kind = "JSON" if path.suffix == ".json" else "YAML"
     try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise AccountsFileError(f"{path}: not UTF-8 text, so not {kind}") from None
+    try:
+        data = json.loads(text) if kind == "JSON" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as error:
-        raise AccountsFileError(
-            f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {error}"
-        ) from None
+        raise AccountsFileError(f"{path}: not valid {kind}: {_syntax_error(error)}") from None
+    if data is None:
+        raise AccountsFileError(f"{path}: the file is empty; it needs an `accounts:` list")
     return parse(data, base=path.parent)
+
+
+def _syntax_error(error: json.JSONDecodeError | yaml.YAMLError) -> str:
+    """One line: where, and what the parser expected (PyYAML's own text spans lines)."""
+    if isinstance(error, yaml.MarkedYAMLError) and error.problem_mark is not None:
+        mark = error.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}"
+        return f"{where}: {'; '.join(filter(None, (error.context, error.problem)))}"
+    return " ".join(str(error).split())
 
 
 def parse(data: Any, base: Path) -> AccountsFile:
@@ -171,12 +191,21 @@ def parse(data: Any, base: Path) -> AccountsFile:
         lines = []
         for item in error.errors():
             where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in item["loc"])
-            lines.append(f"  {where.lstrip('.')}: {str(item['msg']).removeprefix('Value error, ')}")
+            message = str(item["msg"]).removeprefix("Value error, ")
+            if item["type"] == "model_type":
+                # pydantic names its model class here: say what the file needs instead
+                message = f"must be a mapping of `key: value` entries, not {_kind(item['input'])}"
+            lines.append(f"  {where.lstrip('.') or '(top level)'}: {message}")
         raise AccountsFileError("invalid accounts file:\n" + "\n".join(lines)) from None
     for account in parsed.accounts:  # relative Maildir paths are relative to the file
         if account.maildir and not Path(account.maildir).is_absolute():
             account.maildir = str((base / account.maildir).resolve())
     return parsed
+
+
+def _kind(value: Any) -> str:
+    names = {list: "a list", str: "text", int: "a number", float: "a number", bool: "true/false"}
+    return names.get(type(value), type(value).__name__)
 
 
 def apply(parsed: AccountsFile) -> ImportReport:

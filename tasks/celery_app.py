@@ -6,7 +6,8 @@ from typing import Any
 
 from celery import Celery
 
-from config import Settings, get_settings
+from config import Settings
+from config.settings import get_settings_or_exit
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -36,6 +37,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # Crash safety: a task is acked after it ran, and redelivered if its worker died.
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
+        # A run whose broker connection dropped can no longer ack its message, which the
+        # broker hands out again: stop the run rather than let both copies go on.
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
         "worker_prefetch_multiplier": 1,
         "task_ignore_result": True,
         "task_serializer": "json",
@@ -56,4 +60,5 @@ def create_app(settings: Settings) -> Celery:
     return celery
 
 
-app = create_app(get_settings())
+# A bad environment ends `celery -A tasks ...` with the plain message, exit 2.
+app = create_app(get_settings_or_exit())

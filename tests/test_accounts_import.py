@@ -1,4 +1,6 @@
-"""`jobbridge accounts import` and `jobbridge demo`: validated, idempotent, all or nothing."""
+"""`jobbridge accounts import` and `jobbridge demo`: validated, idempotent, all or nothing.
+
+Errors are read as whole lines of stderr: they are printed plainly, never wrapped."""
 
 from __future__ import annotations
 
@@ -61,7 +63,7 @@ def write(tmp_path: Path, text: str, name: str = "accounts.yaml") -> Path:
 def test_import_creates_accounts_rules_senders_and_schedules(tmp_path: Path) -> None:
     result = jobbridge("accounts", "import", str(write(tmp_path, GOOD)))
     assert result.exit_code == 0, result.output
-    assert "1 created, 0 updated; rules: 2" in result.output
+    assert "1 created, 0 updated; rules: 2" in result.stdout
     with session_scope() as session:
         account = session.scalars(select(EmailAccount)).one()
         rules = {r.name: r for r in session.scalars(select(Rule))}
@@ -81,7 +83,7 @@ def test_importing_again_changes_nothing(tmp_path: Path) -> None:
     jobbridge("accounts", "import", str(path))
     before = [count(m) for m in (EmailAccount, Rule, RuleAction, Sender)]
     result = jobbridge("accounts", "import", str(path))
-    assert "0 created, 1 updated" in result.output
+    assert "0 created, 1 updated" in result.stdout
     assert [count(m) for m in (EmailAccount, Rule, RuleAction, Sender)] == before
 
 
@@ -121,14 +123,71 @@ accounts:
         "accounts[1].rules[0].conditions",
         "accounts[1].rules[0].actions[0]",
     ):
-        assert where in result.output
-    assert "needs `label`" in result.output and "not a valid regex" in result.output
+        assert where in result.stderr
+    assert "needs `label`" in result.stderr and "not a valid regex" in result.stderr
     assert count(EmailAccount) == 0
 
 
+def error_lines(result: Any) -> list[str]:
+    return [str(line) for line in result.stderr.splitlines()]
+
+
 def test_a_file_that_is_not_yaml_is_refused_plainly(tmp_path: Path) -> None:
-    result = jobbridge("accounts", "import", str(write(tmp_path, "accounts: [\n")))
-    assert result.exit_code == 1 and "not valid YAML" in result.output
+    path = write(tmp_path, "accounts: [\n")
+
+    result = jobbridge("accounts", "import", str(path))
+
+    assert result.exit_code == 1
+    assert error_lines(result)[0].startswith(f"{path}: not valid YAML: line 2, column 1: ")
+
+
+def test_a_yaml_error_keeps_what_the_parser_expected(tmp_path: Path) -> None:
+    result = jobbridge("accounts", "import", str(write(tmp_path, "accounts: [a, b\n")))
+
+    assert "expected ',' or ']'" in result.stderr
+
+
+def test_an_empty_file_is_named_and_said_to_be_empty(tmp_path: Path) -> None:
+    path = write(tmp_path, "")
+
+    result = jobbridge("accounts", "import", str(path))
+
+    assert result.exit_code == 1
+    assert error_lines(result) == [f"{path}: the file is empty; it needs an `accounts:` list"]
+
+
+def test_a_top_level_that_is_not_a_mapping_is_named_without_internal_names(
+    tmp_path: Path,
+) -> None:
+    result = jobbridge("accounts", "import", str(write(tmp_path, "- a\n- b\n")))
+
+    assert "  (top level): must be a mapping of `key: value` entries, not a list" in (
+        error_lines(result)
+    )
+    assert "AccountsFile" not in result.stderr
+
+
+def test_a_wrong_summary_is_answered_in_the_documented_lower_case(tmp_path: Path) -> None:
+    text = "accounts:\n  - {email: a@example.test, maildir: m, summary: hourly}\n"
+
+    result = jobbridge("accounts", "import", str(write(tmp_path, text)))
+
+    assert "  accounts[0].summary: must be daily or weekly, not 'hourly'" in error_lines(result)
+
+
+def test_text_from_the_file_is_printed_literally_not_as_markup(tmp_path: Path) -> None:
+    text = """
+accounts:
+  - email: a@example.test
+    maildir: m
+    rules:
+      - name: r
+        conditions: {subject: "[bold]x(", regex: true}
+        actions: [{type: ARCHIVE}]
+"""
+    result = jobbridge("accounts", "import", str(write(tmp_path, text)))
+
+    assert "not a valid regex '[bold]x('" in result.stderr
 
 
 def test_demo_creates_an_account_whose_rules_exercise_every_kind_of_job(
@@ -137,8 +196,8 @@ def test_demo_creates_an_account_whose_rules_exercise_every_kind_of_job(
     configure(DATA_DIR=str(tmp_path))
     first = jobbridge("demo")
     again = jobbridge("demo")
-    assert first.exit_code == 0 and "28 messages" in first.output
-    assert "28 messages" in again.output  # not seeded twice
+    assert first.exit_code == 0 and "28 messages" in first.stdout
+    assert "28 messages" in again.stdout  # not seeded twice
     with session_scope() as session:
         types = set(session.scalars(select(RuleAction.type)))
         delayed = session.scalar(select(func.count()).where(RuleAction.delay_minutes.is_not(None)))
@@ -157,9 +216,9 @@ def test_bulk_start_and_show_from_the_command_line(configure: Any, tmp_path: Pat
     jobbridge("demo")
     failed = jobbridge("bulk", "start", "--account", "demo@localhost")
     # Direct HTTP to nowhere: the publish fails, and the run is closed rather than left open.
-    assert failed.exit_code == 1 and "could not publish" in failed.output
+    assert failed.exit_code == 1 and "could not publish" in failed.stderr
     configure(JOB_PROVIDER="celery")
     started = jobbridge("bulk", "start", "--account", "demo@localhost")
-    job_id = json.loads(started.output)["jobId"]
-    shown = json.loads(jobbridge("bulk", "show", job_id).output)
+    job_id = json.loads(started.stdout)["jobId"]
+    shown = json.loads(jobbridge("bulk", "show", job_id).stdout)
     assert shown["status"] in {"PENDING", "RUNNING", "COMPLETED"}

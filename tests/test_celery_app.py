@@ -35,7 +35,7 @@ def test_redis_key_prefix_reaches_the_transport() -> None:
 def test_embedded_default_uses_folders_under_the_data_dir(tmp_path: Path) -> None:
     config = celery_config(load_settings(redis_url=None, data_dir=tmp_path))
     options = config["broker_transport_options"]
-    assert config["broker_url"] == "filesystem://"
+    assert config["broker_url"] == "filesystem://localhost//"
     assert (
         options["data_folder_in"]
         == options["data_folder_out"]

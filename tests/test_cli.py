@@ -1,4 +1,7 @@
-"""Every `jobbridge` command in the README, run as a user would (in-process via CliRunner)."""
+"""Every `jobbridge` command in the README, run as a user would (in-process via CliRunner).
+
+Assertions read JSON from stdout and whole lines from stderr, never Rich's rendering,
+which wraps at the terminal's width."""
 
 from __future__ import annotations
 
@@ -6,12 +9,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, func, inspect, select
 from typer.testing import CliRunner
 
 from bridge.cli import app
 from tasks import scheduled_actions
-from tasks.models import ActionStatus
+from tasks.db import session_scope
+from tasks.models import ActionStatus, ScheduledAction
 from tests.conftest import Mailbox
 
 runner = CliRunner()
@@ -56,14 +60,14 @@ def test_accounts_add_is_idempotent(tmp_path: Path) -> None:
 def test_actions_schedule_show_and_cancel(mailbox: Mailbox) -> None:
     scheduled = schedule_via_cli(mailbox.email, "archive", mailbox.keys[0], "--in", "10m")
     assert scheduled.exit_code == 0, scheduled.output
-    row = json.loads(scheduled.output)
+    row = json.loads(scheduled.stdout)
     assert (row["status"], row["schedulingStatus"], row["provider"]) == (
         "PENDING",
         "SCHEDULED",
         "celery",
     )
 
-    shown = json.loads(jobbridge("actions", "show", row["id"]).output)
+    shown = json.loads(jobbridge("actions", "show", row["id"]).stdout)
     assert shown["id"] == row["id"]
 
     assert jobbridge("actions", "cancel", row["id"]).exit_code == 0
@@ -74,13 +78,13 @@ def test_actions_schedule_show_and_cancel(mailbox: Mailbox) -> None:
 def test_actions_schedule_rejects_an_unknown_type(mailbox: Mailbox) -> None:
     result = schedule_via_cli(mailbox.email, "EXPLODE", mailbox.keys[0])
     assert result.exit_code == 2
-    assert "ARCHIVE" in result.output
+    assert "ARCHIVE" in result.stderr
 
 
 def test_actions_schedule_rejects_an_unknown_account(mailbox: Mailbox) -> None:
     result = schedule_via_cli("nobody@example.test", "ARCHIVE", mailbox.keys[0])
     assert result.exit_code == 1
-    assert "accounts add" in result.output
+    assert "accounts add" in result.stderr
 
 
 def test_actions_schedule_rejects_a_naive_time(mailbox: Mailbox) -> None:
@@ -88,13 +92,34 @@ def test_actions_schedule_rejects_a_naive_time(mailbox: Mailbox) -> None:
         mailbox.email, "ARCHIVE", mailbox.keys[0], "--at", "2030-01-01T09:00:00"
     )
     assert result.exit_code == 2
-    assert "timezone" in result.output
+    assert "timezone" in result.stderr
+
+
+def scheduled_rows() -> int:
+    with session_scope() as session:
+        return int(session.scalar(select(func.count()).select_from(ScheduledAction)) or 0)
+
+
+def test_actions_schedule_refuses_a_label_action_without_a_label(mailbox: Mailbox) -> None:
+    result = schedule_via_cli(mailbox.email, "LABEL", mailbox.keys[0])
+
+    assert result.exit_code == 2
+    assert "--label" in result.stderr
+    assert scheduled_rows() == 0
+
+
+def test_actions_schedule_refuses_a_message_the_mailbox_does_not_have(mailbox: Mailbox) -> None:
+    result = schedule_via_cli(mailbox.email, "ARCHIVE", "no-such-message", "--in", "2s")
+
+    assert result.exit_code == 2
+    assert f"{mailbox.email} has no message no-such-message" in result.stderr
+    assert scheduled_rows() == 0
 
 
 def test_sweep_prints_its_report() -> None:
     result = jobbridge("sweep")
     assert result.exit_code == 0
-    assert json.loads(result.output) == {
+    assert json.loads(result.stdout) == {
         "reclaimed": 0,
         "enqueued": 0,
         "pruned_deliveries": 0,
@@ -112,16 +137,30 @@ def test_enqueue_prints_the_receipt() -> None:
         "cli-1",
     )
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output) == {"provider": "celery", "id": "cli-1", "deduplicated": False}
+    assert json.loads(result.stdout) == {"provider": "celery", "id": "cli-1", "deduplicated": False}
 
 
 def test_enqueue_names_the_bad_field_and_publishes_nothing() -> None:
     result = jobbridge("enqueue", "scheduled-action.execute", "--data", '{"id": "a1"}')
     assert result.exit_code == 1
-    assert "scheduledActionId" in result.output
+    assert "scheduledActionId" in result.stderr
 
 
 def test_enqueue_names_the_known_jobs_for_an_unknown_one() -> None:
     result = jobbridge("enqueue", "no.such-job", "--data", "{}")
     assert result.exit_code == 1
-    assert "scheduled-action.execute" in result.output
+    assert "scheduled-action.execute" in result.stderr
+
+
+def test_enqueue_refuses_data_that_is_not_a_json_object() -> None:
+    result = jobbridge("enqueue", "scheduled-action.execute", "--data", "[]")
+
+    assert result.exit_code == 2
+    assert "must be a JSON object" in result.stderr
+    assert "Field required" not in result.stderr
+
+
+def test_enqueue_prints_an_unknown_job_as_a_sentence_not_a_quoted_repr() -> None:
+    result = jobbridge("enqueue", "no.such-job", "--data", "{}")
+
+    assert result.stderr.startswith("unknown job 'no.such-job'; known jobs: ")

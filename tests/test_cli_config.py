@@ -23,8 +23,9 @@ SECRET_TOKEN = "qstash-secret-token-value-123"
 
 @pytest.fixture(autouse=True)
 def wide_console_without_dotenv(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Rich wraps table cells at 80 columns when not on a terminal; Settings read `.env`
-    from the working directory: a wide console, in a directory without one."""
+    """Rich wraps table cells at COLUMNS (80 when not on a terminal); Settings read `.env`
+    from the working directory: a wide console, in a directory without one. (The tables
+    are parsed here; errors are plain lines on stderr, never wrapped.)"""
     monkeypatch.setenv("COLUMNS", "250")
     monkeypatch.chdir(tmp_path)
 
@@ -153,7 +154,7 @@ def test_config_with_a_bad_variable_exits_2_naming_it(
     result = run_config()
 
     assert result.exit_code == 2
-    assert "INNGEST_SIGNING_KEY" in result.output
+    assert "INNGEST_SIGNING_KEY" in result.stderr
     assert "signkey-prod-xyz" not in result.output
 
 
@@ -164,7 +165,7 @@ def test_config_with_a_bad_variable_prints_no_chain(configure: Configure) -> Non
     result = run_config()
 
     assert result.exit_code == 2
-    assert "JOB_PROVIDER" in result.output
+    assert "JOB_PROVIDER" in result.stderr
     assert chain_rows(result.output) == []
 
 
@@ -207,5 +208,5 @@ def test_a_bad_variable_is_reported_plainly_by_the_installed_command(tmp_path: P
         check=False,
     )
     assert done.returncode == 2
-    assert "INNGEST_SIGNING_KEY" in done.stdout + done.stderr
+    assert "INNGEST_SIGNING_KEY" in done.stderr
     assert "Traceback" not in done.stdout + done.stderr

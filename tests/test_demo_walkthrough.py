@@ -31,7 +31,7 @@ runner = CliRunner()
 def jobbridge(*args: str) -> Any:
     result = runner.invoke(app, list(args), catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    return json.loads(result.output) if result.output.lstrip().startswith("{") else result.output
+    return json.loads(result.stdout) if result.stdout.lstrip().startswith("{") else result.stdout
 
 
 def count(model: Any, *where: Any) -> int:

@@ -6,12 +6,16 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.support.services import Process, free_port
 from tests.support.wait import wait_for
@@ -97,6 +101,69 @@ def test_dev_stack_runs_a_scheduled_archive_on_the_embedded_default(
     assert (tmp_path / ".jobbridge" / "jobbridge.db").is_file()
     assert (tmp_path / ".jobbridge" / "broker" / "queue").is_dir()
     assert list((tmp_path / ".jobbridge").glob("flower.db*"))  # Flower kept its state
+
+
+def start_stack(tmp_path: Path, log_dir: Path, name: str) -> tuple[Process, int, int]:
+    port, flower_port = free_port(), free_port()
+    stack = Process(
+        name,
+        [str(BIN / "jobbridge"), "dev", "--port", str(port), "--flower-port", str(flower_port)],
+        embedded_env(),
+        log_dir,
+        cwd=tmp_path,
+    )
+    wait_for(lambda: "Ctrl-C stops everything" in stack.log(), timeout=60, what="the banner")
+    wait_for(lambda: _ok(f"http://127.0.0.1:{port}/healthz"), timeout=30, what="web")
+    wait_for(lambda: "ready." in stack.log(), timeout=30, what="the worker")
+    wait_for(lambda: _ok(f"http://127.0.0.1:{flower_port}/healthcheck"), timeout=30, what="Flower")
+    return stack, port, flower_port
+
+
+# Ctrl-C in a terminal signals its whole foreground process group, and so does a
+# service manager stopping the stack (`kill -TERM -- -PGID`), as this suite's own
+# Process.stop does. (`make` forwards SIGTERM to its child alone: the easy case.)
+STOPS = {
+    "ctrl-c": lambda pid: os.killpg(pid, signal.SIGINT),
+    "sigterm": lambda pid: os.killpg(pid, signal.SIGTERM),
+}
+
+
+@pytest.mark.parametrize("stop", STOPS.values(), ids=STOPS.keys())
+def test_the_dev_stack_stops_quietly_within_10_seconds(
+    stop: Callable[[int], None], tmp_path: Path, log_dir: Path, request: pytest.FixtureRequest
+) -> None:
+    name = f"dev-stop-{request.node.callspec.id}"
+    stack, port, flower_port = start_stack(tmp_path, log_dir, name)
+    try:
+        banner_end = len(stack.log())
+        started = time.monotonic()
+        stop(stack.popen.pid)
+        status = stack.popen.wait(timeout=10)
+        stopped_in = time.monotonic() - started
+        log = stack.log()
+    finally:
+        stack.stop()
+    assert status == 0, log  # `make dev` would say "Error 1" otherwise
+    assert stopped_in < 10
+    assert "Traceback" not in log  # Flower signalled twice printed one while exiting
+    assert "exited with signal" not in log  # the worker's pool processes killed under it
+    assert log[banner_end:].rstrip().endswith("jobbridge dev stack stopped")
+    for url in (f"http://127.0.0.1:{port}/healthz", f"http://127.0.0.1:{flower_port}/healthcheck"):
+        assert not _ok(url), f"{url} still answers"
+
+
+def test_the_dev_stack_does_not_flood_its_log_with_broker_hostname_warnings(
+    tmp_path: Path, log_dir: Path
+) -> None:
+    stack, _, _ = start_stack(tmp_path, log_dir, "dev-hostname")
+    try:
+        time.sleep(5)  # Flower polls the broker meanwhile
+        log = stack.log()
+    finally:
+        stack.stop()
+    # Was one per connection opened: a dozen a minute. What may remain is the worker
+    # describing its configuration to Flower once.
+    assert log.count("No hostname was supplied") <= 1, log
 
 
 def _json(url: str, auth: tuple[str, str]) -> Any:

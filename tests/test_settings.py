@@ -18,6 +18,7 @@ CLOUD_INNGEST: dict[str, object] = {
     "inngest_event_key": test_env.INNGEST_EVENT_KEY,
     "inngest_signing_key": GOOD_SIGNING_KEY,
     "inngest_base_url": test_env.INNGEST_API,
+    "inngest_serve_origin": test_env.INNGEST_SERVE_ORIGIN,
 }
 QSTASH: dict[str, object] = {
     "qstash_token": test_env.QSTASH_TOKEN,
@@ -121,10 +122,31 @@ def test_blank_optional_value_counts_as_unset(
 def test_signing_key_without_event_key_serves_but_does_not_publish() -> None:
     # What a rollback leaves: runs already in Inngest still reach /api/inngest.
     settings = load_settings(
-        inngest_signing_key=GOOD_SIGNING_KEY, inngest_base_url=test_env.INNGEST_API
+        inngest_signing_key=GOOD_SIGNING_KEY,
+        inngest_base_url=test_env.INNGEST_API,
+        inngest_serve_origin=test_env.INNGEST_SERVE_ORIGIN,
     )
 
     assert (settings.inngest_serves, settings.inngest_publishes) == (True, False)
+
+
+def test_serving_in_cloud_mode_needs_the_public_serve_origin() -> None:
+    # Otherwise the SDK registers whatever origin a request's Host header names.
+    message = config_error(**{**CLOUD_INNGEST, "inngest_serve_origin": None})
+
+    assert "INNGEST_SERVE_ORIGIN is required" in message
+    assert "Host header" in message
+
+
+def test_a_dev_server_needs_no_serve_origin() -> None:
+    assert load_settings(inngest_dev="1").inngest_serve_origin is None
+
+
+@pytest.mark.parametrize("origin", ["web:8000", "ftp://web"])
+def test_serve_origin_must_be_an_absolute_http_url(origin: str) -> None:
+    message = config_error(**{**CLOUD_INNGEST, "inngest_serve_origin": origin})
+
+    assert "INNGEST_SERVE_ORIGIN: must be an absolute http:// or https:// URL" in message
 
 
 def test_cloud_mode_inngest_without_signing_key_asks_for_the_servers_key() -> None:
@@ -342,4 +364,4 @@ def test_every_field_is_optional(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = load_settings()
 
     assert settings.job_provider == "auto"
-    assert settings.broker_url == "filesystem://"
+    assert settings.broker_url == "filesystem://localhost//"

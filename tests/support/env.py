@@ -5,6 +5,8 @@ from __future__ import annotations
 INNGEST_SIGNING_KEY = "signkey-test-" + "ab12" * 16  # 32 bytes of hex after the prefix
 INNGEST_EVENT_KEY = "test-event-key"
 INNGEST_API = "http://inngest.test:8288"
+# Where Inngest calls the app; the web fixture replaces it with the server's own address.
+INNGEST_SERVE_ORIGIN = "https://jobs.example.test"
 QSTASH_TOKEN = "qstash-test-token"
 QSTASH_API = "https://qstash.test"
 QSTASH_CURRENT_KEY = "sig_7kYjw48mhY7kAjqNGcy6cr29RJ6r"
@@ -18,6 +20,7 @@ INNGEST_ENV = {
     "INNGEST_SIGNING_KEY": INNGEST_SIGNING_KEY,
     "INNGEST_EVENT_KEY": INNGEST_EVENT_KEY,
     "INNGEST_BASE_URL": INNGEST_API,
+    "INNGEST_SERVE_ORIGIN": INNGEST_SERVE_ORIGIN,
 }
 QSTASH_ENV = {
     "QSTASH_TOKEN": QSTASH_TOKEN,

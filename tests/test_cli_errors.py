@@ -1,0 +1,166 @@
+"""What every command guarantees when the configuration or a service is bad: one or two
+plain lines on stderr naming the variable or the service and the fix, exit status 2
+(usage or configuration) or 1 (runtime), and a traceback only with `--debug`.
+
+Each command runs as a real process, as an operator would run it, from a directory with
+a long name, in a 40-column CI environment without a terminal: nothing here may depend
+on how Rich would wrap a line.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.commands import assert_plain, jobbridge, run
+from tests.support.services import free_port
+
+BAD_QSTASH = {"QSTASH_TOKEN": "qstash-token-without-its-signing-keys"}
+BAD_INNGEST = {"JOB_PROVIDER": "inngest"}
+
+
+def closed_url(scheme: str, path: str) -> tuple[str, str]:
+    """A URL where nothing listens, and its host:port as an error names it."""
+    where = f"127.0.0.1:{free_port()}"  # bound then released
+    return f"{scheme}://{where}{path}", where
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    """A directory with a name long enough that any wrapped line would be split."""
+    path = tmp_path / ("a-directory-with-a-long-name-" * 4).rstrip("-")
+    path.mkdir()
+    (path / "accounts.yaml").write_text("accounts:\n  - {email: a@example.test, maildir: m}\n")
+    return path
+
+
+COMMANDS = {
+    "enqueue": ["enqueue", "scheduled-action.execute", "--data", '{"scheduledActionId": "a1"}'],
+    "digest": ["digest", "--account", "demo@localhost"],
+    "actions schedule": [
+        "actions",
+        *("schedule", "--account", "demo@localhost", "--type", "ARCHIVE", "--message", "m1"),
+    ],
+    "actions show": ["actions", "show", "a1"],
+    "bulk start": ["bulk", "start", "--account", "demo@localhost"],
+    "bulk show": ["bulk", "show", "j1"],
+    "categorize": ["categorize", "--account", "demo@localhost"],
+    "clean": ["clean", "--account", "demo@localhost"],
+    "sweep": ["sweep"],
+    "accounts import": ["accounts", "import", "accounts.yaml"],
+    "db upgrade": ["db", "upgrade"],
+    "demo": ["demo"],
+    "dev": ["dev"],
+    "audit": ["audit"],
+}
+
+
+@pytest.mark.parametrize("command", COMMANDS.values(), ids=COMMANDS.keys())
+def test_a_bad_configuration_ends_every_command_with_exit_2_naming_the_variables(
+    command: list[str], workdir: Path
+) -> None:
+    done = jobbridge(*command, workdir=workdir, **BAD_QSTASH)
+
+    lines = assert_plain(done, 2)
+    assert "QSTASH_CURRENT_SIGNING_KEY" in lines[-1] and "WEBHOOK_URL" in lines[-1]
+
+
+def test_job_provider_inngest_without_its_key_is_named(workdir: Path) -> None:
+    done = jobbridge(*COMMANDS["enqueue"], workdir=workdir, **BAD_INNGEST)
+
+    lines = assert_plain(done, 2)
+    assert "JOB_PROVIDER=inngest needs INNGEST_EVENT_KEY" in lines[-1]
+
+
+def test_debug_adds_the_traceback_to_a_configuration_error(workdir: Path) -> None:
+    done = jobbridge("--debug", "sweep", workdir=workdir, **BAD_QSTASH)
+
+    assert done.returncode == 2
+    assert "Traceback (most recent call last)" in done.stderr
+    assert done.stderr.rstrip().endswith("https://app.example.com")  # the plain lines last
+
+
+DATABASE_COMMANDS = ["sweep", "actions show", "bulk show", "accounts import", "db upgrade", "demo"]
+
+
+@pytest.mark.parametrize("name", DATABASE_COMMANDS)
+def test_an_unreachable_database_ends_with_exit_1_naming_it_and_the_fix(
+    name: str, workdir: Path
+) -> None:
+    url, where = closed_url("postgresql", "/jobbridge")
+
+    done = jobbridge(*COMMANDS[name], workdir=workdir, DATABASE_URL=url)
+
+    first, fix = assert_plain(done, 1)
+    assert f"cannot use the database at postgresql+psycopg://{where}/jobbridge" in first
+    assert "DATABASE_URL" in fix
+
+
+def test_a_database_without_the_schema_is_told_to_run_db_upgrade(workdir: Path) -> None:
+    url = f"sqlite:///{workdir / 'empty.db'}"
+
+    done = jobbridge("actions", "show", "a1", workdir=workdir, DATABASE_URL=url)
+
+    assert assert_plain(done, 1)[-1] == "fix: run `jobbridge db upgrade`"
+
+
+def test_an_unreachable_redis_ends_enqueue_with_exit_1_said_once(workdir: Path) -> None:
+    url, where = closed_url("redis", "/0")
+
+    done = jobbridge(*COMMANDS["enqueue"], workdir=workdir, REDIS_URL=url)
+
+    first, fix = assert_plain(done, 1)
+    assert first.startswith("could not publish: celery: broker refused or unreachable")
+    assert where in first
+    assert fix.startswith("fix: start Redis, or correct REDIS_URL")
+
+
+def test_debug_adds_the_traceback_to_a_service_error(workdir: Path) -> None:
+    url, _ = closed_url("postgresql", "/jobbridge")
+
+    done = jobbridge("--debug", "sweep", workdir=workdir, DATABASE_URL=url)
+
+    assert done.returncode == 1
+    assert "Traceback (most recent call last)" in done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith("fix: ")
+
+
+def test_a_long_error_stays_on_one_line_at_40_columns(workdir: Path) -> None:
+    bad = workdir / "broken.yaml"
+    bad.write_text("accounts: [a, b\n")
+
+    done = jobbridge("accounts", "import", str(bad), workdir=workdir)
+
+    (line,) = assert_plain(done, 1)
+    assert line.startswith(f"{bad}: not valid YAML: line 2, column 1: ")
+    assert line.endswith("expected ',' or ']', but got '<stream end>'")
+
+
+def test_a_usage_error_is_plain_lines_without_a_terminal(workdir: Path) -> None:
+    done = jobbridge("enqueue", "scheduled-action.execute", "--data", "{", workdir=workdir)
+
+    assert done.returncode == 2
+    assert "Error: Invalid value for --data: not JSON: " in done.stderr.splitlines()[-1]
+    assert "╭" not in done.stderr  # not typer's Rich panel, which wraps at COLUMNS
+
+
+PROCESSES = {
+    "web": [sys.executable, "-m", "uvicorn", "bridge.web:app", "--port", "0"],
+    "worker": [sys.executable, "-m", "celery", "-A", "tasks", "worker", "--pool", "solo"],
+    "beat": [sys.executable, "-m", "celery", "-A", "tasks", "beat"],
+}
+
+
+@pytest.mark.parametrize("command", PROCESSES.values(), ids=PROCESSES.keys())
+def test_a_process_started_with_a_bad_configuration_ends_with_the_same_plain_message(
+    command: list[str], workdir: Path
+) -> None:
+    from_cli = jobbridge("sweep", workdir=workdir, **BAD_QSTASH)
+
+    done = run(command, workdir, **BAD_QSTASH)
+
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert done.stderr == from_cli.stderr
