@@ -20,8 +20,13 @@ class Result:
     retry_after: float | None = None  # seconds, when the body knows better than backoff
 
     @property
-    def terminal(self) -> bool:
-        return self.outcome is not Outcome.RETRY
+    def settles_delivery(self) -> bool:
+        """The delivery ledger answers a repeat of this delivery without running it again.
+
+        Only for outcomes a rerun would repeat (an effect, or a failure): a skip said that
+        nothing was due *then*, and the same message may find work later.
+        """
+        return self.outcome in (Outcome.DONE, Outcome.FAILED)
 
 
 def done(detail: str = "") -> Result:
@@ -51,6 +56,7 @@ class Delivery:
     provider: str
     delivery_id: str
     attempt: int  # 0 on the first delivery
-    # The broker says this very message was handed out before and its consumer died
-    # (Celery's `redelivered`): the earlier run is known to be over.
+    # The broker says this very message was handed out before (Celery's `redelivered`).
+    # Not proof that the earlier run is over: a dropped broker connection or an expired
+    # visibility timeout hands a message out again while its first run goes on.
     redelivered: bool = False

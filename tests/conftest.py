@@ -172,7 +172,19 @@ class Mailbox:
         return set(self.provider().folder_keys(folder))
 
     def snapshot(self) -> dict[str, Any]:
-        """Folder -> sorted (key, read, labels) of each message: the Maildir's visible state."""
+        """Folder -> sorted (key, read, labels) of each message: the Maildir's visible state.
+
+        Taken again when a job moves a message between the listing and the read, so a poll
+        made while a job runs sees a whole state, never half of one."""
+        from tasks.mail.port import MessageNotFound
+
+        while True:
+            try:
+                return self._snapshot_once()
+            except (MessageNotFound, KeyError):
+                continue
+
+    def _snapshot_once(self) -> dict[str, Any]:
         mail = self.provider()
         state: dict[str, Any] = {}
         for folder in mail.folder_names():

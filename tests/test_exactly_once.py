@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+import pytest
 
 from tasks import scheduled_actions
 from tasks.core import run_job
@@ -20,6 +21,7 @@ from tests.conftest import Mailbox
 from tests.support import env
 from tests.support.actions import insert_action, mark_claimed
 from tests.support.fake_qstash import QueuedMessage, deliver
+from tests.support.wait import wait_for
 
 ROUTE = "/api/scheduled-actions/execute"
 
@@ -142,22 +144,72 @@ def test_execute_racing_the_sweep_has_one_effect(
     assert sent_count(mailbox) == len(rows)
 
 
-def test_redelivery_of_a_crashed_delivery_takes_over_its_own_claim(
+def test_a_redelivered_delivery_takes_over_only_after_the_lease_expired(
     mailbox: Mailbox, configure: Any
 ) -> None:
     configure(JOB_PROVIDER="http", INTERNAL_API_URL="http://127.0.0.1:9")
     spec = scheduled_actions.execute_scheduled_action
     row = pending_send(mailbox)
-    # Attempt 0 of delivery "d1" claimed the row, then its worker died.
-    mark_claimed(row.id, "celery:d1", utcnow() + timedelta(minutes=15))
-
     payload = {"scheduledActionId": row.id}
-    other = run_job(spec, payload, Delivery("celery", "d2", 0, redelivered=True))
-    retried = run_job(spec, payload, Delivery("celery", "d1", 1))  # not proof d1's run died
-    redelivered = run_job(spec, payload, Delivery("celery", "d1", 0, redelivered=True))
+    # Attempt 0 of delivery "d1" claimed the row. Celery hands the same message out
+    # again (a broker blip), flagged redelivered: that is no proof the first run stopped.
+    mark_claimed(row.id, "celery:d1", utcnow() + timedelta(seconds=30))
+    while_held = run_job(spec, payload, Delivery("celery", "d1", 1, redelivered=True))
+    # The first run's heartbeat stopped (it died) and its lease ran out.
+    mark_claimed(row.id, "celery:d1", utcnow() - timedelta(seconds=1))
+    once_expired = run_job(spec, payload, Delivery("celery", "d1", 2, redelivered=True))
 
-    assert [r.outcome.value for r in (other, retried, redelivered)] == ["retry", "retry", "done"]
+    assert (while_held.outcome.value, once_expired.outcome.value) == ("retry", "done")
     assert scheduled_actions.get(row.id).status is ActionStatus.COMPLETED
+    assert sent_count(mailbox) == 1
+
+
+def test_a_long_execution_renews_its_lease_and_keeps_the_row(
+    mailbox: Mailbox, configure: Any, monkeypatch: Any
+) -> None:
+    from tasks.mail.maildir import MaildirProvider
+
+    configure(JOB_PROVIDER="http", INTERNAL_API_URL="http://127.0.0.1:9")
+    lease = timedelta(seconds=2)  # renewed every 0.5 s
+    monkeypatch.setattr(scheduled_actions, "EXECUTION_LEASE", lease)
+    sending, finish = threading.Event(), threading.Event()
+    send = MaildirProvider.send
+
+    def slow_send(self: MaildirProvider, mail: Any) -> str:
+        sending.set()
+        assert finish.wait(timeout=30), "the test never let the send finish"
+        return send(self, mail)
+
+    monkeypatch.setattr(MaildirProvider, "send", slow_send)
+    spec = scheduled_actions.execute_scheduled_action
+    row = pending_send(mailbox)
+    payload = {"scheduledActionId": row.id}
+    with ThreadPoolExecutor(1) as pool:
+        first = pool.submit(run_job, spec, payload, Delivery("celery", "d1", 0))
+        assert sending.wait(timeout=10)
+        claimed = scheduled_actions.get(row.id)
+        # Renewed after the lease the claim started with ran out: the row is still this
+        # run's once that first lease is over...
+        wait_for(
+            lambda: (
+                scheduled_actions.get(row.id).lease_expires_at > claimed.lease_expires_at + lease
+            ),
+            timeout=10,
+            what="the heartbeat to renew the lease",
+        )
+        other = run_job(spec, payload, Delivery("celery", "d1", 1, redelivered=True))
+        finish.set()
+        result = first.result(timeout=30)
+
+    # ...so the copy was told to come back, and the action ran once.
+    assert (other.outcome.value, result.outcome.value) == ("retry", "done")
+    assert 0 < other.retry_after <= (lease + scheduled_actions.CLAIMED_RETRY_MARGIN).total_seconds()
+    final = scheduled_actions.get(row.id)
+    assert (final.status, final.execution_attempts, final.lease_expires_at) == (
+        ActionStatus.COMPLETED,
+        1,
+        None,
+    )
     assert sent_count(mailbox) == 1
 
 
@@ -193,14 +245,33 @@ def test_provider_retry_waits_while_the_first_run_still_holds_the_claim(
 ) -> None:
     spec = scheduled_actions.execute_scheduled_action
     row = pending_send(mailbox)
-    mark_claimed(row.id, "qstash:msg_1", utcnow() + timedelta(minutes=15))
+    mark_claimed(row.id, "qstash:msg_1", utcnow() + timedelta(seconds=20))
 
-    # QStash timed out waiting and retried: the first run may still be sending.
-    result = run_job(spec, {"scheduledActionId": row.id}, Delivery("qstash", "msg_1", 1))
+    # QStash timed out waiting and retried (its fourth attempt): the first run may still
+    # be sending.
+    result = run_job(spec, {"scheduledActionId": row.id}, Delivery("qstash", "msg_1", 3))
 
-    assert (result.outcome.value, result.retry_after) == ("retry", 30.0)
+    # It comes back when the first run's lease could have run out, and not later.
+    assert result.outcome.value == "retry"
+    assert result.retry_after is not None and 20 < result.retry_after <= 21
     assert scheduled_actions.get(row.id).status is ActionStatus.EXECUTING
     assert sent_count(mailbox) == 0
+
+
+@pytest.mark.parametrize(("attempt", "wait"), [(0, 10), (1, 20), (2, 40), (3, 80)])
+def test_a_delivery_meeting_a_live_run_looks_again_sooner_on_early_attempts(
+    mailbox: Mailbox, attempt: int, wait: float
+) -> None:
+    # The holder usually finishes within seconds; a dead one's lease outlasts the waits
+    # of the first attempts only, so the later ones wait longer.
+    spec = scheduled_actions.execute_scheduled_action
+    row = pending_send(mailbox)
+    mark_claimed(row.id, "qstash:msg_1", utcnow() + timedelta(minutes=2))
+
+    result = run_job(spec, {"scheduledActionId": row.id}, Delivery("qstash", "msg_2", attempt))
+
+    assert result.outcome.value == "retry"
+    assert result.retry_after == wait
 
 
 def test_expired_lease_lets_another_delivery_take_over(mailbox: Mailbox) -> None:

@@ -1,4 +1,8 @@
-"""A worker process killed with SIGKILL mid-task loses nothing: the task is redelivered."""
+"""A worker process killed with SIGKILL mid-task loses nothing: the task is redelivered,
+and takes the action over once the dead run's lease has run out.
+
+The worker is tests/support/fault_worker.py: the `tasks` app with leases of seconds and
+archives held at a gate, so the test knows which pool process is mid-action."""
 
 from __future__ import annotations
 
@@ -25,8 +29,16 @@ def test_task_killed_mid_run_is_redelivered_and_completes(
 ) -> None:
     # This worker gets a Redis prefix of its own, so no other worker takes the task.
     prefix = f"jbcrash-{uuid.uuid4().hex[:8]}:"
-    flag = tmp_path / "crashed-pid"
-    env = {**os.environ, "REDIS_KEY_PREFIX": prefix, "CRASH_FLAG_FILE": str(flag)}
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    env = {
+        **os.environ,
+        "REDIS_KEY_PREFIX": prefix,
+        "FAULT_GATE_DIR": str(gate),
+        "FAULT_LEASE_SECONDS": "2",
+        # The pool requeues the message itself: the visibility timeout plays no part.
+        "FAULT_VISIBILITY_SECONDS": "600",
+    }
     configure(JOB_PROVIDER="http", INTERNAL_API_URL="http://127.0.0.1:9")  # publish nothing
     row = scheduled_actions.schedule(
         email_account_id=mailbox.account_id,
@@ -41,7 +53,7 @@ def test_task_killed_mid_run_is_redelivered_and_completes(
         "-m",
         "celery",
         "-A",
-        "tests.support.crashing_worker",
+        "tests.support.fault_worker",
         "worker",
         "--pool",
         "prefork",
@@ -59,14 +71,13 @@ def test_task_killed_mid_run_is_redelivered_and_completes(
             kwargs={"payload": {"scheduledActionId": row.id}},
             task_id=f"crash-{row.id}",
         )
-        pid = int(
-            wait_for(
-                lambda: flag.exists() and flag.read_text(),
-                timeout=60,
-                what="the first attempt to start archiving",
-            )
+        entered = wait_for(
+            lambda: sorted(gate.glob("entered.*")),
+            timeout=60,
+            what="the first attempt to start archiving",
         )
-        os.kill(pid, signal.SIGKILL)
+        os.kill(int(entered[0].read_text()), signal.SIGKILL)
+        (gate / "open").touch()  # what runs next archives for real
 
         done = wait_for(
             lambda: (
@@ -80,6 +91,8 @@ def test_task_killed_mid_run_is_redelivered_and_completes(
         producer.close()
         delete_redis_prefix(prefix)
 
-    assert done.claimed_by == f"celery:crash-{row.id}" and done.claim_attempt == 1
+    # A later attempt of the same delivery took the row over from the dead run's claim.
+    assert done.claimed_by == f"celery:crash-{row.id}" and done.claim_attempt >= 1
+    assert done.execution_attempts == 2
     assert mailbox.folder_keys("Archive") == {mailbox.keys[0]}
     assert "WorkerLostError" in worker.log()

@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import io
 import json
 import mailbox
 import os
 import re
 import threading
+import uuid
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email import policy
 from email.errors import HeaderParseError
+from email.generator import BytesGenerator
 from email.header import decode_header, make_header
 from email.message import EmailMessage, Message
 from email.parser import BytesHeaderParser, BytesParser
@@ -58,6 +62,10 @@ class _Summary:
     labels: frozenset[str]
     message_id: str
     references: tuple[str, ...]
+
+
+# How often a read looks again for a message whose file was renamed under it.
+RENAMED_RETRIES = 3
 
 
 class MaildirProvider:
@@ -109,12 +117,17 @@ class MaildirProvider:
         raise MessageNotFound(message_id)
 
     def get_message(self, message_id: str) -> MailMessage:
-        for file in self._files(self.folder_names()):
-            if file.key == message_id:
-                try:
-                    return self._read(file)
-                except FileNotFoundError:
-                    break  # moved or deleted between the listing and the read
+        # A message another job flags or moves gets a new file name between the listing
+        # and the read: look again. Gone after that means deleted.
+        for _ in range(RENAMED_RETRIES):
+            for file in self._files(self.folder_names()):
+                if file.key == message_id:
+                    try:
+                        return self._read(file)
+                    except FileNotFoundError:
+                        break  # renamed, moved or deleted since the listing
+            else:
+                break  # not listed at all
         raise MessageNotFound(message_id)
 
     def _read(self, file: _File) -> MailMessage:
@@ -268,11 +281,9 @@ class MaildirProvider:
     def send(self, mail: OutgoingMail) -> str:
         sent = self.folder(SENT)
         header = f"<{mail.idempotency_key}@jobbridge>" if mail.idempotency_key else make_msgid()
-        if mail.idempotency_key:
-            for file in self._files([SENT]):
-                summary = _summary(file)
-                if summary is not None and summary.message_id == header:
-                    return file.key
+        key = _sent_key(mail.idempotency_key) if mail.idempotency_key else None
+        if key is not None and any(file.key == key for file in self._files([SENT])):
+            return key  # sent before (its flags may have changed since)
         message = EmailMessage()
         message["From"] = (
             formataddr((mail.from_name, self.address)) if mail.from_name else self.address
@@ -291,10 +302,34 @@ class MaildirProvider:
         message.set_content(mail.body)
         if mail.html:
             message.add_alternative(mail.html, subtype="html")  # makes multipart/alternative
+        if key is not None:
+            return self._add_once(SENT, key, message)
         outgoing = mailbox.MaildirMessage(message)
         outgoing.set_subdir("cur")
         outgoing.add_flag("S")
         return str(sent.add(outgoing))
+
+    def _add_once(self, folder: str, key: str, message: EmailMessage) -> str:
+        """Store the message as `key` (read) unless a message of that name is there already.
+
+        The check and the write are one link(2) of a finished file to the name the key
+        fixes, which fails if the name exists: of any number of concurrent sends of one
+        key, in threads, processes or hosts sharing the Maildir, exactly one lands.
+        """
+        path = self._folder_path(folder)
+        partial = path / "tmp" / f"{key}.{os.getpid()}.{uuid.uuid4().hex}"
+        buffer = io.BytesIO()
+        # What mailbox.Maildir.add writes: no From_ mangling, headers not refolded.
+        BytesGenerator(buffer, mangle_from_=False, maxheaderlen=0).flatten(message)
+        try:
+            with open(partial, "xb") as handle:
+                handle.write(buffer.getvalue())
+            os.link(partial, path / "cur" / f"{key}:2,S")
+        except FileExistsError:
+            pass  # a concurrent send of the same key landed first: that copy is the one
+        finally:
+            partial.unlink(missing_ok=True)
+        return key
 
     def _references_for_reply(self, parent_id: str) -> list[str]:
         """The parent's References plus the parent (RFC 5322 3.6.4), so that a reply to a
@@ -308,6 +343,12 @@ class MaildirProvider:
     def deliver(self, message: EmailMessage) -> str:
         """Put an incoming message in the inbox (demo data and tests)."""
         return str(self._box.add(mailbox.MaildirMessage(message)))
+
+
+def _sent_key(idempotency_key: str) -> str:
+    """The Maildir key a send with this idempotency key is stored under: a digest, so any
+    key gives a valid file name (no "/" or ":") of a bounded length."""
+    return "sent-" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:40]
 
 
 # Header summaries, cached ------------------------------------------------------------
