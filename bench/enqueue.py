@@ -238,6 +238,7 @@ def configure(run: Run) -> None:
         INNGEST_EVENT_KEY=EVENT_KEY,
         INNGEST_SIGNING_KEY=SIGNING_KEY,
         INNGEST_BASE_URL=run.sink.url,
+        INNGEST_SERVE_ORIGIN="http://127.0.0.1",  # where Inngest would call; never called here
         INNGEST_APP_ID=INNGEST_APP_ID,
         QSTASH_CURRENT_SIGNING_KEY=QSTASH_CURRENT_KEY,
         QSTASH_NEXT_SIGNING_KEY=QSTASH_NEXT_KEY,

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 
 import inngest
+from inngest._internal import net, server_lib
 
 from config import Settings
 
@@ -38,3 +40,24 @@ def make_inngest_client(settings: Settings) -> inngest.Inngest:
         is_production=not settings.inngest_is_dev,
         logger=logging.getLogger("jobbridge.inngest"),
     )
+
+
+def signature_check(settings: Settings) -> Callable[[bytes, str], bool]:
+    """Whether a body and its X-Inngest-Signature verify, exactly as the SDK decides
+    (current key, then the fallback), for checks made before the SDK sees the request."""
+    key = settings.inngest_signing_key
+    fallback = settings.inngest_signing_key_fallback
+    current = key.get_secret_value() if key is not None else None
+    previous = fallback.get_secret_value() if fallback is not None else None
+
+    def verifies(body: bytes, signature: str) -> bool:
+        verdict = net.validate_request_sig(
+            body=body,
+            headers={"x-inngest-signature": signature},
+            mode=server_lib.ServerKind.CLOUD,
+            signing_key=current,
+            signing_key_fallback=previous,
+        )
+        return isinstance(verdict, str)
+
+    return verifies

@@ -6,8 +6,6 @@ worse than one that says "down" after two seconds.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import os
 import re
 import secrets
@@ -21,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+from inngest._internal.net import sign_request
 from sqlalchemy import Connection, Engine, case, create_engine, func, make_url, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
@@ -302,6 +301,12 @@ def sync_url(settings: Settings, url: str | None) -> str:
 
 
 def _registration_error(response: httpx.Response, body: Any) -> str | None:
+    if response.status_code == 401:
+        refusal = body.get("error") if isinstance(body, dict) else None
+        return (
+            f"the app refused the sync (401{': ' + str(refusal) if refusal else ''}): run this "
+            "command with the app's INNGEST_SIGNING_KEY, which signs it as Inngest would"
+        )
     if not isinstance(body, dict):
         return (
             f"HTTP {response.status_code}: the answer is not a JSON object: {response.text[:200]}"
@@ -332,11 +337,12 @@ def _function_count(body: Any) -> int | None:
 def sync_app(url: str, signing_key: str | None = None, timeout: float = 60.0) -> SyncResult:
     """PUT the app's serve URL, which makes the SDK register its functions with Inngest.
 
-    The timeout outlasts the SDK's own 30 s registration call, so its verdict arrives.
-    `signing_key` (the app's) only serves to count the functions afterwards.
+    The PUT is signed with `signing_key` (the app's) as Inngest signs its own syncs: in
+    cloud mode the app registers on nothing else. The timeout outlasts the SDK's own 30 s
+    registration call, so its verdict arrives.
     """
     try:
-        response = httpx.put(url, timeout=timeout)
+        response = httpx.put(url, headers=_signed(signing_key), timeout=timeout)
     except httpx.HTTPError as unreachable:
         return SyncResult(url, None, f"could not reach {url}: {describe(unreachable)}")
     if response.status_code == 404:
@@ -359,25 +365,20 @@ def sync_app(url: str, signing_key: str | None = None, timeout: float = 60.0) ->
     return SyncResult(url, response.status_code, None, function_count=count, body=body)
 
 
-def inspection_signature(signing_key: str, now: float | None = None) -> str:
-    """`X-Inngest-Signature` for a request with an empty body, as the Inngest server signs
-    (PROTOCOLS.md): HMAC-SHA256 keyed by the hex key's text (prefix removed) over the
-    canonical body (empty) followed by the unix time."""
-    stamp = str(round(time.time() if now is None else now))
-    key = _SIGNING_KEY_PREFIX.sub("", signing_key).encode()
-    return f"t={stamp}&s={hmac.new(key, stamp.encode(), hashlib.sha256).hexdigest()}"
-
-
-_SIGNING_KEY_PREFIX = re.compile(r"^signkey-\w+-")
+def _signed(signing_key: str | None) -> dict[str, str]:
+    """Headers for a body-less request to /api/inngest, signed as the Inngest server signs
+    its own (the SDK's signer): none without a key, for a dev server verifies nothing."""
+    if not signing_key:
+        return {}
+    return {"X-Inngest-Signature": str(sign_request(b"", signing_key))}
 
 
 def _inspected_function_count(url: str, signing_key: str | None, timeout: float) -> int | None:
     # Inngest's register answer does not count functions; the SDK's inspection (GET) does.
     # In cloud mode it answers 401 unless signed, hence the app's key. Best effort: a sync
     # that worked stays a success without the count.
-    headers = {"X-Inngest-Signature": inspection_signature(signing_key)} if signing_key else {}
     try:
-        response = httpx.get(url, headers=headers, timeout=timeout)
+        response = httpx.get(url, headers=_signed(signing_key), timeout=timeout)
         return _function_count(response.json()) if response.status_code == 200 else None
     except (httpx.HTTPError, ValueError):
         return None

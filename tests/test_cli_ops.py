@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from inngest._internal.net import sign_request
 from typer.testing import CliRunner, Result
 
 from bridge.cli import app
@@ -80,7 +81,11 @@ def test_keys_are_hex_of_the_right_sizes_and_accepted_by_settings() -> None:
     # `inngest start` and the SDK hash the signing key with bytes.fromhex.
     assert HEX.match(event_key) and len(bytes.fromhex(event_key)) == 16
     assert HEX.match(signing_key) and len(bytes.fromhex(signing_key)) == 32
-    settings = load_settings(inngest_signing_key=signing_key, inngest_event_key=event_key)
+    settings = load_settings(
+        inngest_signing_key=signing_key,
+        inngest_event_key=event_key,
+        inngest_serve_origin=test_env.INNGEST_SERVE_ORIGIN,
+    )
     assert settings.inngest_publishes and settings.inngest_serves
 
 
@@ -120,6 +125,7 @@ def test_keys_env_file_fills_variables_present_but_empty(tmp_path: Path) -> None
         _env_file=None,
         inngest_signing_key=values["INNGEST_SIGNING_KEY"],
         inngest_event_key=values["INNGEST_EVENT_KEY"],
+        inngest_serve_origin=test_env.INNGEST_SERVE_ORIGIN,
     )
 
 
@@ -313,7 +319,18 @@ def test_audit_exits_1_naming_the_database_when_it_is_down(configure: Configure)
 # sync
 
 
-def test_sync_registers_the_app_with_inngest(web: str, inngest_api: Any) -> None:
+def as_the_app(configure: Configure) -> None:
+    """The app's own signing key: in cloud mode the app registers only on a signed PUT."""
+    configure(
+        INNGEST_SIGNING_KEY=test_env.INNGEST_SIGNING_KEY,
+        INNGEST_SERVE_ORIGIN=test_env.INNGEST_SERVE_ORIGIN,
+    )
+
+
+def test_sync_registers_the_app_with_inngest(
+    web: str, inngest_api: Any, configure: Configure
+) -> None:
+    as_the_app(configure)
     before = len(inngest_api.registrations)
 
     result = jobbridge("sync", "--url", web)
@@ -329,7 +346,7 @@ def test_sync_with_the_apps_signing_key_prints_the_function_count(
     web: str, inngest_api: Any, configure: Configure
 ) -> None:
     # Inngest's register answer has no count; the app's signed inspection does.
-    configure(INNGEST_SIGNING_KEY=test_env.INNGEST_SIGNING_KEY)
+    as_the_app(configure)
 
     result = jobbridge("sync", "--url", web)
 
@@ -340,11 +357,24 @@ def test_sync_with_the_apps_signing_key_prints_the_function_count(
 def test_sync_defaults_to_internal_api_url(
     web: str, inngest_api: Any, configure: Configure
 ) -> None:
+    as_the_app(configure)
     configure(INTERNAL_API_URL=web)
     before = len(inngest_api.registrations)
 
     assert jobbridge("sync").exit_code == 0
     assert len(inngest_api.registrations) == before + 1
+
+
+def test_sync_without_the_signing_key_is_refused_and_registers_nothing(
+    web: str, inngest_api: Any
+) -> None:
+    before = len(inngest_api.registrations)
+
+    result = jobbridge("sync", "--url", web)
+
+    assert result.exit_code == 1
+    assert "INNGEST_SIGNING_KEY" in result.output
+    assert len(inngest_api.registrations) == before
 
 
 @pytest.fixture(scope="module")
@@ -359,11 +389,13 @@ def web_with_failing_inngest(log_dir: Path) -> Iterator[tuple[str, FailingInnges
 
 
 def test_sync_fails_loudly_when_inngest_refuses_the_registration(
-    web_with_failing_inngest: tuple[str, FailingInngestApi],
+    web_with_failing_inngest: tuple[str, FailingInngestApi], configure: Configure
 ) -> None:
+    as_the_app(configure)
     url, api = web_with_failing_inngest
     # The trap the command exists for: the SDK answers the PUT with 200 regardless.
-    raw = httpx.put(url + "/api/inngest", timeout=30)
+    signed = {"X-Inngest-Signature": str(sign_request(b"", test_env.INNGEST_SIGNING_KEY))}
+    raw = httpx.put(url + "/api/inngest", headers=signed, timeout=30)
     assert raw.status_code == 200 and raw.json() == {"error": FailingInngestApi.ERROR}
     calls = api.calls
 

@@ -409,6 +409,15 @@ def test_prod_app_takes_the_inngest_servers_keys(name: str, variable: str) -> No
     assert [m.group("name") for m in references(value)] == [variable]
 
 
+def test_prod_web_serves_no_api_docs() -> None:
+    assert environment(service(PROD, "web"))["API_DOCS"] == "off"
+
+
+def test_prod_app_registers_at_its_configured_origin_only() -> None:
+    # Cloud mode refuses to start without it: the SDK would take a request's Host header.
+    assert environment(service(PROD, "web"))["INNGEST_SERVE_ORIGIN"] == "http://web:8000"
+
+
 def test_prod_inngest_server_runs_start() -> None:
     assert command(service(PROD, "inngest"))[:2] == ["inngest", "start"]
 

@@ -223,7 +223,11 @@ def test_removing_qstash_variables_too_falls_back_to_celery(
 
 def test_signing_key_alone_serves_but_does_not_publish() -> None:
     # A rollback removes INNGEST_EVENT_KEY: runs Inngest already has still reach the app.
-    result = chain(inngest_signing_key=INNGEST["inngest_signing_key"], **QSTASH)
+    result = chain(
+        inngest_signing_key=INNGEST["inngest_signing_key"],
+        inngest_serve_origin=INNGEST["inngest_serve_origin"],
+        **QSTASH,
+    )
 
     assert result.primary is Provider.QSTASH
     assert reason(result, Provider.INNGEST) == "no INNGEST_EVENT_KEY or INNGEST_DEV"

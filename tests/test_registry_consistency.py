@@ -18,7 +18,8 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 def synced_functions(web: str, inngest_api: Any) -> dict[str, dict[str, Any]]:
     before = len(inngest_api.registrations)
-    response = httpx.put(web + "/api/inngest")
+    signature = str(sign_request(b"", env.INNGEST_SIGNING_KEY))
+    response = httpx.put(web + "/api/inngest", headers={"X-Inngest-Signature": signature})
     assert response.status_code == 200 and "error" not in response.json(), response.text
     (registration,) = inngest_api.registrations[before:]
     return {fn["id"]: fn for fn in registration["body"]["functions"]}

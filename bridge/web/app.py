@@ -8,54 +8,42 @@ import inngest.fast_api
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from starlette.datastructures import Headers
-from starlette.types import ASGIApp, Receive, Scope, Send
+from fastapi.routing import APIRoute
 
-from bridge.inngest_client import make_inngest_client
-from bridge.web import responses
+from bridge.inngest_client import make_inngest_client, signature_check
+from bridge.web.api_docs import create_documented_app, document_routes
 from bridge.web.api_routes import add_api_routes
-from bridge.web.auth import inngest_signature_too_old
 from bridge.web.health import check_broker, check_database
 from bridge.web.inngest_functions import all_functions
+from bridge.web.inngest_gate import InngestGate
 from bridge.web.job_routes import add_job_routes
 from config import Settings, get_settings
 
 INNGEST_PATH = "/api/inngest"
 
 
-class RefuseStaleInngestSignatures:
-    """Plain ASGI middleware: the SDK checks the signature but not its age.
-
-    Not `@app.middleware("http")`: that wraps every request in a costly call chain,
-    while only POSTs to /api/inngest need this look at one header.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == INNGEST_PATH and scope["method"] == "POST":
-            header = Headers(scope=scope).get("x-inngest-signature")
-            if inngest_signature_too_old(header):
-                refusal = responses.error(
-                    401, "X-Inngest-Signature timestamp is over 5 minutes old"
-                )
-                await refusal(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-
 def serve_inngest(app: FastAPI, settings: Settings) -> None:
-    if not settings.inngest_is_dev:
-        app.add_middleware(RefuseStaleInngestSignatures)
     client = make_inngest_client(settings)
+    app.add_middleware(
+        InngestGate,
+        path=INNGEST_PATH,
+        max_body_bytes=settings.inngest_max_body_bytes,
+        signature_check=None if settings.inngest_is_dev else signature_check(settings),
+    )
     inngest.fast_api.serve(
         app,
         client,
         all_functions(client),
+        # Cloud mode registers only on a signed PUT (Inngest's own sync, `jobbridge sync`),
+        # at INNGEST_SERVE_ORIGIN, which Settings require there: never at a request's Host.
+        enable_unauthed_sync=settings.inngest_is_dev,
         serve_origin=settings.inngest_serve_origin,
         serve_path=INNGEST_PATH,
     )
+    # Inngest's own protocol, not an API for generated clients: kept out of the schema.
+    for route in app.routes:
+        if isinstance(route, APIRoute) and route.path == INNGEST_PATH:
+            route.include_in_schema = False
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -63,7 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     settings = settings or get_settings()
     logging.basicConfig(level=logging.INFO)
-    app = FastAPI(title="jobbridge", version="0.1.0")
+    app = create_documented_app(settings)
 
     if settings.inngest_serves:
         # Without a signing key (or a dev server) /api/inngest is not served at all: the
@@ -71,6 +59,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         serve_inngest(app, settings)
     add_job_routes(app, settings)
     add_api_routes(app, settings)
+    if settings.api_docs != "off":
+        document_routes(
+            app,
+            jobs=[(spec.route, spec.payload) for spec in tasks.JOBS.values()],
+            crons=[cron.route for cron in tasks.CRONS.values()],
+        )
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:

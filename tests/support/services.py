@@ -103,8 +103,9 @@ def start_web(env: Mapping[str, str], log_dir: Path, name: str = "web") -> tuple
     from bridge.devstack import stack_commands  # imports `tasks`: only after pytest_configure
 
     command = stack_commands(port, flower_port=0, with_flower=False)["web"]
-    process = Process(name, command, env, log_dir)
     url = f"http://127.0.0.1:{port}"
+    # Inngest calls the app back where it is told, and this server's origin is its own.
+    process = Process(name, command, {**env, "INNGEST_SERVE_ORIGIN": url}, log_dir)
 
     def healthy() -> bool:
         if not process.alive():

@@ -1,0 +1,248 @@
+"""`/api/inngest` in cloud mode is driven by Inngest only: signed syncs register at the
+configured origin, a signature is read once and must be fresh, and oversized or unsigned
+bodies are refused before anything parses them."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from inngest._internal.net import sign_request
+
+from tests.support import env
+from tests.support.fake_inngest import APP_ID, FakeInngest
+
+FN = "scheduled-action-execute"
+A_DAY_AGO = int(time.time()) - 24 * 3600
+
+
+def signature(body: bytes, at: int | None = None) -> str:
+    return str(sign_request(body, env.INNGEST_SIGNING_KEY, unix_ms=at))
+
+
+def execute_body(padding: int = 0) -> bytes:
+    event = {
+        "name": "inbox-zero/scheduled-action.execute",
+        "data": {"scheduledActionId": "does-not-exist", "padding": "x" * padding},
+    }
+    return json.dumps(FakeInngest.request_body(event, "01RUNGUARD", 0, {}, [])).encode()
+
+
+def post(web: str, body: bytes, headers: list[tuple[str, str]]) -> httpx.Response:
+    return httpx.post(
+        f"{web}/api/inngest",
+        params={"fnId": f"{APP_ID}-{FN}", "stepId": "step"},
+        content=body,
+        headers=[("Content-Type", "application/json"), *headers],
+        timeout=30,
+    )
+
+
+# Sync ---------------------------------------------------------------------------------
+
+
+def test_unsigned_put_is_refused_and_registers_nothing(web: str, inngest_api: Any) -> None:
+    before = len(inngest_api.registrations)
+
+    response = httpx.put(f"{web}/api/inngest", headers={"Host": "attacker.example"})
+
+    assert response.status_code == 401
+    assert len(inngest_api.registrations) == before
+
+
+def test_signed_put_registers_the_configured_origin_whatever_the_host_header(
+    web: str, inngest_api: Any
+) -> None:
+    before = len(inngest_api.registrations)
+    headers = {"X-Inngest-Signature": signature(b""), "Host": "attacker.example"}
+
+    response = httpx.put(f"{web}/api/inngest", headers=headers, timeout=30)
+
+    assert response.status_code == 200, response.text
+    (registration,) = inngest_api.registrations[before:]
+    assert registration["body"]["url"].startswith(f"{web}/api/inngest")
+    assert "attacker.example" not in json.dumps(registration["body"])
+
+
+def test_signed_in_band_sync_answers_with_the_app_config_and_calls_nothing_back(
+    web: str, inngest_api: Any
+) -> None:
+    before = len(inngest_api.registrations)
+    body = json.dumps({"url": f"{web}/api/inngest"}).encode()
+    headers = {
+        "Content-Type": "application/json",
+        "X-Inngest-Signature": signature(body),
+        "X-Inngest-Sync-Kind": "in_band",
+    }
+
+    response = httpx.put(f"{web}/api/inngest", content=body, headers=headers, timeout=30)
+
+    assert response.status_code == 200, response.text
+    assert response.headers["x-inngest-sync-kind"] == "in_band"
+    config = response.json()
+    assert config["app_id"] == APP_ID
+    assert f"{APP_ID}-{FN}" in {function["id"] for function in config["functions"]}
+    assert len(inngest_api.registrations) == before
+
+
+def test_unsigned_in_band_sync_is_refused(web: str) -> None:
+    body = json.dumps({"url": "https://attacker.example/api/inngest"}).encode()
+    headers = {"Content-Type": "application/json", "X-Inngest-Sync-Kind": "in_band"}
+
+    response = httpx.put(f"{web}/api/inngest", content=body, headers=headers)
+
+    assert response.status_code == 401
+
+
+# Signatures ---------------------------------------------------------------------------
+
+
+def test_a_repeated_signature_header_is_refused_even_when_one_of_them_is_valid(
+    web: str,
+) -> None:
+    body = execute_body()
+    fresh_junk = f"t={int(time.time())}&s={'0' * 64}"
+    replayed = signature(body, at=A_DAY_AGO)
+
+    response = post(
+        web, body, [("X-Inngest-Signature", fresh_junk), ("X-Inngest-Signature", replayed)]
+    )
+
+    assert response.status_code == 401
+    assert "once" in response.json()["error"]
+
+
+def test_a_signature_header_sent_twice_with_the_same_valid_value_is_refused(web: str) -> None:
+    body = execute_body()
+    valid = signature(body)
+
+    response = post(web, body, [("X-Inngest-Signature", valid), ("X-Inngest-Signature", valid)])
+
+    assert response.status_code == 401
+
+
+def test_a_signature_without_a_timestamp_is_refused(web: str) -> None:
+    body = execute_body()
+    untimed = signature(body).split("&", 1)[1]
+
+    assert post(web, body, [("X-Inngest-Signature", untimed)]).status_code == 401
+
+
+def test_a_fresh_valid_signature_still_runs_the_job(web: str) -> None:
+    body = execute_body()
+
+    response = post(web, body, [("X-Inngest-Signature", signature(body))])
+
+    assert response.status_code == 200
+    assert response.json()["outcome"] == "skipped"
+
+
+# Bodies -------------------------------------------------------------------------------
+
+
+def test_an_unsigned_post_is_refused_without_reading_its_declared_64_mb_body(web: str) -> None:
+    answer = raw_request(web, [], declared=64 * 1024 * 1024, send=0)
+
+    assert answer.startswith(b"HTTP/1.1 401")
+
+
+def test_a_body_declared_over_the_cap_is_refused_unread(web: str) -> None:
+    junk = f"t={int(time.time())}&s={'0' * 64}"
+
+    answer = raw_request(web, [f"X-Inngest-Signature: {junk}"], declared=64 * 1024 * 1024, send=0)
+
+    assert answer.startswith(b"HTTP/1.1 413")
+
+
+def test_a_chunked_body_is_refused_once_it_streams_past_the_cap(web: str) -> None:
+    junk = f"t={int(time.time())}&s={'0' * 64}"
+    chunk = b"[" * (1024 * 1024)
+
+    def chunks() -> Any:
+        for _ in range(16):
+            yield chunk
+
+    response = httpx.post(
+        f"{web}/api/inngest",
+        params={"fnId": f"{APP_ID}-{FN}"},
+        content=chunks(),
+        headers={"X-Inngest-Signature": junk, "Content-Type": "application/json"},
+        timeout=30,
+    )
+
+    assert response.status_code == 413
+
+
+def test_a_large_body_with_a_forged_signature_is_refused(web: str) -> None:
+    body = execute_body(padding=512 * 1024)
+    forged = f"t={int(time.time())}&s={'0' * 64}"
+
+    response = post(web, body, [("X-Inngest-Signature", forged)])
+
+    assert response.status_code == 401
+
+
+def test_a_large_body_signed_by_inngest_is_served(web: str) -> None:
+    body = execute_body(padding=512 * 1024)
+
+    response = post(web, body, [("X-Inngest-Signature", signature(body))])
+
+    assert response.status_code == 200
+    assert response.json()["outcome"] == "skipped"
+
+
+def test_other_requests_keep_answering_while_a_large_body_streams_in(web: str) -> None:
+    junk = f"t={int(time.time())}&s={'0' * 64}"
+    host, port = address(web)
+    with socket.create_connection((host, port), timeout=30) as upload:
+        upload.sendall(request_head(web, [f"X-Inngest-Signature: {junk}"], 3 * 1024 * 1024))
+        upload.sendall(b"[" * (1024 * 1024))  # a third of it, then the sender pauses
+
+        started = time.monotonic()
+        health = httpx.get(f"{web}/healthz", timeout=10)
+        answered_in = time.monotonic() - started
+
+        upload.sendall(b"[" * (2 * 1024 * 1024))
+        answer = upload.recv(4096)  # blocks until the server answers
+
+    assert health.status_code == 200 and answered_in < 2.0
+    assert answer.startswith(b"HTTP/1.1 401")
+
+
+# A client that can declare a body it never sends ---------------------------------------
+
+
+def address(web: str) -> tuple[str, int]:
+    parts = urlsplit(web)
+    return str(parts.hostname), int(parts.port or 80)
+
+
+def request_head(web: str, headers: list[str], declared: int) -> bytes:
+    host, port = address(web)
+    lines = [
+        f"POST /api/inngest?fnId={APP_ID}-{FN}&stepId=step HTTP/1.1",
+        f"Host: {host}:{port}",
+        "Content-Type: application/json",
+        f"Content-Length: {declared}",
+        *headers,
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def raw_request(web: str, headers: list[str], *, declared: int, send: int) -> bytes:
+    with socket.create_connection(address(web), timeout=10) as connection:
+        connection.sendall(request_head(web, headers, declared) + b"[" * send)
+        return connection.recv(4096)
+
+
+def test_a_signed_call_that_is_no_inngest_request_is_not_retried(web: str) -> None:
+    body = json.dumps({"event": {"name": "x"}}).encode()  # no ctx, no steps
+
+    response = post(web, body, [("X-Inngest-Signature", signature(body))])
+
+    assert response.status_code == 500
+    assert response.headers["x-inngest-no-retry"] == "true"
