@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from tasks.db_errors import data_caused
 from tasks.outcome import Delivery, Outcome, PermanentError, Result, RetryLater
 from tasks.payload import describe_validation_error
 
@@ -34,8 +35,7 @@ def run_job(spec: JobSpec[Any], data: Mapping[str, Any], delivery: Delivery) -> 
         except RetryLater as error:
             result = Result(Outcome.RETRY, str(error), error.retry_after)
         except Exception as error:  # transient until proven otherwise: retried with backoff
-            log.exception("job %s raised on %s delivery %s", spec.event, *delivery_ids(delivery))
-            result = Result(Outcome.RETRY, f"{type(error).__name__}: {error}")
+            result = _classify(spec, delivery, error)
     log.info(
         "job %s %s via %s (%s, attempt %d)%s",
         spec.event,
@@ -46,6 +46,16 @@ def run_job(spec: JobSpec[Any], data: Mapping[str, Any], delivery: Delivery) -> 
         f": {result.detail}" if result.detail else "",
     )
     return result
+
+
+def _classify(spec: JobSpec[Any], delivery: Delivery, error: Exception) -> Result:
+    cause = data_caused(error)
+    if cause is not None:
+        orig = getattr(error, "orig", None) or error
+        first_line = (str(orig).splitlines() or [type(orig).__name__])[0]
+        return Result(Outcome.FAILED, f"invalid data: {cause}: {first_line}")
+    log.exception("job %s raised on %s delivery %s", spec.event, *delivery_ids(delivery))
+    return Result(Outcome.RETRY, f"{type(error).__name__}: {error}")
 
 
 def delivery_ids(delivery: Delivery) -> tuple[str, str]:

@@ -10,6 +10,8 @@ import redis
 from config import get_settings
 
 DELIVERED = "jobbridge:delivered:"  # + provider:delivery id -> final outcome, with a TTL
+# + QStash token id (jti) -> the message id it came with, until the token expires.
+SEEN_SIGNATURE = "jobbridge:seen-signature:"
 # Per-key limits on the Celery path (tasks/limits.py), each + job fn_id:key value.
 # Sorted set of the runs holding a concurrency slot: holder token -> lease expiry (ms).
 LIMIT_HOLDERS = "jobbridge:limit:holders:"

@@ -43,6 +43,7 @@ from tasks.models import (
 from tests.conftest import Mailbox
 from tests.support import env
 from tests.support.actions import insert_action
+from tests.support.digests import add_pending_digest
 from tests.support.fake_inngest import FakeInngest, run_function
 from tests.support.fake_qstash import FakeQStash, deliver_until_final
 from tests.support.rules import add_rule
@@ -220,20 +221,7 @@ def _ai_digest_state(m: Mailbox) -> Any:
 
 
 def _resend_digest_setup(m: Mailbox) -> dict[str, Any]:
-    with session_scope() as session:
-        digest = Digest(email_account_id=m.account_id, status=DigestStatus.PENDING)
-        session.add(digest)
-        session.flush()
-        session.add(
-            DigestItem(
-                digest_id=digest.id,
-                message_id="m1",
-                thread_id="t1",
-                sender="shop@example.test",
-                subject="Order shipped",
-                content="On its way.",
-            )
-        )
+    add_pending_digest(m.account_id)
     return {"emailAccountId": m.account_id, "force": True}
 
 
@@ -409,6 +397,7 @@ def test_bad_payload_answers_489_naming_the_field_and_writes_nothing(
         headers={
             "Content-Type": "application/json",
             "Upstash-Signature": mint_signature(body, env.WEBHOOK_URL + route),
+            "Upstash-Message-Id": f"msg_bad_payload_{event}",
         },
     )
     assert response.status_code == 489

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from typing import Any
 
 import httpx
@@ -25,7 +26,10 @@ def post(web: str, body: bytes, headers: dict[str, str], route: str = ROUTE) -> 
 
 
 def signed(body: bytes, **kwargs: Any) -> dict[str, str]:
-    return {"Upstash-Signature": mint_signature(body, kwargs.pop("url", PUBLIC_URL), **kwargs)}
+    return {
+        "Upstash-Signature": mint_signature(body, kwargs.pop("url", PUBLIC_URL), **kwargs),
+        "Upstash-Message-Id": f"msg_{uuid.uuid4().hex}",
+    }
 
 
 # QStash signatures ---------------------------------------------------------------

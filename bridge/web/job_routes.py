@@ -13,12 +13,19 @@ from fastapi.responses import JSONResponse
 
 from bridge.publishers.http import ATTEMPT_HEADER, DELIVERY_ID_HEADER
 from bridge.web import responses
-from bridge.web.auth import Caller, Unauthorized, authenticate_cron, authenticate_job_call
+from bridge.web.auth import (
+    Caller,
+    SignedToken,
+    Unauthorized,
+    authenticate_cron,
+    authenticate_job_call,
+)
 from config import Settings
 from tasks.core import run_job
 from tasks.deliveries import already_processed, record_processed
 from tasks.outcome import Delivery, Result
 from tasks.registry import CRONS, JOBS, CronSpec, JobSpec
+from tasks.replay_guard import first_use
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -47,18 +54,34 @@ def delivery_headers(caller: Caller, request: Request) -> tuple[str | None, int]
         id_header, attempt_header = "upstash-message-id", "upstash-retried"
     else:
         id_header, attempt_header = DELIVERY_ID_HEADER, ATTEMPT_HEADER
-    attempt = request.headers.get(attempt_header, "0")
-    return request.headers.get(id_header) or None, int(attempt) if attempt.isdigit() else 0
+    return request.headers.get(id_header) or None, attempt_number(
+        request.headers.get(attempt_header)
+    )
+
+
+def attempt_number(header: str | None) -> int:
+    """The attempt a header counts, 0 when it is absent or not a plain decimal number
+    (`str.isdigit` also accepts digits such as "²" that `int` refuses)."""
+    if header is None or not header.isascii() or not header.isdigit() or len(header) > 9:
+        return 0
+    return int(header)
 
 
 def run_once(
-    spec: JobSpec[Any], data: dict[str, Any], delivery: Delivery, remember: bool
+    spec: JobSpec[Any],
+    data: dict[str, Any],
+    delivery: Delivery,
+    remember: bool,
+    token: SignedToken | None = None,
 ) -> Result | None:
-    """Run the job unless this delivery already reached a final outcome (then None)."""
+    """Run the job unless this delivery already settled (then None). A QStash token
+    already used for another message is a replay: Unauthorized."""
+    if token is not None and not first_use(token.token_id, delivery.delivery_id, token.expires_at):
+        raise Unauthorized("replayed Upstash-Signature: its token came with another message")
     if remember and already_processed(delivery.provider, delivery.delivery_id):
         return None
     result = run_job(spec, data, delivery)
-    if remember and result.terminal:
+    if remember and result.settles_delivery:
         record_processed(delivery.provider, delivery.delivery_id, spec.event, result.outcome.value)
     return result
 
@@ -72,7 +95,7 @@ def job_endpoint(
         except BodyTooLarge:
             return responses.error(413, f"body over {MAX_BODY_BYTES} bytes")
         try:
-            caller = authenticate_job_call(settings, request.headers, raw, spec.route)
+            caller, token = authenticate_job_call(settings, request.headers, raw, spec.route)
         except Unauthorized as error:
             return responses.error(401, str(error))
         content_type = request.headers.get("content-type", "")
@@ -80,15 +103,24 @@ def job_endpoint(
             return responses.error(415, f"expected application/json, got {content_type or 'none'}")
         try:
             data = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            return responses.error(415, f"body is not JSON: {error}")
+        except RecursionError:
+            return responses.error(415, "body is not JSON this app accepts: nested too deeply")
+        except ValueError as error:  # not UTF-8, not JSON, or an integer over Python's limit
+            return responses.error(415, f"body is not JSON this app accepts: {error}")
         if not isinstance(data, dict):
             return responses.non_retryable("invalid payload: payload: must be a JSON object")
 
         message_id, attempt = delivery_headers(caller, request)
+        if token is not None and message_id is None:
+            return responses.error(401, "QStash delivery without Upstash-Message-Id")
         delivery = Delivery(caller.value, message_id or uuid.uuid4().hex, attempt)
-        # One trip to the thread pool for the ledger check, the job and the ledger entry.
-        result = await run_in_threadpool(run_once, spec, data, delivery, message_id is not None)
+        # One trip to the thread pool: replay guard, ledger check, the job, ledger entry.
+        try:
+            result = await run_in_threadpool(
+                run_once, spec, data, delivery, message_id is not None, token
+            )
+        except Unauthorized as error:
+            return responses.error(401, str(error))
         if result is None:
             return responses.result_response_for_duplicate()
         return responses.result_response(result)
@@ -110,9 +142,17 @@ def cron_endpoint(settings: Settings, spec: CronSpec) -> Callable[[Request], Awa
 def add_job_routes(app: FastAPI, settings: Settings) -> None:
     for spec in JOBS.values():
         app.add_api_route(
-            spec.route, job_endpoint(settings, spec), methods=["POST"], name=spec.event
+            spec.route,
+            job_endpoint(settings, spec),
+            methods=["POST"],
+            name=spec.event,
+            operation_id=spec.fn_id,
         )
     for cron in CRONS.values():
         app.add_api_route(
-            cron.route, cron_endpoint(settings, cron), methods=["GET", "POST"], name=cron.name
+            cron.route,
+            cron_endpoint(settings, cron),
+            methods=["GET", "POST"],  # schedulers differ in which they send
+            name=cron.name,
+            operation_id=cron.fn_id,
         )

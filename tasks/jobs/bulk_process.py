@@ -32,7 +32,7 @@ from tasks.models import (
     utcnow,
 )
 from tasks.outcome import Delivery, PermanentError, Result, done, skipped
-from tasks.payload import Payload
+from tasks.payload import ExternalId, Id, Payload, Text
 from tasks.registry import job
 from tasks.rules.apply import apply_rules, has_rule_result
 
@@ -52,17 +52,17 @@ class BulkJobAlreadyOpen(Exception):
 
 
 class FetchPage(Payload):
-    job_id: str
-    email_account_id: str
-    page_token: str | None = None
+    job_id: Id
+    email_account_id: Id
+    page_token: Text | None = None
     page: int = 0
 
 
 class ProcessMessage(Payload):
-    job_id: str
-    email_account_id: str
-    message_id: str
-    thread_id: str
+    job_id: Id
+    email_account_id: Id
+    message_id: ExternalId
+    thread_id: ExternalId
 
 
 def start(

@@ -41,8 +41,9 @@ from tasks.ai.static_rules import RECEIPT, sender_address, static_category
 from tasks.db import rows_changed, session_scope
 from tasks.mail.port import MailMessage, MailProvider, MessageNotFound
 from tasks.models import Category, Sender, utcnow
+from tasks.models.base import ADDRESS_LENGTH
 from tasks.outcome import Delivery, Result, done
-from tasks.payload import Payload
+from tasks.payload import Id, NoNul, Payload
 from tasks.registry import job
 
 log = logging.getLogger("jobbridge.categorize")
@@ -67,14 +68,15 @@ SenderEmail = Annotated[
     StringConstraints(
         strip_whitespace=True,
         to_lower=True,  # Sender.email is stored lower-cased (bulk_process compares it so)
-        max_length=320,
+        max_length=ADDRESS_LENGTH,
         pattern=r"^[^@\s<>,;]+@[^@\s<>,;]+$",
     ),
+    NoNul,
 ]
 
 
 class CategorizeSendersBatch(Payload):
-    email_account_id: str
+    email_account_id: Id
     senders: list[SenderEmail] = Field(min_length=1, max_length=CHUNK_SIZE)
 
 

@@ -29,10 +29,9 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Annotated, cast
+from typing import cast
 
 import redis
-from pydantic import Field
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -53,7 +52,7 @@ from tasks.models import (
     utcnow,
 )
 from tasks.outcome import Delivery, PermanentError, Result, done, skipped
-from tasks.payload import Payload
+from tasks.payload import ExternalId, Id, Payload, Text
 from tasks.registry import Throttle, job
 
 log = logging.getLogger("jobbridge.clean")
@@ -70,8 +69,6 @@ STATE_TTL_SECONDS = 24 * 3600
 # Gmail's STARRED system label, or a "Starred" keyword on Maildir: compared casefolded.
 _STARRED = "starred"
 
-NonEmpty = Annotated[str, Field(min_length=1)]
-
 
 class Skips(Payload):
     """Kinds of thread the user wants kept (defaults are the app's)."""
@@ -87,24 +84,24 @@ class Skips(Payload):
 
 
 class ProcessThread(Payload):
-    email_account_id: NonEmpty
-    thread_id: NonEmpty
-    job_id: NonEmpty
+    email_account_id: Id
+    thread_id: ExternalId
+    job_id: Id
     action: CleanAction
-    instructions: str | None = None
-    marked_done_label_id: NonEmpty
-    processed_label_id: NonEmpty
+    instructions: Text | None = None
+    marked_done_label_id: ExternalId
+    processed_label_id: ExternalId
     skips: Skips
 
 
 class ApplyClean(Payload):
-    email_account_id: NonEmpty
-    thread_id: NonEmpty
-    job_id: NonEmpty
+    email_account_id: Id
+    thread_id: ExternalId
+    job_id: Id
     mark_done: bool
     action: CleanAction
-    marked_done_label_id: str | None = None
-    processed_label_id: str | None = None
+    marked_done_label_id: ExternalId | None = None
+    processed_label_id: ExternalId | None = None
 
 
 @dataclass(frozen=True)

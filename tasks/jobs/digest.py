@@ -45,7 +45,7 @@ from tasks.models import (
     utcnow,
 )
 from tasks.outcome import Delivery, Result, done, skipped
-from tasks.payload import Payload
+from tasks.payload import Address, ExternalId, Id, Payload, Text
 from tasks.registry import cron, job
 
 DIGEST_SENDER_NAME = "jobbridge digest"
@@ -59,28 +59,28 @@ SUMMARY_EVENT = "inbox-zero/resend.summary"
 
 
 class DigestMessage(Payload):
-    id: str
-    thread_id: str
-    from_: str = Field(alias="from")
-    to: str | None = None
-    subject: str
-    content: str
+    id: ExternalId
+    thread_id: ExternalId
+    from_: Address = Field(alias="from")
+    to: Text | None = None
+    subject: Text
+    content: Text
 
 
 class AddToDigest(Payload):
-    email_account_id: str
-    action_id: str | None = None
-    cold_email_id: str | None = None
+    email_account_id: Id
+    action_id: Id | None = None
+    cold_email_id: Id | None = None
     message: DigestMessage
 
 
 class SendDigest(Payload):
-    email_account_id: str
+    email_account_id: Id
     force: bool = False
 
 
 class SendSummary(Payload):
-    email_account_id: str
+    email_account_id: Id
 
 
 def is_digest_email(sender: str, account_email: str) -> bool:
@@ -343,31 +343,38 @@ def send_summary(payload: SendSummary, delivery: Delivery) -> Result:
     return done(f"summary of {len(page.thread_ids)} unread threads")
 
 
+def fan_out_id(kind: str, account_id: str, now: datetime) -> str:
+    """The dedup id of one account's job from an hourly fan-out: it names the hour the run
+    covers, so the next hour's run is new work to every provider (Inngest drops a repeated
+    event id for 24 hours) even when this hour's job found nothing to do."""
+    return f"{kind}-{account_id}-{int(now.timestamp()) // 3600}"
+
+
 @cron(name="resend.digest-all", cron="0 * * * *", route="/api/resend/digest/all")
-def enqueue_due_digests() -> dict[str, Any]:
+def enqueue_due_digests(now: datetime | None = None) -> dict[str, Any]:
     from bridge.publishing import enqueue_many
 
-    now = utcnow()
+    now = now or utcnow()
     with session_scope() as session:
         due = list(
-            session.execute(
-                select(EmailAccount.id, EmailAccount.digest_next_at).where(
+            session.scalars(
+                select(EmailAccount.id).where(
                     EmailAccount.digest_interval_days.is_not(None),
                     or_(EmailAccount.digest_next_at.is_(None), EmailAccount.digest_next_at <= now),
                 )
             )
         )
-    payloads = [SendDigest(email_account_id=account_id) for account_id, _ in due]
-    ids = [f"digest-{a}-{int(n.timestamp()) if n else 0}" for a, n in due]
+    payloads = [SendDigest(email_account_id=account_id) for account_id in due]
+    ids = [fan_out_id("digest", account_id, now) for account_id in due]
     enqueue_many(DIGEST_EVENT, payloads, dedup_ids=ids)
     return {"enqueued": len(payloads)}
 
 
 @cron(name="resend.summary-all", cron="0 * * * *", route="/api/resend/summary/all")
-def enqueue_due_summaries() -> dict[str, Any]:
+def enqueue_due_summaries(now: datetime | None = None) -> dict[str, Any]:
     from bridge.publishing import enqueue_many
 
-    now = utcnow()
+    now = now or utcnow()
     due: list[str] = []
     with session_scope() as session:
         rows = session.execute(
@@ -381,6 +388,6 @@ def enqueue_due_summaries() -> dict[str, Any]:
             if last is None or last <= now - SUMMARY_PERIOD[frequency]:
                 due.append(account_id)
     payloads = [SendSummary(email_account_id=account_id) for account_id in due]
-    period = int(now.timestamp()) // 3600
-    enqueue_many(SUMMARY_EVENT, payloads, dedup_ids=[f"summary-{a}-{period}" for a in due])
+    ids = [fan_out_id("summary", account_id, now) for account_id in due]
+    enqueue_many(SUMMARY_EVENT, payloads, dedup_ids=ids)
     return {"enqueued": len(payloads)}

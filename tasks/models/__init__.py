@@ -20,6 +20,7 @@ from tasks.models.core import (
     ProcessedDelivery,
     ScheduledAction,
     SchedulingStatus,
+    SeenSignature,
     SummaryFrequency,
 )
 from tasks.models.digests import Digest, DigestItem, DigestStatus
@@ -66,6 +67,7 @@ __all__ = [
     "RuleActionType",
     "ScheduledAction",
     "SchedulingStatus",
+    "SeenSignature",
     "Sender",
     "SenderStatus",
     "SummaryFrequency",

@@ -11,6 +11,12 @@ from sqlalchemy import JSON, DateTime, Enum, TypeDecorator
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
 
+# Column widths that payloads validate against too (tasks/payload.py), so that too long a
+# value is refused as bad input before the database refuses it.
+ID_LENGTH = 64  # this app's ids (uuid hex)
+EXTERNAL_LENGTH = 255  # a mail provider's message, thread or label id; a label or folder name
+ADDRESS_LENGTH = 320  # an email address (RFC 5321: 64 + 1 + 255)
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)

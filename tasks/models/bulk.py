@@ -8,7 +8,7 @@ from enum import StrEnum
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tasks.models.base import Base, new_id, string_enum, utcnow
+from tasks.models.base import EXTERNAL_LENGTH, ID_LENGTH, Base, new_id, string_enum, utcnow
 
 
 class BulkJobStatus(StrEnum):
@@ -35,7 +35,7 @@ class BulkProcessJob(Base):
         ),
     )
 
-    id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_id)
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
     email_account_id: Mapped[str] = mapped_column(
         ForeignKey("email_account.id", ondelete="CASCADE"), index=True
     )
@@ -70,8 +70,8 @@ class BulkProcessItem(Base):
     __tablename__ = "bulk_process_item"
     __table_args__ = (UniqueConstraint("job_id", "message_id"),)
 
-    id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_id)
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
     job_id: Mapped[str] = mapped_column(ForeignKey("bulk_process_job.id", ondelete="CASCADE"))
-    message_id: Mapped[str] = mapped_column(String(255))
+    message_id: Mapped[str] = mapped_column(String(EXTERNAL_LENGTH))
     status: Mapped[BulkItemStatus] = mapped_column(string_enum(BulkItemStatus, "bulk_item_status"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tasks.models.base import Base, new_id, string_enum, utcnow
+from tasks.models.base import EXTERNAL_LENGTH, ID_LENGTH, Base, new_id, string_enum, utcnow
 
 
 class CleanAction(StrEnum):
@@ -26,7 +26,7 @@ class CleanupJobStatus(StrEnum):
 class CleanupJob(Base):
     __tablename__ = "cleanup_job"
 
-    id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_id)
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
     email_account_id: Mapped[str] = mapped_column(
         ForeignKey("email_account.id", ondelete="CASCADE"), index=True
     )
@@ -49,10 +49,10 @@ class CleanupThread(Base):
     __tablename__ = "cleanup_thread"
     __table_args__ = (UniqueConstraint("job_id", "thread_id"),)
 
-    id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_id)
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
     job_id: Mapped[str] = mapped_column(ForeignKey("cleanup_job.id", ondelete="CASCADE"))
-    email_account_id: Mapped[str] = mapped_column(String(64), index=True)
-    thread_id: Mapped[str] = mapped_column(String(255))
+    email_account_id: Mapped[str] = mapped_column(String(ID_LENGTH), index=True)
+    thread_id: Mapped[str] = mapped_column(String(EXTERNAL_LENGTH))
     archived: Mapped[bool] = mapped_column(default=False)
     mark_done: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

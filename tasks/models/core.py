@@ -9,7 +9,15 @@ from typing import Any
 from sqlalchemy import Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tasks.models.base import Base, new_id, string_enum, utcnow
+from tasks.models.base import (
+    ADDRESS_LENGTH,
+    EXTERNAL_LENGTH,
+    ID_LENGTH,
+    Base,
+    new_id,
+    string_enum,
+    utcnow,
+)
 
 
 class MailProviderKind(StrEnum):
@@ -26,8 +34,8 @@ class SummaryFrequency(StrEnum):
 class EmailAccount(Base):
     __tablename__ = "email_account"
 
-    id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_id)
-    email: Mapped[str] = mapped_column(String(320), unique=True)
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
+    email: Mapped[str] = mapped_column(String(ADDRESS_LENGTH), unique=True)
     provider: Mapped[MailProviderKind] = mapped_column(
         string_enum(MailProviderKind, "mail_provider")
     )
@@ -74,12 +82,12 @@ class ScheduledAction(Base):
         Index("ix_scheduled_action_lease", "status", "lease_expires_at"),
     )
 
-    id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_id)
-    executed_rule_id: Mapped[str | None] = mapped_column(String(64))
-    email_account_id: Mapped[str] = mapped_column(String(64), index=True)
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
+    executed_rule_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    email_account_id: Mapped[str] = mapped_column(String(ID_LENGTH), index=True)
     action_type: Mapped[ActionType] = mapped_column(string_enum(ActionType, "action_type"))
-    message_id: Mapped[str] = mapped_column(String(255))
-    thread_id: Mapped[str] = mapped_column(String(255))
+    message_id: Mapped[str] = mapped_column(String(EXTERNAL_LENGTH))
+    thread_id: Mapped[str] = mapped_column(String(EXTERNAL_LENGTH))
     scheduled_for: Mapped[datetime]
     status: Mapped[ActionStatus] = mapped_column(
         string_enum(ActionStatus, "action_status"), default=ActionStatus.PENDING
@@ -88,18 +96,18 @@ class ScheduledAction(Base):
         string_enum(SchedulingStatus, "scheduling_status"), default=SchedulingStatus.PENDING
     )
     # Action fields
-    label: Mapped[str | None] = mapped_column(String(255))
-    label_id: Mapped[str | None] = mapped_column(String(255))
+    label: Mapped[str | None] = mapped_column(String(EXTERNAL_LENGTH))
+    label_id: Mapped[str | None] = mapped_column(String(EXTERNAL_LENGTH))
     subject: Mapped[str | None] = mapped_column(Text)
     content: Mapped[str | None] = mapped_column(Text)
     to: Mapped[str | None] = mapped_column(Text)
     cc: Mapped[str | None] = mapped_column(Text)
     bcc: Mapped[str | None] = mapped_column(Text)
     url: Mapped[str | None] = mapped_column(Text)
-    folder_name: Mapped[str | None] = mapped_column(String(255))
-    folder_id: Mapped[str | None] = mapped_column(String(255))
+    folder_name: Mapped[str | None] = mapped_column(String(EXTERNAL_LENGTH))
+    folder_id: Mapped[str | None] = mapped_column(String(EXTERNAL_LENGTH))
     # Delivery bookkeeping
-    scheduled_id: Mapped[str | None] = mapped_column(String(255))
+    scheduled_id: Mapped[str | None] = mapped_column(String(EXTERNAL_LENGTH))
     scheduled_provider: Mapped[str | None] = mapped_column(String(20))
     last_enqueued_at: Mapped[datetime | None]
     # The claim: which delivery (provider id and attempt) holds the row EXECUTING, until when.
@@ -110,7 +118,7 @@ class ScheduledAction(Base):
     execution_attempts: Mapped[int] = mapped_column(default=0, server_default="0")
     lease_expires_at: Mapped[datetime | None]
     executed_at: Mapped[datetime | None]
-    executed_action_id: Mapped[str | None] = mapped_column(String(255))
+    executed_action_id: Mapped[str | None] = mapped_column(String(EXTERNAL_LENGTH))
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -121,7 +129,7 @@ class DeferredJob(Base):
 
     __tablename__ = "deferred_job"
 
-    dedup_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    dedup_id: Mapped[str] = mapped_column(String(EXTERNAL_LENGTH), primary_key=True)
     event: Mapped[str] = mapped_column(String(256))
     payload: Mapped[dict[str, Any]]
     due_at: Mapped[datetime] = mapped_column(index=True)
@@ -134,7 +142,18 @@ class ProcessedDelivery(Base):
     __tablename__ = "processed_delivery"
 
     provider: Mapped[str] = mapped_column(String(20), primary_key=True)
-    delivery_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    delivery_id: Mapped[str] = mapped_column(String(EXTERNAL_LENGTH), primary_key=True)
     event: Mapped[str] = mapped_column(String(256))
     outcome: Mapped[str] = mapped_column(String(20))
     finished_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class SeenSignature(Base):
+    """A QStash signature's token id (`jti`) and the message it came with, kept until the
+    token expires: the same token on another message is a replay."""
+
+    __tablename__ = "seen_signature"
+
+    token_id: Mapped[str] = mapped_column(String(EXTERNAL_LENGTH), primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(EXTERNAL_LENGTH))
+    expires_at: Mapped[datetime] = mapped_column(index=True)

@@ -8,7 +8,7 @@ from enum import StrEnum
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from tasks.models.base import Base, new_id, string_enum, utcnow
+from tasks.models.base import EXTERNAL_LENGTH, ID_LENGTH, Base, new_id, string_enum, utcnow
 
 
 class RuleActionType(StrEnum):
@@ -36,7 +36,7 @@ class Rule(Base):
     __tablename__ = "rule"
     __table_args__ = (UniqueConstraint("email_account_id", "name"),)
 
-    id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_id)
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
     email_account_id: Mapped[str] = mapped_column(
         ForeignKey("email_account.id", ondelete="CASCADE"), index=True
     )
@@ -64,12 +64,12 @@ class Rule(Base):
 class RuleAction(Base):
     __tablename__ = "rule_action"
 
-    id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_id)
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
     rule_id: Mapped[str] = mapped_column(ForeignKey("rule.id", ondelete="CASCADE"), index=True)
     position: Mapped[int] = mapped_column(default=0)
     type: Mapped[RuleActionType] = mapped_column(string_enum(RuleActionType, "rule_action_type"))
-    label: Mapped[str | None] = mapped_column(String(255))
-    folder_name: Mapped[str | None] = mapped_column(String(255))
+    label: Mapped[str | None] = mapped_column(String(EXTERNAL_LENGTH))
+    folder_name: Mapped[str | None] = mapped_column(String(EXTERNAL_LENGTH))
     to: Mapped[str | None] = mapped_column(Text)
     cc: Mapped[str | None] = mapped_column(Text)
     bcc: Mapped[str | None] = mapped_column(Text)
@@ -91,13 +91,13 @@ class ExecutedRule(Base):
     __tablename__ = "executed_rule"
     __table_args__ = (UniqueConstraint("email_account_id", "message_id"),)
 
-    id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_id)
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
     email_account_id: Mapped[str] = mapped_column(
         ForeignKey("email_account.id", ondelete="CASCADE")
     )
     rule_id: Mapped[str | None] = mapped_column(ForeignKey("rule.id", ondelete="SET NULL"))
-    message_id: Mapped[str] = mapped_column(String(255))
-    thread_id: Mapped[str] = mapped_column(String(255), index=True)
+    message_id: Mapped[str] = mapped_column(String(EXTERNAL_LENGTH))
+    thread_id: Mapped[str] = mapped_column(String(EXTERNAL_LENGTH), index=True)
     status: Mapped[ExecutedRuleStatus] = mapped_column(
         string_enum(ExecutedRuleStatus, "executed_rule_status")
     )
@@ -109,11 +109,12 @@ class ExecutedAction(Base):
     __tablename__ = "executed_action"
     __table_args__ = (Index("ix_executed_action_rule", "executed_rule_id"),)
 
-    id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_id)
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
     executed_rule_id: Mapped[str] = mapped_column(
         ForeignKey("executed_rule.id", ondelete="CASCADE")
     )
     type: Mapped[RuleActionType] = mapped_column(string_enum(RuleActionType, "rule_action_type"))
-    scheduled_action_id: Mapped[str | None] = mapped_column(String(64))  # delayed actions
-    result_id: Mapped[str | None] = mapped_column(String(255))  # e.g. the sent message's id
+    scheduled_action_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))  # delayed actions
+    # e.g. the sent message's id
+    result_id: Mapped[str | None] = mapped_column(String(EXTERNAL_LENGTH))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

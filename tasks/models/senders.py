@@ -8,14 +8,14 @@ from enum import StrEnum
 from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tasks.models.base import Base, new_id, string_enum, utcnow
+from tasks.models.base import ADDRESS_LENGTH, ID_LENGTH, Base, new_id, string_enum, utcnow
 
 
 class Category(Base):
     __tablename__ = "category"
     __table_args__ = (UniqueConstraint("email_account_id", "name"),)
 
-    id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_id)
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
     email_account_id: Mapped[str] = mapped_column(
         ForeignKey("email_account.id", ondelete="CASCADE")
     )
@@ -34,11 +34,11 @@ class Sender(Base):
     __tablename__ = "sender"
     __table_args__ = (UniqueConstraint("email_account_id", "email"),)
 
-    id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_id)
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
     email_account_id: Mapped[str] = mapped_column(
         ForeignKey("email_account.id", ondelete="CASCADE")
     )
-    email: Mapped[str] = mapped_column(String(320))
+    email: Mapped[str] = mapped_column(String(ADDRESS_LENGTH))
     category_id: Mapped[str | None] = mapped_column(ForeignKey("category.id", ondelete="SET NULL"))
     status: Mapped[SenderStatus] = mapped_column(
         string_enum(SenderStatus, "sender_status"), default=SenderStatus.NONE

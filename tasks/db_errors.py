@@ -1,0 +1,41 @@
+"""Which database errors the data caused (retrying cannot help) and which are passing.
+
+A job that feeds the database a value it refuses (too long, a NUL byte, a number out of
+range, a broken reference) fails the same way on every retry: that is a permanent
+failure, answered so that no provider retries it. A lost connection, a deadlock, a lock
+timeout or a server restart pass: those are retried. PostgreSQL says which is which in
+the error's SQLSTATE; the table below is the one place that reads it.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.exc import DataError, DBAPIError
+
+# SQLSTATE codes or two-character classes whose cause is the data itself.
+DATA_SQLSTATES: dict[str, str] = {
+    "22": "data exception (too long, out of range, bad encoding, NUL byte)",
+    "23502": "a required value is missing",
+    "23503": "it refers to a row that does not exist",
+    "23514": "a check constraint refuses it",
+    "54000": "a value is over a program limit (e.g. too deeply nested)",
+}
+# Everything else is transient, notably: 08 connection, 40001/40P01 serialization and
+# deadlock, 53 insufficient resources, 55P03 lock not available, 57 operator intervention
+# (shutdown, statement timeout), 23505 unique violation (a concurrent writer won: the
+# retry sees its row), 42 undefined table or column (a deploy ahead of its migration).
+
+
+def _sqlstate(error: DBAPIError) -> str | None:
+    code = getattr(error.orig, "sqlstate", None)
+    return code if isinstance(code, str) else None
+
+
+def data_caused(error: BaseException) -> str | None:
+    """Why the data is to blame for this database error, or None when it may pass."""
+    if not isinstance(error, DBAPIError):
+        return None
+    code = _sqlstate(error)
+    if code is None:
+        # The driver refused the value before sending it (psycopg: a NUL in a string).
+        return "the database driver refused a value" if isinstance(error, DataError) else None
+    return DATA_SQLSTATES.get(code) or DATA_SQLSTATES.get(code[:2])

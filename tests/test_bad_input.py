@@ -1,0 +1,246 @@
+"""Bad input is a permanent answer (489, or 415 for a body that cannot be read), never a
+5xx that QStash would retry and dead-letter: on the wire, in the payload models, and in
+the database errors a job body can meet."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from tasks.core import run_job
+from tasks.db import engine
+from tasks.db_errors import data_caused
+from tasks.outcome import Delivery, Outcome, Result
+from tasks.payload import Payload
+from tasks.registry import JOBS, JobSpec
+from tests.support import env
+
+EXECUTE = "/api/scheduled-actions/execute"
+DIGEST = "/api/ai/digest"
+
+
+def post(web: str, route: str, body: bytes, **headers: str | bytes) -> httpx.Response:
+    return httpx.post(
+        web + route,
+        content=body,
+        headers={"Content-Type": "application/json", "x-api-key": env.INTERNAL_API_KEY, **headers},
+        timeout=30,
+    )
+
+
+def digest_payload(**message: Any) -> dict[str, Any]:
+    return {
+        "emailAccountId": "acc",
+        "message": {
+            "id": "m1",
+            "threadId": "t1",
+            "from": "a@example.test",
+            "subject": "s",
+            "content": "c",
+            **message,
+        },
+    }
+
+
+# Bodies that cannot be read ---------------------------------------------------------------
+
+
+def test_deeply_nested_json_is_refused_as_unreadable(web: str) -> None:
+    nested = b"[" * 100_000 + b"]" * 100_000
+
+    response = post(web, EXECUTE, nested)
+
+    assert response.status_code == 415
+    assert "nested too deeply" in response.json()["error"]
+
+
+def test_an_integer_over_pythons_digit_limit_is_refused_as_unreadable(web: str) -> None:
+    body = b'{"scheduledActionId": "a", "n": ' + b"9" * 5000 + b"}"
+
+    response = post(web, EXECUTE, body)
+
+    assert response.status_code == 415
+    assert "digits" in response.json()["error"]
+
+
+def test_an_attempt_header_with_a_superscript_digit_counts_as_the_first_attempt(
+    web: str,
+) -> None:
+    body = json.dumps({"scheduledActionId": "does-not-exist"}).encode()
+
+    # As the server reads header bytes (latin-1): "²", which str.isdigit() accepts.
+    response = post(web, EXECUTE, body, **{"x-jobbridge-attempt": "²".encode("latin-1")})
+
+    assert response.status_code == 200
+    assert response.json()["outcome"] == "skipped"
+
+
+# Values the columns cannot hold ------------------------------------------------------------
+
+
+def test_a_nul_byte_in_an_id_is_a_permanent_failure_naming_the_field(web: str) -> None:
+    body = json.dumps({"scheduledActionId": "a\u0000b"}).encode()
+
+    response = post(web, EXECUTE, body)
+
+    assert response.status_code == 489
+    assert response.headers["Upstash-NonRetryable-Error"] == "true"
+    assert "scheduledActionId" in response.json()["error"]
+    assert "NUL" in response.json()["error"]
+
+
+@pytest.mark.parametrize("field", ["id", "threadId"])
+def test_a_digest_message_id_longer_than_its_column_is_a_permanent_failure(
+    web: str, field: str
+) -> None:
+    body = json.dumps(digest_payload(**{field: "x" * 300})).encode()
+
+    response = post(web, DIGEST, body)
+
+    assert response.status_code == 489
+    assert f"message.{field}" in response.json()["error"]
+
+
+def test_an_id_longer_than_its_column_is_a_permanent_failure(web: str) -> None:
+    body = json.dumps({"scheduledActionId": "x" * 65}).encode()
+
+    response = post(web, EXECUTE, body)
+
+    assert response.status_code == 489
+    assert "scheduledActionId" in response.json()["error"]
+
+
+# Database errors: caused by the data, or passing ------------------------------------------
+
+
+@pytest.fixture
+def scratch_table() -> Iterator[str]:
+    name = "scratch_bad_input"
+    with engine().begin() as connection:
+        connection.execute(text(f"DROP TABLE IF EXISTS {name}"))
+        connection.execute(
+            text(
+                f"CREATE TABLE {name} (id varchar(8) PRIMARY KEY, n smallint, "
+                "parent varchar(8) REFERENCES scheduled_action(id), "
+                "required text NOT NULL DEFAULT 'x', CHECK (n IS NULL OR n >= 0))"
+            )
+        )
+    yield name
+    with engine().begin() as connection:
+        connection.execute(text(f"DROP TABLE {name}"))
+
+
+def database_error(statement: str, **values: Any) -> DBAPIError:
+    with pytest.raises(DBAPIError) as caught, engine().begin() as connection:
+        connection.execute(text(statement), values)
+    return caught.value
+
+
+@pytest.mark.parametrize(
+    ("statement", "values"),
+    [
+        ("INSERT INTO {t} (id) VALUES (:v)", {"v": "longer than eight"}),
+        ("INSERT INTO {t} (id) VALUES (:v)", {"v": "a\x00b"}),
+        ("INSERT INTO {t} (id, n) VALUES ('a', :v)", {"v": 10**6}),
+        ("INSERT INTO {t} (id, parent) VALUES ('a', :v)", {"v": "nobody"}),
+        ("INSERT INTO {t} (id, required) VALUES ('a', NULL)", {}),
+        ("INSERT INTO {t} (id, n) VALUES ('a', -1)", {}),
+        ("SELECT CAST(:v AS timestamptz)", {"v": "not a time"}),
+    ],
+    ids=[
+        "too-long",
+        "nul-byte",
+        "out-of-range",
+        "missing-reference",
+        "not-null",
+        "check",
+        "bad-cast",
+    ],
+)
+def test_errors_the_data_caused_are_permanent(
+    scratch_table: str, statement: str, values: dict[str, Any]
+) -> None:
+    error = database_error(statement.format(t=scratch_table), **values)
+
+    assert data_caused(error) is not None
+
+
+def test_a_unique_violation_is_transient_since_a_concurrent_writer_won(
+    scratch_table: str,
+) -> None:
+    with engine().begin() as connection:
+        connection.execute(text(f"INSERT INTO {scratch_table} (id) VALUES ('a')"))
+
+    error = database_error(f"INSERT INTO {scratch_table} (id) VALUES ('a')")
+
+    assert data_caused(error) is None
+
+
+def test_a_lock_timeout_is_transient(scratch_table: str) -> None:
+    with engine().connect() as holder:
+        holder.execute(text(f"LOCK TABLE {scratch_table} IN ACCESS EXCLUSIVE MODE"))
+        error = database_error(f"SET LOCAL lock_timeout = '50ms'; SELECT * FROM {scratch_table}")
+        holder.rollback()
+
+    assert data_caused(error) is None
+
+
+def test_a_lost_connection_is_transient() -> None:
+    from sqlalchemy import create_engine
+
+    unreachable = create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none")
+    with pytest.raises(OperationalError) as caught:
+        unreachable.connect()
+
+    assert data_caused(caught.value) is None
+
+
+def test_an_error_that_is_not_the_databases_is_transient() -> None:
+    assert data_caused(RuntimeError("mailbox busy")) is None
+
+
+def test_the_core_answers_a_data_error_from_a_job_body_as_a_permanent_failure(
+    scratch_table: str,
+) -> None:
+    def body(payload: Payload, delivery: Delivery) -> Result:
+        with engine().begin() as connection:
+            connection.execute(text(f"INSERT INTO {scratch_table} (id) VALUES ('far too long')"))
+        raise AssertionError("unreachable")
+
+    spec: JobSpec[Any] = JobSpec(
+        event="inbox-zero/test.data-error", route="/api/test", payload=Payload, body=body
+    )
+
+    result = run_job(spec, {}, Delivery("http", "d1", 0))
+
+    assert result.outcome is Outcome.FAILED
+    assert "invalid data" in result.detail
+
+
+def test_the_core_retries_a_job_whose_database_went_away() -> None:
+    def body(payload: Payload, delivery: Delivery) -> Result:
+        from sqlalchemy import create_engine
+
+        create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none").connect()
+        raise AssertionError("unreachable")
+
+    spec: JobSpec[Any] = JobSpec(
+        event="inbox-zero/test.db-down", route="/api/test", payload=Payload, body=body
+    )
+
+    assert run_job(spec, {}, Delivery("http", "d1", 0)).outcome is Outcome.RETRY
+
+
+def test_every_top_level_string_field_of_every_job_refuses_a_nul_byte() -> None:
+    for spec in JOBS.values():
+        fields = spec.payload.model_json_schema(by_alias=True).get("properties", {})
+        strings = [name for name, schema in fields.items() if schema.get("type") == "string"]
+        for name in strings:
+            result = run_job(spec, {name: "a\x00b"}, Delivery("http", "d", 0))
+            assert f"{name}: Value error, must not contain a NUL" in result.detail, spec.event
