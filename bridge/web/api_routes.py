@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
@@ -13,14 +13,15 @@ from bridge.web.auth import Unauthorized, authenticate_internal
 from config import Settings
 from tasks.jobs import bulk_process
 from tasks.outcome import PermanentError
+from tasks.payload import Id, Timestamp
 
 
 class StartBulkProcess(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
-    email_account_id: str
-    start_date: datetime
-    end_date: datetime | None = None
+    email_account_id: Id
+    start_date: Timestamp
+    end_date: Timestamp | None = None
     only_unread: bool = True
 
 
@@ -33,6 +34,10 @@ class BulkJobStatus(BaseModel):
     status: str
 
 
+class Refusal(BaseModel):
+    detail: str
+
+
 def add_api_routes(app: FastAPI, settings: Settings) -> None:
     def internal_caller(request: Request) -> None:
         try:
@@ -40,7 +45,16 @@ def add_api_routes(app: FastAPI, settings: Settings) -> None:
         except Unauthorized as error:
             raise HTTPException(401, str(error)) from None
 
-    router = APIRouter(prefix="/api/bulk-process", dependencies=[Depends(internal_caller)])
+    router = APIRouter(
+        prefix="/api/bulk-process",
+        dependencies=[Depends(internal_caller)],
+        responses={
+            400: {"model": Refusal, "description": "the body is not JSON"},
+            401: {"model": Refusal, "description": "no valid x-api-key"},
+            404: {"model": Refusal, "description": "no such account or job"},
+            409: {"model": Refusal, "description": "the job is not in a state that allows it"},
+        },
+    )
 
     @router.post("/start", response_model=BulkJobStatus)
     async def start_bulk_process(body: StartBulkProcess) -> BulkJobStatus:
@@ -62,7 +76,7 @@ def add_api_routes(app: FastAPI, settings: Settings) -> None:
         return BulkJobStatus(job_id=job.id, status=job.status.value)
 
     @router.post("/cancel/{job_id}", response_model=BulkJobStatus)
-    async def cancel_bulk_process(job_id: str) -> BulkJobStatus:
+    async def cancel_bulk_process(job_id: Annotated[Id, Path()]) -> BulkJobStatus:
         if not await run_in_threadpool(bulk_process.cancel, job_id):
             job = await run_in_threadpool(bulk_process.get, job_id)
             if job is None:
