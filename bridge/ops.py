@@ -540,7 +540,8 @@ def inngest_api_origin(settings: Settings) -> str:
     origin = inngest_origin(settings)
     if origin:
         return origin
-    # The SDK's defaults (PROTOCOLS.md): dev server on loopback, else Inngest Cloud.
+    # The SDK's defaults (docs/PROTOCOLS.md, "Client and modes"): dev server on
+    # loopback, else Inngest Cloud.
     return "http://127.0.0.1:8288" if settings.inngest_is_dev else "https://api.inngest.com"
 
 

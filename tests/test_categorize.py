@@ -1,4 +1,4 @@
-"""categorize.senders-batch and its producer (JOBS.md 2): static rules before the AI,
+"""categorize.senders-batch and its producer (docs/JOBS.md): static rules before the AI,
 categories created once, redelivery harmless, progress counted once, bad payloads
 refused for good on every path."""
 

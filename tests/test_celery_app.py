@@ -1,4 +1,5 @@
-"""The Celery app's defaults are the crash-safe ones PROTOCOLS.md section 3 asks for."""
+"""The Celery app's defaults are the crash-safe ones docs/PROTOCOLS.md asks for
+("3. Celery, kombu and Flower")."""
 
 from __future__ import annotations
 

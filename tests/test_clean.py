@@ -1,4 +1,4 @@
-"""Inbox cleaning (JOBS.md 3-5): the keep/done rules, applying them, the producer, and
+"""Inbox cleaning (docs/JOBS.md): the keep/done rules, applying them, the producer, and
 the whole chain on a real Celery worker. Mail is a real Maildir; the AI is a fake where
 a test must know what it says (and refuses to be asked where a static rule decides)."""
 

@@ -1,9 +1,12 @@
 """The documentation is derived from the code: `.env.example` from Settings, the README's
-"## Jobs" tables from the @job and @cron registries. These tests keep them in step."""
+"## Jobs" tables from the @job and @cron registries, docs/JOBS.md from the jobs. These
+tests keep them in step, and keep the docs inside the repository: nothing points to a
+file the repository does not hold."""
 
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -17,6 +20,10 @@ from tasks import CRONS, JOBS
 ROOT = Path(__file__).resolve().parents[1]
 ENV_EXAMPLE = ROOT / ".env.example"
 README = ROOT / "README.md"
+DOCS = ROOT / "docs"
+JOBS_DOC = ROOT / "docs/JOBS.md"
+# Where code comments and docstrings may name documents.
+CODE_FOLDERS = ("bridge", "tasks", "config", "tests", "bench")
 
 _ASSIGNMENT = re.compile(r"^([A-Z][A-Z0-9_]*)=(.*)$")
 VARIABLES = sorted(name.upper() for name in Settings.model_fields)
@@ -127,8 +134,9 @@ def test_env_example_as_shipped_loads_to_the_defaults(
     [
         README,
         ENV_EXAMPLE,
+        *sorted(DOCS.glob("*.md")),
     ],
-    ids=["README", ".env.example"],
+    ids=lambda document: str(document.relative_to(ROOT)),
 )
 def test_documents_name_only_jobbridge_commands_that_exist(document: Path) -> None:
     cli = get_command(app)
@@ -197,3 +205,110 @@ def test_readme_names_no_cron_that_does_not_exist() -> None:
     unknown = set(cron_rows()) - set(CRONS)
 
     assert not unknown, f"README '## Jobs' lists periodic tasks that are not declared: {unknown}"
+
+
+# docs/ and every document named anywhere
+
+_CLIMBING = re.compile(r"(?<![\w.])((?:\.\./)+[\w.-][\w./-]*)")
+_MD_NAME = re.compile(r"(?<![\w./:-])([\w./-]*\w\.md)\b")
+
+
+def tracked_files() -> list[Path]:
+    """The repository's files as git lists them, plus docs/ (new documents count before
+    they are committed)."""
+    try:
+        listed = subprocess.run(
+            ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("not a git checkout: no list of tracked files")
+    files = {ROOT / name for name in listed.decode().split("\0") if name}
+    files.update(DOCS.glob("*.md"))
+    return sorted(path for path in files if path.is_file())
+
+
+def text_of(path: Path) -> str:
+    return path.read_bytes().decode("utf-8", errors="replace")
+
+
+def inside_repository(path: Path) -> bool:
+    return path.resolve().is_relative_to(ROOT)
+
+
+def outside_references(path: Path) -> list[str]:
+    """What `path` says that points out of the repository: the `shared` folder's relative
+    path, any relative path climbing out of the checkout, or an absolute path into a
+    folder beside it."""
+    text = text_of(path)
+    found = [m.group(0) for m in re.finditer(r"\.\./shared\b", text)]
+    found += [
+        m.group(1)
+        for m in _CLIMBING.finditer(text)
+        if not inside_repository(path.parent / m.group(1))
+    ]
+    if ROOT.parent != ROOT.parent.parent:  # never for a checkout at the root of the disk
+        beside = [entry for entry in ROOT.parent.iterdir() if entry.resolve() != ROOT]
+        found += [str(entry) for entry in beside if re.search(rf"{re.escape(str(entry))}\b", text)]
+    return found
+
+
+def documents_named(path: Path) -> list[str]:
+    """The *.md files a document or a source file names (links, code spans, comments)."""
+    return [m.group(1) for m in _MD_NAME.finditer(text_of(path))]
+
+
+def resolve_document(name: str, named_in: Path) -> Path:
+    """Markdown names documents relative to itself; source files name them from the root."""
+    base = named_in.parent if named_in.suffix == ".md" else ROOT
+    return base / name.removeprefix("./")
+
+
+def naming_files() -> list[Path]:
+    code = [path for folder in CODE_FOLDERS for path in sorted((ROOT / folder).rglob("*.py"))]
+    return [README, *sorted(DOCS.glob("*.md")), *code]
+
+
+def test_no_tracked_file_points_outside_the_repository() -> None:
+    offenders = {
+        str(path.relative_to(ROOT)): found
+        for path in tracked_files()
+        if (found := outside_references(path))
+    }
+
+    assert not offenders, f"files that point outside the repository: {offenders}"
+
+
+def test_every_document_named_in_readme_and_code_exists_in_the_repository() -> None:
+    missing = [
+        f"{path.relative_to(ROOT)} names {name}"
+        for path in naming_files()
+        for name in documents_named(path)
+        if not (target := resolve_document(name, path)).is_file() or not inside_repository(target)
+    ]
+
+    assert not missing, f"documents named but not in the repository: {missing}"
+
+
+def test_readme_links_the_docs() -> None:
+    text = README.read_text(encoding="utf-8")
+
+    for document in ("docs/JOBS.md", "docs/PROTOCOLS.md"):
+        assert f"]({document})" in text, f"README does not link {document}"
+
+
+@pytest.mark.parametrize("event", sorted(JOBS))
+def test_jobs_doc_names_every_jobs_event(event: str) -> None:
+    assert f"`{event}`" in JOBS_DOC.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("event", sorted(JOBS))
+def test_jobs_doc_names_every_jobs_route(event: str) -> None:
+    assert f"`{JOBS[event].route}`" in JOBS_DOC.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("name", sorted(CRONS))
+def test_jobs_doc_names_every_periodic_task_and_its_route(name: str) -> None:
+    text = JOBS_DOC.read_text(encoding="utf-8")
+
+    assert f"`{name}`" in text
+    assert f"`{CRONS[name].route}`" in text

@@ -1,4 +1,4 @@
-"""Every job of JOBS.md, each declared once with @job. Importing this registers them."""
+"""Every job of docs/JOBS.md, each declared once with @job. Importing this registers them."""
 
 from __future__ import annotations
 

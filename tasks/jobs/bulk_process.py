@@ -1,4 +1,5 @@
-"""Bulk processing: run an account's rules over its inbox, page by page (JOBS.md 1).
+"""Bulk processing: run an account's rules over its inbox, page by page (docs/JOBS.md,
+"Bulk processing").
 
 `start` creates the job and enqueues page 0. Each fetcher page lists up to 25 threads,
 keeps those not yet handled, publishes one worker job per kept message in one batch,

@@ -1,4 +1,5 @@
-"""Categorize senders: give each sender an account hears from a category (JOBS.md 2).
+"""Categorize senders: give each sender an account hears from a category
+(docs/JOBS.md, "Categorizing senders").
 
 `categorize_senders` (the producer) drops duplicates and senders already categorized,
 publishes the rest in chunks of 50 with one `enqueue_many`, and marks them queued in

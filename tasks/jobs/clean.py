@@ -1,4 +1,5 @@
-"""Inbox cleaning: decide keep or done per thread, then apply it (JOBS.md 3, 4 and 5).
+"""Inbox cleaning: decide keep or done per thread, then apply it (docs/JOBS.md,
+"Cleaning the inbox").
 
 `clean_inbox` (the producer) creates a CleanupJob and pages through the inbox threads
 older than `days_old`, FOLLOWING the page tokens (the baseline did not, and queued the
@@ -6,7 +7,7 @@ same threads again), publishing one `clean.process` per thread, one batch per pa
 with a dedup id per (job, thread). `threads_queued` grows only after a page is published.
 
 `clean.process` (3 at a time per account) reads the thread and decides: static rules in
-JOBS.md's order, then the AI. It records the decision in Redis (progress for the UI,
+docs/JOBS.md's order, then the AI. It records the decision in Redis (progress for the UI,
 with a TTL), then publishes `clean.gmail` (label-based mail: Maildir, Google) or
 `clean.outlook` (Microsoft) with `markDone`, dedup id per (job, thread). Idempotent: a
 redelivery reuses the decision first recorded for the (job, thread) instead of asking
@@ -261,7 +262,7 @@ def decide(
     now: datetime,
 ) -> Decision:
     """Keep or done for a whole thread: each rule looks at every message before the
-    next rule is tried, so a rule's place in JOBS.md's order is its priority (the app
+    next rule is tried, so a rule's place in docs/JOBS.md's order is its priority (the app
     tried all rules on one message before the next, letting an unsubscribe link in
     the first message beat a star on the last).
 

@@ -1,4 +1,4 @@
-"""Digests and summaries (JOBS.md 6 and 8).
+"""Digests and summaries (docs/JOBS.md, "Digests and summaries").
 
 - `ai.digest` summarises one message into a DigestItem on the account's oldest PENDING
   digest. An item is unique per (digest, thread, message), and a message already in a

@@ -1,10 +1,11 @@
 """Inngest played by the test: its event API (via respx) and its executor loop.
 
-Faithful to PROTOCOLS.md section 1: requests to `/api/inngest?fnId=<app>-<fn>&stepId=step`
-carry `X-Inngest-Signature: t=<unix>&s=<hmac>` (signed with the SDK's own helper, as
-the server does); a 206 lists step ops, each StepRun memoised as {"data": ...}, each
-Sleep as null once its wake time has come; StepPlanned is re-posted with its step id;
-500 is retried unless `x-inngest-no-retry: true`; 200 ends the run.
+Faithful to docs/PROTOCOLS.md, "1. Inngest": requests to
+`/api/inngest?fnId=<app>-<fn>&stepId=step` carry `X-Inngest-Signature: t=<unix>&s=<hmac>`
+(signed with the SDK's own helper, as the server does); a 206 lists step ops, each
+StepRun memoised as {"data": ...}, each Sleep as null once its wake time has come;
+StepPlanned is re-posted with its step id; 500 is retried unless
+`x-inngest-no-retry: true`; 200 ends the run.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """QStash played by the test: its publish API (via respx) and its signed deliveries.
 
-Faithful to PROTOCOLS.md section 2: messages are POSTed to the destination with an
-HS256 JWT in `Upstash-Signature` over sha256(raw body), `Upstash-Message-Id`,
-`Upstash-Retried`; a 489 with `Upstash-NonRetryable-Error` stops retries; another
-non-2xx is retried, after `Retry-After` seconds when given.
+Faithful to docs/PROTOCOLS.md, "2. Upstash QStash": messages are POSTed to the
+destination with an HS256 JWT in `Upstash-Signature` over sha256(raw body),
+`Upstash-Message-Id`, `Upstash-Retried`; a 489 with `Upstash-NonRetryable-Error` stops
+retries; another non-2xx is retried, after `Retry-After` seconds when given.
 """
 
 from __future__ import annotations
