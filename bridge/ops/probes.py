@@ -1,0 +1,210 @@
+"""Bounded probes of each service (database, broker, Inngest, QStash, workers): a probe
+that hangs on a dead host is worse than one that says "down" after two seconds."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import Engine, create_engine, make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import NullPool
+
+from bridge.ops.audit import (
+    QStashAudit,
+    ScheduledActionsAudit,
+    audit_scheduled_actions,
+    qstash_queues,
+)
+from bridge.ops.measure import describe, ms_since
+from config import Settings
+
+
+@dataclass(frozen=True)
+class Check:
+    """One service's line: ok=None means not configured (neither good nor bad)."""
+
+    name: str
+    ok: bool | None
+    required: bool
+    detail: str
+    latency_ms: float | None = None
+
+    @property
+    def failing(self) -> bool:
+        return self.required and self.ok is False
+
+    @property
+    def state(self) -> str:
+        if self.ok is None:
+            return "not configured"
+        if self.ok:
+            return "up"
+        return "DOWN" if self.required else "warning"
+
+
+def database_label(settings: Settings) -> str:
+    url = make_url(settings.sqlalchemy_url)
+    if url.get_backend_name() == "sqlite":
+        return f"sqlite {url.database}"
+    where = f"{url.host or 'localhost'}:{url.port or 5432}/{url.database or ''}"
+    return f"{url.get_backend_name()} {where}"
+
+
+@contextmanager
+def probe_engine(settings: Settings, timeout: float) -> Iterator[Engine]:
+    """An engine of its own with a connect timeout and no pool, so a probe neither waits on
+    a dead host for the driver's default (forever, for libpq) nor keeps connections."""
+    url = settings.sqlalchemy_url
+    if url.startswith("sqlite"):
+        connect_args: dict[str, Any] = {"timeout": timeout}
+    else:
+        # libpq's connect_timeout is whole seconds, at least 2.
+        connect_args = {"connect_timeout": max(2, round(timeout))}
+    engine = create_engine(url, poolclass=NullPool, connect_args=connect_args)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def check_database(
+    settings: Settings, timeout: float
+) -> tuple[Check, ScheduledActionsAudit | None]:
+    label = database_label(settings)
+    url = make_url(settings.sqlalchemy_url)
+    if url.get_backend_name() == "sqlite" and not Path(url.database or "").exists():
+        # Connecting would create an empty file: say what is missing instead.
+        return Check(
+            "database", False, True, f"{label}: no such file; run `jobbridge db upgrade`"
+        ), None
+    started = time.perf_counter()
+    try:
+        with probe_engine(settings, timeout) as engine, engine.connect() as connection:
+            connection.exec_driver_sql("SELECT 1")
+            latency = ms_since(started)
+            try:
+                actions = audit_scheduled_actions(connection)
+            except SQLAlchemyError as error:
+                return (
+                    Check(
+                        "database",
+                        False,
+                        True,
+                        f"{label}: reachable but the schema is not ({describe(error)}); "
+                        "run `jobbridge db upgrade`",
+                        latency,
+                    ),
+                    None,
+                )
+    except Exception as error:
+        return Check("database", False, True, f"{label}: {describe(error)}"), None
+    return Check("database", True, True, label, latency), actions
+
+
+def _redis_label(url: str) -> str:
+    parsed = httpx.URL(url)
+    return f"redis {parsed.host}:{parsed.port or 6379}{parsed.path or ''}"
+
+
+def check_broker(settings: Settings, timeout: float) -> Check:
+    if settings.redis_url:
+        import redis
+
+        label = _redis_label(settings.redis_url)
+        started = time.perf_counter()
+        client = redis.Redis.from_url(
+            settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
+        )
+        try:
+            client.ping()
+        except Exception as error:
+            return Check("redis", False, True, f"{label}: {describe(error)}")
+        finally:
+            client.close()
+        return Check("redis", True, True, label, ms_since(started))
+    folder = settings.broker_folder / "queue"
+    if not (folder.is_dir() and os.access(folder, os.W_OK)):
+        return Check(
+            "broker",
+            False,
+            True,
+            f"filesystem broker: {folder} is missing or not writable (set DATA_DIR or REDIS_URL)",
+        )
+    return Check("broker", True, True, f"filesystem broker {folder}")
+
+
+def inngest_configured(settings: Settings) -> bool:
+    return settings.inngest_publishes or settings.inngest_serves
+
+
+def inngest_api_origin(settings: Settings) -> str:
+    from bridge.inngest_client import inngest_origin
+
+    origin = inngest_origin(settings)
+    if origin:
+        return origin
+    # The SDK's defaults (docs/PROTOCOLS.md, "Client and modes"): dev server on
+    # loopback, else Inngest Cloud.
+    return "http://127.0.0.1:8288" if settings.inngest_is_dev else "https://api.inngest.com"
+
+
+def check_inngest(settings: Settings, timeout: float) -> Check:
+    if not inngest_configured(settings):
+        return Check(
+            "inngest", None, False, "no INNGEST_EVENT_KEY, INNGEST_SIGNING_KEY or INNGEST_DEV"
+        )
+    url = inngest_api_origin(settings) + "/health"
+    started = time.perf_counter()
+    try:
+        response = httpx.get(url, timeout=timeout)
+    except httpx.HTTPError as error:
+        return Check("inngest", False, True, f"{url}: {describe(error)}")
+    latency = ms_since(started)
+    # Any answer below 500 means the server is there (Inngest Cloud has no /health page);
+    # 5xx means it is up but broken.
+    if response.status_code >= 500:
+        return Check("inngest", False, True, f"{url}: HTTP {response.status_code}", latency)
+    return Check("inngest", True, True, f"{url}: HTTP {response.status_code}", latency)
+
+
+def check_qstash(settings: Settings, timeout: float) -> tuple[Check, QStashAudit | None]:
+    if settings.qstash_token is None:
+        return Check("qstash", None, False, "no QSTASH_TOKEN"), None
+    base = settings.qstash_url or "https://qstash.upstash.io"
+    found = qstash_queues(settings, timeout)
+    if found.error is not None:
+        return Check("qstash", False, True, f"{base}: {found.error}"), None
+    return Check("qstash", True, True, f"{base}: token accepted", found.latency_ms), found
+
+
+def check_workers(settings: Settings, timeout: float) -> Check:
+    """Workers that answer a broadcast within `timeout`, with their running tasks.
+
+    Not required: jobs wait in the broker until a worker comes, and a deployment that
+    publishes only to Inngest or QStash may run none.
+    """
+    from tasks.celery_app import create_app
+
+    # An app of our own, from the settings read now (tasks.app read them at import).
+    celery = create_app(settings)
+    try:
+        replies = celery.control.inspect(timeout=timeout).active() or {}
+    except Exception as error:
+        return Check("celery workers", False, False, describe(error))
+    finally:
+        celery.close()
+    if not replies:
+        return Check("celery workers", False, False, f"no worker answered within {timeout:g}s")
+    busy = sum(len(tasks or []) for tasks in replies.values())
+    names = ", ".join(sorted(replies))
+    # No latency: a broadcast always waits out its whole timeout for late repliers.
+    return Check(
+        "celery workers", True, False, f"{len(replies)} answering ({names}); {busy} tasks running"
+    )

@@ -1,0 +1,75 @@
+"""`jobbridge status`: every probe at once, and the provider chain."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from bridge.ops.audit import QStashAudit, ScheduledActionsAudit
+from bridge.ops.probes import (
+    Check,
+    check_broker,
+    check_database,
+    check_inngest,
+    check_qstash,
+    check_workers,
+)
+from config import ProviderChain, Settings, resolve_chain
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    chain: ProviderChain
+    checks: list[Check]
+    actions: ScheduledActionsAudit | None
+    qstash: QStashAudit | None
+    checked_at: datetime
+
+    @property
+    def healthy(self) -> bool:
+        return not any(check.failing for check in self.checks)
+
+    @property
+    def down(self) -> list[str]:
+        return [check.name for check in self.checks if check.failing]
+
+
+def collect_status(
+    settings: Settings, timeout: float = 2.0, worker_timeout: float = 1.0
+) -> StatusReport:
+    """Probe every service at once (each bounded by `timeout`), then ask the workers when
+    the broker is up: a broadcast to a dead broker would wait for kombu's retries."""
+    # Importing `tasks` creates the embedded broker's folders: do it before the probes so
+    # the broker check never races it and sees the same state every run.
+    import tasks  # noqa: F401
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        database = pool.submit(check_database, settings, timeout)
+        broker = pool.submit(check_broker, settings, timeout)
+        inngest = pool.submit(check_inngest, settings, timeout)
+        qstash = pool.submit(check_qstash, settings, timeout)
+        database_check, actions = database.result()
+        broker_check = broker.result()
+        qstash_check, queues = qstash.result()
+        checks = [database_check, broker_check, inngest.result(), qstash_check]
+    if broker_check.ok:
+        checks.append(check_workers(settings, worker_timeout))
+    else:
+        checks.append(
+            Check("celery workers", False, False, f"not asked: {broker_check.name} is down")
+        )
+    return StatusReport(resolve_chain(settings), checks, actions, queues, datetime.now(UTC))
+
+
+def every(seconds: float, produce: Callable[[], T]) -> Iterator[T]:
+    """`produce()` now and then every `seconds` (measured from each start), forever."""
+    while True:
+        started = time.monotonic()
+        yield produce()
+        time.sleep(max(0.0, seconds - (time.monotonic() - started)))
