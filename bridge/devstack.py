@@ -80,7 +80,7 @@ STOP_TIMEOUT_SECONDS = 6.0
 
 
 def _stop_on_signal(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt  # SIGTERM and SIGHUP stop the stack as Ctrl-C does
+    raise KeyboardInterrupt  # SIGINT, SIGTERM and SIGHUP all stop the stack
 
 
 def _die_with_parent() -> None:
@@ -122,7 +122,9 @@ def _stop(processes: dict[str, subprocess.Popen[bytes]]) -> None:
 
 
 def run_dev_stack(settings: Settings, *, port: int, flower_port: int, with_flower: bool) -> int:
-    for stopping in (signal.SIGTERM, signal.SIGHUP):
+    # SIGINT too: started from a script in the background, a process inherits SIGINT
+    # ignored, and Python then leaves it ignored; Ctrl-C must stop the stack regardless.
+    for stopping in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(stopping, _stop_on_signal)
     keys = prepare(settings)
     env = os.environ.copy()

@@ -1,4 +1,4 @@
-"""cli_ops: the operator commands `keys`, `audit`, `sync` and `status` on `bridge.cli.app`.
+"""The operator commands `keys`, `audit`, `sync` and `status`.
 
 The work is in `bridge.ops`; this module only parses options, renders and picks exit codes.
 `bridge.ops` is imported inside each command: it imports `tasks`, which reads Settings,
@@ -16,7 +16,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from bridge.cli import app, console, fail, say, settings_or_exit
+from bridge.cli.root import app, console, fail, say, settings_or_exit
 
 if TYPE_CHECKING:
     from bridge.ops import QStashAudit, ScheduledActionsAudit, StatusReport

@@ -10,7 +10,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from sqlalchemy import func, select
 
-from bridge.cli import app, console, fail, parse_when, say, settings_or_exit
+from bridge.cli.root import app, console, fail, parse_when, say, settings_or_exit
 
 migrate_app = typer.Typer(help="Move work from one provider to another.", no_args_is_help=True)
 app.add_typer(migrate_app, name="migrate")

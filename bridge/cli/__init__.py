@@ -1,0 +1,16 @@
+"""`jobbridge`: the shim's commands (`config`, `enqueue`, `dev`, `keys`, `audit`, `sync`,
+`status`, `migrate`) and the inbox app's (`db`, `accounts`, `demo`, `bulk`, `clean`,
+`categorize`, `digest`, `actions`, `sweep`).
+
+`root` holds the command and the helpers; each module below adds its commands to it
+when imported here, and none imports this package back.
+"""
+
+# isort: skip_file
+# The modules are imported in the order `jobbridge --help` lists their commands.
+from __future__ import annotations
+
+from bridge.cli.root import app
+from bridge.cli import shim, ops, inbox, migrate
+
+__all__ = ["app", "inbox", "migrate", "ops", "shim"]

@@ -1,0 +1,121 @@
+"""Any error a command left unhandled, as an operator reads it: the exit status, what
+failed (naming the variable or the service) and the fix."""
+
+from __future__ import annotations
+
+import re
+import sys
+
+from config import ConfigError, get_settings
+
+# What to do when a provider would not take a job, by provider.
+_PUBLISH_FIX = {
+    "celery": "start Redis, or correct REDIS_URL",
+    "inngest": "check INNGEST_BASE_URL and INNGEST_EVENT_KEY, and that the server is up",
+    "qstash": "check QSTASH_TOKEN and QSTASH_URL",
+    "http": "check INTERNAL_API_URL, and that the web app is running",
+}
+_STATUS_HINT = "`jobbridge status` checks every service"
+
+
+def explain(error: Exception) -> tuple[int, str]:
+    """Exit status and plain lines (what failed, naming the service or variable; the fix)
+    for an error no command handled."""
+    if isinstance(error, ConfigError):
+        return 2, str(error)
+    for explainer in (_database_problem, _redis_problem, _publish_problem):
+        found = explainer(error)
+        if found is not None:
+            return found
+    permanent = getattr(sys.modules.get("tasks.outcome"), "PermanentError", None)
+    if permanent is not None and isinstance(error, permanent):
+        return 1, str(error)  # e.g. an account whose mail provider has no adapter
+    if isinstance(error, OSError):
+        where = f" {error.filename}" if error.filename else ""
+        return 1, (
+            f"cannot use{where}: {error.strerror or error}\n"
+            "fix: check that path and its permissions (DATA_DIR, DATABASE_URL, or the file given)"
+        )
+    return 1, (
+        f"unexpected error: {type(error).__name__}: {error}\n"
+        "run the command again with --debug for the traceback"
+    )
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+def _redacted(url: str) -> str:
+    return re.sub(r"://([^:/@]*):[^@/]*@", r"://\1:***@", url)
+
+
+def _database_problem(error: Exception) -> tuple[int, str] | None:
+    from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+
+    if isinstance(error, NoSuchModuleError) or (
+        isinstance(error, ArgumentError) and "URL" in str(error)
+    ):
+        return 2, (
+            f"DATABASE_URL is not a database URL jobbridge can use: {_first_line(error)}\n"
+            "fix: e.g. postgresql://user:password@host:5432/jobbridge, or unset it for "
+            "the SQLite file in DATA_DIR"
+        )
+    if not isinstance(error, DBAPIError):
+        return None
+    try:
+        where = _redacted(get_settings().sqlalchemy_url)
+    except ConfigError:
+        where = "DATABASE_URL"
+    reason = _first_line(error.orig) if error.orig is not None else _first_line(error)
+    text = str(error.orig).lower()
+    if "no such table" in text or ("relation" in text and "does not exist" in text):
+        return 1, (
+            f"the database at {where} has no jobbridge tables ({reason})\n"
+            "fix: run `jobbridge db upgrade`"
+        )
+    return 1, (
+        f"cannot use the database at {where}: {reason}\n"
+        f"fix: check that it is running and that DATABASE_URL is right ({_STATUS_HINT})"
+    )
+
+
+def _redis_problem(error: Exception) -> tuple[int, str] | None:
+    from kombu.exceptions import OperationalError as BrokerError
+    from redis.exceptions import RedisError
+
+    if not isinstance(error, (RedisError, BrokerError)):
+        return None
+    broker = isinstance(error, BrokerError)
+    try:
+        settings = get_settings()
+        where = _redacted(settings.broker_url if broker else settings.redis_url or "REDIS_URL")
+    except ConfigError:
+        where = "REDIS_URL"
+    service = "the Celery broker" if broker else "Redis"
+    return 1, (
+        f"{service} at {where} failed: {_first_line(error)}\n"
+        f"fix: start Redis, or correct REDIS_URL ({_STATUS_HINT})"
+    )
+
+
+def _publish_problem(error: Exception) -> tuple[int, str] | None:
+    from bridge.errors import PublishError
+
+    if not isinstance(error, PublishError):
+        return None
+    return 1, f"could not publish: {error}\n{publish_fix(error)}"
+
+
+def publish_fix(error: Exception) -> str:
+    """The fix line for a PublishError: what to check for each provider that failed."""
+    from bridge.errors import AllProvidersFailed, PublishError
+
+    failed = error.errors if isinstance(error, AllProvidersFailed) else [error]
+    fixes = dict.fromkeys(
+        _PUBLISH_FIX.get(e.provider.value, "see the error")
+        for e in failed
+        if isinstance(e, PublishError)
+    )
+    return f"fix: {'; '.join(fixes)} ({_STATUS_HINT})"

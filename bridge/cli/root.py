@@ -1,0 +1,174 @@
+"""The `jobbridge` command itself: its global options and the helpers every command uses.
+
+Errors are plain lines on stderr, never a traceback (unless `--debug`): one place,
+`_PlainErrors`, turns whatever a command did not handle into a line naming the variable
+or the service, a line with the fix, and the exit status: 2 for usage or configuration,
+1 for anything that went wrong while running. What users and libraries wrote (a rule's
+name, a YAML error) is printed as it is: no Rich markup, and no hard wrapping.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import sys
+import traceback
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from typer.core import TyperGroup
+
+from bridge.cli.errors import explain
+from config import Settings, get_settings
+from config.settings import debug_requested
+
+
+class _PlainErrors(TyperGroup):
+    """The root command: every error a command leaves unhandled ends as plain lines."""
+
+    # `ctx` is click's Context, which typer vendors under a private name.
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise  # typer's own: usage errors (exit 2) and deliberate exits
+        except Exception as error:
+            code, message = explain(error)
+            if ctx.params.get("debug") or debug_requested():
+                traceback.print_exc()
+            typer.secho(message, err=True, fg="red")
+            raise typer.Exit(code) from None
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode or sys.stderr.isatty():
+            return super().main(
+                args, prog_name, complete_var, standalone_mode, windows_expand_args, **extra
+            )
+        # Not a terminal (a pipe, CI, a test): usage errors as click's plain lines rather
+        # than typer's Rich panel, which is hard-wrapped at COLUMNS (80 by default).
+        try:
+            code = super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
+        except typer.TyperException as error:
+            show = getattr(error, "show", None)
+            if callable(show):
+                show()  # "Usage: ...", "Try ... --help", "Error: ..."
+            else:
+                typer.echo(f"Error: {error.format_message()}", err=True)
+            sys.exit(error.exit_code)
+        except typer.Abort:
+            typer.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+app = typer.Typer(
+    cls=_PlainErrors,
+    help="Background jobs across Inngest, QStash, Celery and direct HTTP.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+accounts_app = typer.Typer(help="Email accounts.", no_args_is_help=True)
+actions_app = typer.Typer(help="Scheduled actions.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(accounts_app, name="accounts")
+app.add_typer(actions_app, name="actions")
+bulk_app = typer.Typer(help="Bulk processing: run rules over an inbox.", no_args_is_help=True)
+app.add_typer(bulk_app, name="bulk")
+
+
+def console() -> Console:
+    """Rich on stdout, for tables and live views only: plain lines go through say() and
+    fail(), JSON through emit_json(), so that nothing a script reads is wrapped or styled.
+    Made when used, so that it honours COLUMNS as it is then: a Console fixes its width
+    when it is created."""
+    return Console()
+
+
+@app.callback()
+def _global_options(
+    ctx: typer.Context,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="on an error, also print its Python traceback")
+    ] = False,
+) -> None:
+    if debug:
+        # Also for what reads it outside this module: importing the app, and the
+        # processes `jobbridge dev` starts. Restored when the command ends (tests run
+        # many commands in one process).
+        previous = os.environ.get("JOBBRIDGE_DEBUG")
+        os.environ["JOBBRIDGE_DEBUG"] = "1"
+        ctx.call_on_close(lambda: _restore_env("JOBBRIDGE_DEBUG", previous))
+    if not logging.getLogger().handlers:
+        # The commands report failures themselves: the libraries' warnings about the
+        # same failure (a publish that failed, logged and then raised) would say it twice.
+        logging.basicConfig(
+            level=logging.INFO if debug or debug_requested() else logging.ERROR,
+            format="%(levelname)s %(name)s: %(message)s",
+        )
+
+
+def _restore_env(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+
+
+def say(text: str) -> None:
+    """One plain line on stdout, as it is: no markup, no wrapping."""
+    typer.echo(text)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Plain lines on stderr (red on a terminal), then exit with `code`."""
+    typer.secho(message, err=True, fg="red")
+    raise typer.Exit(code)
+
+
+def emit_json(value: Any) -> None:
+    typer.echo(json.dumps(value, indent=2))
+
+
+def settings_or_exit() -> Settings:
+    """The settings; a bad environment ends the command (exit 2) through explain()."""
+    return get_settings()
+
+
+_DURATION = re.compile(r"^(\d+)([smhd])$")
+
+
+def parse_when(at: str | None, delay: str | None) -> datetime:
+    now = datetime.now(UTC)
+    if delay:
+        match = _DURATION.match(delay)
+        if not match:
+            raise typer.BadParameter(
+                "use a number and s, m, h or d, e.g. 2s or 10m", param_hint="--in"
+            )
+        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
+        return now + timedelta(**{unit: int(match.group(1))})
+    if at:
+        try:
+            when = datetime.fromisoformat(at)
+        except ValueError:
+            raise typer.BadParameter(
+                "use ISO 8601, e.g. 2026-12-01T09:00:00Z", param_hint="--at"
+            ) from None
+        if when.tzinfo is None:
+            raise typer.BadParameter("add a timezone, e.g. Z or +01:00", param_hint="--at")
+        return when
+    return now

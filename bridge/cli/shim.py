@@ -1,0 +1,123 @@
+"""Commands of the shim itself, for any app on it: `config`, `enqueue`, `dev`."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from bridge.cli.root import (
+    app,
+    console,
+    emit_json,
+    fail,
+    parse_when,
+    settings_or_exit,
+)
+from config import Settings, resolve_chain
+
+_SECRET_FIELDS = {
+    "inngest_event_key",
+    "inngest_signing_key",
+    "inngest_signing_key_fallback",
+    "qstash_token",
+    "qstash_current_signing_key",
+    "qstash_next_signing_key",
+    "internal_api_key",
+    "cron_secret",
+}
+
+
+def _masked(name: str, value: Any) -> str:
+    if value is None:
+        return "-"
+    text = value.get_secret_value() if hasattr(value, "get_secret_value") else str(value)
+    if name in _SECRET_FIELDS or re.search(r"://[^/]*:[^@/]*@", text):
+        return f"{text[:4]}…({len(text)} chars)" if len(text) > 8 else "****"
+    return text
+
+
+@app.command("config")
+def show_config() -> None:
+    """Print the effective provider chain, why each link was chosen or skipped, and settings."""
+    settings = settings_or_exit()
+    chain = resolve_chain(settings)
+    table = Table(title="provider chain (publish order)")
+    for column in ("#", "provider", "used", "why"):
+        table.add_column(column)
+    for index, link in enumerate(chain.links, 1):
+        table.add_row(
+            str(index) if link.used else "",
+            link.provider.value,
+            "yes" if link.used else "no",
+            Text(link.reason),
+        )
+    console().print(table)
+    values = Table(title="settings (secrets masked)")
+    values.add_column("variable")
+    values.add_column("value")
+    # Text, not str: a value is the user's, printed as it is, never read as Rich markup.
+    for name in Settings.model_fields:
+        values.add_row(name.upper(), Text(_masked(name, getattr(settings, name))))
+    values.add_row("(database)", Text(_masked("database_url", settings.sqlalchemy_url)))
+    values.add_row("(broker)", Text(_masked("redis_url", settings.broker_url)))
+    console().print(values)
+
+
+@app.command("enqueue")
+def enqueue_job(
+    job: str,
+    data: Annotated[str, typer.Option(help="the payload as a JSON object (camelCase fields)")],
+    dedup_id: Annotated[str | None, typer.Option(help="idempotency key")] = None,
+    at: Annotated[
+        str | None, typer.Option(help="deliver at this ISO time (delayable jobs)")
+    ] = None,
+) -> None:
+    """Publish one job through the provider chain and print the receipt."""
+    settings_or_exit()
+    from bridge.errors import InvalidPayload
+    from bridge.publishing import enqueue
+    from tasks.registry import job_for
+
+    try:
+        payload = json.loads(data)
+    except json.JSONDecodeError as error:
+        raise typer.BadParameter(f"not JSON: {error}", param_hint="--data") from None
+    if not isinstance(payload, dict):
+        raise typer.BadParameter(
+            'must be a JSON object, e.g. \'{"scheduledActionId": "a1"}\'', param_hint="--data"
+        )
+    try:
+        spec = job_for(job)
+    except KeyError as error:
+        fail(str(error.args[0]))  # the message itself: str(KeyError) would quote it
+    when = parse_when(at, None) if at else None
+    try:
+        receipt = enqueue(spec, payload, at=when, dedup_id=dedup_id)
+    except (InvalidPayload, ValueError) as error:
+        fail(str(error))
+    emit_json(
+        {
+            "provider": receipt.provider.value,
+            "id": receipt.id,
+            "deduplicated": receipt.deduplicated,
+        }
+    )
+
+
+@app.command("dev")
+def dev(
+    port: int = 8000,
+    flower_port: int = 5555,
+    flower: Annotated[bool, typer.Option(help="also start Flower")] = True,
+) -> None:
+    """Migrate, seed a demo account, and run web + worker + beat (+ Flower) until Ctrl-C."""
+    settings = settings_or_exit()
+    from bridge.devstack import run_dev_stack
+
+    sys.exit(run_dev_stack(settings, port=port, flower_port=flower_port, with_flower=flower))
