@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -412,6 +414,35 @@ def test_sync_fails_when_nothing_answers() -> None:
 
     assert result.exit_code == 1
     assert "could not reach" in result.output
+
+
+@pytest.fixture
+def json_anything() -> Iterator[str]:
+    """A server that answers every request 200 {}: not an app, whatever its URL says."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_PUT(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_sync_fails_against_a_server_that_is_not_the_app(json_anything: str) -> None:
+    result = jobbridge("sync", "--url", json_anything)
+
+    assert result.exit_code == 1
+    assert "not as an Inngest SDK endpoint" in result.output
 
 
 # status

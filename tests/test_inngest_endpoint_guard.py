@@ -6,15 +6,22 @@ from __future__ import annotations
 
 import json
 import socket
+import sys
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import pytest
 from inngest._internal.net import sign_request
 
+from tests.conftest import server_env
 from tests.support import env
 from tests.support.fake_inngest import APP_ID, FakeInngest
+from tests.support.services import Process, free_port
+from tests.support.wait import wait_for
 
 FN = "scheduled-action-execute"
 A_DAY_AGO = int(time.time()) - 24 * 3600
@@ -246,3 +253,75 @@ def test_a_signed_call_that_is_no_inngest_request_is_not_retried(web: str) -> No
 
     assert response.status_code == 500
     assert response.headers["x-inngest-no-retry"] == "true"
+
+
+def test_a_made_up_signature_on_a_small_body_is_refused_before_the_sdk_parses_it(
+    web: str,
+) -> None:
+    body = execute_body(padding=2000)
+    made_up = f"t={int(time.time())}&s={'0' * 64}"
+
+    response = post(web, body, [("X-Inngest-Signature", made_up)])
+
+    assert response.status_code == 401
+    assert response.json() == {"error": "invalid X-Inngest-Signature"}  # the gate's answer
+
+
+# Behind a proxy that mounts the app under a prefix (uvicorn --root-path) ---------------
+
+
+@pytest.fixture(scope="module")
+def prefixed_web(log_dir: Path, inngest_api: Any) -> Iterator[str]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [
+        sys.executable,
+        *("-m", "uvicorn", "bridge.web:app", "--host", "127.0.0.1", "--port", str(port)),
+        *("--root-path", "/jb"),
+    ]
+    environment = {
+        **server_env(inngest_api.url),
+        "INNGEST_SERVE_ORIGIN": url,
+        "API_DOCS": "private",
+    }
+    process = Process("web-root-path", command, environment, log_dir)
+    wait_for(lambda: _answers(url + "/healthz"), timeout=30, what="the prefixed web server")
+    yield url
+    process.stop()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def test_a_root_path_does_not_let_a_stale_signature_through(prefixed_web: str) -> None:
+    body = execute_body()
+
+    response = post(prefixed_web, body, [("X-Inngest-Signature", signature(body, A_DAY_AGO))])
+
+    assert response.status_code == 401
+
+
+def test_a_root_path_does_not_open_private_docs(prefixed_web: str) -> None:
+    assert httpx.get(prefixed_web + "/openapi.json").status_code == 401
+    assert httpx.get(prefixed_web + "/docs").status_code == 401
+
+
+def test_a_call_signed_for_one_function_does_not_run_another(web: str) -> None:
+    # Inngest signs the body, not the fnId in the query string.
+    event = {"name": "inbox-zero/resend.digest", "data": {"emailAccountId": "acc"}}
+    body = json.dumps(FakeInngest.request_body(event, "01RUNSWAP", 0, {}, [])).encode()
+
+    response = httpx.post(
+        f"{web}/api/inngest",
+        params={"fnId": f"{APP_ID}-resend-summary", "stepId": "step"},
+        content=body,
+        headers={"Content-Type": "application/json", "X-Inngest-Signature": signature(body)},
+    )
+
+    assert response.status_code == 500
+    assert response.headers["x-inngest-no-retry"] == "true"
+    assert "does not trigger" in response.text

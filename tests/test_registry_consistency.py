@@ -1,4 +1,4 @@
-"""One definition: the registry, what Inngest is told at sync, the signed inspection, the
+"""One definition: the registry, what Inngest is told at sync, the inspection, the
 web server's routes and the README's tables all name the same jobs, routes and limits."""
 
 from __future__ import annotations
@@ -65,6 +65,15 @@ def test_signed_inspection_counts_every_function(web: str) -> None:
     assert body["authentication_succeeded"] is True
     assert body["function_count"] == len(JOBS) + len(CRONS)
     assert body["mode"] == "cloud"
+
+
+def test_signed_inspection_shows_no_hash_of_any_key(web: str) -> None:
+    # An empty body's signature is easy to come by (`jobbridge sync --url` sends one): it
+    # must not buy the hashes of the keys, one of which authenticates the app to Inngest.
+    signature = str(sign_request(b"", env.INNGEST_SIGNING_KEY))
+    response = httpx.get(web + "/api/inngest", headers={"X-Inngest-Signature": signature})
+    assert response.status_code == 200
+    assert not [key for key in response.json() if key.endswith("_hash")]
 
 
 def test_web_server_has_one_post_route_per_job_and_cron(web: str) -> None:

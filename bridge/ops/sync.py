@@ -13,6 +13,7 @@ from config import Settings
 
 DEFAULT_APP_URL = "http://127.0.0.1:8000"
 SERVE_PATH = "/api/inngest"
+SDK_HEADER = "x-inngest-sdk"  # on every answer of the Inngest SDK's endpoint
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,13 @@ def sync_app(url: str, signing_key: str | None = None, timeout: float = 60.0) ->
             404,
             f"{url} is not served (404): is the app running there, with "
             "INNGEST_SIGNING_KEY (or INNGEST_DEV) set?",
+        )
+    if response.status_code < 400 and SDK_HEADER not in response.headers:
+        return SyncResult(
+            url,
+            response.status_code,
+            f"{url} answered, but not as an Inngest SDK endpoint (no {SDK_HEADER} header): "
+            "check --url or INTERNAL_API_URL",
         )
     try:
         body: Any = response.json()

@@ -54,6 +54,12 @@ def job_function(client: inngest.Inngest, spec: JobSpec[Any]) -> inngest.Functio
         else inngest.Timeouts(finish=timedelta(seconds=spec.timeout_seconds)),
     )
     def handle(ctx: inngest.ContextSync) -> dict[str, Any]:
+        # Inngest signs the body, not the function id in the query: a captured call must
+        # not run as another function that takes the same payload.
+        if ctx.event.name != spec.event:
+            raise inngest.NonRetriableError(
+                f"event {ctx.event.name!r} does not trigger {spec.fn_id} ({spec.event})"
+            )
         data = dict(ctx.event.data)
         if spec.delayable and data.get("scheduledFor"):
             ctx.step.sleep_until(SLEEP_STEP_ID, _wake_time(data["scheduledFor"]))

@@ -8,38 +8,43 @@ plain ASGI middleware on that one path, answers first:
 - in cloud mode, a request with more than one signature header, a POST or PUT without
   one, or a signature whose timestamp is malformed or over 5 minutes from now: 401;
 - a body declared or streamed over `INNGEST_MAX_BODY_BYTES`: 413, read no further;
-- in cloud mode, a large body whose signature does not verify: 401, checked in a worker
-  thread so that parsing it never stalls the event loop.
+- in cloud mode, a POST or PUT whose signature does not verify: 401. A made-up header
+  must not buy a parse on the event loop: bodies over a few KiB are verified in a worker
+  thread, at most two at a time, so that they neither stall other requests nor add up
+  in memory;
+- in cloud mode, a signed GET (inspection) is answered without the hashes of the keys:
+  one of them is the app's credential at Inngest's API, and an empty body's signature
+  is easy to come by (any `jobbridge sync --url` target receives one).
 
-Everything else reaches the SDK with the body already read. On the way back, a 500 the
+The path is matched as the router matches it (without a proxy's root path). Everything
+else reaches the SDK with the body already read. On the way back, a 500 the
 SDK gives a signed call it could not read as an Inngest request is marked no-retry:
 retrying the same bytes cannot help (the check runs only on that error path).
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 from collections.abc import Callable
 from urllib.parse import parse_qs
 
 from inngest._internal.server_lib import ServerRequest
+from starlette._utils import get_route_path  # how the router itself reads the path
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bridge.web import responses
+from bridge.web.bodies import Refused, read_capped, replay
 
 SIGNATURE_HEADER = b"x-inngest-signature"
 SIGNATURE_MAX_AGE_SECONDS = 300
-# Below this size the SDK's own check (JSON parse + HMAC) costs less than a thread hop.
-VERIFY_IN_THREAD_ABOVE_BYTES = 64 * 1024
+# Up to this size a signature check (JSON parse, canonical form, HMAC) costs less than
+# a thread hop; larger bodies are checked in a worker thread, this many at a time.
+VERIFY_IN_THREAD_ABOVE_BYTES = 4 * 1024
+LARGE_VERIFICATIONS_AT_ONCE = 2
 
 SignatureCheck = Callable[[bytes, str], bool]
-
-
-class Refused(Exception):
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status, self.detail = status, detail
 
 
 def signature_age_problem(header: str, now: float | None = None) -> str | None:
@@ -71,32 +76,6 @@ def _signature(scope: Scope, signed_mode: bool) -> str | None:
     return signature
 
 
-def _declared_length(scope: Scope) -> int | None:
-    for name, value in scope["headers"]:
-        if name == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                raise Refused(400, "Content-Length is not a number") from None
-    return None
-
-
-async def _read_capped(receive: Receive, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise Refused(400, "the client went away before the body ended")
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise Refused(413, f"body over {limit} bytes")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
 class InngestGate:
     def __init__(
         self,
@@ -111,47 +90,41 @@ class InngestGate:
         self.path = path
         self.max_body_bytes = max_body_bytes
         self.signature_check = signature_check
+        self.large_verifications = asyncio.Semaphore(LARGE_VERIFICATIONS_AT_ONCE)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != self.path:
+        if scope["type"] != "http" or get_route_path(scope) != self.path:
             await self.app(scope, receive, send)
             return
+        if scope["method"] == "GET" and self.signature_check is not None:
+            send = _without_key_hashes(send)
         try:
             body = await self._admit(scope, receive)
         except Refused as refusal:
-            await responses.error(refusal.status, refusal.detail)(scope, receive, send)
+            await refusal.answer(scope, receive, send)
             return
         if scope["method"] == "POST":
             send = _unreadable_requests_are_permanent(body, send)
-        await self.app(scope, _replay(body, receive), send)
+        await self.app(scope, replay(body, receive), send)
 
     async def _admit(self, scope: Scope, receive: Receive) -> bytes:
         signature = _signature(scope, signed_mode=self.signature_check is not None)
-        declared = _declared_length(scope)
-        if declared is not None and declared > self.max_body_bytes:
-            raise Refused(413, f"body over {self.max_body_bytes} bytes")
-        body = await _read_capped(receive, self.max_body_bytes)
+        body = await read_capped(scope, receive, self.max_body_bytes)
         check = self.signature_check
-        large = len(body) > VERIFY_IN_THREAD_ABOVE_BYTES
-        if check is not None and signature is not None and large:
-            verified: bool = await run_in_threadpool(check, body, signature)
-            if not verified:
-                raise Refused(401, "invalid X-Inngest-Signature")
+        if (
+            check is not None
+            and signature is not None
+            and not await self._verifies(check, body, signature)
+        ):
+            raise Refused(401, "invalid X-Inngest-Signature")
         return body
 
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """Hand the body that was read to the app, then pass later messages (disconnect) on."""
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
+    async def _verifies(self, check: SignatureCheck, body: bytes, signature: str) -> bool:
+        if len(body) <= VERIFY_IN_THREAD_ABOVE_BYTES:
+            return check(body, signature)
+        async with self.large_verifications:
+            verified: bool = await run_in_threadpool(check, body, signature)
+            return verified
 
 
 NO_RETRY_HEADER = (b"x-inngest-no-retry", b"true")
@@ -167,3 +140,39 @@ def _unreadable_requests_are_permanent(body: bytes, send: Send) -> Send:
         await send(message)
 
     return send_marked
+
+
+def _without_key_hashes(send: Send) -> Send:
+    """Pass the inspection on with every `*_hash` field dropped (and its length fixed)."""
+    start: Message | None = None
+    chunks: list[bytes] = []
+
+    async def send_filtered(message: Message) -> None:
+        nonlocal start
+        if message["type"] == "http.response.start":
+            start = message
+            return
+        if message["type"] != "http.response.body" or start is None:
+            await send(message)
+            return
+        chunks.append(message.get("body", b""))
+        if message.get("more_body", False):
+            return
+        body = _drop_key_hashes(b"".join(chunks))
+        headers = [(n, v) for n, v in start.get("headers", []) if n.lower() != b"content-length"]
+        headers.append((b"content-length", str(len(body)).encode()))
+        await send({**start, "headers": headers})
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+
+    return send_filtered
+
+
+def _drop_key_hashes(body: bytes) -> bytes:
+    try:
+        inspection = json.loads(body)
+    except ValueError:
+        return body
+    if not isinstance(inspection, dict):
+        return body
+    kept = {key: value for key, value in inspection.items() if not key.endswith("_hash")}
+    return json.dumps(kept).encode()
