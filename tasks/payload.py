@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import (
@@ -10,6 +11,7 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Field,
     StringConstraints,
     ValidationError,
 )
@@ -17,11 +19,28 @@ from pydantic.alias_generators import to_camel
 
 from tasks.models.base import ADDRESS_LENGTH, EXTERNAL_LENGTH, ID_LENGTH
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
-def _no_nul(value: str) -> str:
-    # PostgreSQL text cannot hold NUL: refused here as bad input, not later as a DB error.
+
+def _storable(value: str) -> str:
+    # What PostgreSQL text cannot hold is refused here as bad input, not later as an
+    # error of the database or its driver: NUL, and lone surrogates (not UTF-8).
     if "\x00" in value:
         raise ValueError("must not contain a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(
+            "must be valid Unicode text (no lone surrogates such as \\ud800)"
+        ) from None
+    return value
+
+
+def _one_line(value: str) -> str:
+    # Ids, labels and addresses end up in headers and file names: no line breaks or other
+    # control characters.
+    if _CONTROL.search(value):
+        raise ValueError("must not contain control characters (line breaks, tabs, ...)")
     return value
 
 
@@ -32,15 +51,46 @@ def _date_time_text(value: Any) -> Any:
     raise ValueError("must be an ISO 8601 date-time string, e.g. 2026-01-31T09:00:00Z")
 
 
-# A date-time as the wire carries it (what the JSON schema says): text, never a number.
-Timestamp = Annotated[datetime, BeforeValidator(_date_time_text)]
+def _representable_in_utc(value: datetime) -> datetime:
+    # 0001-01-01T00:00+14:00 parses, but lies before the first moment a UTC datetime holds.
+    if value.tzinfo is not None:
+        try:
+            value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("is out of range once converted to UTC") from None
+    return value
 
-# String fields by the column they feed: the payload refuses what the column would.
-NoNul = AfterValidator(_no_nul)
-Text = Annotated[str, NoNul]
-Id = Annotated[str, StringConstraints(min_length=1, max_length=ID_LENGTH), NoNul]
-ExternalId = Annotated[str, StringConstraints(min_length=1, max_length=EXTERNAL_LENGTH), NoNul]
-Address = Annotated[str, StringConstraints(max_length=ADDRESS_LENGTH), NoNul]
+
+# A date-time as the wire carries it (what the JSON schema says): text, never a number.
+Timestamp = Annotated[
+    datetime, BeforeValidator(_date_time_text), AfterValidator(_representable_in_utc)
+]
+
+# String fields by the column they feed: the payload refuses what the column would. The
+# validators say why in words; the patterns say the same to the JSON schema, so that
+# generated clients and schema-driven fuzzers know it.
+Storable = AfterValidator(_storable)
+OneLine = AfterValidator(_one_line)
+_STORABLE_SCHEMA = Field(json_schema_extra={"pattern": "^[^\\x00\\ud800-\\udfff]*$"})
+_ONE_LINE_SCHEMA = Field(json_schema_extra={"pattern": "^[^\\x00-\\x1f\\x7f\\ud800-\\udfff]*$"})
+Text = Annotated[str, Storable, _STORABLE_SCHEMA]
+Id = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=ID_LENGTH),
+    Storable,
+    OneLine,
+    _ONE_LINE_SCHEMA,
+]
+ExternalId = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=EXTERNAL_LENGTH),
+    Storable,
+    OneLine,
+    _ONE_LINE_SCHEMA,
+]
+Address = Annotated[
+    str, StringConstraints(max_length=ADDRESS_LENGTH), Storable, OneLine, _ONE_LINE_SCHEMA
+]
 
 
 class Payload(BaseModel):

@@ -5,8 +5,10 @@ the database errors a job body can meet."""
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -244,3 +246,127 @@ def test_every_top_level_string_field_of_every_job_refuses_a_nul_byte() -> None:
         for name in strings:
             result = run_job(spec, {name: "a\x00b"}, Delivery("http", "d", 0))
             assert f"{name}: Value error, must not contain a NUL" in result.detail, spec.event
+
+
+# More values the wire can carry and the columns or headers cannot ------------------------
+
+
+def test_a_lone_surrogate_in_text_is_a_permanent_failure_naming_the_field(web: str) -> None:
+    body = json.dumps(digest_payload(subject="x\ud800")).encode()
+
+    response = post(web, DIGEST, body)
+
+    assert response.status_code == 489
+    assert "message.subject" in response.json()["error"]
+
+
+def test_a_line_break_in_a_label_id_is_a_permanent_failure_naming_the_field(web: str) -> None:
+    payload = {
+        "emailAccountId": "acc",
+        "threadId": "t1",
+        "jobId": "j1",
+        "markDone": True,
+        "action": "ARCHIVE",
+        "processedLabelId": "P\r\nX-Injected: yes",
+    }
+
+    response = post(web, "/api/clean/gmail", json.dumps(payload).encode())
+
+    assert response.status_code == 489
+    assert "processedLabelId" in response.json()["error"]
+
+
+@pytest.mark.parametrize("when", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"])
+def test_a_date_outside_what_utc_can_hold_is_refused_as_input(web: str, when: str) -> None:
+    response = httpx.post(
+        web + "/api/bulk-process/start",
+        json={"emailAccountId": "acc", "startDate": when},
+        headers={"x-api-key": env.INTERNAL_API_KEY},
+    )
+
+    assert response.status_code == 422
+    assert "startDate" in response.text
+
+
+def test_a_qstash_token_whose_expiry_overflows_is_refused(web: str) -> None:
+    import jwt
+
+    from tests.support.fake_qstash import mint_signature
+
+    body = json.dumps({"scheduledActionId": "a"}).encode()
+    token = mint_signature(body, env.WEBHOOK_URL + EXECUTE, claims={"exp": 2**63})
+    assert jwt.decode(token, options={"verify_signature": False})["exp"] == 2**63
+
+    response = post(web, EXECUTE, body, **{"Upstash-Signature": token, "x-api-key": ""})
+
+    assert response.status_code == 401
+
+
+def test_a_delivery_id_longer_than_the_ledger_holds_is_refused_before_running(
+    web: str,
+) -> None:
+    body = json.dumps({"scheduledActionId": "a"}).encode()
+
+    response = post(web, EXECUTE, body, **{"x-jobbridge-delivery-id": "d" * 300})
+
+    assert response.status_code == 400
+    assert "delivery id" in response.json()["error"]
+
+
+# The internal API: the key before the body -------------------------------------------
+
+
+def test_the_internal_api_refuses_a_caller_without_the_key_before_reading_the_body(
+    web: str,
+) -> None:
+    parts = urlsplit(web)
+    head = (
+        "POST /api/bulk-process/start HTTP/1.1\r\n"
+        f"Host: {parts.hostname}:{parts.port}\r\n"
+        "Content-Type: application/json\r\n"
+        f"Content-Length: {60 * 1024 * 1024}\r\n\r\n"
+    )
+    with socket.create_connection((str(parts.hostname), int(parts.port or 80)), 10) as c:
+        c.sendall(head.encode())
+        answer = c.recv(4096)  # answered with none of the 60 MB sent
+
+    assert answer.startswith(b"HTTP/1.1 401")
+
+
+def test_the_internal_api_answers_malformed_json_without_the_key_with_401(web: str) -> None:
+    response = httpx.post(
+        web + "/api/bulk-process/start",
+        content=b"{not json",
+        headers={"Content-Type": "application/json"},
+    )
+
+    assert response.status_code == 401
+
+
+def test_the_internal_api_refuses_a_body_over_64_kib(web: str) -> None:
+    response = httpx.post(
+        web + "/api/bulk-process/start",
+        json={"emailAccountId": "acc", "startDate": "2026-01-01T00:00:00Z", "pad": "x" * 70_000},
+        headers={"x-api-key": env.INTERNAL_API_KEY},
+    )
+
+    assert response.status_code == 413
+
+
+def test_the_internal_api_guard_leaves_the_bulk_job_routes_to_their_own_auth(web: str) -> None:
+    from tests.support.fake_qstash import mint_signature
+
+    route = "/api/bulk-process/fetcher"
+    body = b"{}"
+    response = post(
+        web,
+        route,
+        body,
+        **{
+            "Upstash-Signature": mint_signature(body, env.WEBHOOK_URL + route),
+            "Upstash-Message-Id": "msg_guard",
+            "x-api-key": "",
+        },
+    )
+
+    assert response.status_code == 489  # QStash's call reached the job and its validation

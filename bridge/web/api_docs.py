@@ -19,6 +19,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi_offline import FastAPIOffline
+from starlette._utils import get_route_path  # how the router itself reads the path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bridge.web import responses
@@ -48,7 +49,7 @@ class DocsNeedTheInternalKey:
         self.settings = settings
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        guarded = scope["type"] == "http" and scope["path"].startswith(DOCS_PATHS)
+        guarded = scope["type"] == "http" and get_route_path(scope).startswith(DOCS_PATHS)
         if guarded and not self._holds_key(dict(scope["headers"])):
             refusal = responses.error(401, "the API docs need INTERNAL_API_KEY")
             refusal.headers["WWW-Authenticate"] = 'Basic realm="jobbridge API docs"'
@@ -140,6 +141,7 @@ def _answer(description: str, fields: dict[str, Any]) -> dict[str, Any]:
 _OUTCOME = {"outcome": {"type": "string"}}
 JOB_RESPONSES = {
     "200": _answer("done, skipped, or a duplicate of a settled delivery", {**_OUTCOME}),
+    "400": _answer("a delivery id over 255 characters", {"error": {"type": "string"}}),
     "401": _answer("no valid Upstash-Signature or x-api-key", {"error": {"type": "string"}}),
     "413": _answer("body over 1 MiB", {"error": {"type": "string"}}),
     "415": _answer("not a JSON body this app can read", {"error": {"type": "string"}}),

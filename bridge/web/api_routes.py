@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Path
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
+from starlette._utils import get_route_path  # how the router itself reads the path
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bridge.web.auth import Unauthorized, authenticate_internal
+from bridge.web.bodies import Refused, read_capped, replay
 from config import Settings
 from tasks.jobs import bulk_process
 from tasks.outcome import PermanentError
@@ -38,19 +43,44 @@ class Refusal(BaseModel):
     detail: str
 
 
-def add_api_routes(app: FastAPI, settings: Settings) -> None:
-    def internal_caller(request: Request) -> None:
-        try:
-            authenticate_internal(settings, request.headers)
-        except Unauthorized as error:
-            raise HTTPException(401, str(error)) from None
+PREFIX = "/api/bulk-process"
+# Its job routes (/fetcher, /worker) share the prefix and take QStash's signature.
+INTERNAL_PATHS = (f"{PREFIX}/start", f"{PREFIX}/cancel/")
+# This app's job ids are uuid hex: in a URL path, nothing that needs escaping.
+JobIdInPath = Annotated[str, Path(pattern=r"^[0-9A-Za-z_-]{1,64}$")]
+MAX_BODY_BYTES = 64 * 1024  # a start request is a few fields
 
+
+class InternalCallersOnly:
+    """Plain ASGI middleware: the internal routes check the key before reading a byte of
+    the body, and read at most MAX_BODY_BYTES of it (FastAPI would parse any body first)."""
+
+    def __init__(self, app: ASGIApp, *, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not get_route_path(scope).startswith(INTERNAL_PATHS):
+            await self.app(scope, receive, send)
+            return
+        try:
+            authenticate_internal(self.settings, Headers(scope=scope))
+            body = await read_capped(scope, receive, MAX_BODY_BYTES)
+        except (Unauthorized, Refused) as error:
+            status = error.status if isinstance(error, Refused) else 401
+            await JSONResponse({"detail": str(error)}, status)(scope, receive, send)
+            return
+        await self.app(scope, replay(body, receive), send)
+
+
+def add_api_routes(app: FastAPI, settings: Settings) -> None:
+    app.add_middleware(InternalCallersOnly, settings=settings)
     router = APIRouter(
-        prefix="/api/bulk-process",
-        dependencies=[Depends(internal_caller)],
+        prefix=PREFIX,
         responses={
             400: {"model": Refusal, "description": "the body is not JSON"},
             401: {"model": Refusal, "description": "no valid x-api-key"},
+            413: {"model": Refusal, "description": f"body over {MAX_BODY_BYTES} bytes"},
             404: {"model": Refusal, "description": "no such account or job"},
             409: {"model": Refusal, "description": "the job is not in a state that allows it"},
         },
@@ -76,7 +106,7 @@ def add_api_routes(app: FastAPI, settings: Settings) -> None:
         return BulkJobStatus(job_id=job.id, status=job.status.value)
 
     @router.post("/cancel/{job_id}", response_model=BulkJobStatus)
-    async def cancel_bulk_process(job_id: Annotated[Id, Path()]) -> BulkJobStatus:
+    async def cancel_bulk_process(job_id: JobIdInPath) -> BulkJobStatus:
         if not await run_in_threadpool(bulk_process.cancel, job_id):
             job = await run_in_threadpool(bulk_process.get, job_id)
             if job is None:

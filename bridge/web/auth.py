@@ -80,7 +80,11 @@ def verify_qstash(settings: Settings, signature: str, raw_body: bytes, route: st
     token_id, expires = claims.get("jti"), claims.get("exp")
     if not isinstance(token_id, str) or not token_id or not isinstance(expires, int):
         raise Unauthorized("invalid Upstash-Signature: no jti or exp claim")
-    return SignedToken(token_id, datetime.fromtimestamp(expires, UTC))
+    try:
+        expires_at = datetime.fromtimestamp(expires, UTC)
+    except (OverflowError, OSError, ValueError):
+        raise Unauthorized("invalid Upstash-Signature: exp out of range") from None
+    return SignedToken(token_id, expires_at)
 
 
 def authenticate_cron(settings: Settings, headers: Mapping[str, str]) -> None:

@@ -23,6 +23,7 @@ from bridge.web.auth import (
 from config import Settings
 from tasks.core import run_job
 from tasks.deliveries import already_processed, record_processed
+from tasks.models.base import EXTERNAL_LENGTH
 from tasks.outcome import Delivery, Result
 from tasks.registry import CRONS, JOBS, CronSpec, JobSpec
 from tasks.replay_guard import first_use
@@ -113,6 +114,9 @@ def job_endpoint(
         message_id, attempt = delivery_headers(caller, request)
         if token is not None and message_id is None:
             return responses.error(401, "QStash delivery without Upstash-Message-Id")
+        if message_id is not None and len(message_id) > EXTERNAL_LENGTH:
+            # The ledger could not record it, after the job had run: refused before.
+            return responses.error(400, f"delivery id over {EXTERNAL_LENGTH} characters")
         delivery = Delivery(caller.value, message_id or uuid.uuid4().hex, attempt)
         # One trip to the thread pool: replay guard, ledger check, the job, ledger entry.
         try:

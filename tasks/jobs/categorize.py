@@ -44,7 +44,7 @@ from tasks.mail.port import MailMessage, MailProvider, MessageNotFound
 from tasks.models import Category, Sender, utcnow
 from tasks.models.base import ADDRESS_LENGTH
 from tasks.outcome import Delivery, Result, done
-from tasks.payload import Id, NoNul, Payload
+from tasks.payload import Id, Payload, Storable
 from tasks.registry import job
 
 log = logging.getLogger("jobbridge.categorize")
@@ -72,7 +72,7 @@ SenderEmail = Annotated[
         max_length=ADDRESS_LENGTH,
         pattern=r"^[^@\s<>,;]+@[^@\s<>,;]+$",
     ),
-    NoNul,
+    Storable,
 ]
 
 

@@ -32,7 +32,13 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import BinaryIO
 
-from tasks.mail.port import MailMessage, MessageNotFound, OutgoingMail, ThreadPage
+from tasks.mail.port import (
+    InvalidPageToken,
+    MailMessage,
+    MessageNotFound,
+    OutgoingMail,
+    ThreadPage,
+)
 
 INBOX = "INBOX"
 ARCHIVE = "Archive"
@@ -447,10 +453,10 @@ def _encode_cursor(key: tuple[int, str]) -> str:
 def _decode_cursor(token: str) -> tuple[int, str]:
     try:
         stamp, thread = json.loads(base64.urlsafe_b64decode(token.encode()))
-    except (binascii.Error, UnicodeError, ValueError, TypeError) as error:
-        raise ValueError(f"invalid page token {token!r}") from error
+    except (binascii.Error, UnicodeError, ValueError, TypeError, RecursionError) as error:
+        raise InvalidPageToken(f"invalid page token {token[:40]!r}") from error
     if not isinstance(stamp, int) or not isinstance(thread, str):
-        raise ValueError(f"invalid page token {token!r}")
+        raise InvalidPageToken(f"invalid page token {token[:40]!r}")
     return -stamp, thread
 
 

@@ -7,9 +7,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from tasks.outcome import PermanentError
+
 
 class MessageNotFound(LookupError):
     """The message no longer exists: actions on it complete without effect."""
+
+
+class InvalidPageToken(PermanentError):
+    """A page token this mailbox did not issue: the same token fails the same way again."""
 
 
 @dataclass(frozen=True)
