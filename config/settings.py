@@ -131,44 +131,64 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _combinations_make_sense(self) -> Settings:
-        problems: list[str] = []
-        if not self.inngest_is_dev:
-            if self.inngest_event_key is not None and self.inngest_signing_key is None:
-                problems.append(
-                    "INNGEST_SIGNING_KEY is required when INNGEST_EVENT_KEY is set in cloud "
-                    "mode: the server's calls to /api/inngest must be verified; use the "
-                    "server's --signing-key, or set INNGEST_DEV=1 for a dev server"
-                )
-            if self.inngest_signing_key is not None and self.inngest_serve_origin is None:
-                problems.append(
-                    "INNGEST_SERVE_ORIGIN is required when INNGEST_SIGNING_KEY is set in cloud "
-                    "mode: it is the origin Inngest calls this app at (e.g. "
-                    "https://app.example.com, or http://web:8000 inside a compose network), "
-                    "never taken from a request's Host header"
-                )
-            if self.inngest_base_url is not None and not (
-                self.inngest_event_key or self.inngest_signing_key
-            ):
-                problems.append(
-                    "INNGEST_BASE_URL is set but neither INNGEST_EVENT_KEY (to publish) nor "
-                    "INNGEST_SIGNING_KEY (to serve /api/inngest) is: set the server's keys, "
-                    "or INNGEST_DEV=1 for a dev server"
-                )
-        if self.qstash_token is not None:
-            if self.qstash_current_signing_key is None or self.qstash_next_signing_key is None:
-                problems.append(
-                    "QSTASH_TOKEN is set but QSTASH_CURRENT_SIGNING_KEY and "
-                    "QSTASH_NEXT_SIGNING_KEY are not: QStash deliveries could not be verified; "
-                    "copy both keys from the QStash console"
-                )
-            if self.webhook_url is None:
-                problems.append(
-                    "QSTASH_TOKEN is set but WEBHOOK_URL is not: QStash needs the public base "
-                    "URL of this app, e.g. WEBHOOK_URL=https://app.example.com"
-                )
-        if self.job_provider == "http" and (
-            self.internal_api_key is None or self.internal_api_url is None
+        problems = [*self._inngest_problems(), *self._qstash_problems(), *self._other_problems()]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def _inngest_problems(self) -> list[str]:
+        if self.inngest_is_dev:
+            return []  # a dev server signs and verifies nothing
+        problems = []
+        if self.inngest_event_key is not None and self.inngest_signing_key is None:
+            problems.append(
+                "INNGEST_SIGNING_KEY is required when INNGEST_EVENT_KEY is set in cloud "
+                "mode: the server's calls to /api/inngest must be verified; use the "
+                "server's --signing-key, or set INNGEST_DEV=1 for a dev server"
+            )
+        if self.inngest_signing_key is not None and self.inngest_serve_origin is None:
+            problems.append(
+                "INNGEST_SERVE_ORIGIN is required when INNGEST_SIGNING_KEY is set in cloud "
+                "mode: it is the origin Inngest calls this app at (e.g. "
+                "https://app.example.com, or http://web:8000 inside a compose network), "
+                "never taken from a request's Host header"
+            )
+        if self.inngest_base_url is not None and not (
+            self.inngest_event_key or self.inngest_signing_key
         ):
+            problems.append(
+                "INNGEST_BASE_URL is set but neither INNGEST_EVENT_KEY (to publish) nor "
+                "INNGEST_SIGNING_KEY (to serve /api/inngest) is: set the server's keys, "
+                "or INNGEST_DEV=1 for a dev server"
+            )
+        return problems
+
+    def _qstash_problems(self) -> list[str]:
+        keys = (self.qstash_current_signing_key, self.qstash_next_signing_key)
+        if self.qstash_token is not None:
+            why = "QSTASH_TOKEN is set but"
+        elif any(key is not None for key in keys):
+            # Draining: no more publishing, but QStash's deliveries must still verify.
+            why = "QStash signing keys are set but"
+        else:
+            return []
+        problems = []
+        if None in keys:
+            problems.append(
+                f"{why} not both of QSTASH_CURRENT_SIGNING_KEY and QSTASH_NEXT_SIGNING_KEY: "
+                "QStash signs with either, so deliveries could not be verified; copy both "
+                "keys from the QStash console"
+            )
+        if self.webhook_url is None:
+            problems.append(
+                f"{why} WEBHOOK_URL is not: QStash's deliveries are verified against the "
+                "public base URL of this app, e.g. WEBHOOK_URL=https://app.example.com"
+            )
+        return problems
+
+    def _other_problems(self) -> list[str]:
+        problems = []
+        if self.job_provider == "http" and not self.http_configured:
             problems.append(
                 "JOB_PROVIDER=http needs INTERNAL_API_URL and INTERNAL_API_KEY "
                 "(the base URL of this app and the key its routes accept)"
@@ -182,9 +202,7 @@ class Settings(BaseSettings):
             problems.append("JOB_PROVIDER=inngest needs INNGEST_EVENT_KEY (or INNGEST_DEV=1)")
         if self.job_provider == "qstash" and self.qstash_token is None:
             problems.append("JOB_PROVIDER=qstash needs QSTASH_TOKEN")
-        if problems:
-            raise ValueError("; ".join(problems))
-        return self
+        return problems
 
     # Derived facts: one definition each.
     @property
@@ -253,6 +271,11 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as error:
         raise ConfigError(_explain(error)) from None
+    except UnicodeDecodeError:
+        raise ConfigError(
+            f"invalid configuration: {Path('.env').resolve()} is not UTF-8 text; "
+            "save it as UTF-8, or remove it and set the variables in the environment"
+        ) from None
 
 
 @lru_cache(maxsize=1)

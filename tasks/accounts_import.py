@@ -33,6 +33,12 @@ from tasks.models import (
     SenderStatus,
     SummaryFrequency,
 )
+from tasks.payload import Text, Timestamp
+
+# Bounds that keep every number within its column and every date within a year's reach.
+MINUTES_IN_A_YEAR = 366 * 24 * 60
+DAYS_IN_TEN_YEARS = 3660
+POSITION_LIMIT = 1_000_000
 
 
 class AccountsFileError(ValueError):
@@ -45,14 +51,14 @@ class _Strict(BaseModel):
 
 class ActionEntry(_Strict):
     type: RuleActionType
-    label: str | None = None
-    folder: str | None = None
-    to: str | None = None
-    cc: str | None = None
-    bcc: str | None = None
-    subject: str | None = None
-    content: str | None = None
-    delay_minutes: int | None = Field(default=None, ge=1)
+    label: Text | None = None
+    folder: Text | None = None
+    to: Text | None = None
+    cc: Text | None = None
+    bcc: Text | None = None
+    subject: Text | None = None
+    content: Text | None = None
+    delay_minutes: int | None = Field(default=None, ge=1, le=MINUTES_IN_A_YEAR)
 
     @model_validator(mode="after")
     def _fields_its_type_needs(self) -> ActionEntry:
@@ -70,11 +76,11 @@ class ActionEntry(_Strict):
 
 
 class Conditions(_Strict):
-    from_: str | None = Field(default=None, alias="from")
-    to: str | None = None
-    subject: str | None = None
-    body: str | None = None
-    category: str | None = None
+    from_: Text | None = Field(default=None, alias="from")
+    to: Text | None = None
+    subject: Text | None = None
+    body: Text | None = None
+    category: Text | None = None
     regex: bool = False
     operator: LogicalOperator = LogicalOperator.AND
 
@@ -93,16 +99,16 @@ class Conditions(_Strict):
 
 
 class RuleEntry(_Strict):
-    name: str = Field(min_length=1, max_length=200)
+    name: Text = Field(min_length=1, max_length=200)
     enabled: bool = True
-    position: int = 0
+    position: int = Field(default=0, ge=-POSITION_LIMIT, le=POSITION_LIMIT)
     conditions: Conditions
     actions: list[ActionEntry] = Field(min_length=1)
 
 
 class DigestEntry(_Strict):
-    every_days: int = Field(ge=1)
-    next_at: datetime | None = None
+    every_days: int = Field(ge=1, le=DAYS_IN_TEN_YEARS)
+    next_at: Timestamp | None = None
 
     @field_validator("next_at")
     @classmethod
@@ -113,15 +119,15 @@ class DigestEntry(_Strict):
 
 
 class SenderEntry(_Strict):
-    email: str
+    email: Text
     status: SenderStatus = SenderStatus.NONE
-    category: str | None = None
+    category: Text | None = None
 
 
 class AccountEntry(_Strict):
-    email: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
+    email: Text = Field(pattern=r"^[^@\s]+@[^@\s]+$")
     provider: Literal["maildir", "google", "microsoft"] = "maildir"
-    maildir: str | None = None
+    maildir: Text | None = None
     digest: DigestEntry | None = None
     summary: SummaryFrequency | None = None
     rules: list[RuleEntry] = []

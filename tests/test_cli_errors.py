@@ -10,12 +10,14 @@ on how Rich would wrap a line.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from tests.support.commands import assert_plain, jobbridge, run
-from tests.support.services import free_port
+from tests.support.services import create_database, drop_database, free_port
 
 BAD_QSTASH = {"QSTASH_TOKEN": "qstash-token-without-its-signing-keys"}
 BAD_INNGEST = {"JOB_PROVIDER": "inngest"}
@@ -164,3 +166,97 @@ def test_a_process_started_with_a_bad_configuration_ends_with_the_same_plain_mes
     assert done.returncode == 2, done.stdout + done.stderr
     assert "Traceback" not in done.stdout + done.stderr
     assert done.stderr == from_cli.stderr
+
+
+# Input values out of range: plain lines, the right exit status ------------------------
+
+
+def test_a_delay_too_far_ahead_is_a_usage_error(workdir: Path) -> None:
+    done = jobbridge(
+        "actions",
+        *("schedule", "--account", "a@example.test", "--type", "ARCHIVE", "--message", "m1"),
+        *("--in", "99999999999d"),
+        workdir=workdir,
+    )
+
+    assert done.returncode == 2
+    assert "Invalid value for --in: too far ahead" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("days", ["0", "-5", "99999999"])
+def test_bulk_start_refuses_a_window_of_days_out_of_range(workdir: Path, days: str) -> None:
+    done = jobbridge(
+        "bulk", "start", "--account", "a@example.test", "--days", days, workdir=workdir
+    )
+
+    assert done.returncode == 2
+    assert "--days" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_dotenv_that_is_not_utf8_is_named(workdir: Path) -> None:
+    (workdir / ".env").write_bytes(b"REDIS_URL=\xff\xfe\n")
+
+    lines = assert_plain(jobbridge("config", workdir=workdir), 2)
+
+    assert ".env" in lines[0] and "UTF-8" in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("entry", "field"),
+    [
+        ("digest: {every_days: 1, next_at: '0001-01-01T00:00:00+14:00'}", "next_at"),
+        ("digest: {every_days: 100000000000}", "every_days"),
+    ],
+)
+def test_an_accounts_file_value_out_of_range_names_its_entry(
+    workdir: Path, entry: str, field: str
+) -> None:
+    (workdir / "range.yaml").write_text(
+        f"accounts:\n  - email: a@example.test\n    maildir: m\n    {entry}\n"
+    )
+
+    lines = assert_plain(jobbridge("accounts", "import", "range.yaml", workdir=workdir), 1)
+
+    assert f"accounts[0].digest.{field}" in "\n".join(lines)
+
+
+@pytest.fixture
+def fresh_database() -> Iterator[str]:
+    url = create_database()
+    yield url
+    drop_database(url)
+
+
+def test_db_upgrade_refuses_a_table_under_one_of_its_names_that_it_did_not_create(
+    workdir: Path, fresh_database: str
+) -> None:
+    with psycopg.connect(fresh_database.replace("+psycopg", ""), autocommit=True) as c:
+        c.execute("CREATE TABLE category (id text PRIMARY KEY)")
+
+    lines = assert_plain(
+        jobbridge("db", "upgrade", workdir=workdir, DATABASE_URL=fresh_database), 2
+    )
+
+    assert '"category"' in lines[0]
+
+
+def test_db_upgrade_refuses_another_apps_migration_history(
+    workdir: Path, fresh_database: str
+) -> None:
+    with psycopg.connect(fresh_database.replace("+psycopg", ""), autocommit=True) as c:
+        c.execute("CREATE TABLE alembic_version (version_num varchar(32) PRIMARY KEY)")
+        c.execute("INSERT INTO alembic_version VALUES ('abc123someone')")
+
+    lines = assert_plain(
+        jobbridge(
+            "db",
+            "upgrade",
+            workdir=workdir,
+            DATABASE_URL=fresh_database,
+            DATABASE_ALLOW_OTHER_TABLES="true",
+        ),
+        2,
+    )
+
+    assert "migration history" in lines[0]

@@ -241,6 +241,24 @@ def test_qstash_token_alone_reports_every_missing_variable_at_once() -> None:
     assert "WEBHOOK_URL" in message
 
 
+def test_draining_qstash_keeps_its_keys_and_webhook_url_without_the_token() -> None:
+    settings = load_settings(**{**QSTASH, "qstash_token": None})
+
+    assert settings.qstash_token is None and settings.webhook_url == test_env.WEBHOOK_URL
+
+
+def test_signing_keys_without_webhook_url_are_refused_while_draining() -> None:
+    message = config_error(**{**QSTASH, "qstash_token": None, "webhook_url": None})
+
+    assert "WEBHOOK_URL is not" in message and "verified against" in message
+
+
+def test_one_qstash_signing_key_without_the_other_is_refused_while_draining() -> None:
+    message = config_error(**{**QSTASH, "qstash_token": None, "qstash_next_signing_key": None})
+
+    assert "QSTASH_NEXT_SIGNING_KEY" in message
+
+
 def test_complete_qstash_configuration_is_accepted() -> None:
     settings = load_settings(**QSTASH)
 

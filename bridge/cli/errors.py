@@ -23,7 +23,13 @@ def explain(error: Exception) -> tuple[int, str]:
     for an error no command handled."""
     if isinstance(error, ConfigError):
         return 2, str(error)
-    for explainer in (_database_problem, _redis_problem, _publish_problem):
+    for explainer in (
+        _bad_value,
+        _migrations_problem,
+        _database_problem,
+        _redis_problem,
+        _publish_problem,
+    ):
         found = explainer(error)
         if found is not None:
             return found
@@ -49,6 +55,40 @@ def _first_line(error: BaseException) -> str:
 
 def _redacted(url: str) -> str:
     return re.sub(r"://([^:/@]*):[^@/]*@", r"://\1:***@", url)
+
+
+def _bad_value(error: Exception) -> tuple[int, str] | None:
+    """A value from the input that the database (or its driver) cannot hold."""
+    from sqlalchemy.exc import StatementError
+
+    from tasks.db_errors import data_caused
+
+    cause = data_caused(error)
+    binding = isinstance(error, StatementError) and isinstance(
+        error.orig, OverflowError | ValueError
+    )
+    if cause is None and binding:
+        cause = "a value is out of range"  # refused while binding, before the database
+    if cause is None:
+        return None
+    orig = error.orig if isinstance(error, StatementError) else None
+    reason = _first_line(orig or error)
+    return 1, (
+        f"a value given cannot be stored: {cause} ({reason})\n"
+        "fix: correct that value in the file or option given"
+    )
+
+
+def _migrations_problem(error: Exception) -> tuple[int, str] | None:
+    from alembic.util.exc import CommandError
+
+    if not isinstance(error, CommandError) or "revision" not in str(error):
+        return None
+    return 2, (
+        f"the database's migration history is not jobbridge's ({_first_line(error)}): "
+        "another app's migrations live in this schema\n"
+        "fix: give jobbridge a database or schema of its own (see `jobbridge db upgrade`)"
+    )
 
 
 def _database_problem(error: Exception) -> tuple[int, str] | None:

@@ -84,7 +84,9 @@ def demo() -> None:
 @bulk_app.command("start")
 def bulk_start(
     account: Annotated[str, typer.Option(help="account email or id")],
-    days: Annotated[int, typer.Option(help="process mail from the last N days")] = 30,
+    days: Annotated[
+        int, typer.Option(help="process mail from the last N days", min=1, max=36500)
+    ] = 30,
     include_read: Annotated[bool, typer.Option(help="also messages already read")] = False,
 ) -> None:
     """Start a bulk run of the account's rules (one open run per account)."""
@@ -122,7 +124,9 @@ def bulk_show(job_id: str) -> None:
 @app.command("clean")
 def clean(
     account: Annotated[str, typer.Option(help="account email or id")],
-    days_old: Annotated[int, typer.Option(help="only threads older than this many days")] = 7,
+    days_old: Annotated[
+        int, typer.Option(help="only threads older than this many days", min=0, max=36500)
+    ] = 7,
     action: Annotated[str, typer.Option(help="ARCHIVE or MARK_READ what is done")] = "ARCHIVE",
     instructions: Annotated[str | None, typer.Option(help="e.g. 'keep mail from my boss'")] = None,
 ) -> None:
@@ -248,6 +252,7 @@ def actions_schedule(
         raise typer.BadParameter(
             f"one of {', '.join(t.value for t in ActionType)}", param_hint="--type"
         ) from None
+    when = parse_when(at, delay)  # the options first, then the database
     found = _account(account)
     try:
         row = schedule(
@@ -255,7 +260,7 @@ def actions_schedule(
             action_type=kind,
             message_id=message,
             thread_id=thread or message,
-            scheduled_for=parse_when(at, delay),
+            scheduled_for=when,
             verify_message=True,
             label=label,
             folder_name=folder,

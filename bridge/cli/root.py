@@ -160,7 +160,10 @@ def parse_when(at: str | None, delay: str | None) -> datetime:
                 "use a number and s, m, h or d, e.g. 2s or 10m", param_hint="--in"
             )
         unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
-        return now + timedelta(**{unit: int(match.group(1))})
+        try:
+            return now + timedelta(**{unit: int(match.group(1))})
+        except OverflowError:
+            raise typer.BadParameter("too far ahead", param_hint="--in") from None
     if at:
         try:
             when = datetime.fromisoformat(at)
