@@ -33,7 +33,7 @@ from tasks.mail.port import OutgoingMail
 from tasks.models import ActionStatus, ActionType, ScheduledAction, utcnow
 from tests.conftest import Mailbox
 from tests.support.actions import insert_action
-from tests.support.services import TEST_REDIS_URL, Process, delete_redis_prefix
+from tests.support.services import TEST_REDIS_URL, Process, delete_redis_prefix, wait_until_ready
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.wait import wait_for
 
@@ -107,15 +107,7 @@ class Faults:
             "--hostname", f"{name}-{uuid.uuid4().hex[:6]}@%h",
             "--without-gossip", "--without-mingle",
         ]  # fmt: skip
-        process = Process(name, command, environment, self.log_dir)
-
-        def ready() -> bool:
-            if not process.alive():
-                raise AssertionError(f"{name} exited:\n{process.log()}")
-            return "ready." in process.log()
-
-        wait_for(ready, timeout=30, what=f"{name} to be ready")
-        return process
+        return wait_until_ready(Process(name, command, environment, self.log_dir))
 
     def schedule_send(self) -> ScheduledAction:
         """A SEND_EMAIL action that is due, published to this scenario's workers."""

@@ -31,7 +31,7 @@ from tasks.celery_tasks import _limited_key, _say_when_limits_are_off
 from tasks.outcome import Delivery, Result, done
 from tasks.payload import Payload
 from tasks.registry import JOBS, JobDeclarationError, JobSpec, Throttle
-from tests.support.services import Process, delete_redis_prefix
+from tests.support.services import Process, delete_redis_prefix, wait_until_ready
 from tests.support.wait import wait_for
 
 # --- the scripts, against the suite's own Redis prefix ------------------------------
@@ -276,13 +276,8 @@ def limited_worker(
     process = Process("limited-worker", command, env, log_dir)
     producer = create_app(load_settings(REDIS_KEY_PREFIX=prefix))
 
-    def ready() -> bool:
-        if not process.alive():
-            raise AssertionError(f"limited worker exited:\n{process.log()}")
-        return "ready." in process.log()
-
     try:
-        wait_for(ready, timeout=30, what="the limited worker to be ready")
+        wait_until_ready(process)
         yield LimitedWorker(prefix, events, producer, process)
     finally:
         process.stop()

@@ -136,12 +136,16 @@ def start_worker(
         "--without-gossip",
         "--without-mingle",
     ]
-    process = Process(name, command, env, log_dir)
+    return wait_until_ready(Process(name, command, env, log_dir))
+
+
+def wait_until_ready(worker: Process) -> Process:
+    """Wait for a Celery worker process to say it is ready; fail at once if it exits."""
 
     def ready() -> bool:
-        if not process.alive():
-            raise AssertionError(f"{name} exited:\n{process.log()}")
-        return "ready." in process.log()
+        if not worker.alive():
+            raise AssertionError(f"{worker.name} exited:\n{worker.log()}")
+        return "ready." in worker.log()
 
-    wait_for(ready, timeout=30, what=f"{name} to be ready")
-    return process
+    wait_for(ready, timeout=30, what=f"{worker.name} to be ready")
+    return worker
