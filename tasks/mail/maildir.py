@@ -123,8 +123,9 @@ class MaildirProvider:
         raise MessageNotFound(message_id)
 
     def get_message(self, message_id: str) -> MailMessage:
-        # A message another job flags or moves gets a new file name between the listing
-        # and the read: look again. Gone after that means deleted.
+        # A message another job flags or moves gets a new file name while this scan runs:
+        # between the listing and the read, or from a folder not yet listed to one
+        # already listed. Look again; not found in any of the scans means deleted.
         for _ in range(RENAMED_RETRIES):
             for file in self._files(self.folder_names()):
                 if file.key == message_id:
@@ -132,8 +133,6 @@ class MaildirProvider:
                         return self._read(file)
                     except FileNotFoundError:
                         break  # renamed, moved or deleted since the listing
-            else:
-                break  # not listed at all
         raise MessageNotFound(message_id)
 
     def _read(self, file: _File) -> MailMessage:
