@@ -20,6 +20,7 @@ from bridge.web.auth import (
     authenticate_cron,
     authenticate_job_call,
 )
+from bridge.web.bodies import Refused, read_capped
 from config import Settings
 from tasks.core import run_job
 from tasks.deliveries import already_processed, record_processed
@@ -29,24 +30,6 @@ from tasks.registry import CRONS, JOBS, CronSpec, JobSpec
 from tasks.replay_guard import first_use
 
 MAX_BODY_BYTES = 1024 * 1024
-
-
-class BodyTooLarge(Exception):
-    pass
-
-
-async def read_body(request: Request) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise BodyTooLarge
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise BodyTooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def delivery_headers(caller: Caller, request: Request) -> tuple[str | None, int]:
@@ -92,9 +75,9 @@ def job_endpoint(
 ) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         try:
-            raw = await read_body(request)
-        except BodyTooLarge:
-            return responses.error(413, f"body over {MAX_BODY_BYTES} bytes")
+            raw = await read_capped(request.scope, request.receive, MAX_BODY_BYTES)
+        except Refused as refusal:
+            return responses.error(refusal.status, refusal.detail)
         try:
             caller, token = authenticate_job_call(settings, request.headers, raw, spec.route)
         except Unauthorized as error:
