@@ -17,7 +17,7 @@ install: $(STAMP)
 dev: install
 	$(VENV)/bin/jobbridge dev
 
-## Redis and PostgreSQL up, then lint, types and the whole suite
+## Redis and PostgreSQL up, then lint, types, import layers and the whole suite
 test: install services lint
 	$(PY) -m pytest
 
@@ -27,6 +27,7 @@ services:
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 bench: install services
 	$(PY) bench/enqueue.py

@@ -273,7 +273,7 @@ class Mailbox:
 
 def make_mailbox(label: str, data_dir: Path, messages: int, now: datetime) -> Mailbox:
     """An account whose inbox is a fresh Maildir of `messages` messages, and the 3 rules."""
-    from tasks.db import session_scope
+    from bridge.store.db import session_scope
     from tasks.mail.maildir import MaildirProvider
     from tasks.models import (
         EmailAccount,
@@ -316,7 +316,7 @@ def effects(mailbox: Mailbox) -> tuple[Counter[str], int]:
     """Rule results recorded for the account, by rule name, and the Archive folder's size."""
     from sqlalchemy import func, select
 
-    from tasks.db import session_scope
+    from bridge.store.db import session_scope
     from tasks.mail.maildir import MaildirProvider
     from tasks.models import ExecutedRule, Rule
 
@@ -581,8 +581,8 @@ def clean_up(prefix: str, database_url: str | None, data_dir: Path) -> None:
     def drop() -> None:
         if database_url is None:
             return
-        if "tasks.db" in sys.modules:  # close our pooled connections first
-            from tasks.db import engine_for
+        if "bridge.store.db" in sys.modules:  # close our pooled connections first
+            from bridge.store.db import engine_for
 
             engine_for(database_url).dispose()
         drop_database(database_url)

@@ -340,12 +340,14 @@ class Row:
 def celery_rows(rounds: int, prefix: str) -> list[Row]:
     import redis
 
+    import tasks
     from bridge import enqueue, enqueue_many
     from config import load_settings
-    from tasks.scheduled_actions import execute_scheduled_action
+    from tasks.scheduled_actions import ExecuteScheduledAction, execute_scheduled_action
 
     settings = load_settings(job_provider="celery")
-    task = execute_scheduled_action.task
+    # The baseline: the worker's own Celery task, published the plain Celery way.
+    task = tasks.app.tasks[execute_scheduled_action.event]
     queue = redis.Redis.from_url(REDIS_URL)
 
     def raw_loop(jobs: int) -> Callable[[int, float], int]:
@@ -367,7 +369,7 @@ def celery_rows(rounds: int, prefix: str) -> list[Row]:
                 return number
             enqueue(
                 execute_scheduled_action,
-                {"scheduledActionId": f"bench-{number}"},
+                ExecuteScheduledAction(scheduled_action_id=f"bench-{number}"),
                 dedup_id=f"one-{round_id}-{number}",
                 settings=settings,
             )
@@ -377,7 +379,10 @@ def celery_rows(rounds: int, prefix: str) -> list[Row]:
         # One call: bounded by its count; the deadline bounds the loops around it.
         receipts = enqueue_many(
             execute_scheduled_action,
-            [{"scheduledActionId": f"bench-{n}"} for n in range(CELERY_MANY_JOBS)],
+            [
+                ExecuteScheduledAction(scheduled_action_id=f"bench-{n}")
+                for n in range(CELERY_MANY_JOBS)
+            ],
             dedup_ids=[f"many-{round_id}-{n}" for n in range(CELERY_MANY_JOBS)],
             settings=settings,
         )
@@ -447,7 +452,7 @@ def inngest_row(rounds: int, sink: EventSink) -> tuple[Row, dict[str, int]]:
 
     from bridge import enqueue_many
     from config import load_settings
-    from tasks.scheduled_actions import execute_scheduled_action
+    from tasks.scheduled_actions import ExecuteScheduledAction, execute_scheduled_action
 
     settings = load_settings(job_provider="inngest")
     event = execute_scheduled_action.event
@@ -456,7 +461,7 @@ def inngest_row(rounds: int, sink: EventSink) -> tuple[Row, dict[str, int]]:
     def via_enqueue_many(round_id: int, deadline: float) -> int:
         receipts = enqueue_many(
             execute_scheduled_action,
-            [{"scheduledActionId": f"bench-{n}"} for n in range(INNGEST_JOBS)],
+            [ExecuteScheduledAction(scheduled_action_id=f"bench-{n}") for n in range(INNGEST_JOBS)],
             dedup_ids=[f"inngest-{round_id}-{n}" for n in range(INNGEST_JOBS)],
             settings=settings,
         )
@@ -572,7 +577,7 @@ class Deliverer:
     numbers: Iterator[int]
 
     def direct(self) -> float:
-        from tasks.outcome import Delivery, Outcome
+        from bridge.outcome import Delivery, Outcome
 
         number = next(self.numbers)
         payload = self.spec.payload(scheduled_action_id=f"missing-{number}")
@@ -717,8 +722,8 @@ def clean_up(sink: EventSink, prefix: str, database_url: str | None, data_dir: P
     def drop() -> None:
         if database_url is None:
             return
-        if "tasks.db" in sys.modules:  # close our pooled connections first
-            from tasks.db import engine_for
+        if "bridge.store.db" in sys.modules:  # close our pooled connections first
+            from bridge.store.db import engine_for
 
             engine_for(database_url).dispose()
         drop_database(database_url)

@@ -49,7 +49,7 @@ def insert_rows(count: int) -> None:
     """PENDING actions, due over the next days: set-up, not measured."""
     from sqlalchemy import insert
 
-    from tasks.db import session_scope
+    from bridge.store.db import session_scope
     from tasks.models import ActionStatus, ActionType, ScheduledAction, SchedulingStatus
 
     now = datetime.now(UTC)

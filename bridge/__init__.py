@@ -1,37 +1,39 @@
-"""Publish jobs to the configured provider and receive them from every provider.
+"""jobbridge's shim: declare jobs once, run them on Celery, Inngest, QStash or direct HTTP.
 
-`enqueue`, `enqueue_many` and `cancel` load on first use: they import `tasks`, whose
-Celery app reads Settings at import, and `import bridge.cli` must be able to report a
-bad environment itself rather than die with a traceback.
+An app makes a `Registry`, declares its jobs on it (`@registry.job`, `@registry.cron`)
+and publishes them with `enqueue`; `JOBBRIDGE_APP` names the module that holds the
+registry (default `tasks`). See docs/ARCHITECTURE.md.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from bridge.errors import DelayUnsupported, InvalidPayload, PublishError
+from bridge.outcome import Delivery, Outcome, PermanentError, Result, RetryLater, done, skipped
+from bridge.payload import Payload
+from bridge.publishing import cancel, enqueue, enqueue_many, validate
 from bridge.receipt import Receipt
-
-if TYPE_CHECKING:
-    from bridge.publishing import cancel, enqueue, enqueue_many
-
-_PUBLISHING = ("cancel", "enqueue", "enqueue_many")
-
-
-def __getattr__(name: str) -> Any:
-    if name in _PUBLISHING:
-        from bridge import publishing
-
-        return getattr(publishing, name)
-    raise AttributeError(f"module 'bridge' has no attribute {name!r}")
-
+from bridge.registry import CronSpec, JobDeclarationError, JobSpec, Registry, Throttle
 
 __all__ = [
+    "CronSpec",
     "DelayUnsupported",
+    "Delivery",
     "InvalidPayload",
+    "JobDeclarationError",
+    "JobSpec",
+    "Outcome",
+    "Payload",
+    "PermanentError",
     "PublishError",
     "Receipt",
+    "Registry",
+    "Result",
+    "RetryLater",
+    "Throttle",
     "cancel",
+    "done",
     "enqueue",
     "enqueue_many",
+    "skipped",
+    "validate",
 ]

@@ -10,11 +10,16 @@ import sys
 import time
 from pathlib import Path
 
+from bridge.apps import App
 from config import Settings, resolve_chain
 
 
 def stack_commands(
-    port: int, flower_port: int, with_flower: bool, state_dir: Path | None = None
+    port: int,
+    flower_port: int,
+    with_flower: bool,
+    state_dir: Path | None = None,
+    app_module: str = "tasks",
 ) -> dict[str, list[str]]:
     python = sys.executable
     commands = {
@@ -33,14 +38,14 @@ def stack_commands(
             "-m",
             "celery",
             "-A",
-            "tasks",
+            app_module,
             "worker",
             "--loglevel",
             "INFO",
             "--concurrency",
             "2",
         ],
-        "beat": [python, "-m", "celery", "-A", "tasks", "beat", "--loglevel", "INFO"],
+        "beat": [python, "-m", "celery", "-A", app_module, "beat", "--loglevel", "INFO"],
     }
     if with_flower:
         commands["flower"] = [
@@ -48,7 +53,7 @@ def stack_commands(
             "-m",
             "celery",
             "-A",
-            "tasks",
+            app_module,
             "flower",
             f"--port={flower_port}",
             "--address=127.0.0.1",
@@ -58,17 +63,6 @@ def stack_commands(
             # (user:password), is Flower's own: it reads FLOWER_* from the environment.
             commands["flower"] += ["--persistent=True", f"--db={state_dir / 'flower.db'}"]
     return commands
-
-
-def prepare(settings: Settings) -> list[str]:
-    """Migrate the database and seed the demo account; return its inbox message ids."""
-    from tasks.demo import ensure_demo_account
-    from tasks.schema import upgrade
-
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    upgrade(settings.sqlalchemy_url)
-    _, keys = ensure_demo_account(settings.data_dir)
-    return keys
 
 
 # A child that has not stopped this long after its SIGTERM is killed, so that the whole
@@ -121,21 +115,25 @@ def _stop(processes: dict[str, subprocess.Popen[bytes]]) -> None:
         process.wait()
 
 
-def run_dev_stack(settings: Settings, *, port: int, flower_port: int, with_flower: bool) -> int:
+def run_dev_stack(
+    settings: Settings, app: App, *, port: int, flower_port: int, with_flower: bool
+) -> int:
+    """Prepare the app (migrate, seed: its `prepare_dev`), then run web, worker, beat
+    and Flower until Ctrl-C or until one of them exits."""
     # SIGINT too: started from a script in the background, a process inherits SIGINT
     # ignored, and Python then leaves it ignored; Ctrl-C must stop the stack regardless.
     for stopping in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(stopping, _stop_on_signal)
-    keys = prepare(settings)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    tips = list(app.prepare_dev(settings)) if app.prepare_dev is not None else []
     env = os.environ.copy()
     processes = {
         name: _start(command, env)
         for name, command in stack_commands(
-            port, flower_port, with_flower, settings.data_dir.resolve()
+            port, flower_port, with_flower, settings.data_dir.resolve(), app.module
         ).items()
     }
     chain = " -> ".join(p.value for p in resolve_chain(settings).providers)
-    maildir = settings.data_dir.resolve() / "maildir" / "demo"
     print(
         f"""
 jobbridge dev stack (providers: {chain})
@@ -143,13 +141,7 @@ jobbridge dev stack (providers: {chain})
   flower  {f"http://127.0.0.1:{flower_port}" if with_flower else "off"}
   data    {settings.data_dir.resolve()}
 
-Try it: archive a demo message 2 seconds from now, then watch it move.
-  .venv/bin/jobbridge actions schedule --account demo@localhost --type ARCHIVE \\
-      --message {keys[0] if keys else "<message id>"} --in 2s
-  ls {maildir}/.Archive/cur
-Run the demo rules over the whole inbox, then watch the counts:
-  .venv/bin/jobbridge bulk start --account demo@localhost --include-read
-  .venv/bin/jobbridge bulk show <jobId it prints>
+{chr(10).join(tips)}
 Ctrl-C stops everything.
 """,
         flush=True,

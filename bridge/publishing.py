@@ -1,26 +1,39 @@
-"""The enqueue API: validate once, then publish along the configured provider chain."""
+"""The enqueue API: typed payloads, published along the configured provider chain.
+
+`enqueue(spec, payload)` takes the job's own payload model, so mypy checks that a
+caller sends each job what it declared. Wire data (a JSON object) becomes a payload
+only at the edges, through `validate`.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
 
-import tasks  # noqa: F401  (registers every job, so names resolve)
+from bridge.celery.publisher import CeleryPublisher
 from bridge.errors import AllProvidersFailed, InvalidPayload, PublishError
-from bridge.publishers import Message, Publisher, make_publisher
+from bridge.http.publisher import HttpPublisher
+from bridge.inngest.publisher import InngestPublisher
+from bridge.payload import describe_validation_error
+from bridge.publisher import Message, Publisher
+from bridge.qstash.publisher import QStashPublisher
 from bridge.receipt import Receipt
+from bridge.registry import JobSpec, P
 from config import Provider, Settings, get_settings, resolve_chain
-from tasks.payload import Payload, describe_validation_error
-from tasks.registry import JobSpec, job_for
 
 log = logging.getLogger("jobbridge.enqueue")
 
-JobRef = JobSpec[Any] | str
-PayloadIn = Payload | Mapping[str, Any]
+# One row per provider (config/providers.py says when each is configured).
+PUBLISHERS: dict[Provider, Callable[[Settings], Publisher]] = {
+    Provider.INNGEST: InngestPublisher,
+    Provider.QSTASH: QStashPublisher,
+    Provider.CELERY: CeleryPublisher,
+    Provider.HTTP: HttpPublisher,
+}
 
 _publishers: dict[tuple[int, Provider], tuple[Settings, Publisher]] = {}
 
@@ -30,34 +43,32 @@ def publisher(provider: Provider, settings: Settings) -> Publisher:
     key = (id(settings), provider)
     cached = _publishers.get(key)
     if cached is None or cached[0] is not settings:
-        cached = (settings, make_publisher(provider, settings))
+        cached = (settings, PUBLISHERS[provider](settings))
         _publishers[key] = cached
     return cached[1]
 
 
-def _spec(job: JobRef) -> JobSpec[Any]:
-    return job_for(job) if isinstance(job, str) else job
+def validate(spec: JobSpec[P], data: Mapping[str, Any]) -> P:
+    """Wire data as the job's payload; InvalidPayload names each bad field."""
+    try:
+        return spec.payload.model_validate(dict(data))
+    except ValidationError as error:
+        raise InvalidPayload(f"{spec.event}: {describe_validation_error(error)}") from None
 
 
 def prepare(
-    job: JobRef, payload: PayloadIn, *, at: datetime | None = None, dedup_id: str | None = None
+    spec: JobSpec[P], payload: P, *, at: datetime | None = None, dedup_id: str | None = None
 ) -> Message:
-    """Validate and serialise; raise InvalidPayload (naming the field) before anything is sent."""
-    spec = _spec(job)
+    """The message to publish; raise before anything is sent when `at` cannot apply."""
+    if not isinstance(payload, spec.payload):
+        raise TypeError(f"{spec.event} takes {spec.payload.__name__}, not {type(payload).__name__}")
     if at is not None:
         if at.tzinfo is None:
             raise ValueError("`at` must be timezone-aware (UTC); a naive time is ambiguous")
         if not spec.delayable:
             raise ValueError(f"{spec.event} is not delayable; declare it with delayable=True")
-    try:
-        model = spec.payload.model_validate(
-            payload.to_wire() if isinstance(payload, Payload) else dict(payload)
-        )
-    except ValidationError as error:
-        raise InvalidPayload(f"{spec.event}: {describe_validation_error(error)}") from None
-    if at is not None:
-        model = model.model_copy(update={"scheduled_for": at})
-    return Message(spec, model.to_wire(), at, dedup_id)
+        payload = payload.model_copy(update={"scheduled_for": at})
+    return Message(spec, payload.to_wire(), at, dedup_id)
 
 
 def _publish(messages: Sequence[Message], settings: Settings | None) -> list[Receipt]:
@@ -80,20 +91,20 @@ def _publish(messages: Sequence[Message], settings: Settings | None) -> list[Rec
 
 
 def enqueue(
-    job: JobRef,
-    payload: PayloadIn,
+    spec: JobSpec[P],
+    payload: P,
     *,
     at: datetime | None = None,
     dedup_id: str | None = None,
     settings: Settings | None = None,
 ) -> Receipt:
     """Publish one job; returns which provider took it. Raises PublishError if none did."""
-    return _publish([prepare(job, payload, at=at, dedup_id=dedup_id)], settings)[0]
+    return _publish([prepare(spec, payload, at=at, dedup_id=dedup_id)], settings)[0]
 
 
 def enqueue_many(
-    job: JobRef,
-    payloads: Sequence[PayloadIn],
+    spec: JobSpec[P],
+    payloads: Sequence[P],
     *,
     at: datetime | None = None,
     dedup_ids: Sequence[str | None] | None = None,
@@ -103,7 +114,7 @@ def enqueue_many(
     ids = list(dedup_ids) if dedup_ids is not None else [None] * len(payloads)
     if len(ids) != len(payloads):
         raise ValueError("dedup_ids must have one entry per payload")
-    messages = [prepare(job, p, at=at, dedup_id=d) for p, d in zip(payloads, ids, strict=True)]
+    messages = [prepare(spec, p, at=at, dedup_id=d) for p, d in zip(payloads, ids, strict=True)]
     return _publish(messages, settings) if messages else []
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
@@ -15,10 +16,6 @@ class Provider(StrEnum):
     QSTASH = "qstash"
     CELERY = "celery"
     HTTP = "http"
-
-
-# Auto mode prefers them in this order: production, legacy, local, last resort.
-PREFERENCE = (Provider.INNGEST, Provider.QSTASH, Provider.CELERY, Provider.HTTP)
 
 
 @dataclass(frozen=True)
@@ -41,29 +38,44 @@ class ProviderChain:
         return self.providers[0]
 
 
+def _inngest(settings: Settings) -> tuple[bool, str]:
+    if not settings.inngest_publishes:
+        return False, "no INNGEST_EVENT_KEY or INNGEST_DEV"
+    mode = "dev server" if settings.inngest_is_dev else "cloud/self-hosted"
+    return True, f"INNGEST_EVENT_KEY or INNGEST_DEV set ({mode})"
+
+
+def _qstash(settings: Settings) -> tuple[bool, str]:
+    if settings.qstash_token is None:
+        return False, "no QSTASH_TOKEN"
+    return True, "QSTASH_TOKEN set"
+
+
+def _celery(settings: Settings) -> tuple[bool, str]:
+    return True, (
+        "REDIS_URL set" if settings.redis_url else "embedded filesystem broker (no REDIS_URL)"
+    )
+
+
+def _http(settings: Settings) -> tuple[bool, str]:
+    if not settings.http_configured:
+        return False, "needs INTERNAL_API_URL and INTERNAL_API_KEY"
+    return True, "INTERNAL_API_URL and INTERNAL_API_KEY set"
+
+
+# The providers, one row each, in the order auto mode prefers them: production, legacy,
+# local, last resort. Each row says whether Settings configure it, and why.
+PROVIDERS: tuple[tuple[Provider, Callable[[Settings], tuple[bool, str]]], ...] = (
+    (Provider.INNGEST, _inngest),
+    (Provider.QSTASH, _qstash),
+    (Provider.CELERY, _celery),
+    (Provider.HTTP, _http),
+)
+PREFERENCE = tuple(provider for provider, _ in PROVIDERS)
+
+
 def _availability(settings: Settings) -> dict[Provider, tuple[bool, str]]:
-    inngest_mode = "dev server" if settings.inngest_is_dev else "cloud/self-hosted"
-    return {
-        Provider.INNGEST: (
-            (True, f"INNGEST_EVENT_KEY or INNGEST_DEV set ({inngest_mode})")
-            if settings.inngest_publishes
-            else (False, "no INNGEST_EVENT_KEY or INNGEST_DEV")
-        ),
-        Provider.QSTASH: (
-            (True, "QSTASH_TOKEN set")
-            if settings.qstash_token is not None
-            else (False, "no QSTASH_TOKEN")
-        ),
-        Provider.CELERY: (
-            True,
-            "REDIS_URL set" if settings.redis_url else "embedded filesystem broker (no REDIS_URL)",
-        ),
-        Provider.HTTP: (
-            (True, "INTERNAL_API_URL and INTERNAL_API_KEY set")
-            if settings.http_configured
-            else (False, "needs INTERNAL_API_URL and INTERNAL_API_KEY")
-        ),
-    }
+    return {provider: available(settings) for provider, available in PROVIDERS}
 
 
 def resolve_chain(settings: Settings) -> ProviderChain:

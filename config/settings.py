@@ -34,12 +34,34 @@ def _require_hex_signing_key(name: str, value: SecretStr | None) -> None:
         )
 
 
-class Settings(BaseSettings):
-    """jobbridge configuration. Unset optional values switch their feature off."""
+_MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+class AppLocation(BaseSettings):
+    """Where the app on the shim is: read alone, before the rest, because the command
+    line is built from the app's commands even when the rest of the environment is bad."""
 
     model_config = SettingsConfigDict(
         env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
     )
+
+    # The module that holds the app's `registry` (like Celery's -A): its jobs, its crons,
+    # and optionally its commands, routes and audit.
+    jobbridge_app: str = "tasks"
+
+    @field_validator("jobbridge_app")
+    @classmethod
+    def _is_module_name(cls, value: str) -> str:
+        value = value.strip()
+        if not _MODULE_NAME.match(value):
+            raise ValueError(
+                f"must be a Python module name such as tasks or myapp.jobs, got {value!r}"
+            )
+        return value
+
+
+class Settings(AppLocation):
+    """jobbridge configuration. Unset optional values switch their feature off."""
 
     # Inngest (production provider)
     inngest_event_key: SecretStr | None = None
@@ -276,6 +298,16 @@ def load_settings(**overrides: object) -> Settings:
             f"invalid configuration: {Path('.env').resolve()} is not UTF-8 text; "
             "save it as UTF-8, or remove it and set the variables in the environment"
         ) from None
+
+
+def app_module_name() -> str:
+    """JOBBRIDGE_APP alone; raise ConfigError when it is not a module name."""
+    try:
+        return AppLocation().jobbridge_app
+    except ValidationError as error:
+        raise ConfigError(_explain(error)) from None
+    except UnicodeDecodeError:
+        return AppLocation(_env_file=None).jobbridge_app  # load_settings reports the file
 
 
 @lru_cache(maxsize=1)

@@ -1,11 +1,40 @@
-"""The Celery app and every job. `celery -A tasks worker` imports this package."""
+"""The inbox app on the shim: its jobs, its Celery app and its commands.
+
+`celery -A tasks worker` finds the Celery app here as `app`; the shim finds `registry`
+(the jobs and crons), `commands`, `add_routes`, `audit` and `prepare_dev` by the module
+name in JOBBRIDGE_APP (default `tasks`). Importing it reads no environment.
+"""
 
 from __future__ import annotations
 
-from tasks import deferred, jobs, scheduled_actions
-from tasks.celery_app import app
-from tasks.registry import CRONS, JOBS
+from bridge.celery.app import celery_app
+from tasks import scheduled_actions
+from tasks.api_routes import add_routes
+from tasks.audit import audit
+from tasks.cli import commands
+from tasks.devstack import prepare_dev
+from tasks.jobs import bulk_process, categorize, clean, digest
+from tasks.shim import registry
 
-celery = app  # the name `celery -A tasks` also looks for
+# Made after every job is declared above; Celery makes the tasks when it finalizes.
+app = celery_app(registry)
+celery = app  # the other name `celery -A tasks` looks for
+JOBS = registry.jobs
+CRONS = registry.crons
 
-__all__ = ["CRONS", "JOBS", "app", "celery", "deferred", "jobs", "scheduled_actions"]
+__all__ = [
+    "CRONS",
+    "JOBS",
+    "add_routes",
+    "app",
+    "audit",
+    "bulk_process",
+    "categorize",
+    "celery",
+    "clean",
+    "commands",
+    "digest",
+    "prepare_dev",
+    "registry",
+    "scheduled_actions",
+]

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from tasks.db import session_scope
+from bridge.outcome import PermanentError
+from bridge.store.db import session_scope
 from tasks.mail.accounts import mail_provider_for
 from tasks.mail.port import MailProvider
 from tasks.models import EmailAccount
-from tasks.outcome import PermanentError
 
 
 def account_or_fail(account_id: str) -> EmailAccount:

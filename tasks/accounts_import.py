@@ -19,7 +19,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from sqlalchemy import select
 
-from tasks.db import session_scope
+from bridge.payload import Text, Timestamp
+from bridge.store.db import session_scope
+from tasks.mail.maildir import MaildirProvider
 from tasks.models import (
     Category,
     EmailAccount,
@@ -33,7 +35,6 @@ from tasks.models import (
     SenderStatus,
     SummaryFrequency,
 )
-from tasks.payload import Text, Timestamp
 
 # Bounds that keep every number within its column and every date within a year's reach.
 MINUTES_IN_A_YEAR = 366 * 24 * 60
@@ -242,8 +243,6 @@ def apply(parsed: AccountsFile) -> ImportReport:
                 _upsert_sender(session, account.id, sender)
     for entry in parsed.accounts:
         if entry.maildir:
-            from tasks.mail.maildir import MaildirProvider
-
             MaildirProvider(entry.maildir, entry.email)  # creates the folders
     return ImportReport(created, updated, rules)
 

@@ -10,6 +10,7 @@ from sqlalchemy import create_engine, inspect
 from sqlalchemy.pool import NullPool
 
 from config import ConfigError, get_settings
+from tasks.models import Base
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 ALEMBIC_TABLE = "alembic_version"
@@ -34,8 +35,6 @@ def upgrade(url: str, revision: str = "head", *, allow_other_tables: bool | None
 
 def other_apps_tables(url: str) -> tuple[str | None, list[str]]:
     """The schema jobbridge would write to, and the tables in it that are not jobbridge's."""
-    from tasks.models import Base
-
     ours = {*Base.metadata.tables, ALEMBIC_TABLE}
     engine = create_engine(url, poolclass=NullPool)
     try:

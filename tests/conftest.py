@@ -48,7 +48,7 @@ _CONTROLLED = [
 def pytest_configure(config: pytest.Config) -> None:
     if hasattr(config, "workerinput"):
         return
-    if "tasks.celery_app" in sys.modules:
+    if "bridge.celery.app" in sys.modules:
         raise pytest.UsageError(
             "`tasks` was imported before the test environment was set (it reads Settings "
             "once): import it lazily in conftest.py and tests/support"
@@ -74,7 +74,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     if "DATABASE_URL" in _RUN:
-        from tasks.db import engine_for
+        from bridge.store.db import engine_for
 
         engine_for(_RUN["DATABASE_URL"]).dispose()
         drop_database(_RUN["DATABASE_URL"])
@@ -87,7 +87,7 @@ def clean_tables() -> Iterator[None]:
     """Every test starts with empty tables (one database for the run, emptied per test)."""
     from sqlalchemy import text
 
-    from tasks.db import engine
+    from bridge.store.db import engine
     from tasks.models import Base
 
     names = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)

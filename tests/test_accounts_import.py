@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from bridge.cli import app
-from tasks.db import session_scope
+from bridge.store.db import session_scope
 from tasks.models import (
     EmailAccount,
     PatternKind,

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from bridge.web.app import create_app
+from bridge.web.factory import create_app
 from tasks import JOBS
 from tests.support import env
 

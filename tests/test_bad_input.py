@@ -15,12 +15,13 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from tasks.core import run_job
-from tasks.db import engine
-from tasks.db_errors import data_caused
-from tasks.outcome import Delivery, Outcome, Result
-from tasks.payload import Payload
-from tasks.registry import JOBS, JobSpec
+from bridge.core import run_job
+from bridge.db_errors import data_caused
+from bridge.outcome import Delivery, Outcome, Result
+from bridge.payload import Payload
+from bridge.registry import JobSpec
+from bridge.store.db import engine
+from tasks import JOBS
 from tests.support import env
 
 EXECUTE = "/api/scheduled-actions/execute"
@@ -216,7 +217,11 @@ def test_the_core_answers_a_data_error_from_a_job_body_as_a_permanent_failure(
         raise AssertionError("unreachable")
 
     spec: JobSpec[Any] = JobSpec(
-        event="inbox-zero/test.data-error", route="/api/test", payload=Payload, body=body
+        event="inbox-zero/test.data-error",
+        name="test.data-error",
+        route="/api/test",
+        payload=Payload,
+        body=body,
     )
 
     result = run_job(spec, {}, Delivery("http", "d1", 0))
@@ -233,7 +238,11 @@ def test_the_core_retries_a_job_whose_database_went_away() -> None:
         raise AssertionError("unreachable")
 
     spec: JobSpec[Any] = JobSpec(
-        event="inbox-zero/test.db-down", route="/api/test", payload=Payload, body=body
+        event="inbox-zero/test.db-down",
+        name="test.db-down",
+        route="/api/test",
+        payload=Payload,
+        body=body,
     )
 
     assert run_job(spec, {}, Delivery("http", "d1", 0)).outcome is Outcome.RETRY

@@ -25,9 +25,9 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 from celery import Celery
 
+from bridge.celery.producer import new_celery
 from config import load_settings
 from tasks import scheduled_actions
-from tasks.celery_app import create_app
 from tasks.mail.maildir import MaildirProvider
 from tasks.mail.port import OutgoingMail
 from tasks.models import ActionStatus, ActionType, ScheduledAction, utcnow
@@ -149,7 +149,7 @@ def faults(mailbox: Mailbox, tmp_path: Path, log_dir: Path) -> Iterator[Faults]:
     prefix = f"jbfault-{uuid.uuid4().hex[:8]}:"
     gate = tmp_path / "gate"
     gate.mkdir()
-    producer = create_app(load_settings(REDIS_KEY_PREFIX=prefix))
+    producer = new_celery(load_settings(REDIS_KEY_PREFIX=prefix))
     yield Faults(prefix, gate, mailbox, log_dir, producer)
     producer.close()
     delete_redis_prefix(prefix)

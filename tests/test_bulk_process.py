@@ -13,15 +13,15 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from bridge.web.app import create_app
+from bridge.core import run_job
+from bridge.outcome import Delivery
+from bridge.store.db import session_scope
+from bridge.web.factory import create_app
 from config import get_settings
-from tasks.core import run_job
-from tasks.db import session_scope
 from tasks.demo import add_account
 from tasks.jobs import bulk_process
 from tasks.mail.maildir import MaildirProvider
 from tasks.models import BulkJobStatus, ExecutedRule, RuleActionType, utcnow
-from tasks.outcome import Delivery
 from tests.support import env
 from tests.support.rules import add_rule
 from tests.support.wait import wait_for

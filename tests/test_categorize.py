@@ -15,16 +15,17 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from bridge.celery.tasks import JobFailed
+from bridge.core import run_job
+from bridge.outcome import Delivery, Outcome, Result
+from bridge.store.db import session_scope
 from tasks.ai import CleanDecision
-from tasks.celery_tasks import JobFailed
-from tasks.core import run_job
-from tasks.db import session_scope
 from tasks.jobs import categorize
 from tasks.mail.port import MailMessage
 from tasks.models import Category, Sender
-from tasks.outcome import Delivery, Outcome, Result
 from tests.conftest import Mailbox
 from tests.support import env
+from tests.support.celery_tasks import celery_task
 from tests.support.wait import wait_for
 
 ROUTE = "/api/user/categorize/senders/batch"
@@ -309,7 +310,7 @@ def test_an_invalid_batch_answers_489_naming_senders(web: str, senders: list[Any
 def test_an_invalid_batch_fails_on_celery_without_retry(senders: list[Any]) -> None:
     payload = {"emailAccountId": f"acct-{uuid.uuid4().hex}", "senders": senders}
 
-    outcome = categorize.categorize_senders_batch.task.apply(kwargs={"payload": payload})
+    outcome = celery_task(categorize.categorize_senders_batch).apply(kwargs={"payload": payload})
 
     assert outcome.failed()
     assert isinstance(outcome.result, JobFailed)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bridge.celery.config import celery_config
 from config import load_settings
 from tasks import CRONS, JOBS, app
-from tasks.celery_app import celery_config
 
 
 def test_tasks_are_acked_late_and_requeued_when_their_worker_dies() -> None:
@@ -47,7 +47,7 @@ def test_embedded_default_uses_folders_under_the_data_dir(tmp_path: Path) -> Non
 
 def test_every_job_is_a_celery_task_named_after_its_event() -> None:
     for event, spec in JOBS.items():
-        assert app.tasks[event].name == spec.task.name == event
+        assert app.tasks[event].name == spec.event == event
 
 
 def test_every_cron_is_on_the_beat_schedule() -> None:

@@ -16,11 +16,11 @@ import pytest
 import redis
 
 from bridge import PublishError, Receipt, enqueue_many
-from bridge.publishers import celery as celery_publisher
-from bridge.publishers.celery import CeleryPublisher
+from bridge.celery import publisher as celery_publisher
+from bridge.celery.publisher import CeleryPublisher
 from bridge.publishing import prepare
+from bridge.store.db import session_scope
 from config import Provider, get_settings
-from tasks.db import session_scope
 from tasks.models import ActionStatus, ActionType, DeferredJob, ScheduledAction, utcnow
 from tasks.scheduled_actions import (
     ExecuteScheduledAction,
@@ -96,7 +96,7 @@ def test_mixed_batch_keeps_order_and_defers_jobs_beyond_the_horizon() -> None:
     messages = [
         prepare(
             execute_scheduled_action,
-            {"scheduledActionId": f"missing-{number}"},
+            ExecuteScheduledAction(scheduled_action_id=f"missing-{number}"),
             at=at,
             dedup_id=f"batch-order-{number}",
         )

@@ -24,13 +24,15 @@ from typing import Any
 import pytest
 from celery import Celery
 
+from bridge.celery import limits
+from bridge.celery.app import say_when_limits_are_off
+from bridge.celery.producer import new_celery
+from bridge.celery.tasks import _limited_key
+from bridge.outcome import Delivery, Result, done
+from bridge.payload import Payload
+from bridge.registry import JobDeclarationError, JobSpec, Registry, Throttle, validate_job
+from bridge.store import redis_store
 from config import load_settings
-from tasks import limits, redis_store
-from tasks.celery_app import create_app
-from tasks.celery_tasks import _limited_key, _say_when_limits_are_off
-from tasks.outcome import Delivery, Result, done
-from tasks.payload import Payload
-from tasks.registry import JOBS, JobDeclarationError, JobSpec, Throttle
 from tests.support.services import Process, delete_redis_prefix, wait_until_ready
 from tests.support.wait import wait_for
 
@@ -173,19 +175,29 @@ def _body(payload: _Keyed, delivery: Delivery) -> Result:
 def test_policy_comes_from_the_declaration_and_a_bad_throttle_fails() -> None:
     def spec(**options: Any) -> JobSpec[_Keyed]:
         return JobSpec(
-            event="inbox-zero/t.x", route="/api/t/x", payload=_Keyed, body=_body, **options
+            event="inbox-zero/t.x",
+            name="t.x",
+            route="/api/t/x",
+            payload=_Keyed,
+            body=_body,
+            **options,
         )
 
     assert limits.policy_for(spec()) is None
     policy = limits.policy_for(spec(concurrency=3, throttle=Throttle(6, 1)))
     assert policy == limits.Policy("t-x", 3, 6, 1)
     with pytest.raises(JobDeclarationError, match="throttle"):
-        limits.policy_for(spec(throttle=Throttle(0, 1)))
+        validate_job(spec(throttle=Throttle(0, 1)))
 
 
 def test_what_a_run_counts_against(configure: Any) -> None:
     spec: JobSpec[_Keyed] = JobSpec(
-        event="inbox-zero/t.x", route="/api/t/x", payload=_Keyed, body=_body, concurrency=3
+        event="inbox-zero/t.x",
+        name="t.x",
+        route="/api/t/x",
+        payload=_Keyed,
+        body=_body,
+        concurrency=3,
     )
     policy = limits.policy_for(spec)
     assert _limited_key(spec, policy, {"emailAccountId": "acct-1"}) == "acct-1"
@@ -198,20 +210,16 @@ def test_what_a_run_counts_against(configure: Any) -> None:
 def test_worker_start_says_limits_are_off_without_redis(
     configure: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    limited = JobSpec(
-        event="inbox-zero/t.limited",
-        route="/api/t/limited",
-        payload=_Keyed,
-        body=_body,
-        concurrency=1,
-    )
-    monkeypatch.setitem(JOBS, limited.event, limited)
+    registry = Registry(event_prefix="inbox-zero/")
+    registry.job(
+        event="inbox-zero/t.limited", route="/api/t/limited", payload=_Keyed, concurrency=1
+    )(_body)
     caplog.set_level(logging.WARNING, logger="jobbridge.celery")
-    _say_when_limits_are_off()
+    say_when_limits_are_off(registry)
     assert caplog.records == []  # Redis is configured: enforced, nothing to say
 
     configure(REDIS_URL=None)
-    _say_when_limits_are_off()
+    say_when_limits_are_off(registry)
     [record] = caplog.records
     message = record.getMessage()
     assert "NOT enforced without REDIS_URL" in message and "t.limited" in message
@@ -274,7 +282,7 @@ def limited_worker(
         "--without-mingle",
     ]
     process = Process("limited-worker", command, env, log_dir)
-    producer = create_app(load_settings(REDIS_KEY_PREFIX=prefix))
+    producer = new_celery(load_settings(REDIS_KEY_PREFIX=prefix))
 
     try:
         wait_until_ready(process)

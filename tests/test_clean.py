@@ -18,11 +18,13 @@ import httpx
 import pytest
 import redis
 
-from tasks import redis_store
+from bridge.celery.tasks import JobFailed
+from bridge.core import run_job
+from bridge.outcome import Delivery, Outcome, Result
+from bridge.store import redis_store
+from bridge.store.db import session_scope
+from tasks import redis_keys
 from tasks.ai import CleanDecision
-from tasks.celery_tasks import JobFailed
-from tasks.core import run_job
-from tasks.db import session_scope
 from tasks.jobs import clean
 from tasks.mail.maildir import MaildirProvider
 from tasks.mail.port import MailMessage, OutgoingMail
@@ -32,9 +34,9 @@ from tasks.models import (
     EmailAccount,
     MailProviderKind,
 )
-from tasks.outcome import Delivery, Outcome, Result
 from tests.conftest import Mailbox
 from tests.support import env
+from tests.support.celery_tasks import celery_task
 from tests.support.wait import wait_for
 
 OLD = datetime.now(UTC) - timedelta(days=40)
@@ -386,7 +388,7 @@ def test_process_records_the_decision_with_a_ttl_then_publishes_clean_gmail(
     state = clean.thread_state(mailbox.account_id, job_id, message.thread_id)
     assert (state["status"], state["subject"]) == ("applying", "Catching up")
     key = redis_store.key(
-        redis_store.CLEAN_THREAD, f"{mailbox.account_id}:{job_id}:{message.thread_id}"
+        redis_keys.CLEAN_THREAD, f"{mailbox.account_id}:{job_id}:{message.thread_id}"
     )
     assert 0 < redis_store.client().ttl(key) <= clean.STATE_TTL_SECONDS
 
@@ -609,7 +611,7 @@ def test_bad_action_answers_489_naming_action_on_the_route(web: str) -> None:
 
 
 def test_bad_action_fails_on_celery_without_retry() -> None:
-    outcome = clean.process_thread.task.apply(kwargs={"payload": BAD_ACTION})
+    outcome = celery_task(clean.process_thread).apply(kwargs={"payload": BAD_ACTION})
 
     assert outcome.failed()
     assert isinstance(outcome.result, JobFailed)
@@ -631,7 +633,8 @@ def old_threads(mail: MaildirProvider) -> list[str]:
 def publishes(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[list[str]]]:
     """The thread ids of each enqueue_many call: duplicates show here even where a
     provider's deduplication would hide them."""
-    module = importlib.import_module("bridge.publishing")
+    # The module the producer publishes from (its own name for enqueue_many).
+    module = importlib.import_module(clean.clean_inbox.__module__)
     calls: list[list[str]] = []
     original = module.enqueue_many
 

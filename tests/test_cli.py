@@ -13,8 +13,8 @@ from sqlalchemy import create_engine, func, inspect, select
 from typer.testing import CliRunner
 
 from bridge.cli import app
+from bridge.store.db import session_scope
 from tasks import scheduled_actions
-from tasks.db import session_scope
 from tasks.models import ActionStatus, ScheduledAction
 from tests.conftest import Mailbox
 

@@ -20,9 +20,9 @@ from inngest._internal.net import sign_request
 from typer.testing import CliRunner, Result
 
 from bridge.cli import app
+from bridge.store.db import session_scope
 from config import load_settings
 from tasks import CRONS, JOBS
-from tasks.db import session_scope
 from tasks.models import ActionStatus, ActionType, ScheduledAction, utcnow
 from tests.conftest import server_env
 from tests.support import env as test_env

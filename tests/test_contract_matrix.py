@@ -19,8 +19,9 @@ import pytest
 from sqlalchemy import select
 
 from bridge import enqueue
+from bridge.store.db import session_scope
 from tasks import JOBS
-from tasks.db import session_scope
+from tasks.mail.port import MessageNotFound
 from tasks.models import (
     ActionStatus,
     ActionType,
@@ -43,17 +44,26 @@ from tasks.models import (
 from tests.conftest import Mailbox
 from tests.support import env
 from tests.support.actions import insert_action
+from tests.support.celery_tasks import celery_task
 from tests.support.digests import add_pending_digest
 from tests.support.fake_inngest import FakeInngest, run_function
 from tests.support.fake_qstash import FakeQStash, deliver_until_final
 from tests.support.rules import add_rule
 from tests.support.wait import wait_for
+from tests.support.wire import wire
 
 
 def key_of(mailbox: Mailbox, subject: str) -> str:
+    """The key of the seeded message with this subject. Read while jobs may be rewriting
+    the Maildir (a label renames its file), so a message missed mid-rename is looked
+    for again, as Mailbox.snapshot does."""
     mail = mailbox.provider()
-    (key,) = [k for k in mailbox.keys if mail.get_message(k).subject == subject]
-    return key
+    while True:
+        try:
+            (key,) = [k for k in mailbox.keys if mail.get_message(k).subject == subject]
+        except MessageNotFound:
+            continue
+        return key
 
 
 def rows(model: Any, *columns: Any) -> list[tuple[Any, ...]]:
@@ -290,7 +300,7 @@ def test_every_job_has_a_case() -> None:
 
 
 def via_celery(event: str, payload: dict[str, Any], **_: Any) -> None:
-    enqueue(event, payload)  # the suite's own chain is Celery: the worker runs it
+    enqueue(*wire(event, payload))  # the suite's own chain is Celery: the worker runs it
 
 
 def via_inngest(
@@ -298,7 +308,7 @@ def via_inngest(
 ) -> None:
     configure(**env.INNGEST_ENV)
     inngest = FakeInngest(router)
-    enqueue(event, payload)
+    enqueue(*wire(event, payload))
     (sent,) = inngest.events
     run = run_function(web, JOBS[event].fn_id, sent)
     assert run.status == 200, run.output
@@ -309,7 +319,7 @@ def via_qstash(
 ) -> None:
     configure(**env.QSTASH_ENV)
     qstash = FakeQStash(router)
-    enqueue(event, payload)
+    enqueue(*wire(event, payload))
     (message,) = qstash.messages
     response = deliver_until_final(message, web)
     assert response.status_code == 200, response.text
@@ -317,7 +327,7 @@ def via_qstash(
 
 def via_http(event: str, payload: dict[str, Any], *, web: str, configure: Any, **_: Any) -> None:
     configure(JOB_PROVIDER="http", INTERNAL_API_URL=web)
-    enqueue(event, payload)
+    enqueue(*wire(event, payload))
 
 
 PROVIDERS = {"celery": via_celery, "inngest": via_inngest, "qstash": via_qstash, "http": via_http}
@@ -408,9 +418,9 @@ def test_bad_payload_answers_489_naming_the_field_and_writes_nothing(
 
 @pytest.mark.parametrize("event", sorted(JOBS))
 def test_bad_payload_fails_on_celery_without_retry(event: str) -> None:
-    from tasks.celery_tasks import JobFailed
+    from bridge.celery.tasks import JobFailed
 
-    outcome = JOBS[event].task.apply(kwargs={"payload": {}})
+    outcome = celery_task(JOBS[event]).apply(kwargs={"payload": {}})
     assert outcome.failed() and isinstance(outcome.result, JobFailed)
     assert required_field(event) in str(outcome.result)
     assert outcome.traceback is not None and "Retry" not in outcome.traceback
@@ -420,9 +430,9 @@ def test_bad_payload_fails_on_celery_without_retry(event: str) -> None:
 def test_job_retried_after_a_failure_has_the_effect_of_one(
     event: str, mailbox: Mailbox, worker: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tasks.core import run_job
+    from bridge.core import run_job
+    from bridge.outcome import Delivery
     from tasks.mail.maildir import MaildirProvider
-    from tasks.outcome import Delivery
 
     case = CASES[event]
     payload = case.setup(mailbox)

@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 
-from tasks import deliveries, redis_store, scheduled_actions
-from tasks.db import session_scope
+from bridge.store import ledger as deliveries
+from bridge.store import redis_store
+from bridge.store.db import session_scope
+from tasks import scheduled_actions
 from tasks.models import ProcessedDelivery, utcnow
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from bridge.cli import app
-from tasks.db import session_scope
+from bridge.store.db import session_scope
 from tasks.jobs import bulk_process
 from tasks.jobs.digest import is_digest_email
 from tasks.mail.maildir import MaildirProvider

@@ -25,9 +25,9 @@ import pytest
 import yaml
 from pydantic import SecretStr
 from typer.core import TyperGroup
-from typer.main import get_command
 
 from config import Settings
+from tests.support.command_tree import subcommand
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "Dockerfile"
@@ -583,11 +583,7 @@ def test_modules_named_in_the_commands_exist(module: str, attribute: str) -> Non
 
 @pytest.mark.parametrize("file", COMPOSE_FILES)
 def test_migrate_step_upgrades_the_database_with_the_cli(file: str) -> None:
-    from bridge.cli import app
-
-    cli = get_command(app)
-    assert isinstance(cli, TyperGroup)
-    db = cli.commands["db"]
+    db = subcommand("db")
     assert isinstance(db, TyperGroup)
 
     assert command(service(file, "migrate")) == ["jobbridge", "db", "upgrade"]

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, update
 
-from tasks.core import run_job
-from tasks.db import session_scope
+from bridge.core import run_job
+from bridge.outcome import Delivery, Outcome
+from bridge.store.db import session_scope
 from tasks.jobs import digest
 from tasks.mail.maildir import MaildirProvider
 from tasks.models import (
@@ -22,7 +23,6 @@ from tasks.models import (
     SummaryFrequency,
     utcnow,
 )
-from tasks.outcome import Delivery, Outcome
 from tests.conftest import Mailbox
 from tests.support.rules import add_rule
 from tests.support.wait import wait_for

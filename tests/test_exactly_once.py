@@ -13,10 +13,10 @@ from typing import Any
 import httpx
 import pytest
 
+from bridge.core import run_job
+from bridge.outcome import Delivery
 from tasks import scheduled_actions
-from tasks.core import run_job
 from tasks.models import ActionStatus, ActionType, utcnow
-from tasks.outcome import Delivery
 from tests.conftest import Mailbox
 from tests.support import env
 from tests.support.actions import insert_action, mark_claimed

@@ -17,6 +17,7 @@ from tests.conftest import Mailbox
 from tests.support import env
 from tests.support.fake_inngest import FakeInngest
 from tests.support.fake_qstash import FakeQStash
+from tests.support.wire import wire
 
 JOB = "scheduled-action.execute"
 PAYLOAD = {"scheduledActionId": "a1"}
@@ -31,7 +32,7 @@ def test_failover_moves_a_failed_inngest_publish_to_qstash_with_the_same_dedup_i
     configure(**BOTH, JOB_FAILOVER="true")
     inngest, qstash = FakeInngest(router, down=True), FakeQStash(router)
 
-    receipt = enqueue(JOB, PAYLOAD, dedup_id="scheduled-action-a1")
+    receipt = enqueue(*wire(JOB, PAYLOAD), dedup_id="scheduled-action-a1")
 
     assert receipt.provider is Provider.QSTASH
     assert inngest.requests >= 1 and inngest.events == []
@@ -46,7 +47,7 @@ def test_without_failover_a_failed_publish_raises(router: Any, configure: Any) -
     qstash = FakeQStash(router)
 
     with pytest.raises(PublishError, match="inngest"):
-        enqueue(JOB, PAYLOAD, dedup_id="scheduled-action-a1")
+        enqueue(*wire(JOB, PAYLOAD), dedup_id="scheduled-action-a1")
     assert qstash.messages == []
 
 
@@ -80,13 +81,13 @@ def test_removing_inngest_variables_rolls_back_to_qstash_then_celery(
 ) -> None:
     configure(**BOTH)
     inngest, qstash = FakeInngest(router), FakeQStash(router)
-    assert enqueue(JOB, PAYLOAD).provider is Provider.INNGEST
+    assert enqueue(*wire(JOB, PAYLOAD)).provider is Provider.INNGEST
 
     configure(**NO_INNGEST)
-    assert enqueue(JOB, PAYLOAD).provider is Provider.QSTASH
+    assert enqueue(*wire(JOB, PAYLOAD)).provider is Provider.QSTASH
 
     configure(**NO_QSTASH)
-    assert enqueue(JOB, PAYLOAD).provider is Provider.CELERY
+    assert enqueue(*wire(JOB, PAYLOAD)).provider is Provider.CELERY
     assert (len(inngest.events), len(qstash.messages)) == (1, 1)
 
 
@@ -94,7 +95,7 @@ def test_explicit_provider_wins_over_auto_order(router: Any, configure: Any) -> 
     configure(**BOTH, JOB_PROVIDER="qstash")
     FakeInngest(router)
     qstash = FakeQStash(router)
-    assert enqueue(JOB, PAYLOAD).provider is Provider.QSTASH
+    assert enqueue(*wire(JOB, PAYLOAD)).provider is Provider.QSTASH
     assert len(qstash.messages) == 1
 
 
@@ -104,20 +105,20 @@ def test_invalid_payload_publishes_nothing_anywhere(router: Any, configure: Any)
     configure(**BOTH, JOB_FAILOVER="true")
     inngest, qstash = FakeInngest(router), FakeQStash(router)
     with pytest.raises(InvalidPayload, match="scheduledActionId"):
-        enqueue(JOB, {"scheduledActionID": "typo"})
+        enqueue(*wire(JOB, {"scheduledActionID": "typo"}))
     assert (inngest.requests, qstash.messages) == (0, [])
 
 
 def test_rollback_keeps_serving_the_runs_inngest_already_has(router: Any, configure: Any) -> None:
     from fastapi.testclient import TestClient
 
-    from bridge.web.app import create_app
+    from bridge.web.factory import create_app
 
     settings = configure(**{**BOTH, "INNGEST_EVENT_KEY": None})  # the rollback: stop publishing
     FakeInngest(router)
     qstash = FakeQStash(router)
 
-    assert enqueue(JOB, PAYLOAD).provider is Provider.QSTASH
+    assert enqueue(*wire(JOB, PAYLOAD)).provider is Provider.QSTASH
     assert len(qstash.messages) == 1
     with TestClient(create_app(settings)) as client:
         body = FakeInngest.request_body(
@@ -143,7 +144,7 @@ def test_rollback_keeps_serving_the_runs_inngest_already_has(router: Any, config
 def test_rollback_by_job_provider_publishes_to_qstash(router: Any, configure: Any) -> None:
     configure(**BOTH, JOB_PROVIDER="qstash")
     inngest, qstash = FakeInngest(router), FakeQStash(router)
-    assert enqueue(JOB, PAYLOAD).provider is Provider.QSTASH
+    assert enqueue(*wire(JOB, PAYLOAD)).provider is Provider.QSTASH
     assert (inngest.events, len(qstash.messages)) == ([], 1)
 
 
@@ -166,7 +167,7 @@ def test_rollback_drill_removing_every_inngest_variable_loses_nothing(
     assert (row.scheduled_provider, len(inngest.events)) == ("inngest", 1)
 
     configure(**NO_INNGEST)  # the rollback: every INNGEST_* removed, nothing else
-    assert enqueue(JOB, PAYLOAD).provider is Provider.QSTASH
+    assert enqueue(*wire(JOB, PAYLOAD)).provider is Provider.QSTASH
 
     # Inngest can no longer reach the app, so its run never comes. Once the action is
     # overdue by the grace period, the sweep hands it to QStash, which delivers it.

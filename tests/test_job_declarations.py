@@ -7,13 +7,14 @@ from typing import Any
 
 import pytest
 
-from bridge.publishers.base import Message
-from bridge.publishers.qstash import QStashPublisher
-from bridge.web.inngest_functions import job_function
+from bridge.inngest.functions import job_function
+from bridge.outcome import done
+from bridge.payload import Payload
+from bridge.publisher import Message
+from bridge.qstash.publisher import QStashPublisher
+from bridge.registry import JobDeclarationError, JobSpec, Throttle
 from config import load_settings
-from tasks.outcome import done
-from tasks.payload import Payload
-from tasks.registry import JOBS, JobDeclarationError, JobSpec, Throttle, job
+from tasks import JOBS, registry
 from tests.support import env
 
 
@@ -31,7 +32,7 @@ def body(payload: Any, delivery: Any) -> Any:
 
 def declare(**options: Any) -> Any:
     settings = {"event": "inbox-zero/test.thing", "route": "/api/test/thing", "payload": PerAccount}
-    return job(**{**settings, **options})(body)
+    return registry.job(**{**settings, **options})(body)
 
 
 def test_unknown_option_fails_at_declaration() -> None:
@@ -64,6 +65,7 @@ def test_invalid_declaration_fails_with_its_reason(options: dict[str, Any], mess
 def limited_spec() -> JobSpec[PerAccount]:
     return JobSpec(
         event="inbox-zero/test.limited",
+        name="test.limited",
         route="/api/test/limited",
         payload=PerAccount,
         body=body,
@@ -74,7 +76,7 @@ def limited_spec() -> JobSpec[PerAccount]:
 
 
 def test_inngest_function_gets_retries_and_per_account_limits() -> None:
-    from bridge.inngest_client import make_inngest_client
+    from bridge.inngest.client import make_inngest_client
 
     client = make_inngest_client(
         load_settings(**{k.lower(): v for k, v in env.INNGEST_ENV.items()})
@@ -106,7 +108,7 @@ def test_qstash_flow_control_is_keyed_per_job_and_account() -> None:
 
 
 def test_inngest_finish_timeout_comes_from_the_declaration_except_for_delayable_jobs() -> None:
-    from bridge.inngest_client import make_inngest_client
+    from bridge.inngest.client import make_inngest_client
     from tasks.scheduled_actions import execute_scheduled_action
 
     client = make_inngest_client(

@@ -18,10 +18,10 @@ from typer.testing import CliRunner
 
 from bridge.cli import app
 from bridge.errors import PublishError
-from bridge.migrate import MigrationRefused, migrate_qstash_to_inngest
+from bridge.store.db import session_scope
 from tasks import scheduled_actions
-from tasks.db import session_scope
 from tasks.demo import add_account
+from tasks.migrate_to_inngest import MigrationRefused, migrate_qstash_to_inngest
 from tasks.models import ActionStatus, ActionType, ScheduledAction, utcnow
 from tests.support import env
 from tests.support.actions import insert_action
@@ -55,6 +55,8 @@ def status_counts() -> dict[ActionStatus, int]:
         return {status: count for status, count in rows}
 
 
+# 1,900 signed deliveries through a real web server: minutes on a small CI machine.
+@pytest.mark.timeout(360)
 def test_migration_drill_runs_every_action_exactly_once(
     tmp_path: Path, web: str, router: Any, configure: Any
 ) -> None:

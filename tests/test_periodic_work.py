@@ -11,8 +11,8 @@ import httpx
 import pytest
 from sqlalchemy import update
 
+from bridge.store.db import session_scope
 from tasks import JOBS
-from tasks.db import session_scope
 from tasks.jobs import digest
 from tasks.models import EmailAccount, utcnow
 from tests.conftest import Mailbox

@@ -10,16 +10,19 @@ from typing import Any
 import pytest
 
 from bridge import cancel, enqueue, enqueue_many
+from bridge.celery import deferred
+from bridge.celery.tasks import JobFailed
 from config import Provider
-from tasks import deferred, scheduled_actions
-from tasks.celery_tasks import JobFailed
+from tasks import scheduled_actions
 from tasks.models import ActionStatus, ActionType, utcnow
 from tests.conftest import Mailbox
 from tests.support import env
 from tests.support.actions import insert_action
+from tests.support.celery_tasks import celery_task
 from tests.support.fake_inngest import FakeInngest, run_function
 from tests.support.fake_qstash import QueuedMessage, deliver
 from tests.support.wait import wait_for, wait_until_time
+from tests.support.wire import job, wire
 
 JOB = "scheduled-action.execute"
 ROUTE = "/api/scheduled-actions/execute"
@@ -34,7 +37,7 @@ def qstash_message_for(action_id: str) -> QueuedMessage:
 
 
 def test_qstash_publish_carries_retries_timeout_and_dedup(fake_qstash: Any) -> None:
-    enqueue(JOB, {"scheduledActionId": "a1"}, dedup_id="scheduled-action-a1")
+    enqueue(*wire(JOB, {"scheduledActionId": "a1"}), dedup_id="scheduled-action-a1")
     (message,) = fake_qstash.messages
     assert message.url == env.WEBHOOK_URL + ROUTE
     assert message.headers["upstash-retries"] == "3"
@@ -43,8 +46,8 @@ def test_qstash_publish_carries_retries_timeout_and_dedup(fake_qstash: Any) -> N
 
 
 def test_duplicate_dedup_id_is_reported_as_deduplicated(fake_qstash: Any) -> None:
-    first = enqueue(JOB, {"scheduledActionId": "a1"}, dedup_id="same")
-    second = enqueue(JOB, {"scheduledActionId": "a1"}, dedup_id="same")
+    first = enqueue(*wire(JOB, {"scheduledActionId": "a1"}), dedup_id="same")
+    second = enqueue(*wire(JOB, {"scheduledActionId": "a1"}), dedup_id="same")
     assert (first.deduplicated, second.deduplicated, second.id) == (False, True, first.id)
 
 
@@ -85,7 +88,7 @@ def test_early_qstash_delivery_answers_503_with_retry_after(web: str, mailbox: M
 
 def test_inngest_publishes_in_batches_of_five_thousand(fake_inngest: Any) -> None:
     payloads = [{"scheduledActionId": f"a{i}"} for i in range(12_001)]
-    receipts = enqueue_many(JOB, payloads)
+    receipts = enqueue_many(job(JOB), [wire(JOB, p)[1] for p in payloads])
     assert fake_inngest.requests == 3
     assert len(fake_inngest.events) == len(receipts) == 12_001
     assert {r.provider for r in receipts} == {Provider.INNGEST}
@@ -123,7 +126,7 @@ def test_inngest_cron_function_runs_the_sweep(web: str) -> None:
 
 
 def test_celery_invalid_payload_fails_without_retry() -> None:
-    outcome = scheduled_actions.execute_scheduled_action.task.apply(kwargs={"payload": {}})
+    outcome = celery_task(scheduled_actions.execute_scheduled_action).apply(kwargs={"payload": {}})
     assert outcome.failed()
     assert isinstance(outcome.result, JobFailed)
     assert "scheduledActionId" in str(outcome.result)
@@ -133,7 +136,7 @@ def test_celery_invalid_payload_fails_without_retry() -> None:
 def test_celery_job_beyond_the_horizon_waits_in_the_database(mailbox: Mailbox, worker: Any) -> None:
     row = insert_action(mailbox.account_id, ActionType.ARCHIVE, mailbox.keys[0])
     far = utcnow() + timedelta(days=30)
-    receipt = enqueue(JOB, {"scheduledActionId": row.id}, at=far, dedup_id=f"far-{row.id}")
+    receipt = enqueue(*wire(JOB, {"scheduledActionId": row.id}), at=far, dedup_id=f"far-{row.id}")
     assert (receipt.provider, receipt.id) == (Provider.CELERY, f"deferred:far-{row.id}")
     assert deferred.release_due() == 0  # not near yet: nothing reaches the broker
 
@@ -149,7 +152,7 @@ def test_celery_job_beyond_the_horizon_waits_in_the_database(mailbox: Mailbox, w
 
 def test_cancelling_a_deferred_celery_job_removes_it(mailbox: Mailbox) -> None:
     far = utcnow() + timedelta(days=30)
-    receipt = enqueue(JOB, {"scheduledActionId": "x"}, at=far, dedup_id="far-cancel")
+    receipt = enqueue(*wire(JOB, {"scheduledActionId": "x"}), at=far, dedup_id="far-cancel")
     assert cancel(receipt) is True
     assert deferred.release_due(now=far) == 0
 
@@ -172,5 +175,5 @@ def test_inngest_refuses_a_delay_beyond_its_366_day_sleep(fake_inngest: Any) -> 
     from bridge import DelayUnsupported
 
     with pytest.raises(DelayUnsupported, match="366 days"):
-        enqueue(JOB, {"scheduledActionId": "a1"}, at=utcnow() + timedelta(days=400))
+        enqueue(*wire(JOB, {"scheduledActionId": "a1"}), at=utcnow() + timedelta(days=400))
     assert fake_inngest.events == []

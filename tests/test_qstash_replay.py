@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tasks.replay_guard import first_use
+from bridge.qstash.replay_guard import first_use
 from tests.support import env
 from tests.support.fake_qstash import mint_signature
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from tasks.db import session_scope
+from bridge.store.db import session_scope
 from tasks.mail.port import MailMessage
 from tasks.models import (
     ActionStatus,

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
+from bridge.core import run_job
+from bridge.outcome import Delivery, Outcome
 from tasks import scheduled_actions
-from tasks.core import run_job
 from tasks.models import ActionStatus, ActionType, utcnow
-from tasks.outcome import Delivery, Outcome
 from tests.conftest import Mailbox
 from tests.support.actions import insert_action
 

@@ -8,7 +8,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
 
-from tasks.db import engine
+from bridge.store.db import engine
 from tasks.models import Base
 from tasks.schema import upgrade
 

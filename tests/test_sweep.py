@@ -7,8 +7,8 @@ from typing import Any
 
 from sqlalchemy import update
 
+from bridge.store.db import exclusive, session_scope
 from tasks import scheduled_actions
-from tasks.db import exclusive, session_scope
 from tasks.models import ActionType, ScheduledAction, SchedulingStatus, utcnow
 from tests.conftest import Mailbox
 from tests.support.actions import insert_action

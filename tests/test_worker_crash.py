@@ -15,9 +15,9 @@ from typing import Any
 
 from celery import Celery
 
+from bridge.celery.producer import new_celery
 from config import load_settings
 from tasks import scheduled_actions
-from tasks.celery_app import create_app
 from tasks.models import ActionStatus, ActionType, utcnow
 from tests.conftest import Mailbox
 from tests.support.services import Process, delete_redis_prefix
@@ -47,7 +47,7 @@ def test_task_killed_mid_run_is_redelivered_and_completes(
         thread_id=mailbox.keys[0],
         scheduled_for=utcnow(),
     )
-    producer: Celery = create_app(load_settings(REDIS_KEY_PREFIX=prefix))
+    producer: Celery = new_celery(load_settings(REDIS_KEY_PREFIX=prefix))
     command = [
         sys.executable,
         "-m",

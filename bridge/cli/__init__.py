@@ -1,6 +1,7 @@
 """`jobbridge`: the shim's commands (`config`, `enqueue`, `dev`, `keys`, `audit`, `sync`,
-`status`, `migrate`) and the inbox app's (`db`, `accounts`, `demo`, `bulk`, `clean`,
-`categorize`, `digest`, `actions`, `sweep`).
+`status`) and those the app on it contributes (JOBBRIDGE_APP, default `tasks`: the
+inbox app's `db`, `accounts`, `demo`, `bulk`, `clean`, `categorize`, `digest`,
+`actions`, `sweep`, `migrate`).
 
 `root` holds the command and the helpers; each module below adds its commands to it
 when imported here, and none imports this package back.
@@ -11,6 +12,6 @@ when imported here, and none imports this package back.
 from __future__ import annotations
 
 from bridge.cli.root import app
-from bridge.cli import shim, ops, inbox, migrate
+from bridge.cli import shim, ops
 
-__all__ = ["app", "inbox", "migrate", "ops", "shim"]
+__all__ = ["app", "ops", "shim"]

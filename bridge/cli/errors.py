@@ -33,7 +33,7 @@ def explain(error: Exception) -> tuple[int, str]:
         found = explainer(error)
         if found is not None:
             return found
-    permanent = getattr(sys.modules.get("tasks.outcome"), "PermanentError", None)
+    permanent = getattr(sys.modules.get("bridge.outcome"), "PermanentError", None)
     if permanent is not None and isinstance(error, permanent):
         return 1, str(error)  # e.g. an account whose mail provider has no adapter
     if isinstance(error, OSError):
@@ -61,7 +61,7 @@ def _bad_value(error: Exception) -> tuple[int, str] | None:
     """A value from the input that the database (or its driver) cannot hold."""
     from sqlalchemy.exc import StatementError
 
-    from tasks.db_errors import data_caused
+    from bridge.db_errors import data_caused
 
     cause = data_caused(error)
     binding = isinstance(error, StatementError) and isinstance(

@@ -1,26 +1,35 @@
 """The operator commands `keys`, `audit`, `sync` and `status`.
 
 The work is in `bridge.ops`; this module only parses options, renders and picks exit codes.
-`bridge.ops` is imported inside each command: it imports `tasks`, which reads Settings,
-and `jobbridge --help` or `jobbridge keys` must work with a broken configuration.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Group, RenderableType
+from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from bridge.cli.root import app, console, fail, say, settings_or_exit
-
-if TYPE_CHECKING:
-    from bridge.ops import QStashAudit, ScheduledActionsAudit, StatusReport
-    from config import ProviderChain
+from bridge.apps import AppAudit, AuditResult
+from bridge.cli.root import app, console, fail, loaded_app, say, settings_or_exit
+from bridge.ops import (
+    QStashAudit,
+    StatusReport,
+    audit_qstash,
+    check_database,
+    collect_status,
+    every,
+    generate_keys,
+    sync_app,
+    sync_url,
+    write_env_file,
+)
+from config import ProviderChain
 
 
 @app.command("keys")
@@ -33,8 +42,6 @@ def keys(
     ] = None,
 ) -> None:
     """Generate an Inngest event key (16 bytes) and signing key (32 bytes), as hex env lines."""
-    from bridge.ops import generate_keys, write_env_file
-
     values = generate_keys().env()
     if env_file is None:
         # Plain stdout, no rich wrapping: `jobbridge keys >> .env` must give valid lines.
@@ -56,30 +63,27 @@ def keys(
 def audit(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
-    """Scheduled actions by status, pending/due/stuck counts; QStash queues and DLQ if set."""
+    """The app's counts (scheduled actions by status, due, stuck); QStash queues and DLQ."""
     settings = settings_or_exit()
-    from bridge.ops import audit_qstash, check_database
-
+    audit_of_app = loaded_app().audit
     # The status probe's connection: a connect timeout instead of libpq's "forever", and
     # a missing SQLite file reported rather than created empty.
-    database, actions = check_database(settings, timeout=5.0)
-    if actions is None:
+    database, counted = check_database(settings, timeout=5.0, audit=audit_of_app)
+    if audit_of_app is not None and counted is None:
         fail(
-            f"database: cannot audit scheduled actions: {database.detail}\n"
+            f"database: cannot audit {audit_of_app.title}: {database.detail}\n"
             "fix: check that it is running and that DATABASE_URL is right"
         )
     qstash = audit_qstash(settings) if settings.qstash_token is not None else None
     if as_json:
-        typer.echo(
-            json.dumps(
-                {
-                    "scheduledActions": actions.as_json(),
-                    "qstash": qstash.as_json() if qstash is not None else None,
-                }
-            )
-        )
+        report: dict[str, Any] = {}
+        if audit_of_app is not None and counted is not None:
+            report[audit_of_app.json_key] = counted.as_json()
+        report["qstash"] = qstash.as_json() if qstash is not None else None
+        typer.echo(json.dumps(report))
     else:
-        console().print(_actions_table(actions))
+        if audit_of_app is not None and counted is not None:
+            console().print(_audit_table(audit_of_app, counted))
         console().print(_qstash_lines(qstash))
     if qstash is not None and qstash.error is not None:
         # Scripts must see that the QStash half is missing, not only read it in the JSON.
@@ -88,19 +92,12 @@ def audit(
         raise typer.Exit(1)
 
 
-def _actions_table(actions: ScheduledActionsAudit) -> Table:
-    table = Table(title="scheduled actions")
-    table.add_column("status")
+def _audit_table(audit: AppAudit, counted: AuditResult) -> Table:
+    table = Table(title=audit.title)
+    table.add_column("what")
     table.add_column("count", justify="right")
-    for status, count in actions.by_status.items():
-        table.add_row(Text(status), str(count))
-    oldest = actions.oldest_pending.isoformat() if actions.oldest_pending else "-"
-    table.add_section()
-    table.add_row("PENDING: oldest scheduledFor", oldest)
-    table.add_row("PENDING: due, not executed", str(actions.due_unexecuted))
-    table.add_row("EXECUTING: lease expired (stuck)", str(actions.stuck_executing))
-    for provider, count in actions.pending_by_provider.items():
-        table.add_row(Text(f"PENDING: published to {provider}"), str(count))
+    for label, value in counted.rows():
+        table.add_row(Text(label), value)
     return table
 
 
@@ -141,8 +138,6 @@ def sync(
 ) -> None:
     """Register the app's functions with Inngest (PUT /api/inngest); exit 1 if it failed."""
     settings = settings_or_exit()
-    from bridge.ops import sync_app, sync_url
-
     target = sync_url(settings, url)
     with console().status(f"syncing {target} (Inngest may take up to 30 s to answer)"):
         key = settings.inngest_signing_key
@@ -172,18 +167,15 @@ def status(
     QStash when configured.
     """
     settings = settings_or_exit()
-    from bridge.ops import collect_status, every
-
     if watch is None:
-        once = collect_status(settings, timeout=timeout)
+        once = collect_status(settings, loaded_app().audit, timeout=timeout)
         console().print(_render_status(once))
         if not once.healthy:
             raise typer.Exit(1)
         return
 
-    from rich.live import Live
-
-    reports = every(watch, lambda: collect_status(settings, timeout=timeout))
+    audit_of_app = loaded_app().audit
+    reports = every(watch, lambda: collect_status(settings, audit_of_app, timeout=timeout))
     report: StatusReport | None = None
     try:
         report = next(reports)
@@ -210,7 +202,8 @@ def _render_status(report: StatusReport) -> RenderableType:
         state = Text(check.state, style=_STATE_STYLE[check.state])
         table.add_row(check.name, state, latency, Text(check.detail))
     lines: list[RenderableType] = [Text(_chain_line(report.chain)), table]
-    lines.append(Text(_pending_line(report.actions)))
+    if report.audit is not None:
+        lines.append(Text(_audit_line(report.audit, report.counted)))
     if report.qstash is not None:
         paused = [q.name for q in report.qstash.queues if q.paused]
         lines.append(
@@ -232,16 +225,7 @@ def _chain_line(chain: ProviderChain) -> str:
     return f"provider chain: {order} ({failover}; not used: {', '.join(unused) or 'none'})"
 
 
-def _pending_line(actions: ScheduledActionsAudit | None) -> str:
-    if actions is None:
-        return "pending scheduled actions: unknown (database down)"
-    by_provider = ", ".join(
-        f"{name} {count}" for name, count in actions.pending_by_provider.items()
-    )
-    oldest = actions.oldest_pending.isoformat() if actions.oldest_pending else "-"
-    return (
-        f"pending scheduled actions: {actions.pending} ({actions.due_unexecuted} due, "
-        f"{actions.stuck_executing} stuck executing; oldest {oldest}"
-        + (f"; published to {by_provider}" if by_provider else "")
-        + ")"
-    )
+def _audit_line(audit: AppAudit, counted: AuditResult | None) -> str:
+    if counted is None:
+        return f"pending {audit.title}: unknown (database down)"
+    return counted.summary()

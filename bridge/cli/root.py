@@ -20,16 +20,47 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, NoReturn
 
 import typer
+import typer.main
 from rich.console import Console
 from typer.core import TyperGroup
 
+from bridge.apps import App, load_app
 from bridge.cli.errors import explain
 from config import Settings, get_settings
-from config.settings import debug_requested
+from config.settings import app_module_name, debug_requested
 
 
 class _PlainErrors(TyperGroup):
-    """The root command: every error a command leaves unhandled ends as plain lines."""
+    """The root command: every error a command leaves unhandled ends as plain lines.
+
+    The app's own commands (JOBBRIDGE_APP's `commands`) are looked up when the command
+    line is read, not when this module is imported: the app imports this module for its
+    helpers. When the app cannot be loaded, the shim's commands still work and `--help`
+    says why the app's are missing.
+    """
+
+    def _app_commands(self) -> TyperGroup | None:
+        try:
+            commands = loaded_app().commands
+        except Exception as error:  # any failure to import the app: reported, not raised
+            if debug_requested():
+                traceback.print_exc()
+            self.epilog = f"The app's commands are missing: {explain(error)[1]}"
+            return None
+        return typer.main.get_group(commands) if commands is not None else None
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        own = super().list_commands(ctx)
+        contributed = self._app_commands()
+        extra = contributed.list_commands(ctx) if contributed is not None else []
+        return own + [name for name in extra if name not in own]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            return command
+        contributed = self._app_commands()
+        return contributed.get_command(ctx, cmd_name) if contributed is not None else None
 
     # `ctx` is click's Context, which typer vendors under a private name.
     def invoke(self, ctx: Any) -> Any:
@@ -80,14 +111,6 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
-accounts_app = typer.Typer(help="Email accounts.", no_args_is_help=True)
-actions_app = typer.Typer(help="Scheduled actions.", no_args_is_help=True)
-app.add_typer(db_app, name="db")
-app.add_typer(accounts_app, name="accounts")
-app.add_typer(actions_app, name="actions")
-bulk_app = typer.Typer(help="Bulk processing: run rules over an inbox.", no_args_is_help=True)
-app.add_typer(bulk_app, name="bulk")
 
 
 def console() -> Console:
@@ -146,6 +169,16 @@ def emit_json(value: Any) -> None:
 def settings_or_exit() -> Settings:
     """The settings; a bad environment ends the command (exit 2) through explain()."""
     return get_settings()
+
+
+def loaded_app() -> App:
+    """The app JOBBRIDGE_APP names; a wrong name ends the command (exit 2) through explain().
+
+    Looked for in the working directory too, as `celery -A` and uvicorn do: an installed
+    console script does not have it on its path."""
+    if os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())
+    return load_app(app_module_name())
 
 
 _DURATION = re.compile(r"^(\d+)([smhd])$")

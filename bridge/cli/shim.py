@@ -16,9 +16,13 @@ from bridge.cli.root import (
     console,
     emit_json,
     fail,
+    loaded_app,
     parse_when,
     settings_or_exit,
 )
+from bridge.devstack import run_dev_stack
+from bridge.errors import InvalidPayload
+from bridge.publishing import enqueue, validate
 from config import Settings, resolve_chain
 
 _SECRET_FIELDS = {
@@ -80,10 +84,7 @@ def enqueue_job(
 ) -> None:
     """Publish one job through the provider chain and print the receipt."""
     settings_or_exit()
-    from bridge.errors import InvalidPayload
-    from bridge.publishing import enqueue
-    from tasks.registry import job_for
-
+    registry = loaded_app().registry
     try:
         payload = json.loads(data)
     except json.JSONDecodeError as error:
@@ -93,12 +94,12 @@ def enqueue_job(
             'must be a JSON object, e.g. \'{"scheduledActionId": "a1"}\'', param_hint="--data"
         )
     try:
-        spec = job_for(job)
+        spec = registry.job_for(job)
     except KeyError as error:
         fail(str(error.args[0]))  # the message itself: str(KeyError) would quote it
     when = parse_when(at, None) if at else None
     try:
-        receipt = enqueue(spec, payload, at=when, dedup_id=dedup_id)
+        receipt = enqueue(spec, validate(spec, payload), at=when, dedup_id=dedup_id)
     except (InvalidPayload, ValueError) as error:
         fail(str(error))
     emit_json(
@@ -116,8 +117,8 @@ def dev(
     flower_port: int = 5555,
     flower: Annotated[bool, typer.Option(help="also start Flower")] = True,
 ) -> None:
-    """Migrate, seed a demo account, and run web + worker + beat (+ Flower) until Ctrl-C."""
+    """Prepare the app (the inbox app: migrate, seed a demo account), then run web, worker,
+    beat (and Flower) until Ctrl-C."""
     settings = settings_or_exit()
-    from bridge.devstack import run_dev_stack
-
-    sys.exit(run_dev_stack(settings, port=port, flower_port=flower_port, with_flower=flower))
+    found = loaded_app()
+    sys.exit(run_dev_stack(settings, found, port=port, flower_port=flower_port, with_flower=flower))

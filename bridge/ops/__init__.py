@@ -1,22 +1,15 @@
 """What the operator commands (`jobbridge keys|audit|sync|status`) compute, without the
 CLI, one module per concern. Every probe is bounded in time.
 
-`tasks` is imported inside the functions that need it: `jobbridge keys` must work before
-there is a valid configuration.
+What the app counts (its audit) comes from the app, found by bridge.apps.
 """
 
 from __future__ import annotations
 
-from bridge.ops.audit import (
-    QStashAudit,
-    ScheduledActionsAudit,
-    audit_qstash,
-    audit_scheduled_actions,
-    qstash_queues,
-)
+from bridge.ops.audit import QStashAudit, audit_qstash, qstash_queues
 from bridge.ops.keys import InngestKeys, generate_keys, write_env_file
 from bridge.ops.measure import describe
-from bridge.ops.probes import Check, check_database
+from bridge.ops.probes import Check, check_broker, check_database
 from bridge.ops.status import StatusReport, collect_status, every
 from bridge.ops.sync import SyncResult, sync_app, sync_url
 
@@ -24,11 +17,10 @@ __all__ = [
     "Check",
     "InngestKeys",
     "QStashAudit",
-    "ScheduledActionsAudit",
     "StatusReport",
     "SyncResult",
     "audit_qstash",
-    "audit_scheduled_actions",
+    "check_broker",
     "check_database",
     "collect_status",
     "describe",

@@ -1,93 +1,15 @@
-"""`jobbridge audit`: what the database and QStash hold (scheduled actions, queues, DLQ)."""
+"""`jobbridge audit`: what QStash holds for this app (queues, DLQ); the app counts its own."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from sqlalchemy import Connection, case, func, or_, select
 
 from bridge.ops.measure import describe, ms_since
 from config import Settings
-
-
-@dataclass(frozen=True)
-class ScheduledActionsAudit:
-    by_status: dict[str, int]
-    pending: int
-    oldest_pending: datetime | None
-    due_unexecuted: int
-    stuck_executing: int
-    # Where PENDING rows were last published (the `scheduled_provider` column): during a
-    # migration the "qstash" count is what QStash still has to deliver.
-    pending_by_provider: dict[str, int]
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "byStatus": self.by_status,
-            "pending": {
-                "count": self.pending,
-                "oldestScheduledFor": _iso(self.oldest_pending),
-            },
-            "dueUnexecuted": self.due_unexecuted,
-            "stuckExecuting": self.stuck_executing,
-            "pendingByProvider": self.pending_by_provider,
-        }
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def audit_scheduled_actions(
-    connection: Connection, now: datetime | None = None
-) -> ScheduledActionsAudit:
-    """Counts straight from the indexed columns: a handful of aggregate queries, no rows."""
-    from tasks.models import ActionStatus, ScheduledAction
-
-    now = now or datetime.now(UTC)
-    table = ScheduledAction
-    by_status: dict[str, int] = {status.value: 0 for status in ActionStatus}
-    for status, count in connection.execute(
-        select(table.status, func.count()).group_by(table.status)
-    ):
-        by_status[ActionStatus(status).value] = int(count)
-
-    pending_filter = table.status == ActionStatus.PENDING
-    oldest, due = connection.execute(
-        select(
-            func.min(table.scheduled_for),
-            func.coalesce(func.sum(case((table.scheduled_for <= now, 1), else_=0)), 0),
-        ).where(pending_filter)
-    ).one()
-
-    # A NULL lease on an EXECUTING row should not exist; if one does, nothing will ever
-    # release it (the sweep only reclaims expired leases), so it is stuck too.
-    stuck = connection.scalar(
-        select(func.count()).where(
-            table.status == ActionStatus.EXECUTING,
-            or_(table.lease_expires_at < now, table.lease_expires_at.is_(None)),
-        )
-    )
-    by_provider: dict[str, int] = {}
-    for provider, count in connection.execute(
-        select(table.scheduled_provider, func.count())
-        .where(pending_filter)
-        .group_by(table.scheduled_provider)
-    ):
-        by_provider[provider or "unpublished"] = int(count)
-
-    return ScheduledActionsAudit(
-        by_status=by_status,
-        pending=by_status[ActionStatus.PENDING.value],
-        oldest_pending=oldest,
-        due_unexecuted=int(due),
-        stuck_executing=int(stuck or 0),
-        pending_by_provider=dict(sorted(by_provider.items())),
-    )
 
 
 @dataclass(frozen=True)

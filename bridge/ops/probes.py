@@ -7,21 +7,20 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import httpx
+import redis
 from sqlalchemy import Engine, create_engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
-from bridge.ops.audit import (
-    QStashAudit,
-    ScheduledActionsAudit,
-    audit_scheduled_actions,
-    qstash_queues,
-)
+from bridge.apps import AppAudit, AuditResult
+from bridge.celery.producer import new_celery
+from bridge.inngest.client import inngest_origin
+from bridge.ops.audit import QStashAudit, qstash_queues
 from bridge.ops.measure import describe, ms_since
 from config import Settings
 
@@ -35,6 +34,8 @@ class Check:
     required: bool
     detail: str
     latency_ms: float | None = None
+    # The error's type alone, for answers that must not show hosts or users (/healthz).
+    error_type: str | None = None
 
     @property
     def failing(self) -> bool:
@@ -75,8 +76,10 @@ def probe_engine(settings: Settings, timeout: float) -> Iterator[Engine]:
 
 
 def check_database(
-    settings: Settings, timeout: float
-) -> tuple[Check, ScheduledActionsAudit | None]:
+    settings: Settings, timeout: float, audit: AppAudit | None = None
+) -> tuple[Check, AuditResult | None]:
+    """Reach the database; with the app's `audit`, also count what it holds (which
+    proves the schema is there)."""
     label = database_label(settings)
     url = make_url(settings.sqlalchemy_url)
     if url.get_backend_name() == "sqlite" and not Path(url.database or "").exists():
@@ -90,7 +93,7 @@ def check_database(
             connection.exec_driver_sql("SELECT 1")
             latency = ms_since(started)
             try:
-                actions = audit_scheduled_actions(connection)
+                counted = audit.collect(connection) if audit is not None else None
             except SQLAlchemyError as error:
                 return (
                     Check(
@@ -100,12 +103,14 @@ def check_database(
                         f"{label}: reachable but the schema is not ({describe(error)}); "
                         "run `jobbridge db upgrade`",
                         latency,
+                        type(error).__name__,
                     ),
                     None,
                 )
     except Exception as error:
-        return Check("database", False, True, f"{label}: {describe(error)}"), None
-    return Check("database", True, True, label, latency), actions
+        failed = Check("database", False, True, f"{label}: {describe(error)}")
+        return replace(failed, error_type=type(error).__name__), None
+    return Check("database", True, True, label, latency), counted
 
 
 def _redis_label(url: str) -> str:
@@ -115,8 +120,6 @@ def _redis_label(url: str) -> str:
 
 def check_broker(settings: Settings, timeout: float) -> Check:
     if settings.redis_url:
-        import redis
-
         label = _redis_label(settings.redis_url)
         started = time.perf_counter()
         client = redis.Redis.from_url(
@@ -125,7 +128,8 @@ def check_broker(settings: Settings, timeout: float) -> Check:
         try:
             client.ping()
         except Exception as error:
-            return Check("redis", False, True, f"{label}: {describe(error)}")
+            failed = Check("redis", False, True, f"{label}: {describe(error)}")
+            return replace(failed, error_type=type(error).__name__)
         finally:
             client.close()
         return Check("redis", True, True, label, ms_since(started))
@@ -145,8 +149,6 @@ def inngest_configured(settings: Settings) -> bool:
 
 
 def inngest_api_origin(settings: Settings) -> str:
-    from bridge.inngest_client import inngest_origin
-
     origin = inngest_origin(settings)
     if origin:
         return origin
@@ -190,10 +192,7 @@ def check_workers(settings: Settings, timeout: float) -> Check:
     Not required: jobs wait in the broker until a worker comes, and a deployment that
     publishes only to Inngest or QStash may run none.
     """
-    from tasks.celery_app import create_app
-
-    # An app of our own, from the settings read now (tasks.app read them at import).
-    celery = create_app(settings)
+    celery = new_celery(settings)
     try:
         replies = celery.control.inspect(timeout=timeout).active() or {}
     except Exception as error:

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from bridge.ops.audit import QStashAudit, ScheduledActionsAudit
+from bridge.apps import AppAudit, AuditResult
+from bridge.celery.config import celery_config
+from bridge.ops.audit import QStashAudit
 from bridge.ops.probes import (
     Check,
     check_broker,
@@ -27,7 +29,8 @@ T = TypeVar("T")
 class StatusReport:
     chain: ProviderChain
     checks: list[Check]
-    actions: ScheduledActionsAudit | None
+    audit: AppAudit | None  # what the app counts, if it counts anything
+    counted: AuditResult | None  # its counts; None when the database could not say
     qstash: QStashAudit | None
     checked_at: datetime
 
@@ -41,20 +44,22 @@ class StatusReport:
 
 
 def collect_status(
-    settings: Settings, timeout: float = 2.0, worker_timeout: float = 1.0
+    settings: Settings,
+    audit: AppAudit | None = None,
+    timeout: float = 2.0,
+    worker_timeout: float = 1.0,
 ) -> StatusReport:
     """Probe every service at once (each bounded by `timeout`), then ask the workers when
     the broker is up: a broadcast to a dead broker would wait for kombu's retries."""
-    # Importing `tasks` creates the embedded broker's folders: do it before the probes so
-    # the broker check never races it and sees the same state every run.
-    import tasks  # noqa: F401
-
+    # The embedded broker is folders that every process using it creates: make them as a
+    # worker would, so the broker probe sees the same state on every run.
+    celery_config(settings)
     with ThreadPoolExecutor(max_workers=4) as pool:
-        database = pool.submit(check_database, settings, timeout)
+        database = pool.submit(check_database, settings, timeout, audit)
         broker = pool.submit(check_broker, settings, timeout)
         inngest = pool.submit(check_inngest, settings, timeout)
         qstash = pool.submit(check_qstash, settings, timeout)
-        database_check, actions = database.result()
+        database_check, counted = database.result()
         broker_check = broker.result()
         qstash_check, queues = qstash.result()
         checks = [database_check, broker_check, inngest.result(), qstash_check]
@@ -64,7 +69,7 @@ def collect_status(
         checks.append(
             Check("celery workers", False, False, f"not asked: {broker_check.name} is down")
         )
-    return StatusReport(resolve_chain(settings), checks, actions, queues, datetime.now(UTC))
+    return StatusReport(resolve_chain(settings), checks, audit, counted, queues, datetime.now(UTC))
 
 
 def every(seconds: float, produce: Callable[[], T]) -> Iterator[T]:

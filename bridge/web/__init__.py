@@ -1,12 +1,31 @@
-"""`uvicorn bridge.web:app` serves every job for every provider."""
+"""`uvicorn bridge.web:app` serves every job of the app for every provider.
+
+`app` is built when first asked for (uvicorn asks once, at start): building it reads the
+environment and imports the app on the shim, which importing this package must not do.
+A bad environment ends the process there with the plain message (each variable and its
+fix) and exit status 2, as the CLI and `celery -A tasks` do: no traceback.
+"""
 
 from __future__ import annotations
 
-from bridge.web.app import create_app
+from functools import cache
+from typing import Any
+
+from fastapi import FastAPI
+
+from bridge.web.factory import create_app
 from config.settings import get_settings_or_exit
 
-# A bad environment ends `uvicorn bridge.web:app` with the plain message (each variable
-# and its fix) and exit status 2, as the CLI and `celery -A tasks` do: no traceback.
-app = create_app(get_settings_or_exit())
+
+@cache
+def _asgi_app() -> FastAPI:
+    return create_app(get_settings_or_exit())
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":
+        return _asgi_app()
+    raise AttributeError(f"module 'bridge.web' has no attribute {name!r}")
+
 
 __all__ = ["app", "create_app"]

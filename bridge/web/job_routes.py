@@ -11,33 +11,33 @@ from fastapi import FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from bridge.publishers.http import ATTEMPT_HEADER, DELIVERY_ID_HEADER
+from bridge.bodies import Refused, read_capped
+from bridge.core import run_job
+from bridge.http.wire import ATTEMPT_HEADER, DELIVERY_ID_HEADER
+from bridge.outcome import Delivery, Result
+from bridge.qstash.auth import SignedToken
+from bridge.qstash.replay_guard import first_use
+from bridge.qstash.wire import MESSAGE_ID_HEADER, RETRIED_HEADER
+from bridge.registry import CronSpec, JobSpec, Registry
+from bridge.store.columns import EXTERNAL_LENGTH
+from bridge.store.ledger import already_processed, record_processed
 from bridge.web import responses
-from bridge.web.auth import (
-    Caller,
-    SignedToken,
-    Unauthorized,
-    authenticate_cron,
-    authenticate_job_call,
-)
-from bridge.web.bodies import Refused, read_capped
-from config import Settings
-from tasks.core import run_job
-from tasks.deliveries import already_processed, record_processed
-from tasks.models.base import EXTERNAL_LENGTH
-from tasks.outcome import Delivery, Result
-from tasks.registry import CRONS, JOBS, CronSpec, JobSpec
-from tasks.replay_guard import first_use
+from bridge.web.auth import Unauthorized, authenticate_cron, authenticate_job_call
+from config import Provider, Settings
 
 MAX_BODY_BYTES = 1024 * 1024
 
 
-def delivery_headers(caller: Caller, request: Request) -> tuple[str | None, int]:
-    """The caller's id for this delivery (stable across its retries) and the attempt number."""
-    if caller is Caller.QSTASH:
-        id_header, attempt_header = "upstash-message-id", "upstash-retried"
-    else:
-        id_header, attempt_header = DELIVERY_ID_HEADER, ATTEMPT_HEADER
+# Where each caller puts the delivery's id (stable across its retries) and attempt.
+DELIVERY_HEADERS = {
+    Provider.QSTASH: (MESSAGE_ID_HEADER, RETRIED_HEADER),
+    Provider.HTTP: (DELIVERY_ID_HEADER, ATTEMPT_HEADER),
+}
+
+
+def delivery_headers(caller: Provider, request: Request) -> tuple[str | None, int]:
+    """The caller's id for this delivery and the attempt number."""
+    id_header, attempt_header = DELIVERY_HEADERS[caller]
     return request.headers.get(id_header) or None, attempt_number(
         request.headers.get(attempt_header)
     )
@@ -126,8 +126,8 @@ def cron_endpoint(settings: Settings, spec: CronSpec) -> Callable[[Request], Awa
     return endpoint
 
 
-def add_job_routes(app: FastAPI, settings: Settings) -> None:
-    for spec in JOBS.values():
+def add_job_routes(app: FastAPI, settings: Settings, registry: Registry) -> None:
+    for spec in registry.jobs.values():
         app.add_api_route(
             spec.route,
             job_endpoint(settings, spec),
@@ -135,7 +135,7 @@ def add_job_routes(app: FastAPI, settings: Settings) -> None:
             name=spec.event,
             operation_id=spec.fn_id,
         )
-    for cron in CRONS.values():
+    for cron in registry.crons.values():
         app.add_api_route(
             cron.route,
             cron_endpoint(settings, cron),

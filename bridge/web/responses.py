@@ -6,7 +6,7 @@ import math
 
 from fastapi.responses import JSONResponse
 
-from tasks.outcome import Outcome, Result
+from bridge.outcome import Outcome, Result
 
 # QStash retries every status but 2xx and this one (with the header below).
 QSTASH_NON_RETRYABLE = 489

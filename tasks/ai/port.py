@@ -25,7 +25,7 @@ class AI(Protocol):
         """A category name for `sender` judged from a few of its recent messages.
 
         None means "cannot tell": the caller leaves the sender uncategorized rather than
-        writing a placeholder category (the baseline's "unknown first" bug).
+        writing a placeholder category that a later answer would have to overwrite.
         """
         ...
 

@@ -1,7 +1,2 @@
-"""Every job of docs/JOBS.md, each declared once with @job. Importing this registers them."""
-
-from __future__ import annotations
-
-from tasks.jobs import bulk_process, categorize, clean, digest
-
-__all__ = ["bulk_process", "categorize", "clean", "digest"]
+"""The inbox app's jobs by area (bulk processing, categorizing, cleaning, digests), each
+module with the helpers it splits out; `tasks` imports each to declare its jobs."""

@@ -3,8 +3,8 @@
 
 `start` creates the job and enqueues page 0. Each fetcher page lists up to 25 threads,
 keeps those not yet handled, publishes one worker job per kept message in one batch,
-and only then counts them and enqueues the next page (counting before a publish that
-fails was the baseline's bug). The last page sets `all_queued`, so the job cannot
+and only then counts them and enqueues the next page (a publish that fails leaves
+the counts as they were). The last page sets `all_queued`, so the job cannot
 complete while pages are still being fetched. Each worker counts its message once,
 by inserting a BulkProcessItem row; retries never count twice.
 """
@@ -14,13 +14,15 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 from email.utils import parseaddr
-from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from bridge.outcome import Delivery, PermanentError, Result, done, skipped
+from bridge.payload import ExternalId, Id, Payload, Text
+from bridge.publishing import enqueue, enqueue_many
+from bridge.store.db import rows_changed, session_scope
 from tasks.accounts import account_or_fail, mailbox_of
-from tasks.db import rows_changed, session_scope
 from tasks.mail.port import MessageNotFound
 from tasks.models import (
     OPEN_BULK_STATUSES,
@@ -32,10 +34,8 @@ from tasks.models import (
     SenderStatus,
     utcnow,
 )
-from tasks.outcome import Delivery, PermanentError, Result, done, skipped
-from tasks.payload import ExternalId, Id, Payload, Text
-from tasks.registry import job
 from tasks.rules.apply import apply_rules, has_rule_result
+from tasks.shim import registry
 
 log = logging.getLogger("jobbridge.bulk")
 
@@ -70,8 +70,6 @@ def start(
     email_account_id: str, start_date: datetime, end_date: datetime | None, only_unread: bool
 ) -> BulkProcessJob:
     """Create the job (one open job per account, enforced by the database) and fetch page 0."""
-    from bridge.publishing import enqueue
-
     account_or_fail(email_account_id)
     row = BulkProcessJob(
         email_account_id=email_account_id,
@@ -87,7 +85,7 @@ def start(
         raise BulkJobAlreadyOpen(_open_job_id(email_account_id) or "?") from None
     payload = FetchPage(job_id=row.id, email_account_id=email_account_id, page=0)
     try:
-        enqueue(FETCHER_EVENT, payload, dedup_id=f"bulk-{row.id}-page-0")
+        enqueue(fetch_page, payload, dedup_id=f"bulk-{row.id}-page-0")
     except Exception as error:
         # Nothing was queued: close the job so the account can start again.
         _set_status(row.id, BulkJobStatus.FAILED, error=f"publish of page 0 failed: {error}")
@@ -152,7 +150,7 @@ def _ignored_senders(account_id: str) -> set[str]:
         )
 
 
-@job(
+@registry.job(
     event=FETCHER_EVENT,
     route="/api/bulk-process/fetcher",
     payload=FetchPage,
@@ -160,15 +158,13 @@ def _ignored_senders(account_id: str) -> set[str]:
     retries=3,
 )
 def fetch_page(payload: FetchPage, delivery: Delivery) -> Result:
-    from bridge.publishing import enqueue, enqueue_many
-
     row = job_or_fail(payload.job_id)
     if row.status not in OPEN_BULK_STATUSES:
         return skipped(f"job is {row.status.value}")
     if row.pages_fetched > payload.page:
         # A redelivered page: its messages were queued and counted; make sure the
         # next page was queued too (a crash may have come between the two).
-        _enqueue_next(row, payload, row.next_page_token, enqueue)
+        _enqueue_next(row, payload, row.next_page_token)
         return skipped(f"page {payload.page} was already fetched")
     account, mail = mailbox_of(payload.email_account_id)
     page = mail.list_threads(
@@ -200,7 +196,7 @@ def fetch_page(payload: FetchPage, delivery: Delivery) -> Result:
         )
     if workers:
         enqueue_many(
-            WORKER_EVENT,
+            process_message,
             workers,
             dedup_ids=[f"bulk-{row.id}-msg-{w.message_id}" for w in workers],
         )
@@ -228,11 +224,11 @@ def fetch_page(payload: FetchPage, delivery: Delivery) -> Result:
     if last_page:
         _complete_if_done(row.id)
     else:
-        _enqueue_next(row, payload, page.next_page_token, enqueue)
+        _enqueue_next(row, payload, page.next_page_token)
     return done(f"page {payload.page}: {len(workers)} of {len(page.thread_ids)} threads queued")
 
 
-def _enqueue_next(row: BulkProcessJob, payload: FetchPage, token: str | None, enqueue: Any) -> None:
+def _enqueue_next(row: BulkProcessJob, payload: FetchPage, token: str | None) -> None:
     if token is None:
         return
     following = FetchPage(
@@ -241,10 +237,10 @@ def _enqueue_next(row: BulkProcessJob, payload: FetchPage, token: str | None, en
         page_token=token,
         page=payload.page + 1,
     )
-    enqueue(FETCHER_EVENT, following, dedup_id=f"bulk-{row.id}-page-{payload.page + 1}")
+    enqueue(fetch_page, following, dedup_id=f"bulk-{row.id}-page-{payload.page + 1}")
 
 
-@job(
+@registry.job(
     event=WORKER_EVENT,
     route="/api/bulk-process/worker",
     payload=ProcessMessage,

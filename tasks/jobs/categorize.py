@@ -7,8 +7,8 @@ the account's progress. Each `categorize.senders-batch` run reads a few recent
 messages per sender, decides its category with the static rules (Newsletter, Receipt)
 and asks the AI only about the rest, then writes the Sender's category, creating the
 Category row the first time a name is used. Nothing is written until a category is
-known: no "unknown" placeholder that is overwritten later (the baseline's bug), and a
-sender the AI cannot place stays uncategorized, yet counts as done.
+known: no "unknown" placeholder is written to be overwritten later, and a sender the
+AI cannot place stays uncategorized, yet counts as done.
 
 Idempotent: a sender that already has a category is skipped (so a redelivered batch
 asks the AI nothing again and the first category written wins); the Sender row is
@@ -16,38 +16,34 @@ unique per (account, email) and only a NULL category is ever set; the Category r
 unique per (account, name). Progress is one Redis hash per account, sender -> queued
 or done, so marking a sender done twice changes nothing: the totals are counts of
 distinct senders, not counters a retry could bump twice.
+
+This module holds the producer and the job; the Sender and Category rows are written
+in `categorize_records`, the progress kept in `categorize_progress` (`progress` is
+exported here).
 """
 
 from __future__ import annotations
 
 import hashlib
-import logging
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
-from typing import Annotated, cast
+from typing import Annotated
 
 from pydantic import Field, StringConstraints
-from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
-from config import get_settings
-from tasks import redis_store
+from bridge.outcome import Delivery, Result, done
+from bridge.payload import Id, Payload, Storable
+from bridge.publishing import enqueue_many, validate
+from bridge.store.columns import ADDRESS_LENGTH
 from tasks.accounts import account_or_fail, mailbox_of
 from tasks.ai import AI, default_ai
 from tasks.ai.static_rules import RECEIPT, sender_address, static_category
-from tasks.db import rows_changed, session_scope
+from tasks.jobs.categorize_progress import forget, mark_done, mark_queued, progress
+from tasks.jobs.categorize_records import categorized, save
 from tasks.mail.port import MailMessage, MailProvider, MessageNotFound
-from tasks.models import Category, Sender, utcnow
-from tasks.models.base import ADDRESS_LENGTH
-from tasks.outcome import Delivery, Result, done
-from tasks.payload import Id, Payload, Storable
-from tasks.registry import job
-
-log = logging.getLogger("jobbridge.categorize")
+from tasks.shim import registry
 
 BATCH_EVENT = "inbox-zero/categorize.senders-batch"
 CHUNK_SIZE = 50  # senders per job: what the payload accepts
@@ -58,8 +54,6 @@ MESSAGES_PER_SENDER = 3  # enough for a verdict, few enough to keep an AI prompt
 SCAN_FOLDER = "INBOX"
 SCAN_PAGE_SIZE = 25
 MAX_SCANNED_THREADS = 250
-PROGRESS_TTL_SECONDS = 60 * 60  # refreshed on every write: progress of a finished run fades
-QUEUED, DONE = "queued", "done"
 CATEGORY_NAME_LENGTH = 100  # Category.name's column
 
 # Email-ish, not RFC 5322: one "@" with something on both sides, no spaces or list
@@ -100,45 +94,37 @@ def categorize_senders(email_account_id: str, senders: Iterable[str]) -> Queued:
     before chunking, so calling this twice with the same senders publishes the same
     jobs under the same ids (a double click is one run where the provider dedups).
     """
-    from bridge.publishing import enqueue_many  # bridge imports tasks: import when called
-
     account_or_fail(email_account_id)
     wanted = sorted({_normal(sender) for sender in senders} - {""})
-    categorized = _categorized(email_account_id, wanted)
-    todo = [sender for sender in wanted if sender not in categorized]
+    already = categorized(email_account_id, wanted)
+    todo = [sender for sender in wanted if sender not in already]
     if not todo:
-        return Queued(0, 0, len(categorized))
+        return Queued(0, 0, len(already))
     chunks = [todo[start : start + CHUNK_SIZE] for start in range(0, len(todo), CHUNK_SIZE)]
-    # Wire dicts, not models: enqueue_many validates them and a bad sender raises its
-    # InvalidPayload (naming `senders`) before anything is sent, as for any other job.
-    payloads = [{"emailAccountId": email_account_id, "senders": chunk} for chunk in chunks]
+    # Validated as wire data: a bad sender raises its InvalidPayload (naming `senders`)
+    # before anything is marked or sent, as for any other job.
+    payloads = [
+        validate(categorize_senders_batch, {"emailAccountId": email_account_id, "senders": chunk})
+        for chunk in chunks
+    ]
     # Marked before the publish, so a job that finishes at once is not followed by a
     # late "queued". Only senders the progress does not know yet are marked: one done in
     # this hour stays done (a deduplicated chunk runs no new job to mark it again). A
     # failed publish takes its marks back, so no progress waits for a job never sent.
-    marked = _mark_queued(email_account_id, todo)
+    marked = mark_queued(email_account_id, todo)
     try:
         receipts = enqueue_many(
-            BATCH_EVENT,
+            categorize_senders_batch,
             payloads,
             dedup_ids=[_dedup_id(email_account_id, chunk) for chunk in chunks],
         )
     except Exception:
-        _forget(email_account_id, marked)
+        forget(email_account_id, marked)
         raise
     fresh = [
         chunk for chunk, receipt in zip(chunks, receipts, strict=True) if not receipt.deduplicated
     ]
-    return Queued(len(fresh), sum(map(len, fresh)), len(categorized))
-
-
-def progress(email_account_id: str) -> dict[str, int]:
-    """`{"total", "completed"}`: senders queued (or run) within the last hour, and how
-    many of them are done. Zeros when there is no Redis to keep progress in."""
-    if not _progress_enabled():
-        return {"total": 0, "completed": 0}
-    states = cast("list[bytes]", redis_store.client().hvals(_progress_key(email_account_id)))
-    return {"total": len(states), "completed": sum(1 for s in states if s == DONE.encode())}
+    return Queued(len(fresh), sum(map(len, fresh)), len(already))
 
 
 def _normal(sender: str) -> str:
@@ -153,7 +139,7 @@ def _dedup_id(account_id: str, chunk: Sequence[str]) -> str:
 # The job -----------------------------------------------------------------------------
 
 
-@job(
+@registry.job(
     event=BATCH_EVENT,
     route="/api/user/categorize/senders/batch",
     payload=CategorizeSendersBatch,
@@ -165,8 +151,8 @@ def categorize_senders_batch(payload: CategorizeSendersBatch, delivery: Delivery
     senders = list(dict.fromkeys(payload.senders))  # a duplicate would be asked about twice
     # Senders categorized by an earlier delivery of this batch, another batch or the
     # user: skipped, so a redelivery repeats no AI call and never changes a category.
-    categorized = _categorized(account.id, senders)
-    todo = [sender for sender in senders if sender not in categorized]
+    already = categorized(account.id, senders)
+    todo = [sender for sender in senders if sender not in already]
     found = recent_messages_from(mail, todo) if todo else {}
     ai: AI | None = None
     tally: Counter[str] = Counter()
@@ -182,10 +168,10 @@ def categorize_senders_batch(payload: CategorizeSendersBatch, delivery: Delivery
             tally["uncategorized"] += 1
             continue
         # Saved one sender at a time: if a later sender fails, the retry skips these.
-        tally[how if _save(account.id, sender, name) else "raced"] += 1
+        tally[how if save(account.id, sender, name) else "raced"] += 1
     # Every sender of the batch is done, the skipped and uncategorized ones included; a
     # crash before this line leaves them to the redelivery, which marks them all.
-    _mark_done(account.id, senders)
+    mark_done(account.id, senders)
     return done(
         f"{tally['rules']} by rules, {tally['ai']} by AI, {tally['uncategorized']} "
         f"uncategorized, {len(senders) - len(todo) + tally['raced']} already categorized"
@@ -269,149 +255,14 @@ def _category_name(answer: str | None) -> str | None:
     return name or None
 
 
-# Database ----------------------------------------------------------------------------
-
-
-def _categorized(account_id: str, senders: Sequence[str]) -> set[str]:
-    """The senders among `senders` that already have a category."""
-    categorized: set[str] = set()
-    with session_scope() as session:
-        # Bounded IN lists: SQLite refuses statements with too many parameters.
-        for start in range(0, len(senders), 500):
-            categorized.update(
-                session.scalars(
-                    select(Sender.email).where(
-                        Sender.email_account_id == account_id,
-                        Sender.email.in_(senders[start : start + 500]),
-                        Sender.category_id.is_not(None),
-                    )
-                )
-            )
-    return categorized
-
-
-def _save(account_id: str, email: str, category: str) -> bool:
-    """Set the sender's category if it has none; False when it had one already."""
-    with session_scope() as session:
-        category_id = _category_id(session, account_id, category)
-        if _set_if_uncategorized(session, account_id, email, category_id):
-            return True
-        exists = session.scalar(
-            select(Sender.id).where(Sender.email_account_id == account_id, Sender.email == email)
-        )
-        if exists is not None:
-            return False  # categorized since we looked: the first category written wins
-        try:
-            with session.begin_nested():
-                session.add(
-                    Sender(
-                        email_account_id=account_id,
-                        email=email,
-                        category_id=category_id,
-                        categorized_at=utcnow(),
-                    )
-                )
-        except IntegrityError:
-            # Another run inserted the sender in the meantime (unique account, email).
-            return _set_if_uncategorized(session, account_id, email, category_id)
-    return True
-
-
-def _set_if_uncategorized(session: Session, account_id: str, email: str, category_id: str) -> bool:
-    return (
-        rows_changed(
-            session,
-            update(Sender)
-            .where(
-                Sender.email_account_id == account_id,
-                Sender.email == email,
-                Sender.category_id.is_(None),
-            )
-            .values(category_id=category_id, categorized_at=utcnow()),
-        )
-        == 1
-    )
-
-
-def _category_id(session: Session, account_id: str, name: str) -> str:
-    """The account's category of that name (any case), created the first time."""
-
-    def existing() -> str | None:
-        return session.scalar(
-            select(Category.id)
-            .where(
-                Category.email_account_id == account_id,
-                func.lower(Category.name) == name.lower(),
-            )
-            .order_by(Category.created_at)
-            .limit(1)
-        )
-
-    found = existing()
-    if found is not None:
-        return found
-    try:
-        with session.begin_nested():
-            row = Category(email_account_id=account_id, name=name)
-            session.add(row)
-        return row.id
-    except IntegrityError:
-        # A concurrent batch created it first (unique account, name): use theirs.
-        found = existing()
-        if found is None:
-            raise
-        return found
-
-
-# Progress (Redis) --------------------------------------------------------------------
-
-
-def _progress_enabled() -> bool:
-    if get_settings().redis_url:
-        return True
-    _say_progress_is_off()
-    return False
-
-
-@cache
-def _say_progress_is_off() -> None:
-    # Once per process: every batch would otherwise repeat it.
-    log.info("REDIS_URL is not set: sender categorization progress is kept nowhere")
-
-
-def _progress_key(account_id: str) -> str:
-    return redis_store.key(redis_store.CATEGORIZE_PROGRESS, account_id)
-
-
-def _mark_queued(account_id: str, senders: Sequence[str]) -> list[str]:
-    """Mark the senders the progress does not know yet; returns those it marked."""
-    if not senders or not _progress_enabled():
-        return []
-    key = _progress_key(account_id)
-    with redis_store.client().pipeline(transaction=True) as pipe:
-        for sender in senders:
-            pipe.hsetnx(key, sender, QUEUED)
-        pipe.expire(key, PROGRESS_TTL_SECONDS)
-        *fresh, _ = pipe.execute()
-    return [sender for sender, new in zip(senders, fresh, strict=True) if new]
-
-
-def _mark_done(account_id: str, senders: Sequence[str]) -> None:
-    """Marking a sender done twice is no change at all: nothing is counted twice."""
-    if not senders or not _progress_enabled():
-        return
-    key = _progress_key(account_id)
-    with redis_store.client().pipeline(transaction=True) as pipe:
-        pipe.hset(key, mapping=dict.fromkeys(senders, DONE))
-        pipe.expire(key, PROGRESS_TTL_SECONDS)
-        pipe.execute()
-
-
-def _forget(account_id: str, senders: Sequence[str]) -> None:
-    if not senders or not _progress_enabled():
-        return
-    try:
-        redis_store.client().hdel(_progress_key(account_id), *senders)
-    except Exception:
-        # Best effort on a path that is already failing: the TTL clears it in the end.
-        log.warning("could not take back the categorization progress of %s", account_id)
+__all__ = [
+    "BATCH_EVENT",
+    "CHUNK_SIZE",
+    "CategorizeSendersBatch",
+    "Queued",
+    "categorize_senders",
+    "categorize_senders_batch",
+    "progress",
+    "recent_messages_from",
+    "static_verdict",
+]

@@ -2,8 +2,8 @@
 "Cleaning the inbox").
 
 `clean_inbox` (the producer) creates a CleanupJob and pages through the inbox threads
-older than `days_old`, FOLLOWING the page tokens (the baseline did not, and queued the
-same threads again), publishing one `clean.process` per thread, one batch per page, each
+older than `days_old`, following each page token to the next page (so no page is
+queued twice), publishing one `clean.process` per thread, one batch per page, each
 with a dedup id per (job, thread). `threads_queued` grows only after a page is published.
 
 `clean.process` (3 at a time per account) reads the thread and decides: static rules in
@@ -18,43 +18,49 @@ the same dedup id; a thread already recorded as cleaned is skipped.
 messages (processed, plus done when markDone), archive or mark them read when markDone,
 then record ONE CleanupThread. Idempotent: labels, moves and read flags change nothing
 the second time; the CleanupThread row is unique per (job, thread), so an IntegrityError
-means an earlier delivery recorded it (the baseline inserted a row on every retry); and
+means an earlier delivery recorded it (a retry inserts no second row); and
 a delivery that finds the row leaves the mailbox alone, so a late redelivery cannot
 archive again a thread the user has since moved back to the inbox.
+
+This module holds the producer and the three jobs. The keep-or-done rules are in
+`clean_rules`, the CleanupJob and CleanupThread rows in `clean_records`, the Redis
+progress in `clean_progress`; their names the rest of the app uses are exported here.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import cast
+from collections.abc import Callable
+from datetime import timedelta
 
-import redis
-from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import update
 
-from config import get_settings
-from tasks import redis_store
+from bridge.outcome import Delivery, Result, done, skipped
+from bridge.payload import ExternalId, Id, Payload, Text
+from bridge.publishing import enqueue, enqueue_many
+from bridge.registry import JobSpec, Throttle
+from bridge.store.db import session_scope
 from tasks.accounts import mailbox_of
-from tasks.ai import AI, default_ai
-from tasks.ai import static_rules as rules
-from tasks.db import session_scope
-from tasks.mail.maildir import MaildirProvider
-from tasks.mail.port import MailMessage, MailProvider, MessageNotFound
-from tasks.models import (
-    CleanAction,
-    CleanupJob,
-    CleanupJobStatus,
-    CleanupThread,
-    MailProviderKind,
-    utcnow,
+from tasks.ai import default_ai
+from tasks.jobs.clean_progress import (
+    STATE_TTL_SECONDS,
+    record_decision,
+    recorded_decision,
+    thread_state,
 )
-from tasks.outcome import Delivery, PermanentError, Result, done, skipped
-from tasks.payload import ExternalId, Id, Payload, Text
-from tasks.registry import Throttle, job
+from tasks.jobs.clean_progress import set_status as _set_status  # read here at each call
+from tasks.jobs.clean_records import (
+    cleaned_threads,
+    cleanup_job,
+    complete_if_done,
+    record_once,
+    recorded,
+)
+from tasks.jobs.clean_rules import Decision, Skips, decide, starred_in
+from tasks.mail.port import MailProvider, MessageNotFound
+from tasks.models import CleanAction, CleanupJob, CleanupJobStatus, MailProviderKind, utcnow
+from tasks.shim import registry
 
 log = logging.getLogger("jobbridge.clean")
 
@@ -64,24 +70,6 @@ GMAIL_EVENT = "inbox-zero/clean.gmail"
 OUTLOOK_EVENT = "inbox-zero/clean.outlook"
 INBOX = "INBOX"  # the port's name for the inbox (list_threads' default folder)
 OUTLOOK_ARCHIVE = "Archive"  # Graph's well-known archive folder, as the port names folders
-# Long enough for the UI to show a whole run's progress (at 6 threads a second per
-# account, 10,000 threads take half an hour), short enough not to keep mail metadata.
-STATE_TTL_SECONDS = 24 * 3600
-# Gmail's STARRED system label, or a "Starred" keyword on Maildir: compared casefolded.
-_STARRED = "starred"
-
-
-class Skips(Payload):
-    """Kinds of thread the user wants kept (defaults are the app's)."""
-
-    # For an AI that can tell "needs a reply": the AI port takes no skips yet, and the
-    # offline AI keeps anything a person wrote anyway. No static rule reads it.
-    reply: bool = True
-    starred: bool = True
-    calendar: bool = True  # invites: future events kept, past ones done
-    receipt: bool = False
-    attachment: bool = False
-    conversation: bool = False
 
 
 class ProcessThread(Payload):
@@ -105,13 +93,6 @@ class ApplyClean(Payload):
     processed_label_id: ExternalId | None = None
 
 
-@dataclass(frozen=True)
-class Decision:
-    mark_done: bool
-    rule: str  # which rule settled it ("starred", ..., "ai"): for the UI and the logs
-    reason: str
-
-
 # The producer ----------------------------------------------------------------------
 def clean_inbox(
     email_account_id: str,
@@ -129,8 +110,6 @@ def clean_inbox(
     Label names double as label ids: the Maildir adapter labels by name. A Gmail adapter
     would resolve (or create) the labels here and pass their ids.
     """
-    from bridge.publishing import enqueue_many
-
     if days_old < 0:
         raise ValueError(f"days_old must be 0 or more, not {days_old}")
     action = CleanAction(action)
@@ -174,7 +153,7 @@ def clean_inbox(
         ]
         if payloads:
             enqueue_many(
-                PROCESS_EVENT,
+                process_thread,
                 payloads,
                 dedup_ids=[_dedup_id("process", row.id, t) for t in page.thread_ids],
             )
@@ -193,7 +172,7 @@ def clean_inbox(
         token = page.next_page_token
     with session_scope() as session:
         session.execute(update(CleanupJob).where(CleanupJob.id == row.id).values(all_queued=True))
-    _complete_if_done(row.id)  # nothing queued, or every thread cleaned already
+    complete_if_done(row.id)  # nothing queued, or every thread cleaned already
     with session_scope() as session:
         final = session.get(CleanupJob, row.id)
     assert final is not None  # created above; jobs are never deleted while running
@@ -202,7 +181,7 @@ def clean_inbox(
 
 
 # clean.process ---------------------------------------------------------------------
-@job(
+@registry.job(
     event=PROCESS_EVENT,
     route="/api/clean",
     payload=ProcessThread,
@@ -210,19 +189,17 @@ def clean_inbox(
     retries=3,
 )
 def process_thread(payload: ProcessThread, delivery: Delivery) -> Result:
-    from bridge.publishing import enqueue
-
-    cleanup = _cleanup_job(payload.job_id, payload.email_account_id)
+    cleanup = cleanup_job(payload.job_id, payload.email_account_id)
     if cleanup.status is CleanupJobStatus.CANCELLED:
         return skipped("cleanup job was cancelled")
-    if _recorded(payload.job_id, payload.thread_id):
+    if recorded(payload.job_id, payload.thread_id):
         return skipped("thread was already cleaned")
     account, mail = mailbox_of(payload.email_account_id)
     try:
         thread = mail.get_thread(payload.thread_id)
     except MessageNotFound:
         return skipped("thread no longer exists")
-    decision = _recorded_decision(payload)
+    decision = recorded_decision(payload.email_account_id, payload.job_id, payload.thread_id)
     if decision is None:
         decision = decide(
             thread,
@@ -233,10 +210,11 @@ def process_thread(payload: ProcessThread, delivery: Delivery) -> Result:
             now=utcnow(),
         )
         # Two deliveries deciding at once: the first one recorded wins for both.
-        decision = _record_decision(payload, thread[-1], decision)
-    event = _apply_event(account.provider)
+        decision = record_decision(
+            payload.email_account_id, payload.job_id, payload.thread_id, thread[-1], decision
+        )
     enqueue(
-        event,
+        _apply_job(account.provider),
         ApplyClean(
             email_account_id=payload.email_account_id,
             thread_id=payload.thread_id,
@@ -252,88 +230,16 @@ def process_thread(payload: ProcessThread, delivery: Delivery) -> Result:
     return done(f"{verdict} ({decision.rule}): {decision.reason}")
 
 
-def decide(
-    thread: Sequence[MailMessage],
-    skips: Skips,
-    instructions: str | None,
-    *,
-    ai: AI,
-    is_starred: Callable[[MailMessage], bool],
-    now: datetime,
-) -> Decision:
-    """Keep or done for a whole thread: each rule looks at every message before the
-    next rule is tried, so a rule's place in docs/JOBS.md's order is its priority (the app
-    tried all rules on one message before the next, letting an unsubscribe link in
-    the first message beat a star on the last).
-
-    Keep rules look at every message; done rules only at mail from others, so a line
-    of the user's own reply cannot get their conversation archived.
-    """
-    others = [message for message in thread if not message.sent_by_me]
-    if skips.starred and any(is_starred(message) for message in thread):
-        return Decision(False, "starred", "Starred")
-    if skips.conversation and len(others) < len(thread):
-        return Decision(False, "conversation", "You took part in this conversation")
-    if skips.attachment and any(message.has_attachment for message in thread):
-        return Decision(False, "attachment", "Has an attachment")
-    if skips.receipt and any(rules.is_receipt(message) for message in thread):
-        return Decision(False, "receipt", "Looks like a receipt")
-    if skips.calendar:
-        when = _event_time(others)
-        if when is not None and when <= now:
-            return Decision(True, "calendar", "Invitation to an event that is over")
-        if when is not None:
-            return Decision(False, "calendar", "Invitation to an upcoming event")
-    if any(rules.has_unsubscribe_link(message) for message in others):
-        return Decision(True, "unsubscribe", "Has an unsubscribe link")
-    if any(rules.is_newsletter(message) for message in others):
-        return Decision(True, "newsletter", "Sent by a newsletter")
-    category = rules.gmail_category(thread[-1])
-    if category is not None:
-        return Decision(True, "category", f"Filed under {category}")
-    verdict = ai.decide_clean(thread, instructions)
-    return Decision(verdict.done, "ai", verdict.reason)
-
-
-def _event_time(messages: Sequence[MailMessage]) -> datetime | None:
-    """When the newest invitation's event starts; None if no invitation says when."""
-    for message in reversed(messages):
-        if rules.is_calendar_invite(message):
-            when = rules.calendar_event_time(message)
-            if when is not None:
-                return when
-    return None
-
-
-def starred_in(mail: MailProvider) -> Callable[[MailMessage], bool]:
-    """Whether a message is starred: a STARRED label, or on Maildir the "F" flag."""
-
-    def starred(message: MailMessage) -> bool:
-        if any(label.casefold() == _STARRED for label in message.labels):
-            return True
-        if isinstance(mail, MaildirProvider):
-            # MailMessage carries no flags and the adapter does not map "F" (flagged,
-            # the Maildir star) to a label, so ask the Maildir for it.
-            try:
-                flags = mail.folder(message.folder).get_message(message.id).get_flags()
-            except (KeyError, FileNotFoundError):
-                return False  # moved since the thread was read: it no longer tells
-            return "F" in flags
-        return False
-
-    return starred
-
-
-def _apply_event(kind: MailProviderKind) -> str:
+def _apply_job(kind: MailProviderKind) -> JobSpec[ApplyClean]:
     match kind:
         case MailProviderKind.MICROSOFT:
-            return OUTLOOK_EVENT
+            return apply_outlook
         case MailProviderKind.MAILDIR | MailProviderKind.GOOGLE:
-            return GMAIL_EVENT  # labels and an inbox label (Maildir keywords, Gmail)
+            return apply_gmail  # labels and an inbox label (Maildir keywords, Gmail)
 
 
 # clean.gmail and clean.outlook -----------------------------------------------------
-@job(
+@registry.job(
     event=GMAIL_EVENT,
     route="/api/clean/gmail",
     payload=ApplyClean,
@@ -345,7 +251,7 @@ def apply_gmail(payload: ApplyClean, delivery: Delivery) -> Result:
     return _apply(payload, lambda mail, message_id: mail.archive(message_id))
 
 
-@job(
+@registry.job(
     event=OUTLOOK_EVENT,
     route="/api/clean/outlook",
     payload=ApplyClean,
@@ -359,10 +265,10 @@ def apply_outlook(payload: ApplyClean, delivery: Delivery) -> Result:
 
 
 def _apply(payload: ApplyClean, archive: Callable[[MailProvider, str], None]) -> Result:
-    cleanup = _cleanup_job(payload.job_id, payload.email_account_id)
+    cleanup = cleanup_job(payload.job_id, payload.email_account_id)
     if cleanup.status is CleanupJobStatus.CANCELLED:
         return skipped("cleanup job was cancelled")
-    if _recorded(payload.job_id, payload.thread_id):
+    if recorded(payload.job_id, payload.thread_id):
         # Recorded only after the mailbox was changed: nothing left but the status.
         _set_status(payload.email_account_id, payload.job_id, payload.thread_id, "completed")
         return skipped("thread was already cleaned")
@@ -388,153 +294,16 @@ def _apply(payload: ApplyClean, archive: Callable[[MailProvider, str], None]) ->
                 mail.mark_read(message.id)
         except MessageNotFound:
             continue  # deleted since the thread was read: nothing to clean
-    recorded = _record_once(payload, archived=archiving)
-    _set_status(payload.email_account_id, payload.job_id, payload.thread_id, "completed")
-    effect = "archived" if archiving else "marked read" if marking_read else "labelled"
-    return done(f"{effect}{'' if recorded else ' (recorded by an earlier delivery)'}")
-
-
-# The database ----------------------------------------------------------------------
-def _cleanup_job(job_id: str, account_id: str) -> CleanupJob:
-    with session_scope() as session:
-        row = session.get(CleanupJob, job_id)
-    if row is None:
-        raise PermanentError(f"unknown cleanup job {job_id}")
-    if row.email_account_id != account_id:
-        raise PermanentError(f"cleanup job {job_id} belongs to another email account")
-    return row
-
-
-def _recorded(job_id: str, thread_id: str) -> bool:
-    with session_scope() as session:
-        found = session.scalar(
-            select(CleanupThread.id).where(
-                CleanupThread.job_id == job_id, CleanupThread.thread_id == thread_id
-            )
-        )
-    return found is not None
-
-
-def _record_once(payload: ApplyClean, *, archived: bool) -> bool:
-    """Insert the thread's CleanupThread; False if an earlier delivery already had."""
-    row = CleanupThread(
-        job_id=payload.job_id,
-        email_account_id=payload.email_account_id,
-        thread_id=payload.thread_id,
-        archived=archived,
+    recorded_now = record_once(
+        payload.job_id,
+        payload.email_account_id,
+        payload.thread_id,
+        archived=archiving,
         mark_done=payload.mark_done,
     )
-    try:
-        with session_scope() as session:
-            session.add(row)
-    except IntegrityError:
-        # The unique (job_id, thread_id) says another delivery won; any other integrity
-        # error (the job deleted meanwhile) is not ours to swallow.
-        if _recorded(payload.job_id, payload.thread_id):
-            return False
-        raise
-    _complete_if_done(payload.job_id)
-    return True
-
-
-def _complete_if_done(job_id: str) -> None:
-    """RUNNING -> COMPLETED once every page is queued and every queued thread recorded."""
-    cleaned = (
-        select(func.count())
-        .select_from(CleanupThread)
-        .where(CleanupThread.job_id == job_id)
-        .scalar_subquery()
-    )
-    with session_scope() as session:
-        session.execute(
-            update(CleanupJob)
-            .where(
-                CleanupJob.id == job_id,
-                CleanupJob.status == CleanupJobStatus.RUNNING,
-                CleanupJob.all_queued.is_(True),
-                cleaned >= CleanupJob.threads_queued,
-            )
-            .values(status=CleanupJobStatus.COMPLETED)
-        )
-
-
-def cleaned_threads(job_id: str) -> list[CleanupThread]:
-    with session_scope() as session:
-        return list(
-            session.scalars(
-                select(CleanupThread)
-                .where(CleanupThread.job_id == job_id)
-                .order_by(CleanupThread.created_at)
-            )
-        )
-
-
-# Redis: the thread's decision and status, for progress and the UI --------------------
-def _state_key(account_id: str, job_id: str, thread_id: str) -> str:
-    return redis_store.key(redis_store.CLEAN_THREAD, f"{account_id}:{job_id}:{thread_id}")
-
-
-def _redis() -> redis.Redis | None:
-    # The embedded default has no Redis: no progress then; the CleanupThread rows and
-    # the dedup ids still make every step happen once.
-    return redis_store.client() if get_settings().redis_url else None
-
-
-def thread_state(account_id: str, job_id: str, thread_id: str) -> dict[str, str]:
-    """What the UI shows for a thread of a run: markDone, rule, reason, status, ..."""
-    client = _redis()
-    if client is None:
-        return {}
-    raw = cast("dict[bytes, bytes]", client.hgetall(_state_key(account_id, job_id, thread_id)))
-    return {name.decode(): value.decode() for name, value in raw.items()}
-
-
-def _recorded_decision(payload: ProcessThread) -> Decision | None:
-    state = thread_state(payload.email_account_id, payload.job_id, payload.thread_id)
-    if "markDone" not in state:
-        return None
-    return Decision(state["markDone"] == "true", state["rule"], state["reason"])
-
-
-def _record_decision(payload: ProcessThread, newest: MailMessage, decision: Decision) -> Decision:
-    """Record the decision unless one is recorded already; return the one recorded."""
-    client = _redis()
-    if client is None:
-        return decision
-    key = _state_key(payload.email_account_id, payload.job_id, payload.thread_id)
-    with client.pipeline(transaction=True) as pipe:
-        # One transaction: the three decision fields are always written together, so
-        # HSETNX on each keeps the first decision whole.
-        pipe.hsetnx(key, "markDone", "true" if decision.mark_done else "false")
-        pipe.hsetnx(key, "rule", decision.rule)
-        pipe.hsetnx(key, "reason", decision.reason)
-        pipe.hsetnx(key, "status", "applying")  # never back from "completed"
-        pipe.hset(
-            key,
-            mapping={
-                "threadId": payload.thread_id,
-                "jobId": payload.job_id,
-                "subject": newest.subject,
-                "from": newest.sender,
-                "date": newest.date.isoformat() if newest.date else "",
-            },
-        )
-        pipe.expire(key, STATE_TTL_SECONDS)
-        pipe.hmget(key, ["markDone", "rule", "reason"])
-        results = pipe.execute()
-    mark_done, rule, reason = (cast(bytes, value).decode() for value in results[-1])
-    return Decision(mark_done == "true", rule, reason)
-
-
-def _set_status(account_id: str, job_id: str, thread_id: str, status: str) -> None:
-    client = _redis()
-    if client is None:
-        return
-    key = _state_key(account_id, job_id, thread_id)
-    with client.pipeline(transaction=True) as pipe:
-        pipe.hset(key, "status", status)
-        pipe.expire(key, STATE_TTL_SECONDS)
-        pipe.execute()
+    _set_status(payload.email_account_id, payload.job_id, payload.thread_id, "completed")
+    effect = "archived" if archiving else "marked read" if marking_read else "labelled"
+    return done(f"{effect}{'' if recorded_now else ' (recorded by an earlier delivery)'}")
 
 
 def _dedup_id(stage: str, job_id: str, thread_id: str) -> str:
@@ -542,3 +311,26 @@ def _dedup_id(stage: str, job_id: str, thread_id: str) -> str:
     # providers' id fields dislike: a digest is short, safe and as unique.
     digest = hashlib.sha256(thread_id.encode()).hexdigest()[:32]
     return f"clean-{stage}-{job_id}-{digest}"
+
+
+__all__ = [
+    "GMAIL_EVENT",
+    "INBOX",
+    "OUTLOOK_ARCHIVE",
+    "OUTLOOK_EVENT",
+    "PAGE_SIZE",
+    "PROCESS_EVENT",
+    "STATE_TTL_SECONDS",
+    "ApplyClean",
+    "Decision",
+    "ProcessThread",
+    "Skips",
+    "apply_gmail",
+    "apply_outlook",
+    "clean_inbox",
+    "cleaned_threads",
+    "decide",
+    "process_thread",
+    "starred_in",
+    "thread_state",
+]

@@ -6,12 +6,12 @@
 - `resend.digest` claims the account's PENDING digests with a lease and a token (one
   claimant wins), sends one email grouped by rule, then in one transaction marks them
   SENT, redacts the items and advances the schedule. A digest without items is closed
-  too: none stays PROCESSING (the baseline's bug). The email's idempotency key is the
+  too: none stays PROCESSING. The email's idempotency key is the
   set of digests it covers, so a resend after a crash sends nothing new.
 - `resend.summary` sends the account a summary of its inbox once per period.
 - Two hourly crons fan out: one `resend.digest` per account whose schedule is due, and
-  one `resend.summary` per account due a summary (`{emailAccountId}`; the baseline sent
-  `{email}` and failed validation).
+  one `resend.summary` per account due a summary (payload `{emailAccountId}`, the
+  field SendSummary validates).
 
 Digests go to the user through their own mailbox (sent to themselves), from the display
 name DIGEST_SENDER_NAME: `ai.digest` skips mail from that sender, so a DIGEST rule can
@@ -32,21 +32,24 @@ from pydantic import Field
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from bridge.outcome import Delivery, Result, done, skipped
+from bridge.payload import Address, ExternalId, Id, Payload, Text
+from bridge.publishing import enqueue_many
+from bridge.store.db import rows_changed, session_scope
 from tasks.accounts import account_or_fail, mailbox_of
 from tasks.ai import default_ai
-from tasks.db import rows_changed, session_scope
 from tasks.mail.port import MailMessage, OutgoingMail
 from tasks.models import (
     Digest,
     DigestItem,
     DigestStatus,
     EmailAccount,
+    Rule,
+    RuleAction,
     SummaryFrequency,
     utcnow,
 )
-from tasks.outcome import Delivery, Result, done, skipped
-from tasks.payload import Address, ExternalId, Id, Payload, Text
-from tasks.registry import cron, job
+from tasks.shim import registry
 
 DIGEST_SENDER_NAME = "jobbridge digest"
 DIGEST_LEASE = timedelta(minutes=10)
@@ -88,7 +91,7 @@ def is_digest_email(sender: str, account_email: str) -> bool:
     return name == DIGEST_SENDER_NAME and address.lower() == account_email.lower()
 
 
-@job(
+@registry.job(
     event="inbox-zero/ai.digest",
     route="/api/ai/digest",
     payload=AddToDigest,
@@ -167,7 +170,6 @@ def _open_digest(account_id: str) -> str:
 def _rule_name(action_id: str | None) -> str | None:
     if action_id is None:
         return None
-    from tasks.models import Rule, RuleAction
 
     with session_scope() as session:
         return session.scalar(
@@ -177,7 +179,7 @@ def _rule_name(action_id: str | None) -> str | None:
         )
 
 
-@job(event=DIGEST_EVENT, route="/api/resend/digest", payload=SendDigest, retries=3)
+@registry.job(event=DIGEST_EVENT, route="/api/resend/digest", payload=SendDigest, retries=3)
 def send_digest(payload: SendDigest, delivery: Delivery) -> Result:
     account, mail = mailbox_of(payload.email_account_id)
     now = utcnow()
@@ -307,7 +309,7 @@ def render_digest(items: list[DigestItem]) -> tuple[str, str]:
     return "\n".join(text_lines).strip() + "\n", "".join(html_parts)
 
 
-@job(event=SUMMARY_EVENT, route="/api/resend/summary", payload=SendSummary, retries=3)
+@registry.job(event=SUMMARY_EVENT, route="/api/resend/summary", payload=SendSummary, retries=3)
 def send_summary(payload: SendSummary, delivery: Delivery) -> Result:
     account, mail = mailbox_of(payload.email_account_id)
     now = utcnow()
@@ -350,10 +352,8 @@ def fan_out_id(kind: str, account_id: str, now: datetime) -> str:
     return f"{kind}-{account_id}-{int(now.timestamp()) // 3600}"
 
 
-@cron(name="resend.digest-all", cron="0 * * * *", route="/api/resend/digest/all")
+@registry.cron(name="resend.digest-all", cron="0 * * * *", route="/api/resend/digest/all")
 def enqueue_due_digests(now: datetime | None = None) -> dict[str, Any]:
-    from bridge.publishing import enqueue_many
-
     now = now or utcnow()
     with session_scope() as session:
         due = list(
@@ -366,14 +366,12 @@ def enqueue_due_digests(now: datetime | None = None) -> dict[str, Any]:
         )
     payloads = [SendDigest(email_account_id=account_id) for account_id in due]
     ids = [fan_out_id("digest", account_id, now) for account_id in due]
-    enqueue_many(DIGEST_EVENT, payloads, dedup_ids=ids)
+    enqueue_many(send_digest, payloads, dedup_ids=ids)
     return {"enqueued": len(payloads)}
 
 
-@cron(name="resend.summary-all", cron="0 * * * *", route="/api/resend/summary/all")
+@registry.cron(name="resend.summary-all", cron="0 * * * *", route="/api/resend/summary/all")
 def enqueue_due_summaries(now: datetime | None = None) -> dict[str, Any]:
-    from bridge.publishing import enqueue_many
-
     now = now or utcnow()
     due: list[str] = []
     with session_scope() as session:
@@ -389,5 +387,5 @@ def enqueue_due_summaries(now: datetime | None = None) -> dict[str, Any]:
                 due.append(account_id)
     payloads = [SendSummary(email_account_id=account_id) for account_id in due]
     ids = [fan_out_id("summary", account_id, now) for account_id in due]
-    enqueue_many(SUMMARY_EVENT, payloads, dedup_ids=ids)
+    enqueue_many(send_summary, payloads, dedup_ids=ids)
     return {"enqueued": len(payloads)}

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from bridge.outcome import PermanentError
 from tasks.mail.maildir import MaildirProvider
 from tasks.mail.port import MailProvider
 from tasks.models import EmailAccount, MailProviderKind
-from tasks.outcome import PermanentError
 
 
 def mail_provider_for(account: EmailAccount) -> MailProvider:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bridge.outcome import PermanentError
 from tasks.mail.port import MailProvider, OutgoingMail
 from tasks.models import ActionType, ScheduledAction
-from tasks.outcome import PermanentError
 
 
 @dataclass(frozen=True)

@@ -3,50 +3,46 @@
 Message ids are Maildir keys, stable across moves; threads are the root Message-ID
 of the References chain. Inbox is the Maildir root; other folders are `.Name`.
 Labels are the comma-separated X-Keywords header; the Seen flag is the read state.
+
+This module holds the provider and its cache of header summaries. Reading headers is in
+`maildir_headers`, page tokens in `maildir_cursor`, storing a send once in `maildir_sent`,
+and a body's text in `body_text`.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import io
-import json
 import mailbox
 import os
-import re
 import threading
-import uuid
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from email import policy
-from email.errors import HeaderParseError
-from email.generator import BytesGenerator
-from email.header import decode_header, make_header
-from email.message import EmailMessage, Message
+from email.message import EmailMessage
 from email.parser import BytesHeaderParser, BytesParser
-from email.utils import formataddr, formatdate, make_msgid, parseaddr, parsedate_to_datetime
-from html.parser import HTMLParser
+from email.utils import formataddr, formatdate, make_msgid, parseaddr
 from pathlib import Path
 from typing import BinaryIO
 
-from tasks.mail.port import (
-    InvalidPageToken,
-    MailMessage,
-    MessageNotFound,
-    OutgoingMail,
-    ThreadPage,
+from tasks.mail.body_text import body_text
+from tasks.mail.maildir_cursor import decode_cursor, encode_cursor, micros
+from tasks.mail.maildir_headers import (
+    LABELS_HEADER,
+    Summary,
+    as_utc,
+    header_text,
+    raw_headers,
+    split_labels,
+    summarise,
+    unfold,
 )
+from tasks.mail.maildir_sent import add_once, sent_key
+from tasks.mail.port import MailMessage, MessageNotFound, OutgoingMail, ThreadPage
 
 INBOX = "INBOX"
 ARCHIVE = "Archive"
 SENT = "Sent"
-LABELS_HEADER = "X-Keywords"
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)
@@ -57,17 +53,6 @@ class _File:
     key: str
     path: str
     read: bool
-
-
-@dataclass(frozen=True)
-class _Summary:
-    """What listing and threading need from a message: its headers only, never the body."""
-
-    thread_id: str
-    date: datetime
-    labels: frozenset[str]
-    message_id: str
-    references: tuple[str, ...]
 
 
 # How often a read looks again for a message whose file was renamed under it.
@@ -141,28 +126,28 @@ class MaildirProvider:
             message = BytesParser(EmailMessage, policy=policy.default).parse(handle)
         # Header values come from the raw text, as in _summary, so that a message's
         # thread and date are the same whether it was listed or read.
-        raw = _raw_headers(message.raw_items())
-        summary = _summarise(raw, file.key, mtime)
+        raw = raw_headers(message.raw_items())
+        summary = summarise(raw, file.key, mtime)
         return MailMessage(
             id=file.key,
             thread_id=summary.thread_id,
-            sender=_text(raw.get("from", "")),
-            to=_text(raw.get("to", "")),
-            subject=_text(raw.get("subject", "")),
-            body=_body(message),
+            sender=header_text(raw.get("from", "")),
+            to=header_text(raw.get("to", "")),
+            subject=header_text(raw.get("subject", "")),
+            body=body_text(message),
             folder=file.folder,
             read=file.read,
             labels=summary.labels,
             message_id_header=summary.message_id,
             date=summary.date,
-            headers={name: _text(value) for name, value in raw.items()},
+            headers={name: header_text(value) for name, value in raw.items()},
             has_attachment=any(
                 part.get_content_disposition() == "attachment" for part in message.walk()
             ),
             # The raw header, not the decoded text: a decoded display name may itself
             # contain "<", "," or "@" and fool the address parser.
             sent_by_me=bool(self._own_address)
-            and parseaddr(_unfold(raw.get("from", "")))[1].casefold() == self._own_address,
+            and parseaddr(unfold(raw.get("from", "")))[1].casefold() == self._own_address,
         )
 
     def get_thread(self, thread_id: str) -> list[MailMessage]:
@@ -215,7 +200,7 @@ class MaildirProvider:
             ):
                 continue
             thread = summary.thread_id
-            stamp = _micros(summary.date)
+            stamp = micros(summary.date)
             newest[thread] = max(newest.get(thread, stamp), stamp)
             newest_key[thread] = max(newest_key.get(thread, (stamp, file.key)), (stamp, file.key))
             if not file.read:
@@ -230,13 +215,13 @@ class MaildirProvider:
             if thread not in skipped and (not unread_only or thread in unread)
         )
         if page_token is not None:
-            cursor = _decode_cursor(page_token)
+            cursor = decode_cursor(page_token)
             ranked = [key for key in ranked if key > cursor]
         page = ranked[:page_size]
         more = len(ranked) > page_size
         return ThreadPage(
             thread_ids=[thread for _, thread in page],
-            next_page_token=_encode_cursor(page[-1]) if more else None,
+            next_page_token=encode_cursor(page[-1]) if more else None,
             newest_message_ids={thread: newest_key[thread][1] for _, thread in page},
         )
 
@@ -248,6 +233,14 @@ class MaildirProvider:
                 labels |= summary.labels
         labels.update(name for name in self._box.list_folders() if name not in (INBOX, SENT))
         return sorted(labels)
+
+    def is_starred(self, message: MailMessage) -> bool:
+        # Maildir's star is the "F" (flagged) flag, which MailMessage does not carry.
+        try:
+            flags = self.folder(message.folder).get_message(message.id).get_flags()
+        except (KeyError, FileNotFoundError):
+            return False  # moved since the thread was read: it no longer tells
+        return "F" in flags
 
     def folder_keys(self, name: str) -> set[str]:
         return set(self.folder(name).keys())
@@ -276,7 +269,7 @@ class MaildirProvider:
     def label(self, message_id: str, label: str) -> None:
         _, box, _ = self._locate(message_id)
         message = box.get_message(message_id)
-        labels = _split_labels(_text(str(message.get(LABELS_HEADER, ""))))
+        labels = split_labels(header_text(str(message.get(LABELS_HEADER, ""))))
         if label in labels:
             return
         del message[LABELS_HEADER]
@@ -286,7 +279,7 @@ class MaildirProvider:
     def send(self, mail: OutgoingMail) -> str:
         sent = self.folder(SENT)
         header = f"<{mail.idempotency_key}@jobbridge>" if mail.idempotency_key else make_msgid()
-        key = _sent_key(mail.idempotency_key) if mail.idempotency_key else None
+        key = sent_key(mail.idempotency_key) if mail.idempotency_key else None
         if key is not None and any(file.key == key for file in self._files([SENT])):
             return key  # sent before (its flags may have changed since)
         message = EmailMessage()
@@ -308,33 +301,11 @@ class MaildirProvider:
         if mail.html:
             message.add_alternative(mail.html, subtype="html")  # makes multipart/alternative
         if key is not None:
-            return self._add_once(SENT, key, message)
+            return add_once(self._folder_path(SENT), key, message)
         outgoing = mailbox.MaildirMessage(message)
         outgoing.set_subdir("cur")
         outgoing.add_flag("S")
         return str(sent.add(outgoing))
-
-    def _add_once(self, folder: str, key: str, message: EmailMessage) -> str:
-        """Store the message as `key` (read) unless a message of that name is there already.
-
-        The check and the write are one link(2) of a finished file to the name the key
-        fixes, which fails if the name exists: of any number of concurrent sends of one
-        key, in threads, processes or hosts sharing the Maildir, exactly one lands.
-        """
-        path = self._folder_path(folder)
-        partial = path / "tmp" / f"{key}.{os.getpid()}.{uuid.uuid4().hex}"
-        buffer = io.BytesIO()
-        # What mailbox.Maildir.add writes: no From_ mangling, headers not refolded.
-        BytesGenerator(buffer, mangle_from_=False, maxheaderlen=0).flatten(message)
-        try:
-            with open(partial, "xb") as handle:
-                handle.write(buffer.getvalue())
-            os.link(partial, path / "cur" / f"{key}:2,S")
-        except FileExistsError:
-            pass  # a concurrent send of the same key landed first: that copy is the one
-        finally:
-            partial.unlink(missing_ok=True)
-        return key
 
     def _references_for_reply(self, parent_id: str) -> list[str]:
         """The parent's References plus the parent (RFC 5322 3.6.4), so that a reply to a
@@ -350,22 +321,16 @@ class MaildirProvider:
         return str(self._box.add(mailbox.MaildirMessage(message)))
 
 
-def _sent_key(idempotency_key: str) -> str:
-    """The Maildir key a send with this idempotency key is stored under: a digest, so any
-    key gives a valid file name (no "/" or ":") of a bounded length."""
-    return "sent-" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:40]
-
-
 # Header summaries, cached ------------------------------------------------------------
 # Listing reads the headers of every message in a folder on every call; the cache makes
 # the next call one directory scan plus one open and fstat per file. The key includes
 # ctime and size, which any rewrite changes (mailbox restores the mtime on rewrites).
 _CACHE_SIZE = 50_000
-_cache: OrderedDict[tuple[str, int, int, int], _Summary] = OrderedDict()
+_cache: OrderedDict[tuple[str, int, int, int], Summary] = OrderedDict()
 _cache_lock = threading.Lock()  # Celery thread pools share this module
 
 
-def _summary(file: _File) -> _Summary | None:
+def _summary(file: _File) -> Summary | None:
     """The message's summary, or None when the file has gone since it was listed."""
     try:
         with open(file.path, "rb") as handle:
@@ -380,7 +345,7 @@ def _summary(file: _File) -> _Summary | None:
             raw = _parse_headers(handle)
     except FileNotFoundError:
         return None
-    summary = _summarise(raw, file.key, stat.st_mtime)
+    summary = summarise(raw, file.key, stat.st_mtime)
     with _cache_lock:
         _cache[key] = summary
         if len(_cache) > _CACHE_SIZE:
@@ -395,155 +360,8 @@ def _parse_headers(handle: BinaryIO) -> dict[str, str]:
         if line in (b"\n", b"\r\n"):
             break
         lines.append(line)
-    return _raw_headers(BytesHeaderParser().parsebytes(b"".join(lines)).raw_items())
-
-
-def _raw_headers(items: Iterable[tuple[str, object]]) -> dict[str, str]:
-    """Lower-cased name -> raw value; the first occurrence wins (the newest Received)."""
-    headers: dict[str, str] = {}
-    for name, value in items:
-        headers.setdefault(name.lower(), str(value))
-    return headers
-
-
-def _summarise(raw: dict[str, str], key: str, mtime: float) -> _Summary:
-    references = tuple(_unfold(raw.get("references", "")).split())
-    own = _unfold(raw.get("message-id", ""))
-    return _Summary(
-        thread_id=references[0] if references else own or key,
-        date=_date(raw.get("date"), mtime),
-        labels=frozenset(_split_labels(_text(raw.get(LABELS_HEADER.lower(), "")))),
-        message_id=own,
-        references=references,
-    )
-
-
-def _date(value: str | None, mtime: float) -> datetime:
-    if value:
-        try:
-            parsed = parsedate_to_datetime(_unfold(value))
-        except (ValueError, TypeError, IndexError, OverflowError):
-            parsed = None  # unparseable: the file's arrival time is the best we have
-        if parsed is not None:
-            return _as_utc(parsed)
-    return datetime.fromtimestamp(mtime, UTC)
-
-
-def _as_utc(moment: datetime) -> datetime:
-    # Naive is taken as UTC: a "-0000" Date zone parses naive, and RFC 5322 means UTC by it.
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    return raw_headers(BytesHeaderParser().parsebytes(b"".join(lines)).raw_items())
 
 
 def _utc(moment: datetime | None) -> datetime | None:
-    return None if moment is None else _as_utc(moment)
-
-
-def _micros(moment: datetime) -> int:
-    return (moment - _EPOCH) // _MICROSECOND  # exact, unlike float timestamps
-
-
-def _encode_cursor(key: tuple[int, str]) -> str:
-    negated_stamp, thread = key
-    return base64.urlsafe_b64encode(json.dumps([-negated_stamp, thread]).encode()).decode()
-
-
-def _decode_cursor(token: str) -> tuple[int, str]:
-    try:
-        stamp, thread = json.loads(base64.urlsafe_b64decode(token.encode()))
-    except (binascii.Error, UnicodeError, ValueError, TypeError, RecursionError) as error:
-        raise InvalidPageToken(f"invalid page token {token[:40]!r}") from error
-    if not isinstance(stamp, int) or not isinstance(thread, str):
-        raise InvalidPageToken(f"invalid page token {token[:40]!r}")
-    return -stamp, thread
-
-
-# Header and body text -----------------------------------------------------------------
-_FOLD = re.compile(r"\r?\n(?=[ \t])")
-
-
-def _unfold(value: str) -> str:
-    return _FOLD.sub("", value).strip()
-
-
-def _text(raw: str) -> str:
-    """A raw header value as text: unfolded, RFC 2047 words decoded, raw 8-bit read as UTF-8."""
-    value = _unfold(raw)
-    # The parser keeps undeclared 8-bit bytes as surrogates; most such mail is UTF-8.
-    value = value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    if "=?" not in value:
-        return value
-    try:
-        return str(make_header(decode_header(value)))
-    except (HeaderParseError, LookupError, UnicodeError):
-        return value  # a malformed or unknown-charset word: the raw text beats nothing
-
-
-def _split_labels(value: str) -> list[str]:
-    return [part.strip() for part in value.split(",") if part.strip()]
-
-
-def _body(message: EmailMessage) -> str:
-    plain = message.get_body(preferencelist=("plain",))
-    if plain is not None:
-        return _part_text(plain)
-    html = message.get_body(preferencelist=("html",))
-    if html is not None:
-        return html_to_text(_part_text(html))
-    return ""
-
-
-def _part_text(part: Message) -> str:
-    payload = part.get_payload(decode=True)
-    if not isinstance(payload, bytes):
-        return ""
-    charset = part.get_content_charset() or "utf-8"
-    try:
-        return payload.decode(charset, errors="replace")
-    except LookupError:  # a charset Python does not know: UTF-8 is the likeliest
-        return payload.decode("utf-8", errors="replace")
-
-
-class _HtmlText(HTMLParser):
-    # Tags that start a new line in the rendered text.
-    BLOCKS = frozenset(
-        {
-            "address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt",
-            "footer", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "main",
-            "nav", "ol", "p", "pre", "section", "table", "td", "th", "tr", "ul",
-        }
-    )  # fmt: skip
-    # Tags whose content is never shown. Not <head>: often left unclosed, it would hide all.
-    HIDDEN = frozenset({"script", "style", "template", "title"})
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.pieces: list[str] = []
-        self.hidden = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in self.HIDDEN:
-            self.hidden += 1
-        elif tag in self.BLOCKS:
-            self.pieces.append("\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in self.HIDDEN:
-            self.hidden = max(0, self.hidden - 1)
-        elif tag in self.BLOCKS:
-            self.pieces.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        if not self.hidden:
-            # Source line breaks are spaces in HTML; only block tags break lines.
-            self.pieces.append(data.replace("\r", " ").replace("\n", " "))
-
-
-def html_to_text(html: str) -> str:
-    """Readable text of an HTML body: one line per block, whitespace collapsed."""
-    parser = _HtmlText()
-    parser.feed(html)
-    parser.close()
-    lines = (" ".join(line.split()) for line in "".join(parser.pieces).split("\n"))
-    return "\n".join(line for line in lines if line)
+    return None if moment is None else as_utc(moment)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from tasks.outcome import PermanentError
+from bridge.outcome import PermanentError
 
 
 class MessageNotFound(LookupError):
@@ -87,6 +87,10 @@ class MailProvider(Protocol):
         ...
 
     def list_labels(self) -> list[str]: ...
+
+    def is_starred(self, message: MailMessage) -> bool:
+        """Whether the user starred (flagged) the message, in the mailbox's own terms."""
+        ...
 
     def archive(self, message_id: str) -> None: ...
 

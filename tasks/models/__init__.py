@@ -1,8 +1,10 @@
-"""Every SQLAlchemy model, importable from `tasks.models` (Alembic reads Base.metadata)."""
+"""Every SQLAlchemy model of the app, importable from `tasks.models`; with the shim's own
+tables (bridge.store.tables) they make the metadata Alembic reads."""
 
 from __future__ import annotations
 
-from tasks.models.base import Base, UTCDateTime, new_id, utcnow
+from bridge.store.columns import Base, UTCDateTime, new_id, utcnow
+from bridge.store.tables import DeferredJob, ProcessedDelivery, SeenSignature
 from tasks.models.bulk import (
     OPEN_BULK_STATUSES,
     BulkItemStatus,
@@ -14,13 +16,10 @@ from tasks.models.cleanup import CleanAction, CleanupJob, CleanupJobStatus, Clea
 from tasks.models.core import (
     ActionStatus,
     ActionType,
-    DeferredJob,
     EmailAccount,
     MailProviderKind,
-    ProcessedDelivery,
     ScheduledAction,
     SchedulingStatus,
-    SeenSignature,
     SummaryFrequency,
 )
 from tasks.models.digests import Digest, DigestItem, DigestStatus

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tasks.models.base import EXTERNAL_LENGTH, ID_LENGTH, Base, new_id, string_enum, utcnow
+from bridge.store.columns import EXTERNAL_LENGTH, ID_LENGTH, Base, new_id, string_enum, utcnow
 
 
 class CleanAction(StrEnum):

@@ -1,4 +1,4 @@
-"""Accounts, scheduled actions and delivery bookkeeping. Enum-like columns are strings."""
+"""Accounts and scheduled actions. Enum-like columns are strings."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tasks.models.base import (
+from bridge.store.columns import (
     ADDRESS_LENGTH,
     EXTERNAL_LENGTH,
     ID_LENGTH,
@@ -122,38 +122,3 @@ class ScheduledAction(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
-
-
-class DeferredJob(Base):
-    """A Celery job due beyond the ETA horizon, published by the release cron when near."""
-
-    __tablename__ = "deferred_job"
-
-    dedup_id: Mapped[str] = mapped_column(String(EXTERNAL_LENGTH), primary_key=True)
-    event: Mapped[str] = mapped_column(String(256))
-    payload: Mapped[dict[str, Any]]
-    due_at: Mapped[datetime] = mapped_column(index=True)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-
-
-class ProcessedDelivery(Base):
-    """Deliveries that reached a final outcome, so a redelivered message is not run again."""
-
-    __tablename__ = "processed_delivery"
-
-    provider: Mapped[str] = mapped_column(String(20), primary_key=True)
-    delivery_id: Mapped[str] = mapped_column(String(EXTERNAL_LENGTH), primary_key=True)
-    event: Mapped[str] = mapped_column(String(256))
-    outcome: Mapped[str] = mapped_column(String(20))
-    finished_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
-
-
-class SeenSignature(Base):
-    """A QStash signature's token id (`jti`) and the message it came with, kept until the
-    token expires: the same token on another message is a replay."""
-
-    __tablename__ = "seen_signature"
-
-    token_id: Mapped[str] = mapped_column(String(EXTERNAL_LENGTH), primary_key=True)
-    message_id: Mapped[str] = mapped_column(String(EXTERNAL_LENGTH))
-    expires_at: Mapped[datetime] = mapped_column(index=True)

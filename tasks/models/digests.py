@@ -8,7 +8,7 @@ from enum import StrEnum
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tasks.models.base import (
+from bridge.store.columns import (
     ADDRESS_LENGTH,
     EXTERNAL_LENGTH,
     ID_LENGTH,

@@ -8,7 +8,7 @@ from enum import StrEnum
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from tasks.models.base import EXTERNAL_LENGTH, ID_LENGTH, Base, new_id, string_enum, utcnow
+from bridge.store.columns import EXTERNAL_LENGTH, ID_LENGTH, Base, new_id, string_enum, utcnow
 
 
 class RuleActionType(StrEnum):

@@ -8,7 +8,7 @@ from enum import StrEnum
 from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tasks.models.base import ADDRESS_LENGTH, ID_LENGTH, Base, new_id, string_enum, utcnow
+from bridge.store.columns import ADDRESS_LENGTH, ID_LENGTH, Base, new_id, string_enum, utcnow
 
 
 class Category(Base):

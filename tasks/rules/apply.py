@@ -14,13 +14,15 @@ import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 from email.utils import parseaddr
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
-from tasks.db import session_scope
+from bridge.publishing import enqueue
+from bridge.store.db import session_scope
+from tasks import scheduled_actions
+from tasks.jobs.digest import AddToDigest, DigestMessage, add_to_digest
 from tasks.mail.actions import MailAction, perform
 from tasks.mail.port import MailMessage, MailProvider
 from tasks.models import (
@@ -39,8 +41,6 @@ from tasks.models import (
 from tasks.rules.matching import first_match
 
 log = logging.getLogger("jobbridge.rules")
-
-DIGEST_JOB = "ai.digest"
 
 
 @dataclass(frozen=True)
@@ -137,8 +137,6 @@ def _run(
         _enqueue_digest(account, message, action)
         return action, None, None
     if action.delay_minutes:
-        from tasks import scheduled_actions
-
         row = scheduled_actions.schedule(
             action_id=_stable_id("rule-action", account.id, message.id, action.id),
             email_account_id=account.id,
@@ -171,18 +169,16 @@ def _run(
 
 
 def _enqueue_digest(account: EmailAccount, message: MailMessage, action: RuleAction) -> None:
-    from bridge.publishing import enqueue
-
-    payload: dict[str, Any] = {
-        "emailAccountId": account.id,
-        "actionId": action.id,
-        "message": {
-            "id": message.id,
-            "threadId": message.thread_id,
-            "from": message.sender,
-            "to": message.to,
-            "subject": message.subject,
-            "content": message.body,
-        },
-    }
-    enqueue(DIGEST_JOB, payload, dedup_id=f"digest-{_stable_id(account.id, message.id)}")
+    payload = AddToDigest(
+        email_account_id=account.id,
+        action_id=action.id,
+        message=DigestMessage(
+            id=message.id,
+            thread_id=message.thread_id,
+            from_=message.sender,
+            to=message.to,
+            subject=message.subject,
+            content=message.body,
+        ),
+    )
+    enqueue(add_to_digest, payload, dedup_id=f"digest-{_stable_id(account.id, message.id)}")

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import update
 
-from tasks.db import session_scope
+from bridge.store.db import session_scope
 from tasks.models import ActionStatus, ActionType, ScheduledAction, SchedulingStatus, utcnow
 
 

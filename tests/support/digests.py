@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tasks.db import session_scope
+from bridge.store.db import session_scope
 from tasks.models import Digest, DigestItem, DigestStatus
 
 

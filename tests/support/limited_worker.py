@@ -1,8 +1,7 @@
 """A Celery app for the per-key limit tests: `celery -A tests.support.limited_worker worker`.
 
-It is the real `tasks` app plus test-only jobs that declare limits (no registered job
-does yet). Only the worker process imports this module: imported by the test process,
-these declarations would join the registry that the rest of the suite checks.
+An app of its own on the shim, with test-only jobs that declare limits: the inbox
+app's registry, which the rest of the suite checks, never sees them.
 
 Every run records when it started and ended in LIMITS_EVENTS_DIR, one small file each
 named `<label>.<attempt>.start|end`, so the test can measure how many overlapped.
@@ -16,13 +15,14 @@ import time
 from pathlib import Path
 from typing import Literal
 
-import tasks
-from tasks import celery_tasks, limits
-from tasks.outcome import Delivery, PermanentError, Result, RetryLater, done
-from tasks.payload import Payload
-from tasks.registry import Throttle, job
+from bridge.celery import limits
+from bridge.celery import tasks as celery_tasks
+from bridge.celery.app import celery_app
+from bridge.outcome import Delivery, PermanentError, Result, RetryLater, done
+from bridge.payload import Payload
+from bridge.registry import Registry, Throttle
 
-app = tasks.app
+registry = Registry(event_prefix="inbox-zero/")
 EVENTS = Path(os.environ["LIMITS_EVENTS_DIR"])
 
 # Leases of seconds, not minutes, so the crash test waits briefly for a dead holder's
@@ -68,7 +68,7 @@ def run_limited(payload: LimitedRun, delivery: Delivery) -> Result:
     return done(payload.label)
 
 
-limited = job(
+limited = registry.job(
     event="inbox-zero/test.limited",
     route="/api/test/limited",
     payload=LimitedRun,
@@ -78,7 +78,7 @@ limited = job(
 )(run_limited)
 
 # One slot per account, and a soft time limit (3 s) the crash test's SIGKILL comes first.
-single = job(
+single = registry.job(
     event="inbox-zero/test.single",
     route="/api/test/single",
     payload=LimitedRun,
@@ -87,7 +87,7 @@ single = job(
     concurrency=1,
 )(run_limited)
 
-throttled = job(
+throttled = registry.job(
     event="inbox-zero/test.throttled",
     route="/api/test/throttled",
     payload=LimitedRun,
@@ -95,3 +95,6 @@ throttled = job(
     timeout_seconds=10,
     throttle=Throttle(limit=2, period_seconds=1),
 )(run_limited)
+
+# Made after the declarations and the shortened grace above, which its tasks take.
+app = celery_app(registry)

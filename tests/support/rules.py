@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tasks.db import session_scope
+from bridge.store.db import session_scope
 from tasks.models import Rule, RuleAction, RuleActionType
 
 

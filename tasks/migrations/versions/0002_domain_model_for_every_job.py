@@ -38,8 +38,8 @@ def upgrade() -> None:
             ),
             nullable=False,
         ),
-        sa.Column("start_date", tasks.models.base.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("end_date", tasks.models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("start_date", tasks.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("end_date", tasks.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("only_unread", sa.Boolean(), nullable=False),
         sa.Column("total_emails", sa.Integer(), nullable=False),
         sa.Column("emails_queued", sa.Integer(), nullable=False),
@@ -49,8 +49,8 @@ def upgrade() -> None:
         sa.Column("next_page_token", sa.Text(), nullable=True),
         sa.Column("all_queued", sa.Boolean(), nullable=False),
         sa.Column("error", sa.Text(), nullable=True),
-        sa.Column("created_at", tasks.models.base.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("completed_at", tasks.models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", tasks.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("completed_at", tasks.models.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(["email_account_id"], ["email_account.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
     )
@@ -72,7 +72,7 @@ def upgrade() -> None:
         sa.Column("email_account_id", sa.String(length=64), nullable=False),
         sa.Column("name", sa.String(length=100), nullable=False),
         sa.Column("description", sa.Text(), nullable=True),
-        sa.Column("created_at", tasks.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", tasks.models.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["email_account_id"], ["email_account.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("email_account_id", "name"),
@@ -103,7 +103,7 @@ def upgrade() -> None:
         ),
         sa.Column("threads_queued", sa.Integer(), nullable=False),
         sa.Column("all_queued", sa.Boolean(), nullable=False),
-        sa.Column("created_at", tasks.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", tasks.models.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["email_account_id"], ["email_account.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
     )
@@ -129,11 +129,11 @@ def upgrade() -> None:
             ),
             nullable=False,
         ),
-        sa.Column("lease_expires_at", tasks.models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("lease_expires_at", tasks.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("claim_token", sa.String(length=32), nullable=True),
-        sa.Column("sent_at", tasks.models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("sent_at", tasks.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
-        sa.Column("created_at", tasks.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", tasks.models.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["email_account_id"], ["email_account.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
     )
@@ -164,7 +164,7 @@ def upgrade() -> None:
             sa.Enum("AND", "OR", name="logical_operator", native_enum=False, length=20),
             nullable=False,
         ),
-        sa.Column("created_at", tasks.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", tasks.models.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["email_account_id"], ["email_account.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("email_account_id", "name"),
@@ -191,7 +191,7 @@ def upgrade() -> None:
             ),
             nullable=False,
         ),
-        sa.Column("created_at", tasks.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", tasks.models.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["job_id"], ["bulk_process_job.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("job_id", "message_id"),
@@ -204,7 +204,7 @@ def upgrade() -> None:
         sa.Column("thread_id", sa.String(length=255), nullable=False),
         sa.Column("archived", sa.Boolean(), nullable=False),
         sa.Column("mark_done", sa.Boolean(), nullable=False),
-        sa.Column("created_at", tasks.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", tasks.models.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["job_id"], ["cleanup_job.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("job_id", "thread_id"),
@@ -226,7 +226,7 @@ def upgrade() -> None:
         sa.Column("sender", sa.String(length=320), nullable=False),
         sa.Column("subject", sa.Text(), nullable=False),
         sa.Column("content", sa.Text(), nullable=True),
-        sa.Column("created_at", tasks.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", tasks.models.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["digest_id"], ["digest.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("digest_id", "thread_id", "message_id"),
@@ -251,7 +251,7 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("error", sa.Text(), nullable=True),
-        sa.Column("created_at", tasks.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", tasks.models.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["email_account_id"], ["email_account.id"], ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["rule_id"], ["rule.id"], ondelete="SET NULL"),
         sa.PrimaryKeyConstraint("id"),
@@ -314,8 +314,8 @@ def upgrade() -> None:
             ),
             nullable=False,
         ),
-        sa.Column("categorized_at", tasks.models.base.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("created_at", tasks.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("categorized_at", tasks.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", tasks.models.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["category_id"], ["category.id"], ondelete="SET NULL"),
         sa.ForeignKeyConstraint(["email_account_id"], ["email_account.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
@@ -344,7 +344,7 @@ def upgrade() -> None:
         ),
         sa.Column("scheduled_action_id", sa.String(length=64), nullable=True),
         sa.Column("result_id", sa.String(length=255), nullable=True),
-        sa.Column("created_at", tasks.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", tasks.models.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["executed_rule_id"], ["executed_rule.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
     )
@@ -354,7 +354,7 @@ def upgrade() -> None:
     with op.batch_alter_table("email_account", schema=None) as batch_op:
         batch_op.add_column(sa.Column("digest_interval_days", sa.Integer(), nullable=True))
         batch_op.add_column(
-            sa.Column("digest_next_at", tasks.models.base.UTCDateTime(timezone=True), nullable=True)
+            sa.Column("digest_next_at", tasks.models.UTCDateTime(timezone=True), nullable=True)
         )
         batch_op.add_column(
             sa.Column(
@@ -364,9 +364,7 @@ def upgrade() -> None:
             )
         )
         batch_op.add_column(
-            sa.Column(
-                "last_summary_at", tasks.models.base.UTCDateTime(timezone=True), nullable=True
-            )
+            sa.Column("last_summary_at", tasks.models.UTCDateTime(timezone=True), nullable=True)
         )
 
     with op.batch_alter_table("scheduled_action", schema=None) as batch_op:

@@ -23,7 +23,7 @@ def upgrade() -> None:
         "seen_signature",
         sa.Column("token_id", sa.String(length=255), nullable=False),
         sa.Column("message_id", sa.String(length=255), nullable=False),
-        sa.Column("expires_at", tasks.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", tasks.models.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("token_id"),
     )
     op.create_index(

@@ -1,0 +1,60 @@
+"""Reading a request body in plain ASGI middleware: refuse early, then hand it on."""
+
+from __future__ import annotations
+
+from starlette.responses import JSONResponse
+from starlette.types import Message, Receive, Scope, Send
+
+
+class Refused(Exception):
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.detail = status, detail
+
+    async def answer(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # The same shape as every other refusal of a job route: {"error": detail}.
+        await JSONResponse({"error": self.detail}, self.status)(scope, receive, send)
+
+
+def declared_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                raise Refused(400, "Content-Length is not a number") from None
+    return None
+
+
+async def read_capped(scope: Scope, receive: Receive, limit: int) -> bytes:
+    """The whole body, refused (413) as soon as its declared or streamed size is over."""
+    declared = declared_length(scope)
+    if declared is not None and declared > limit:
+        raise Refused(413, f"body over {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise Refused(400, "the client went away before the body ended")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise Refused(413, f"body over {limit} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def replay(body: bytes, receive: Receive) -> Receive:
+    """Hand the body that was read to the app, then pass later messages (disconnect) on."""
+    sent = False
+
+    async def receive_body() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return receive_body

@@ -1,0 +1,91 @@
+"""The worker's Celery app for an app's registry: `celery -A tasks worker|beat|flower`.
+
+Made without reading the environment: Celery reads its configuration when it first needs
+it (a worker or beat starting, a task being sent), and that is when Settings are read,
+so a bad environment ends the process there with the plain message and exit status 2.
+The tasks are declared lazily and made when the app is finalized, Celery's own pattern.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from functools import cached_property
+from typing import Any
+
+from celery import Celery
+from celery.schedules import crontab
+from celery.signals import worker_ready
+
+from bridge.apps import with_shim_crons
+from bridge.celery.config import celery_config
+from bridge.celery.tasks import add_cron_task, add_job_task, cron_task_name
+from bridge.registry import CronSpec, Registry
+from config import get_settings
+from config.settings import get_settings_or_exit
+
+log = logging.getLogger("jobbridge.celery")
+
+
+class _ConfigFromSettings(Mapping[str, Any]):
+    """Celery's configuration source, computed on first read."""
+
+    def __init__(self, registry: Registry) -> None:
+        self._registry = registry
+
+    @cached_property
+    def _values(self) -> dict[str, Any]:
+        settings = get_settings_or_exit()
+        schedule = {spec.name: _beat_entry(spec) for spec in self._registry.crons.values()}
+        return {**celery_config(settings), "beat_schedule": schedule}
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
+def _beat_entry(spec: CronSpec) -> dict[str, Any]:
+    minute, hour, day_of_month, month_of_year, day_of_week = spec.cron.split()
+    return {
+        "task": cron_task_name(spec),
+        "schedule": crontab(
+            minute=minute,
+            hour=hour,
+            day_of_month=day_of_month,
+            month_of_year=month_of_year,
+            day_of_week=day_of_week,
+        ),
+    }
+
+
+def celery_app(registry: Registry, main: str = "jobbridge") -> Celery:
+    """The Celery app that runs every job and cron of `registry` (call it once the
+    registry is complete: after the modules that declare jobs are imported)."""
+    with_shim_crons(registry)
+    app = Celery(main)
+    app.config_from_object(_ConfigFromSettings(registry))
+    for spec in registry.jobs.values():
+        add_job_task(app, spec)
+    for cron in registry.crons.values():
+        add_cron_task(app, cron)
+
+    def on_worker_ready(sender: Any = None, **_: Any) -> None:
+        say_when_limits_are_off(registry)
+
+    worker_ready.connect(on_worker_ready, weak=False)
+    return app
+
+
+def say_when_limits_are_off(registry: Registry) -> None:
+    """The per-key limits live in Redis: on the embedded broker nothing enforces them."""
+    limited = sorted(spec.name for spec in registry.jobs.values() if spec.limited_by_key)
+    if limited and not get_settings().redis_url:
+        log.warning(
+            "per-key limits (concurrency, throttle) are NOT enforced without REDIS_URL: %s",
+            ", ".join(limited),
+        )

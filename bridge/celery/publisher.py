@@ -1,0 +1,132 @@
+"""Celery: `send_task` within the ETA horizon; further jobs wait in the database.
+
+See bridge/celery/deferred.py for why (kombu #337) and how they are released.
+
+Every message is built by `send_task`, so it is exactly what a plain `apply_async`
+would publish (task id, ETA, headers, the `task-sent` event Flower reads). What
+differs is when it reaches the broker: inside kombu's `Producer.batch()` the Redis
+transport buffers each message's LPUSH and PUBLISH in one pipeline and sends a chunk
+of messages in one round trip, instead of two round trips per message. Transports
+without batch support (the embedded filesystem broker) publish each message as it is built.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from kombu import exceptions as kombu_exceptions
+
+from bridge.celery import deferred
+from bridge.celery.producer import producer_app
+from bridge.errors import PublishError
+from bridge.publisher import Message
+from bridge.receipt import Receipt
+from bridge.store.columns import utcnow
+from config import Provider, Settings
+
+DEFERRED_PREFIX = "deferred:"
+# Fail fast when the broker is down, so failover can move on.
+RETRY_POLICY = {"max_retries": 2, "interval_start": 0.1, "interval_step": 0.3, "interval_max": 1.0}
+# Messages per pipeline: bounds client memory and what one failed flush sends again.
+CHUNK_MESSAGES = 500
+# kombu flushes a batch early once it holds this many Redis commands. A message costs
+# an LPUSH and a task-sent PUBLISH (plus a PEXPIRE per priority if its queue expires),
+# so this keeps a chunk in one flush.
+BATCH_MAX_COMMANDS = CHUNK_MESSAGES * 8
+# kombu >= 5.7 raises this when a flushed pipeline failed: which of its commands ran is
+# unknown. Older kombu has no batches, so nothing can raise it there.
+_BATCH_FAILED: type[BaseException] = getattr(
+    kombu_exceptions, "BatchPublishError", type("NoBatchPublishError", (Exception,), {})
+)
+
+
+@dataclass(frozen=True)
+class _Outgoing:
+    message: Message
+    task_id: str
+    eta: datetime | None
+
+
+class CeleryPublisher:
+    provider = Provider.CELERY
+
+    def __init__(self, settings: Settings) -> None:
+        self._horizon = timedelta(seconds=settings.celery_eta_horizon_seconds)
+        self._app = producer_app(settings)
+
+    def publish(self, messages: Sequence[Message]) -> list[Receipt]:
+        now = utcnow()
+        receipts: list[Receipt] = []
+        outgoing: list[_Outgoing] = []
+        try:
+            for message in messages:
+                task_id = message.dedup_id or uuid.uuid4().hex
+                if message.at is not None and message.at - now > self._horizon:
+                    fresh = deferred.defer(message.spec.event, message.data, message.at, task_id)
+                    receipts.append(Receipt(self.provider, DEFERRED_PREFIX + task_id, not fresh))
+                    continue
+                eta = message.at if message.at is not None and message.at > now else None
+                outgoing.append(_Outgoing(message, task_id, eta))
+                receipts.append(Receipt(self.provider, task_id))
+            if outgoing:
+                # One connection for the whole call.
+                with self._app.producer_or_acquire() as producer:
+                    for start in range(0, len(outgoing), CHUNK_MESSAGES):
+                        _send_chunk(self._app, producer, outgoing[start : start + CHUNK_MESSAGES])
+        except Exception as error:
+            raise PublishError(self.provider, f"broker refused or unreachable: {error}") from error
+        return receipts
+
+    def cancel(self, receipt: Receipt) -> bool:
+        if receipt.id.startswith(DEFERRED_PREFIX):
+            return deferred.discard(receipt.id.removeprefix(DEFERRED_PREFIX))
+        self._app.control.revoke(receipt.id)
+        return True
+
+
+def _send_chunk(app: Any, producer: Any, chunk: Sequence[_Outgoing]) -> None:
+    """Publish one chunk in one flush, retried on a failed flush like a single publish.
+
+    A flush that failed may have delivered part of the chunk, so a retry can deliver a
+    message twice, under the same task id: harmless, since jobs are idempotent (the
+    retry policy of a plain apply_async has the same property).
+    """
+    attempt = 0
+    while True:
+        try:
+            with _batch(producer):
+                for item in chunk:
+                    app.send_task(
+                        item.message.spec.event,
+                        kwargs={"payload": item.message.data},
+                        task_id=item.task_id,
+                        eta=item.eta,
+                        producer=producer,
+                        # Covers what is not buffered: declaring the queue on a new channel.
+                        retry=True,
+                        retry_policy=RETRY_POLICY,
+                    )
+            return
+        except _BATCH_FAILED:
+            if attempt >= RETRY_POLICY["max_retries"]:
+                raise
+            time.sleep(
+                min(
+                    RETRY_POLICY["interval_start"] + RETRY_POLICY["interval_step"] * attempt,
+                    RETRY_POLICY["interval_max"],
+                )
+            )
+            attempt += 1
+
+
+def _batch(producer: Any) -> AbstractContextManager[object]:
+    """kombu's publish batch: flushed on a clean exit, its unflushed rest dropped on error."""
+    batch = getattr(producer, "batch", None)
+    # kombu before 5.7 has no publish batches: each message goes out as it is built.
+    return nullcontext() if batch is None else batch(max_size=BATCH_MAX_COMMANDS)

@@ -1,0 +1,65 @@
+"""The one execution core: validate, run the body, classify the result.
+
+Every provider adapter calls `run_job` and only translates the Result into its own
+protocol, so a job behaves the same however it is delivered.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
+from bridge.db_errors import data_caused
+from bridge.outcome import Delivery, Outcome, PermanentError, Result, RetryLater
+from bridge.payload import describe_validation_error
+from bridge.registry import JobSpec
+
+log = logging.getLogger("jobbridge.core")
+
+
+def run_job(spec: JobSpec[Any], data: Mapping[str, Any], delivery: Delivery) -> Result:
+    try:
+        payload = spec.payload.model_validate(data)
+    except ValidationError as error:
+        result = Result(Outcome.FAILED, describe_validation_error(error))
+    else:
+        try:
+            result = spec.body(payload, delivery)
+        except PermanentError as error:
+            result = Result(Outcome.FAILED, str(error))
+        except RetryLater as error:
+            result = Result(Outcome.RETRY, str(error), error.retry_after)
+        except Exception as error:  # transient until proven otherwise: retried with backoff
+            result = _classify(spec, delivery, error)
+    log.info(
+        "job %s %s via %s (%s, attempt %d)%s",
+        spec.event,
+        result.outcome,
+        delivery.provider,
+        delivery.delivery_id,
+        delivery.attempt,
+        f": {result.detail}" if result.detail else "",
+    )
+    return result
+
+
+def _classify(spec: JobSpec[Any], delivery: Delivery, error: Exception) -> Result:
+    cause = data_caused(error)
+    if cause is not None:
+        orig = getattr(error, "orig", None) or error
+        first_line = (str(orig).splitlines() or [type(orig).__name__])[0]
+        return Result(Outcome.FAILED, f"invalid data: {cause}: {first_line}")
+    log.exception("job %s raised on %s delivery %s", spec.event, *delivery_ids(delivery))
+    return Result(Outcome.RETRY, f"{type(error).__name__}: {error}")
+
+
+def delivery_ids(delivery: Delivery) -> tuple[str, str]:
+    return delivery.provider, delivery.delivery_id
+
+
+def backoff_seconds(attempt: int, cap: float) -> float:
+    """Exponential backoff for retries the body did not time itself: 10 s, 40 s, 160 s..."""
+    return float(min(cap, 10 * 4**attempt))

@@ -1,0 +1,93 @@
+"""The Inngest receiver: one function per job and per cron of the registry."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import inngest
+
+from bridge.core import run_job
+from bridge.outcome import Delivery, Outcome
+from bridge.registry import CronSpec, JobSpec, Registry
+
+SLEEP_STEP_ID = "wait-until-scheduled"
+
+
+def _wake_time(value: Any) -> datetime:
+    try:
+        when = datetime.fromisoformat(str(value))
+    except ValueError:
+        raise inngest.NonRetriableError(
+            f"invalid payload: scheduledFor: not a datetime: {value!r}"
+        ) from None
+    # step.sleep_until treats a naive datetime as local time: always hand it aware UTC.
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+def job_function(client: inngest.Inngest, spec: JobSpec[Any]) -> inngest.Function[Any]:
+    key = f"event.data.{spec.key}"
+    concurrency = (
+        [inngest.Concurrency(limit=spec.concurrency, key=key)] if spec.concurrency else None
+    )
+    throttle = (
+        inngest.Throttle(
+            limit=spec.throttle.limit,
+            period=timedelta(seconds=spec.throttle.period_seconds),
+            key=key,
+        )
+        if spec.throttle
+        else None
+    )
+
+    @client.create_function(
+        fn_id=spec.fn_id,
+        name=spec.event,
+        trigger=inngest.TriggerEvent(event=spec.event),
+        retries=spec.retries,
+        concurrency=concurrency,
+        throttle=throttle,
+        # Inngest counts a finish timeout from the run's start, sleeps included: a
+        # delayable job's run lasts until its time, so only the others get one.
+        timeouts=None
+        if spec.delayable
+        else inngest.Timeouts(finish=timedelta(seconds=spec.timeout_seconds)),
+    )
+    def handle(ctx: inngest.ContextSync) -> dict[str, Any]:
+        # Inngest signs the body, not the function id in the query: a captured call must
+        # not run as another function that takes the same payload.
+        if ctx.event.name != spec.event:
+            raise inngest.NonRetriableError(
+                f"event {ctx.event.name!r} does not trigger {spec.fn_id} ({spec.event})"
+            )
+        data = dict(ctx.event.data)
+        if spec.delayable and data.get("scheduledFor"):
+            ctx.step.sleep_until(SLEEP_STEP_ID, _wake_time(data["scheduledFor"]))
+        result = run_job(spec, data, Delivery("inngest", ctx.run_id, ctx.attempt))
+        if result.outcome is Outcome.FAILED:
+            raise inngest.NonRetriableError(result.detail)
+        if result.outcome is Outcome.RETRY:
+            if result.retry_after is not None:
+                raise inngest.RetryAfterError(
+                    result.detail, timedelta(seconds=max(1, round(result.retry_after)))
+                )
+            raise RuntimeError(result.detail)
+        return {"outcome": result.outcome.value, "detail": result.detail}
+
+    return handle
+
+
+def cron_function(client: inngest.Inngest, spec: CronSpec) -> inngest.Function[Any]:
+    @client.create_function(
+        fn_id=spec.fn_id, name=spec.name, trigger=inngest.TriggerCron(cron=spec.cron), retries=0
+    )
+    def handle(ctx: inngest.ContextSync) -> dict[str, Any]:
+        return spec.body()
+
+    return handle
+
+
+def all_functions(client: inngest.Inngest, registry: Registry) -> list[inngest.Function[Any]]:
+    return [job_function(client, spec) for spec in registry.jobs.values()] + [
+        cron_function(client, spec) for spec in registry.crons.values()
+    ]

@@ -1,0 +1,178 @@
+"""What `/api/inngest` refuses before the Inngest SDK reads a byte.
+
+The SDK verifies `X-Inngest-Signature` but not its age, reads the whole body and parses
+it on the event loop before it checks anything, reads a repeated signature header's last
+value, and (unless told otherwise) registers the app on an unsigned PUT. This gate, a
+plain ASGI middleware on that one path, answers first:
+
+- in cloud mode, a request with more than one signature header, a POST or PUT without
+  one, or a signature whose timestamp is malformed or over 5 minutes from now: 401;
+- a body declared or streamed over `INNGEST_MAX_BODY_BYTES`: 413, read no further;
+- in cloud mode, a POST or PUT whose signature does not verify: 401. A made-up header
+  must not buy a parse on the event loop: bodies over a few KiB are verified in a worker
+  thread, at most two at a time, so that they neither stall other requests nor add up
+  in memory;
+- in cloud mode, a signed GET (inspection) is answered without the hashes of the keys:
+  one of them is the app's credential at Inngest's API, and an empty body's signature
+  is easy to come by (any `jobbridge sync --url` target receives one).
+
+The path is matched as the router matches it (without a proxy's root path). Everything
+else reaches the SDK with the body already read. On the way back, a 500 the
+SDK gives a signed call it could not read as an Inngest request is marked no-retry:
+retrying the same bytes cannot help (the check runs only on that error path).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from urllib.parse import parse_qs
+
+from inngest._internal.server_lib import ServerRequest
+from starlette._utils import get_route_path  # how the router itself reads the path
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from bridge.bodies import Refused, read_capped, replay
+
+SIGNATURE_HEADER = b"x-inngest-signature"
+SIGNATURE_MAX_AGE_SECONDS = 300
+# Up to this size a signature check (JSON parse, canonical form, HMAC) costs less than
+# a thread hop; larger bodies are checked in a worker thread, this many at a time.
+VERIFY_IN_THREAD_ABOVE_BYTES = 4 * 1024
+LARGE_VERIFICATIONS_AT_ONCE = 2
+
+SignatureCheck = Callable[[bytes, str], bool]
+
+
+def signature_age_problem(header: str, now: float | None = None) -> str | None:
+    """Why a signature's `t=` timestamp is unacceptable, or None when it is fresh."""
+    try:
+        timestamp = int(parse_qs(header, strict_parsing=True)["t"][0])
+    except (KeyError, ValueError, IndexError):
+        return "X-Inngest-Signature has no valid timestamp"
+    now = time.time() if now is None else now
+    if abs(now - timestamp) > SIGNATURE_MAX_AGE_SECONDS:
+        return "X-Inngest-Signature timestamp is over 5 minutes from now"
+    return None
+
+
+def _signature(scope: Scope, signed_mode: bool) -> str | None:
+    values: list[bytes] = [value for name, value in scope["headers"] if name == SIGNATURE_HEADER]
+    if len(values) > 1:
+        raise Refused(401, "X-Inngest-Signature must appear once")
+    signature = values[0].decode("latin-1") if values else None
+    if not signed_mode:
+        return signature
+    if signature is None:
+        if scope["method"] in ("POST", "PUT"):
+            raise Refused(401, "missing X-Inngest-Signature")
+        return None
+    problem = signature_age_problem(signature)
+    if problem is not None:
+        raise Refused(401, problem)
+    return signature
+
+
+class InngestGate:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        path: str,
+        max_body_bytes: int,
+        signature_check: SignatureCheck | None,
+    ) -> None:
+        """`signature_check` is None in dev mode, where the SDK verifies nothing either."""
+        self.app = app
+        self.path = path
+        self.max_body_bytes = max_body_bytes
+        self.signature_check = signature_check
+        self.large_verifications = asyncio.Semaphore(LARGE_VERIFICATIONS_AT_ONCE)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or get_route_path(scope) != self.path:
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] == "GET" and self.signature_check is not None:
+            send = _without_key_hashes(send)
+        try:
+            body = await self._admit(scope, receive)
+        except Refused as refusal:
+            await refusal.answer(scope, receive, send)
+            return
+        if scope["method"] == "POST":
+            send = _unreadable_requests_are_permanent(body, send)
+        await self.app(scope, replay(body, receive), send)
+
+    async def _admit(self, scope: Scope, receive: Receive) -> bytes:
+        signature = _signature(scope, signed_mode=self.signature_check is not None)
+        body = await read_capped(scope, receive, self.max_body_bytes)
+        check = self.signature_check
+        if (
+            check is not None
+            and signature is not None
+            and not await self._verifies(check, body, signature)
+        ):
+            raise Refused(401, "invalid X-Inngest-Signature")
+        return body
+
+    async def _verifies(self, check: SignatureCheck, body: bytes, signature: str) -> bool:
+        if len(body) <= VERIFY_IN_THREAD_ABOVE_BYTES:
+            return check(body, signature)
+        async with self.large_verifications:
+            verified: bool = await run_in_threadpool(check, body, signature)
+            return verified
+
+
+NO_RETRY_HEADER = (b"x-inngest-no-retry", b"true")
+
+
+def _unreadable_requests_are_permanent(body: bytes, send: Send) -> Send:
+    async def send_marked(message: Message) -> None:
+        if message["type"] == "http.response.start" and message["status"] == 500:
+            headers = list(message.get("headers", []))
+            retryable = NO_RETRY_HEADER[0] not in {name.lower() for name, _ in headers}
+            if retryable and isinstance(ServerRequest.from_raw(body), Exception):
+                message = {**message, "headers": [*headers, NO_RETRY_HEADER]}
+        await send(message)
+
+    return send_marked
+
+
+def _without_key_hashes(send: Send) -> Send:
+    """Pass the inspection on with every `*_hash` field dropped (and its length fixed)."""
+    start: Message | None = None
+    chunks: list[bytes] = []
+
+    async def send_filtered(message: Message) -> None:
+        nonlocal start
+        if message["type"] == "http.response.start":
+            start = message
+            return
+        if message["type"] != "http.response.body" or start is None:
+            await send(message)
+            return
+        chunks.append(message.get("body", b""))
+        if message.get("more_body", False):
+            return
+        body = _drop_key_hashes(b"".join(chunks))
+        headers = [(n, v) for n, v in start.get("headers", []) if n.lower() != b"content-length"]
+        headers.append((b"content-length", str(len(body)).encode()))
+        await send({**start, "headers": headers})
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+
+    return send_filtered
+
+
+def _drop_key_hashes(body: bytes) -> bytes:
+    try:
+        inspection = json.loads(body)
+    except ValueError:
+        return body
+    if not isinstance(inspection, dict):
+        return body
+    kept = {key: value for key, value in inspection.items() if not key.endswith("_hash")}
+    return json.dumps(kept).encode()

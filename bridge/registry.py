@@ -1,0 +1,199 @@
+"""An app's jobs and crons: `@registry.job` and `@registry.cron` record frozen specs.
+
+A declaration is the only place a job's name, event, route, payload and limits are
+written, and declaring has no side effect beyond the record: the Celery tasks are made
+when the Celery app is finalized (bridge.celery), the Inngest functions and the routes
+when the web app is built (bridge.web). A wrong option fails at import, never later.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from bridge.outcome import Delivery, Result
+from bridge.payload import Payload
+
+P = TypeVar("P", bound=Payload)
+JobBody = Callable[[P, Delivery], Result]
+CronBody = Callable[[], dict[str, Any]]
+
+_PREFIX = re.compile(r"^[a-z0-9-]+/$")
+_NAME = re.compile(r"^[a-z0-9-]+(\.[a-z0-9-]+)+$")
+_ROUTE = re.compile(r"^/api(/[a-z0-9-]+)+$")
+_CRON = re.compile(r"^\S+ \S+ \S+ \S+ \S+$")
+
+
+class JobDeclarationError(TypeError):
+    """A @job or @cron declaration is wrong: raised at import, never in production."""
+
+
+@dataclass(frozen=True)
+class Throttle:
+    limit: int
+    period_seconds: int
+
+
+@dataclass(frozen=True)
+class JobSpec(Generic[P]):
+    event: str  # `<prefix>area.action`, what Inngest triggers on
+    name: str  # `area.action`: the event without the app's prefix
+    route: str  # the POST route QStash and direct HTTP call
+    payload: type[P]
+    body: JobBody[P]
+    retries: int = 3
+    timeout_seconds: int = 300
+    concurrency: int | None = None  # per key, at most this many running at once
+    throttle: Throttle | None = None  # per key, at most limit starts per period
+    key: str = "emailAccountId"  # the payload field the per-key limits apply to
+    delayable: bool = False  # payload carries `scheduledFor`; deliver no earlier
+
+    @property
+    def fn_id(self) -> str:
+        """Inngest function id (the server registers `<app_id>-<fn_id>`)."""
+        return self.name.replace(".", "-")
+
+    @property
+    def limited_by_key(self) -> bool:
+        return self.concurrency is not None or self.throttle is not None
+
+
+@dataclass(frozen=True)
+class CronSpec:
+    name: str
+    cron: str  # five fields, UTC: Celery beat, Inngest TriggerCron
+    route: str  # POST with `Authorization: Bearer $CRON_SECRET`, for any other scheduler
+    body: CronBody
+
+    @property
+    def fn_id(self) -> str:
+        return self.name.replace(".", "-")
+
+
+class Registry:
+    """The jobs and crons of one app, keyed by event and by name."""
+
+    def __init__(self, *, event_prefix: str) -> None:
+        if not _PREFIX.match(event_prefix):
+            raise JobDeclarationError(
+                f"event_prefix {event_prefix!r} must look like 'my-app/' (lowercase, dashes)"
+            )
+        self.event_prefix = event_prefix
+        self.jobs: dict[str, JobSpec[Any]] = {}
+        self.crons: dict[str, CronSpec] = {}
+        self._routes: dict[str, str] = {}
+
+    def job(
+        self,
+        *,
+        event: str,
+        route: str,
+        payload: type[P],
+        retries: int = 3,
+        timeout_seconds: int = 300,
+        concurrency: int | None = None,
+        throttle: Throttle | None = None,
+        key: str = "emailAccountId",
+        delayable: bool = False,
+    ) -> Callable[[JobBody[P]], JobSpec[P]]:
+        """Declare a job. Keyword-only: an unknown option is a TypeError at import."""
+
+        def declare(body: JobBody[P]) -> JobSpec[P]:
+            spec: JobSpec[P] = JobSpec(
+                event=event,
+                name=self._name_of(event),
+                route=route,
+                payload=payload,
+                body=body,
+                retries=retries,
+                timeout_seconds=timeout_seconds,
+                concurrency=concurrency,
+                throttle=throttle,
+                key=key,
+                delayable=delayable,
+            )
+            validate_job(spec)
+            if spec.event in self.jobs:
+                raise JobDeclarationError(f"{spec.event}: declared twice")
+            self._claim_route(spec.route, spec.event)
+            self.jobs[spec.event] = spec
+            return spec
+
+        return declare
+
+    def cron(self, *, name: str, cron: str, route: str) -> Callable[[CronBody], CronSpec]:
+        """Declare a periodic task: Celery beat, an Inngest cron function, and a cron route."""
+
+        def declare(body: CronBody) -> CronSpec:
+            spec = CronSpec(name=name, cron=cron, route=route, body=body)
+            self.add_cron(spec)
+            return spec
+
+        return declare
+
+    def add_cron(self, spec: CronSpec) -> None:
+        """Record a cron declared elsewhere (the shim's own); the same spec twice is one."""
+        if self.crons.get(spec.name) is spec:
+            return
+        if not _CRON.match(spec.cron):
+            raise JobDeclarationError(f"{spec.name}: cron {spec.cron!r} needs five fields")
+        if spec.name in self.crons:
+            raise JobDeclarationError(f"{spec.name}: declared twice")
+        self._claim_route(spec.route, spec.name)
+        self.crons[spec.name] = spec
+
+    def job_for(self, name_or_event: str) -> JobSpec[Any]:
+        """Look a job up by its event (`<prefix>x.y`) or short name (`x.y`)."""
+        event = (
+            name_or_event
+            if name_or_event.startswith(self.event_prefix)
+            else self.event_prefix + name_or_event
+        )
+        try:
+            return self.jobs[event]
+        except KeyError:
+            known = ", ".join(sorted(spec.name for spec in self.jobs.values()))
+            raise KeyError(f"unknown job {name_or_event!r}; known jobs: {known}") from None
+
+    def _name_of(self, event: str) -> str:
+        name = event.removeprefix(self.event_prefix)
+        if not event.startswith(self.event_prefix) or not _NAME.match(name):
+            raise JobDeclarationError(
+                f"event {event!r} must look like '{self.event_prefix}area.action'"
+            )
+        return name
+
+    def _claim_route(self, route: str, owner: str) -> None:
+        if not _ROUTE.match(route):
+            raise JobDeclarationError(
+                f"{owner}: route {route!r} must look like /api/words-and/dashes"
+            )
+        if route in self._routes and self._routes[route] != owner:
+            raise JobDeclarationError(
+                f"{owner}: route {route} already belongs to {self._routes[route]}"
+            )
+        self._routes[route] = owner
+
+
+def validate_job(spec: JobSpec[Any]) -> None:
+    """What a declaration must satisfy on its own, whichever registry records it."""
+    where = spec.event
+    if not (isinstance(spec.payload, type) and issubclass(spec.payload, Payload)):
+        raise JobDeclarationError(f"{where}: payload must be a bridge.Payload subclass")
+    if not 0 <= spec.retries <= 20:
+        raise JobDeclarationError(f"{where}: retries must be 0..20 (Inngest's maximum is 20)")
+    if spec.timeout_seconds <= 0:
+        raise JobDeclarationError(f"{where}: timeout_seconds must be positive")
+    fields = spec.payload.model_fields
+    if spec.limited_by_key and spec.key not in {f.alias or n for n, f in fields.items()}:
+        raise JobDeclarationError(f"{where}: per-key limits need a payload field {spec.key!r}")
+    if spec.delayable and "scheduled_for" not in fields:
+        raise JobDeclarationError(f"{where}: delayable jobs need a `scheduled_for` payload field")
+    if spec.concurrency is not None and spec.concurrency < 1:
+        raise JobDeclarationError(f"{where}: concurrency must be at least 1")
+    if spec.throttle is not None and (spec.throttle.limit < 1 or spec.throttle.period_seconds < 1):
+        raise JobDeclarationError(
+            f"{where}: throttle needs limit >= 1 and period_seconds >= 1, got {spec.throttle}"
+        )

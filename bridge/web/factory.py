@@ -1,0 +1,67 @@
+"""The ASGI app: `/api/inngest`, one route per job and cron, the app's routes, `/healthz`."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from bridge.apps import App, load_app
+from bridge.inngest.serve import serve_inngest
+from bridge.ops.probes import Check, check_broker, check_database
+from bridge.web.api_docs import create_documented_app, document_routes
+from bridge.web.job_routes import add_job_routes
+from config import Settings, get_settings
+from config.settings import app_module_name
+
+log = logging.getLogger("jobbridge.health")
+HEALTH_TIMEOUT_SECONDS = 2.0
+
+
+def create_app(settings: Settings | None = None, app: App | None = None) -> FastAPI:
+    """The web app for `app` (default: the one JOBBRIDGE_APP names)."""
+    settings = settings or get_settings()
+    found = app or load_app(app_module_name())
+    registry = found.registry
+    logging.basicConfig(level=logging.INFO)
+    web = create_documented_app(settings)
+
+    if settings.inngest_serves:
+        # Without a signing key (or a dev server) /api/inngest is not served at all: the
+        # SDK's dev mode accepts unsigned calls, which must never be the default.
+        serve_inngest(web, settings, registry)
+    add_job_routes(web, settings, registry)
+    if found.add_routes is not None:
+        found.add_routes(web, settings)
+    if settings.api_docs != "off":
+        document_routes(
+            web,
+            jobs=[(spec.route, spec.payload) for spec in registry.jobs.values()],
+            crons=[cron.route for cron in registry.crons.values()],
+        )
+
+    @web.get("/healthz")
+    async def healthz() -> JSONResponse:
+        database, _ = await run_in_threadpool(check_database, settings, HEALTH_TIMEOUT_SECONDS)
+        broker = await run_in_threadpool(check_broker, settings, HEALTH_TIMEOUT_SECONDS)
+        ok = bool(database.ok and broker.ok)
+        body = {
+            "ok": ok,
+            "database": _public(database),
+            "broker": {**_public(broker), "kind": "redis" if settings.redis_url else "filesystem"},
+            "jobs": sorted(registry.jobs),
+        }
+        return JSONResponse(body, 200 if ok else 503)
+
+    return web
+
+
+def _public(check: Check) -> dict[str, Any]:
+    """/healthz is public: the detail (hosts, users) goes to the log, not the answer."""
+    if check.ok:
+        return {"ok": True, "latency_ms": check.latency_ms}
+    log.warning("health check of the %s failed: %s", check.name, check.detail)
+    return {"ok": False, "error": check.error_type or "unavailable"}

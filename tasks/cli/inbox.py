@@ -1,0 +1,309 @@
+"""The inbox app's commands: `db`, `accounts`, `demo`, `bulk`, `clean`, `categorize`,
+`digest`, `actions` and `sweep`."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+from email.utils import parseaddr
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from sqlalchemy import or_, select
+
+from bridge.cli.errors import publish_fix
+from bridge.cli.root import (
+    emit_json,
+    fail,
+    parse_when,
+    say,
+    settings_or_exit,
+)
+from bridge.errors import PublishError
+from bridge.publishing import enqueue
+from bridge.store.db import session_scope
+from tasks.accounts import mailbox_of
+from tasks.accounts_import import AccountsFileError, import_file
+from tasks.cli.groups import accounts_app, actions_app, bulk_app, commands, db_app
+from tasks.demo import DEMO_EMAIL, add_account, ensure_demo_account
+from tasks.jobs import bulk_process
+from tasks.jobs.categorize import categorize_senders
+from tasks.jobs.clean import clean_inbox
+from tasks.jobs.digest import SendDigest, send_digest
+from tasks.models import ActionType, CleanAction, EmailAccount
+from tasks.scheduled_actions import ActionRefused, cancel, get, schedule, sweep
+from tasks.schema import upgrade
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every Alembic migration to DATABASE_URL (creates the SQLite file by default)."""
+    settings = settings_or_exit()
+
+    if settings.database_url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.sqlalchemy_url)
+    say("database is up to date")
+
+
+@accounts_app.command("add")
+def accounts_add(
+    email: str,
+    maildir: Annotated[Path, typer.Option(help="Maildir folder holding this account's mail")],
+) -> None:
+    """Add (or update) an account whose mail lives in a local Maildir."""
+    settings_or_exit()
+
+    account = add_account(email, maildir)
+    say(f"account {account.email} id={account.id} maildir={maildir}")
+
+
+@accounts_app.command("import")
+def accounts_import(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="YAML or JSON file")],
+) -> None:
+    """Import accounts, their rules, senders and schedules (idempotent; all or nothing)."""
+    settings_or_exit()
+
+    try:
+        report = import_file(file)
+    except AccountsFileError as error:
+        fail(str(error))
+    say(
+        f"accounts: {report.accounts_created} created, {report.accounts_updated} updated; "
+        f"rules: {report.rules}"
+    )
+
+
+@commands.command("demo")
+def demo() -> None:
+    """Create (or refresh) the demo account: a Maildir of realistic mail and rules."""
+    settings = settings_or_exit()
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.sqlalchemy_url)
+    account, keys = ensure_demo_account(settings.data_dir)
+    maildir = account.provider_settings["path"]
+    say(f"demo account {DEMO_EMAIL}: {len(keys)} messages in {maildir}")
+
+
+@bulk_app.command("start")
+def bulk_start(
+    account: Annotated[str, typer.Option(help="account email or id")],
+    days: Annotated[
+        int, typer.Option(help="process mail from the last N days", min=1, max=36500)
+    ] = 30,
+    include_read: Annotated[bool, typer.Option(help="also messages already read")] = False,
+) -> None:
+    """Start a bulk run of the account's rules (one open run per account)."""
+    settings_or_exit()
+
+    found = _account(account)
+    try:
+        job = bulk_process.start(
+            found.id, datetime.now(UTC) - timedelta(days=days), None, not include_read
+        )
+    except bulk_process.BulkJobAlreadyOpen as error:
+        fail(str(error))
+    except PublishError as error:
+        fail(f"could not publish the first page, the run is closed: {error}\n{publish_fix(error)}")
+    emit_json({"jobId": job.id, "status": job.status.value})
+
+
+@bulk_app.command("show")
+def bulk_show(job_id: str) -> None:
+    """Print a bulk run's status and counts."""
+    settings_or_exit()
+
+    job = bulk_process.get(job_id)
+    if job is None:
+        fail(f"no bulk job {job_id}")
+    fields = ("status", "pages_fetched", "total_emails", "emails_queued", "processed", "failed")
+    values = {name: getattr(job, name) for name in fields}
+    values["status"] = job.status.value
+    emit_json(values)
+
+
+@commands.command("clean")
+def clean(
+    account: Annotated[str, typer.Option(help="account email or id")],
+    days_old: Annotated[
+        int, typer.Option(help="only threads older than this many days", min=0, max=36500)
+    ] = 7,
+    action: Annotated[str, typer.Option(help="ARCHIVE or MARK_READ what is done")] = "ARCHIVE",
+    instructions: Annotated[str | None, typer.Option(help="e.g. 'keep mail from my boss'")] = None,
+) -> None:
+    """Clean the inbox: decide keep or done per old thread, then archive or mark read."""
+    settings_or_exit()
+
+    try:
+        kind = CleanAction(action.upper().replace("-", "_"))
+    except ValueError:
+        raise typer.BadParameter("ARCHIVE or MARK_READ", param_hint="--action") from None
+    job = clean_inbox(
+        _account(account).id, action=kind, days_old=days_old, instructions=instructions
+    )
+    emit_json({"jobId": job.id, "threadsQueued": job.threads_queued})
+
+
+@commands.command("categorize")
+def categorize(
+    account: Annotated[str, typer.Option(help="account email or id")],
+    senders: Annotated[
+        list[str] | None, typer.Argument(help="default: everyone in the inbox")
+    ] = None,
+) -> None:
+    """Categorize senders (static rules, then the AI), 50 per job."""
+    settings_or_exit()
+
+    found = _account(account)
+    if not senders:
+        _, mail = mailbox_of(found.id)
+        senders, token = [], None
+        while True:  # every sender with a thread in the inbox, following page tokens
+            page = mail.list_threads(page_token=token, page_size=100)
+            for thread_id in page.thread_ids:
+                senders += [parseaddr(m.sender)[1] for m in mail.get_thread(thread_id)]
+            if page.next_page_token is None:
+                break
+            token = page.next_page_token
+    mine = found.email.lower()
+    queued = categorize_senders(found.id, [s for s in senders if s and s.lower() != mine])
+    emit_json(
+        {
+            "jobs": queued.chunks,
+            "senders": queued.senders,
+            "alreadyCategorized": queued.already_categorized,
+        }
+    )
+
+
+@commands.command("digest")
+def send_digest_now(account: Annotated[str, typer.Option(help="account email or id")]) -> None:
+    """Send the account's pending digest now, whatever its schedule says."""
+    settings_or_exit()
+
+    payload = SendDigest(email_account_id=_account(account).id, force=True)
+    receipt = enqueue(send_digest, payload)
+    emit_json({"provider": receipt.provider.value, "id": receipt.id})
+
+
+def _account(account: str) -> Any:
+    with session_scope() as session:
+        found = session.scalars(
+            select(EmailAccount).where(
+                or_(EmailAccount.email == account, EmailAccount.id == account)
+            )
+        ).first()
+    if found is None:
+        fail(f"no account {account}; add one with `jobbridge accounts add`")
+    return found
+
+
+# The option that gave each field schedule() may refuse.
+_SCHEDULE_OPTION = {
+    "label": "--label",
+    "folder_name": "--folder",
+    "to": "--to",
+    "message_id": "--message",
+    "email_account_id": "--account",
+}
+
+
+@actions_app.command("schedule")
+def actions_schedule(
+    account: Annotated[str, typer.Option(help="account email or id")],
+    action_type: Annotated[
+        str,
+        typer.Option(
+            "--type", help="ARCHIVE, LABEL, MARK_READ, MOVE_FOLDER, REPLY, SEND_EMAIL, FORWARD"
+        ),
+    ],
+    message: Annotated[str, typer.Option(help="message id (the Maildir key)")],
+    thread: Annotated[
+        str | None, typer.Option(help="thread id (defaults to the message id)")
+    ] = None,
+    delay: Annotated[
+        str | None, typer.Option("--in", help="run after this long, e.g. 2s, 10m")
+    ] = None,
+    at: Annotated[str | None, typer.Option(help="run at this ISO time")] = None,
+    label: Annotated[str | None, typer.Option(help="the label (LABEL)")] = None,
+    folder: Annotated[str | None, typer.Option(help="the folder (MOVE_FOLDER)")] = None,
+    to: Annotated[str | None, typer.Option(help="the recipient (SEND_EMAIL, FORWARD)")] = None,
+    subject: str | None = None,
+    content: str | None = None,
+) -> None:
+    """Schedule an action on a message; prints the row and where it was published."""
+    settings_or_exit()
+
+    try:
+        kind = ActionType(action_type.upper())
+    except ValueError:
+        raise typer.BadParameter(
+            f"one of {', '.join(t.value for t in ActionType)}", param_hint="--type"
+        ) from None
+    when = parse_when(at, delay)  # the options first, then the database
+    found = _account(account)
+    try:
+        row = schedule(
+            email_account_id=found.id,
+            action_type=kind,
+            message_id=message,
+            thread_id=thread or message,
+            scheduled_for=when,
+            verify_message=True,
+            label=label,
+            folder_name=folder,
+            to=to,
+            subject=subject,
+            content=content,
+        )
+    except ActionRefused as error:
+        raise typer.BadParameter(
+            str(error), param_hint=_SCHEDULE_OPTION.get(error.field, error.field)
+        ) from None
+    emit_json(_row(row))
+
+
+def _row(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "actionType": row.action_type.value,
+        "messageId": row.message_id,
+        "scheduledFor": row.scheduled_for.isoformat(),
+        "status": row.status.value,
+        "schedulingStatus": row.scheduling_status.value,
+        "provider": row.scheduled_provider,
+        "scheduledId": row.scheduled_id,
+        "error": row.error,
+    }
+
+
+@actions_app.command("cancel")
+def actions_cancel(action_id: str) -> None:
+    """Cancel a PENDING action (exit 1 if it was no longer pending)."""
+    settings_or_exit()
+
+    if not cancel(action_id):
+        fail(f"action {action_id} was not PENDING; nothing cancelled")
+    say(f"action {action_id} cancelled")
+
+
+@actions_app.command("show")
+def actions_show(action_id: str) -> None:
+    """Print one scheduled action as JSON."""
+    settings_or_exit()
+
+    row = get(action_id)
+    if row is None:
+        fail(f"no action {action_id}")
+    emit_json(_row(row))
+
+
+@commands.command("sweep")
+def run_sweep() -> None:
+    """Run the scheduled-action sweep once (it also runs every minute on every provider)."""
+    settings_or_exit()
+
+    emit_json(asdict(sweep()))

@@ -1,0 +1,146 @@
+"""Scheduled action rows: recording a new action PENDING (refusing one that could not
+be performed), reading one, and cancelling one.
+
+Every state change is a conditional UPDATE or a unique insert, so doing either twice
+has one effect: an `action_id` recorded already is returned as it is, and only the
+call that moves a row from PENDING to CANCELLED cancels it.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+
+from bridge.outcome import PermanentError
+from bridge.publishing import cancel as cancel_delivery
+from bridge.receipt import Receipt
+from bridge.store.db import rows_changed, session_scope
+from tasks.mail.accounts import mail_provider_for
+from tasks.mail.port import MessageNotFound
+from tasks.models import (
+    ActionStatus,
+    ActionType,
+    EmailAccount,
+    ScheduledAction,
+    SchedulingStatus,
+    new_id,
+)
+
+log = logging.getLogger("jobbridge.scheduled_actions")
+
+
+class ActionRefused(ValueError):
+    """schedule() will not record this action; `field` names the argument at fault."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+# What performing each action type needs (any one of the fields), as `jobbridge accounts
+# import` requires of a rule's action: refused when scheduled, not failed when due.
+_NEEDED_FIELDS = {
+    ActionType.LABEL: ("label", "label_id"),
+    ActionType.MOVE_FOLDER: ("folder_name", "folder_id"),
+    ActionType.SEND_EMAIL: ("to",),
+    ActionType.FORWARD: ("to",),
+}
+
+
+def _require_aware(when: datetime) -> datetime:
+    if when.tzinfo is None:
+        raise ValueError("scheduled_for must be timezone-aware (UTC); a naive time is ambiguous")
+    return when
+
+
+def record(
+    *,
+    email_account_id: str,
+    action_type: ActionType,
+    message_id: str,
+    thread_id: str,
+    scheduled_for: datetime,
+    executed_rule_id: str | None = None,
+    action_id: str | None = None,
+    verify_message: bool = False,
+    **action_fields: Any,
+) -> tuple[ScheduledAction, bool]:
+    """Insert the action PENDING, not yet published: (row, True). With an `action_id`
+    already recorded, (that row, False) and nothing written.
+
+    Raises ActionRefused, writing nothing, as schedule() documents.
+    """
+    if action_id is not None and (existing := get(action_id)) is not None:
+        return existing, False
+    needed = _NEEDED_FIELDS.get(action_type, ())
+    if needed and not any(action_fields.get(name) for name in needed):
+        raise ActionRefused(needed[0], f"a {action_type.value} action needs `{needed[0]}`")
+    if verify_message:
+        with session_scope() as session:
+            account = session.get(EmailAccount, email_account_id)
+        if account is None:
+            raise ActionRefused("email_account_id", f"no email account {email_account_id}")
+        try:
+            mail = mail_provider_for(account)
+        except PermanentError:
+            mail = None  # no adapter to ask (yet): the execution will find out
+        if mail is not None:
+            try:
+                mail.get_message(message_id)
+            except MessageNotFound:
+                raise ActionRefused(
+                    "message_id", f"{account.email} has no message {message_id}"
+                ) from None
+    row = ScheduledAction(
+        id=action_id or new_id(),
+        email_account_id=email_account_id,
+        action_type=action_type,
+        message_id=message_id,
+        thread_id=thread_id,
+        scheduled_for=_require_aware(scheduled_for),
+        executed_rule_id=executed_rule_id,
+        status=ActionStatus.PENDING,
+        scheduling_status=SchedulingStatus.PENDING,
+        **action_fields,
+    )
+    try:
+        with session_scope() as session:
+            session.add(row)
+    except IntegrityError:
+        if action_id is None or (existing := get(action_id)) is None:
+            raise
+        return existing, False  # a concurrent duplicate created it first
+    return row, True
+
+
+def get(action_id: str) -> ScheduledAction | None:
+    with session_scope() as session:
+        return session.get(ScheduledAction, action_id)
+
+
+def cancel(action_id: str) -> bool:
+    """PENDING -> CANCELLED; True if this call cancelled it. Provider cancel is best effort."""
+    with session_scope() as session:
+        won = (
+            rows_changed(
+                session,
+                update(ScheduledAction)
+                .where(
+                    ScheduledAction.id == action_id,
+                    ScheduledAction.status == ActionStatus.PENDING,
+                )
+                .values(status=ActionStatus.CANCELLED),
+            )
+            == 1
+        )
+        row = session.get(ScheduledAction, action_id)
+    if won and row is not None and row.scheduled_id and row.scheduled_provider:
+        try:
+            cancel_delivery(Receipt.of(row.scheduled_provider, row.scheduled_id))
+        except Exception as error:  # the row is CANCELLED: a late delivery is skipped anyway
+            log.info("provider cancel of %s failed (harmless): %s", row.scheduled_id, error)
+    return won
