@@ -19,7 +19,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any, Protocol
 
-from bridge.celery.deferred import RELEASE_DEFERRED
+from bridge.celery.deferred import RELEASE_DEFERRED, release_deferred_cron
 from bridge.registry import Registry
 from config import ConfigError, Settings
 
@@ -45,6 +45,16 @@ class AppAudit(Protocol):
         ...
 
 
+class AppImportFailed(ConfigError):
+    """The app's module exists but importing it raised (its own bug or a missing package)."""
+
+    def __init__(self, module_name: str, error: Exception) -> None:
+        super().__init__(
+            f"JOBBRIDGE_APP: importing {module_name!r} failed: {type(error).__name__}: {error}"
+            " (run with --debug or JOBBRIDGE_DEBUG=1 for the traceback)"
+        )
+
+
 @dataclass(frozen=True)
 class App:
     module: str
@@ -61,12 +71,14 @@ def load_app(module_name: str) -> App:
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as error:
-        if error.name is None or not module_name.startswith(error.name):
-            raise  # the app itself imports something missing: its own bug, shown as such
+        if error.name != module_name and not module_name.startswith(f"{error.name}."):
+            raise AppImportFailed(module_name, error) from error
         raise ConfigError(
             f"JOBBRIDGE_APP: no module named {module_name!r}; set it to the module that "
             "holds your app's `registry` (default: tasks), importable from this directory"
         ) from None
+    except Exception as error:  # the app's own code failed: its bug, named as such
+        raise AppImportFailed(module_name, error) from error
     registry = getattr(module, "registry", None)
     if not isinstance(registry, Registry):
         raise ConfigError(
@@ -86,5 +98,6 @@ def load_app(module_name: str) -> App:
 
 def with_shim_crons(registry: Registry) -> Registry:
     """Every app gets the shim's own periodic work beside its crons."""
-    registry.add_cron(RELEASE_DEFERRED)
+    if RELEASE_DEFERRED not in registry.crons:
+        registry.add_cron(release_deferred_cron(registry))
     return registry

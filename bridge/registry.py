@@ -84,6 +84,21 @@ class Registry:
         self.jobs: dict[str, JobSpec[Any]] = {}
         self.crons: dict[str, CronSpec] = {}
         self._routes: dict[str, str] = {}
+        self._closed = False
+
+    def close(self) -> None:
+        """No more declarations: an app built from the registry (Celery tasks, beat
+        schedule, Inngest functions, routes) has read it, and a later job would be served
+        by some of them and not others."""
+        self._closed = True
+
+    def _check_open(self, what: str) -> None:
+        if self._closed:
+            raise JobDeclarationError(
+                f"{what}: declared after an app was built from the registry; declare every "
+                "job and cron when the app's modules are imported, before celery_app() or "
+                "the web app"
+            )
 
     def job(
         self,
@@ -117,7 +132,9 @@ class Registry:
             validate_job(spec)
             if spec.event in self.jobs:
                 raise JobDeclarationError(f"{spec.event}: declared twice")
-            self._claim_route(spec.route, spec.event)
+            self._check_route(spec.route, spec.event)
+            self._check_open(spec.event)
+            self._routes[spec.route] = spec.event
             self.jobs[spec.event] = spec
             return spec
 
@@ -141,7 +158,9 @@ class Registry:
             raise JobDeclarationError(f"{spec.name}: cron {spec.cron!r} needs five fields")
         if spec.name in self.crons:
             raise JobDeclarationError(f"{spec.name}: declared twice")
-        self._claim_route(spec.route, spec.name)
+        self._check_route(spec.route, spec.name)
+        self._check_open(spec.name)
+        self._routes[spec.route] = spec.name
         self.crons[spec.name] = spec
 
     def job_for(self, name_or_event: str) -> JobSpec[Any]:
@@ -165,7 +184,7 @@ class Registry:
             )
         return name
 
-    def _claim_route(self, route: str, owner: str) -> None:
+    def _check_route(self, route: str, owner: str) -> None:
         if not _ROUTE.match(route):
             raise JobDeclarationError(
                 f"{owner}: route {route!r} must look like /api/words-and/dashes"
@@ -174,7 +193,6 @@ class Registry:
             raise JobDeclarationError(
                 f"{owner}: route {route} already belongs to {self._routes[route]}"
             )
-        self._routes[route] = owner
 
 
 def validate_job(spec: JobSpec[Any]) -> None:

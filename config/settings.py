@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -318,8 +320,6 @@ def get_settings() -> Settings:
 
 def debug_requested() -> bool:
     """JOBBRIDGE_DEBUG=1 (or `jobbridge --debug`): show tracebacks instead of plain lines."""
-    import os
-
     return os.environ.get("JOBBRIDGE_DEBUG", "").strip().lower() not in _FALSY
 
 
@@ -331,8 +331,6 @@ def get_settings_or_exit() -> Settings:
     with the lines naming each variable and its fix on stderr and exit status 2, without
     a traceback (JOBBRIDGE_DEBUG=1 raises the ConfigError instead).
     """
-    import sys
-
     try:
         return get_settings()
     except ConfigError as error:

@@ -3,7 +3,9 @@
 Made without reading the environment: Celery reads its configuration when it first needs
 it (a worker or beat starting, a task being sent), and that is when Settings are read,
 so a bad environment ends the process there with the plain message and exit status 2.
-The tasks are declared lazily and made when the app is finalized, Celery's own pattern.
+The tasks are made from the registry when the app is finalized (Celery's own moment for
+it); from then on the registry takes no more declarations, so the worker's tasks, the
+beat schedule and the web app's routes never disagree.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class _ConfigFromSettings(Mapping[str, Any]):
     @cached_property
     def _values(self) -> dict[str, Any]:
         settings = get_settings_or_exit()
+        self._registry.close()  # the schedule below is final: later declarations fail
         schedule = {spec.name: _beat_entry(spec) for spec in self._registry.crons.values()}
         return {**celery_config(settings), "beat_schedule": schedule}
 
@@ -63,19 +66,34 @@ def _beat_entry(spec: CronSpec) -> dict[str, Any]:
     }
 
 
+class RegistryCelery(Celery):
+    """A Celery app whose tasks are a registry's jobs and crons, made when it finalizes."""
+
+    def __init__(self, registry: Registry, main: str) -> None:
+        super().__init__(main)
+        self.registry = registry
+
+    def finalize(self, auto: bool = False) -> None:
+        with self._finalize_mutex:  # type: ignore[attr-defined]  # Celery's own, untyped
+            if not self.finalized:  # type: ignore[attr-defined]
+                self.registry.close()  # the tasks below are final: later declarations fail
+                for spec in self.registry.jobs.values():
+                    add_job_task(self, spec)
+                for cron in self.registry.crons.values():
+                    add_cron_task(self, cron)
+            super().finalize(auto)
+
+
 def celery_app(registry: Registry, main: str = "jobbridge") -> Celery:
-    """The Celery app that runs every job and cron of `registry` (call it once the
-    registry is complete: after the modules that declare jobs are imported)."""
+    """The Celery app that runs every job and cron of `registry`. Reads nothing now: the
+    configuration when Celery first needs it, the tasks when it finalizes."""
     with_shim_crons(registry)
-    app = Celery(main)
+    app = RegistryCelery(registry, main)
     app.config_from_object(_ConfigFromSettings(registry))
-    for spec in registry.jobs.values():
-        add_job_task(app, spec)
-    for cron in registry.crons.values():
-        add_cron_task(app, cron)
 
     def on_worker_ready(sender: Any = None, **_: Any) -> None:
-        say_when_limits_are_off(registry)
+        if getattr(sender, "app", None) is app:  # this app's worker, not another's
+            say_when_limits_are_off(registry)
 
     worker_ready.connect(on_worker_ready, weak=False)
     return app

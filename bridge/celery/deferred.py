@@ -8,6 +8,7 @@ crash in between publishes twice (harmless, jobs are idempotent), never zero tim
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,7 +16,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from bridge.celery.producer import producer_app
-from bridge.registry import CronSpec
+from bridge.registry import CronSpec, Registry
 from bridge.store.columns import utcnow
 from bridge.store.db import rows_changed, session_scope
 from bridge.store.tables import DeferredJob
@@ -40,14 +41,15 @@ def discard(dedup_id: str) -> bool:
         return rows_changed(session, statement) == 1
 
 
-def release_due(now: datetime | None = None, limit: int = 1000) -> int:
+def release_due(events: Collection[str], now: datetime | None = None, limit: int = 1000) -> int:
+    """Publish the stored jobs of these events (one app's) that come within the horizon."""
     now = now or utcnow()
     settings = get_settings()
     horizon = now + timedelta(seconds=settings.celery_eta_horizon_seconds)
     with session_scope() as session:
         rows = session.scalars(
             select(DeferredJob)
-            .where(DeferredJob.due_at <= horizon)
+            .where(DeferredJob.due_at <= horizon, DeferredJob.event.in_(events))
             .order_by(DeferredJob.due_at)
             .limit(limit)
         ).all()
@@ -63,14 +65,19 @@ def release_due(now: datetime | None = None, limit: int = 1000) -> int:
     return len(rows)
 
 
-def release_deferred_jobs() -> dict[str, Any]:
-    return {"released": release_due()}
+RELEASE_DEFERRED = "celery.release-deferred"
 
 
-# The shim's own cron, in every app's registry (bridge.apps).
-RELEASE_DEFERRED = CronSpec(
-    name="celery.release-deferred",
-    cron="* * * * *",
-    route="/api/jobs/release-deferred",
-    body=release_deferred_jobs,
-)
+def release_deferred_cron(registry: Registry) -> CronSpec:
+    """The shim's own cron, in every app's registry (bridge.apps): it releases that app's
+    jobs only, so apps sharing a database never publish each other's."""
+
+    def release_deferred_jobs() -> dict[str, Any]:
+        return {"released": release_due(list(registry.jobs))}
+
+    return CronSpec(
+        name=RELEASE_DEFERRED,
+        cron="* * * * *",
+        route="/api/jobs/release-deferred",
+        body=release_deferred_jobs,
+    )

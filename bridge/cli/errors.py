@@ -4,8 +4,15 @@ failed (naming the variable or the service) and the fix."""
 from __future__ import annotations
 
 import re
-import sys
 
+from alembic.util.exc import CommandError
+from kombu.exceptions import OperationalError as BrokerError
+from redis.exceptions import RedisError
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, StatementError
+
+from bridge.db_errors import data_caused
+from bridge.errors import AllProvidersFailed, PublishError
+from bridge.outcome import PermanentError
 from config import ConfigError, get_settings
 
 # What to do when a provider would not take a job, by provider.
@@ -33,8 +40,7 @@ def explain(error: Exception) -> tuple[int, str]:
         found = explainer(error)
         if found is not None:
             return found
-    permanent = getattr(sys.modules.get("bridge.outcome"), "PermanentError", None)
-    if permanent is not None and isinstance(error, permanent):
+    if isinstance(error, PermanentError):
         return 1, str(error)  # e.g. an account whose mail provider has no adapter
     if isinstance(error, OSError):
         where = f" {error.filename}" if error.filename else ""
@@ -59,9 +65,6 @@ def _redacted(url: str) -> str:
 
 def _bad_value(error: Exception) -> tuple[int, str] | None:
     """A value from the input that the database (or its driver) cannot hold."""
-    from sqlalchemy.exc import StatementError
-
-    from bridge.db_errors import data_caused
 
     cause = data_caused(error)
     binding = isinstance(error, StatementError) and isinstance(
@@ -80,7 +83,6 @@ def _bad_value(error: Exception) -> tuple[int, str] | None:
 
 
 def _migrations_problem(error: Exception) -> tuple[int, str] | None:
-    from alembic.util.exc import CommandError
 
     if not isinstance(error, CommandError) or "revision" not in str(error):
         return None
@@ -92,7 +94,6 @@ def _migrations_problem(error: Exception) -> tuple[int, str] | None:
 
 
 def _database_problem(error: Exception) -> tuple[int, str] | None:
-    from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
     if isinstance(error, NoSuchModuleError) or (
         isinstance(error, ArgumentError) and "URL" in str(error)
@@ -113,6 +114,7 @@ def _database_problem(error: Exception) -> tuple[int, str] | None:
     if "no such table" in text or ("relation" in text and "does not exist" in text):
         return 1, (
             f"the database at {where} has no jobbridge tables ({reason})\n"
+            # The inbox app's command: the apps' commands are what meet missing tables.
             "fix: run `jobbridge db upgrade`"
         )
     return 1, (
@@ -122,8 +124,6 @@ def _database_problem(error: Exception) -> tuple[int, str] | None:
 
 
 def _redis_problem(error: Exception) -> tuple[int, str] | None:
-    from kombu.exceptions import OperationalError as BrokerError
-    from redis.exceptions import RedisError
 
     if not isinstance(error, (RedisError, BrokerError)):
         return None
@@ -141,7 +141,6 @@ def _redis_problem(error: Exception) -> tuple[int, str] | None:
 
 
 def _publish_problem(error: Exception) -> tuple[int, str] | None:
-    from bridge.errors import PublishError
 
     if not isinstance(error, PublishError):
         return None
@@ -150,7 +149,6 @@ def _publish_problem(error: Exception) -> tuple[int, str] | None:
 
 def publish_fix(error: Exception) -> str:
     """The fix line for a PublishError: what to check for each provider that failed."""
-    from bridge.errors import AllProvidersFailed, PublishError
 
     failed = error.errors if isinstance(error, AllProvidersFailed) else [error]
     fixes = dict.fromkeys(

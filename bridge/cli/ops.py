@@ -69,9 +69,10 @@ def audit(
     # The status probe's connection: a connect timeout instead of libpq's "forever", and
     # a missing SQLite file reported rather than created empty.
     database, counted = check_database(settings, timeout=5.0, audit=audit_of_app)
-    if audit_of_app is not None and counted is None:
+    if not database.ok or (audit_of_app is not None and counted is None):
+        what = f"cannot audit {audit_of_app.title}: " if audit_of_app is not None else ""
         fail(
-            f"database: cannot audit {audit_of_app.title}: {database.detail}\n"
+            f"database: {what}{database.detail}\n"
             "fix: check that it is running and that DATABASE_URL is right"
         )
     qstash = audit_qstash(settings) if settings.qstash_token is not None else None

@@ -40,14 +40,22 @@ class _PlainErrors(TyperGroup):
     """
 
     def _app_commands(self) -> TyperGroup | None:
-        try:
-            commands = loaded_app().commands
-        except Exception as error:  # any failure to import the app: reported, not raised
-            if debug_requested():
-                traceback.print_exc()
-            self.epilog = f"The app's commands are missing: {explain(error)[1]}"
-            return None
-        return typer.main.get_group(commands) if commands is not None else None
+        """The app's commands as a group, loaded once per command line; None when the
+        app has none or cannot be loaded (then `_missing` says why)."""
+        if not hasattr(self, "_contributed"):
+            self._missing: str | None = None
+            self._contributed: TyperGroup | None = None
+            try:
+                commands = loaded_app().commands
+            except Exception as error:  # any failure to import the app: reported, not raised
+                if debug_requested():
+                    traceback.print_exc()
+                self._missing = f"The app's commands are missing: {explain(error)[1]}"
+                self.epilog = self._missing
+            else:
+                if commands is not None:
+                    self._contributed = typer.main.get_group(commands)
+        return self._contributed
 
     def list_commands(self, ctx: Any) -> list[str]:
         own = super().list_commands(ctx)
@@ -60,6 +68,8 @@ class _PlainErrors(TyperGroup):
         if command is not None:
             return command
         contributed = self._app_commands()
+        if contributed is None and self._missing is not None:
+            ctx.fail(f"No such command {cmd_name!r}. {self._missing}")
         return contributed.get_command(ctx, cmd_name) if contributed is not None else None
 
     # `ctx` is click's Context, which typer vendors under a private name.

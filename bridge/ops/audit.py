@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from qstash import QStash
 
 from bridge.ops.measure import describe, ms_since
 from config import Settings
@@ -51,8 +52,6 @@ DLQ_MAX_PAGES = 100
 
 
 def qstash_client(settings: Settings, timeout: float) -> Any:
-    from qstash import QStash
-
     assert settings.qstash_token is not None
     # retry=False: the SDK would otherwise retry a dead host five times with backoff.
     client = QStash(

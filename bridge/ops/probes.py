@@ -24,6 +24,9 @@ from bridge.ops.audit import QStashAudit, qstash_queues
 from bridge.ops.measure import describe, ms_since
 from config import Settings
 
+# The shim cannot know how an app migrates its database; the inbox app's way is named.
+MIGRATE_HINT = "run the app's migrations (`jobbridge db upgrade` for the inbox app)"
+
 
 @dataclass(frozen=True)
 class Check:
@@ -34,7 +37,7 @@ class Check:
     required: bool
     detail: str
     latency_ms: float | None = None
-    # The error's type alone, for answers that must not show hosts or users (/healthz).
+    # What failed without where (no hosts, users or paths), for public answers (/healthz).
     error_type: str | None = None
 
     @property
@@ -84,9 +87,7 @@ def check_database(
     url = make_url(settings.sqlalchemy_url)
     if url.get_backend_name() == "sqlite" and not Path(url.database or "").exists():
         # Connecting would create an empty file: say what is missing instead.
-        return Check(
-            "database", False, True, f"{label}: no such file; run `jobbridge db upgrade`"
-        ), None
+        return Check("database", False, True, f"{label}: no such file; {MIGRATE_HINT}"), None
     started = time.perf_counter()
     try:
         with probe_engine(settings, timeout) as engine, engine.connect() as connection:
@@ -101,7 +102,7 @@ def check_database(
                         False,
                         True,
                         f"{label}: reachable but the schema is not ({describe(error)}); "
-                        "run `jobbridge db upgrade`",
+                        f"{MIGRATE_HINT}",
                         latency,
                         type(error).__name__,
                     ),
@@ -140,6 +141,7 @@ def check_broker(settings: Settings, timeout: float) -> Check:
             False,
             True,
             f"filesystem broker: {folder} is missing or not writable (set DATA_DIR or REDIS_URL)",
+            error_type="broker folder is missing or not writable",
         )
     return Check("broker", True, True, f"filesystem broker {folder}")
 

@@ -8,18 +8,29 @@ fix) and exit status 2, as the CLI and `celery -A tasks` do: no traceback.
 
 from __future__ import annotations
 
+import sys
 from functools import cache
 from typing import Any
 
 from fastapi import FastAPI
 
 from bridge.web.factory import create_app
-from config.settings import get_settings_or_exit
+from config import ConfigError
+from config.settings import debug_requested, get_settings_or_exit
 
 
 @cache
 def _asgi_app() -> FastAPI:
-    return create_app(get_settings_or_exit())
+    try:
+        return create_app(get_settings_or_exit())
+    except ConfigError as error:  # JOBBRIDGE_APP names no app, or the app failed to import
+        if debug_requested():
+            raise
+        print(error, file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+    except AttributeError as error:
+        # Raised through __getattr__, it would read as "no attribute app" to uvicorn.
+        raise RuntimeError(f"building the web app failed: {error}") from error
 
 
 def __getattr__(name: str) -> Any:

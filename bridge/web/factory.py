@@ -10,12 +10,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from bridge.apps import App, load_app
+from bridge.celery.config import celery_config
 from bridge.inngest.serve import serve_inngest
 from bridge.ops.probes import Check, check_broker, check_database
 from bridge.web.api_docs import create_documented_app, document_routes
 from bridge.web.job_routes import add_job_routes
 from config import Settings, get_settings
-from config.settings import app_module_name
 
 log = logging.getLogger("jobbridge.health")
 HEALTH_TIMEOUT_SECONDS = 2.0
@@ -24,7 +24,10 @@ HEALTH_TIMEOUT_SECONDS = 2.0
 def create_app(settings: Settings | None = None, app: App | None = None) -> FastAPI:
     """The web app for `app` (default: the one JOBBRIDGE_APP names)."""
     settings = settings or get_settings()
-    found = app or load_app(app_module_name())
+    found = app or load_app(settings.jobbridge_app)
+    # The embedded broker is folders every process using it creates; the probe of
+    # /healthz expects them, as a worker or a publish would make them.
+    celery_config(settings)
     registry = found.registry
     logging.basicConfig(level=logging.INFO)
     web = create_documented_app(settings)
@@ -36,6 +39,7 @@ def create_app(settings: Settings | None = None, app: App | None = None) -> Fast
     add_job_routes(web, settings, registry)
     if found.add_routes is not None:
         found.add_routes(web, settings)
+    registry.close()  # routes and functions are made: a later job would be served by neither
     if settings.api_docs != "off":
         document_routes(
             web,

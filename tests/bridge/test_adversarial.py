@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from inngest._internal.net import sign_request
 
 from tasks import JOBS
-from tests.support import env
+from tests.support import ROOT, env
 from tests.support.fake_inngest import APP_ID, FakeInngest
 from tests.support.fake_qstash import mint_signature
 
@@ -186,7 +186,7 @@ def test_a_schemathesis_run_over_the_openapi_schema_finds_nothing(web: str, tmp_
     command = [
         str(Path(sys.executable).with_name("schemathesis")),
         "--config-file",
-        str(Path(__file__).with_name("schemathesis.toml")),
+        str(ROOT / "tests" / "schemathesis.toml"),
         "run",
         f"{web}/openapi.json",
         "--header",

@@ -4,16 +4,15 @@ web server's routes and the README's tables all name the same jobs, routes and l
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 import httpx
 from inngest._internal.net import sign_request
 
 from tasks import CRONS, JOBS
-from tests.support import env
+from tests.support import ROOT, env
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = ROOT / "README.md"
 
 
 def synced_functions(web: str, inngest_api: Any) -> dict[str, dict[str, Any]]:

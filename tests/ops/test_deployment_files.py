@@ -17,7 +17,6 @@ import shlex
 import tomllib
 import typing
 from functools import cache
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,9 +26,9 @@ from pydantic import SecretStr
 from typer.core import TyperGroup
 
 from config import Settings
+from tests.support import ROOT
 from tests.support.command_tree import subcommand
 
-ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "Dockerfile"
 ENV_EXAMPLE = ROOT / ".env.example"
 README = ROOT / "README.md"

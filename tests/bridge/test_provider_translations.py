@@ -13,7 +13,7 @@ from bridge import cancel, enqueue, enqueue_many
 from bridge.celery import deferred
 from bridge.celery.tasks import JobFailed
 from config import Provider
-from tasks import scheduled_actions
+from tasks import JOBS, scheduled_actions
 from tasks.models import ActionStatus, ActionType, utcnow
 from tests.conftest import Mailbox
 from tests.support import env
@@ -138,10 +138,10 @@ def test_celery_job_beyond_the_horizon_waits_in_the_database(mailbox: Mailbox, w
     far = utcnow() + timedelta(days=30)
     receipt = enqueue(*wire(JOB, {"scheduledActionId": row.id}), at=far, dedup_id=f"far-{row.id}")
     assert (receipt.provider, receipt.id) == (Provider.CELERY, f"deferred:far-{row.id}")
-    assert deferred.release_due() == 0  # not near yet: nothing reaches the broker
+    assert deferred.release_due(JOBS) == 0  # not near yet: nothing reaches the broker
 
-    assert deferred.release_due(now=far) == 1  # the day comes: published, then forgotten
-    assert deferred.release_due(now=far) == 0
+    assert deferred.release_due(JOBS, now=far) == 1  # the day comes: published, then forgotten
+    assert deferred.release_due(JOBS, now=far) == 0
     wait_for(
         lambda: scheduled_actions.get(row.id).status is ActionStatus.COMPLETED,
         timeout=30,
@@ -154,7 +154,7 @@ def test_cancelling_a_deferred_celery_job_removes_it(mailbox: Mailbox) -> None:
     far = utcnow() + timedelta(days=30)
     receipt = enqueue(*wire(JOB, {"scheduledActionId": "x"}), at=far, dedup_id="far-cancel")
     assert cancel(receipt) is True
-    assert deferred.release_due(now=far) == 0
+    assert deferred.release_due(JOBS, now=far) == 0
 
 
 def test_a_retried_qstash_message_runs_once_it_is_due(web: str, mailbox: Mailbox) -> None:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import grimp
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support import ROOT
+
 PACKAGES = ("tasks", "bridge", "config")
 LONGEST_MODULE = 400
 

@@ -13,9 +13,9 @@ import pytest
 
 from config import Settings, load_settings
 from tasks import CRONS, JOBS
+from tests.support import ROOT
 from tests.support.command_tree import command_names
 
-ROOT = Path(__file__).resolve().parents[1]
 ENV_EXAMPLE = ROOT / ".env.example"
 README = ROOT / "README.md"
 DOCS = ROOT / "docs"
