@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from config.providers import Provider, ProviderChain, resolve_chain
+from config.provider import Provider
+from config.providers import ProviderChain, resolve_chain
 from config.settings import ConfigError, Settings, get_settings, load_settings
 
 __all__ = [

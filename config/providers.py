@@ -4,18 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import TYPE_CHECKING
+
+from config.provider import Provider
 
 if TYPE_CHECKING:
     from config.settings import Settings
-
-
-class Provider(StrEnum):
-    INNGEST = "inngest"
-    QSTASH = "qstash"
-    CELERY = "celery"
-    HTTP = "http"
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-ProviderName = Literal["auto", "inngest", "qstash", "celery", "http"]
+from config.provider import Provider
+
 ApiDocs = Literal["public", "private", "off"]
 
 _SIGNING_KEY_PREFIX = re.compile(r"^signkey-\w+-")
@@ -103,9 +104,18 @@ class Settings(AppLocation):
     celery_hard_time_limit_seconds: int = Field(default=600, gt=0)
 
     # Provider choice
-    job_provider: ProviderName = "auto"
+    job_provider: str = "auto"  # "auto" or a Provider name
     job_failover: bool = False
     sweep_grace_seconds: int = Field(default=600, gt=0)
+
+    @field_validator("job_provider")
+    @classmethod
+    def _is_provider_name(cls, value: str) -> str:
+        names = ["auto", *(provider.value for provider in Provider)]
+        if value not in names:
+            quoted = [repr(name) for name in names]
+            raise ValueError(f"should be {', '.join(quoted[:-1])} or {quoted[-1]}, not {value!r}")
+        return value
 
     @field_validator(
         "inngest_base_url",

@@ -208,6 +208,7 @@ def mailbox(tmp_path: Path) -> Mailbox:
     path = tmp_path / "maildir"
     account = add_account(email, path)
     mail = MaildirProvider(path, email)
+    keys = []
     for number, subject in enumerate(["Quarterly report", "Team lunch", "Your receipt"]):
         message = EmailMessage()
         message["From"] = f"sender{number}@example.test"
@@ -215,8 +216,10 @@ def mailbox(tmp_path: Path) -> Mailbox:
         message["Subject"] = subject
         message["Message-ID"] = make_msgid("test")
         message.set_content(f"Body of {subject}.")
-        mail.deliver(message)
-    return Mailbox(account.id, email, path, sorted(mail.folder_keys("INBOX")))
+        keys.append(mail.deliver(message))
+    # In delivery order: keys[0] is "Quarterly report". (Sorting the keys would not do:
+    # their microsecond field is not zero-padded, so text order is not time order.)
+    return Mailbox(account.id, email, path, keys)
 
 
 @pytest.fixture

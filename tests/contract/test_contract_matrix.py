@@ -205,7 +205,7 @@ def _receipt_kept(m: Mailbox) -> Any:
 def _lunch_archived(m: Mailbox) -> Any:
     lunch = key_of(m, "Team lunch")
     return [(True, True)], {
-        "INBOX": [(k, False, []) for k in m.keys if k != lunch],
+        "INBOX": [(k, False, []) for k in sorted(m.keys) if k != lunch],
         "Archive": [(lunch, False, ["Done", "Processed"])],
     }
 

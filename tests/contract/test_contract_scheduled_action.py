@@ -50,7 +50,7 @@ def expected_state(mailbox: Mailbox) -> dict[str, Any]:
         "executed_after_due": True,
         "error": None,
         "maildir": {
-            "INBOX": [(key, False, []) for key in mailbox.keys[1:]],
+            "INBOX": [(key, False, []) for key in sorted(mailbox.keys[1:])],
             "Archive": [(mailbox.keys[0], False, [])],
         },
     }
