@@ -7,6 +7,15 @@ from typing import Any
 from config import Settings
 
 
+def make_embedded_broker_folders(settings: Settings) -> None:
+    """The embedded broker is folders on disk that every process using it creates:
+    shared by every local process, remote control included so Flower and `celery
+    inspect` see the workers. Nothing to make when REDIS_URL is set."""
+    if not settings.redis_url:
+        for sub in ("queue", "control", "processed"):
+            (settings.broker_folder / sub).mkdir(parents=True, exist_ok=True)
+
+
 def celery_config(settings: Settings) -> dict[str, Any]:
     transport: dict[str, Any] = {}
     if settings.redis_url:
@@ -15,11 +24,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         if settings.redis_key_prefix:
             transport["global_keyprefix"] = settings.redis_key_prefix
     else:
-        # Embedded default: folders on disk, shared by every local process, remote
-        # control included so Flower and `celery inspect` see the workers.
+        make_embedded_broker_folders(settings)
         folder = settings.broker_folder
-        for sub in ("queue", "control", "processed"):
-            (folder / sub).mkdir(parents=True, exist_ok=True)
         transport.update(
             data_folder_in=str(folder / "queue"),
             data_folder_out=str(folder / "queue"),

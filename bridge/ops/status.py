@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 from bridge.apps import AppAudit, AuditResult
-from bridge.celery.config import celery_config
+from bridge.celery.config import make_embedded_broker_folders
 from bridge.ops.audit import QStashAudit
 from bridge.ops.probes import (
     Check,
@@ -51,9 +51,9 @@ def collect_status(
 ) -> StatusReport:
     """Probe every service at once (each bounded by `timeout`), then ask the workers when
     the broker is up: a broadcast to a dead broker would wait for kombu's retries."""
-    # The embedded broker is folders that every process using it creates: make them as a
-    # worker would, so the broker probe sees the same state on every run.
-    celery_config(settings)
+    # Made as a worker or a publish would make them, so the broker probe sees the same
+    # state whichever process started first.
+    make_embedded_broker_folders(settings)
     with ThreadPoolExecutor(max_workers=4) as pool:
         database = pool.submit(check_database, settings, timeout, audit)
         broker = pool.submit(check_broker, settings, timeout)

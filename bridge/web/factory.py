@@ -10,7 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from bridge.apps import App, load_app
-from bridge.celery.config import celery_config
+from bridge.celery.config import make_embedded_broker_folders
 from bridge.inngest.serve import serve_inngest
 from bridge.ops.probes import Check, check_broker, check_database
 from bridge.web.api_docs import create_documented_app, document_routes
@@ -25,9 +25,9 @@ def create_app(settings: Settings | None = None, app: App | None = None) -> Fast
     """The web app for `app` (default: the one JOBBRIDGE_APP names)."""
     settings = settings or get_settings()
     found = app or load_app(settings.jobbridge_app)
-    # The embedded broker is folders every process using it creates; the probe of
-    # /healthz expects them, as a worker or a publish would make them.
-    celery_config(settings)
+    # Made as a worker or a publish would make them, so the broker probe sees the same
+    # state whichever process started first.
+    make_embedded_broker_folders(settings)
     registry = found.registry
     logging.basicConfig(level=logging.INFO)
     web = create_documented_app(settings)
