@@ -23,6 +23,7 @@ CronBody = Callable[[], dict[str, Any]]
 _PREFIX = re.compile(r"^[a-z0-9-]+/$")
 _NAME = re.compile(r"^[a-z0-9-]+(\.[a-z0-9-]+)+$")
 _ROUTE = re.compile(r"^/api(/[a-z0-9-]+)+$")
+_FLOW_KEY = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 _CRON = re.compile(r"^\S+ \S+ \S+ \S+ \S+$")
 
 
@@ -49,6 +50,13 @@ class JobSpec(Generic[P]):
     throttle: Throttle | None = None  # per key, at most limit starts per period
     key: str = "emailAccountId"  # the payload field the per-key limits apply to
     delayable: bool = False  # payload carries `scheduledFor`; deliver no earlier
+    # More paths that serve the same job, with the same auth and answers: where another
+    # app's producers (the one this app replaces) still post it. Never published to.
+    aliases: tuple[str, ...] = ()
+    # The QStash flow-control key is this prefix + the key field's value (default
+    # `<fn_id>.`): one the replaced app used, so that its messages still in QStash and
+    # ours share one limit.
+    flow_key_prefix: str | None = None
 
     @property
     def fn_id(self) -> str:
@@ -59,6 +67,11 @@ class JobSpec(Generic[P]):
     def limited_by_key(self) -> bool:
         return self.concurrency is not None or self.throttle is not None
 
+    def flow_key(self, data: dict[str, Any]) -> str:
+        """The key a message's per-key limits apply to (QStash's flow-control key)."""
+        prefix = self.fn_id + "." if self.flow_key_prefix is None else self.flow_key_prefix
+        return f"{prefix}{data[self.key]}"
+
 
 @dataclass(frozen=True)
 class CronSpec:
@@ -66,6 +79,9 @@ class CronSpec:
     cron: str  # five fields, UTC: Celery beat, Inngest TriggerCron
     route: str  # POST with `Authorization: Bearer $CRON_SECRET`, for any other scheduler
     body: CronBody
+    # Inngest events that also run it once each: another app's way of triggering the same
+    # work (an event it sent itself to repeat), still in flight when this app took over.
+    events: tuple[str, ...] = ()
 
     @property
     def fn_id(self) -> str:
@@ -75,12 +91,18 @@ class CronSpec:
 class Registry:
     """The jobs and crons of one app, keyed by event and by name."""
 
-    def __init__(self, *, event_prefix: str) -> None:
+    def __init__(self, *, event_prefix: str, alias_suffixes: tuple[str, ...] = ()) -> None:
+        """`alias_suffixes`: each job is also served at its route (and legacy routes) plus
+        each suffix, e.g. "/simple" where the replaced app's last-resort calls went."""
         if not _PREFIX.match(event_prefix):
             raise JobDeclarationError(
                 f"event_prefix {event_prefix!r} must look like 'my-app/' (lowercase, dashes)"
             )
+        for suffix in alias_suffixes:
+            if not _ROUTE.match("/api" + suffix):
+                raise JobDeclarationError(f"alias suffix {suffix!r} must look like /words-and")
         self.event_prefix = event_prefix
+        self.alias_suffixes = alias_suffixes
         self.jobs: dict[str, JobSpec[Any]] = {}
         self.crons: dict[str, CronSpec] = {}
         self._routes: dict[str, str] = {}
@@ -112,8 +134,18 @@ class Registry:
         throttle: Throttle | None = None,
         key: str = "emailAccountId",
         delayable: bool = False,
+        legacy_routes: tuple[str, ...] = (),
+        flow_key_prefix: str | None = None,
     ) -> Callable[[JobBody[P]], JobSpec[P]]:
-        """Declare a job. Keyword-only: an unknown option is a TypeError at import."""
+        """Declare a job. Keyword-only: an unknown option is a TypeError at import.
+
+        `legacy_routes`: other paths the replaced app posted this job to; they and the
+        route get the registry's alias suffixes too."""
+        paths = (route, *legacy_routes)
+        aliases = (
+            *legacy_routes,
+            *(path + suffix for path in paths for suffix in self.alias_suffixes),
+        )
 
         def declare(body: JobBody[P]) -> JobSpec[P]:
             spec: JobSpec[P] = JobSpec(
@@ -128,23 +160,32 @@ class Registry:
                 throttle=throttle,
                 key=key,
                 delayable=delayable,
+                aliases=aliases,
+                flow_key_prefix=flow_key_prefix,
             )
             validate_job(spec)
             if spec.event in self.jobs:
                 raise JobDeclarationError(f"{spec.event}: declared twice")
-            self._check_route(spec.route, spec.event)
+            if any(spec.event in cron.events for cron in self.crons.values()):
+                raise JobDeclarationError(f"{spec.event}: already triggers a cron")
+            for path in (spec.route, *spec.aliases):
+                self._check_route(path, spec.event)
             self._check_open(spec.event)
-            self._routes[spec.route] = spec.event
+            for path in (spec.route, *spec.aliases):
+                self._routes[path] = spec.event
             self.jobs[spec.event] = spec
             return spec
 
         return declare
 
-    def cron(self, *, name: str, cron: str, route: str) -> Callable[[CronBody], CronSpec]:
-        """Declare a periodic task: Celery beat, an Inngest cron function, and a cron route."""
+    def cron(
+        self, *, name: str, cron: str, route: str, events: tuple[str, ...] = ()
+    ) -> Callable[[CronBody], CronSpec]:
+        """Declare a periodic task: Celery beat, an Inngest cron function, and a cron route.
+        Each of `events` also runs it once (its Inngest function triggers on them too)."""
 
         def declare(body: CronBody) -> CronSpec:
-            spec = CronSpec(name=name, cron=cron, route=route, body=body)
+            spec = CronSpec(name=name, cron=cron, route=route, body=body, events=events)
             self.add_cron(spec)
             return spec
 
@@ -158,6 +199,10 @@ class Registry:
             raise JobDeclarationError(f"{spec.name}: cron {spec.cron!r} needs five fields")
         if spec.name in self.crons:
             raise JobDeclarationError(f"{spec.name}: declared twice")
+        for event in spec.events:
+            self._name_of(event)
+            if event in self.jobs or any(event in cron.events for cron in self.crons.values()):
+                raise JobDeclarationError(f"{spec.name}: event {event} already triggers another")
         self._check_route(spec.route, spec.name)
         self._check_open(spec.name)
         self._routes[spec.route] = spec.name
@@ -209,6 +254,13 @@ def validate_job(spec: JobSpec[Any]) -> None:
         raise JobDeclarationError(f"{where}: per-key limits need a payload field {spec.key!r}")
     if spec.delayable and "scheduled_for" not in fields:
         raise JobDeclarationError(f"{where}: delayable jobs need a `scheduled_for` payload field")
+    if spec.flow_key_prefix is not None and not _FLOW_KEY.match(spec.flow_key_prefix):
+        raise JobDeclarationError(
+            f"{where}: flow_key_prefix {spec.flow_key_prefix!r} may hold letters, digits, "
+            "'-', '_' and '.' only (QStash's flow-control key alphabet)"
+        )
+    if spec.flow_key_prefix is not None and not spec.limited_by_key:
+        raise JobDeclarationError(f"{where}: flow_key_prefix needs per-key limits to name")
     if spec.concurrency is not None and spec.concurrency < 1:
         raise JobDeclarationError(f"{where}: concurrency must be at least 1")
     if spec.throttle is not None and (spec.throttle.limit < 1 or spec.throttle.period_seconds < 1):

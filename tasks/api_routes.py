@@ -28,6 +28,7 @@ class StartBulkProcess(BaseModel):
     start_date: Timestamp
     end_date: Timestamp | None = None
     only_unread: bool = True
+    force_reprocess: bool = False  # apply the rules again to messages with a result
 
 
 class BulkJobStatus(BaseModel):
@@ -99,6 +100,7 @@ def add_routes(app: FastAPI, settings: Settings) -> None:
                 body.start_date,
                 body.end_date,
                 body.only_unread,
+                body.force_reprocess,
             )
         except bulk_process.BulkJobAlreadyOpen as error:
             raise HTTPException(409, str(error)) from None

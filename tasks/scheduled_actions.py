@@ -213,14 +213,25 @@ def sweep(now: datetime | None = None, limit: int = 1000) -> SweepReport:
 execute_scheduled_action = registry.job(
     event="inbox-zero/scheduled-action.execute",
     route="/api/scheduled-actions/execute",
+    # The replaced app published its QStash messages here (its event-to-path mapping
+    # turned only the first dot into a slash): still delivered during the switch.
+    legacy_routes=("/api/scheduled-action/execute",),
     payload=ExecuteScheduledAction,
     retries=3,
     delayable=True,
 )(execute)
 
 
+# The replaced app ran its sweep on this event, each run sending the next one 5 minutes
+# ahead; one still in flight at the switch runs the sweep once and sends nothing on.
+LEGACY_CLEANUP_EVENT = "inbox-zero/cleanup.scheduled-actions"
+
+
 @registry.cron(
-    name="scheduled-actions.sweep", cron="* * * * *", route="/api/scheduled-actions/sweep"
+    name="scheduled-actions.sweep",
+    cron="* * * * *",
+    route="/api/scheduled-actions/sweep",
+    events=(LEGACY_CLEANUP_EVENT,),
 )
 def sweep_scheduled_actions() -> dict[str, Any]:
     return asdict(sweep())
@@ -231,6 +242,7 @@ __all__ = [
     "CLAIMED_RETRY_MARGIN",
     "EXECUTION_LEASE",
     "HEARTBEATS_PER_LEASE",
+    "LEGACY_CLEANUP_EVENT",
     "MAX_EXECUTION_ATTEMPTS",
     "ActionRefused",
     "ExecuteScheduledAction",

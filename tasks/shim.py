@@ -4,4 +4,6 @@ from __future__ import annotations
 
 from bridge.registry import Registry
 
-registry = Registry(event_prefix="inbox-zero/")
+# The replaced app's last-resort calls went to `<route>/simple`: served as aliases, so
+# those still on their way during the switch are not lost.
+registry = Registry(event_prefix="inbox-zero/", alias_suffixes=("/simple",))

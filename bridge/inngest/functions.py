@@ -11,7 +11,9 @@ from bridge.core import run_job
 from bridge.outcome import Delivery, Outcome
 from bridge.registry import CronSpec, JobSpec, Registry
 
-SLEEP_STEP_ID = "wait-until-scheduled"
+# The replaced app's step id for the same sleep: a run it left sleeping resumes on this
+# app with its sleep already memoised under this id, not planned a second time.
+SLEEP_STEP_ID = "wait-for-scheduled-time"
 
 
 def _wake_time(value: Any) -> datetime:
@@ -78,9 +80,12 @@ def job_function(client: inngest.Inngest, spec: JobSpec[Any]) -> inngest.Functio
 
 
 def cron_function(client: inngest.Inngest, spec: CronSpec) -> inngest.Function[Any]:
-    @client.create_function(
-        fn_id=spec.fn_id, name=spec.name, trigger=inngest.TriggerCron(cron=spec.cron), retries=0
-    )
+    triggers: list[inngest.TriggerCron | inngest.TriggerEvent] = [
+        inngest.TriggerCron(cron=spec.cron)
+    ]
+    triggers += [inngest.TriggerEvent(event=event) for event in spec.events]
+
+    @client.create_function(fn_id=spec.fn_id, name=spec.name, trigger=triggers, retries=0)
     def handle(ctx: inngest.ContextSync) -> dict[str, Any]:
         return spec.body()
 

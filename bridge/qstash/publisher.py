@@ -49,7 +49,7 @@ class QStashPublisher:
         if message.dedup_id:
             options["deduplication_id"] = message.dedup_id
         if spec.limited_by_key:
-            control: dict[str, Any] = {"key": f"{spec.fn_id}.{message.data[spec.key]}"}
+            control: dict[str, Any] = {"key": spec.flow_key(message.data)}
             if spec.concurrency is not None:
                 control["parallelism"] = spec.concurrency
             if spec.throttle is not None:

@@ -43,7 +43,11 @@ def create_app(settings: Settings | None = None, app: App | None = None) -> Fast
     if settings.api_docs != "off":
         document_routes(
             web,
-            jobs=[(spec.route, spec.payload) for spec in registry.jobs.values()],
+            jobs=[
+                (path, spec.payload)
+                for spec in registry.jobs.values()
+                for path in (spec.route, *spec.aliases)
+            ],
             crons=[cron.route for cron in registry.crons.values()],
         )
 

@@ -71,15 +71,17 @@ def run_once(
 
 
 def job_endpoint(
-    settings: Settings, spec: JobSpec[Any]
+    settings: Settings, spec: JobSpec[Any], path: str
 ) -> Callable[[Request], Awaitable[Response]]:
+    """The job served at `path` (its route or an alias: QStash signs the path it called)."""
+
     async def endpoint(request: Request) -> Response:
         try:
             raw = await read_capped(request.scope, request.receive, MAX_BODY_BYTES)
         except Refused as refusal:
             return responses.error(refusal.status, refusal.detail)
         try:
-            caller, token = authenticate_job_call(settings, request.headers, raw, spec.route)
+            caller, token = authenticate_job_call(settings, request.headers, raw, path)
         except Unauthorized as error:
             return responses.error(401, str(error))
         content_type = request.headers.get("content-type", "")
@@ -130,11 +132,21 @@ def add_job_routes(app: FastAPI, settings: Settings, registry: Registry) -> None
     for spec in registry.jobs.values():
         app.add_api_route(
             spec.route,
-            job_endpoint(settings, spec),
+            job_endpoint(settings, spec, spec.route),
             methods=["POST"],
             name=spec.event,
             operation_id=spec.fn_id,
         )
+        for number, alias in enumerate(spec.aliases, start=1):
+            app.add_api_route(
+                alias,
+                job_endpoint(settings, spec, alias),
+                methods=["POST"],
+                name=f"{spec.event} (alias {alias})",
+                operation_id=f"{spec.fn_id}-alias-{number}",
+                description=f"The job of {spec.route}, where the replaced app still posts it.",
+                deprecated=True,
+            )
     for cron in registry.crons.values():
         app.add_api_route(
             cron.route,

@@ -95,6 +95,9 @@ def bulk_start(
         int, typer.Option(help="process mail from the last N days", min=1, max=36500)
     ] = 30,
     include_read: Annotated[bool, typer.Option(help="also messages already read")] = False,
+    force_reprocess: Annotated[
+        bool, typer.Option(help="apply the rules again to messages that have a result")
+    ] = False,
 ) -> None:
     """Start a bulk run of the account's rules (one open run per account)."""
     settings_or_exit()
@@ -102,7 +105,11 @@ def bulk_start(
     found = _account(account)
     try:
         job = bulk_process.start(
-            found.id, datetime.now(UTC) - timedelta(days=days), None, not include_read
+            found.id,
+            datetime.now(UTC) - timedelta(days=days),
+            None,
+            not include_read,
+            force_reprocess,
         )
     except bulk_process.BulkJobAlreadyOpen as error:
         fail(str(error))
@@ -169,12 +176,14 @@ def categorize(
                 break
             token = page.next_page_token
     mine = found.email.lower()
-    queued = categorize_senders(found.id, [s for s in senders if s and s.lower() != mine])
+    # Blanks (a From line parseaddr could not read) go too: the producer counts them.
+    queued = categorize_senders(found.id, [s for s in senders if s.strip().lower() != mine])
     emit_json(
         {
             "jobs": queued.chunks,
             "senders": queued.senders,
             "alreadyCategorized": queued.already_categorized,
+            "unusable": queued.unusable,  # entries that are no usable address, left out
         }
     )
 

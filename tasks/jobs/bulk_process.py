@@ -7,19 +7,28 @@ and only then counts them and enqueues the next page (a publish that fails leave
 the counts as they were). The last page sets `all_queued`, so the job cannot
 complete while pages are still being fetched. Each worker counts its message once,
 by inserting a BulkProcessItem row; retries never count twice.
+
+The messages keep the replaced app's shape, both ways: a fetcher message names its page
+`pageCount` and carries the run's window and options (`startDate`, `endDate`,
+`onlyUnread`, `forceReprocess`), a worker message `forceReprocess`. What a message
+carries wins over the job row, which fills in what it leaves out (`page` is read too).
+With forceReprocess, messages that already have a rule result are queued and have the
+rules applied again, once per run.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.utils import parseaddr
 
+from pydantic import AliasChoices, Field
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from bridge.outcome import Delivery, PermanentError, Result, done, skipped
-from bridge.payload import ExternalId, Id, Payload, Text
+from bridge.payload import ExternalId, Id, Payload, Text, Timestamp
 from bridge.publishing import enqueue, enqueue_many
 from bridge.store.db import rows_changed, session_scope
 from tasks.accounts import account_or_fail, mailbox_of
@@ -56,7 +65,16 @@ class FetchPage(Payload):
     job_id: Id
     email_account_id: Id
     page_token: Text | None = None
-    page: int = 0
+    page: int = Field(
+        0,
+        ge=0,
+        validation_alias=AliasChoices("pageCount", "page"),
+        serialization_alias="pageCount",
+    )
+    start_date: Timestamp | None = None
+    end_date: Timestamp | None = None
+    only_unread: bool | None = None
+    force_reprocess: bool | None = None
 
 
 class ProcessMessage(Payload):
@@ -64,10 +82,58 @@ class ProcessMessage(Payload):
     email_account_id: Id
     message_id: ExternalId
     thread_id: ExternalId
+    force_reprocess: bool | None = None
+
+
+@dataclass(frozen=True)
+class Window:
+    """What one page lists, and whether handled messages are processed again."""
+
+    start: datetime
+    end: datetime | None
+    only_unread: bool
+    force_reprocess: bool
+
+    @classmethod
+    def of(cls, row: BulkProcessJob, message: FetchPage) -> Window:
+        end = message.end_date or row.end_date
+        return cls(
+            start=_utc(message.start_date or row.start_date),
+            end=None if end is None else _utc(end),
+            only_unread=_either(message.only_unread, row.only_unread),
+            force_reprocess=_either(message.force_reprocess, row.force_reprocess),
+        )
+
+
+def _either(carried: bool | None, stored: bool) -> bool:
+    return stored if carried is None else carried
+
+
+def _utc(value: datetime) -> datetime:
+    # The replaced app wrote ISO text with Z; a naive time is read as UTC.
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def page_message(row: BulkProcessJob, window: Window, page: int, token: str | None) -> FetchPage:
+    """A fetcher message in the shape both apps read (see the module's docstring)."""
+    return FetchPage(
+        job_id=row.id,
+        email_account_id=row.email_account_id,
+        page_token=token,
+        page=page,
+        start_date=window.start,
+        end_date=window.end,
+        only_unread=window.only_unread,
+        force_reprocess=window.force_reprocess,
+    )
 
 
 def start(
-    email_account_id: str, start_date: datetime, end_date: datetime | None, only_unread: bool
+    email_account_id: str,
+    start_date: datetime,
+    end_date: datetime | None,
+    only_unread: bool,
+    force_reprocess: bool = False,
 ) -> BulkProcessJob:
     """Create the job (one open job per account, enforced by the database) and fetch page 0."""
     account_or_fail(email_account_id)
@@ -76,6 +142,7 @@ def start(
         start_date=start_date,
         end_date=end_date,
         only_unread=only_unread,
+        force_reprocess=force_reprocess,
         status=BulkJobStatus.PENDING,
     )
     try:
@@ -83,7 +150,8 @@ def start(
             session.add(row)
     except IntegrityError:
         raise BulkJobAlreadyOpen(_open_job_id(email_account_id) or "?") from None
-    payload = FetchPage(job_id=row.id, email_account_id=email_account_id, page=0)
+    window = Window(start_date, end_date, only_unread, force_reprocess)
+    payload = page_message(row, window, 0, None)
     try:
         enqueue(fetch_page, payload, dedup_id=f"bulk-{row.id}-page-0")
     except Exception as error:
@@ -161,16 +229,17 @@ def fetch_page(payload: FetchPage, delivery: Delivery) -> Result:
     row = job_or_fail(payload.job_id)
     if row.status not in OPEN_BULK_STATUSES:
         return skipped(f"job is {row.status.value}")
+    window = Window.of(row, payload)
     if row.pages_fetched > payload.page:
         # A redelivered page: its messages were queued and counted; make sure the
         # next page was queued too (a crash may have come between the two).
-        _enqueue_next(row, payload, row.next_page_token)
+        _enqueue_next(row, window, payload.page, row.next_page_token)
         return skipped(f"page {payload.page} was already fetched")
     account, mail = mailbox_of(payload.email_account_id)
     page = mail.list_threads(
-        after=row.start_date,
-        before=row.end_date,
-        unread_only=row.only_unread,
+        after=window.start,
+        before=window.end,
+        unread_only=window.only_unread,
         page_token=payload.page_token,
         page_size=PAGE_SIZE,
     )
@@ -184,7 +253,7 @@ def fetch_page(payload: FetchPage, delivery: Delivery) -> Result:
             continue
         if parseaddr(newest.sender)[1].lower() in ignored:
             continue
-        if has_rule_result(account.id, newest.id):
+        if not window.force_reprocess and has_rule_result(account.id, newest.id):
             continue
         workers.append(
             ProcessMessage(
@@ -192,6 +261,7 @@ def fetch_page(payload: FetchPage, delivery: Delivery) -> Result:
                 email_account_id=account.id,
                 message_id=newest.id,
                 thread_id=thread_id,
+                force_reprocess=window.force_reprocess,
             )
         )
     if workers:
@@ -224,20 +294,15 @@ def fetch_page(payload: FetchPage, delivery: Delivery) -> Result:
     if last_page:
         _complete_if_done(row.id)
     else:
-        _enqueue_next(row, payload, page.next_page_token)
+        _enqueue_next(row, window, payload.page, page.next_page_token)
     return done(f"page {payload.page}: {len(workers)} of {len(page.thread_ids)} threads queued")
 
 
-def _enqueue_next(row: BulkProcessJob, payload: FetchPage, token: str | None) -> None:
+def _enqueue_next(row: BulkProcessJob, window: Window, page: int, token: str | None) -> None:
     if token is None:
         return
-    following = FetchPage(
-        job_id=row.id,
-        email_account_id=payload.email_account_id,
-        page_token=token,
-        page=payload.page + 1,
-    )
-    enqueue(fetch_page, following, dedup_id=f"bulk-{row.id}-page-{payload.page + 1}")
+    following = page_message(row, window, page + 1, token)
+    enqueue(fetch_page, following, dedup_id=f"bulk-{row.id}-page-{page + 1}")
 
 
 @registry.job(
@@ -251,6 +316,10 @@ def process_message(payload: ProcessMessage, delivery: Delivery) -> Result:
     row = job_or_fail(payload.job_id)
     if row.status is BulkJobStatus.CANCELLED:
         return skipped("job was cancelled")
+    force = _either(payload.force_reprocess, row.force_reprocess)
+    if force and _counted(row.id, payload.message_id):
+        # Applied again once per run: a redelivery must not apply the rules a third time.
+        return skipped("message was already processed in this run")
     account, mail = mailbox_of(payload.email_account_id)
     try:
         message = mail.get_message(payload.message_id)
@@ -258,7 +327,7 @@ def process_message(payload: ProcessMessage, delivery: Delivery) -> Result:
         _count(row.id, payload.message_id, BulkItemStatus.SKIPPED)
         return skipped("message no longer exists")
     try:
-        outcome = apply_rules(account, message, mail)
+        outcome = apply_rules(account, message, mail, force=force)
     except PermanentError as error:
         _count(row.id, payload.message_id, BulkItemStatus.FAILED)
         raise PermanentError(str(error)) from error
@@ -269,6 +338,16 @@ def process_message(payload: ProcessMessage, delivery: Delivery) -> Result:
         raise
     _count(row.id, payload.message_id, BulkItemStatus.PROCESSED)
     return done(f"rules {outcome.status}: {outcome.rule_name or '-'}")
+
+
+def _counted(job_id: str, message_id: str) -> bool:
+    with session_scope() as session:
+        found = session.scalar(
+            select(BulkProcessItem.id).where(
+                BulkProcessItem.job_id == job_id, BulkProcessItem.message_id == message_id
+            )
+        )
+    return found is not None
 
 
 def _count(job_id: str, message_id: str, status: BulkItemStatus) -> None:

@@ -1,14 +1,19 @@
 """Categorize senders: give each sender an account hears from a category
 (docs/JOBS.md, "Categorizing senders").
 
-`categorize_senders` (the producer) drops duplicates and senders already categorized,
-publishes the rest in chunks of 50 with one `enqueue_many`, and marks them queued in
-the account's progress. Each `categorize.senders-batch` run reads a few recent
-messages per sender, decides its category with the static rules (Newsletter, Receipt)
-and asks the AI only about the rest, then writes the Sender's category, creating the
-Category row the first time a name is used. Nothing is written until a category is
-known: no "unknown" placeholder is written to be overwritten later, and a sender the
-AI cannot place stays uncategorized, yet counts as done.
+`categorize_senders` (the producer) leaves out entries that are no usable address
+(`categorize_addresses`; counted in `Queued.unusable`), drops duplicates and senders
+already categorized, publishes the rest in chunks of 50 with one `enqueue_many`, and
+marks them queued in the account's progress.
+
+Each `categorize.senders-batch` run takes any strings (the replaced app sent "" for a
+From line it could not parse, and repeated addresses), normalises them the same way,
+leaves out the unusable ones and names them in its detail (skipped when none is left),
+then reads a few recent messages per sender, decides its category with the static rules
+(Newsletter, Receipt) and asks the AI only about the rest, then writes the Sender's
+category, creating the Category row the first time a name is used. Nothing is written
+until a category is known: no "unknown" placeholder is written to be overwritten later,
+and a sender the AI cannot place stays uncategorized, yet counts as done.
 
 Idempotent: a sender that already has a category is skipped (so a redelivered batch
 asks the AI nothing again and the first category written wins); the Sender row is
@@ -29,17 +34,18 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import Field, StringConstraints
+from pydantic import Field, PlainValidator, WithJsonSchema
+from pydantic_core import PydanticCustomError
 
-from bridge.outcome import Delivery, Result, done
-from bridge.payload import Id, Payload, Storable
+from bridge.outcome import Delivery, Result, done, skipped
+from bridge.payload import Id, Payload
 from bridge.publishing import enqueue_many, validate
-from bridge.store.columns import ADDRESS_LENGTH
 from tasks.accounts import account_or_fail, mailbox_of
 from tasks.ai import AI, default_ai
 from tasks.ai.static_rules import RECEIPT, sender_address, static_category
+from tasks.jobs.categorize_addresses import describe_unusable, sort_senders
 from tasks.jobs.categorize_progress import forget, mark_done, mark_queued, progress
 from tasks.jobs.categorize_records import categorized, save
 from tasks.mail.port import MailMessage, MailProvider, MessageNotFound
@@ -55,33 +61,45 @@ SCAN_FOLDER = "INBOX"
 SCAN_PAGE_SIZE = 25
 MAX_SCANNED_THREADS = 250
 CATEGORY_NAME_LENGTH = 100  # Category.name's column
+SENDER_ENTRY_LENGTH = 4096  # one entry: far more than any From line, a bound on junk
 
-# Email-ish, not RFC 5322: one "@" with something on both sides, no spaces or list
-# separators, so a display name ("Ann <a@b>") or two addresses in one string are refused.
-SenderEmail = Annotated[
+
+def _sender_entry(value: Any) -> str:
+    # Any JSON string, as the replaced app's `z.array(z.string())` took, lone surrogates
+    # included (pydantic's str would refuse those): the job judges each entry, and one it
+    # cannot use is left out instead of failing the batch. Only the length is bounded.
+    if not isinstance(value, str):
+        raise PydanticCustomError("string_type", "Input should be a valid string")
+    if len(value) > SENDER_ENTRY_LENGTH:
+        raise PydanticCustomError(
+            "string_too_long",
+            "String should have at most {max_length} characters",
+            {"max_length": SENDER_ENTRY_LENGTH},
+        )
+    return value
+
+
+SenderEntry = Annotated[
     str,
-    StringConstraints(
-        strip_whitespace=True,
-        to_lower=True,  # Sender.email is stored lower-cased (bulk_process compares it so)
-        max_length=ADDRESS_LENGTH,
-        pattern=r"^[^@\s<>,;]+@[^@\s<>,;]+$",
-    ),
-    Storable,
+    PlainValidator(_sender_entry),
+    WithJsonSchema({"type": "string", "maxLength": SENDER_ENTRY_LENGTH}),
 ]
 
 
 class CategorizeSendersBatch(Payload):
     email_account_id: Id
-    senders: list[SenderEmail] = Field(min_length=1, max_length=CHUNK_SIZE)
+    senders: list[SenderEntry] = Field(max_length=CHUNK_SIZE)
 
 
 @dataclass(frozen=True)
 class Queued:
-    """What the producer did: jobs published, senders in them, senders left out."""
+    """What the producer did: jobs published, senders in them, senders left out (already
+    categorized, or distinct entries that are no usable address)."""
 
     chunks: int
     senders: int
     already_categorized: int
+    unusable: int = 0
 
 
 # Producer ----------------------------------------------------------------------------
@@ -90,19 +108,21 @@ class Queued:
 def categorize_senders(email_account_id: str, senders: Iterable[str]) -> Queued:
     """Queue every distinct, not yet categorized sender, 50 to a job, in one publish.
 
-    Dedup ids come from the account and the chunk's content, and senders are sorted
-    before chunking, so calling this twice with the same senders publishes the same
-    jobs under the same ids (a double click is one run where the provider dedups).
+    Entries that are no usable address (`usable_sender`: "", "Ann <a@b>", ...) are left
+    out and counted, never raised about. Dedup ids come from the account and the chunk's
+    content, and senders are sorted before chunking, so calling this twice with the same
+    senders publishes the same jobs under the same ids (a double click is one run where
+    the provider dedups).
     """
     account_or_fail(email_account_id)
-    wanted = sorted({_normal(sender) for sender in senders} - {""})
+    entries = sort_senders(senders)
+    wanted = sorted(entries.usable)
     already = categorized(email_account_id, wanted)
     todo = [sender for sender in wanted if sender not in already]
     if not todo:
-        return Queued(0, 0, len(already))
+        return Queued(0, 0, len(already), len(entries.unusable))
     chunks = [todo[start : start + CHUNK_SIZE] for start in range(0, len(todo), CHUNK_SIZE)]
-    # Validated as wire data: a bad sender raises its InvalidPayload (naming `senders`)
-    # before anything is marked or sent, as for any other job.
+    # Validated as wire data before anything is marked or sent, as for any other job.
     payloads = [
         validate(categorize_senders_batch, {"emailAccountId": email_account_id, "senders": chunk})
         for chunk in chunks
@@ -124,7 +144,7 @@ def categorize_senders(email_account_id: str, senders: Iterable[str]) -> Queued:
     fresh = [
         chunk for chunk, receipt in zip(chunks, receipts, strict=True) if not receipt.deduplicated
     ]
-    return Queued(len(fresh), sum(map(len, fresh)), len(already))
+    return Queued(len(fresh), sum(map(len, fresh)), len(already), len(entries.unusable))
 
 
 def _normal(sender: str) -> str:
@@ -142,13 +162,22 @@ def _dedup_id(account_id: str, chunk: Sequence[str]) -> str:
 @registry.job(
     event=BATCH_EVENT,
     route="/api/user/categorize/senders/batch",
+    # The replaced app's QStash messages went here (its event-to-path mapping turned only
+    # the first dot into a slash); served so that those still queued are delivered.
+    legacy_routes=("/api/categorize/senders-batch",),
     payload=CategorizeSendersBatch,
     concurrency=3,
     retries=3,
 )
 def categorize_senders_batch(payload: CategorizeSendersBatch, delivery: Delivery) -> Result:
     account, mail = mailbox_of(payload.email_account_id)
-    senders = list(dict.fromkeys(payload.senders))  # a duplicate would be asked about twice
+    # Normalised, each once (a duplicate would be asked about twice); entries that are no
+    # usable address are left out and named in the detail.
+    entries = sort_senders(payload.senders)
+    left_out = describe_unusable(entries.unusable)
+    senders = entries.usable
+    if not senders:
+        return skipped(left_out or "no senders in the batch")
     # Senders categorized by an earlier delivery of this batch, another batch or the
     # user: skipped, so a redelivery repeats no AI call and never changes a category.
     already = categorized(account.id, senders)
@@ -175,6 +204,7 @@ def categorize_senders_batch(payload: CategorizeSendersBatch, delivery: Delivery
     return done(
         f"{tally['rules']} by rules, {tally['ai']} by AI, {tally['uncategorized']} "
         f"uncategorized, {len(senders) - len(todo) + tally['raced']} already categorized"
+        + (f"; {left_out}" if left_out else "")
     )
 
 
@@ -258,6 +288,7 @@ def _category_name(answer: str | None) -> str | None:
 __all__ = [
     "BATCH_EVENT",
     "CHUNK_SIZE",
+    "SENDER_ENTRY_LENGTH",
     "CategorizeSendersBatch",
     "Queued",
     "categorize_senders",

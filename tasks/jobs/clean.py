@@ -5,14 +5,17 @@
 older than `days_old`, following each page token to the next page (so no page is
 queued twice), publishing one `clean.process` per thread, one batch per page, each
 with a dedup id per (job, thread). `threads_queued` grows only after a page is published.
+Its messages spell out all six skips (DEFAULT_SKIPS unless told otherwise).
 
 `clean.process` (3 at a time per account) reads the thread and decides: static rules in
-docs/JOBS.md's order, then the AI. It records the decision in Redis (progress for the UI,
-with a TTL), then publishes `clean.gmail` (label-based mail: Maildir, Google) or
-`clean.outlook` (Microsoft) with `markDone`, dedup id per (job, thread). Idempotent: a
-redelivery reuses the decision first recorded for the (job, thread) instead of asking
-the AI again (it may answer differently), and publishes the same message again under
-the same dedup id; a thread already recorded as cleaned is skipped.
+docs/JOBS.md's order, then the AI. It also reads the replaced app's messages: a skip that
+is null or left out is False ("don't skip"), and instructions "" are none. It records
+the decision in Redis (progress for the UI, with a TTL), then publishes `clean.gmail`
+(label-based mail: Maildir, Google) or `clean.outlook` (Microsoft) with `markDone`,
+dedup id per (job, thread). Idempotent: a redelivery reuses the decision first recorded
+for the (job, thread) instead of asking the AI again (it may answer differently), and
+publishes the same message again under the same dedup id; a thread already recorded as
+cleaned is skipped.
 
 `clean.gmail` and `clean.outlook` (6 starts per second per account) label the thread's
 messages (processed, plus done when markDone), archive or mark them read when markDone,
@@ -33,7 +36,9 @@ import hashlib
 import logging
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Annotated
 
+from pydantic import AfterValidator
 from sqlalchemy import update
 
 from bridge.outcome import Delivery, Result, done, skipped
@@ -57,7 +62,7 @@ from tasks.jobs.clean_records import (
     record_once,
     recorded,
 )
-from tasks.jobs.clean_rules import Decision, Skips, decide, starred_in
+from tasks.jobs.clean_rules import DEFAULT_SKIPS, Decision, Skips, decide, starred_in
 from tasks.mail.port import MailProvider, MessageNotFound
 from tasks.models import CleanAction, CleanupJob, CleanupJobStatus, MailProviderKind, utcnow
 from tasks.shim import registry
@@ -72,12 +77,17 @@ INBOX = "INBOX"  # the port's name for the inbox (list_threads' default folder)
 OUTLOOK_ARCHIVE = "Archive"  # Graph's well-known archive folder, as the port names folders
 
 
+def _blank_is_none(value: str | None) -> str | None:
+    # The replaced app sends "" for "no instructions": the AI must not read it as some.
+    return value if value is not None and value.strip() else None
+
+
 class ProcessThread(Payload):
     email_account_id: Id
     thread_id: ExternalId
     job_id: Id
     action: CleanAction
-    instructions: Text | None = None
+    instructions: Annotated[Text | None, AfterValidator(_blank_is_none)] = None
     marked_done_label_id: ExternalId
     processed_label_id: ExternalId
     skips: Skips
@@ -107,13 +117,17 @@ def clean_inbox(
 ) -> CleanupJob:
     """Create the CleanupJob and queue one `clean.process` per old inbox thread.
 
+    Every message carries all six skips, DEFAULT_SKIPS unless `skips` is given (a skip
+    left out would mean False to `clean.process`). Blank instructions are none.
+
     Label names double as label ids: the Maildir adapter labels by name. A Gmail adapter
     would resolve (or create) the labels here and pass their ids.
     """
     if days_old < 0:
         raise ValueError(f"days_old must be 0 or more, not {days_old}")
     action = CleanAction(action)
-    skips = skips or Skips()
+    skips = DEFAULT_SKIPS if skips is None else skips
+    instructions = _blank_is_none(instructions)
     _, mail = mailbox_of(email_account_id)
     row = CleanupJob(
         email_account_id=email_account_id,
@@ -186,6 +200,7 @@ def clean_inbox(
     route="/api/clean",
     payload=ProcessThread,
     concurrency=3,
+    flow_key_prefix="ai-clean-",  # the replaced app's key: one limit while both drain
     retries=3,
 )
 def process_thread(payload: ProcessThread, delivery: Delivery) -> Result:
@@ -244,6 +259,7 @@ def _apply_job(kind: MailProviderKind) -> JobSpec[ApplyClean]:
     route="/api/clean/gmail",
     payload=ApplyClean,
     throttle=Throttle(6, 1),
+    flow_key_prefix="gmail-action-",
     retries=3,
 )
 def apply_gmail(payload: ApplyClean, delivery: Delivery) -> Result:
@@ -256,6 +272,7 @@ def apply_gmail(payload: ApplyClean, delivery: Delivery) -> Result:
     route="/api/clean/outlook",
     payload=ApplyClean,
     throttle=Throttle(6, 1),
+    flow_key_prefix="outlook-action-",
     retries=3,
 )
 def apply_outlook(payload: ApplyClean, delivery: Delivery) -> Result:
@@ -314,6 +331,7 @@ def _dedup_id(stage: str, job_id: str, thread_id: str) -> str:
 
 
 __all__ = [
+    "DEFAULT_SKIPS",
     "GMAIL_EVENT",
     "INBOX",
     "OUTLOOK_ARCHIVE",

@@ -10,6 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Strict
 
 from bridge.payload import Payload
 from tasks.ai import AI
@@ -20,17 +23,39 @@ from tasks.mail.port import MailMessage, MailProvider
 _STARRED = "starred"
 
 
+def _null_is_false(value: Any) -> Any:
+    # The replaced app's schema (`z.boolean().default(X).nullish()`) let null and absent
+    # through as such, and its consumer read both as false: "don't skip".
+    return False if value is None else value
+
+
+# One skip on the wire: true, false, null or absent, the last two meaning False. Strict:
+# "yes", "true" or 1 is refused (naming the field), not read as true.
+Skip = Annotated[
+    bool, Strict(), BeforeValidator(_null_is_false, json_schema_input_type=bool | None)
+]
+
+
 class Skips(Payload):
-    """Kinds of thread the user wants kept (defaults are the app's)."""
+    """Kinds of thread the user wants kept. A skip the message leaves out or sends as
+    null is False, as the replaced app read it; the app's own choices are DEFAULT_SKIPS,
+    which its producers write out in full."""
 
     # For an AI that can tell "needs a reply": the AI port takes no skips yet, and the
     # offline AI keeps anything a person wrote anyway. No static rule reads it.
-    reply: bool = True
-    starred: bool = True
-    calendar: bool = True  # invites: future events kept, past ones done
-    receipt: bool = False
-    attachment: bool = False
-    conversation: bool = False
+    reply: Skip = False
+    starred: Skip = False
+    calendar: Skip = False  # invites: future events kept, past ones done
+    receipt: Skip = False
+    attachment: Skip = False
+    conversation: Skip = False
+
+
+# What jobbridge's producers (`clean_inbox`, and so `jobbridge clean`) ask for unless told
+# otherwise: every skip explicit, so the wire form of our own messages carries all six.
+DEFAULT_SKIPS = Skips(
+    reply=True, starred=True, calendar=True, receipt=False, attachment=False, conversation=False
+)
 
 
 @dataclass(frozen=True)

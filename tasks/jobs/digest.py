@@ -8,10 +8,11 @@
   SENT, redacts the items and advances the schedule. A digest without items is closed
   too: none stays PROCESSING. The email's idempotency key is the
   set of digests it covers, so a resend after a crash sends nothing new.
-- `resend.summary` sends the account a summary of its inbox once per period.
+- `resend.summary` sends the account a summary of its inbox once per period. Its
+  payload (`digest_summary`) names the account by `emailAccountId`, or by `email` as the
+  replaced app's fan-out did; an address no account has is skipped.
 - Two hourly crons fan out: one `resend.digest` per account whose schedule is due, and
-  one `resend.summary` per account due a summary (payload `{emailAccountId}`, the
-  field SendSummary validates).
+  one `resend.summary` per account due a summary (payload `{emailAccountId}`).
 
 Digests go to the user through their own mailbox (sent to themselves), from the display
 name DIGEST_SENDER_NAME: `ai.digest` skips mail from that sender, so a DIGEST rule can
@@ -38,6 +39,7 @@ from bridge.publishing import enqueue_many
 from bridge.store.db import rows_changed, session_scope
 from tasks.accounts import account_or_fail, mailbox_of
 from tasks.ai import default_ai
+from tasks.jobs.digest_summary import SendSummary, summary_account_id
 from tasks.mail.port import MailMessage, OutgoingMail
 from tasks.models import (
     Digest,
@@ -82,10 +84,6 @@ class SendDigest(Payload):
     force: bool = False
 
 
-class SendSummary(Payload):
-    email_account_id: Id
-
-
 def is_digest_email(sender: str, account_email: str) -> bool:
     name, address = parseaddr(sender)
     return name == DIGEST_SENDER_NAME and address.lower() == account_email.lower()
@@ -95,7 +93,9 @@ def is_digest_email(sender: str, account_email: str) -> bool:
     event="inbox-zero/ai.digest",
     route="/api/ai/digest",
     payload=AddToDigest,
-    concurrency=3,
+    # The replaced app's limits for this job: a one-message summary needs no more.
+    concurrency=2,
+    timeout_seconds=120,
     retries=3,
 )
 def add_to_digest(payload: AddToDigest, delivery: Delivery) -> Result:
@@ -311,7 +311,10 @@ def render_digest(items: list[DigestItem]) -> tuple[str, str]:
 
 @registry.job(event=SUMMARY_EVENT, route="/api/resend/summary", payload=SendSummary, retries=3)
 def send_summary(payload: SendSummary, delivery: Delivery) -> Result:
-    account, mail = mailbox_of(payload.email_account_id)
+    account_id = summary_account_id(payload)
+    if account_id is None:  # an `email` no account has (an unknown id fails, in mailbox_of)
+        return skipped(f"no account has the address {payload.email!r}")
+    account, mail = mailbox_of(account_id)
     now = utcnow()
     if account.summary_frequency is None:
         return skipped("account has no summary frequency")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, false, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bridge.store.columns import EXTERNAL_LENGTH, ID_LENGTH, Base, new_id, string_enum, utcnow
@@ -45,6 +45,8 @@ class BulkProcessJob(Base):
     start_date: Mapped[datetime]
     end_date: Mapped[datetime | None]
     only_unread: Mapped[bool] = mapped_column(default=True)
+    # Apply the rules again to messages that already have a result.
+    force_reprocess: Mapped[bool] = mapped_column(default=False, server_default=false())
     total_emails: Mapped[int] = mapped_column(default=0)
     emails_queued: Mapped[int] = mapped_column(default=0)
     processed: Mapped[int] = mapped_column(default=0)

@@ -4,7 +4,10 @@ Effects first, record last: every effect is idempotent (mail operations by natur
 sends by idempotency key, scheduled actions by a deterministic id, digest items by a
 unique constraint), so a crash before the record only means the next delivery repeats
 harmless work; a record first would lose the actions. The ExecutedRule row, unique per
-(account, message), then makes any later application a no-op.
+(account, message), then makes any later application a no-op, unless it is forced (a
+bulk run with forceReprocess): then the rules run again and the row is rewritten with
+the new result. Forced or not, an action already done for the message is not done again
+(its idempotency key, or its scheduled action's id, is the same).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from email.utils import parseaddr
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
@@ -86,9 +89,12 @@ def apply_rules(
     message: MailMessage,
     mail: MailProvider,
     rules: list[Rule] | None = None,
+    *,
+    force: bool = False,
 ) -> ApplyResult:
-    """Run the first matching rule's actions on the message, unless it has a result already."""
-    if has_rule_result(account.id, message.id):
+    """Run the first matching rule's actions on the message, unless it has a result already
+    and the application is not forced."""
+    if not force and has_rule_result(account.id, message.id):
         return ApplyResult("already")
     rules = account_rules(account.id) if rules is None else rules
     rule = first_match(rules, message, sender_category(account.id, message.sender))
@@ -98,14 +104,32 @@ def apply_rules(
     status = ExecutedRuleStatus.APPLIED if rule else ExecutedRuleStatus.NO_MATCH
     try:
         with session_scope() as session:
-            executed = ExecutedRule(
-                email_account_id=account.id,
-                rule_id=rule.id if rule else None,
-                message_id=message.id,
-                thread_id=message.thread_id,
-                status=status,
+            earlier = (
+                session.scalar(
+                    select(ExecutedRule).where(
+                        ExecutedRule.email_account_id == account.id,
+                        ExecutedRule.message_id == message.id,
+                    )
+                )
+                if force
+                else None
             )
-            session.add(executed)
+            if earlier is not None:  # forced: this result replaces the earlier one
+                session.execute(
+                    delete(ExecutedAction).where(ExecutedAction.executed_rule_id == earlier.id)
+                )
+                earlier.rule_id = rule.id if rule else None
+                earlier.status, earlier.error, earlier.created_at = status, None, utcnow()
+                executed = earlier
+            else:
+                executed = ExecutedRule(
+                    email_account_id=account.id,
+                    rule_id=rule.id if rule else None,
+                    message_id=message.id,
+                    thread_id=message.thread_id,
+                    status=status,
+                )
+                session.add(executed)
             session.flush()
             for action, scheduled_id, result_id in results:
                 session.add(

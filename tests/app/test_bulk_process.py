@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
-from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from typing import Any
 
@@ -18,49 +16,16 @@ from bridge.outcome import Delivery
 from bridge.store.db import session_scope
 from bridge.web.factory import create_app
 from config import get_settings
-from tasks.demo import add_account
 from tasks.jobs import bulk_process
-from tasks.mail.maildir import MaildirProvider
-from tasks.models import BulkJobStatus, ExecutedRule, RuleActionType, utcnow
+from tasks.models import BulkJobStatus, ExecutedRule, utcnow
 from tests.support import env
-from tests.support.rules import add_rule
+from tests.support.bulk_inbox import Inbox, finished, seed_inbox
 from tests.support.wait import wait_for
-
-
-class Inbox:
-    def __init__(self, account_id: str, path: Path, email: str) -> None:
-        self.account_id, self.path, self.email = account_id, path, email
-
-    def provider(self) -> MaildirProvider:
-        return MaildirProvider(self.path, self.email)
 
 
 @pytest.fixture
 def inbox(tmp_path: Path) -> Inbox:
-    """40 recent messages: 20 newsletters and 20 personal ones, one thread each."""
-    email = "bulk@example.test"
-    account = add_account(email, tmp_path / "maildir")
-    mail = MaildirProvider(tmp_path / "maildir", email)
-    now = utcnow()
-    for number in range(40):
-        message = EmailMessage()
-        kind = "Newsletter" if number % 2 else "Hello"
-        message["From"] = f"{kind.lower()}{number}@example.test"
-        message["To"] = email
-        message["Subject"] = f"{kind} #{number}"
-        message["Date"] = format_datetime(now - timedelta(minutes=number + 1))
-        message["Message-ID"] = make_msgid("bulk")
-        message.set_content(f"{kind} body {number}")
-        mail.deliver(message)
-    add_rule(
-        account.id, "newsletters", [{"type": RuleActionType.ARCHIVE}], subject_pattern="newsletter"
-    )
-    return Inbox(account.id, tmp_path / "maildir", email)
-
-
-def finished(job_id: str) -> Any:
-    job = bulk_process.get(job_id)
-    return job if job is not None and job.status is BulkJobStatus.COMPLETED else None
+    return seed_inbox(tmp_path)
 
 
 def test_bulk_run_on_celery_applies_rules_page_by_page_and_completes(

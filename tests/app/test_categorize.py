@@ -203,6 +203,104 @@ def test_a_redelivered_batch_changes_nothing_and_counts_once(
     assert categorize.progress(mailbox.account_id) == {"total": 2, "completed": 2}
 
 
+# The job: entries that are no usable address ---------------------------------------
+
+
+def test_a_blank_and_a_duplicate_are_left_out_and_the_rest_categorized(
+    mailbox: Mailbox, ai: FakeAI
+) -> None:
+    # The replaced app's producer sent "" for a From line it could not parse.
+    newsletter(mailbox, "weekly@letters.test")
+    deliver(mailbox, "billing@shop.test", "Your receipt #1042", "Total: $42.00")
+    senders = ["weekly@letters.test", "", " Weekly@Letters.TEST ", "billing@shop.test"]
+
+    result = run_batch(mailbox.account_id, senders)
+
+    assert result.outcome is Outcome.DONE
+    assert categories_of(mailbox.account_id) == {
+        "weekly@letters.test": "Newsletter",
+        "billing@shop.test": "Receipt",
+    }
+    assert result.detail.startswith("2 by rules, 0 by AI")
+    assert result.detail.endswith("; 1 unusable sender left out: ''")
+
+
+def test_the_progress_counts_only_the_usable_senders_of_a_batch(
+    mailbox: Mailbox, ai: FakeAI
+) -> None:
+    newsletter(mailbox, "weekly@letters.test")
+
+    run_batch(mailbox.account_id, ["weekly@letters.test", "", "Ann <ann@b.test>"])
+
+    assert categorize.progress(mailbox.account_id) == {"total": 1, "completed": 1}
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "",
+        "   ",
+        "Ann <ann@friends.test>",
+        "ann@friends.test, bob@friends.test",
+        "no-at-sign",
+        "ann@friends.test\x00",
+        "ann\n@friends.test",
+        "ann@friends.test\ud800",
+        "a" * 320 + "@friends.test",
+    ],
+    ids=[
+        "blank",
+        "spaces",
+        "display name",
+        "two addresses",
+        "no @",
+        "NUL",
+        "line break inside",
+        "lone surrogate",
+        "longer than the column",
+    ],
+)
+def test_a_batch_of_only_unusable_entries_is_skipped_naming_them(
+    entry: str, mailbox: Mailbox, ai: FakeAI
+) -> None:
+    result = run_batch(mailbox.account_id, [entry, entry])
+
+    assert result.outcome is Outcome.SKIPPED
+    assert result.detail.startswith("1 unusable sender left out: ")
+    assert result.detail.isprintable()  # NUL, line breaks and surrogates shown escaped
+    assert categories_of(mailbox.account_id) == {}
+    assert ai.asked == []
+
+
+def test_an_empty_batch_is_skipped(mailbox: Mailbox, ai: FakeAI) -> None:
+    result = run_batch(mailbox.account_id, [])
+
+    assert (result.outcome, result.detail) == (Outcome.SKIPPED, "no senders in the batch")
+
+
+def test_the_detail_names_a_few_unusable_entries_shortened_and_counts_the_rest(
+    mailbox: Mailbox, ai: FakeAI
+) -> None:
+    senders = ["x" * 100] + [f"bad {number}" for number in range(7)]
+
+    result = run_batch(mailbox.account_id, senders)
+
+    assert result.detail == (
+        f"8 unusable senders left out: '{'x' * 39}…', 'bad 0', 'bad 1', 'bad 2', 'bad 3' and 3 more"
+    )
+
+
+def test_a_batch_with_a_blank_sender_answers_200_on_the_route(web: str, mailbox: Mailbox) -> None:
+    response = httpx.post(
+        web + ROUTE,
+        json={"emailAccountId": mailbox.account_id, "senders": ["", "sender2@example.test"]},
+        headers={"x-api-key": env.INTERNAL_API_KEY},
+    )
+
+    assert response.status_code == 200, response.text
+    assert categories_of(mailbox.account_id) == {"sender2@example.test": "Receipt"}
+
+
 def test_without_redis_the_job_still_categorizes(
     mailbox: Mailbox, ai: FakeAI, configure: Callable[..., Any]
 ) -> None:
@@ -273,15 +371,26 @@ def test_a_failed_publish_leaves_no_progress_behind(mailbox: Mailbox, fake_qstas
     assert categorize.progress(mailbox.account_id) == {"total": 0, "completed": 0}
 
 
-def test_the_producer_refuses_a_sender_that_is_no_address_and_sends_nothing(
+def test_the_producer_leaves_out_senders_that_are_no_address_and_counts_them(
     mailbox: Mailbox, fake_qstash: Any
 ) -> None:
-    from bridge import InvalidPayload
+    queued = categorize.categorize_senders(
+        mailbox.account_id, ["ok@a.test", "Ann <ann@b.test>", "", "", "ok@a.test"]
+    )
 
-    with pytest.raises(InvalidPayload, match="senders"):
-        categorize.categorize_senders(mailbox.account_id, ["ok@a.test", "Ann <ann@b.test>"])
+    ((_, body),) = published(fake_qstash)
+    assert body["senders"] == ["ok@a.test"]
+    assert queued == categorize.Queued(chunks=1, senders=1, already_categorized=0, unusable=2)
+    assert categorize.progress(mailbox.account_id) == {"total": 1, "completed": 0}
+
+
+def test_the_producer_given_no_usable_sender_sends_nothing(
+    mailbox: Mailbox, fake_qstash: Any
+) -> None:
+    queued = categorize.categorize_senders(mailbox.account_id, ["", "Ann <ann@b.test>"])
 
     assert fake_qstash.messages == []
+    assert queued == categorize.Queued(chunks=0, senders=0, already_categorized=0, unusable=2)
     assert categorize.progress(mailbox.account_id) == {"total": 0, "completed": 0}
 
 
@@ -290,6 +399,8 @@ def test_the_producer_refuses_a_sender_that_is_no_address_and_sends_nothing(
 INVALID = [
     pytest.param([f"s{number}@many.test" for number in range(51)], id="51 senders"),
     pytest.param(["ok@a.test", 42], id="a non-string sender"),
+    pytest.param(["ok@a.test", None], id="a null sender"),
+    pytest.param(["x" * (categorize.SENDER_ENTRY_LENGTH + 1)], id="an entry over 4 KB"),
 ]
 
 

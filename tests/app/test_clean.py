@@ -119,7 +119,7 @@ def process(
     thread_id: str,
     job_id: str,
     *,
-    skips: dict[str, bool] | None = None,
+    skips: dict[str, Any] | None = None,
     instructions: str | None = None,
 ) -> Result:
     payload: dict[str, Any] = {
@@ -288,7 +288,7 @@ def test_invitation_to_a_past_event_is_done(
 ) -> None:
     message = invitation(mail, datetime.now(UTC) - timedelta(days=3))
 
-    process(mailbox.account_id, message.thread_id, job_id)
+    process(mailbox.account_id, message.thread_id, job_id, skips={"calendar": True})
 
     assert decided(fake_qstash, mailbox, job_id, message.thread_id) == (True, "calendar")
 
@@ -298,7 +298,7 @@ def test_invitation_to_a_future_event_is_kept(
 ) -> None:
     message = invitation(mail, datetime.now(UTC) + timedelta(days=3))
 
-    process(mailbox.account_id, message.thread_id, job_id)
+    process(mailbox.account_id, message.thread_id, job_id, skips={"calendar": True})
 
     assert decided(fake_qstash, mailbox, job_id, message.thread_id) == (False, "calendar")
 
@@ -363,6 +363,64 @@ def test_a_keep_rule_applies_only_when_its_skip_is_set(
     process(mailbox.account_id, message.thread_id, job_id, skips={"starred": False})
 
     assert decided(fake_qstash, mailbox, job_id, message.thread_id) == (True, "unsubscribe")
+
+
+# clean.process: the replaced app's payloads ---------------------------------------------
+@pytest.mark.parametrize(
+    "skips",
+    [{"starred": None}, {}, dict.fromkeys(clean.Skips.model_fields)],
+    ids=["starred null", "starred absent", "every skip null"],
+)
+def test_a_null_or_absent_skip_does_not_skip(
+    skips: dict[str, Any],
+    mailbox: Mailbox,
+    mail: MaildirProvider,
+    job_id: str,
+    ai: FakeAI,
+    fake_qstash: Any,
+) -> None:
+    # The replaced app's consumer read null and absent as false: the later rules decide.
+    message = deliver(mail, headers=NEWSLETTER_HEADERS, labels=["Starred"])
+
+    result = process(mailbox.account_id, message.thread_id, job_id, skips=skips)
+
+    assert result.outcome is Outcome.DONE
+    assert decided(fake_qstash, mailbox, job_id, message.thread_id) == (True, "unsubscribe")
+
+
+def test_a_null_calendar_skip_leaves_an_invitation_to_the_later_rules(
+    mailbox: Mailbox, mail: MaildirProvider, job_id: str, ai: FakeAI, fake_qstash: Any
+) -> None:
+    ai.answer = False
+    message = invitation(mail, datetime.now(UTC) + timedelta(days=3))
+
+    process(mailbox.account_id, message.thread_id, job_id, skips={"calendar": None})
+
+    assert decided(fake_qstash, mailbox, job_id, message.thread_id) == (False, "ai")
+
+
+@pytest.mark.parametrize("value", ["yes", "true", 3, 1, [], {}])
+def test_a_skip_that_is_not_a_boolean_is_refused_naming_it(
+    value: Any, mailbox: Mailbox, mail: MaildirProvider, job_id: str, fake_qstash: Any
+) -> None:
+    message = deliver(mail)
+
+    result = process(mailbox.account_id, message.thread_id, job_id, skips={"starred": value})
+
+    assert result.outcome is Outcome.FAILED
+    assert "skips.starred: " in result.detail
+    assert published(fake_qstash) == []
+
+
+def test_blank_instructions_reach_the_ai_as_none(
+    mailbox: Mailbox, mail: MaildirProvider, job_id: str, ai: FakeAI, fake_qstash: Any
+) -> None:
+    ai.answer = False
+    message = deliver(mail)
+
+    process(mailbox.account_id, message.thread_id, job_id, instructions="")
+
+    assert ai.asked == [([message.id], None)]
 
 
 # clean.process: recording and publishing -----------------------------------------------
@@ -610,6 +668,17 @@ def test_bad_action_answers_489_naming_action_on_the_route(web: str) -> None:
     assert "action" in response.json()["error"]
 
 
+def test_a_non_boolean_skip_answers_489_naming_it_on_the_route(web: str) -> None:
+    response = httpx.post(
+        web + "/api/clean",
+        json={**BAD_ACTION, "action": "ARCHIVE", "skips": {"starred": "yes"}},
+        headers={"x-api-key": env.INTERNAL_API_KEY},
+    )
+
+    assert response.status_code == 489
+    assert "skips.starred" in response.json()["error"]
+
+
 def test_bad_action_fails_on_celery_without_retry() -> None:
     outcome = celery_task(clean.process_thread).apply(kwargs={"payload": BAD_ACTION})
 
@@ -659,6 +728,54 @@ def test_producer_follows_page_tokens_and_queues_each_old_thread_once(
     assert {route for route, _ in published(fake_qstash)} == {"/api/clean"}
 
 
+ALL_SIX = {"reply", "starred", "calendar", "receipt", "attachment", "conversation"}
+
+
+def test_the_producer_writes_every_skip_with_the_app_defaults(
+    mailbox: Mailbox, mail: MaildirProvider, fake_qstash: Any
+) -> None:
+    deliver(mail)
+
+    cleanup = clean.clean_inbox(mailbox.account_id, action="ARCHIVE", days_old=30)
+
+    ((_, body),) = published(fake_qstash)
+    assert body["skips"] == {
+        "reply": True,
+        "starred": True,
+        "calendar": True,
+        "receipt": False,
+        "attachment": False,
+        "conversation": False,
+    }
+    assert body["skips"] == clean.DEFAULT_SKIPS.to_wire()
+    assert cleanup.skips == body["skips"]
+
+
+def test_the_producer_writes_every_skip_of_the_skips_it_is_given(
+    mailbox: Mailbox, mail: MaildirProvider, fake_qstash: Any
+) -> None:
+    deliver(mail)
+    skips = clean.DEFAULT_SKIPS.model_copy(update={"starred": False, "receipt": True})
+
+    clean.clean_inbox(mailbox.account_id, action="ARCHIVE", days_old=30, skips=skips)
+
+    ((_, body),) = published(fake_qstash)
+    assert set(body["skips"]) == ALL_SIX
+    assert (body["skips"]["starred"], body["skips"]["receipt"]) == (False, True)
+
+
+def test_the_producer_sends_blank_instructions_as_none(
+    mailbox: Mailbox, mail: MaildirProvider, fake_qstash: Any
+) -> None:
+    deliver(mail)
+
+    cleanup = clean.clean_inbox(mailbox.account_id, action="ARCHIVE", days_old=30, instructions=" ")
+
+    ((_, body),) = published(fake_qstash)
+    assert "instructions" not in body
+    assert cleanup.instructions is None
+
+
 # End to end -----------------------------------------------------------------------------
 def test_clean_inbox_on_the_worker_archives_exactly_what_was_decided(
     mailbox: Mailbox, mail: MaildirProvider, worker: Any
@@ -688,7 +805,10 @@ def test_clean_inbox_on_the_worker_archives_exactly_what_was_decided(
     ]
 
     cleanup = clean.clean_inbox(
-        mailbox.account_id, action="ARCHIVE", days_old=30, skips=clean.Skips(receipt=True)
+        mailbox.account_id,
+        action="ARCHIVE",
+        days_old=30,
+        skips=clean.DEFAULT_SKIPS.model_copy(update={"receipt": True}),  # starred kept too
     )
 
     assert cleanup.threads_queued == 6

@@ -189,6 +189,56 @@ def test_summary_is_sent_once_per_period(mailbox: Mailbox) -> None:
     assert "3 unread threads" in summary.body
 
 
+def test_a_summary_named_by_email_in_any_case_reaches_the_account(mailbox: Mailbox) -> None:
+    # The replaced app's fan-out sent {"email": ...}, not {"emailAccountId": ...}.
+    set_schedule(mailbox, summary_frequency=SummaryFrequency.DAILY)
+
+    result = deliver(digest.send_summary, {"email": mailbox.email.upper()})
+
+    assert result.outcome is Outcome.DONE
+    (summary,) = sent_digests(mailbox)
+    assert summary.subject == "Your inbox summary"
+    with session_scope() as session:
+        account = session.get(EmailAccount, mailbox.account_id)
+    assert account is not None and account.last_summary_at is not None
+
+
+def test_a_summary_for_an_email_no_account_has_is_skipped_naming_it(mailbox: Mailbox) -> None:
+    set_schedule(mailbox, summary_frequency=SummaryFrequency.DAILY)
+
+    result = deliver(digest.send_summary, {"email": "gone@example.test"})
+
+    assert result.outcome is Outcome.SKIPPED
+    assert "gone@example.test" in result.detail
+    assert sent_digests(mailbox) == []
+
+
+def test_a_summary_naming_both_goes_to_the_account_id(mailbox: Mailbox) -> None:
+    set_schedule(mailbox, summary_frequency=SummaryFrequency.DAILY)
+    payload = {"emailAccountId": mailbox.account_id, "email": "gone@example.test"}
+
+    result = deliver(digest.send_summary, payload)
+
+    assert result.outcome is Outcome.DONE
+    assert len(sent_digests(mailbox)) == 1
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [{}, {"emailAccountId": None}, {"email": None}],
+    ids=["neither", "a null id", "a null email"],
+)
+def test_a_summary_naming_no_account_is_invalid_naming_the_account_id_field(
+    payload: dict[str, Any],
+) -> None:
+    result = deliver(digest.send_summary, payload)
+
+    assert result.outcome is Outcome.FAILED
+    assert result.detail == (
+        "invalid payload: emailAccountId: required (or email, as the replaced app sent)"
+    )
+
+
 def test_digest_rule_fills_a_digest_that_is_delivered_into_the_maildir(
     mailbox: Mailbox, worker: Any
 ) -> None:

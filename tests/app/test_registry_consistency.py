@@ -46,7 +46,15 @@ def test_synced_functions_carry_the_declared_events_retries_and_limits(
             spec.throttle.limit if spec.throttle else None
         ), spec.event
     for cron in CRONS.values():
-        assert functions[f"inbox-zero-{cron.fn_id}"]["triggers"] == [{"cron": cron.cron}]
+        triggers = [{"cron": cron.cron}, *({"event": event} for event in cron.events)]
+        assert functions[f"inbox-zero-{cron.fn_id}"]["triggers"] == triggers
+
+
+def test_the_sweep_also_triggers_on_the_replaced_apps_cleanup_event(
+    web: str, inngest_api: Any
+) -> None:
+    sweep = synced_functions(web, inngest_api)["inbox-zero-scheduled-actions-sweep"]
+    assert {"event": "inbox-zero/cleanup.scheduled-actions"} in sweep["triggers"]
 
 
 def test_sync_authenticates_with_the_hashed_signing_key(web: str, inngest_api: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -12,7 +13,7 @@ from bridge.outcome import done
 from bridge.payload import Payload
 from bridge.publisher import Message
 from bridge.qstash.publisher import QStashPublisher
-from bridge.registry import JobDeclarationError, JobSpec, Throttle
+from bridge.registry import JobDeclarationError, JobSpec, Registry, Throttle
 from config import load_settings
 from tasks import JOBS, registry
 from tests.support import env
@@ -53,6 +54,10 @@ def test_unknown_option_fails_at_declaration() -> None:
         ({"delayable": True}, "scheduled_for"),
         ({"payload": dict}, "Payload subclass"),
         ({"throttle": Throttle(limit=0, period_seconds=1)}, "throttle needs"),
+        ({"legacy_routes": ("/api/clean/gmail",)}, "already belongs"),
+        ({"concurrency": 1, "flow_key_prefix": "with space-"}, "flow-control key alphabet"),
+        ({"flow_key_prefix": "unlimited-"}, "needs per-key limits"),
+        ({"event": "inbox-zero/cleanup.scheduled-actions"}, "already triggers a cron"),
     ],
 )
 def test_invalid_declaration_fails_with_its_reason(options: dict[str, Any], message: str) -> None:
@@ -119,3 +124,34 @@ def test_inngest_finish_timeout_comes_from_the_declaration_except_for_delayable_
     delayable = job_function(client, execute_scheduled_action).get_config(url).main
     assert limited.timeouts is not None and limited.timeouts.finish == timedelta(seconds=300)
     assert delayable.timeouts is None
+
+
+def test_qstash_flow_control_key_takes_the_jobs_own_prefix() -> None:
+    settings = load_settings(**{k.lower(): v for k, v in env.QSTASH_ENV.items()})
+    spec = dataclasses.replace(limited_spec(), flow_key_prefix="old-app-key-")
+    options = QStashPublisher(settings).options(Message(spec, {"emailAccountId": "a1"}, None, None))
+    assert options["flow_control"]["key"] == "old-app-key-a1"
+
+
+def test_a_job_is_served_at_its_legacy_routes_and_each_path_with_the_alias_suffixes() -> None:
+    local = Registry(event_prefix="app/", alias_suffixes=("/simple",))
+    spec = local.job(
+        event="app/area.act",
+        route="/api/area/act",
+        payload=PerAccount,
+        legacy_routes=("/api/area-act",),
+    )(body)
+    assert spec.aliases == ("/api/area-act", "/api/area/act/simple", "/api/area-act/simple")
+
+
+def test_a_cron_may_also_run_on_events_but_not_on_a_jobs() -> None:
+    local = Registry(event_prefix="app/")
+    local.job(event="app/area.act", route="/api/area/act", payload=PerAccount)(body)
+    with pytest.raises(JobDeclarationError, match="already triggers another"):
+        local.cron(
+            name="area.sweep", cron="* * * * *", route="/api/sweep", events=("app/area.act",)
+        )(dict)
+    sweep = local.cron(
+        name="area.tidy", cron="* * * * *", route="/api/tidy", events=("app/area.tidy-now",)
+    )(dict)
+    assert sweep.events == ("app/area.tidy-now",)
