@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Make sure Redis (127.0.0.1:6379) and PostgreSQL (127.0.0.1:5432, trust auth) answer.
 # Starts them if installed but stopped; installs them from Debian's packages if missing
-# (needs root, as in CI). Prints one line per service.
+# (needs root, as in CI). Dovecot is only installed: each test session starts its own
+# (tests/support/dovecot.py). Prints one line per service.
 set -euo pipefail
 
 redis_up() { python3 - <<'PY'
@@ -19,6 +20,23 @@ apt_install() {
   if [ "$(id -u)" != 0 ]; then echo "need root to install $*" >&2; exit 1; fi
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq && apt-get install -y -qq "$@" >/dev/null
+}
+# Install without the packages starting their service: a policy-rc.d that answers 101
+# forbids it (Docker images ship one; elsewhere one is put in place for the install).
+apt_install_without_starting() {
+  if [ -e /usr/sbin/policy-rc.d ]; then apt_install "$@"; return; fi
+  if [ "$(id -u)" != 0 ]; then echo "need root to install $*" >&2; exit 1; fi
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+  chmod +x /usr/sbin/policy-rc.d
+  trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  apt_install "$@"
+  rm -f /usr/sbin/policy-rc.d
+  trap - EXIT
+}
+dovecot_installed() {
+  for package in dovecot-imapd dovecot-lmtpd; do
+    [ "$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null)" = "install ok installed" ] || return 1
+  done
 }
 
 if ! redis_up; then
@@ -41,3 +59,9 @@ if ! postgres_up; then
   wait_for postgres_up || { echo "postgresql did not start" >&2; exit 1; }
 fi
 echo "postgresql: up on 127.0.0.1:5432"
+
+if ! dovecot_installed; then
+  apt_install_without_starting --no-install-recommends dovecot-imapd dovecot-lmtpd
+fi
+dovecot=$(command -v dovecot || echo /usr/sbin/dovecot)
+echo "dovecot: installed ($("$dovecot" --version | cut -d' ' -f1))"

@@ -21,6 +21,7 @@ from sqlalchemy import select
 
 from bridge.payload import Text, Timestamp
 from bridge.store.db import session_scope
+from tasks.mail.imap_accounts import ServerEntry
 from tasks.mail.maildir import MaildirProvider
 from tasks.models import (
     Category,
@@ -127,8 +128,10 @@ class SenderEntry(_Strict):
 
 class AccountEntry(_Strict):
     email: Text = Field(pattern=r"^[^@\s]+@[^@\s]+$")
-    provider: Literal["maildir", "google", "microsoft"] = "maildir"
+    provider: Literal["maildir", "google", "microsoft", "imap"] = "maildir"
     maildir: Text | None = None
+    imap: ServerEntry | None = None  # provider: imap
+    smtp: ServerEntry | None = None  # provider: imap; without it, sending fails
     digest: DigestEntry | None = None
     summary: SummaryFrequency | None = None
     rules: list[RuleEntry] = []
@@ -150,6 +153,10 @@ class AccountEntry(_Strict):
     def _mail_settings(self) -> AccountEntry:
         if self.provider == "maildir" and not self.maildir:
             raise ValueError("a maildir account needs `maildir: <folder>`")
+        if self.provider == "imap" and self.imap is None:
+            raise ValueError("an imap account needs `imap: {host, port, security, ...}`")
+        if self.provider != "imap" and (self.imap or self.smtp):
+            raise ValueError("`imap:` and `smtp:` belong to an account with provider: imap")
         names = [rule.name for rule in self.rules]
         if len(names) != len(set(names)):
             raise ValueError("rule names must be unique within an account")
@@ -230,7 +237,7 @@ def apply(parsed: AccountsFile) -> ImportReport:
             else:
                 updated += 1
             account.provider = MailProviderKind(entry.provider)
-            account.provider_settings = {"path": entry.maildir} if entry.maildir else {}
+            account.provider_settings = _provider_settings(entry)
             account.digest_interval_days = entry.digest.every_days if entry.digest else None
             if entry.digest and entry.digest.next_at:
                 account.digest_next_at = entry.digest.next_at
@@ -245,6 +252,15 @@ def apply(parsed: AccountsFile) -> ImportReport:
         if entry.maildir:
             MaildirProvider(entry.maildir, entry.email)  # creates the folders
     return ImportReport(created, updated, rules)
+
+
+def _provider_settings(entry: AccountEntry) -> dict[str, Any]:
+    """What the adapter needs, stored with the account: a path, or servers (with the
+    names of their password variables, never the passwords)."""
+    if entry.imap is not None:
+        servers = {"imap": entry.imap, "smtp": entry.smtp}
+        return {role: server.model_dump() for role, server in servers.items() if server}
+    return {"path": entry.maildir} if entry.maildir else {}
 
 
 def _upsert_rule(session: Any, account_id: str, entry: RuleEntry) -> None:

@@ -8,15 +8,17 @@ The environment is set in pytest_configure, before any test module imports `task
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -30,6 +32,10 @@ from tests.support.services import (
     start_web,
     start_worker,
 )
+
+if TYPE_CHECKING:  # imported by the fixtures that start them, when a test asks for one
+    from tests.support.dovecot import Dovecot
+    from tests.support.smtp_server import SmtpServer
 
 _RUN: dict[str, str] = {}
 # Variables the suite controls; anything inherited from the shell is removed first.
@@ -220,6 +226,46 @@ def mailbox(tmp_path: Path) -> Mailbox:
     # In delivery order: keys[0] is "Quarterly report". (Sorting the keys would not do:
     # their microsecond field is not zero-padded, so text order is not time order.)
     return Mailbox(account.id, email, path, keys)
+
+
+@pytest.fixture(scope="session")
+def dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dovecot]:
+    """A private Dovecot (IMAP and LMTP on 127.0.0.1) for the session; no users of its own."""
+    from tests.support.dovecot import start_dovecot
+
+    server = start_dovecot(tmp_path_factory.mktemp("dovecot"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def smtp_server(dovecot: Dovecot) -> Iterator[SmtpServer]:
+    """SMTP on 127.0.0.1 delivering to `dovecot`; keeps what it accepted (`messages`)."""
+    from tests.support.smtp_server import start_smtp
+
+    server = start_smtp(dovecot)
+    yield server
+    server.stop()
+
+
+@dataclass(frozen=True)
+class ImapUser:
+    """An account of its own on the session's Dovecot: an IMAP login and a mail address."""
+
+    host: str
+    port: int
+    username: str
+    password: str
+    address: str
+
+
+@pytest.fixture
+def imap_user(dovecot: Dovecot) -> ImapUser:
+    """A fresh user for this test, with an empty INBOX and the special-use folders."""
+    username = f"u-{uuid.uuid4().hex[:12]}"
+    password = secrets.token_urlsafe(12)
+    dovecot.add_user(username, password)
+    return ImapUser(dovecot.host, dovecot.port, username, password, f"{username}@example.test")
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from bridge.cli.root import (
     settings_or_exit,
 )
 from bridge.errors import PublishError
+from bridge.outcome import PermanentError
 from bridge.publishing import enqueue
 from bridge.store.db import session_scope
 from tasks.accounts import mailbox_of
@@ -31,7 +32,9 @@ from tasks.jobs import bulk_process
 from tasks.jobs.categorize import categorize_senders
 from tasks.jobs.clean import clean_inbox
 from tasks.jobs.digest import SendDigest, send_digest
-from tasks.models import ActionType, CleanAction, EmailAccount
+from tasks.mail.imap_accounts import imap_provider
+from tasks.mail.imap_check import check_imap
+from tasks.models import ActionType, CleanAction, EmailAccount, MailProviderKind
 from tasks.scheduled_actions import ActionRefused, cancel, get, schedule, sweep
 from tasks.schema import upgrade
 
@@ -74,6 +77,35 @@ def accounts_import(
         f"accounts: {report.accounts_created} created, {report.accounts_updated} updated; "
         f"rules: {report.rules}"
     )
+
+
+@accounts_app.command("check")
+def accounts_check(email: Annotated[str, typer.Argument(help="the account's address")]) -> None:
+    """Log in to the account's mail servers and say what the jobs will use and what is
+    missing (changes nothing). Exit 1 when the account cannot work as it is."""
+    settings_or_exit()
+
+    found = _account(email)
+    if found.provider is not MailProviderKind.IMAP:
+        try:
+            mailbox_of(found.id)
+        except PermanentError as error:
+            fail(f"{found.email} ({found.provider.value}): {error}")
+        say(f"{found.email} ({found.provider.value}): ready")
+        return
+    try:
+        provider = imap_provider(found.email, found.provider_settings)
+    except PermanentError as error:
+        fail(f"{found.email} (imap): {error}")
+    try:
+        findings = check_imap(provider)
+    finally:
+        provider.close()
+    say(f"{found.email} (imap)")
+    for finding in findings:
+        say(f"  {finding.topic:<8} {'PROBLEM: ' if finding.problem else ''}{finding.text}")
+    if any(finding.problem for finding in findings):
+        raise typer.Exit(1)
 
 
 @commands.command("demo")

@@ -249,8 +249,8 @@ def _apply_job(kind: MailProviderKind) -> JobSpec[ApplyClean]:
     match kind:
         case MailProviderKind.MICROSOFT:
             return apply_outlook
-        case MailProviderKind.MAILDIR | MailProviderKind.GOOGLE:
-            return apply_gmail  # labels and an inbox label (Maildir keywords, Gmail)
+        case MailProviderKind.MAILDIR | MailProviderKind.GOOGLE | MailProviderKind.IMAP:
+            return apply_gmail  # labels and an archive (keywords, Gmail labels)
 
 
 # clean.gmail and clean.outlook -----------------------------------------------------

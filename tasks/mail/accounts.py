@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from bridge.outcome import PermanentError
+from tasks.mail.imap_accounts import imap_provider
 from tasks.mail.maildir import MaildirProvider
 from tasks.mail.port import MailProvider
 from tasks.models import EmailAccount, MailProviderKind
 
 
 def mail_provider_for(account: EmailAccount) -> MailProvider:
+    if account.provider is MailProviderKind.IMAP:
+        return imap_provider(account.email, account.provider_settings)
     path = account.provider_settings.get("path")
     # A Google or Microsoft account whose mail is a local Maildir (tests, demos) uses the
     # Maildir adapter until that provider has an adapter of its own; which clean job

@@ -21,12 +21,10 @@ from datetime import datetime
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser, BytesParser
-from email.utils import formataddr, formatdate, make_msgid, parseaddr
 from pathlib import Path
 from typing import BinaryIO
 
-from tasks.mail.body_text import body_text
-from tasks.mail.maildir_cursor import decode_cursor, encode_cursor, micros
+from tasks.mail.composing import message_id_for, outgoing_message
 from tasks.mail.maildir_headers import (
     LABELS_HEADER,
     Summary,
@@ -35,10 +33,11 @@ from tasks.mail.maildir_headers import (
     raw_headers,
     split_labels,
     summarise,
-    unfold,
 )
 from tasks.mail.maildir_sent import add_once, sent_key
 from tasks.mail.port import MailMessage, MessageNotFound, OutgoingMail, ThreadPage
+from tasks.mail.reading import mail_message
+from tasks.mail.thread_pages import Listed, thread_page
 
 INBOX = "INBOX"
 ARCHIVE = "Archive"
@@ -63,7 +62,6 @@ class MaildirProvider:
     def __init__(self, root: Path | str, address: str = "me@localhost") -> None:
         self.root = Path(root)
         self.address = address
-        self._own_address = parseaddr(address)[1].casefold()
         self.root.parent.mkdir(parents=True, exist_ok=True)
         self._box = mailbox.Maildir(self.root, create=True)
 
@@ -124,30 +122,17 @@ class MaildirProvider:
         with open(file.path, "rb") as handle:
             mtime = os.fstat(handle.fileno()).st_mtime
             message = BytesParser(EmailMessage, policy=policy.default).parse(handle)
-        # Header values come from the raw text, as in _summary, so that a message's
-        # thread and date are the same whether it was listed or read.
         raw = raw_headers(message.raw_items())
         summary = summarise(raw, file.key, mtime)
-        return MailMessage(
-            id=file.key,
-            thread_id=summary.thread_id,
-            sender=header_text(raw.get("from", "")),
-            to=header_text(raw.get("to", "")),
-            subject=header_text(raw.get("subject", "")),
-            body=body_text(message),
+        return mail_message(
+            message,
+            raw,
+            summary,
+            message_id=file.key,
             folder=file.folder,
             read=file.read,
             labels=summary.labels,
-            message_id_header=summary.message_id,
-            date=summary.date,
-            headers={name: header_text(value) for name, value in raw.items()},
-            has_attachment=any(
-                part.get_content_disposition() == "attachment" for part in message.walk()
-            ),
-            # The raw header, not the decoded text: a decoded display name may itself
-            # contain "<", "," or "@" and fool the address parser.
-            sent_by_me=bool(self._own_address)
-            and parseaddr(unfold(raw.get("from", "")))[1].casefold() == self._own_address,
+            own_address=self.address,
         )
 
     def get_thread(self, thread_id: str) -> list[MailMessage]:
@@ -177,53 +162,23 @@ class MaildirProvider:
         page_token: str | None = None,
         page_size: int = 25,
     ) -> ThreadPage:
-        """Threads with a message in `folder` dated in [after, before), newest first.
+        """Threads with a message in `folder` dated in [after, before), newest first
+        (`thread_pages`)."""
+        return thread_page(
+            self._listed(folder),
+            after=_utc(after),
+            before=_utc(before),
+            unread_only=unread_only,
+            exclude_labels=exclude_labels,
+            page_token=page_token,
+            page_size=page_size,
+        )
 
-        A thread's place is its newest message in the folder and window, whether or not
-        it is read or labelled: marking read or labelling the threads of one page (what
-        callers do with a page) then moves no thread across the cursor.
-        """
-        if page_size < 1:
-            raise ValueError(f"page_size must be at least 1, not {page_size}")
-        start, end = _utc(after), _utc(before)
-        excluded = frozenset(exclude_labels)
-        newest: dict[str, int] = {}
-        newest_key: dict[str, tuple[int, str]] = {}
-        unread: set[str] = set()
-        skipped: set[str] = set()
+    def _listed(self, folder: str) -> Iterator[Listed]:
         for file in self._files([folder]):
             summary = _summary(file)
-            if summary is None:
-                continue
-            if (start is not None and summary.date < start) or (
-                end is not None and summary.date >= end
-            ):
-                continue
-            thread = summary.thread_id
-            stamp = micros(summary.date)
-            newest[thread] = max(newest.get(thread, stamp), stamp)
-            newest_key[thread] = max(newest_key.get(thread, (stamp, file.key)), (stamp, file.key))
-            if not file.read:
-                unread.add(thread)
-            if summary.labels & excluded:
-                skipped.add(thread)
-        # Sort keys are (-timestamp, thread id): ascending order is newest first, and
-        # the page after a cursor is exactly the keys greater than the cursor's.
-        ranked = sorted(
-            (-stamp, thread)
-            for thread, stamp in newest.items()
-            if thread not in skipped and (not unread_only or thread in unread)
-        )
-        if page_token is not None:
-            cursor = decode_cursor(page_token)
-            ranked = [key for key in ranked if key > cursor]
-        page = ranked[:page_size]
-        more = len(ranked) > page_size
-        return ThreadPage(
-            thread_ids=[thread for _, thread in page],
-            next_page_token=encode_cursor(page[-1]) if more else None,
-            newest_message_ids={thread: newest_key[thread][1] for _, thread in page},
-        )
+            if summary is not None:
+                yield Listed(summary.thread_id, summary.date, file.key, file.read, summary.labels)
 
     def list_labels(self) -> list[str]:
         labels: set[str] = set()
@@ -278,28 +233,11 @@ class MaildirProvider:
 
     def send(self, mail: OutgoingMail) -> str:
         sent = self.folder(SENT)
-        header = f"<{mail.idempotency_key}@jobbridge>" if mail.idempotency_key else make_msgid()
         key = sent_key(mail.idempotency_key) if mail.idempotency_key else None
         if key is not None and any(file.key == key for file in self._files([SENT])):
             return key  # sent before (its flags may have changed since)
-        message = EmailMessage()
-        message["From"] = (
-            formataddr((mail.from_name, self.address)) if mail.from_name else self.address
-        )
-        message["To"] = mail.to
-        if mail.cc:
-            message["Cc"] = mail.cc
-        if mail.bcc:
-            message["Bcc"] = mail.bcc
-        message["Subject"] = mail.subject
-        message["Date"] = formatdate(localtime=False)
-        message["Message-ID"] = header
-        if mail.in_reply_to:
-            message["In-Reply-To"] = mail.in_reply_to
-            message["References"] = " ".join(self._references_for_reply(mail.in_reply_to))
-        message.set_content(mail.body)
-        if mail.html:
-            message.add_alternative(mail.html, subtype="html")  # makes multipart/alternative
+        references = self._references_for_reply(mail.in_reply_to) if mail.in_reply_to else []
+        message = outgoing_message(mail, self.address, message_id_for(mail), references)
         if key is not None:
             return add_once(self._folder_path(SENT), key, message)
         outgoing = mailbox.MaildirMessage(message)

@@ -24,6 +24,7 @@ class MailProviderKind(StrEnum):
     MAILDIR = "maildir"
     GOOGLE = "google"
     MICROSOFT = "microsoft"
+    IMAP = "imap"  # any standards mailbox: IMAP to read and act, SMTP to send
 
 
 class SummaryFrequency(StrEnum):

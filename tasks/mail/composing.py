@@ -1,0 +1,39 @@
+"""An OutgoingMail as the RFC 5322 message every adapter sends or stores: one definition
+of its headers, its Message-ID (from the idempotency key) and its reply threading."""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+from email.utils import formataddr, formatdate, make_msgid
+
+from tasks.mail.port import OutgoingMail
+
+
+def message_id_for(mail: OutgoingMail) -> str:
+    """The Message-ID of the sent message: derived from the idempotency key, so that a
+    second send with the key can find the first one."""
+    return f"<{mail.idempotency_key}@jobbridge>" if mail.idempotency_key else make_msgid()
+
+
+def outgoing_message(
+    mail: OutgoingMail, address: str, message_id: str, references: list[str]
+) -> EmailMessage:
+    """The message from `address`; `references` is the thread up to the parent it
+    answers (RFC 5322 3.6.4), used only when it is a reply."""
+    message = EmailMessage()
+    message["From"] = formataddr((mail.from_name, address)) if mail.from_name else address
+    message["To"] = mail.to
+    if mail.cc:
+        message["Cc"] = mail.cc
+    if mail.bcc:
+        message["Bcc"] = mail.bcc
+    message["Subject"] = mail.subject
+    message["Date"] = formatdate(localtime=False)
+    message["Message-ID"] = message_id
+    if mail.in_reply_to:
+        message["In-Reply-To"] = mail.in_reply_to
+        message["References"] = " ".join(references)
+    message.set_content(mail.body)
+    if mail.html:
+        message.add_alternative(mail.html, subtype="html")  # makes multipart/alternative
+    return message

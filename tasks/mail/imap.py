@@ -1,0 +1,321 @@
+"""A mailbox on any IMAP server, sending through its SMTP server (IMAPClient, smtplib).
+
+Message ids are the messages' Message-ID headers: unlike UIDs they survive a move (an
+archived message keeps its id), so a job can act on a message another job moved. A
+message without a usable Message-ID gets `uid:<UIDVALIDITY>:<UID>:<folder>`, valid as
+long as it stays where it is. Either way the adapter finds the message and acts on it by
+UID under the folder's current UIDVALIDITY, never by sequence number.
+
+Threads are the root Message-ID of the References chain, as for Maildir, so a thread
+spans folders (a reply in Sent belongs to the thread in INBOX). Labels are IMAP keywords
+where the folder allows custom ones (PERMANENTFLAGS `\\*`), else copies into a folder of
+that name. A send goes through SMTP and is then appended to the Sent folder; one
+idempotency key sends once (its Message-ID is looked for in Sent first).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import smtplib
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.utils import getaddresses
+
+from imapclient import IMAPClient
+
+from bridge.outcome import PermanentError
+from tasks.mail.composing import message_id_for, outgoing_message
+from tasks.mail.imap_folders import ARCHIVE, INBOX, SENT, Folders, ensure_folder, read_folders
+from tasks.mail.imap_messages import (
+    Fetched,
+    fetch_headers,
+    fetch_whole,
+    message_from,
+    own_message_id,
+)
+from tasks.mail.imap_session import ServerSettings, open_imap, open_smtp
+from tasks.mail.maildir_headers import as_utc
+from tasks.mail.port import MailMessage, MessageNotFound, OutgoingMail, ThreadPage
+from tasks.mail.thread_pages import Listed, thread_page
+
+SEEN, FLAGGED = b"\\Seen", b"\\Flagged"
+_KEYWORD = re.compile(r"^[A-Za-z0-9_$.\-]{1,64}$")  # an IMAP atom any server takes
+_WINDOW_SLACK = timedelta(days=1)  # SENTSINCE/SENTBEFORE count whole days in any zone
+
+
+class ImapProvider:
+    def __init__(self, imap: ServerSettings, smtp: ServerSettings | None, address: str) -> None:
+        self.imap, self.smtp, self.address = imap, smtp, address
+        self._client: IMAPClient | None = None
+        self._closer: Callable[[], object] | None = None
+        self._folders: Folders | None = None
+        self._selected: tuple[str, bool] | None = None  # (folder, read-only)
+        self._found: dict[str, tuple[str, int]] = {}  # id -> (folder, UID) last seen
+
+    # The connection: one per provider, opened on first use -----------------------------
+    @property
+    def client(self) -> IMAPClient:
+        if self._client is None:
+            self._client = open_imap(self.imap)
+            self._client.normalise_times = False  # aware datetimes
+            self._closer = weakref.finalize(self, _logout, self._client)
+        return self._client
+
+    def close(self) -> None:
+        """Log out (also done when the provider is garbage collected)."""
+        if self._closer is not None:
+            self._closer()  # a finalizer runs once, whichever comes first
+        self._client, self._closer, self._selected = None, None, None
+
+    @property
+    def folders(self) -> Folders:
+        if self._folders is None:
+            self._folders = read_folders(self.client)
+        return self._folders
+
+    def _select(self, folder: str, *, writable: bool = False) -> dict[bytes, object]:
+        response = self.client.select_folder(folder, readonly=not writable)
+        self._selected = (folder, not writable)
+        return dict(response)
+
+    # Reading ---------------------------------------------------------------------------
+    def get_message(self, message_id: str) -> MailMessage:
+        folder, uid = self._locate(message_id)
+        return self._read(folder, uid)
+
+    def _read(self, folder: str, uid: int) -> MailMessage:
+        uidvalidity = self._uidvalidity(folder)
+        fetched = fetch_whole(self.client, [uid], folder, uidvalidity)
+        if uid not in fetched:
+            raise MessageNotFound(f"uid:{uidvalidity}:{uid}:{folder}")
+        return message_from(fetched[uid], self.folders.port_name(folder), self.address)
+
+    def _uidvalidity(self, folder: str) -> int:
+        response = self._select(folder)
+        return int(str(response[b"UIDVALIDITY"]))
+
+    def _locate(self, message_id: str) -> tuple[str, int]:
+        """The folder and UID holding the message now, or MessageNotFound."""
+        if message_id.startswith("uid:"):
+            return self._locate_by_uid(message_id)
+        known = self._found.get(message_id)
+        searched: set[str] = set()
+        # Where it was last seen first, then every folder; then any folder made since the
+        # list was read (by another job, or by the user).
+        for refresh in (False, True):
+            if refresh:
+                self._folders = None
+            order = ([known[0]] if known else []) + list(self.folders.searchable)
+            for folder in order:
+                if folder in searched or not self.client.folder_exists(folder):
+                    continue
+                searched.add(folder)
+                found = self._search_folder(folder, message_id)
+                if found is not None:
+                    self._found[message_id] = (folder, found)
+                    return folder, found
+        raise MessageNotFound(message_id)
+
+    def _search_folder(self, folder: str, message_id: str) -> int | None:
+        uidvalidity = self._uidvalidity(folder)
+        for uid in self.client.search(["HEADER", "Message-ID", message_id]):
+            headers = fetch_headers(self.client, [uid], folder, uidvalidity)
+            # SEARCH HEADER matches a substring: the id must be the whole header.
+            if uid in headers and own_message_id(headers[uid]) == message_id:
+                return int(uid)
+        return None
+
+    def _locate_by_uid(self, message_id: str) -> tuple[str, int]:
+        _, validity, uid, folder = message_id.split(":", 3)
+        if not self.client.folder_exists(folder) or str(self._uidvalidity(folder)) != validity:
+            raise MessageNotFound(message_id)
+        if not self.client.search(["UID", uid]):
+            raise MessageNotFound(message_id)
+        return folder, int(uid)
+
+    def get_thread(self, thread_id: str) -> list[MailMessage]:
+        if thread_id.startswith("uid:"):
+            return [self.get_message(thread_id)]
+        found: dict[str, MailMessage] = {}
+        for folder in self.folders.searchable:
+            if not self.client.folder_exists(folder):
+                continue
+            uidvalidity = self._uidvalidity(folder)
+            uids = self.client.search(
+                ["OR", "HEADER", "Message-ID", thread_id, "HEADER", "References", thread_id]
+            )
+            for fetched in fetch_whole(self.client, uids, folder, uidvalidity).values():
+                message = message_from(fetched, self.folders.port_name(folder), self.address)
+                if message.thread_id == thread_id:
+                    found.setdefault(message.id, message)
+                    self._found[message.id] = (folder, fetched.uid)
+        if not found:
+            raise MessageNotFound(thread_id)
+        oldest = datetime.min.replace(tzinfo=UTC)
+        return sorted(found.values(), key=lambda m: (m.date or oldest, m.id))
+
+    def list_threads(
+        self,
+        *,
+        folder: str = INBOX,
+        after: datetime | None = None,
+        before: datetime | None = None,
+        unread_only: bool = False,
+        exclude_labels: Sequence[str] = (),
+        page_token: str | None = None,
+        page_size: int = 25,
+    ) -> ThreadPage:
+        """Threads with a message in `folder` dated in [after, before), newest first
+        (`thread_pages`, as for every adapter)."""
+        after = None if after is None else as_utc(after)
+        before = None if before is None else as_utc(before)
+        server_folder = self.folders.server_name(folder)
+        listed = (
+            Listed(item.thread_id, item.date, item.id, SEEN in item.flags, item.keywords)
+            for item in self._window(server_folder, after, before)
+        )
+        return thread_page(
+            listed if self.client.folder_exists(server_folder) else (),
+            after=after,
+            before=before,
+            unread_only=unread_only,
+            exclude_labels=exclude_labels,
+            page_token=page_token,
+            page_size=page_size,
+        )
+
+    def _window(
+        self, folder: str, after: datetime | None, before: datetime | None
+    ) -> Iterator[Fetched]:
+        uidvalidity = self._uidvalidity(folder)
+        criteria: list[object] = ["ALL"]
+        if after is not None:
+            criteria += ["SENTSINCE", (after - _WINDOW_SLACK).date()]
+        if before is not None:
+            criteria += ["SENTBEFORE", (before + _WINDOW_SLACK).date()]
+        uids = self.client.search(criteria)
+        for start in range(0, len(uids), 500):
+            chunk = fetch_headers(self.client, uids[start : start + 500], folder, uidvalidity)
+            yield from chunk.values()
+
+    def list_labels(self) -> list[str]:
+        response = self._select(INBOX)
+        keywords = {
+            flag.decode("utf-8", "replace")
+            for flag in response.get(b"FLAGS", ())  # type: ignore[attr-defined]
+            if not flag.startswith(b"\\")
+        }
+        special = {INBOX, self.folders.archive, self.folders.sent}
+        return sorted(keywords | {name for name in self.folders.searchable if name not in special})
+
+    def is_starred(self, message: MailMessage) -> bool:
+        try:
+            folder, uid = self._locate(message.id)
+        except MessageNotFound:
+            return False  # gone since the thread was read: it no longer tells
+        self._select(folder)
+        flags = self.client.get_flags([uid]).get(uid, ())
+        return FLAGGED in flags
+
+    # Changing --------------------------------------------------------------------------
+    def archive(self, message_id: str) -> None:
+        self.move(message_id, ARCHIVE)
+
+    def move(self, message_id: str, folder: str) -> None:
+        current, uid = self._locate(message_id)
+        target = self.folders.server_name(folder)
+        if current == target:
+            return  # already there: moving twice is one move
+        ensure_folder(self.client, target)
+        self._select(current, writable=True)
+        if self.client.has_capability("MOVE"):
+            self.client.move([uid], target)
+        else:
+            self.client.copy([uid], target)
+            self.client.delete_messages([uid])
+            self.client.uid_expunge([uid])
+        self._found.pop(message_id, None)
+
+    def mark_read(self, message_id: str) -> None:
+        folder, uid = self._locate(message_id)
+        self._select(folder, writable=True)
+        self.client.add_flags([uid], [SEEN])
+
+    def label(self, message_id: str, label: str) -> None:
+        folder, uid = self._locate(message_id)
+        response = self._select(folder, writable=True)
+        permanent = response.get(b"PERMANENTFLAGS", ())
+        if _KEYWORD.match(label) and b"\\*" in permanent:  # type: ignore[operator]
+            self.client.add_flags([uid], [label.encode()])
+            return
+        # No custom keywords here: the label is a folder holding a copy, made once.
+        ensure_folder(self.client, label)
+        if self._holds(label, message_id):
+            return
+        self._select(folder, writable=True)
+        self.client.copy([uid], label)
+
+    def _holds(self, folder: str, message_id: str) -> bool:
+        if message_id.startswith("uid:"):
+            return False
+        self._select(folder)
+        return bool(self.client.search(["HEADER", "Message-ID", message_id]))
+
+    def send(self, mail: OutgoingMail) -> str:
+        if self.smtp is None:
+            raise PermanentError(f"{self.address}: no SMTP server in the account's settings")
+        header = message_id_for(mail)
+        sent = self.folders.server_name(SENT)
+        ensure_folder(self.client, sent)
+        if mail.idempotency_key and self._holds(sent, header):
+            return header  # sent before
+        references = self._references_for_reply(mail.in_reply_to) if mail.in_reply_to else []
+        message = outgoing_message(mail, self.address, header, references)
+        recipients = [
+            address
+            for _, address in getaddresses([mail.to, mail.cc or "", mail.bcc or ""])
+            if address
+        ]
+        smtp = open_smtp(self.smtp)
+        try:
+            smtp.send_message(message, from_addr=self.address, to_addrs=recipients)
+        except smtplib.SMTPRecipientsRefused as error:
+            refused = ", ".join(sorted(error.recipients))
+            raise PermanentError(f"SMTP refused every recipient: {refused}") from None
+        except smtplib.SMTPResponseException as error:
+            text = error.smtp_error
+            text = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+            detail = f"SMTP {error.smtp_code}: {text}"
+            if 500 <= error.smtp_code < 600:
+                raise PermanentError(detail) from None
+            raise ConnectionError(detail) from None  # 4xx: try again later
+        finally:
+            with contextlib.suppress(smtplib.SMTPException, OSError):
+                smtp.quit()
+        self.client.append(sent, message.as_bytes(), flags=[SEEN])
+        return header
+
+    def _references_for_reply(self, parent_id: str) -> list[str]:
+        """The parent's References plus the parent (RFC 5322 3.6.4)."""
+        try:
+            parent = self.get_message(parent_id)
+        except MessageNotFound:
+            return [parent_id]
+        references = parent.headers.get("references", "").split()
+        return [*references, parent_id]
+
+    def deliver(self, message: EmailMessage) -> str:
+        """Put an incoming message in the inbox (demo data and tests); its id."""
+        self.client.append(INBOX, message.as_bytes())
+        return str(message.get("Message-ID", "")).strip()
+
+
+def _logout(client: IMAPClient) -> None:
+    try:
+        client.logout()
+    except Exception:  # the server or the socket may already be gone
+        with contextlib.suppress(OSError):
+            client.shutdown()
