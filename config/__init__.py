@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from config.provider import Provider
 from config.providers import ProviderChain, resolve_chain
-from config.settings import ConfigError, Settings, get_settings, load_settings
+from config.settings import ConfigError, Settings, get_settings, load_settings, read_settings
 
 __all__ = [
     "ConfigError",
@@ -13,5 +13,6 @@ __all__ = [
     "Settings",
     "get_settings",
     "load_settings",
+    "read_settings",
     "resolve_chain",
 ]

@@ -7,7 +7,7 @@ import re
 import sys
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -19,6 +19,7 @@ ApiDocs = Literal["public", "private", "off"]
 _SIGNING_KEY_PREFIX = re.compile(r"^signkey-\w+-")
 _HEX = re.compile(r"^(?:[0-9a-fA-F]{2})+$")
 _FALSY = {"", "0", "false", "no", "off"}
+_AnySettings = TypeVar("_AnySettings", bound=BaseSettings)
 
 
 class ConfigError(Exception):
@@ -301,8 +302,15 @@ def _explain(error: ValidationError) -> str:
 
 def load_settings(**overrides: object) -> Settings:
     """Read the environment now; raise ConfigError naming each bad variable."""
+    return read_settings(Settings, **overrides)
+
+
+def read_settings(model: type[_AnySettings], **overrides: object) -> _AnySettings:
+    """Read the environment (and .env) into `model` now; raise ConfigError naming each bad
+    variable. For Settings and for an app's own settings models alike, so every
+    configuration error reads the same way."""
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return model(**overrides)  # type: ignore[arg-type]
     except ValidationError as error:
         raise ConfigError(_explain(error)) from None
     except UnicodeDecodeError:

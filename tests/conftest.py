@@ -71,6 +71,9 @@ def pytest_configure(config: pytest.Config) -> None:
         INTERNAL_API_KEY=test_env.INTERNAL_API_KEY,
         CRON_SECRET=test_env.CRON_SECRET,
         CELERY_ETA_HORIZON_SECONDS="120",
+        # The password of every contract IMAP mailbox: the web server and the worker read
+        # it from their environment when a job runs, as in production.
+        IMAP_TEST_PASSWORD=secrets.token_urlsafe(12),
     )
     os.environ.update(_RUN)
     from tasks.schema import upgrade
@@ -229,13 +232,20 @@ def mailbox(tmp_path: Path) -> Mailbox:
 
 
 @pytest.fixture(scope="session")
-def dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dovecot]:
-    """A private Dovecot (IMAP and LMTP on 127.0.0.1) for the session; no users of its own."""
+def dovecot() -> Iterator[Dovecot]:
+    """A private Dovecot (IMAP and LMTP on 127.0.0.1) for the session; no users of its own.
+
+    Its directory is not under pytest's temporary root: run as root, Dovecot's mail
+    processes need to pass through every directory above their mail, and each pytest
+    session sets that root back to mode 0700, which would lock out the Dovecot of a run
+    going on at the same time."""
     from tests.support.dovecot import start_dovecot
 
-    server = start_dovecot(tmp_path_factory.mktemp("dovecot"))
+    base = Path(tempfile.mkdtemp(prefix="jobbridge-dovecot-"))
+    server = start_dovecot(base)
     yield server
     server.stop()
+    shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -266,6 +276,14 @@ def imap_user(dovecot: Dovecot) -> ImapUser:
     password = secrets.token_urlsafe(12)
     dovecot.add_user(username, password)
     return ImapUser(dovecot.host, dovecot.port, username, password, f"{username}@example.test")
+
+
+@pytest.fixture
+def imap_mailbox(dovecot: Dovecot, smtp_server: SmtpServer) -> Any:
+    """The contract tests' `mailbox` as an IMAP account on the session's Dovecot."""
+    from tests.support.imap_mailbox import new_imap_mailbox
+
+    return new_imap_mailbox(dovecot, smtp_server)
 
 
 @pytest.fixture

@@ -358,6 +358,23 @@ def test_job_has_the_same_effect_whichever_provider_delivers_it(
 
 
 @pytest.mark.parametrize("event", sorted(CASES))
+def test_job_has_the_same_effect_on_an_imap_mailbox(
+    event: str, imap_mailbox: Any, worker: Any
+) -> None:
+    # The same case on a real IMAP server (Dovecot) instead of a Maildir folder.
+    case = CASES[event]
+    payload = case.setup(imap_mailbox)
+    via_celery(event, payload)
+    expected = case.expected(imap_mailbox)
+    settled = wait_for(
+        lambda: case.state(imap_mailbox) == expected,
+        timeout=60,
+        what=f"{event} on IMAP to settle",
+    )
+    assert settled
+
+
+@pytest.mark.parametrize("event", sorted(CASES))
 def test_job_delivered_three_times_has_the_effect_of_one(
     event: str, mailbox: Mailbox, web: str, worker: Any, configure: Any
 ) -> None:

@@ -19,6 +19,12 @@ from tests.support.fake_qstash import deliver_until_final
 from tests.support.wait import wait_for, wait_until_time
 
 
+@pytest.fixture(params=["maildir", "imap"])
+def mailbox(request: pytest.FixtureRequest, mailbox: Mailbox) -> Any:
+    """Each provider's case on a Maildir folder and on a real IMAP server (Dovecot)."""
+    return mailbox if request.param == "maildir" else request.getfixturevalue("imap_mailbox")
+
+
 def schedule_archive(mailbox: Mailbox, seconds_ahead: float = 1.0) -> Any:
     return scheduled_actions.schedule(
         email_account_id=mailbox.account_id,
