@@ -15,10 +15,7 @@ a message or the key.
 from __future__ import annotations
 
 import logging
-import math
-import time
 from collections.abc import Mapping, Sequence
-from email.utils import parsedate_to_datetime
 from typing import Any, cast
 
 import httpx
@@ -33,6 +30,7 @@ from tasks.ai.offline import OfflineAI
 from tasks.ai.port import AI, CleanDecision
 from tasks.ai.settings import AISettings
 from tasks.mail.port import MailMessage
+from tasks.retry_after import retry_after
 
 log = logging.getLogger("jobbridge.ai")
 
@@ -171,28 +169,3 @@ class OpenAIChatAI:
             f"AI_MODEL ({self._model}) and AI_BASE_URL; the server must offer "
             "/chat/completions with JSON mode (response_format json_object)"
         )
-
-
-def retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds to wait as the server says: `retry-after-ms` (OpenAI), or `Retry-After`
-    as seconds or an HTTP date; None when it says nothing usable."""
-    millis = _number(headers.get("retry-after-ms"))
-    if millis is not None:
-        return millis / 1000
-    value = headers.get("retry-after")
-    seconds = _number(value)
-    if seconds is not None or value is None:
-        return seconds
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(when.timestamp() - time.time(), 0.0)
-
-
-def _number(value: str | None) -> float | None:
-    try:
-        number = float(value) if value is not None else None
-    except ValueError:
-        return None
-    return number if number is not None and math.isfinite(number) and number >= 0 else None

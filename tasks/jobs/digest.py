@@ -6,17 +6,17 @@
 - `resend.digest` claims the account's PENDING digests with a lease and a token (one
   claimant wins), sends one email grouped by rule, then in one transaction marks them
   SENT, redacts the items and advances the schedule. A digest without items is closed
-  too: none stays PROCESSING. The email's idempotency key is the
-  set of digests it covers, so a resend after a crash sends nothing new.
+  too: none stays PROCESSING. The email's idempotency key is the set of digests it
+  covers, so a resend after a crash sends nothing new.
 - `resend.summary` sends the account a summary of its inbox once per period. Its
   payload (`digest_summary`) names the account by `emailAccountId`, or by `email` as the
   replaced app's fan-out did; an address no account has is skipped.
 - Two hourly crons fan out: one `resend.digest` per account whose schedule is due, and
   one `resend.summary` per account due a summary (payload `{emailAccountId}`).
 
-Digests go to the user through their own mailbox (sent to themselves), from the display
-name DIGEST_SENDER_NAME: `ai.digest` skips mail from that sender, so a DIGEST rule can
-never digest a digest.
+Both go to the user the way tasks/mail/digest_mailer.py chooses (Resend, SMTP_URL, or
+their own mailbox, sent to themselves), from the display name DIGEST_SENDER_NAME:
+`ai.digest` skips mail from that sender, so a DIGEST rule can never digest a digest.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from bridge.store.db import rows_changed, session_scope
 from tasks.accounts import account_or_fail, mailbox_of
 from tasks.ai import default_ai
 from tasks.jobs.digest_summary import SendSummary, summary_account_id
+from tasks.mail.digest_mailer import digest_mailer
 from tasks.mail.port import MailMessage, OutgoingMail
 from tasks.models import (
     Digest,
@@ -86,7 +87,8 @@ class SendDigest(Payload):
 
 def is_digest_email(sender: str, account_email: str) -> bool:
     name, address = parseaddr(sender)
-    return name == DIGEST_SENDER_NAME and address.lower() == account_email.lower()
+    ours = {account_email.lower(), digest_mailer().sender_address(account_email).lower()}
+    return name == DIGEST_SENDER_NAME and address.lower() in ours
 
 
 @registry.job(
@@ -170,7 +172,6 @@ def _open_digest(account_id: str) -> str:
 def _rule_name(action_id: str | None) -> str | None:
     if action_id is None:
         return None
-
     with session_scope() as session:
         return session.scalar(
             select(Rule.name)
@@ -203,17 +204,16 @@ def send_digest(payload: SendDigest, delivery: Delivery) -> Result:
     subject = f"Your digest: {len(items)} email{'s' if len(items) != 1 else ''}"
     text, body_html = render_digest(items)
     key = "digest-" + hashlib.sha256(",".join(sorted(claimed)).encode()).hexdigest()[:24]
+    email = OutgoingMail(
+        to=account.email,
+        from_name=DIGEST_SENDER_NAME,
+        subject=subject,
+        body=text,
+        html=body_html,
+        idempotency_key=key,
+    )
     try:
-        mail.send(
-            OutgoingMail(
-                to=account.email,
-                from_name=DIGEST_SENDER_NAME,
-                subject=subject,
-                body=text,
-                html=body_html,
-                idempotency_key=key,
-            )
-        )
+        digest_mailer().send(account, email, mail)
     except Exception as error:
         last = delivery.attempt >= send_digest.retries
         # Handed back for the next attempt; FAILED once the attempts are used up.
@@ -332,15 +332,14 @@ def send_summary(payload: SendSummary, delivery: Delivery) -> Result:
     lines += [f"- {sender}: {count}" for sender, count in top]
     # One email per account and period, however often this is delivered.
     period_start = int((account.last_summary_at or now - period).timestamp())
-    mail.send(
-        OutgoingMail(
-            to=account.email,
-            from_name=DIGEST_SENDER_NAME,
-            subject="Your inbox summary",
-            body="\n".join(lines) + "\n",
-            idempotency_key=f"summary-{account.id}-{period_start}",
-        )
+    email = OutgoingMail(
+        to=account.email,
+        from_name=DIGEST_SENDER_NAME,
+        subject="Your inbox summary",
+        body="\n".join(lines) + "\n",
+        idempotency_key=f"summary-{account.id}-{period_start}",
     )
+    digest_mailer().send(account, email, mail)
     with session_scope() as session:
         session.execute(
             update(EmailAccount).where(EmailAccount.id == account.id).values(last_summary_at=now)

@@ -4,7 +4,7 @@ of its headers, its Message-ID (from the idempotency key) and its reply threadin
 from __future__ import annotations
 
 from email.message import EmailMessage
-from email.utils import formataddr, formatdate, make_msgid
+from email.utils import formataddr, formatdate, getaddresses, make_msgid
 
 from tasks.mail.port import OutgoingMail
 
@@ -37,3 +37,9 @@ def outgoing_message(
     if mail.html:
         message.add_alternative(mail.html, subtype="html")  # makes multipart/alternative
     return message
+
+
+def recipients_of(mail: OutgoingMail) -> list[str]:
+    """Every address the message goes to: To, Cc and Bcc."""
+    fields = [mail.to, mail.cc or "", mail.bcc or ""]
+    return [address for _, address in getaddresses(fields) if address]

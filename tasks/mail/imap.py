@@ -17,17 +17,15 @@ from __future__ import annotations
 
 import contextlib
 import re
-import smtplib
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
-from email.utils import getaddresses
 
 from imapclient import IMAPClient
 
 from bridge.outcome import PermanentError
-from tasks.mail.composing import message_id_for, outgoing_message
+from tasks.mail.composing import message_id_for, outgoing_message, recipients_of
 from tasks.mail.imap_folders import ARCHIVE, INBOX, SENT, Folders, ensure_folder, read_folders
 from tasks.mail.imap_messages import (
     Fetched,
@@ -36,9 +34,10 @@ from tasks.mail.imap_messages import (
     message_from,
     own_message_id,
 )
-from tasks.mail.imap_session import ServerSettings, open_imap, open_smtp
+from tasks.mail.imap_session import ServerSettings, open_imap
 from tasks.mail.maildir_headers import as_utc
 from tasks.mail.port import MailMessage, MessageNotFound, OutgoingMail, ThreadPage
+from tasks.mail.smtp_submit import submit
 from tasks.mail.thread_pages import Listed, thread_page
 
 SEEN, FLAGGED = b"\\Seen", b"\\Flagged"
@@ -274,27 +273,8 @@ class ImapProvider:
             return header  # sent before
         references = self._references_for_reply(mail.in_reply_to) if mail.in_reply_to else []
         message = outgoing_message(mail, self.address, header, references)
-        recipients = [
-            address
-            for _, address in getaddresses([mail.to, mail.cc or "", mail.bcc or ""])
-            if address
-        ]
-        smtp = open_smtp(self.smtp)
-        try:
-            smtp.send_message(message, from_addr=self.address, to_addrs=recipients)
-        except smtplib.SMTPRecipientsRefused as error:
-            refused = ", ".join(sorted(error.recipients))
-            raise PermanentError(f"SMTP refused every recipient: {refused}") from None
-        except smtplib.SMTPResponseException as error:
-            text = error.smtp_error
-            text = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
-            detail = f"SMTP {error.smtp_code}: {text}"
-            if 500 <= error.smtp_code < 600:
-                raise PermanentError(detail) from None
-            raise ConnectionError(detail) from None  # 4xx: try again later
-        finally:
-            with contextlib.suppress(smtplib.SMTPException, OSError):
-                smtp.quit()
+        where = f"SMTP {self.smtp.host}:{self.smtp.port}"
+        submit(self.smtp, message, self.address, recipients_of(mail), where)
         self.client.append(sent, message.as_bytes(), flags=[SEEN])
         return header
 

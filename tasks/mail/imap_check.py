@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from bridge.outcome import PermanentError
 from tasks.mail.imap import ImapProvider
 from tasks.mail.imap_folders import INBOX
-from tasks.mail.imap_session import open_smtp
+from tasks.mail.smtp_submit import open_smtp
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ def _smtp(provider: ImapProvider) -> tuple[str, bool]:
     if server is None:
         return "not configured: digests, summaries and reply actions cannot be sent", True
     try:
-        open_smtp(server).quit()
+        open_smtp(server, f"SMTP {server.host}:{server.port}").quit()
     except (PermanentError, ConnectionError) as error:
         return str(error), True
     return f"{server.host}:{server.port} ({server.security}): ready as {server.username}", False

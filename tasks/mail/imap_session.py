@@ -10,7 +10,6 @@ connection is transient (the job is retried).
 from __future__ import annotations
 
 import ipaddress
-import smtplib
 import ssl
 from dataclasses import dataclass
 from typing import Literal
@@ -86,32 +85,3 @@ def open_imap(server: ServerSettings) -> IMAPClient:
             f"IMAP {server.host}: login refused for user {server.username!r}"
         ) from None
     return client
-
-
-def open_smtp(server: ServerSettings) -> smtplib.SMTP:
-    """A connected SMTP session, logged in unless the server is a loopback one without
-    authentication."""
-    context = ssl.create_default_context()
-    try:
-        smtp: smtplib.SMTP
-        if server.security == "tls":
-            smtp = smtplib.SMTP_SSL(
-                server.host, server.port, timeout=TIMEOUT_SECONDS, context=context
-            )
-        else:
-            smtp = smtplib.SMTP(server.host, server.port, timeout=TIMEOUT_SECONDS)
-            if server.security == "starttls":
-                smtp.starttls(context=context)
-    except ssl.SSLError as error:
-        raise PermanentError(f"SMTP {server.host}:{server.port}: TLS failed: {error}") from None
-    except OSError as error:
-        raise ConnectionError(f"SMTP {server.host}:{server.port} unreachable: {error}") from None
-    if smtp.has_extn("auth"):
-        try:
-            smtp.login(server.username, server.password)
-        except smtplib.SMTPAuthenticationError:
-            smtp.close()
-            raise MailLoginRefused(
-                f"SMTP {server.host}: login refused for user {server.username!r}"
-            ) from None
-    return smtp

@@ -34,6 +34,7 @@ from tasks.models.rules import (
     RuleActionType,
 )
 from tasks.models.senders import Category, Sender, SenderStatus
+from tasks.models.sent_mail import SentMail
 
 __all__ = [
     "OPEN_BULK_STATUSES",
@@ -69,6 +70,7 @@ __all__ = [
     "SeenSignature",
     "Sender",
     "SenderStatus",
+    "SentMail",
     "SummaryFrequency",
     "UTCDateTime",
     "new_id",
