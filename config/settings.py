@@ -22,6 +22,13 @@ _FALSY = {"", "0", "false", "no", "off"}
 _AnySettings = TypeVar("_AnySettings", bound=BaseSettings)
 
 
+# Where every settings model reads its variables, the shim's and an app's own alike: the
+# environment first, then .env in the working folder; names in any case; others ignored.
+ENVIRONMENT_SOURCES = SettingsConfigDict(
+    env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+)
+
+
 class ConfigError(Exception):
     """A bad environment: the message names each variable and how to fix it."""
 
@@ -45,9 +52,7 @@ class AppLocation(BaseSettings):
     """Where the app on the shim is: read alone, before the rest, because the command
     line is built from the app's commands even when the rest of the environment is bad."""
 
-    model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
-    )
+    model_config = ENVIRONMENT_SOURCES
 
     # The module that holds the app's `registry` (like Celery's -A): its jobs, its crons,
     # and optionally its commands, routes and audit.

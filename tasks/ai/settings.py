@@ -10,7 +10,7 @@ from __future__ import annotations
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from config import read_settings
+from config import ENVIRONMENT_SOURCES, read_settings
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 
@@ -19,13 +19,7 @@ class AISettings(BaseSettings):
     """AI_* variables; frozen (hence hashable) so one client can serve equal settings."""
 
     # Read like config's Settings: the environment first, then .env in the working folder.
-    model_config = SettingsConfigDict(
-        env_file=".env",
-        env_file_encoding="utf-8",
-        extra="ignore",
-        case_sensitive=False,
-        frozen=True,
-    )
+    model_config = SettingsConfigDict(**ENVIRONMENT_SOURCES, frozen=True)
 
     # The server's OpenAI-compatible base URL, the part before /chat/completions.
     ai_base_url: str | None = None

@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from pydantic import SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from config import read_settings
+from config import ENVIRONMENT_SOURCES, read_settings
 from tasks.mail.imap_session import Security, ServerSettings, is_loopback
 
 DEFAULT_PORTS = {"smtp": 587, "smtps": 465}  # submission with STARTTLS; implicit TLS
@@ -36,13 +36,7 @@ class DeliverySettings(BaseSettings):
     """RESEND_* and SMTP_* variables; frozen like AISettings."""
 
     # Read like config's Settings: the environment first, then .env in the working folder.
-    model_config = SettingsConfigDict(
-        env_file=".env",
-        env_file_encoding="utf-8",
-        extra="ignore",
-        case_sensitive=False,
-        frozen=True,
-    )
+    model_config = SettingsConfigDict(**ENVIRONMENT_SOURCES, frozen=True)
 
     resend_api_key: SecretStr | None = None
     # The address Resend sends from: Resend sends only from a domain verified in it.
