@@ -51,7 +51,8 @@ class ImapProvider:
         self._client: IMAPClient | None = None
         self._closer: Callable[[], object] | None = None
         self._folders: Folders | None = None
-        self._selected: tuple[str, bool] | None = None  # (folder, read-only)
+        # The folder selected now, whether writable, and the server's answer to SELECT.
+        self._selected: tuple[str, bool, dict[bytes, object]] | None = None
         self._found: dict[str, tuple[str, int]] = {}  # id -> (folder, UID) last seen
 
     # The connection: one per provider, opened on first use -----------------------------
@@ -75,10 +76,16 @@ class ImapProvider:
             self._folders = read_folders(self.client)
         return self._folders
 
-    def _select(self, folder: str, *, writable: bool = False) -> dict[bytes, object]:
-        response = self.client.select_folder(folder, readonly=not writable)
-        self._selected = (folder, not writable)
-        return dict(response)
+    def select(self, folder: str, *, writable: bool = False) -> dict[bytes, object]:
+        """Select the folder unless it is selected already (a writable selection serves a
+        reader too): each command sees the folder as it is now, new messages included."""
+        if self._selected is not None:  # only this method selects on the connection
+            current, current_writable, response = self._selected
+            if current == folder and (current_writable or not writable):
+                return response
+        response = dict(self.client.select_folder(folder, readonly=not writable))
+        self._selected = (folder, writable, response)
+        return response
 
     # Reading ---------------------------------------------------------------------------
     def get_message(self, message_id: str) -> MailMessage:
@@ -93,7 +100,7 @@ class ImapProvider:
         return message_from(fetched[uid], self.folders.port_name(folder), self.address)
 
     def _uidvalidity(self, folder: str) -> int:
-        response = self._select(folder)
+        response = self.select(folder)
         return int(str(response[b"UIDVALIDITY"]))
 
     def _locate(self, message_id: str) -> tuple[str, int]:
@@ -201,7 +208,7 @@ class ImapProvider:
             yield from chunk.values()
 
     def list_labels(self) -> list[str]:
-        response = self._select(INBOX)
+        response = self.select(INBOX)
         keywords = {
             flag.decode("utf-8", "replace")
             for flag in response.get(b"FLAGS", ())  # type: ignore[attr-defined]
@@ -215,7 +222,7 @@ class ImapProvider:
             folder, uid = self._locate(message.id)
         except MessageNotFound:
             return False  # gone since the thread was read: it no longer tells
-        self._select(folder)
+        self.select(folder)
         flags = self.client.get_flags([uid]).get(uid, ())
         return FLAGGED in flags
 
@@ -229,7 +236,7 @@ class ImapProvider:
         if current == target:
             return  # already there: moving twice is one move
         ensure_folder(self.client, target)
-        self._select(current, writable=True)
+        self.select(current, writable=True)
         if self.client.has_capability("MOVE"):
             self.client.move([uid], target)
         else:
@@ -240,28 +247,32 @@ class ImapProvider:
 
     def mark_read(self, message_id: str) -> None:
         folder, uid = self._locate(message_id)
-        self._select(folder, writable=True)
+        self.select(folder, writable=True)
         self.client.add_flags([uid], [SEEN])
 
     def label(self, message_id: str, label: str) -> None:
         folder, uid = self._locate(message_id)
-        response = self._select(folder, writable=True)
-        permanent = response.get(b"PERMANENTFLAGS", ())
-        if _KEYWORD.match(label) and b"\\*" in permanent:  # type: ignore[operator]
+        if _KEYWORD.match(label) and self.takes_keywords(folder):
+            self.select(folder, writable=True)
             self.client.add_flags([uid], [label.encode()])
             return
         # No custom keywords here: the label is a folder holding a copy, made once.
         ensure_folder(self.client, label)
         if self._holds(label, message_id):
             return
-        self._select(folder, writable=True)
+        self.select(folder, writable=True)
         self.client.copy([uid], label)
+
+    def takes_keywords(self, folder: str) -> bool:
+        """Whether the folder keeps custom keywords (PERMANENTFLAGS `\\*`); a read-only
+        EXAMINE lists no permanent flags, so the folder is selected writable."""
+        permanent = self.select(folder, writable=True).get(b"PERMANENTFLAGS")
+        return isinstance(permanent, tuple) and b"\\*" in permanent
 
     def _holds(self, folder: str, message_id: str) -> bool:
         if message_id.startswith("uid:"):
             return False
-        self._select(folder)
-        return bool(self.client.search(["HEADER", "Message-ID", message_id]))
+        return self._search_folder(folder, message_id) is not None
 
     def send(self, mail: OutgoingMail) -> str:
         if self.smtp is None:

@@ -41,11 +41,9 @@ def check_imap(provider: ImapProvider) -> list[Finding]:
         if folders.sent
         else Finding("sent", "no \\Sent folder: one named Sent is made on first send")
     )
-    # Read-write: a read-only EXAMINE lists no permanent flags at all.
-    permanent = client.select_folder(INBOX).get(b"PERMANENTFLAGS", ())
     findings.append(
         Finding("labels", "IMAP keywords (the server takes custom keywords)")
-        if b"\\*" in permanent
+        if provider.takes_keywords(INBOX)
         else Finding("labels", "no custom keywords here: each label is a folder holding copies")
     )
     findings.append(Finding("smtp", *_smtp(provider)))

@@ -72,39 +72,40 @@ def fetch_headers(
     client: IMAPClient, uids: Sequence[int], folder: str, uidvalidity: int
 ) -> dict[int, Fetched]:
     """The listing fields of the selected folder's messages, by UID (gone ones left out)."""
-    if not uids:
-        return {}
-    response = client.fetch(list(uids), [_HEADER_FIELDS, "FLAGS", "INTERNALDATE"])
-    found: dict[int, Fetched] = {}
-    for uid, data in response.items():
-        block = data.get(_HEADER_KEY)
-        if not isinstance(block, bytes):
-            continue
-        raw = raw_headers(BytesHeaderParser().parsebytes(block).raw_items())
-        found[uid] = _fetched(uid, raw, data, folder, uidvalidity)
-    return found
+    return _fetch(client, uids, folder, uidvalidity, whole=False)
 
 
 def fetch_whole(
     client: IMAPClient, uids: Sequence[int], folder: str, uidvalidity: int
 ) -> dict[int, Fetched]:
     """The selected folder's messages, whole, by UID (gone ones left out)."""
+    return _fetch(client, uids, folder, uidvalidity, whole=True)
+
+
+def _fetch(
+    client: IMAPClient, uids: Sequence[int], folder: str, uidvalidity: int, *, whole: bool
+) -> dict[int, Fetched]:
     if not uids:
         return {}
-    response = client.fetch(list(uids), [_WHOLE, "FLAGS", "INTERNALDATE"])
+    item, key = (_WHOLE, _WHOLE_KEY) if whole else (_HEADER_FIELDS, _HEADER_KEY)
+    response = client.fetch(list(uids), [item, "FLAGS", "INTERNALDATE"])
     found: dict[int, Fetched] = {}
     for uid, data in response.items():
-        body = data.get(_WHOLE_KEY)
-        if not isinstance(body, bytes):
+        block = data.get(key)
+        if not isinstance(block, bytes):
             continue
-        raw = raw_headers(BytesHeaderParser().parsebytes(body).raw_items())
-        fetched = _fetched(uid, raw, data, folder, uidvalidity)
-        found[uid] = Fetched(fetched.uid, fetched.id, fetched.summary, fetched.flags, body)
+        raw = raw_headers(BytesHeaderParser().parsebytes(block).raw_items())
+        found[uid] = _fetched(uid, raw, data, folder, uidvalidity, block if whole else None)
     return found
 
 
 def _fetched(
-    uid: int, raw: dict[str, str], data: dict[bytes, object], folder: str, uidvalidity: int
+    uid: int,
+    raw: dict[str, str],
+    data: dict[bytes, object],
+    folder: str,
+    uidvalidity: int,
+    whole: bytes | None,
 ) -> Fetched:
     arrived = data.get(b"INTERNALDATE")
     stamp = arrived.timestamp() if isinstance(arrived, datetime) else datetime.now(UTC).timestamp()
@@ -116,6 +117,7 @@ def _fetched(
         id=message_id,
         summary=summarise(raw, message_id, stamp),
         flags=frozenset(flags) if isinstance(flags, tuple) else frozenset(),
+        raw=whole,
     )
 
 

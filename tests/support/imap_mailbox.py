@@ -16,8 +16,6 @@ from email.parser import BytesHeaderParser
 from email.utils import format_datetime, make_msgid
 from typing import Any
 
-from imapclient import IMAPClient
-
 from bridge.store.db import session_scope
 from tasks.mail.imap import ImapProvider
 from tasks.mail.imap_accounts import imap_provider
@@ -47,17 +45,14 @@ class ImapMailbox:
         mail = self.provider()
         state: dict[str, Any] = {}
         try:
-            with IMAPClient(self.dovecot.host, port=self.dovecot.port, ssl=False) as raw:
-                raw.login(self.user, os.environ[PASSWORD_ENV])
-                for _, _, folder in raw.list_folders():
-                    raw.select_folder(folder, readonly=True)
-                    uids = raw.search(["ALL"])
-                    if not uids:
-                        continue
-                    entries = []
-                    for data in raw.fetch(uids, ["BODY.PEEK[HEADER]", "FLAGS"]).values():
-                        entries.append(_entry(folder, data))
-                    state[mail.folders.port_name(folder)] = sorted(entries)
+            for _, _, folder in mail.client.list_folders():
+                mail.select(folder)
+                uids = mail.client.search(["ALL"])
+                if not uids:
+                    continue
+                fetched = mail.client.fetch(uids, ["BODY.PEEK[HEADER]", "FLAGS"])
+                entries = [_entry(folder, data) for data in fetched.values()]
+                state[mail.folders.port_name(folder)] = sorted(entries)
         finally:
             mail.close()
         return state
