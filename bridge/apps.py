@@ -6,7 +6,9 @@
 - `add_routes` (optional): `(FastAPI, Settings) -> None`, routes of the app's own;
 - `audit` (optional): an `AppAudit`, what `jobbridge audit` and `status` count;
 - `prepare_dev` (optional): `(Settings) -> list[str]`, run by `jobbridge dev` first
-  (migrate, seed); the lines it returns are printed.
+  (migrate, seed); the lines it returns are printed;
+- `settings_models` (optional): the app's own pydantic-settings classes, which
+  `jobbridge config` reads and prints beside the shim's (secrets masked).
 The shim never imports the app by name: it imports the module named here.
 """
 
@@ -18,6 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from typing import Any, Protocol
+
+from pydantic_settings import BaseSettings
 
 from bridge.celery.deferred import RELEASE_DEFERRED, release_deferred_cron
 from bridge.registry import Registry
@@ -63,6 +67,7 @@ class App:
     add_routes: Callable[[Any, Settings], None] | None = None
     audit: AppAudit | None = None
     prepare_dev: Callable[[Settings], Sequence[str]] | None = None
+    settings_models: Sequence[type[BaseSettings]] = ()
 
 
 @lru_cache(maxsize=8)
@@ -93,6 +98,7 @@ def load_app(module_name: str) -> App:
         add_routes=getattr(module, "add_routes", None),
         audit=getattr(module, "audit", None),
         prepare_dev=getattr(module, "prepare_dev", None),
+        settings_models=tuple(getattr(module, "settings_models", ())),
     )
 
 

@@ -1,8 +1,9 @@
 """The inbox app on the shim: its jobs, its Celery app and its commands.
 
 `celery -A tasks worker` finds the Celery app here as `app`; the shim finds `registry`
-(the jobs and crons), `commands`, `add_routes`, `audit` and `prepare_dev` by the module
-name in JOBBRIDGE_APP (default `tasks`). Importing it reads no environment.
+(the jobs and crons), `commands`, `add_routes`, `audit`, `prepare_dev` and
+`settings_models` by the module name in JOBBRIDGE_APP (default `tasks`). Importing it
+reads no environment.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from tasks.audit import audit
 from tasks.cli import commands
 from tasks.devstack import prepare_dev
 from tasks.jobs import bulk_process, categorize, clean, digest
+from tasks.settings_models import settings_models
 from tasks.shim import registry
 
 # Made after every job is declared above; Celery makes the tasks when it finalizes.
@@ -37,4 +39,5 @@ __all__ = [
     "prepare_dev",
     "registry",
     "scheduled_actions",
+    "settings_models",
 ]

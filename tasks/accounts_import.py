@@ -21,8 +21,9 @@ from sqlalchemy import select
 
 from bridge.payload import Text, Timestamp
 from bridge.store.db import session_scope
-from tasks.mail.imap_accounts import ServerEntry
+from tasks.mail.imap_accounts import ENV_NAME, ServerEntry
 from tasks.mail.maildir import MaildirProvider
+from tasks.mail.oauth_accounts import ENCRYPTED_KEY, ENV_KEY
 from tasks.models import (
     Category,
     EmailAccount,
@@ -132,6 +133,9 @@ class AccountEntry(_Strict):
     maildir: Text | None = None
     imap: ServerEntry | None = None  # provider: imap
     smtp: ServerEntry | None = None  # provider: imap; without it, sending fails
+    # provider: google or microsoft: the variable holding the refresh token, instead of
+    # the encrypted one `jobbridge accounts connect` stores.
+    refresh_token_env: str | None = Field(default=None, pattern=ENV_NAME)
     digest: DigestEntry | None = None
     summary: SummaryFrequency | None = None
     rules: list[RuleEntry] = []
@@ -157,6 +161,10 @@ class AccountEntry(_Strict):
             raise ValueError("an imap account needs `imap: {host, port, security, ...}`")
         if self.provider != "imap" and (self.imap or self.smtp):
             raise ValueError("`imap:` and `smtp:` belong to an account with provider: imap")
+        if self.refresh_token_env and self.provider not in ("google", "microsoft"):
+            raise ValueError("`refresh_token_env` belongs to a google or microsoft account")
+        if self.refresh_token_env and self.maildir:
+            raise ValueError("a refresh token is for the real mailbox; drop `maildir:` or it")
         names = [rule.name for rule in self.rules]
         if len(names) != len(set(names)):
             raise ValueError("rule names must be unique within an account")
@@ -236,8 +244,10 @@ def apply(parsed: AccountsFile) -> ImportReport:
                 created += 1
             else:
                 updated += 1
+            kept = account.provider_settings if account.provider == entry.provider else None
             account.provider = MailProviderKind(entry.provider)
-            account.provider_settings = _provider_settings(entry)
+            account.provider_settings = _provider_settings(entry, kept)
+            account.connection_error = None  # the file may name a new token; try it again
             account.digest_interval_days = entry.digest.every_days if entry.digest else None
             if entry.digest and entry.digest.next_at:
                 account.digest_next_at = entry.digest.next_at
@@ -254,13 +264,20 @@ def apply(parsed: AccountsFile) -> ImportReport:
     return ImportReport(created, updated, rules)
 
 
-def _provider_settings(entry: AccountEntry) -> dict[str, Any]:
-    """What the adapter needs, stored with the account: a path, or servers (with the
-    names of their password variables, never the passwords)."""
+def _provider_settings(entry: AccountEntry, stored: dict[str, Any] | None) -> dict[str, Any]:
+    """What the adapter needs, stored with the account: a path, servers (with the names
+    of their password variables, never the passwords), or where the refresh token is.
+    A token `accounts connect` stored is kept while the file names no other source."""
     if entry.imap is not None:
         servers = {"imap": entry.imap, "smtp": entry.smtp}
         return {role: server.model_dump() for role, server in servers.items() if server}
-    return {"path": entry.maildir} if entry.maildir else {}
+    if entry.maildir:
+        return {"path": entry.maildir}
+    if entry.refresh_token_env:
+        return {ENV_KEY: entry.refresh_token_env}
+    if entry.provider in ("google", "microsoft") and stored and stored.get(ENCRYPTED_KEY):
+        return {ENCRYPTED_KEY: stored[ENCRYPTED_KEY]}
+    return {}
 
 
 def _upsert_rule(session: Any, account_id: str, entry: RuleEntry) -> None:

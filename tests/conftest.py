@@ -128,6 +128,27 @@ def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("logs")
 
 
+@pytest.fixture(scope="session")
+def mail_apis() -> Iterator[tuple[Any, Any]]:
+    """The session's Gmail and Microsoft Graph doubles, which the web server and the
+    worker reach through the variables `mail_api_env` gives them at start."""
+    from tests.support.api_mailboxes import GMAIL_EMAIL, GRAPH_EMAIL
+    from tests.support.gmail_double import GmailDouble
+    from tests.support.graph_double import GraphDouble
+
+    gmail, graph = GmailDouble(GMAIL_EMAIL).start(), GraphDouble(email=GRAPH_EMAIL).start()
+    yield gmail, graph
+    assert gmail.violations == [] and graph.violations == []
+    gmail.stop()
+    graph.stop()
+
+
+def _mail_env(mail_apis: tuple[Any, Any]) -> dict[str, str]:
+    from tests.support.api_mailboxes import mail_api_env
+
+    return mail_api_env(*mail_apis)
+
+
 def server_env(inngest_api_url: str) -> dict[str, str]:
     """The web server receives from every provider at once: Inngest in cloud mode (signed
     requests only; its API is `inngest_api`), QStash keys, the internal API key and the
@@ -153,15 +174,15 @@ def inngest_api() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
-def web(log_dir: Path, inngest_api: Any) -> Iterator[str]:
-    process, url = start_web(server_env(inngest_api.url), log_dir)
+def web(log_dir: Path, inngest_api: Any, mail_apis: tuple[Any, Any]) -> Iterator[str]:
+    process, url = start_web({**server_env(inngest_api.url), **_mail_env(mail_apis)}, log_dir)
     yield url
     process.stop()
 
 
 @pytest.fixture(scope="session")
-def worker(log_dir: Path) -> Iterator[Process]:
-    process = start_worker({**os.environ, **_RUN}, log_dir)
+def worker(log_dir: Path, mail_apis: tuple[Any, Any]) -> Iterator[Process]:
+    process = start_worker({**os.environ, **_RUN, **_mail_env(mail_apis)}, log_dir)
     yield process
     process.stop()
 
@@ -284,6 +305,24 @@ def imap_mailbox(dovecot: Dovecot, smtp_server: SmtpServer) -> Any:
     from tests.support.imap_mailbox import new_imap_mailbox
 
     return new_imap_mailbox(dovecot, smtp_server)
+
+
+@pytest.fixture
+def gmail_mailbox(mail_apis: tuple[Any, Any]) -> Any:
+    """The contract tests' `mailbox` as a Gmail account on the session's Gmail double."""
+    from tests.support.api_mailboxes import GmailMailbox
+
+    return GmailMailbox(mail_apis[0])
+
+
+@pytest.fixture
+def graph_mailbox(mail_apis: tuple[Any, Any], monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The contract tests' `mailbox` as a Microsoft 365 account on the Graph double."""
+    from tests.support.api_mailboxes import GraphMailbox
+
+    # msal (requests) in this process trusts the double's sign-in server, as the worker does.
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(mail_apis[1].ca_bundle))
+    return GraphMailbox(mail_apis[1])
 
 
 @pytest.fixture

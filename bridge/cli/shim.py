@@ -8,6 +8,7 @@ import sys
 from typing import Annotated, Any
 
 import typer
+from pydantic import SecretStr
 from rich.table import Table
 from rich.text import Text
 
@@ -23,7 +24,7 @@ from bridge.cli.root import (
 from bridge.devstack import run_dev_stack
 from bridge.errors import InvalidPayload
 from bridge.publishing import enqueue, validate
-from config import Settings, resolve_chain
+from config import Settings, read_settings, resolve_chain
 
 _SECRET_FIELDS = {
     "inngest_event_key",
@@ -41,6 +42,8 @@ def _masked(name: str, value: Any) -> str:
     if value is None:
         return "-"
     text = value.get_secret_value() if hasattr(value, "get_secret_value") else str(value)
+    if isinstance(value, SecretStr) and name not in _SECRET_FIELDS:  # the app's secrets
+        return f"set ({len(text)} chars)"
     if name in _SECRET_FIELDS or re.search(r"://[^/]*:[^@/]*@", text):
         return f"{text[:4]}…({len(text)} chars)" if len(text) > 8 else "****"
     return text
@@ -71,6 +74,14 @@ def show_config() -> None:
     values.add_row("(database)", Text(_masked("database_url", settings.sqlalchemy_url)))
     values.add_row("(broker)", Text(_masked("redis_url", settings.broker_url)))
     console().print(values)
+    for model in loaded_app().settings_models:
+        own = read_settings(model)
+        table = Table(title=f"{model.__name__} (the app's; secrets masked)")
+        table.add_column("variable")
+        table.add_column("value")
+        for name in type(own).model_fields:
+            table.add_row(name.upper(), Text(_masked(name, getattr(own, name))))
+        console().print(table)
 
 
 @app.command("enqueue")

@@ -21,7 +21,7 @@ from bridge.cli.root import (
     settings_or_exit,
 )
 from bridge.errors import PublishError
-from bridge.outcome import PermanentError
+from bridge.outcome import PermanentError, RetryLater
 from bridge.publishing import enqueue
 from bridge.store.db import session_scope
 from tasks.accounts import mailbox_of
@@ -87,11 +87,13 @@ def accounts_check(email: Annotated[str, typer.Argument(help="the account's addr
 
     found = _account(email)
     if found.provider is not MailProviderKind.IMAP:
+        kind = found.provider.value
         try:
-            mailbox_of(found.id)
-        except PermanentError as error:
-            fail(f"{found.email} ({found.provider.value}): {error}")
-        say(f"{found.email} ({found.provider.value}): ready")
+            # One listed thread proves the token, the scopes and the API all work.
+            mailbox_of(found.id)[1].list_threads(page_size=1)
+        except (PermanentError, RetryLater) as error:
+            fail(f"{found.email} ({kind}): {error}")
+        say(f"{found.email} ({kind}): ready")
         return
     try:
         provider = imap_provider(found.email, found.provider_settings)

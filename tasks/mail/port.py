@@ -14,6 +14,20 @@ class MessageNotFound(LookupError):
     """The message no longer exists: actions on it complete without effect."""
 
 
+class AccountDisconnected(PermanentError):
+    """The provider refused the account's refresh token (revoked, expired, password
+    changed): only the person can fix it, by connecting the account again."""
+
+    def __init__(self, email: str, provider: str, detail: str = "") -> None:
+        reason = f" ({detail})" if detail else ""
+        super().__init__(
+            f"{email}: {provider} refused the stored refresh token{reason}; reconnect this "
+            f"account: jobbridge accounts connect {provider} {email}"
+        )
+        self.email = email
+        self.provider = provider
+
+
 class InvalidPageToken(PermanentError):
     """A page token this mailbox did not issue: the same token fails the same way again."""
 

@@ -2,8 +2,10 @@
 
 SMTP has no idempotency at all, and Resend keeps a key for 24 hours only, while a digest
 job may be redelivered after a crash or retried later than that. The account's own
-mailbox needs none of this (its adapters keep the sent copy in Sent under the key); a
-relay has no Sent folder, so the record is a row of `sent_mail`, in the database rather
+mailbox needs none of this where its adapter finds the sent copy in Sent under the key
+(Maildir, IMAP). Gmail and Microsoft Graph may replace the Message-ID that carries the
+key, so their adapters use this record too (`mailbox_key`, per account). A relay has
+no Sent folder at all, so the record is a row of `sent_mail`, in the database rather
 than in Redis: it is what makes the send once, not an optimisation, so it lives with the
 digests it guards, durably and transactionally, and works without REDIS_URL too.
 
@@ -18,6 +20,7 @@ Resend's own Idempotency-Key closes that window for 24 hours, SMTP cannot.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from collections.abc import Callable
@@ -37,6 +40,11 @@ log = logging.getLogger("jobbridge.mail")
 LEASE = timedelta(minutes=5)
 # Longer than any redelivery of a job comes (a QStash message is retried for days).
 RETENTION = timedelta(days=30)
+
+
+def mailbox_key(address: str, key: str) -> str:
+    """The record's key for a send from one mailbox: keys are unique per account only."""
+    return "mailbox-" + hashlib.sha256(f"{address.lower()}\n{key}".encode()).hexdigest()
 
 
 def send_once(key: str, transport: str, send: Callable[[], str]) -> str:

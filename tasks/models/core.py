@@ -41,6 +41,9 @@ class EmailAccount(Base):
         string_enum(MailProviderKind, "mail_provider")
     )
     provider_settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Why the mailbox cannot be opened until the person connects it again (its provider
+    # refused the refresh token); None while it works. `accounts connect` clears it.
+    connection_error: Mapped[str | None] = mapped_column(Text)
     # Digest schedule: every N days from digest_next_at (None = no digest emails).
     digest_interval_days: Mapped[int | None]
     digest_next_at: Mapped[datetime | None]

@@ -357,19 +357,22 @@ def test_job_has_the_same_effect_whichever_provider_delivers_it(
     assert settled
 
 
+@pytest.mark.parametrize("kind", ["imap", "gmail", "graph"])
 @pytest.mark.parametrize("event", sorted(CASES))
-def test_job_has_the_same_effect_on_an_imap_mailbox(
-    event: str, imap_mailbox: Any, worker: Any
+def test_job_has_the_same_effect_on_a_real_mailbox(
+    event: str, kind: str, worker: Any, request: pytest.FixtureRequest
 ) -> None:
-    # The same case on a real IMAP server (Dovecot) instead of a Maildir folder.
+    # The same case on a real IMAP server (Dovecot), and on a Gmail and a Microsoft 365
+    # account (their API doubles), instead of a Maildir folder.
+    mailbox = request.getfixturevalue(f"{kind}_mailbox")
     case = CASES[event]
-    payload = case.setup(imap_mailbox)
+    payload = case.setup(mailbox)
     via_celery(event, payload)
-    expected = case.expected(imap_mailbox)
+    expected = case.expected(mailbox)
     settled = wait_for(
-        lambda: case.state(imap_mailbox) == expected,
+        lambda: case.state(mailbox) == expected,
         timeout=60,
-        what=f"{event} on IMAP to settle",
+        what=f"{event} on {kind} to settle",
     )
     assert settled
 

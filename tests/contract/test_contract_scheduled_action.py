@@ -19,10 +19,13 @@ from tests.support.fake_qstash import deliver_until_final
 from tests.support.wait import wait_for, wait_until_time
 
 
-@pytest.fixture(params=["maildir", "imap"])
+@pytest.fixture(params=["maildir", "imap", "gmail", "graph"])
 def mailbox(request: pytest.FixtureRequest, mailbox: Mailbox) -> Any:
-    """Each provider's case on a Maildir folder and on a real IMAP server (Dovecot)."""
-    return mailbox if request.param == "maildir" else request.getfixturevalue("imap_mailbox")
+    """Each provider's case on a Maildir folder, on a real IMAP server (Dovecot), and on
+    a Gmail and a Microsoft 365 account (their API doubles)."""
+    if request.param == "maildir":
+        return mailbox
+    return request.getfixturevalue(f"{request.param}_mailbox")
 
 
 def schedule_archive(mailbox: Mailbox, seconds_ahead: float = 1.0) -> Any:

@@ -1,0 +1,169 @@
+"""`jobbridge accounts connect google|microsoft EMAIL`: the OAuth installed-app flow.
+
+The command listens on a loopback port for the provider's redirect, prints the address
+to open (and opens a browser unless told not to), exchanges the code for tokens, and
+stores the refresh token encrypted with TOKEN_ENCRYPTION_KEY. The access token is not
+kept; the adapters refresh their own.
+"""
+
+from __future__ import annotations
+
+import os
+import webbrowser
+import wsgiref.simple_server
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from google_auth_oauthlib.flow import InstalledAppFlow
+from msal.exceptions import MsalServiceError
+from oauthlib.oauth2.rfc6749.errors import OAuth2Error
+
+from bridge.outcome import PermanentError
+from tasks.mail.gmail_calls import SCOPES as GMAIL_SCOPES
+from tasks.mail.imap_session import is_loopback
+from tasks.mail.msal_client import GRAPH_SCOPES, msal_app
+from tasks.mail.oauth_accounts import client_of
+from tasks.mail.oauth_settings import OAuthSettings
+from tasks.models import MailProviderKind
+
+DONE_PAGE = "jobbridge: the account is connected; you can close this tab."
+
+Say = Callable[[str], None]
+
+
+class ConnectFailed(PermanentError):
+    """The person refused, the provider answered with an error, or nobody came back."""
+
+
+@dataclass(frozen=True)
+class LoopbackOptions:
+    port: int = 0  # 0: any free port (Google and Microsoft accept any loopback port)
+    open_browser: bool = True
+    timeout_seconds: float = 300
+
+
+def obtain_refresh_token(
+    kind: MailProviderKind, email: str, settings: OAuthSettings, options: LoopbackOptions, say: Say
+) -> str:
+    client_id, secret = client_of(kind, settings)
+    if kind is MailProviderKind.GOOGLE:
+        return _google(email, client_id, secret, settings, options, say)
+    return _microsoft(email, client_id, secret, settings, options, say)
+
+
+def _google(
+    email: str,
+    client_id: str,
+    secret: str | None,
+    settings: OAuthSettings,
+    options: LoopbackOptions,
+    say: Say,
+) -> str:
+    client = {
+        "installed": {
+            "client_id": client_id,
+            "client_secret": secret,
+            "auth_uri": settings.google_auth_url,
+            "token_uri": settings.google_token_url,
+            "redirect_uris": ["http://localhost"],
+        }
+    }
+    if is_loopback(urlsplit(settings.google_token_url).hostname or ""):
+        # oauthlib refuses plain http, rightly; a token server on this machine is a test's.
+        os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = "1"
+    flow = InstalledAppFlow.from_client_config(client, scopes=list(GMAIL_SCOPES))
+    try:
+        credentials = flow.run_local_server(
+            host="127.0.0.1",
+            port=options.port,
+            open_browser=options.open_browser,
+            authorization_prompt_message=_prompt(email) + "{url}",
+            success_message=DONE_PAGE,
+            timeout_seconds=int(options.timeout_seconds),
+            access_type="offline",  # a refresh token, not only an access token
+            prompt="consent",  # a refresh token even when the person connected before
+            login_hint=email,
+        )
+    except OAuth2Error as error:
+        raise ConnectFailed(f"Google refused: {error.error}: {error.description or ''}") from None
+    except Exception as error:  # the library's timeout, and the token exchange's errors
+        raise ConnectFailed(f"connecting {email} failed: {_reason(error)}") from None
+    token = getattr(credentials, "refresh_token", None)
+    if not token:
+        raise ConnectFailed("Google sent no refresh token; remove the app's access and retry")
+    return str(token)
+
+
+def _microsoft(
+    email: str,
+    client_id: str,
+    secret: str | None,
+    settings: OAuthSettings,
+    options: LoopbackOptions,
+    say: Say,
+) -> str:
+    try:
+        app = msal_app(client_id, secret, settings)
+    except (ValueError, OSError, MsalServiceError) as error:
+        raise ConnectFailed(f"Microsoft's sign-in service failed: {_reason(error)}") from None
+    with _Loopback(options.port, options.timeout_seconds) as loopback:
+        flow = app.initiate_auth_code_flow(
+            list(GRAPH_SCOPES), redirect_uri=loopback.redirect_uri, login_hint=email
+        )
+        say(_prompt(email) + str(flow["auth_uri"]))
+        if options.open_browser:
+            webbrowser.open(flow["auth_uri"], new=1)
+        answer = loopback.wait()
+    result: dict[str, Any] = app.acquire_token_by_auth_code_flow(flow, answer)
+    if "error" in result:
+        description = str(result.get("error_description", "")).splitlines()[:1]
+        raise ConnectFailed(f"Microsoft refused: {result['error']}: {''.join(description)}")
+    token = result.get("refresh_token")
+    if not token:
+        raise ConnectFailed("Microsoft sent no refresh token (offline_access not granted?)")
+    return str(token)
+
+
+def _prompt(email: str) -> str:
+    return f"To connect {email}, open this address in a browser and sign in as {email}:\n"
+
+
+def _reason(error: Exception) -> str:
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text[:300]}" if text else type(error).__name__
+
+
+class _Loopback:
+    """A one-request HTTP server on 127.0.0.1 that captures the redirect's parameters."""
+
+    def __init__(self, port: int, timeout_seconds: float) -> None:
+        self._answer: dict[str, str] | None = None
+        self._server = wsgiref.simple_server.make_server(
+            "127.0.0.1", port, self._app, handler_class=_QuietHandler
+        )
+        self._server.timeout = timeout_seconds
+        self.redirect_uri = f"http://localhost:{self._server.server_port}/"
+
+    def _app(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        self._answer = dict(parse_qsl(environ.get("QUERY_STRING", "")))
+        start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8")])
+        return [DONE_PAGE.encode()]
+
+    def wait(self) -> dict[str, str]:
+        self._server.handle_request()
+        if self._answer is None:
+            raise ConnectFailed("nobody came back from the sign-in page in time")
+        return self._answer
+
+    def __enter__(self) -> _Loopback:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.server_close()
+
+
+class _QuietHandler(wsgiref.simple_server.WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """The redirect carries the authorization code: never log its URL."""

@@ -1,0 +1,30 @@
+"""What a Gmail or Microsoft Graph adapter needs to get access tokens: the OAuth client
+and the account's refresh token. The adapter never reads the environment or the
+database itself; `tasks.mail.accounts` builds the grant and hands it over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from tasks.mail.port import AccountDisconnected
+
+
+@dataclass(frozen=True)
+class OAuthGrant:
+    email: str
+    client_id: str
+    # Secrets stay out of repr(), so out of logs and tracebacks.
+    client_secret: str | None = field(repr=False)
+    refresh_token: str = field(repr=False)
+    # Records on the account that it must be connected again (set by tasks.mail.accounts).
+    on_refused: Callable[[str], None] | None = field(default=None, repr=False, compare=False)
+
+    def refused(self, provider: str, detail: str) -> AccountDisconnected:
+        """The error to raise when the token server refuses the refresh token
+        (invalid_grant): recorded on the account, so no job retries it."""
+        error = AccountDisconnected(self.email, provider, detail)
+        if self.on_refused is not None:
+            self.on_refused(str(error))
+        return error

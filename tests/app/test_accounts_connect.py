@@ -1,0 +1,178 @@
+"""`jobbridge accounts connect google EMAIL`: the installed-app OAuth flow through a
+loopback redirect, run as a person runs it, with this test as the browser."""
+
+from __future__ import annotations
+
+import os
+import queue
+import subprocess
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from cryptography.fernet import Fernet
+from sqlalchemy import select
+
+from bridge.store.db import session_scope
+from tests.support.commands import BIN
+from tests.support.oauth_server import OAuthServer
+
+EMAIL = "ana@example.com"
+KEY = Fernet.generate_key().decode()
+
+
+@pytest.fixture
+def oauth() -> Iterator[OAuthServer]:
+    server = OAuthServer().start()
+    yield server
+    server.stop()
+
+
+def _environment(oauth: OAuthServer, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        COLUMNS="40",
+        CI="true",
+        GOOGLE_CLIENT_ID=oauth.client_id,
+        GOOGLE_CLIENT_SECRET=oauth.client_secret,
+        GOOGLE_AUTH_URL=f"{oauth.url}/o/oauth2/auth",
+        GOOGLE_TOKEN_URL=f"{oauth.url}/token",
+        TOKEN_ENCRYPTION_KEY=KEY,
+    )
+    env.update(extra)
+    return env
+
+
+class Connecting:
+    """The command, running; its stdout read line by line as it comes."""
+
+    def __init__(self, env: dict[str, str], *args: str) -> None:
+        self.process = subprocess.Popen(
+            [str(BIN / "jobbridge"), "accounts", "connect", *args],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.put(line)
+
+    def sign_in_address(self) -> str:
+        while True:
+            line = self.lines.get(timeout=30)
+            self.seen.append(line)
+            if line.startswith("http"):
+                return line.strip()
+
+    def finish(self) -> tuple[int, str, str]:
+        _, stderr = self.process.communicate(timeout=60)
+        while not self.lines.empty():
+            self.seen.append(self.lines.get())
+        return self.process.returncode, "".join(self.seen), stderr
+
+
+def _stored(email: str) -> Any:
+    from tasks.models import EmailAccount
+
+    with session_scope() as session:
+        return session.scalars(select(EmailAccount).where(EmailAccount.email == email)).first()
+
+
+def _browse(address: str) -> httpx.Response:
+    """What a browser does: open the sign-in page, follow its redirect to the loopback."""
+    return httpx.get(address, follow_redirects=True, timeout=30)
+
+
+def test_connect_google_stores_the_refresh_token_encrypted(oauth: OAuthServer) -> None:
+    command = Connecting(_environment(oauth), "google", EMAIL, "--no-browser")
+    page = _browse(command.sign_in_address())
+    code, stdout, stderr = command.finish()
+
+    assert (code, page.status_code) == (0, 200), stdout + stderr
+    stored = _stored(EMAIL).provider_settings["refresh_token_encrypted"]
+    assert Fernet(KEY).decrypt(stored.encode()).decode() == oauth.issued_refresh_tokens[0]
+    assert oauth.violations == []
+
+
+def test_connect_never_prints_the_tokens(oauth: OAuthServer) -> None:
+    command = Connecting(_environment(oauth), "google", EMAIL, "--no-browser")
+    _browse(command.sign_in_address())
+    _, stdout, stderr = command.finish()
+
+    assert oauth.issued_refresh_tokens
+    assert oauth.issued_refresh_tokens[0] not in stdout + stderr
+    assert "ya29." not in stdout + stderr
+
+
+def test_connect_asks_for_offline_access_with_pkce_for_the_gmail_scope(oauth: OAuthServer) -> None:
+    command = Connecting(_environment(oauth), "google", EMAIL, "--no-browser")
+    _browse(command.sign_in_address())
+    command.finish()
+
+    asked = oauth.authorize_requests[0]
+    assert asked["access_type"] == "offline"
+    assert asked["scope"] == "https://www.googleapis.com/auth/gmail.modify"
+    assert asked["code_challenge_method"] == "S256"
+    assert asked["login_hint"] == EMAIL
+
+
+def test_connect_clears_a_recorded_reconnect(oauth: OAuthServer) -> None:
+    from tasks.models import EmailAccount, MailProviderKind
+
+    with session_scope() as session:
+        session.add(
+            EmailAccount(email=EMAIL, provider=MailProviderKind.GOOGLE, connection_error="refused")
+        )
+    command = Connecting(_environment(oauth), "google", EMAIL, "--no-browser")
+    _browse(command.sign_in_address())
+    code, stdout, stderr = command.finish()
+
+    assert code == 0, stdout + stderr
+    assert _stored(EMAIL).connection_error is None
+
+
+def test_connect_refused_by_the_person_says_so_and_stores_nothing(oauth: OAuthServer) -> None:
+    oauth.refuse = True
+    command = Connecting(_environment(oauth), "google", EMAIL, "--no-browser")
+    _browse(command.sign_in_address())
+    code, stdout, stderr = command.finish()
+
+    assert code == 1
+    assert "access_denied" in stderr
+    assert "Traceback" not in stdout + stderr
+    assert _stored(EMAIL) is None
+
+
+def test_connect_without_an_encryption_key_stops_before_signing_in(oauth: OAuthServer) -> None:
+    command = Connecting(_environment(oauth, TOKEN_ENCRYPTION_KEY=""), "google", EMAIL)
+    code, _, stderr = command.finish()
+
+    assert code == 1
+    assert "TOKEN_ENCRYPTION_KEY" in stderr
+    assert oauth.authorize_requests == []
+
+
+def test_connect_without_a_client_id_names_the_variable(oauth: OAuthServer) -> None:
+    command = Connecting(_environment(oauth, GOOGLE_CLIENT_ID=""), "google", EMAIL)
+    code, _, stderr = command.finish()
+
+    assert code == 1
+    assert "GOOGLE_CLIENT_ID is not set" in stderr
+
+
+def test_connect_gives_up_when_nobody_signs_in(oauth: OAuthServer) -> None:
+    command = Connecting(_environment(oauth), "google", EMAIL, "--no-browser", "--timeout", "1")
+    code, stdout, stderr = command.finish()
+
+    assert code == 1
+    assert "Traceback" not in stdout + stderr
+    assert _stored(EMAIL) is None
