@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import queue
+import ssl
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -87,9 +88,10 @@ def _stored(email: str) -> Any:
         return session.scalars(select(EmailAccount).where(EmailAccount.email == email)).first()
 
 
-def _browse(address: str) -> httpx.Response:
+def _browse(address: str, ca_bundle: str | None = None) -> httpx.Response:
     """What a browser does: open the sign-in page, follow its redirect to the loopback."""
-    return httpx.get(address, follow_redirects=True, timeout=30)
+    verify = ssl.create_default_context(cafile=ca_bundle) if ca_bundle else True
+    return httpx.get(address, follow_redirects=True, timeout=30, verify=verify)
 
 
 def test_connect_google_stores_the_refresh_token_encrypted(oauth: OAuthServer) -> None:
@@ -174,5 +176,59 @@ def test_connect_gives_up_when_nobody_signs_in(oauth: OAuthServer) -> None:
     code, stdout, stderr = command.finish()
 
     assert code == 1
+    assert "Traceback" not in stdout + stderr
+    assert _stored(EMAIL) is None
+
+
+# Microsoft ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def graph() -> Iterator[Any]:
+    from tests.support.graph_double import GraphDouble
+
+    with GraphDouble(email=EMAIL, client_secret=None) as double:  # a public client
+        yield double
+
+
+def _microsoft_environment(graph: Any) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(graph.env(), COLUMNS="40", CI="true", TOKEN_ENCRYPTION_KEY=KEY)
+    return env
+
+
+def test_connect_microsoft_stores_the_refresh_token_encrypted(graph: Any) -> None:
+    command = Connecting(_microsoft_environment(graph), "microsoft", EMAIL, "--no-browser")
+    page = _browse(command.sign_in_address(), ca_bundle=str(graph.ca_bundle))
+    code, stdout, stderr = command.finish()
+
+    assert (code, page.status_code) == (0, 200), stdout + stderr
+    stored = _stored(EMAIL).provider_settings["refresh_token_encrypted"]
+    assert Fernet(KEY).decrypt(stored.encode()).decode() == graph.issued_refresh_tokens[0]
+    assert graph.issued_refresh_tokens[0] not in stdout + stderr
+    assert graph.violations == []
+
+
+def test_connect_microsoft_asks_for_mail_and_offline_access(graph: Any) -> None:
+    command = Connecting(_microsoft_environment(graph), "microsoft", EMAIL, "--no-browser")
+    _browse(command.sign_in_address(), ca_bundle=str(graph.ca_bundle))
+    command.finish()
+
+    scopes = set(graph.authorize_requests[0]["scope"].split())
+    assert {
+        "https://graph.microsoft.com/Mail.ReadWrite",
+        "https://graph.microsoft.com/Mail.Send",
+        "offline_access",
+    } <= scopes
+
+
+def test_connect_microsoft_declined_says_so_and_stores_nothing(graph: Any) -> None:
+    graph.refuse_sign_in = True
+    command = Connecting(_microsoft_environment(graph), "microsoft", EMAIL, "--no-browser")
+    _browse(command.sign_in_address(), ca_bundle=str(graph.ca_bundle))
+    code, stdout, stderr = command.finish()
+
+    assert code == 1
+    assert "access_denied" in stderr
     assert "Traceback" not in stdout + stderr
     assert _stored(EMAIL) is None

@@ -26,6 +26,8 @@ body property, or Graph's own rules such as $orderby's) is a 400 recorded in
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import secrets
 import shutil
@@ -37,7 +39,7 @@ from fnmatch import fnmatchcase
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from tests.support.graph_double_api import GraphEndpoints, run_batch
 from tests.support.graph_double_checks import Answer, Call, Refused, error
@@ -81,6 +83,10 @@ class GraphDouble:
         self._refresh_tokens = {self.refresh_token}
         self._access_tokens: set[str] = set()
         self._faults: list[Fault] = []
+        # `accounts connect microsoft`: the sign-in page's requests, and what it answers.
+        self.authorize_requests: list[dict[str, str]] = []
+        self.refuse_sign_in = False
+        self._codes: dict[str, tuple[str, str]] = {}  # code -> (redirect_uri, challenge)
         self._dir = Path(tempfile.mkdtemp(prefix="graph-double-"))
         self._servers: list[ThreadingHTTPServer] = []
         self.api: GraphEndpoints | None = None
@@ -305,10 +311,78 @@ class GraphDouble:
         with self.lock:
             if method == "GET" and path == f"/{self.tenant}/v2.0/.well-known/openid-configuration":
                 return Answer(200, openid_configuration(base))
+            if method == "GET" and path == f"/{self.tenant}/oauth2/v2.0/authorize":
+                return self._authorize(dict(parse_qsl(urlsplit(request.path).query)))
             if method == "POST" and path == f"/{self.tenant}/oauth2/v2.0/token":
+                form = dict(parse_qsl(body.decode()))
+                if form.get("grant_type") == "authorization_code":
+                    return self._code_exchange(form, request.headers.get("Authorization"))
                 return self._token(request, body)
             self.violations.append(f"sign-in: no such endpoint {method} {path}")
             return Answer(404, {"error": "not_found"})
+
+    def _authorize(self, query: dict[str, str]) -> Answer:
+        """The sign-in page, as a person who signs in (or, with `refuse_sign_in`, who
+        cancels) leaves it: a redirect to the app's loopback address with a code."""
+        self.authorize_requests.append(query)
+        redirect = query.get("redirect_uri", "")
+        wrong = [
+            name
+            for name, ok in (
+                ("client_id", query.get("client_id") == self.client_id),
+                ("response_type", query.get("response_type") == "code"),
+                ("redirect_uri", urlsplit(redirect).hostname in ("localhost", "127.0.0.1")),
+                ("state", bool(query.get("state"))),
+                ("code_challenge_method", query.get("code_challenge_method") == "S256"),
+            )
+            if not ok
+        ]
+        if wrong:
+            self.violations.append(f"authorize: {', '.join(wrong)} wrong")
+            return Answer(400, {"error": "invalid_request"})
+        answer = {"state": query["state"]}
+        if self.refuse_sign_in:
+            answer |= {"error": "access_denied", "error_description": "AADSTS65004: declined"}
+        else:
+            code = "code-" + secrets.token_urlsafe(16)
+            self._codes[code] = (redirect, query.get("code_challenge", ""))
+            answer["code"] = code
+        return Answer(302, None, {"Location": f"{redirect}?{urlencode(answer)}"})
+
+    def _code_exchange(self, form: dict[str, str], authorization: str | None) -> Answer:
+        """The token endpoint's authorization_code grant (RFC 6749 4.1.3, RFC 7636)."""
+        redirect, challenge = self._codes.pop(form.get("code", ""), ("", ""))
+        secret = form.get("client_secret")
+        if authorization and authorization.startswith("Basic "):
+            secret = base64.b64decode(authorization[6:]).decode().partition(":")[2]
+        verifier = form.get("code_verifier", "").encode()
+        computed = base64.urlsafe_b64encode(hashlib.sha256(verifier).digest()).rstrip(b"=")
+        checks = {
+            "code": bool(redirect),
+            "client": form.get("client_id") == self.client_id and secret == self.client_secret,
+            "redirect_uri": form.get("redirect_uri") == redirect,
+            "pkce": computed.decode() == challenge,
+        }
+        failed = [name for name, ok in checks.items() if not ok]
+        if failed:
+            self.violations.append(f"code exchange: {', '.join(failed)} wrong")
+            return Answer(400, {"error": "invalid_grant", "error_description": "AADSTS70008"})
+        access, refresh = "at-" + secrets.token_urlsafe(24), "rt-" + secrets.token_urlsafe(24)
+        self._access_tokens.add(access)
+        self._refresh_tokens.add(refresh)
+        self.issued_refresh_tokens.append(refresh)
+        return Answer(
+            200,
+            {
+                "token_type": "Bearer",
+                "scope": " ".join(
+                    sorted(set(form.get("scope", "").split()) - {"openid", "profile"})
+                ),
+                "expires_in": 3599,
+                "access_token": access,
+                "refresh_token": refresh,
+            },
+        )
 
     def _token(self, request: BaseHTTPRequestHandler, body: bytes) -> Answer:
         form = dict(parse_qsl(body.decode()))
