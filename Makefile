@@ -33,6 +33,7 @@ bench: install services
 	$(PY) bench/enqueue.py
 	$(PY) bench/bulk.py
 	$(PY) bench/migrate.py
+	$(PY) bench/listing.py
 
 clean:
 	rm -rf $(VENV) .jobbridge .mypy_cache .pytest_cache .ruff_cache

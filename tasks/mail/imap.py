@@ -6,8 +6,10 @@ message without a usable Message-ID gets `uid:<UIDVALIDITY>:<UID>:<folder>`, val
 long as it stays where it is. Either way the adapter finds the message and acts on it by
 UID under the folder's current UIDVALIDITY, never by sequence number.
 
-Threads are the root Message-ID of the References chain, as for Maildir, so a thread
-spans folders (a reply in Sent belongs to the thread in INBOX). Labels are IMAP keywords
+Threads are the server's (`UID THREAD`) where it has THREAD=REFS or THREAD=REFERENCES,
+else the References/In-Reply-To links (`imap_threads`); a thread spans folders (a reply
+in Sent belongs to the thread in INBOX). Listing walks a folder state kept between calls
+(`imap_index`), so a page costs the same deep in a large folder. Labels are IMAP keywords
 where the folder allows custom ones (PERMANENTFLAGS `\\*`), else copies into a folder of
 that name. A send goes through SMTP and is then appended to the Sent folder; one
 idempotency key sends once (its Message-ID is looked for in Sent first).
@@ -18,15 +20,18 @@ from __future__ import annotations
 import contextlib
 import re
 import weakref
-from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
 from email.message import EmailMessage
+from functools import partial
 
 from imapclient import IMAPClient
 
 from bridge.outcome import PermanentError
 from tasks.mail.composing import message_id_for, outgoing_message, recipients_of
 from tasks.mail.imap_folders import ARCHIVE, INBOX, SENT, Folders, ensure_folder, read_folders
+from tasks.mail.imap_index import Gone, Threading, folder_view
 from tasks.mail.imap_messages import (
     Fetched,
     fetch_headers,
@@ -35,19 +40,29 @@ from tasks.mail.imap_messages import (
     own_message_id,
 )
 from tasks.mail.imap_session import ServerSettings, open_imap
+from tasks.mail.imap_threads import header_criteria, linked
 from tasks.mail.maildir_headers import as_utc
 from tasks.mail.port import MailMessage, MessageNotFound, OutgoingMail, ThreadPage
 from tasks.mail.smtp_submit import submit
-from tasks.mail.thread_pages import Listed, thread_page
+from tasks.mail.thread_pages import NO_MESSAGES, walk_page
 
 SEEN, FLAGGED = b"\\Seen", b"\\Flagged"
 _KEYWORD = re.compile(r"^[A-Za-z0-9_$.\-]{1,64}$")  # an IMAP atom any server takes
-_WINDOW_SLACK = timedelta(days=1)  # SENTSINCE/SENTBEFORE count whole days in any zone
+_LISTING_ATTEMPTS = 3  # messages expunged while a page is read: read the folder again
 
 
 class ImapProvider:
-    def __init__(self, imap: ServerSettings, smtp: ServerSettings | None, address: str) -> None:
+    def __init__(
+        self,
+        imap: ServerSettings,
+        smtp: ServerSettings | None,
+        address: str,
+        *,
+        hide_capabilities: Iterable[str] = (),
+    ) -> None:
+        """`hide_capabilities`: server capabilities not to use (tests of the fallbacks)."""
         self.imap, self.smtp, self.address = imap, smtp, address
+        self.hidden = frozenset(name.upper() for name in hide_capabilities)
         self._client: IMAPClient | None = None
         self._closer: Callable[[], object] | None = None
         self._folders: Folders | None = None
@@ -69,6 +84,20 @@ class ImapProvider:
         if self._closer is not None:
             self._closer()  # a finalizer runs once, whichever comes first
         self._client, self._closer, self._selected = None, None, None
+
+    def has(self, capability: str) -> bool:
+        return capability.upper() not in self.hidden and bool(
+            self.client.has_capability(capability)
+        )
+
+    @property
+    def threading(self) -> Threading:
+        """How a folder's threads are found: the server's THREAD (with SORT), or headers."""
+        if self.has("SORT") and self.has("THREAD=REFS"):
+            return "REFS"
+        if self.has("SORT") and self.has("THREAD=REFERENCES"):
+            return "REFERENCES"
+        return "headers"
 
     @property
     def folders(self) -> Folders:
@@ -144,24 +173,25 @@ class ImapProvider:
 
     def get_thread(self, thread_id: str) -> list[MailMessage]:
         if thread_id.startswith("uid:"):
-            return [self.get_message(thread_id)]
+            return [replace(self.get_message(thread_id), thread_id=thread_id)]
+        folders = [name for name in self.folders.searchable if self.client.folder_exists(name)]
         found: dict[str, MailMessage] = {}
-        for folder in self.folders.searchable:
-            if not self.client.folder_exists(folder):
-                continue
+        for folder, messages in linked(self._search_linked, folders, thread_id).items():
             uidvalidity = self._uidvalidity(folder)
-            uids = self.client.search(
-                ["OR", "HEADER", "Message-ID", thread_id, "HEADER", "References", thread_id]
-            )
-            for fetched in fetch_whole(self.client, uids, folder, uidvalidity).values():
+            for fetched in fetch_whole(self.client, list(messages), folder, uidvalidity).values():
                 message = message_from(fetched, self.folders.port_name(folder), self.address)
-                if message.thread_id == thread_id:
-                    found.setdefault(message.id, message)
+                if message.id not in found:  # a copy in a label folder: the first one
+                    found[message.id] = replace(message, thread_id=thread_id)
                     self._found[message.id] = (folder, fetched.uid)
         if not found:
             raise MessageNotFound(thread_id)
         oldest = datetime.min.replace(tzinfo=UTC)
         return sorted(found.values(), key=lambda m: (m.date or oldest, m.id))
+
+    def _search_linked(self, folder: str, ids: Sequence[str]) -> dict[int, Fetched]:
+        uidvalidity = self._uidvalidity(folder)
+        uids = self.client.search(header_criteria(ids))
+        return fetch_headers(self.client, uids, folder, uidvalidity)
 
     def list_threads(
         self,
@@ -176,36 +206,33 @@ class ImapProvider:
     ) -> ThreadPage:
         """Threads with a message in `folder` dated in [after, before), newest first
         (`thread_pages`, as for every adapter)."""
-        after = None if after is None else as_utc(after)
-        before = None if before is None else as_utc(before)
-        server_folder = self.folders.server_name(folder)
-        listed = (
-            Listed(item.thread_id, item.date, item.id, SEEN in item.flags, item.keywords)
-            for item in self._window(server_folder, after, before)
-        )
-        return thread_page(
-            listed if self.client.folder_exists(server_folder) else (),
-            after=after,
-            before=before,
+        listing = partial(
+            walk_page,
+            after=None if after is None else as_utc(after),
+            before=None if before is None else as_utc(before),
             unread_only=unread_only,
             exclude_labels=exclude_labels,
             page_token=page_token,
             page_size=page_size,
         )
-
-    def _window(
-        self, folder: str, after: datetime | None, before: datetime | None
-    ) -> Iterator[Fetched]:
-        uidvalidity = self._uidvalidity(folder)
-        criteria: list[object] = ["ALL"]
-        if after is not None:
-            criteria += ["SENTSINCE", (after - _WINDOW_SLACK).date()]
-        if before is not None:
-            criteria += ["SENTBEFORE", (before + _WINDOW_SLACK).date()]
-        uids = self.client.search(criteria)
-        for start in range(0, len(uids), 500):
-            chunk = fetch_headers(self.client, uids[start : start + 500], folder, uidvalidity)
-            yield from chunk.values()
+        server_folder = self.folders.server_name(folder)
+        if not self.client.folder_exists(server_folder):
+            return listing(NO_MESSAGES)
+        account = (self.imap.host, self.imap.port, self.imap.username)
+        for _ in range(_LISTING_ATTEMPTS):
+            with (
+                contextlib.suppress(Gone),
+                folder_view(
+                    self.client,
+                    account,
+                    server_folder,
+                    self.threading,
+                    lambda: self.select(server_folder),
+                    selected=self._selected is not None and self._selected[0] == server_folder,
+                ) as view,
+            ):
+                return listing(view)
+        raise ConnectionError(f"IMAP {folder}: messages kept vanishing while it was listed")
 
     def list_labels(self) -> list[str]:
         response = self.select(INBOX)

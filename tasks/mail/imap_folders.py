@@ -7,6 +7,7 @@ no longer exists for the jobs, so acting on it cannot take it back out.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -22,6 +23,9 @@ SENT = "Sent"
 _ARCHIVE_FLAG = b"\\Archive"
 _SENT_FLAG = b"\\Sent"
 _HIDDEN_FLAGS = {b"\\Trash", b"\\Junk", b"\\Noselect", b"\\NonExistent"}
+# RFC 5530 response codes that say "not now" rather than "not ever".
+_TRANSIENT_CODES = ("[UNAVAILABLE]", "[SERVERBUG]", "[INUSE]")
+_TIMING = re.compile(r"\s*\(\d+\.\d+ \+ \d+\.\d+(?: \+ \d+\.\d+)? secs\)\.?$")  # Dovecot's
 
 
 @dataclass(frozen=True)
@@ -75,7 +79,10 @@ def _search_order(
 
 
 def ensure_folder(client: IMAPClient, name: str) -> None:
-    """Create the folder unless it exists (one that cannot be made is permanent)."""
+    """Create the folder unless it exists. One the server refuses to make (a character its
+    storage does not take, a name too long, a namespace the user may not write) is a
+    PermanentError naming the folder and the server's answer: asking again gets the same
+    answer. RFC 5530's UNAVAILABLE, SERVERBUG and INUSE are transient (ConnectionError)."""
     if client.folder_exists(name):
         return
     try:
@@ -83,4 +90,8 @@ def ensure_folder(client: IMAPClient, name: str) -> None:
     except IMAPClientError as error:
         if client.folder_exists(name):  # made by a concurrent job
             return
-        raise PermanentError(f"IMAP folder {name!r} cannot be created: {error}") from None
+        answer = _TIMING.sub("", str(error).removeprefix("create failed: "))
+        detail = f"IMAP folder {name!r} cannot be created: the server answered {answer!r}"
+        if any(code in answer for code in _TRANSIENT_CODES):
+            raise ConnectionError(detail) from None
+        raise PermanentError(detail) from None

@@ -1,6 +1,12 @@
 """What the IMAP adapter fetches of a message and how it reads it: the header fields a
-listing needs (never a body), or the whole message; both summarised as the Maildir
-adapter summarises (`maildir_headers.summarise`), so threads and dates agree.
+listing and threading need (never a body), or the whole message; both summarised as the
+Maildir adapter summarises (`maildir_headers.summarise`), so dates agree.
+
+A message's own thread root is the first msg-id in its References, else in its
+In-Reply-To, else its own id: the id `get_thread` finds its thread by. Its links are
+every msg-id in those two headers: messages that share one are in one thread. Only ids a
+SEARCH can ask for count (printable ASCII in angle brackets): text around them, 8-bit
+bytes and broken ids are passed over.
 
 Messages are parsed with the stdlib's default policy: malformed MIME and undeclared
 8-bit text are read as well as they can be, never a crash.
@@ -9,8 +15,8 @@ Messages are parsed with the stdlib's default policy: malformed MIME and undecla
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage
@@ -23,10 +29,15 @@ from tasks.mail.maildir_headers import Summary, raw_headers, summarise, unfold
 from tasks.mail.port import MailMessage
 from tasks.mail.reading import mail_message
 
-_HEADER_FIELDS = "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID REFERENCES DATE)]"
-_HEADER_KEY = b"BODY[HEADER.FIELDS (MESSAGE-ID REFERENCES DATE)]"
+_FIELDS = "MESSAGE-ID REFERENCES IN-REPLY-TO DATE"
+_HEADER_FIELDS = f"BODY.PEEK[HEADER.FIELDS ({_FIELDS})]"
+_HEADER_KEY = f"BODY[HEADER.FIELDS ({_FIELDS})]".encode()
 _WHOLE, _WHOLE_KEY = "BODY.PEEK[]", b"BODY[]"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# An id a search can ask for: printable ASCII, no space, quote or backslash; and a msg-id
+# among other text: such an id in angle brackets.
+_SEARCHABLE = re.compile(r"[!#-\[\]-~]+")
+_MSG_ID = re.compile(r"<[!#-;=?-\[\]-~]+>")
 SEEN = b"\\Seen"
 
 
@@ -36,9 +47,10 @@ class Fetched:
 
     uid: int
     id: str
-    summary: Summary
+    summary: Summary  # its thread_id is the message's own thread root
     flags: frozenset[bytes]
     raw: bytes | None = None  # the whole message, when fetched whole
+    links: tuple[str, ...] = ()  # the ids in References and In-Reply-To
 
     @property
     def thread_id(self) -> str:
@@ -50,10 +62,14 @@ class Fetched:
 
     @property
     def keywords(self) -> frozenset[str]:
-        """The flags that are labels: keywords, not system flags such as \\Seen."""
-        return frozenset(
-            flag.decode("utf-8", "replace") for flag in self.flags if not flag.startswith(b"\\")
-        )
+        return keywords(self.flags)
+
+
+def keywords(flags: Iterable[bytes]) -> frozenset[str]:
+    """The flags that are labels: keywords, not system flags such as \\Seen."""
+    return frozenset(
+        flag.decode("utf-8", "replace") for flag in flags if not flag.startswith(b"\\")
+    )
 
 
 def own_message_id(fetched: Fetched) -> str:
@@ -61,11 +77,21 @@ def own_message_id(fetched: Fetched) -> str:
 
 
 def port_id(message_id: str, uidvalidity: int, uid: int, folder: str) -> str:
-    """The Message-ID when it can serve as an id (one line, short enough to store), else
-    the message's place: `uid:<UIDVALIDITY>:<UID>:<folder>`."""
-    if message_id and len(message_id) <= EXTERNAL_LENGTH and not _CONTROL.search(message_id):
+    """The Message-ID when it can serve as an id (ASCII on one line, short enough to
+    store, searchable), else the message's place: `uid:<UIDVALIDITY>:<UID>:<folder>`."""
+    if (
+        message_id
+        and message_id.isascii()
+        and len(message_id) <= EXTERNAL_LENGTH
+        and not _CONTROL.search(message_id)
+    ):
         return message_id
     return f"uid:{uidvalidity}:{uid}:{folder}"
+
+
+def searchable(message_id: str) -> bool:
+    """Whether a SEARCH HEADER can ask for the id."""
+    return _SEARCHABLE.fullmatch(message_id) is not None
 
 
 def fetch_headers(
@@ -112,12 +138,19 @@ def _fetched(
     own = unfold(raw.get("message-id", ""))
     message_id = port_id(own, uidvalidity, uid, folder)
     flags = data.get(b"FLAGS")
+    summary = summarise(raw, message_id, stamp)
+    referenced = _MSG_ID.findall(unfold(raw.get("references", "")))
+    links = tuple(
+        dict.fromkeys((*referenced, *_MSG_ID.findall(unfold(raw.get("in-reply-to", "")))))
+    )
+    root = links[0] if links else own if searchable(own) else message_id
     return Fetched(
         uid=uid,
         id=message_id,
-        summary=summarise(raw, message_id, stamp),
+        summary=replace(summary, thread_id=root),
         flags=frozenset(flags) if isinstance(flags, tuple) else frozenset(),
         raw=whole,
+        links=links,
     )
 
 

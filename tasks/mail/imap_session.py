@@ -3,19 +3,24 @@ what a failure means for a job.
 
 `security` is `tls` (implicit TLS), `starttls` (upgrade a plain connection) or `none`
 (plain text, refused unless the host is a loopback address: a test server). A refused
-login is permanent (retrying the same password cannot help); a refused or dropped
-connection is transient (the job is retried).
+login is permanent (retrying the same password cannot help), and so is a TLS handshake
+that fails (a plain-text port, a certificate that does not verify, no STARTTLS): the
+error names the server and why. A refused or dropped connection is transient (the job is
+retried), and so is a login the server refuses for now (RFC 5530 UNAVAILABLE). No error
+carries the password.
 """
 
 from __future__ import annotations
 
+import contextlib
+import imaplib
 import ipaddress
 import ssl
 from dataclasses import dataclass
 from typing import Literal
 
 from imapclient import IMAPClient
-from imapclient.exceptions import LoginError
+from imapclient.exceptions import CapabilityError, LoginError
 
 from bridge.outcome import PermanentError
 
@@ -60,9 +65,43 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+# OpenSSL's reasons when the other side does not speak TLS at all.
+_NOT_TLS = {
+    "WRONG_VERSION_NUMBER",
+    "RECORD_LAYER_FAILURE",
+    "HTTP_REQUEST",
+    "PACKET_LENGTH_TOO_LONG",
+}
+
+
+def tls_failure(where: str, error: ssl.SSLError) -> Exception:
+    """What a failed TLS handshake means to a job, in words: a closed connection is
+    transient; anything else needs the settings or the server's certificate changed."""
+    if isinstance(error, ssl.SSLEOFError) or error.reason == "UNEXPECTED_EOF_WHILE_READING":
+        return ConnectionError(
+            f"{where}: the server closed the connection during the TLS handshake"
+        )
+    if isinstance(error, ssl.SSLCertVerificationError):
+        why = (
+            f"the server's certificate does not verify ({error.verify_message}): renew or fix "
+            "it, or install its issuer's certificate on this host"
+        )
+    elif error.reason in _NOT_TLS:
+        why = (
+            f"the server did not answer in TLS ({error.reason}): a plain-text port? "
+            "`security: tls` needs the server's TLS port (usually 993 for IMAP, 465 for "
+            "SMTP); `security: starttls` upgrades a plain one (143, 587)"
+        )
+    else:
+        why = f"{error.reason or error}"
+    return PermanentError(f"{where}: TLS failed: {why}")
+
+
 def open_imap(server: ServerSettings) -> IMAPClient:
     """A logged-in IMAP connection."""
+    where = f"IMAP {server.host}:{server.port}"
     context = ssl.create_default_context()
+    client: IMAPClient | None = None
     try:
         client = IMAPClient(
             server.host,
@@ -73,15 +112,32 @@ def open_imap(server: ServerSettings) -> IMAPClient:
         )
         if server.security == "starttls":
             client.starttls(context)
+    except CapabilityError:  # asked for STARTTLS, which the server does not offer
+        _shutdown(client)
+        raise PermanentError(
+            f"{where}: TLS failed: the server offers no STARTTLS; use `security: tls` with "
+            "its TLS port (usually 993)"
+        ) from None
     except ssl.SSLError as error:
-        raise PermanentError(f"IMAP {server.host}:{server.port}: TLS failed: {error}") from None
+        _shutdown(client)
+        raise tls_failure(where, error) from None
     except (TimeoutError, OSError) as error:
-        raise ConnectionError(f"IMAP {server.host}:{server.port} unreachable: {error}") from None
+        _shutdown(client)
+        raise ConnectionError(f"{where} unreachable: {error}") from None
+    except imaplib.IMAP4.abort as error:  # connected, then closed before a greeting
+        _shutdown(client)
+        raise ConnectionError(f"{where} closed the connection: {error}") from None
     try:
         client.login(server.username, server.password)
-    except LoginError:
-        client.shutdown()
-        raise MailLoginRefused(
-            f"IMAP {server.host}: login refused for user {server.username!r}"
-        ) from None
+    except LoginError as error:
+        _shutdown(client)
+        if "[UNAVAILABLE]" in str(error):  # RFC 5530: the login cannot be checked now
+            raise ConnectionError(f"{where}: login not possible now: {error}") from None
+        raise MailLoginRefused(f"{where}: login refused for user {server.username!r}") from None
     return client
+
+
+def _shutdown(client: IMAPClient | None) -> None:
+    if client is not None:
+        with contextlib.suppress(OSError, imaplib.IMAP4.error):
+            client.shutdown()

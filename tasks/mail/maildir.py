@@ -34,10 +34,11 @@ from tasks.mail.maildir_headers import (
     split_labels,
     summarise,
 )
+from tasks.mail.maildir_index import listed_folder
 from tasks.mail.maildir_sent import add_once, sent_key
 from tasks.mail.port import MailMessage, MessageNotFound, OutgoingMail, ThreadPage
 from tasks.mail.reading import mail_message
-from tasks.mail.thread_pages import Listed, thread_page
+from tasks.mail.thread_pages import Listed, walk_page
 
 INBOX = "INBOX"
 ARCHIVE = "Archive"
@@ -163,9 +164,11 @@ class MaildirProvider:
         page_size: int = 25,
     ) -> ThreadPage:
         """Threads with a message in `folder` dated in [after, before), newest first
-        (`thread_pages`)."""
-        return thread_page(
-            self._listed(folder),
+        (`thread_pages`), from the folder as last scanned while it is unchanged
+        (`maildir_index`)."""
+        directories = [self._folder_path(folder) / sub for sub in ("cur", "new")]
+        return walk_page(
+            listed_folder(directories, lambda: self._listed(folder)),
             after=_utc(after),
             before=_utc(before),
             unread_only=unread_only,

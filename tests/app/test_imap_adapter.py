@@ -96,6 +96,24 @@ def test_the_window_and_unread_filter_choose_the_threads(mail: ImapProvider) -> 
     assert [mail.get_thread(t)[0].subject for t in page.thread_ids] == ["Recent"]
 
 
+def test_a_listing_sees_what_other_clients_changed_since_the_last_one(
+    mail: ImapProvider, imap_user: Any
+) -> None:
+    first = mail.deliver(message("First", minutes_ago=3))
+    second = mail.deliver(message("Second", minutes_ago=2))
+    mail.label(second, "Done")
+    assert mail.list_threads(unread_only=True).thread_ids == [second, first]
+
+    with IMAPClient(imap_user.host, port=imap_user.port, ssl=False) as raw:  # the user's phone
+        raw.login(imap_user.username, imap_user.password)
+        raw.append("INBOX", message("Third", minutes_ago=1).as_bytes())
+        raw.select_folder("INBOX")
+        raw.add_flags(raw.search(["HEADER", "Message-ID", first]), [b"\\Seen"])
+
+    unread = mail.list_threads(unread_only=True, exclude_labels=["Done"])
+    assert [mail.get_thread(t)[0].subject for t in unread.thread_ids] == ["Third"]
+
+
 def test_an_archived_message_keeps_its_id_and_lands_in_the_archive_folder(
     mail: ImapProvider, imap_user: Any
 ) -> None:

@@ -1,10 +1,13 @@
 """A private Dovecot 2.3 (IMAP and LMTP) for the suite: its own configuration, ports, users
 and mail, all under one directory; nothing under /etc/dovecot is read.
 
-IMAP listens in plain text (no TLS) on 127.0.0.1, LMTP on another port of the same host.
+IMAP listens in plain text on 127.0.0.1, LMTP on another port of the same host; given a
+certificate (`TlsFiles`), also implicit TLS on a third port (and STARTTLS on the first).
 Every account has Sent, Archive, Trash, Drafts and Junk, marked with their special-use flag
 and created on first login. `add_user` adds users while Dovecot runs, so each test can log
-in as a user of its own. Stdlib only (Dovecot is installed by scripts/ensure-services.sh).
+in as a user of its own; `seed` writes a user's INBOX straight to disk before their first
+login (50,000 messages in seconds, where APPEND takes minutes). Stdlib only (Dovecot is
+installed by scripts/ensure-services.sh).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -39,9 +43,18 @@ SPECIAL_FOLDERS = {
 _USER_NAME = re.compile(r"[a-z0-9][a-z0-9._-]*")
 
 
+@dataclass(frozen=True)
+class TlsFiles:
+    """A PEM certificate (chain) and its private key, for Dovecot's TLS listener."""
+
+    cert: Path
+    key: Path
+
+
 @dataclass
 class Dovecot:
-    """A running Dovecot: IMAP on host:port, LMTP on host:lmtp_port, its log at log_path."""
+    """A running Dovecot: IMAP on host:port, LMTP on host:lmtp_port, its log at log_path;
+    implicit TLS on host:tls_port when it was started with a certificate."""
 
     host: str
     port: int
@@ -50,9 +63,39 @@ class Dovecot:
     log_path: Path
     process: subprocess.Popen[bytes] = field(repr=False)
     output: IO[bytes] = field(repr=False)  # the master's stdout and stderr (config errors)
+    tls_port: int | None = None
 
     def maildir(self, name: str) -> Path:
         return self.base_dir / "mail" / name
+
+    def seed(self, name: str, messages: Iterable[tuple[bytes, float, bool]]) -> int:
+        """Write (message, arrival time, read) into the user's INBOX, as files Dovecot
+        finds on the user's next login; returns how many. For a user who has not logged
+        in yet: Dovecot reads a new Maildir whole on first use, but a running session
+        would not expect files it did not write. Owned by the mail user, as Dovecot's own
+        files are (root runs Dovecot's mail processes as another user)."""
+        inbox = self.maildir(name)
+        owner = (self.base_dir / "mail").stat()
+        chown = os.getuid() == 0 and owner.st_uid != 0
+        made = [inbox, *(inbox / sub for sub in ("cur", "new", "tmp"))]
+        for directory in made:
+            directory.mkdir(parents=True, exist_ok=True)
+        count = 0
+        for count, (data, arrived, read) in enumerate(messages, 1):
+            flags = "S" if read else ""
+            path = inbox / "cur" / f"{int(arrived)}.M{count}P{os.getpid()}.seed:2,{flags}"
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                os.write(descriptor, data)
+                if chown:
+                    os.fchown(descriptor, owner.st_uid, owner.st_gid)
+            finally:
+                os.close(descriptor)
+            os.utime(path, (arrived, arrived))  # the message's INTERNALDATE
+        if chown:
+            for directory in made:
+                os.chown(directory, owner.st_uid, owner.st_gid)
+        return count
 
     def add_user(self, name: str, password: str) -> None:
         """Add a user who can log in over IMAP and receive mail over LMTP at once.
@@ -117,7 +160,7 @@ class Dovecot:
         self.output.close()
 
 
-def start_dovecot(base_dir: Path, timeout: float = 15.0) -> Dovecot:
+def start_dovecot(base_dir: Path, timeout: float = 15.0, *, tls: TlsFiles | None = None) -> Dovecot:
     """Write a configuration under base_dir, start `dovecot -F` and wait for its greeting."""
     version = installed_version()
     base_dir = base_dir.resolve()
@@ -125,8 +168,9 @@ def start_dovecot(base_dir: Path, timeout: float = 15.0) -> Dovecot:
         (base_dir / name).mkdir(parents=True, exist_ok=True)
     accounts = _accounts(base_dir)
     port, lmtp_port = _free_port(), _free_port()
+    tls_port = _free_port() if tls is not None else None
     config = base_dir / "dovecot.conf"
-    config.write_text(_config(base_dir, version, port, lmtp_port, accounts))
+    config.write_text(_config(base_dir, version, port, lmtp_port, accounts, tls, tls_port))
 
     output = (base_dir / "dovecot.out").open("ab")
     process = subprocess.Popen(
@@ -136,7 +180,8 @@ def start_dovecot(base_dir: Path, timeout: float = 15.0) -> Dovecot:
         stderr=subprocess.STDOUT,
         start_new_session=True,  # its own process group: stop() signals only Dovecot
     )
-    dovecot = Dovecot(HOST, port, lmtp_port, base_dir, base_dir / "dovecot.log", process, output)
+    log_path = base_dir / "dovecot.log"
+    dovecot = Dovecot(HOST, port, lmtp_port, base_dir, log_path, process, output, tls_port)
     try:
         wait_for(dovecot.greets, timeout=timeout, what=f"Dovecot to greet on {HOST}:{port}")
     except AssertionError as error:
@@ -228,11 +273,22 @@ def _replace_file(path: Path, text: str) -> None:
     os.replace(temporary, path)
 
 
-def _config(base: Path, version: str, port: int, lmtp_port: int, accounts: _Accounts) -> str:
+def _config(
+    base: Path,
+    version: str,
+    port: int,
+    lmtp_port: int,
+    accounts: _Accounts,
+    tls: TlsFiles | None = None,
+    tls_port: int | None = None,
+) -> str:
     mailboxes = "".join(
         f"  mailbox {name} {{\n    special_use = {flag}\n    auto = subscribe\n  }}\n"
         for name, flag in SPECIAL_FOLDERS.items()
     )
+    # Dovecot reads the files when it starts ("<path"), as whoever starts it.
+    ssl = f"yes\nssl_cert = <{tls.cert}\nssl_key = <{tls.key}" if tls is not None else "no"
+    imaps = f"address = {HOST}\n    port = {tls_port}" if tls_port is not None else "port = 0"
     return f"""\
 # Dovecot {version} for one test run: generated by tests/support/dovecot.py.
 base_dir = {base}/run
@@ -245,7 +301,7 @@ debug_log_path = {base}/dovecot.log
 protocols = imap lmtp
 listen = {HOST}
 shutdown_clients = yes
-ssl = no
+ssl = {ssl}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 default_internal_user = {accounts.internal_user}
@@ -280,7 +336,7 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    {imaps}
   }}
 }}
 service lmtp {{
