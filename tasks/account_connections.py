@@ -16,6 +16,18 @@ from tasks.mail.token_vault import reencrypt
 from tasks.models import EmailAccount, MailProviderKind
 
 
+def check_can_connect(kind: MailProviderKind, email: str) -> None:
+    """Before the person signs in: the database is there, and the account (if it exists)
+    is of this kind; PermanentError otherwise, so no token is issued only to be lost."""
+    with session_scope() as session:
+        account = session.scalars(select(EmailAccount).where(EmailAccount.email == email)).first()
+    if account is not None and account.provider is not kind:
+        raise PermanentError(
+            f"{email} is a {account.provider.value} account, not {kind.value}; "
+            "change its provider in the accounts file first"
+        )
+
+
 def save_connection(
     kind: MailProviderKind, email: str, refresh_token: str, settings: OAuthSettings
 ) -> tuple[EmailAccount, bool]:
@@ -49,6 +61,14 @@ def record_refused(account_id: str, reason: str) -> None:
             .where(EmailAccount.id == account_id)
             .values(connection_error=reason[:2000])
         )
+
+
+def store_rotated(account_id: str, refresh_token: str, settings: OAuthSettings) -> None:
+    """Keep the refresh token the provider rotated to, encrypted, in place of the old."""
+    with session_scope() as session:
+        account = session.get(EmailAccount, account_id)
+        if account is not None and account.provider_settings.get(ENCRYPTED_KEY):
+            account.provider_settings = stored_token(refresh_token, settings)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import typer
 
 from bridge.cli.root import fail, say, settings_or_exit
 from bridge.outcome import PermanentError
-from tasks.account_connections import rotate_tokens, save_connection
+from tasks.account_connections import check_can_connect, rotate_tokens, save_connection
 from tasks.cli.groups import accounts_app
 from tasks.mail.oauth_connect import LoopbackOptions, obtain_refresh_token
 from tasks.mail.oauth_settings import load_oauth_settings
@@ -54,6 +54,7 @@ def accounts_connect(
         # The sign-in address must show now, also through a pipe, not when the command ends.
         sys.stdout.reconfigure(line_buffering=True)
     try:
+        check_can_connect(kind, email)
         token = obtain_refresh_token(kind, email, settings, options, say)
         account, created = save_connection(kind, email, token, settings)
     except PermanentError as error:
@@ -73,10 +74,10 @@ def accounts_rotate_tokens() -> None:
     """Re-encrypt every stored refresh token with TOKEN_ENCRYPTION_KEY (the old key in
     TOKEN_ENCRYPTION_KEY_PREVIOUS); afterwards the old key can be removed."""
     settings_or_exit()
-    try:
-        rotation = rotate_tokens(load_oauth_settings())
-    except TokenKeyMissing as error:
-        fail(str(error))
+    settings = load_oauth_settings()
+    if settings.token_encryption_key is None:
+        fail(str(TokenKeyMissing.for_rotation()))
+    rotation = rotate_tokens(settings)
     say(f"re-encrypted {rotation.rotated} refresh token(s) with TOKEN_ENCRYPTION_KEY")
     for line in rotation.failed:
         typer.secho(line, err=True, fg="red")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bridge.outcome import PermanentError
-from tasks.account_connections import record_refused
+from tasks.account_connections import record_refused, store_rotated
 from tasks.mail.gmail import GmailProvider
 from tasks.mail.graph import GraphProvider
 from tasks.mail.imap_accounts import imap_provider
@@ -36,6 +36,7 @@ def mail_provider_for(account: EmailAccount) -> MailProvider:
         account.provider_settings,
         settings,
         on_refused=lambda reason: record_refused(account_id, reason),
+        on_stored_token_rotated=lambda token: store_rotated(account_id, token, settings),
     )
     if account.provider is MailProviderKind.GOOGLE:
         return GmailProvider(grant, settings)

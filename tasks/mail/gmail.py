@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -189,9 +190,9 @@ class GmailProvider:
     def move(self, message_id: str, folder: str) -> None:
         """Into the folder's label and out of the inbox; Archive is archive, and INBOX
         puts the message back in the inbox."""
-        if folder == ARCHIVE:
+        if folder.casefold() == ARCHIVE.casefold():
             self.archive(message_id)
-        elif folder == INBOX:
+        elif folder.casefold() == INBOX.casefold():
             self._modify(message_id, add=["INBOX"])
         elif folder in FOLDER_LABELS:
             raise PermanentError(f"{self.address}: Gmail moves no message into {folder}")
@@ -256,7 +257,8 @@ class GmailProvider:
         """The thread a reply joins, the parent's Message-ID and the reply's References:
         the parent's References plus the parent (RFC 5322 3.6.4). `in_reply_to` is the
         parent's Message-ID, or its Gmail id."""
-        if "@" in in_reply_to or in_reply_to.startswith("<"):
+        looked_up = "@" in in_reply_to or in_reply_to.startswith("<")
+        if looked_up:
             found = self._find_by_message_id(in_reply_to)
             if found is None:
                 return None, in_reply_to, [in_reply_to]  # not in this mailbox: no thread
@@ -272,17 +274,27 @@ class GmailProvider:
         parent = self._calls.run("users.messages.get", request, missing=parent_id)
         headers = header_values(parent.get("payload") or {})
         own = unfold(headers.get("message-id", "")) or in_reply_to
+        if looked_up and own.strip("<> ") != in_reply_to.strip("<> "):
+            return None, in_reply_to, [in_reply_to]  # the search found another message
         references = unfold(headers.get("references", "")).split()
         return str(parent["threadId"]), own, [*references, own]
 
     def _find_by_message_id(self, message_id: str, *terms: str) -> dict[str, Any] | None:
         """The message (id and threadId) whose Message-ID header is this one, outside
-        Trash and Spam."""
-        query = " ".join([f"rfc822msgid:{message_id.strip().strip('<>')}", *terms])
+        Trash and Spam. The id comes from a sender's mail: one that is not a plain
+        `left@right` (spaces, quotes, parentheses: search syntax) is looked for nowhere."""
+        bare = message_id.strip().strip("<>")
+        if not _PLAIN_MESSAGE_ID.fullmatch(bare):
+            return None
+        query = " ".join([f"rfc822msgid:{bare}", *terms])
         request = self._messages.list(userId=USER, q=query, includeSpamTrash=False, maxResults=1)
         answer = self._calls.run("users.messages.list", request)
         found = answer.get("messages") or []
         return dict(found[0]) if found else None
+
+
+# No whitespace, quotes, parentheses or braces: the characters Gmail's search reads as syntax.
+_PLAIN_MESSAGE_ID = re.compile(r'[^\s"(){}<>\\]+@[^\s"(){}<>\\]+')
 
 
 def _quoted(name: str) -> str:

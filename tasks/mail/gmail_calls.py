@@ -29,6 +29,7 @@ from bridge.outcome import PermanentError, RetryLater
 from tasks.mail.oauth_grant import OAuthGrant
 from tasks.mail.oauth_settings import OAuthSettings
 from tasks.mail.port import MessageNotFound
+from tasks.mail.token_cache import shared_holder
 from tasks.retry_after import retry_after
 
 # Read, label, archive and send; never delete for good. `accounts connect google` asks
@@ -47,22 +48,39 @@ MAX_DEFAULT_WAIT_SECONDS = 600.0
 def build_service(grant: OAuthGrant, settings: OAuthSettings) -> Any:
     """The Gmail service from the discovery document google-api-python-client ships,
     addressed at GMAIL_API_URL; google-auth gets access tokens from the refresh token."""
-    credentials = Credentials(  # type: ignore[no-untyped-call]
-        token=None,
-        refresh_token=grant.refresh_token,
-        client_id=grant.client_id,
-        client_secret=grant.client_secret,
-        token_uri=settings.google_token_url,
-        scopes=list(SCOPES),
+    held = shared_holder(
+        ("google", grant.email, grant.client_id, settings.google_token_url),
+        grant.refresh_token,
+        lambda: _HeldCredentials(grant, settings),
     )
     return build(
         "gmail",
         "v1",
-        credentials=credentials,
+        credentials=held.credentials,
         static_discovery=True,
         cache_discovery=False,
         client_options={"api_endpoint": settings.gmail_api_url},
     )
+
+
+class _HeldCredentials:
+    """google-auth's credentials for one account, kept across jobs (tasks.mail.token_cache):
+    they refresh their access token themselves when it expires. Google does not rotate
+    refresh tokens."""
+
+    def __init__(self, grant: OAuthGrant, settings: OAuthSettings) -> None:
+        self.refresh_token = grant.refresh_token
+        self.credentials = Credentials(  # type: ignore[no-untyped-call]
+            token=None,
+            refresh_token=grant.refresh_token,
+            client_id=grant.client_id,
+            client_secret=grant.client_secret,
+            token_uri=settings.google_token_url,
+            scopes=list(SCOPES),
+        )
+
+    def knows(self, refresh_token: str) -> bool:
+        return refresh_token == self.refresh_token
 
 
 class LabelConflict(PermanentError):

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from bridge.outcome import PermanentError
 from tasks.mail.gmail_calls import GmailCalls, LabelConflict
 from tasks.mail.gmail_messages import SYSTEM_LABELS
 
 USER = "me"
+LABELS_A_JOB_MAY_SET = frozenset({"STARRED", "IMPORTANT"})
 
 
 class GmailLabels:
@@ -66,7 +68,13 @@ class GmailLabels:
         return None if found is None else self._known().get(found)
 
     def ensure(self, label: str) -> str:
-        """The id of the label with this id or name, created when there is none."""
+        """The id of the user label (or STARRED / IMPORTANT) with this id or name,
+        created when there is none. The other system labels are refused: a rule or an AI
+        category named "Trash" or "Inbox" must not delete mail or move it back."""
+        if label.strip().upper() in SYSTEM_LABELS - LABELS_A_JOB_MAY_SET:
+            raise PermanentError(
+                f"{label!r} is one of Gmail's system labels, not a label a job may set"
+            )
         found = _lookup(self._known(), label)
         if found is not None:
             return found

@@ -30,6 +30,7 @@ from tasks.mail.oauth_grant import OAuthGrant
 from tasks.mail.oauth_settings import OAuthSettings
 from tasks.mail.port import MailMessage, MessageNotFound, OutgoingMail, ThreadPage
 from tasks.mail.send_once import mailbox_key, send_once
+from tasks.mail.token_cache import shared_holder
 
 __all__ = ["SCOPES", "GraphProvider"]
 
@@ -39,7 +40,12 @@ _THREAD_PAGE = "100"  # messages per request when reading a conversation
 class GraphProvider:
     def __init__(self, grant: OAuthGrant, settings: OAuthSettings) -> None:
         self.address = grant.email
-        self.api = GraphApi(GraphTokens(grant, settings), settings.microsoft_graph_url, grant.email)
+        tokens = shared_holder(
+            ("microsoft", grant.email, grant.client_id, settings.microsoft_authority),
+            grant.refresh_token,
+            lambda: GraphTokens(grant, settings),
+        )
+        self.api = GraphApi(tokens, settings.microsoft_graph_url, grant.email)
         self.folders = GraphFolders(self.api)
         self._flags: dict[str, bool] = {}  # id -> flagged, as last read
         self._closer = weakref.finalize(self, self.api.close)

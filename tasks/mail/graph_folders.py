@@ -115,6 +115,11 @@ class GraphFolders:
         well_known = self.well_known(port_name)
         if well_known is not None:
             return well_known
+        if port_name.replace(" ", "").casefold() in HIDDEN or (
+            folder_id is not None and self.is_hidden(folder_id)
+        ):
+            # A rule or an AI category named "Deleted Items" must not delete mail.
+            raise PermanentError(f"{port_name!r} is not a folder a job may move mail into")
         if folder_id is not None:
             return folder_id
         try:

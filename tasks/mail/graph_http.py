@@ -158,7 +158,12 @@ class GraphApi:
 
 
 def path_of(*segments: str) -> str:
-    """A path of quoted segments (ids may hold characters a path cannot)."""
+    """A path of quoted segments (ids may hold characters a path cannot). An empty id,
+    `.` or `..` would collapse into another path (`me/messages/..` is `me`): no message
+    has such an id."""
+    for segment in segments:
+        if segment in ("", ".", ".."):
+            raise MessageNotFound(f"no message or folder has the id {segment!r}")
     return "/".join(quote(segment, safe="") for segment in segments)
 
 

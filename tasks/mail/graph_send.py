@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bridge.outcome import PermanentError, RetryLater
 from tasks.mail.composing import message_id_for
 from tasks.mail.graph_folders import GraphFolders, odata_text
 from tasks.mail.graph_http import GraphApi, path_of
@@ -49,7 +50,10 @@ def send(api: GraphApi, folders: GraphFolders, mail: OutgoingMail, address: str)
             "me/sendMail",
             body={"message": message, "saveToSentItems": True},
         )
-        filed = [m for m in _with_header(api, header) if not m.get("isDraft")]
+        try:  # the Sent Items copy's id, if Exchange has filed it yet; the mail went out
+            filed = [m for m in _with_header(api, header) if not m.get("isDraft")]
+        except (PermanentError, RetryLater):
+            return header
         return str(filed[0]["id"]) if filed else header
     draft = api.call(
         "create a reply",

@@ -49,10 +49,14 @@ class GraphTokens:
         self._settings = settings
         self._authority = settings.microsoft_authority
         self._refresh_token = grant.refresh_token
+        self._seen = {grant.refresh_token}
         self._app: Any = None
         self._token: str | None = None
         self._usable_until = 0.0  # time.monotonic()
         self._lock = threading.Lock()
+
+    def knows(self, refresh_token: str) -> bool:
+        return refresh_token in self._seen
 
     def __repr__(self) -> str:  # never the tokens
         return f"GraphTokens({self._grant.email!r}, {self._authority!r})"
@@ -92,8 +96,11 @@ class GraphTokens:
         expires_in = _seconds(result.get("expires_in"), default=3600.0)
         self._usable_until = time.monotonic() + max(expires_in - REFRESH_MARGIN, expires_in / 2)
         rotated = result.get("refresh_token")
-        if isinstance(rotated, str) and rotated:
+        if isinstance(rotated, str) and rotated and rotated != self._refresh_token:
+            # Each one lives 90 days from its issue: keep the newest, here and stored.
             self._refresh_token = rotated
+            self._seen.add(rotated)
+            self._grant.rotated(rotated)
         return token
 
     def _failure(self, result: dict[str, Any]) -> Exception:

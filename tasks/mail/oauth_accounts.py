@@ -53,10 +53,18 @@ def grant_for(
     stored: dict[str, Any],
     settings: OAuthSettings,
     on_refused: Callable[[str], None] | None = None,
+    on_stored_token_rotated: Callable[[str], None] | None = None,
 ) -> OAuthGrant:
+    """`on_stored_token_rotated` is called with a rotated refresh token only when the
+    account's token is one we store (encrypted): a variable's value is not ours to change."""
     client_id, secret = client_of(kind, settings)
     return OAuthGrant(
-        email, client_id, secret, _refresh_token(email, kind, stored, settings), on_refused
+        email,
+        client_id,
+        secret,
+        _refresh_token(email, kind, stored, settings),
+        on_refused,
+        on_stored_token_rotated if stored.get(ENCRYPTED_KEY) and not stored.get(ENV_KEY) else None,
     )
 
 

@@ -8,7 +8,10 @@ kept; the adapters refresh their own.
 
 from __future__ import annotations
 
+import logging
 import os
+import time
+import warnings
 import webbrowser
 import wsgiref.simple_server
 from collections.abc import Callable, Iterable
@@ -74,6 +77,8 @@ def _google(
         # oauthlib refuses plain http, rightly; a token server on this machine is a test's.
         os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = "1"
     flow = InstalledAppFlow.from_client_config(client, scopes=list(GMAIL_SCOPES))
+    # Its loopback server logs each request line, the authorization code in it, at INFO.
+    logging.getLogger("google_auth_oauthlib.flow").setLevel(logging.WARNING)
     try:
         credentials = flow.run_local_server(
             host="127.0.0.1",
@@ -105,18 +110,28 @@ def _microsoft(
     say: Say,
 ) -> str:
     try:
-        app = msal_app(client_id, secret, settings)
+        with warnings.catch_warnings():
+            # msal suggests response_mode=form_post, which a loopback GET cannot receive.
+            warnings.simplefilter("ignore", UserWarning)
+            app = msal_app(client_id, secret, settings)
     except (ValueError, OSError, MsalServiceError) as error:
         raise ConnectFailed(f"Microsoft's sign-in service failed: {_reason(error)}") from None
     with _Loopback(options.port, options.timeout_seconds) as loopback:
-        flow = app.initiate_auth_code_flow(
-            list(GRAPH_SCOPES), redirect_uri=loopback.redirect_uri, login_hint=email
-        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # as above
+            flow = app.initiate_auth_code_flow(
+                list(GRAPH_SCOPES), redirect_uri=loopback.redirect_uri, login_hint=email
+            )
         say(_prompt(email) + str(flow["auth_uri"]))
         if options.open_browser:
             webbrowser.open(flow["auth_uri"], new=1)
-        answer = loopback.wait()
-    result: dict[str, Any] = app.acquire_token_by_auth_code_flow(flow, answer)
+        answer = loopback.wait(flow["state"])
+    try:
+        result: dict[str, Any] = app.acquire_token_by_auth_code_flow(flow, answer)
+    except (ValueError, OSError, MsalServiceError) as error:
+        raise ConnectFailed(
+            f"exchanging the sign-in for a token failed: {_reason(error)}"
+        ) from None
     if "error" in result:
         description = str(result.get("error_description", "")).splitlines()[:1]
         raise ConnectFailed(f"Microsoft refused: {result['error']}: {''.join(description)}")
@@ -143,7 +158,7 @@ class _Loopback:
         self._server = wsgiref.simple_server.make_server(
             "127.0.0.1", port, self._app, handler_class=_QuietHandler
         )
-        self._server.timeout = timeout_seconds
+        self._timeout = timeout_seconds
         self.redirect_uri = f"http://localhost:{self._server.server_port}/"
 
     def _app(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
@@ -151,11 +166,17 @@ class _Loopback:
         start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8")])
         return [DONE_PAGE.encode()]
 
-    def wait(self) -> dict[str, str]:
-        self._server.handle_request()
-        if self._answer is None:
-            raise ConnectFailed("nobody came back from the sign-in page in time")
-        return self._answer
+    def wait(self, state: str) -> dict[str, str]:
+        """The redirect's parameters; requests without this flow's `state` (a browser's
+        favicon, a stray visitor) are answered and ignored while the time lasts."""
+        deadline = time.monotonic() + self._timeout
+        while time.monotonic() < deadline:
+            self._server.timeout = max(deadline - time.monotonic(), 0.01)
+            self._answer = None
+            self._server.handle_request()
+            if self._answer is not None and self._answer.get("state") == state:
+                return self._answer
+        raise ConnectFailed("nobody came back from the sign-in page in time")
 
     def __enter__(self) -> _Loopback:
         return self

@@ -20,6 +20,13 @@ class OAuthGrant:
     refresh_token: str = field(repr=False)
     # Records on the account that it must be connected again (set by tasks.mail.accounts).
     on_refused: Callable[[str], None] | None = field(default=None, repr=False, compare=False)
+    # Stores a refresh token the token server rotated to (Microsoft issues a new one,
+    # valid 90 days, with each refresh); None where the token is not ours to store.
+    on_rotated: Callable[[str], None] | None = field(default=None, repr=False, compare=False)
+
+    def rotated(self, refresh_token: str) -> None:
+        if self.on_rotated is not None:
+            self.on_rotated(refresh_token)
 
     def refused(self, provider: str, detail: str) -> AccountDisconnected:
         """The error to raise when the token server refuses the refresh token

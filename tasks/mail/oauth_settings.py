@@ -83,6 +83,13 @@ class OAuthSettings(BaseSettings):
                 ) from None
         return value
 
+    @field_validator("microsoft_login_url")
+    @classmethod
+    def _https_authority(cls, value: str) -> str:
+        if not value.startswith("https://"):  # msal refuses any other authority
+            raise ValueError("must be an https:// URL (msal accepts no other authority)")
+        return value.rstrip("/")
+
     @field_validator("microsoft_tenant")
     @classmethod
     def _tenant_name(cls, value: str) -> str:

@@ -18,6 +18,13 @@ from tasks.mail.oauth_settings import OAuthSettings
 class TokenKeyMissing(PermanentError):
     """No TOKEN_ENCRYPTION_KEY: stored tokens can neither be written nor read."""
 
+    @classmethod
+    def for_rotation(cls) -> TokenKeyMissing:
+        return cls(
+            "TOKEN_ENCRYPTION_KEY is not set; set the new key there and the old one in "
+            "TOKEN_ENCRYPTION_KEY_PREVIOUS, then rotate"
+        )
+
 
 def new_key() -> str:
     return Fernet.generate_key().decode()

@@ -9,7 +9,9 @@ import ssl
 import subprocess
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import pytest
@@ -206,6 +208,7 @@ def test_connect_microsoft_stores_the_refresh_token_encrypted(graph: Any) -> Non
     stored = _stored(EMAIL).provider_settings["refresh_token_encrypted"]
     assert Fernet(KEY).decrypt(stored.encode()).decode() == graph.issued_refresh_tokens[0]
     assert graph.issued_refresh_tokens[0] not in stdout + stderr
+    assert stderr == ""  # no warning from msal either
     assert graph.violations == []
 
 
@@ -232,3 +235,27 @@ def test_connect_microsoft_declined_says_so_and_stores_nothing(graph: Any) -> No
     assert "access_denied" in stderr
     assert "Traceback" not in stdout + stderr
     assert _stored(EMAIL) is None
+
+
+def test_a_stray_request_to_the_loopback_does_not_end_the_sign_in(graph: Any) -> None:
+    command = Connecting(_microsoft_environment(graph), "microsoft", EMAIL, "--no-browser")
+    address = command.sign_in_address()
+    redirect = dict(parse_qsl(urlsplit(address).query))["redirect_uri"]
+    stray = httpx.get(redirect + "favicon.ico?code=forged", timeout=30)
+    _browse(address, ca_bundle=str(graph.ca_bundle))
+    code, stdout, stderr = command.finish()
+
+    assert (stray.status_code, code) == (200, 0), stdout + stderr
+
+
+def test_a_plain_http_microsoft_login_url_is_refused_by_name(tmp_path: Path) -> None:
+    from tests.support.commands import jobbridge
+
+    done = jobbridge(
+        "accounts", "connect", "microsoft", EMAIL, "--no-browser",
+        workdir=tmp_path, MICROSOFT_LOGIN_URL="http://login.example.test",
+    )  # fmt: skip
+
+    assert done.returncode == 2
+    assert "MICROSOFT_LOGIN_URL" in done.stderr
+    assert "Traceback" not in done.stderr

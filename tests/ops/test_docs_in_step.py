@@ -1,5 +1,5 @@
 """The documentation is derived from the code: `.env.example` from Settings and the inbox
-app's AISettings and DeliverySettings, the README's "## Jobs" tables from the @job and
+app's own settings models (`tasks.settings_models`), the README's "## Jobs" tables from the @job and
 @cron registries, docs/JOBS.md from the jobs. These tests keep them in step, and keep the
 docs inside the repository: nothing points to a file the repository does not hold."""
 
@@ -14,9 +14,10 @@ import pytest
 from pydantic_settings import BaseSettings
 
 from config import Settings, load_settings
-from tasks import CRONS, JOBS
-from tasks.ai.settings import AISettings, load_ai_settings
-from tasks.mail.delivery_settings import DeliverySettings, load_delivery_settings
+from tasks import CRONS, JOBS, settings_models
+from tasks.ai.settings import load_ai_settings
+from tasks.mail.delivery_settings import load_delivery_settings
+from tasks.mail.oauth_settings import load_oauth_settings
 from tests.support import ROOT
 from tests.support.command_tree import command_names
 
@@ -28,10 +29,9 @@ JOBS_DOC = ROOT / "docs/JOBS.md"
 CODE_FOLDERS = ("bridge", "tasks", "config", "tests", "bench")
 
 _ASSIGNMENT = re.compile(r"^([A-Z][A-Z0-9_]*)=(.*)$")
-# The shim's Settings and the inbox app's own AISettings (tasks/ai/settings.py) and
-# DeliverySettings (tasks/mail/delivery_settings.py): each reads the environment and .env,
-# so .env.example lists the variables of all.
-SETTINGS_MODELS = (Settings, AISettings, DeliverySettings)
+# The shim's Settings and the inbox app's own models (the AI, digest delivery, OAuth
+# accounts): each reads the environment and .env, so .env.example lists the variables of all.
+SETTINGS_MODELS = (Settings, *settings_models)
 VARIABLES = sorted(name.upper() for model in SETTINGS_MODELS for name in model.model_fields)
 
 Row = dict[str, str]
@@ -124,8 +124,8 @@ def test_env_example_lists_each_variable_once() -> None:
 
 @pytest.mark.parametrize(
     "load",
-    [load_settings, load_ai_settings, load_delivery_settings],
-    ids=["Settings", "AISettings", "DeliverySettings"],
+    [load_settings, load_ai_settings, load_delivery_settings, load_oauth_settings],
+    ids=["Settings", "AISettings", "DeliverySettings", "OAuthSettings"],
 )
 def test_env_example_as_shipped_loads_to_the_defaults(
     load: Callable[..., BaseSettings], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
