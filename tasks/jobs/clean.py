@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Annotated
 
@@ -63,7 +62,7 @@ from tasks.jobs.clean_records import (
     recorded,
 )
 from tasks.jobs.clean_rules import DEFAULT_SKIPS, Decision, Skips, decide, starred_in
-from tasks.mail.port import MailProvider, MessageNotFound
+from tasks.mail.port import MessageNotFound
 from tasks.models import CleanAction, CleanupJob, CleanupJobStatus, MailProviderKind, utcnow
 from tasks.shim import registry
 
@@ -74,7 +73,6 @@ PROCESS_EVENT = "inbox-zero/clean.process"
 GMAIL_EVENT = "inbox-zero/clean.gmail"
 OUTLOOK_EVENT = "inbox-zero/clean.outlook"
 INBOX = "INBOX"  # the port's name for the inbox (list_threads' default folder)
-OUTLOOK_ARCHIVE = "Archive"  # Graph's well-known archive folder, as the port names folders
 
 
 def _blank_is_none(value: str | None) -> str | None:
@@ -263,8 +261,8 @@ def _apply_job(kind: MailProviderKind) -> JobSpec[ApplyClean]:
     retries=3,
 )
 def apply_gmail(payload: ApplyClean, delivery: Delivery) -> Result:
-    # Gmail archives a thread by taking the INBOX label off its messages.
-    return _apply(payload, lambda mail, message_id: mail.archive(message_id))
+    # Gmail archives a thread by taking the INBOX label off its messages (batchModify).
+    return _apply(payload)
 
 
 @registry.job(
@@ -276,12 +274,12 @@ def apply_gmail(payload: ApplyClean, delivery: Delivery) -> Result:
     retries=3,
 )
 def apply_outlook(payload: ApplyClean, delivery: Delivery) -> Result:
-    # Graph has no inbox label: each message of the conversation moves to Archive,
-    # and labels are categories.
-    return _apply(payload, lambda mail, message_id: mail.move(message_id, OUTLOOK_ARCHIVE))
+    # Graph has no inbox label: each message of the conversation moves to the well-known
+    # Archive folder, and labels are categories ($batch).
+    return _apply(payload)
 
 
-def _apply(payload: ApplyClean, archive: Callable[[MailProvider, str], None]) -> Result:
+def _apply(payload: ApplyClean) -> Result:
     cleanup = cleanup_job(payload.job_id, payload.email_account_id)
     if cleanup.status is CleanupJobStatus.CANCELLED:
         return skipped("cleanup job was cancelled")
@@ -299,18 +297,13 @@ def _apply(payload: ApplyClean, archive: Callable[[MailProvider, str], None]) ->
         labels.append(payload.marked_done_label_id)
     archiving = payload.mark_done and payload.action is CleanAction.ARCHIVE
     marking_read = payload.mark_done and payload.action is CleanAction.MARK_READ
-    for message in thread:
-        try:
-            for label in labels:
-                if label:
-                    mail.label(message.id, label)
-            # Only what is in the inbox leaves it: the user's replies stay in Sent.
-            if archiving and message.folder == INBOX:
-                archive(mail, message.id)
-            if marking_read and not message.read:
-                mail.mark_read(message.id)
-        except MessageNotFound:
-            continue  # deleted since the thread was read: nothing to clean
+    # The whole thread at once (one request where the provider batches); messages
+    # deleted since the thread was read are passed over.
+    mail.change_many([message.id for message in thread], labels=[x for x in labels if x])
+    if archiving:  # only what is in the inbox leaves it: the user's replies stay in Sent
+        mail.change_many([m.id for m in thread if m.folder == INBOX], archive=True)
+    if marking_read:
+        mail.change_many([m.id for m in thread if not m.read], mark_read=True)
     recorded_now = record_once(
         payload.job_id,
         payload.email_account_id,
@@ -334,7 +327,6 @@ __all__ = [
     "DEFAULT_SKIPS",
     "GMAIL_EVENT",
     "INBOX",
-    "OUTLOOK_ARCHIVE",
     "OUTLOOK_EVENT",
     "PAGE_SIZE",
     "PROCESS_EVENT",

@@ -206,6 +206,31 @@ class GmailProvider:
         request = self._messages.modify(userId=USER, id=message_id, body=body)
         self._calls.run("users.messages.modify", request, missing=message_id)
 
+    def change_many(
+        self,
+        message_ids: Sequence[str],
+        *,
+        labels: Sequence[str] = (),
+        archive: bool = False,
+        mark_read: bool = False,
+    ) -> None:
+        """The labels added, INBOX and UNREAD removed, in whichever costs less of Gmail's
+        per-user quota: one messages.modify per message (5 units each) for a few, one
+        batchModify per 1,000 (50 units each) for more."""
+        add = [self._labels.ensure(label) for label in labels]
+        remove = [*(["INBOX"] if archive else []), *(["UNREAD"] if mark_read else [])]
+        ids = list(dict.fromkeys(message_ids))
+        if not ids or not (add or remove):
+            return
+        if len(ids) * MODIFY_UNITS > BATCH_MODIFY_UNITS:
+            self.modify_many(ids, add, remove)
+            return
+        for message_id in ids:
+            try:
+                self._modify(message_id, add=add, remove=remove)
+            except MessageNotFound:
+                continue  # deleted since it was listed: nothing to change
+
     def modify_many(
         self,
         message_ids: Sequence[str],
@@ -292,6 +317,9 @@ class GmailProvider:
         found = answer.get("messages") or []
         return dict(found[0]) if found else None
 
+
+# Gmail's quota cost of one messages.modify and of one batchModify.
+MODIFY_UNITS, BATCH_MODIFY_UNITS = 5, 50
 
 # No whitespace, quotes, parentheses or braces: the characters Gmail's search reads as syntax.
 _PLAIN_MESSAGE_ID = re.compile(r'[^\s"(){}<>\\]+@[^\s"(){}<>\\]+')

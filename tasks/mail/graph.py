@@ -199,6 +199,26 @@ class GraphProvider:
             key, "graph", lambda: graph_send.send(self.api, self.folders, mail, self.address)
         )
 
+    def change_many(
+        self,
+        message_ids: Sequence[str],
+        *,
+        labels: Sequence[str] = (),
+        archive: bool = False,
+        mark_read: bool = False,
+    ) -> None:
+        """Through $batch (20 requests a batch): categories and isRead in one PATCH per
+        message, then the moves to the archive."""
+        if message_ids and (labels or archive or mark_read):
+            graph_bulk.apply_many(
+                self.api,
+                self.folders,
+                message_ids,
+                mark_read=mark_read,
+                labels=labels,
+                folder=ARCHIVE if archive else None,
+            )
+
     def apply_many(
         self,
         message_ids: Sequence[str],
@@ -211,5 +231,10 @@ class GraphProvider:
         to a batch); the ids of those that no longer exist. Throttling inside a batch is
         RetryLater with its Retry-After; repeating the call changes nothing done."""
         return graph_bulk.apply_many(
-            self.api, self.folders, message_ids, mark_read=mark_read, label=label, folder=folder
+            self.api,
+            self.folders,
+            message_ids,
+            mark_read=mark_read,
+            labels=() if label is None else (label,),
+            folder=folder,
         )

@@ -34,14 +34,14 @@ def apply_many(
     message_ids: Sequence[str],
     *,
     mark_read: bool = False,
-    label: str | None = None,
+    labels: Sequence[str] = (),
     folder: str | None = None,
 ) -> list[str]:
     """Apply the changes to every message; the ids of those that no longer exist."""
     ids = list(dict.fromkeys(message_ids))
     missing: list[str] = []
     found: dict[str, dict[str, Any]] = {}
-    if label is not None or folder is not None:
+    if labels or folder is not None:
         read = _run(
             api,
             "read messages",
@@ -60,10 +60,11 @@ def apply_many(
     changes: dict[str, dict[str, Any]] = {}
     for message_id in ids:
         change: dict[str, Any] = {"isRead": True} if mark_read else {}
-        if label is not None:
+        if labels:
             categories = [str(c) for c in found[message_id].get("categories") or []]
-            if label not in categories:
-                change["categories"] = [*categories, label]
+            added = [label for label in dict.fromkeys(labels) if label not in categories]
+            if added:
+                change["categories"] = [*categories, *added]
         if change:
             changes[message_id] = change
     _run(

@@ -42,6 +42,7 @@ from tasks.mail.imap_messages import (
 from tasks.mail.imap_session import ServerSettings, open_imap
 from tasks.mail.imap_threads import header_criteria, linked
 from tasks.mail.maildir_headers import as_utc
+from tasks.mail.one_by_one import change_one_by_one
 from tasks.mail.port import MailMessage, MessageNotFound, OutgoingMail, ThreadPage
 from tasks.mail.smtp_submit import submit
 from tasks.mail.thread_pages import NO_MESSAGES, walk_page
@@ -256,6 +257,16 @@ class ImapProvider:
     # Changing --------------------------------------------------------------------------
     def archive(self, message_id: str) -> None:
         self.move(message_id, ARCHIVE)
+
+    def change_many(
+        self,
+        message_ids: Sequence[str],
+        *,
+        labels: Sequence[str] = (),
+        archive: bool = False,
+        mark_read: bool = False,
+    ) -> None:
+        change_one_by_one(self, message_ids, labels=labels, archive=archive, mark_read=mark_read)
 
     def move(self, message_id: str, folder: str) -> None:
         current, uid = self._locate(message_id)

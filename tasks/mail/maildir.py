@@ -36,6 +36,7 @@ from tasks.mail.maildir_headers import (
 )
 from tasks.mail.maildir_index import listed_folder
 from tasks.mail.maildir_sent import add_once, sent_key
+from tasks.mail.one_by_one import change_one_by_one
 from tasks.mail.port import MailMessage, MessageNotFound, OutgoingMail, ThreadPage
 from tasks.mail.reading import mail_message
 from tasks.mail.thread_pages import Listed, walk_page
@@ -214,6 +215,16 @@ class MaildirProvider:
         self.folder(folder)  # created on first use
         info = source.name.split(":", 1)[1] if ":" in source.name else "2,"
         os.rename(source, self._folder_path(folder) / "cur" / f"{message_id}:{info}")
+
+    def change_many(
+        self,
+        message_ids: Sequence[str],
+        *,
+        labels: Sequence[str] = (),
+        archive: bool = False,
+        mark_read: bool = False,
+    ) -> None:
+        change_one_by_one(self, message_ids, labels=labels, archive=archive, mark_read=mark_read)
 
     def mark_read(self, message_id: str) -> None:
         _, box, _ = self._locate(message_id)

@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from google_auth_oauthlib.flow import InstalledAppFlow
+from googleapiclient.discovery import build
 from msal.exceptions import MsalServiceError
 from oauthlib.oauth2.rfc6749.errors import OAuth2Error
 
@@ -98,7 +99,29 @@ def _google(
     token = getattr(credentials, "refresh_token", None)
     if not token:
         raise ConnectFailed("Google sent no refresh token; remove the app's access and retry")
+    signed_in = _gmail_address(credentials, settings)
+    if signed_in.casefold() != email.casefold():
+        raise ConnectFailed(_someone_else(signed_in, email))
     return str(token)
+
+
+def _gmail_address(credentials: Any, settings: OAuthSettings) -> str:
+    """The address of the mailbox the new token opens (Gmail's users.getProfile)."""
+    try:
+        service = build(
+            "gmail",
+            "v1",
+            credentials=credentials,
+            static_discovery=True,
+            cache_discovery=False,
+            client_options={"api_endpoint": settings.gmail_api_url},
+        )
+        profile = service.users().getProfile(userId="me").execute()
+    except Exception as error:  # HttpError, transport errors: the connection is unproven
+        raise ConnectFailed(
+            f"reading the new account's Gmail profile failed: {_reason(error)}"
+        ) from None
+    return str(profile.get("emailAddress", ""))
 
 
 def _microsoft(
@@ -135,10 +158,20 @@ def _microsoft(
     if "error" in result:
         description = str(result.get("error_description", "")).splitlines()[:1]
         raise ConnectFailed(f"Microsoft refused: {result['error']}: {''.join(description)}")
+    signed_in = str((result.get("id_token_claims") or {}).get("preferred_username") or "")
+    if signed_in and signed_in.casefold() != email.casefold():
+        raise ConnectFailed(_someone_else(signed_in, email))
     token = result.get("refresh_token")
     if not token:
         raise ConnectFailed("Microsoft sent no refresh token (offline_access not granted?)")
     return str(token)
+
+
+def _someone_else(signed_in: str, email: str) -> str:
+    return (
+        f"the sign-in was as {signed_in}, not {email}: nothing is stored; run the command "
+        f"again and sign in as {email} (sign out of {signed_in} in that browser first)"
+    )
 
 
 def _prompt(email: str) -> str:

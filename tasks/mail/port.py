@@ -114,6 +114,19 @@ class MailProvider(Protocol):
 
     def move(self, message_id: str, folder: str) -> None: ...
 
+    def change_many(
+        self,
+        message_ids: Sequence[str],
+        *,
+        labels: Sequence[str] = (),
+        archive: bool = False,
+        mark_read: bool = False,
+    ) -> None:
+        """Label, archive and/or mark read these messages together, in as few requests
+        as the provider has (Gmail: batchModify; Graph: $batch; one by one elsewhere).
+        Messages that no longer exist are passed over; doing it again changes nothing."""
+        ...
+
     def send(self, mail: OutgoingMail) -> str:
         """Send and return the provider's id of the sent message."""
         ...

@@ -42,6 +42,7 @@ def _environment(oauth: OAuthServer, **extra: str) -> dict[str, str]:
         GOOGLE_CLIENT_SECRET=oauth.client_secret,
         GOOGLE_AUTH_URL=f"{oauth.url}/o/oauth2/auth",
         GOOGLE_TOKEN_URL=f"{oauth.url}/token",
+        GMAIL_API_URL=f"{oauth.url}/",
         TOKEN_ENCRYPTION_KEY=KEY,
     )
     env.update(extra)
@@ -182,6 +183,17 @@ def test_connect_gives_up_when_nobody_signs_in(oauth: OAuthServer) -> None:
     assert _stored(EMAIL) is None
 
 
+def test_connect_google_as_someone_else_stores_nothing(oauth: OAuthServer) -> None:
+    oauth.signed_in_as = "bob@example.com"
+    command = Connecting(_environment(oauth), "google", EMAIL, "--no-browser")
+    _browse(command.sign_in_address())
+    code, _, stderr = command.finish()
+
+    assert code == 1
+    assert "the sign-in was as bob@example.com, not ana@example.com" in stderr
+    assert _stored(EMAIL) is None
+
+
 # Microsoft ------------------------------------------------------------------------------
 
 
@@ -259,3 +271,14 @@ def test_a_plain_http_microsoft_login_url_is_refused_by_name(tmp_path: Path) -> 
     assert done.returncode == 2
     assert "MICROSOFT_LOGIN_URL" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_connect_microsoft_as_someone_else_stores_nothing(graph: Any) -> None:
+    graph.signed_in_as = "bob@example.com"
+    command = Connecting(_microsoft_environment(graph), "microsoft", EMAIL, "--no-browser")
+    _browse(command.sign_in_address(), ca_bundle=str(graph.ca_bundle))
+    code, _, stderr = command.finish()
+
+    assert code == 1
+    assert "the sign-in was as bob@example.com, not ana@example.com" in stderr
+    assert _stored(EMAIL) is None

@@ -87,6 +87,8 @@ class GraphDouble:
         self.authorize_requests: list[dict[str, str]] = []
         self.refuse_sign_in = False
         self._codes: dict[str, tuple[str, str]] = {}  # code -> (redirect_uri, challenge)
+        self._nonces: dict[str, str] = {}  # code -> the OpenID nonce its request carried
+        self.signed_in_as = email  # whom the sign-in page signs in (the id_token says)
         self._dir = Path(tempfile.mkdtemp(prefix="graph-double-"))
         self._servers: list[ThreadingHTTPServer] = []
         self.api: GraphEndpoints | None = None
@@ -346,11 +348,13 @@ class GraphDouble:
         else:
             code = "code-" + secrets.token_urlsafe(16)
             self._codes[code] = (redirect, query.get("code_challenge", ""))
+            self._nonces[code] = query.get("nonce", "")
             answer["code"] = code
         return Answer(302, None, {"Location": f"{redirect}?{urlencode(answer)}"})
 
     def _code_exchange(self, form: dict[str, str], authorization: str | None) -> Answer:
         """The token endpoint's authorization_code grant (RFC 6749 4.1.3, RFC 7636)."""
+        nonce = self._nonces.pop(form.get("code", ""), "")
         redirect, challenge = self._codes.pop(form.get("code", ""), ("", ""))
         secret = form.get("client_secret")
         if authorization and authorization.startswith("Basic "):
@@ -381,8 +385,29 @@ class GraphDouble:
                 "expires_in": 3599,
                 "access_token": access,
                 "refresh_token": refresh,
+                "id_token": self._id_token(nonce),
             },
         )
+
+    def _id_token(self, nonce: str) -> str:
+        """An OpenID Connect id_token as Azure AD's v2.0 endpoint shapes it (unsigned
+        here: msal reads its claims, the TLS connection vouches for the issuer)."""
+        now = int(datetime.now(UTC).timestamp())
+        claims = {
+            "aud": self.client_id,
+            "iss": f"{self.login_url}/{self.tenant}/v2.0",
+            "iat": now,
+            "nbf": now,
+            "exp": now + 3600,
+            "nonce": nonce,
+            "preferred_username": self.signed_in_as,
+            "sub": "double-" + self.signed_in_as,
+            "tid": self.tenant,
+            "ver": "2.0",
+        }
+        parts = [{"alg": "none", "typ": "JWT"}, claims]
+        encoded = [base64.urlsafe_b64encode(json.dumps(p).encode()).rstrip(b"=") for p in parts]
+        return b".".join([*encoded, b""]).decode()
 
     def _token(self, request: BaseHTTPRequestHandler, body: bytes) -> Answer:
         form = dict(parse_qsl(body.decode()))

@@ -2,8 +2,9 @@
 authorization endpoint (which answers as a person who signs in, or refuses, would) and
 the token endpoint's authorization_code grant with PKCE (RFC 6749 section 4.1, RFC 7636).
 
-It plays Google's endpoints (GOOGLE_AUTH_URL, GOOGLE_TOKEN_URL) as the OAuth client
-library calls them; every request is checked and any mistake is kept in `violations`.
+It plays Google's endpoints (GOOGLE_AUTH_URL, GOOGLE_TOKEN_URL, and Gmail's getProfile
+under GMAIL_API_URL, which says who signed in) as the client libraries call them; every
+request is checked and any mistake is kept in `violations`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
+
+PROFILE_PATH = "/gmail/v1/users/me/profile"  # Gmail's users.getProfile under GMAIL_API_URL
 
 
 @dataclass
@@ -35,7 +38,9 @@ class OAuthServer:
     issued_refresh_tokens: list[str] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
     authorize_requests: list[dict[str, str]] = field(default_factory=list)
+    signed_in_as: str = "ana@example.com"  # whom the sign-in page signs in
     _codes: dict[str, _Pending] = field(default_factory=dict)
+    _access_tokens: set[str] = field(default_factory=set)
     _server: ThreadingHTTPServer | None = None
 
     @property
@@ -48,7 +53,10 @@ class OAuthServer:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                double._authorize(self)
+                if urlsplit(self.path).path == PROFILE_PATH:
+                    double._profile(self)
+                else:
+                    double._authorize(self)
 
             def do_POST(self) -> None:
                 double._token(self)
@@ -91,6 +99,18 @@ class OAuthServer:
         request.send_header("Content-Length", "0")
         request.end_headers()
 
+    def _profile(self, request: BaseHTTPRequestHandler) -> None:
+        """Gmail's users.getProfile for the access tokens issued here: who signed in."""
+        token = (request.headers.get("Authorization") or "").removeprefix("Bearer ")
+        if token not in self._access_tokens:
+            return self._answer(request, 401, {"error": {"code": 401, "status": "UNAUTHENTICATED"}})
+        self._answer(
+            request,
+            200,
+            {"emailAddress": self.signed_in_as, "messagesTotal": 0, "threadsTotal": 0,
+             "historyId": "1"},
+        )  # fmt: skip
+
     def _token(self, request: BaseHTTPRequestHandler) -> None:
         length = int(request.headers.get("Content-Length", "0"))
         form = dict(parse_qsl(request.rfile.read(length).decode()))
@@ -114,12 +134,14 @@ class OAuthServer:
             self.violations.append(f"token: {', '.join(failed)} wrong")
             return self._answer(request, 400, {"error": "invalid_grant"})
         refresh = "1//refresh-" + secrets.token_urlsafe(24)
+        access = "ya29.access-" + secrets.token_urlsafe(16)
         self.issued_refresh_tokens.append(refresh)
+        self._access_tokens.add(access)
         self._answer(
             request,
             200,
             {
-                "access_token": "ya29.access-" + secrets.token_urlsafe(16),
+                "access_token": access,
                 "expires_in": 3599,
                 "refresh_token": refresh,
                 "scope": pending.scope,
