@@ -35,7 +35,7 @@ from tasks.mail.graph_folders import GraphFolders, odata_text
 from tasks.mail.graph_http import RETRY_SECONDS, GraphApi, SubRequest, path_of, raise_for
 from tasks.mail.graph_messages import LISTED, graph_time, parse_time
 from tasks.mail.maildir_cursor import micros
-from tasks.mail.port import InvalidPageToken, ThreadPage
+from tasks.mail.port import InvalidPageToken, MessageNotFound, ThreadPage
 
 _PREFIX = "g1."
 _EARLIEST = "receivedDateTime ge 1900-01-01T00:00:00Z"  # a window clause that keeps all
@@ -126,7 +126,10 @@ def list_page(
         unread_only,
         list(exclude_labels),
     )
-    newest, new = _read(api, listing, cursor, page_size)
+    try:
+        newest, new = _read(api, listing, cursor, page_size)
+    except MessageNotFound:  # a well-known folder this mailbox lacks (an archive, say)
+        return ThreadPage(thread_ids=[], next_page_token=None)
     ranked = sorted(new, key=lambda c: (-micros(newest[c][0]), c))
     page = ranked[:page_size]
     last = page[-1] if page else None

@@ -144,3 +144,16 @@ def test_graph_stores_the_refresh_token_microsoft_rotated_to(graph: GraphDouble)
         assert stored is not None
         ciphertext = stored.provider_settings["refresh_token_encrypted"]
     assert Fernet(key).decrypt(ciphertext.encode()).decode() == graph.issued_refresh_tokens[-1]
+
+
+def test_graph_lists_no_threads_in_a_well_known_folder_the_mailbox_lacks(
+    graph: GraphDouble,
+) -> None:
+    graph.deliver("Hi")
+    archive = graph.store.folder("archive")
+    assert archive is not None
+    del graph.store.folders[archive.id]
+
+    page = _graph(graph).list_threads(folder="Archive")
+
+    assert (page.thread_ids, page.next_page_token) == ([], None)
