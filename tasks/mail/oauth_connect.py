@@ -1,14 +1,15 @@
 """`jobbridge accounts connect google|microsoft EMAIL`: the OAuth installed-app flow.
 
-The command listens on a loopback port for the provider's redirect, prints the address
-to open (and opens a browser unless told not to), exchanges the code for tokens, and
+The command listens on a loopback port for the provider's redirect (one receiver for
+both providers, which ignores requests without the flow's state and logs nothing, since
+the redirect carries the code), prints the address to open (and opens a browser unless
+told not to), exchanges the code for tokens (google-auth-oauthlib's Flow, msal), and
 stores the refresh token encrypted with TOKEN_ENCRYPTION_KEY. The access token is not
 kept; the adapters refresh their own.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 import warnings
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from google_auth_oauthlib.flow import InstalledAppFlow
+from google_auth_oauthlib.flow import Flow
 from googleapiclient.discovery import build
 from msal.exceptions import MsalServiceError
 from oauthlib.oauth2.rfc6749.errors import OAuth2Error
@@ -77,25 +78,28 @@ def _google(
     if is_loopback(urlsplit(settings.google_token_url).hostname or ""):
         # oauthlib refuses plain http, rightly; a token server on this machine is a test's.
         os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = "1"
-    flow = InstalledAppFlow.from_client_config(client, scopes=list(GMAIL_SCOPES))
-    # Its loopback server logs each request line, the authorization code in it, at INFO.
-    logging.getLogger("google_auth_oauthlib.flow").setLevel(logging.WARNING)
-    try:
-        credentials = flow.run_local_server(
-            host="127.0.0.1",
-            port=options.port,
-            open_browser=options.open_browser,
-            authorization_prompt_message=_prompt(email) + "{url}",
-            success_message=DONE_PAGE,
-            timeout_seconds=int(options.timeout_seconds),
+    flow = Flow.from_client_config(client, scopes=list(GMAIL_SCOPES))  # PKCE on
+    with _Loopback(options.port, options.timeout_seconds) as loopback:
+        flow.redirect_uri = loopback.redirect_uri
+        address, state = flow.authorization_url(
             access_type="offline",  # a refresh token, not only an access token
             prompt="consent",  # a refresh token even when the person connected before
             login_hint=email,
         )
+        say(_prompt(email) + address)
+        if options.open_browser:
+            webbrowser.open(address, new=1)
+        answer = loopback.wait(state)
+    if "code" not in answer:
+        refusal = f"{answer.get('error', 'no code')}: {answer.get('error_description', '')}"
+        raise ConnectFailed(f"Google refused: {refusal.strip()}")
+    try:
+        flow.fetch_token(code=answer["code"])
     except OAuth2Error as error:
         raise ConnectFailed(f"Google refused: {error.error}: {error.description or ''}") from None
-    except Exception as error:  # the library's timeout, and the token exchange's errors
+    except Exception as error:  # the token exchange's transport and protocol errors
         raise ConnectFailed(f"connecting {email} failed: {_reason(error)}") from None
+    credentials = flow.credentials
     token = getattr(credentials, "refresh_token", None)
     if not token:
         raise ConnectFailed("Google sent no refresh token; remove the app's access and retry")

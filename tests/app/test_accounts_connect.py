@@ -282,3 +282,17 @@ def test_connect_microsoft_as_someone_else_stores_nothing(graph: Any) -> None:
     assert code == 1
     assert "the sign-in was as bob@example.com, not ana@example.com" in stderr
     assert _stored(EMAIL) is None
+
+
+def test_a_stray_request_to_the_google_loopback_does_not_end_the_sign_in(
+    oauth: OAuthServer,
+) -> None:
+    command = Connecting(_environment(oauth), "google", EMAIL, "--no-browser")
+    address = command.sign_in_address()
+    redirect = dict(parse_qsl(urlsplit(address).query))["redirect_uri"]
+    stray = httpx.get(redirect + "favicon.ico", timeout=30)
+    _browse(address)
+    code, stdout, stderr = command.finish()
+
+    assert (stray.status_code, code) == (200, 0), stdout + stderr
+    assert oauth.violations == []
