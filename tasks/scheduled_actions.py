@@ -17,13 +17,13 @@ from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, select, update
 
 from bridge.errors import DelayUnsupported
 from bridge.outcome import Delivery, PermanentError, Result, RetryLater, done, skipped
 from bridge.payload import Id, Payload, Timestamp
 from bridge.publishing import enqueue
-from bridge.store.db import exclusive, session_scope
+from bridge.store.db import exclusive, read_one, session_scope
 from tasks.mail.accounts import mail_provider_for
 from tasks.mail.actions import MailAction, perform
 from tasks.mail.port import MessageNotFound
@@ -66,6 +66,12 @@ MAX_EXECUTION_ATTEMPTS = 5
 class ExecuteScheduledAction(Payload):
     scheduled_action_id: Id
     scheduled_for: Timestamp | None = None
+
+
+# What `execute` reads before anything else; built once, as it runs for every delivery.
+_STATE_OF = select(ScheduledAction.status, ScheduledAction.scheduled_for).where(
+    ScheduledAction.id == bindparam("id")
+)
 
 
 def dedup_id_for(action_id: str) -> str:
@@ -142,13 +148,19 @@ def execute(payload: ExecuteScheduledAction, delivery: Delivery) -> Result:
     """The job body. Safe to deliver any number of times, from any provider, in any order."""
     now = utcnow()
     lease = EXECUTION_LEASE
+    # Most deliveries that find nothing to do (a duplicate from the other provider, an
+    # action done or cancelled) are answered from one autocommit read of two columns.
+    seen = read_one(_STATE_OF, {"id": payload.scheduled_action_id})
+    if seen is None:
+        return skipped("no such scheduled action")
+    _wait_until_due(seen.status, seen.scheduled_for, now)
+    if seen.status not in (ActionStatus.PENDING, ActionStatus.EXECUTING):
+        return skipped(f"action is {seen.status.value}")
     with session_scope() as session:
         row = session.get(ScheduledAction, payload.scheduled_action_id)
         if row is None:
             return skipped("no such scheduled action")
-        if row.status is ActionStatus.PENDING and row.scheduled_for > now:
-            wait = (row.scheduled_for - now).total_seconds()
-            raise RetryLater(f"not due until {row.scheduled_for.isoformat()}", retry_after=wait)
+        _wait_until_due(row.status, row.scheduled_for, now)
         token = claim(session, row, delivery, now, lease)
         if token is None:
             session.refresh(row)
@@ -192,6 +204,13 @@ def execute(payload: ExecuteScheduledAction, delivery: Delivery) -> Result:
         error=None,
     )
     return done(f"{row.action_type.value} {row.message_id}")
+
+
+def _wait_until_due(status: ActionStatus, scheduled_for: datetime, now: datetime) -> None:
+    """RetryLater for a PENDING action whose time has not come."""
+    if status is ActionStatus.PENDING and scheduled_for > now:
+        wait = (scheduled_for - now).total_seconds()
+        raise RetryLater(f"not due until {scheduled_for.isoformat()}", retry_after=wait)
 
 
 def sweep(now: datetime | None = None, limit: int = 1000) -> SweepReport:

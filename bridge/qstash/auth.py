@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import jwt
 from qstash import Receiver
 
 from config import Settings
@@ -38,8 +39,7 @@ def verify_qstash(settings: Settings, signature: str, raw_body: bytes, route: st
         )
     except Exception as error:  # the SDK raises KeyError and friends, not only SignatureError
         raise InvalidSignature(f"invalid Upstash-Signature: {type(error).__name__}") from None
-    # Verified above: read the claims the SDK does not return.
-    claims = jwt.decode(signature, options={"verify_signature": False})
+    claims = _verified_claims(signature)
     token_id, expires = claims.get("jti"), claims.get("exp")
     if not isinstance(token_id, str) or not token_id or not isinstance(expires, int):
         raise InvalidSignature("invalid Upstash-Signature: no jti or exp claim")
@@ -48,3 +48,16 @@ def verify_qstash(settings: Settings, signature: str, raw_body: bytes, route: st
     except (OverflowError, OSError, ValueError):
         raise InvalidSignature("invalid Upstash-Signature: exp out of range") from None
     return SignedToken(token_id, expires_at)
+
+
+def _verified_claims(token: str) -> dict[str, object]:
+    """The claims of a token the SDK verified, which it does not return: the middle
+    segment read as base64url JSON (a second PyJWT decode cost as much again)."""
+    try:
+        segment = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (IndexError, ValueError) as error:
+        raise InvalidSignature(f"invalid Upstash-Signature: {type(error).__name__}") from None
+    if not isinstance(claims, dict):
+        raise InvalidSignature("invalid Upstash-Signature: claims are not an object")
+    return claims

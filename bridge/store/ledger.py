@@ -3,7 +3,8 @@ redelivered message is answered rather than run again.
 
 It is an optimisation on top of idempotent jobs, not what makes them safe, so it lives
 where it is cheapest: Redis when REDIS_URL is set (a GET and a SET with a TTL), else
-the database table `processed_delivery` (pruned by the sweep).
+the database table `processed_delivery` (pruned by the sweep). The web app
+checks it with the replay guard in one round trip: bridge/web/deliveries.py.
 """
 
 from __future__ import annotations
@@ -19,19 +20,21 @@ from bridge.store.tables import ProcessedDelivery
 from config import get_settings
 
 RETENTION = timedelta(days=14)  # longer than QStash retries a message (days at most)
+RETENTION_SECONDS = int(RETENTION.total_seconds())
 
 
 def already_processed(provider: str, delivery_id: str) -> bool:
     if get_settings().redis_url:
-        return bool(redis_store.client().exists(_key(provider, delivery_id)))
+        return bool(redis_store.client().exists(ledger_key(provider, delivery_id)))
     with session_scope() as session:
         return session.get(ProcessedDelivery, (provider, delivery_id)) is not None
 
 
 def record_processed(provider: str, delivery_id: str, event: str, outcome: str) -> None:
     if get_settings().redis_url:
-        ttl = int(RETENTION.total_seconds())
-        redis_store.client().set(_key(provider, delivery_id), f"{event} {outcome}", ex=ttl)
+        redis_store.client().set(
+            ledger_key(provider, delivery_id), ledger_entry(event, outcome), ex=RETENTION_SECONDS
+        )
         return
     try:
         with session_scope() as session:
@@ -48,5 +51,9 @@ def record_processed(provider: str, delivery_id: str, event: str, outcome: str) 
         pass  # a concurrent duplicate recorded it first
 
 
-def _key(provider: str, delivery_id: str) -> str:
+def ledger_key(provider: str, delivery_id: str) -> str:
     return redis_store.key(redis_store.DELIVERED, provider, ":", delivery_id)
+
+
+def ledger_entry(event: str, outcome: str) -> str:
+    return f"{event} {outcome}"

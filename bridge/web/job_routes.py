@@ -12,17 +12,14 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from bridge.bodies import Refused, read_capped
-from bridge.core import run_job
 from bridge.http.wire import ATTEMPT_HEADER, DELIVERY_ID_HEADER
-from bridge.outcome import Delivery, Result
-from bridge.qstash.auth import SignedToken
-from bridge.qstash.replay_guard import first_use
+from bridge.outcome import Delivery
 from bridge.qstash.wire import MESSAGE_ID_HEADER, RETRIED_HEADER
 from bridge.registry import CronSpec, JobSpec, Registry
 from bridge.store.columns import EXTERNAL_LENGTH
-from bridge.store.ledger import already_processed, record_processed
 from bridge.web import responses
 from bridge.web.auth import Unauthorized, authenticate_cron, authenticate_job_call
+from bridge.web.deliveries import run_delivery
 from config import Provider, Settings
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -49,25 +46,6 @@ def attempt_number(header: str | None) -> int:
     if header is None or not header.isascii() or not header.isdigit() or len(header) > 9:
         return 0
     return int(header)
-
-
-def run_once(
-    spec: JobSpec[Any],
-    data: dict[str, Any],
-    delivery: Delivery,
-    remember: bool,
-    token: SignedToken | None = None,
-) -> Result | None:
-    """Run the job unless this delivery already settled (then None). A QStash token
-    already used for another message is a replay: Unauthorized."""
-    if token is not None and not first_use(token.token_id, delivery.delivery_id, token.expires_at):
-        raise Unauthorized("replayed Upstash-Signature: its token came with another message")
-    if remember and already_processed(delivery.provider, delivery.delivery_id):
-        return None
-    result = run_job(spec, data, delivery)
-    if remember and result.settles_delivery:
-        record_processed(delivery.provider, delivery.delivery_id, spec.event, result.outcome.value)
-    return result
 
 
 def job_endpoint(
@@ -103,11 +81,8 @@ def job_endpoint(
             # The ledger could not record it, after the job had run: refused before.
             return responses.error(400, f"delivery id over {EXTERNAL_LENGTH} characters")
         delivery = Delivery(caller.value, message_id or uuid.uuid4().hex, attempt)
-        # One trip to the thread pool: replay guard, ledger check, the job, ledger entry.
         try:
-            result = await run_in_threadpool(
-                run_once, spec, data, delivery, message_id is not None, token
-            )
+            result = await run_delivery(spec, data, delivery, message_id is not None, token)
         except Unauthorized as error:
             return responses.error(401, str(error))
         if result is None:

@@ -17,6 +17,7 @@ import httpx
 import pytest
 from inngest._internal.net import sign_request
 
+from bridge.inngest.gate import VERIFY_IN_THREAD_ABOVE_BYTES
 from tests.conftest import server_env
 from tests.support import env
 from tests.support.fake_inngest import APP_ID, FakeInngest
@@ -255,13 +256,26 @@ def test_a_signed_call_that_is_no_inngest_request_is_not_retried(web: str) -> No
     assert response.headers["x-inngest-no-retry"] == "true"
 
 
-def test_a_made_up_signature_on_a_small_body_is_refused_before_the_sdk_parses_it(
-    web: str,
-) -> None:
-    body = execute_body(padding=2000)
+def test_a_made_up_signature_on_a_small_body_is_refused(web: str) -> None:
+    body = execute_body(padding=500)
+    assert len(body) <= VERIFY_IN_THREAD_ABOVE_BYTES
     made_up = f"t={int(time.time())}&s={'0' * 64}"
 
     response = post(web, body, [("X-Inngest-Signature", made_up)])
+
+    # The SDK's answer: it verifies a POST's signature before it reads the request.
+    assert response.status_code == 401
+    assert response.json() == {"message": "Unauthorized"}
+
+
+def test_a_made_up_signature_on_a_small_sync_request_is_refused_by_the_gate(web: str) -> None:
+    made_up = f"t={int(time.time())}&s={'0' * 64}"
+
+    response = httpx.put(
+        web + "/api/inngest",
+        content=b'{"url": "https://attacker.example/api/inngest"}',
+        headers={"Content-Type": "application/json", "X-Inngest-Signature": made_up},
+    )
 
     assert response.status_code == 401
     assert response.json() == {"error": "invalid X-Inngest-Signature"}  # the gate's answer

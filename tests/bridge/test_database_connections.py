@@ -1,0 +1,106 @@
+"""Pooled PostgreSQL connections: pinged only after they sat idle, and read-only lookups
+without a transaction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+import pytest
+from sqlalchemy import Engine, bindparam, event, select, text
+
+from bridge.store import db
+from bridge.store.tables import ProcessedDelivery
+
+
+@pytest.fixture
+def pinged(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """The connections the pool pinged (the dialect's ping, counted)."""
+    bound = db.engine()
+    assert bound.dialect.name == "postgresql"
+    pings: list[object] = []
+    real_ping = bound.dialect.do_ping
+
+    def counting_ping(connection: Any) -> bool:
+        pings.append(connection)
+        return bool(real_ping(connection))
+
+    monkeypatch.setattr(bound.dialect, "do_ping", counting_ping)
+    return pings
+
+
+def backend_pid(bound: Engine) -> int:
+    with bound.connect() as connection:
+        return int(connection.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+
+def terminate(pid: int, bound: Engine) -> None:
+    url = bound.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+
+def test_a_connection_back_in_use_at_once_is_not_pinged(pinged: list[object]) -> None:
+    bound = db.engine()
+    first = backend_pid(bound)
+
+    assert backend_pid(bound) == first  # the same pooled connection
+    assert pinged == []
+
+
+def test_a_connection_that_sat_idle_is_pinged_first(
+    pinged: list[object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bound = db.engine()
+    first = backend_pid(bound)
+    monkeypatch.setattr(db, "PING_AFTER_IDLE_SECONDS", 0.0)
+
+    assert backend_pid(bound) == first
+    assert len(pinged) == 1
+
+
+def test_an_idle_connection_the_server_closed_is_replaced_without_an_error(
+    pinged: list[object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bound = db.engine()
+    bound.dispose()  # one pooled connection, the one terminated below
+    first = backend_pid(bound)
+    terminate(first, bound)
+    monkeypatch.setattr(db, "PING_AFTER_IDLE_SECONDS", 0.0)
+
+    replacement = backend_pid(bound)
+
+    assert replacement != first
+    assert len(pinged) == 1
+
+
+def test_read_one_returns_the_first_row_or_none() -> None:
+    with db.session_scope() as session:
+        session.add(
+            ProcessedDelivery(provider="qstash", delivery_id="msg_1", event="e", outcome="done")
+        )
+    by_id = select(ProcessedDelivery.outcome).where(
+        ProcessedDelivery.delivery_id == bindparam("id")
+    )
+
+    found = db.read_one(by_id, {"id": "msg_1"})
+    missing = db.read_one(by_id, {"id": "msg_2"})
+
+    assert found is not None and found.outcome == "done"
+    assert missing is None
+
+
+def test_read_one_sends_no_begin_or_commit() -> None:
+    bound = db.engine()
+    autocommit: list[bool] = []
+
+    def record(_conn: Any, cursor: Any, *_args: Any) -> None:
+        autocommit.append(bool(cursor.connection.autocommit))
+
+    event.listen(bound, "before_cursor_execute", record)
+    try:
+        db.read_one(text("SELECT 1"), {})
+    finally:
+        event.remove(bound, "before_cursor_execute", record)
+
+    assert autocommit == [True]  # psycopg sends BEGIN only outside autocommit
