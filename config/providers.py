@@ -46,8 +46,17 @@ def _qstash(settings: Settings) -> tuple[bool, str]:
 
 
 def _celery(settings: Settings) -> tuple[bool, str]:
+    if settings.broker_kind == "filesystem":
+        return True, "embedded filesystem broker (no REDIS_URL)"
+    if settings.broker_url == settings.redis_url:
+        return True, "REDIS_URL set"
+    broker = "RabbitMQ" if settings.broker_kind == "rabbitmq" else "Redis"
+    if settings.redis_url:
+        return True, f"BROKER_URL set ({broker}), REDIS_URL for the ledger and limits"
+    # What the shim does without Redis, said where the operator looks first.
     return True, (
-        "REDIS_URL set" if settings.redis_url else "embedded filesystem broker (no REDIS_URL)"
+        f"BROKER_URL set ({broker}); no REDIS_URL: ledger and replay guard in the "
+        "database, per-key limits off"
     )
 
 

@@ -12,6 +12,13 @@ from typing import Literal, TypeVar
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from config.broker import (
+    EMBEDDED_BROKER_URL,
+    BrokerKind,
+    broker_kind,
+    checked_broker_url,
+    rabbitmq_horizon,
+)
 from config.provider import Provider
 
 ApiDocs = Literal["public", "private", "off"]
@@ -100,6 +107,12 @@ class Settings(AppLocation):
     api_docs: ApiDocs = "public"
 
     # Celery, storage
+    # The Celery broker: amqp:// (RabbitMQ) or redis://; unset, the Redis of REDIS_URL,
+    # else the embedded filesystem broker. Read back, it is always the broker in use.
+    broker_url: str = ""
+    # RabbitMQ's consumer_timeout (rabbitmq.conf has it in ms; 30 minutes by default),
+    # which the ETA horizon must stay under on RabbitMQ (see _settle_broker).
+    rabbitmq_consumer_timeout_seconds: int = Field(default=1800, gt=0)
     redis_url: str | None = None
     redis_key_prefix: str = ""
     database_url: str | None = None
@@ -138,6 +151,11 @@ class Settings(AppLocation):
             raise ValueError("must be an absolute http:// or https:// URL")
         return value.rstrip("/")
 
+    @field_validator("broker_url")
+    @classmethod
+    def _is_broker_url(cls, value: str) -> str:
+        return checked_broker_url(value)
+
     @field_validator("inngest_dev", "redis_url", "database_url")
     @classmethod
     def _empty_is_unset(cls, value: str | None) -> str | None:
@@ -168,6 +186,20 @@ class Settings(AppLocation):
         if value is not None and not value.get_secret_value():
             return None
         return value
+
+    @model_validator(mode="after")
+    def _settle_broker(self) -> Settings:
+        """BROKER_URL becomes the broker in use; on RabbitMQ the ETA horizon is capped to
+        fit its consumer timeout (config/broker.py). Runs before the checks below."""
+        if not self.broker_url:
+            self.broker_url = self.redis_url or EMBEDDED_BROKER_URL
+        if self.broker_kind == "rabbitmq":
+            self.celery_eta_horizon_seconds = rabbitmq_horizon(
+                self.celery_eta_horizon_seconds,
+                self.rabbitmq_consumer_timeout_seconds,
+                self.celery_hard_time_limit_seconds,
+            )
+        return self
 
     @model_validator(mode="after")
     def _combinations_make_sense(self) -> Settings:
@@ -268,12 +300,9 @@ class Settings(AppLocation):
         return self.internal_api_url is not None and self.internal_api_key is not None
 
     @property
-    def broker_url(self) -> str:
-        if self.redis_url:
-            return self.redis_url
-        # The host kombu assumes anyway, named: without one, every connection a process
-        # opens logs "No hostname was supplied" (Flower opens one per refresh).
-        return "filesystem://localhost//"
+    def broker_kind(self) -> BrokerKind:
+        """Which broker `broker_url` names: RabbitMQ, Redis, or the embedded one."""
+        return broker_kind(self.broker_url)
 
     @property
     def broker_folder(self) -> Path:

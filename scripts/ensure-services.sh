@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Make sure Redis (127.0.0.1:6379) and PostgreSQL (127.0.0.1:5432, trust auth) answer.
-# Starts them if installed but stopped; installs them from Debian's packages if missing
-# (needs root, as in CI). Dovecot is only installed: each test session starts its own
-# (tests/support/dovecot.py). Prints one line per service.
+# Make sure Redis (127.0.0.1:6379), PostgreSQL (127.0.0.1:5432, trust auth) and RabbitMQ
+# (127.0.0.1:5672, guest/guest) answer. Starts them if installed but stopped; installs them
+# from Debian's packages if missing (needs root, as in CI; the RabbitMQ tests also run
+# rabbitmqctl, which needs root). Dovecot is only installed: each test session starts its
+# own (tests/support/dovecot.py). Prints one line per service.
 set -euo pipefail
 
 redis_up() { python3 - <<'PY'
@@ -15,7 +16,20 @@ except OSError:
 PY
 }
 postgres_up() { pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; }
-wait_for() { for _ in $(seq 1 60); do "$1" && return 0; sleep 0.5; done; return 1; }
+# Up means it speaks AMQP, not merely that the port is open: it answers the protocol
+# header with a method frame (Connection.Start).
+rabbitmq_up() { python3 - <<'PY'
+import socket, sys
+try:
+    s = socket.create_connection(("127.0.0.1", 5672), timeout=1); s.settimeout(2)
+    s.sendall(b"AMQP\x00\x00\x09\x01")
+    sys.exit(0 if s.recv(1) == b"\x01" else 1)
+except OSError:
+    sys.exit(1)
+PY
+}
+# Up to $2 tries (default 60), half a second apart.
+wait_for() { for _ in $(seq 1 "${2:-60}"); do "$1" && return 0; sleep 0.5; done; return 1; }
 apt_install() {
   if [ "$(id -u)" != 0 ]; then echo "need root to install $*" >&2; exit 1; fi
   export DEBIAN_FRONTEND=noninteractive
@@ -59,6 +73,15 @@ if ! postgres_up; then
   wait_for postgres_up || { echo "postgresql did not start" >&2; exit 1; }
 fi
 echo "postgresql: up on 127.0.0.1:5432"
+
+if ! rabbitmq_up; then
+  # Installed without starting: the package's own start needs an init system.
+  command -v rabbitmq-server >/dev/null || apt_install_without_starting rabbitmq-server
+  RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 rabbitmq-server -detached
+  # An Erlang node takes a few seconds to boot, more on a loaded machine.
+  wait_for rabbitmq_up 120 || { echo "rabbitmq did not start" >&2; exit 1; }
+fi
+echo "rabbitmq: up on 127.0.0.1:5672"
 
 if ! dovecot_installed; then
   apt_install_without_starting --no-install-recommends dovecot-imapd dovecot-lmtpd

@@ -10,32 +10,42 @@ from config import Settings
 def make_embedded_broker_folders(settings: Settings) -> None:
     """The embedded broker is folders on disk that every process using it creates:
     shared by every local process, remote control included so Flower and `celery
-    inspect` see the workers. Nothing to make when REDIS_URL is set."""
-    if not settings.redis_url:
+    inspect` see the workers. Nothing to make with BROKER_URL or REDIS_URL set."""
+    if settings.broker_kind == "filesystem":
         for sub in ("queue", "control", "processed"):
             (settings.broker_folder / sub).mkdir(parents=True, exist_ok=True)
 
 
-def celery_config(settings: Settings) -> dict[str, Any]:
-    transport: dict[str, Any] = {}
-    if settings.redis_url:
+def transport_options(settings: Settings) -> dict[str, Any]:
+    """kombu's options for the broker BROKER_URL (or REDIS_URL) names."""
+    if settings.broker_kind == "rabbitmq":
+        # A publish returns once RabbitMQ has the message (publisher confirms): a receipt
+        # means the job is in the broker, and a refused publish fails over. Nothing like
+        # Redis's options below: unacked messages come back when their channel closes,
+        # and deployments sharing a server are kept apart by virtual host (BROKER_URL's
+        # path), which covers every queue and exchange Celery declares.
+        return {"confirm_publish": True}
+    if settings.broker_kind == "redis":
         # kombu #337: keep every ETA below the visibility timeout (see the publisher's horizon).
-        transport["visibility_timeout"] = settings.visibility_timeout_seconds
+        options: dict[str, Any] = {"visibility_timeout": settings.visibility_timeout_seconds}
         if settings.redis_key_prefix:
-            transport["global_keyprefix"] = settings.redis_key_prefix
-    else:
-        make_embedded_broker_folders(settings)
-        folder = settings.broker_folder
-        transport.update(
-            data_folder_in=str(folder / "queue"),
-            data_folder_out=str(folder / "queue"),
-            control_folder=str(folder / "control"),
-            processed_folder=str(folder / "processed"),
-            store_processed=False,
-        )
+            options["global_keyprefix"] = settings.redis_key_prefix
+        return options
+    make_embedded_broker_folders(settings)
+    folder = settings.broker_folder
+    return {
+        "data_folder_in": str(folder / "queue"),
+        "data_folder_out": str(folder / "queue"),
+        "control_folder": str(folder / "control"),
+        "processed_folder": str(folder / "processed"),
+        "store_processed": False,
+    }
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
     return {
         "broker_url": settings.broker_url,
-        "broker_transport_options": transport,
+        "broker_transport_options": transport_options(settings),
         "broker_connection_retry_on_startup": True,
         # Crash safety: a task is acked after it ran, and redelivered if its worker died.
         "task_acks_late": True,

@@ -1,8 +1,13 @@
 """Celery jobs due beyond the ETA horizon wait in the database, not in the broker.
 
-kombu #337: on Redis, an ETA past the visibility timeout is redelivered again and
-again. So the Celery publisher stores far-future jobs here, and this cron publishes
-each one with an ETA once it comes within the horizon. Publish, then delete: a
+A worker takes an ETA message as soon as it is published and holds it, unacked, until
+the ETA and then while it runs. On Redis, kombu #337: one held past the visibility
+timeout is redelivered again and again. On RabbitMQ, a delivery unacked past the
+server's consumer_timeout (30 minutes by default) gets its channel closed with
+PRECONDITION_FAILED, which workers are reported to die of (celery #6760). So the Celery
+publisher stores far-future jobs here, and this cron publishes each one with an ETA once
+it comes within the horizon, which Settings keep under either limit
+(`visibility_timeout_seconds`; config/broker.py on RabbitMQ). Publish, then delete: a
 crash in between publishes twice (harmless, jobs are idempotent), never zero times.
 """
 

@@ -1,13 +1,15 @@
 """Celery: `send_task` within the ETA horizon; further jobs wait in the database.
 
-See bridge/celery/deferred.py for why (kombu #337) and how they are released.
+See bridge/celery/deferred.py for why (kombu #337 on Redis, consumer_timeout on
+RabbitMQ) and how they are released.
 
 Every message is built by `send_task`, so it is exactly what a plain `apply_async`
 would publish (task id, ETA, headers, the `task-sent` event Flower reads). What
 differs is when it reaches the broker: inside kombu's `Producer.batch()` the Redis
 transport buffers each message's LPUSH and PUBLISH in one pipeline and sends a chunk
 of messages in one round trip, instead of two round trips per message. Transports
-without batch support (the embedded filesystem broker) publish each message as it is built.
+without batch support (RabbitMQ, where each publish waits for its confirm, and the
+embedded filesystem broker) publish each message as it is built.
 """
 
 from __future__ import annotations

@@ -3,9 +3,8 @@ failed (naming the variable or the service) and the fix."""
 
 from __future__ import annotations
 
-import re
-
 from alembic.util.exc import CommandError
+from amqp.exceptions import AMQPError
 from kombu.exceptions import OperationalError as BrokerError
 from redis.exceptions import RedisError
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, StatementError
@@ -13,11 +12,11 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, Stateme
 from bridge.db_errors import data_caused
 from bridge.errors import AllProvidersFailed, PublishError
 from bridge.outcome import PermanentError
-from config import ConfigError, get_settings
+from config import ConfigError, Settings, get_settings
+from config.broker import redacted_url
 
-# What to do when a provider would not take a job, by provider.
+# What to do when a provider would not take a job, by provider (Celery's: _broker_fix).
 _PUBLISH_FIX = {
-    "celery": "start Redis, or correct REDIS_URL",
     "inngest": "check INNGEST_BASE_URL and INNGEST_EVENT_KEY, and that the server is up",
     "qstash": "check QSTASH_TOKEN and QSTASH_URL",
     "http": "check INTERNAL_API_URL, and that the web app is running",
@@ -57,10 +56,6 @@ def explain(error: Exception) -> tuple[int, str]:
 def _first_line(error: BaseException) -> str:
     lines = str(error).strip().splitlines()
     return lines[0] if lines else type(error).__name__
-
-
-def _redacted(url: str) -> str:
-    return re.sub(r"://([^:/@]*):[^@/]*@", r"://\1:***@", url)
 
 
 def _bad_value(error: Exception) -> tuple[int, str] | None:
@@ -106,7 +101,7 @@ def _database_problem(error: Exception) -> tuple[int, str] | None:
     if not isinstance(error, DBAPIError):
         return None
     try:
-        where = _redacted(get_settings().sqlalchemy_url)
+        where = redacted_url(get_settings().sqlalchemy_url)
     except ConfigError:
         where = "DATABASE_URL"
     reason = _first_line(error.orig) if error.orig is not None else _first_line(error)
@@ -125,19 +120,37 @@ def _database_problem(error: Exception) -> tuple[int, str] | None:
 
 def _redis_problem(error: Exception) -> tuple[int, str] | None:
 
-    if not isinstance(error, (RedisError, BrokerError)):
+    # AMQPError: what py-amqp raises past kombu (a refused login, a missing vhost).
+    if not isinstance(error, (RedisError, BrokerError, AMQPError)):
         return None
-    broker = isinstance(error, BrokerError)
+    broker = not isinstance(error, RedisError)
     try:
         settings = get_settings()
-        where = _redacted(settings.broker_url if broker else settings.redis_url or "REDIS_URL")
     except ConfigError:
-        where = "REDIS_URL"
-    service = "the Celery broker" if broker else "Redis"
+        settings = None
+    if not broker:
+        where = redacted_url(settings.redis_url or "REDIS_URL") if settings else "REDIS_URL"
+        return 1, (
+            f"Redis at {where} failed: {_first_line(error)}\n"
+            f"fix: start Redis, or correct REDIS_URL ({_STATUS_HINT})"
+        )
+    where = redacted_url(settings.broker_url) if settings else "BROKER_URL"
     return 1, (
-        f"{service} at {where} failed: {_first_line(error)}\n"
-        f"fix: start Redis, or correct REDIS_URL ({_STATUS_HINT})"
+        f"the Celery broker at {where} failed: {_first_line(error)}\n"
+        f"fix: {_broker_fix(settings)} ({_STATUS_HINT})"
     )
+
+
+def _broker_fix(settings: Settings | None) -> str:
+    """What to do about the Celery broker: the service and the variable that name it."""
+    if settings is None:
+        return "start the broker, or correct BROKER_URL or REDIS_URL"
+    if settings.broker_kind == "rabbitmq":
+        return "start RabbitMQ, or correct BROKER_URL (user, password, virtual host)"
+    if settings.broker_kind == "redis":
+        named = "REDIS_URL" if settings.broker_url == settings.redis_url else "BROKER_URL"
+        return f"start Redis, or correct {named}"
+    return "check that DATA_DIR is writable (the embedded broker), or set BROKER_URL"
 
 
 def _publish_problem(error: Exception) -> tuple[int, str] | None:
@@ -151,9 +164,14 @@ def publish_fix(error: Exception) -> str:
     """The fix line for a PublishError: what to check for each provider that failed."""
 
     failed = error.errors if isinstance(error, AllProvidersFailed) else [error]
-    fixes = dict.fromkeys(
-        _PUBLISH_FIX.get(e.provider.value, "see the error")
-        for e in failed
-        if isinstance(e, PublishError)
-    )
+    fixes = dict.fromkeys(_fix_for(e.provider.value) for e in failed if isinstance(e, PublishError))
     return f"fix: {'; '.join(fixes)} ({_STATUS_HINT})"
+
+
+def _fix_for(provider: str) -> str:
+    if provider != "celery":
+        return _PUBLISH_FIX.get(provider, "see the error")
+    try:
+        return _broker_fix(get_settings())
+    except ConfigError:
+        return _broker_fix(None)

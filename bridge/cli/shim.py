@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
 from typing import Annotated, Any
 
@@ -25,6 +24,7 @@ from bridge.devstack import run_dev_stack
 from bridge.errors import InvalidPayload
 from bridge.publishing import enqueue, validate
 from config import Settings, read_settings, resolve_chain
+from config.broker import redacted_url
 
 _SECRET_FIELDS = {
     "inngest_event_key",
@@ -44,9 +44,17 @@ def _masked(name: str, value: Any) -> str:
     text = value.get_secret_value() if hasattr(value, "get_secret_value") else str(value)
     if isinstance(value, SecretStr) and name not in _SECRET_FIELDS:  # the app's secrets
         return f"set ({len(text)} chars)"
-    if name in _SECRET_FIELDS or re.search(r"://[^/]*:[^@/]*@", text):
+    if name in _SECRET_FIELDS:
         return f"{text[:4]}…({len(text)} chars)" if len(text) > 8 else "****"
-    return text
+    # A URL shows where (scheme, host, port, path), never the password in it.
+    return redacted_url(text) if "://" in text else text
+
+
+def _broker(settings: Settings) -> str:
+    """The broker in use: what it is, and where (its folder, or its URL without password)."""
+    if settings.broker_kind == "filesystem":
+        return f"filesystem {settings.broker_folder}"
+    return f"{settings.broker_kind} {redacted_url(settings.broker_url)}"
 
 
 @app.command("config")
@@ -72,7 +80,7 @@ def show_config() -> None:
     for name in Settings.model_fields:
         values.add_row(name.upper(), Text(_masked(name, getattr(settings, name))))
     values.add_row("(database)", Text(_masked("database_url", settings.sqlalchemy_url)))
-    values.add_row("(broker)", Text(_masked("redis_url", settings.broker_url)))
+    values.add_row("(broker)", Text(_broker(settings)))
     console().print(values)
     for model in loaded_app().settings_models:
         own = read_settings(model)

@@ -1,4 +1,4 @@
-"""Bounded probes of each service (database, broker, Inngest, QStash, workers): a probe
+"""Bounded probes of each service (database, broker, Redis, Inngest, QStash, workers): a probe
 that hangs on a dead host is worse than one that says "down" after two seconds."""
 
 from __future__ import annotations
@@ -10,9 +10,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import httpx
 import redis
+from kombu import Connection
 from sqlalchemy import Engine, create_engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
@@ -119,31 +121,83 @@ def _redis_label(url: str) -> str:
     return f"redis {parsed.host}:{parsed.port or 6379}{parsed.path or ''}"
 
 
+def _rabbitmq_label(url: str) -> str:
+    """Where, without who: host, port and virtual host, never the user or password."""
+    parts = urlsplit(url)
+    port = parts.port or (5671 if parts.scheme == "amqps" else 5672)
+    # kombu's reading: no path or "/" is the default vhost "/", else the path unquoted.
+    vhost = unquote(parts.path[1:]) if len(parts.path) > 1 else "/"
+    return f"rabbitmq {parts.hostname or 'localhost'}:{port} vhost {vhost}"
+
+
+def _ping_redis(name: str, url: str, timeout: float) -> Check:
+    label = _redis_label(url)
+    started = time.perf_counter()
+    client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+    try:
+        client.ping()
+    except Exception as error:
+        failed = Check(name, False, True, f"{label}: {describe(error)}")
+        return replace(failed, error_type=type(error).__name__)
+    finally:
+        client.close()
+    return Check(name, True, True, label, ms_since(started))
+
+
+def _open_rabbitmq(url: str, timeout: float) -> Check:
+    """Log in to the virtual host, as a worker would: a wrong password or a missing vhost
+    fails here, not only a server that is down."""
+    label = _rabbitmq_label(url)
+    started = time.perf_counter()
+    connection = Connection(url, connect_timeout=timeout)
+    try:
+        # No retries: the one attempt is bounded by the connect timeout, handshake included.
+        connection.ensure_connection(max_retries=0)
+    except Exception as error:
+        failed = Check("rabbitmq", False, True, f"{label}: {describe(error)}")
+        return replace(failed, error_type=type(error).__name__)
+    finally:
+        connection.release()
+    return Check("rabbitmq", True, True, label, ms_since(started))
+
+
 def check_broker(settings: Settings, timeout: float) -> Check:
-    if settings.redis_url:
-        label = _redis_label(settings.redis_url)
-        started = time.perf_counter()
-        client = redis.Redis.from_url(
-            settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
-        )
-        try:
-            client.ping()
-        except Exception as error:
-            failed = Check("redis", False, True, f"{label}: {describe(error)}")
-            return replace(failed, error_type=type(error).__name__)
-        finally:
-            client.close()
-        return Check("redis", True, True, label, ms_since(started))
+    """The broker BROKER_URL (or REDIS_URL) names, named after what it is."""
+    if settings.broker_kind == "rabbitmq":
+        return _open_rabbitmq(settings.broker_url, timeout)
+    if settings.broker_kind == "redis":
+        return _ping_redis("redis", settings.broker_url, timeout)
     folder = settings.broker_folder / "queue"
     if not (folder.is_dir() and os.access(folder, os.W_OK)):
         return Check(
             "broker",
             False,
             True,
-            f"filesystem broker: {folder} is missing or not writable (set DATA_DIR or REDIS_URL)",
+            f"filesystem broker: {folder} is missing or not writable "
+            "(set DATA_DIR, or BROKER_URL or REDIS_URL)",
             error_type="broker folder is missing or not writable",
         )
     return Check("broker", True, True, f"filesystem broker {folder}")
+
+
+def check_redis_store(settings: Settings, timeout: float) -> Check | None:
+    """Redis as the shim's store (delivery ledger, QStash replay guard, per-key limits)
+    when the broker's line does not already cover it: None when it does, or when the
+    embedded broker runs without Redis (the local default, nothing missing)."""
+    if settings.redis_url == settings.broker_url:
+        return None
+    if settings.redis_url:
+        name = "redis" if settings.broker_kind != "redis" else "redis store"
+        return _ping_redis(name, settings.redis_url, timeout)
+    if settings.broker_kind == "filesystem":
+        return None
+    return Check(
+        "redis",
+        None,
+        False,
+        "no REDIS_URL: delivery ledger and QStash replay guard in the database, "
+        "per-key limits (concurrency, throttle) not enforced",
+    )
 
 
 def inngest_configured(settings: Settings) -> bool:

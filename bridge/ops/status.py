@@ -18,6 +18,7 @@ from bridge.ops.probes import (
     check_database,
     check_inngest,
     check_qstash,
+    check_redis_store,
     check_workers,
 )
 from config import ProviderChain, Settings, resolve_chain
@@ -54,15 +55,18 @@ def collect_status(
     # Made as a worker or a publish would make them, so the broker probe sees the same
     # state whichever process started first.
     make_embedded_broker_folders(settings)
-    with ThreadPoolExecutor(max_workers=4) as pool:
+    with ThreadPoolExecutor(max_workers=5) as pool:
         database = pool.submit(check_database, settings, timeout, audit)
         broker = pool.submit(check_broker, settings, timeout)
+        store = pool.submit(check_redis_store, settings, timeout)
         inngest = pool.submit(check_inngest, settings, timeout)
         qstash = pool.submit(check_qstash, settings, timeout)
         database_check, counted = database.result()
         broker_check = broker.result()
         qstash_check, queues = qstash.result()
-        checks = [database_check, broker_check, inngest.result(), qstash_check]
+        # Redis beside a broker that is not it (RabbitMQ): the ledger and limits use it.
+        redis_check = [found] if (found := store.result()) is not None else []
+        checks = [database_check, broker_check, *redis_check, inngest.result(), qstash_check]
     if broker_check.ok:
         checks.append(check_workers(settings, worker_timeout))
     else:

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from bridge.apps import App, load_app
 from bridge.celery.config import make_embedded_broker_folders
 from bridge.inngest.serve import serve_inngest
-from bridge.ops.probes import Check, check_broker, check_database
+from bridge.ops.probes import Check, check_broker, check_database, check_redis_store
 from bridge.web.api_docs import create_documented_app, document_routes
 from bridge.web.job_routes import add_job_routes
 from config import Settings, get_settings
@@ -55,13 +55,18 @@ def create_app(settings: Settings | None = None, app: App | None = None) -> Fast
     async def healthz() -> JSONResponse:
         database, _ = await run_in_threadpool(check_database, settings, HEALTH_TIMEOUT_SECONDS)
         broker = await run_in_threadpool(check_broker, settings, HEALTH_TIMEOUT_SECONDS)
-        ok = bool(database.ok and broker.ok)
-        body = {
+        store = await run_in_threadpool(check_redis_store, settings, HEALTH_TIMEOUT_SECONDS)
+        # A Redis that is configured and down fails the check; none configured does not.
+        store_down = store is not None and store.ok is False
+        ok = bool(database.ok and broker.ok and not store_down)
+        body: dict[str, Any] = {
             "ok": ok,
             "database": _public(database),
-            "broker": {**_public(broker), "kind": "redis" if settings.redis_url else "filesystem"},
+            "broker": {**_public(broker), "kind": settings.broker_kind},
             "jobs": sorted(registry.jobs),
         }
+        if store is not None and store.ok is not None:  # Redis apart from the broker
+            body["redis"] = _public(store)
         return JSONResponse(body, 200 if ok else 503)
 
     return web

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from config import ConfigError, Settings, load_settings
+from config.broker import redacted_url
 from tests.support import env as test_env
 
 GOOD_SIGNING_KEY = "signkey-test-" + "ab12" * 16
@@ -383,3 +384,103 @@ def test_every_field_is_optional(monkeypatch: pytest.MonkeyPatch) -> None:
 
     assert settings.job_provider == "auto"
     assert settings.broker_url == "filesystem://localhost//"
+
+
+# The Celery broker (BROKER_URL)
+
+RABBITMQ_URL = "amqp://jobs:rabbit-secret@rabbitmq.example.com:5672/jobbridge"
+
+
+def test_broker_url_naming_rabbitmq_is_the_broker_in_use() -> None:
+    settings = load_settings(broker_url=RABBITMQ_URL)
+
+    assert (settings.broker_url, settings.broker_kind) == (RABBITMQ_URL, "rabbitmq")
+
+
+def test_broker_url_takes_precedence_over_redis_url_which_stays_for_the_ledger() -> None:
+    settings = load_settings(broker_url=RABBITMQ_URL, redis_url="redis://redis:6379/0")
+
+    assert (settings.broker_kind, settings.redis_url) == ("rabbitmq", "redis://redis:6379/0")
+
+
+def test_without_broker_url_redis_url_is_the_broker() -> None:
+    settings = load_settings(broker_url="", redis_url="redis://redis:6379/0")
+
+    assert (settings.broker_url, settings.broker_kind) == ("redis://redis:6379/0", "redis")
+
+
+@pytest.mark.parametrize("scheme", ["AMQP", "amqps", "pyamqp", "redis", "rediss"])
+def test_broker_url_accepts_rabbitmq_and_redis_schemes(scheme: str) -> None:
+    settings = load_settings(broker_url=f"{scheme}://broker.example.com:1234/x")
+
+    assert settings.broker_url == f"{scheme.lower()}://broker.example.com:1234/x"
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://broker.example.com", "filesystem://localhost//", "sqs://", "broker.example.com:5672"],
+    ids=["http", "filesystem", "sqs", "no-scheme"],
+)
+def test_broker_url_of_another_kind_is_refused_naming_the_variable_and_the_forms(url: str) -> None:
+    message = config_error(broker_url=url)
+
+    assert "BROKER_URL" in message
+    assert "amqp://" in message and "redis://" in message
+
+
+def test_refused_broker_url_is_not_echoed_in_the_error() -> None:
+    message = config_error(broker_url="http://jobs:rabbit-secret@rabbitmq.example.com")
+
+    assert "rabbit-secret" not in message
+
+
+def test_broker_url_with_a_port_that_is_not_a_number_is_refused() -> None:
+    message = config_error(broker_url="amqp://rabbitmq.example.com:fivesixseventwo/")
+
+    assert "BROKER_URL" in message and "port" in message
+
+
+def test_on_rabbitmq_the_eta_horizon_is_capped_under_the_consumer_timeout() -> None:
+    # 1800 s consumer_timeout - 600 s hard time limit - 300 s margin.
+    settings = load_settings(broker_url=RABBITMQ_URL, celery_eta_horizon_seconds=3600)
+
+    assert settings.celery_eta_horizon_seconds == 900
+
+
+def test_on_rabbitmq_a_raised_consumer_timeout_keeps_the_configured_horizon() -> None:
+    settings = load_settings(
+        broker_url=RABBITMQ_URL,
+        rabbitmq_consumer_timeout_seconds=86_400,
+        celery_eta_horizon_seconds=3600,
+    )
+
+    assert settings.celery_eta_horizon_seconds == 3600
+
+
+def test_on_redis_the_eta_horizon_is_not_capped_by_the_rabbitmq_timeout() -> None:
+    settings = load_settings(redis_url="redis://redis:6379/0", celery_eta_horizon_seconds=3600)
+
+    assert settings.celery_eta_horizon_seconds == 3600
+
+
+def test_on_rabbitmq_a_hard_time_limit_leaving_no_room_for_etas_is_refused() -> None:
+    message = config_error(broker_url=RABBITMQ_URL, celery_hard_time_limit_seconds=1500)
+
+    assert "CELERY_HARD_TIME_LIMIT_SECONDS=1500" in message
+    assert "RABBITMQ_CONSUMER_TIMEOUT_SECONDS=1800" in message
+    assert "consumer_timeout in rabbitmq.conf" in message
+
+
+@pytest.mark.parametrize(
+    ("url", "printed"),
+    [
+        (RABBITMQ_URL, "amqp://jobs:***@rabbitmq.example.com:5672/jobbridge"),
+        ("redis://:rabbit-secret@redis:6379/0", "redis://:***@redis:6379/0"),
+        ("amqp://jobs:rabbit@secret@host/vhost", "amqp://jobs:***@host/vhost"),
+        ("amqp://jobs:rabbit/secret@host/vhost", "amqp://jobs:***@host/vhost"),
+        ("amqp://jobs@host:5672/vhost", "amqp://jobs@host:5672/vhost"),
+    ],
+    ids=["amqp", "redis-password-only", "unencoded-at", "unencoded-slash", "no-password"],
+)
+def test_a_printed_broker_url_never_shows_the_password(url: str, printed: str) -> None:
+    assert redacted_url(url) == printed

@@ -120,13 +120,17 @@ def start_web(env: Mapping[str, str], log_dir: Path, name: str = "web") -> tuple
 
 
 def start_worker(
-    env: Mapping[str, str], log_dir: Path, name: str = "worker", concurrency: int = 2
+    env: Mapping[str, str],
+    log_dir: Path,
+    name: str = "worker",
+    concurrency: int = 2,
+    app_module: str = "tasks",
 ) -> Process:
     hostname = f"{name}-{uuid.uuid4().hex[:6]}@%h"
     from bridge.devstack import stack_commands
 
     command = [
-        *stack_commands(0, flower_port=0, with_flower=False)["worker"],
+        *stack_commands(0, flower_port=0, with_flower=False, app_module=app_module)["worker"],
         "--pool",
         "prefork",
         "--concurrency",
