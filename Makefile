@@ -17,7 +17,7 @@ install: $(STAMP)
 dev: install
 	$(VENV)/bin/jobbridge dev
 
-## Redis and PostgreSQL up, then lint, types, import layers and the whole suite
+## Redis, PostgreSQL and RabbitMQ up, then lint, types, import layers and the whole suite
 test: install services lint
 	$(PY) -m pytest
 
@@ -30,10 +30,12 @@ lint: install
 	$(VENV)/bin/lint-imports
 
 bench: install services
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(PY) bench/enqueue.py
 	$(PY) bench/bulk.py
 	$(PY) bench/migrate.py
 	$(PY) bench/listing.py
+	$(PY) bench/receivers.py
 
 clean:
 	rm -rf $(VENV) .jobbridge .mypy_cache .pytest_cache .ruff_cache

@@ -274,7 +274,13 @@ def resolve_document(name: str, named_in: Path) -> Path:
 
 
 def naming_files() -> list[Path]:
-    code = [path for folder in CODE_FOLDERS for path in sorted((ROOT / folder).rglob("*.py"))]
+    """README, docs/ and the project's Python files (git's list: not a virtualenv that
+    a tool keeps under one of the folders)."""
+    code = sorted(
+        path
+        for path in tracked_files()
+        if path.suffix == ".py" and path.relative_to(ROOT).parts[0] in CODE_FOLDERS
+    )
     return [README, *sorted(DOCS.glob("*.md")), *code]
 
 
