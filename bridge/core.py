@@ -18,6 +18,7 @@ from bridge.payload import describe_validation_error
 from bridge.registry import JobSpec
 
 log = logging.getLogger("jobbridge.core")
+ROUTINE = frozenset({Outcome.DONE, Outcome.SKIPPED})
 
 
 def run_job(spec: JobSpec[Any], data: Mapping[str, Any], delivery: Delivery) -> Result:
@@ -34,7 +35,11 @@ def run_job(spec: JobSpec[Any], data: Mapping[str, Any], delivery: Delivery) -> 
             result = Result(Outcome.RETRY, str(error), error.retry_after)
         except Exception as error:  # transient until proven otherwise: retried with backoff
             result = _classify(spec, delivery, error)
-    log.info(
+    # Done and skipped are the routine answers, thousands a second in a burst: at DEBUG,
+    # since one INFO line each (and its handler's lock) cost a fifth of a delivery.
+    level = logging.DEBUG if result.outcome in ROUTINE else logging.INFO
+    log.log(
+        level,
         "job %s %s via %s (%s, attempt %d)%s",
         spec.event,
         result.outcome,
