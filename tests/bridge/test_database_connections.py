@@ -18,6 +18,9 @@ def pinged(monkeypatch: pytest.MonkeyPatch) -> list[object]:
     """The connections the pool pinged (the dialect's ping, counted)."""
     bound = db.engine()
     assert bound.dialect.name == "postgresql"
+    # Start from an empty pool: the pool hands out its connections first in, first out,
+    # so with earlier tests' connections in it a checkout would not get the last one back.
+    bound.dispose()
     pings: list[object] = []
     real_ping = bound.dialect.do_ping
 
@@ -63,8 +66,7 @@ def test_an_idle_connection_the_server_closed_is_replaced_without_an_error(
     pinged: list[object], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bound = db.engine()
-    bound.dispose()  # one pooled connection, the one terminated below
-    first = backend_pid(bound)
+    first = backend_pid(bound)  # the pool's one connection, terminated below
     terminate(first, bound)
     monkeypatch.setattr(db, "PING_AFTER_IDLE_SECONDS", 0.0)
 
