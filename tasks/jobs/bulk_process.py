@@ -2,11 +2,20 @@
 "Bulk processing").
 
 `start` creates the job and enqueues page 0. Each fetcher page lists up to 25 threads,
-keeps those not yet handled, publishes one worker job per kept message in one batch,
-and only then counts them and enqueues the next page (a publish that fails leaves
-the counts as they were). The last page sets `all_queued`, so the job cannot
-complete while pages are still being fetched. Each worker counts its message once,
-by inserting a BulkProcessItem row; retries never count twice.
+keeps those not yet handled, publishes one worker job per kept message, and only then
+counts them, in one update that matches only while `pagesFetched` still equals its page
+(a publish that fails leaves the counts as they were). The next page is published
+among this page's workers, after the first _LEAD of them, so that it is listed while
+the others run and the pool never waits for a fetch; it starts once this page has
+returned (one fetcher at a time per account) and so counted. A page published ahead
+whose page before failed before counting is retried until that one is counted. Where
+the provider runs a job during its publish (direct HTTP), the next page is published
+after the count instead, as is one after a page that queued nothing. The last page sets
+`all_queued`, so the job cannot complete while pages are still being fetched. Each
+worker counts its message once, by inserting a BulkProcessItem row, and completes the
+job in the same update when it was the last; retries never count twice. A page counted
+after an earlier try failed counts as queued the messages the run has counted already,
+so the totals add up.
 
 The messages keep the replaced app's shape, both ways: a fetcher message names its page
 `pageCount` and carries the run's window and options (`startDate`, `endDate`,
@@ -27,28 +36,35 @@ from pydantic import AliasChoices, Field
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from bridge.outcome import Delivery, PermanentError, Result, done, skipped
+from bridge.outcome import Delivery, PermanentError, Result, RetryLater, done, skipped
 from bridge.payload import ExternalId, Id, Payload, Text, Timestamp
 from bridge.publishing import enqueue, enqueue_many
+from bridge.receipt import Receipt
 from bridge.store.db import rows_changed, session_scope
+from config import Provider
 from tasks.accounts import account_or_fail, mailbox_of
-from tasks.mail.port import MessageNotFound
+from tasks.jobs import bulk_records as records
+from tasks.mail.accounts import mail_provider_for
+from tasks.mail.port import MailProvider, MessageNotFound, ThreadPage
 from tasks.models import (
     OPEN_BULK_STATUSES,
     BulkItemStatus,
     BulkJobStatus,
-    BulkProcessItem,
     BulkProcessJob,
-    Sender,
-    SenderStatus,
     utcnow,
 )
-from tasks.rules.apply import apply_rules, has_rule_result
+from tasks.rules.apply import apply_rules
 from tasks.shim import registry
 
 log = logging.getLogger("jobbridge.bulk")
 
 PAGE_SIZE = 25
+# Workers published ahead of the next page: a pool process that took the next page
+# while this one still runs would find the account's one fetcher slot taken and put it
+# back for half a second; by the time the pool has taken these, this page has returned.
+# A page published ahead of its page before's count waits this long for it.
+_LEAD = 5
+_PREVIOUS_PAGE_WAIT_SECONDS = 1.0
 FETCHER_EVENT = "inbox-zero/bulk-process.fetcher"
 WORKER_EVENT = "inbox-zero/bulk-process.worker"
 
@@ -207,17 +223,6 @@ def _set_status(job_id: str, status: BulkJobStatus, error: str | None = None) ->
         )
 
 
-def _ignored_senders(account_id: str) -> set[str]:
-    with session_scope() as session:
-        return set(
-            session.scalars(
-                select(Sender.email).where(
-                    Sender.email_account_id == account_id, Sender.status == SenderStatus.IGNORED
-                )
-            )
-        )
-
-
 @registry.job(
     event=FETCHER_EVENT,
     route="/api/bulk-process/fetcher",
@@ -231,10 +236,18 @@ def fetch_page(payload: FetchPage, delivery: Delivery) -> Result:
         return skipped(f"job is {row.status.value}")
     window = Window.of(row, payload)
     if row.pages_fetched > payload.page:
-        # A redelivered page: its messages were queued and counted; make sure the
-        # next page was queued too (a crash may have come between the two).
-        _enqueue_next(row, window, payload.page, row.next_page_token)
+        # Counted already. A retry of this delivery may follow a crash between the count
+        # and the next page's publish: publish it unless it has been counted too. A first
+        # try is a copy (the delivery that counted published the next page): nothing to
+        # do, so copies do not breed copies of every page after.
+        if (delivery.attempt > 0 or delivery.redelivered) and row.pages_fetched == payload.page + 1:
+            _enqueue_next(row, window, payload.page, row.next_page_token)
         return skipped(f"page {payload.page} was already fetched")
+    if row.pages_fetched < payload.page:
+        # Published ahead by the page before, not counted yet: it failed before its count
+        # (its retry counts it, and publishes this page again), or, with no Redis to keep
+        # one fetcher at a time, it is still running.
+        raise RetryLater(f"page {payload.page - 1} is not counted yet", _PREVIOUS_PAGE_WAIT_SECONDS)
     account, mail = mailbox_of(payload.email_account_id)
     page = mail.list_threads(
         after=window.start,
@@ -243,36 +256,30 @@ def fetch_page(payload: FetchPage, delivery: Delivery) -> Result:
         page_token=payload.page_token,
         page_size=PAGE_SIZE,
     )
-    ignored = _ignored_senders(account.id)
-    workers: list[ProcessMessage] = []
-    for thread_id in page.thread_ids:
-        try:
-            known = page.newest_message_ids.get(thread_id)
-            newest = mail.get_message(known) if known else mail.get_thread(thread_id)[-1]
-        except MessageNotFound:
-            continue
-        if parseaddr(newest.sender)[1].lower() in ignored:
-            continue
-        if not window.force_reprocess and has_rule_result(account.id, newest.id):
-            continue
-        workers.append(
-            ProcessMessage(
-                job_id=row.id,
-                email_account_id=account.id,
-                message_id=newest.id,
-                thread_id=thread_id,
-                force_reprocess=window.force_reprocess,
-            )
+    newest = _newest_messages(page, mail, records.ignored_senders(account.id))
+    ids = list(newest.values())
+    handled = set() if window.force_reprocess else records.with_rule_result(account.id, ids)
+    counted = records.counted_in_run(row.id, ids)
+    # Queued: not handled before, or counted by this run already (an earlier try of this
+    # page published them, then failed before its count): counted as queued, not resent.
+    workers = [
+        ProcessMessage(
+            job_id=row.id,
+            email_account_id=account.id,
+            message_id=message_id,
+            thread_id=thread_id,
+            force_reprocess=window.force_reprocess,
         )
-    if workers:
-        enqueue_many(
-            process_message,
-            workers,
-            dedup_ids=[f"bulk-{row.id}-msg-{w.message_id}" for w in workers],
-        )
+        for thread_id, message_id in newest.items()
+        if message_id not in handled or message_id in counted
+    ]
     last_page = page.next_page_token is None
+    following = (
+        None if last_page else page_message(row, window, payload.page + 1, page.next_page_token)
+    )
+    ahead = _publish(row.id, [w for w in workers if w.message_id not in counted], following)
     with session_scope() as session:
-        counted = rows_changed(
+        count = rows_changed(
             session,
             update(BulkProcessJob)
             .where(
@@ -289,13 +296,53 @@ def fetch_page(payload: FetchPage, delivery: Delivery) -> Result:
                 all_queued=last_page,
             ),
         )
-    if not counted:
+    if not count:
         return skipped(f"page {payload.page} was counted by another delivery")
     if last_page:
-        _complete_if_done(row.id)
-    else:
+        records.complete_if_done(row.id)
+    elif not ahead:
         _enqueue_next(row, window, payload.page, page.next_page_token)
     return done(f"page {payload.page}: {len(workers)} of {len(page.thread_ids)} threads queued")
+
+
+def _newest_messages(page: ThreadPage, mail: MailProvider, ignored: set[str]) -> dict[str, str]:
+    """Thread -> its newest message's id, for the threads whose newest message exists
+    and is not from an ignored sender. The message is read only to learn its sender (or
+    its id, when the listing does not name it); without ignored senders, one the listing
+    names is taken as it is (gone since: the worker counts it as such)."""
+    kept: dict[str, str] = {}
+    for thread_id in page.thread_ids:
+        known = page.newest_message_ids.get(thread_id)
+        if known and not ignored:
+            kept[thread_id] = known
+            continue
+        try:
+            newest = mail.get_message(known) if known else mail.get_thread(thread_id)[-1]
+        except MessageNotFound:
+            continue
+        if parseaddr(newest.sender)[1].lower() not in ignored:
+            kept[thread_id] = newest.id
+    return kept
+
+
+def _publish(job_id: str, workers: list[ProcessMessage], following: FetchPage | None) -> bool:
+    """The page's workers, and the next page among them, after the first _LEAD, where
+    they were queued: True when the next page was published. Not where the provider ran
+    them during the publish (direct HTTP): the next page would run before this page's
+    count, so it is published after it, as on a page without workers."""
+    receipts = _publish_workers(job_id, workers[:_LEAD])
+    queued = bool(receipts) and all(receipt.provider is not Provider.HTTP for receipt in receipts)
+    if following is not None and queued:
+        enqueue(fetch_page, following, dedup_id=f"bulk-{job_id}-page-{following.page}")
+    _publish_workers(job_id, workers[_LEAD:])
+    return following is not None and queued
+
+
+def _publish_workers(job_id: str, workers: list[ProcessMessage]) -> list[Receipt]:
+    if not workers:
+        return []
+    ids = [f"bulk-{job_id}-msg-{worker.message_id}" for worker in workers]
+    return enqueue_many(process_message, workers, dedup_ids=ids)
 
 
 def _enqueue_next(row: BulkProcessJob, window: Window, page: int, token: str | None) -> None:
@@ -313,69 +360,31 @@ def _enqueue_next(row: BulkProcessJob, window: Window, page: int, token: str | N
     retries=3,
 )
 def process_message(payload: ProcessMessage, delivery: Delivery) -> Result:
-    row = job_or_fail(payload.job_id)
+    read = records.worker_read(payload.job_id, payload.email_account_id)
+    row = read.job
     if row.status is BulkJobStatus.CANCELLED:
         return skipped("job was cancelled")
     force = _either(payload.force_reprocess, row.force_reprocess)
-    if force and _counted(row.id, payload.message_id):
+    if force and records.counted(row.id, payload.message_id):
         # Applied again once per run: a redelivery must not apply the rules a third time.
         return skipped("message was already processed in this run")
-    account, mail = mailbox_of(payload.email_account_id)
+    if read.account is None:
+        raise PermanentError(f"unknown email account {payload.email_account_id}")
+    account, mail = read.account, mail_provider_for(read.account)
     try:
         message = mail.get_message(payload.message_id)
     except MessageNotFound:
-        _count(row.id, payload.message_id, BulkItemStatus.SKIPPED)
+        records.count(row.id, payload.message_id, BulkItemStatus.SKIPPED)
         return skipped("message no longer exists")
     try:
-        outcome = apply_rules(account, message, mail, force=force)
+        outcome = apply_rules(account, message, mail, read.rules, force=force)
     except PermanentError as error:
-        _count(row.id, payload.message_id, BulkItemStatus.FAILED)
+        records.count(row.id, payload.message_id, BulkItemStatus.FAILED)
         raise PermanentError(str(error)) from error
     except Exception:
         # Counted as failed once, on the last attempt only, not once per retry.
         if delivery.attempt >= process_message.retries:
-            _count(row.id, payload.message_id, BulkItemStatus.FAILED)
+            records.count(row.id, payload.message_id, BulkItemStatus.FAILED)
         raise
-    _count(row.id, payload.message_id, BulkItemStatus.PROCESSED)
+    records.count(row.id, payload.message_id, BulkItemStatus.PROCESSED)
     return done(f"rules {outcome.status}: {outcome.rule_name or '-'}")
-
-
-def _counted(job_id: str, message_id: str) -> bool:
-    with session_scope() as session:
-        found = session.scalar(
-            select(BulkProcessItem.id).where(
-                BulkProcessItem.job_id == job_id, BulkProcessItem.message_id == message_id
-            )
-        )
-    return found is not None
-
-
-def _count(job_id: str, message_id: str, status: BulkItemStatus) -> None:
-    """Count the message once (the item row is unique), then complete the job if it is done."""
-    column = "failed" if status is BulkItemStatus.FAILED else "processed"
-    try:
-        with session_scope() as session:
-            session.add(BulkProcessItem(job_id=job_id, message_id=message_id, status=status))
-            session.flush()
-            session.execute(
-                update(BulkProcessJob)
-                .where(BulkProcessJob.id == job_id)
-                .values({column: getattr(BulkProcessJob, column) + 1})
-            )
-    except IntegrityError:
-        return  # counted by an earlier delivery
-    _complete_if_done(job_id)
-
-
-def _complete_if_done(job_id: str) -> None:
-    with session_scope() as session:
-        session.execute(
-            update(BulkProcessJob)
-            .where(
-                BulkProcessJob.id == job_id,
-                BulkProcessJob.status == BulkJobStatus.RUNNING,
-                BulkProcessJob.all_queued.is_(True),
-                BulkProcessJob.processed + BulkProcessJob.failed >= BulkProcessJob.emails_queued,
-            )
-            .values(status=BulkJobStatus.COMPLETED, completed_at=utcnow())
-        )

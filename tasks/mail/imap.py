@@ -4,7 +4,9 @@ Message ids are the messages' Message-ID headers: unlike UIDs they survive a mov
 archived message keeps its id), so a job can act on a message another job moved. A
 message without a usable Message-ID gets `uid:<UIDVALIDITY>:<UID>:<folder>`, valid as
 long as it stays where it is. Either way the adapter finds the message and acts on it by
-UID under the folder's current UIDVALIDITY, never by sequence number.
+UID under the folder's current UIDVALIDITY, never by sequence number. It finds it by a
+per-process index of each folder's Message-IDs (`imap_lookup`), confirmed by the server,
+not by a SEARCH, which reads every message of the folder.
 
 Threads are the server's (`UID THREAD`) where it has THREAD=REFS or THREAD=REFERENCES,
 else the References/In-Reply-To links (`imap_threads`); a thread spans folders (a reply
@@ -27,8 +29,10 @@ from email.message import EmailMessage
 from functools import partial
 
 from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientError
 
 from bridge.outcome import PermanentError
+from tasks.mail import imap_lookup
 from tasks.mail.composing import message_id_for, outgoing_message, recipients_of
 from tasks.mail.imap_folders import ARCHIVE, INBOX, SENT, Folders, ensure_folder, read_folders
 from tasks.mail.imap_index import Gone, Threading, folder_view
@@ -37,7 +41,6 @@ from tasks.mail.imap_messages import (
     fetch_headers,
     fetch_whole,
     message_from,
-    own_message_id,
 )
 from tasks.mail.imap_session import ServerSettings, open_imap
 from tasks.mail.imap_threads import header_criteria, linked
@@ -138,31 +141,57 @@ class ImapProvider:
         if message_id.startswith("uid:"):
             return self._locate_by_uid(message_id)
         known = self._found.get(message_id)
+        order = list(dict.fromkeys([*([known[0]] if known else []), *self.folders.searchable]))
+        # Where the folders' indexes (`imap_lookup`) say, where it was last seen first.
+        for folder in order:
+            with contextlib.suppress(IMAPClientError):  # a folder deleted since: not there
+                found = self._verified(folder, message_id, refresh=False)
+                if found is not None:
+                    return folder, found
+        # Then each folder's index brought up to date (what arrived since), folder by
+        # folder; then any folder made since the list was read (by another job, or by
+        # the user).
         searched: set[str] = set()
-        # Where it was last seen first, then every folder; then any folder made since the
-        # list was read (by another job, or by the user).
         for refresh in (False, True):
             if refresh:
                 self._folders = None
-            order = ([known[0]] if known else []) + list(self.folders.searchable)
-            for folder in order:
+            for folder in self.folders.searchable:
                 if folder in searched or not self.client.folder_exists(folder):
                     continue
                 searched.add(folder)
-                found = self._search_folder(folder, message_id)
+                found = self._verified(folder, message_id, refresh=True)
                 if found is not None:
-                    self._found[message_id] = (folder, found)
                     return folder, found
         raise MessageNotFound(message_id)
 
-    def _search_folder(self, folder: str, message_id: str) -> int | None:
-        uidvalidity = self._uidvalidity(folder)
-        for uid in self.client.search(["HEADER", "Message-ID", message_id]):
-            headers = fetch_headers(self.client, [uid], folder, uidvalidity)
-            # SEARCH HEADER matches a substring: the id must be the whole header.
-            if uid in headers and own_message_id(headers[uid]) == message_id:
-                return int(uid)
+    def _verified(self, folder: str, message_id: str, *, refresh: bool) -> int | None:
+        """The UID holding the message in the folder, as its index says and the server
+        confirms (a UID is never reused under one UIDVALIDITY: it is that message while it
+        exists); with `refresh`, the index brought up to date first."""
+        account = self._account
+        selected = self._selected is not None and self._selected[0] == folder
+        if refresh:
+            imap_lookup.refresh(
+                self.client, account, folder, lambda: self.select(folder), selected=selected
+            )
+        found = imap_lookup.candidates(account, folder, message_id)
+        if found and selected and not refresh:
+            # The session's view of the folder it has selected lags what other sessions
+            # did (Dovecot still serves a message expunged since from its cache): a NOOP
+            # brings it up to date. A folder selected now is seen as it is.
+            self.client.noop()
+        for uidvalidity, uid in found:
+            if self._uidvalidity(folder) == uidvalidity and imap_lookup.holds(
+                self.client, uid, message_id
+            ):
+                self._found[message_id] = (folder, uid)
+                return uid
+            imap_lookup.forget(account, folder, message_id, uid)
         return None
+
+    @property
+    def _account(self) -> tuple[object, ...]:
+        return (self.imap.host, self.imap.port, self.imap.username)
 
     def _locate_by_uid(self, message_id: str) -> tuple[str, int]:
         _, validity, uid, folder = message_id.split(":", 3)
@@ -219,7 +248,7 @@ class ImapProvider:
         server_folder = self.folders.server_name(folder)
         if not self.client.folder_exists(server_folder):
             return listing(NO_MESSAGES)
-        account = (self.imap.host, self.imap.port, self.imap.username)
+        account = self._account
         for _ in range(_LISTING_ATTEMPTS):
             with (
                 contextlib.suppress(Gone),
@@ -282,6 +311,7 @@ class ImapProvider:
             self.client.delete_messages([uid])
             self.client.uid_expunge([uid])
         self._found.pop(message_id, None)
+        imap_lookup.forget(self._account, current, message_id, uid)
 
     def mark_read(self, message_id: str) -> None:
         folder, uid = self._locate(message_id)
@@ -310,7 +340,7 @@ class ImapProvider:
     def _holds(self, folder: str, message_id: str) -> bool:
         if message_id.startswith("uid:"):
             return False
-        return self._search_folder(folder, message_id) is not None
+        return self._verified(folder, message_id, refresh=True) is not None
 
     def send(self, mail: OutgoingMail) -> str:
         if self.smtp is None:

@@ -1,12 +1,23 @@
-"""The Maildir adapter's folders as listings walk them: a folder's messages as scanned
-(`thread_pages.ListedFolder`), kept in this process and scanned again only when its cur/
-or new/ directory changed. Every change a Maildir sees changes one of them: a delivery
-adds a file, a flag renames one, a label rewrites one, a move takes one away.
+"""The Maildir adapter's index of an account's Maildir, kept per process between jobs:
+which file holds each message (by its key), the folders, and the listings of the folders
+listed so far (`maildir_listing`). It is brought up to date by listing again only the
+directories whose mtime changed: a folder's cur/ and new/, and the root for the folders.
+
+A lookup by key names the file the index knows and lists nothing. A message another
+process renamed since (new -> cur, a flag) or moved to another folder is no longer
+there: the caller, finding the file gone, asks again with `fresh=True`, which lists the
+changed directories first. A key the index does not know (delivered since) lists the
+changed directories too, and only them. This process's own renames, moves and
+rewrites are recorded as they are made (`changed`).
 
 A directory's mtime is trusted only once it is _SETTLED old at the scan: a change made
 within the same tick of the file system's clock as the last one would leave the mtime
-as it was (Dovecot's Maildir code waits the same way). Until then every listing scans.
-Kept per process, least recently used dropped first past _MAX_MESSAGES messages.
+as it was (Dovecot's Maildir code waits the same way); until then every refresh lists
+it again. A folder's new/ is listed before its cur/: a message only ever goes from new/
+to cur/, so one renamed meanwhile is seen in one or the other. A file is known by its
+name (a listing gives no more without a stat per file): a rename or a move is a new name;
+a rewrite (a label) keeps it, so labels are read from the files where they count (see
+`maildir_listing`). Least recently used accounts are dropped first past _MAX_FILES files.
 """
 
 from __future__ import annotations
@@ -15,55 +26,196 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
-from tasks.mail.thread_pages import Listed, ListedFolder
+from tasks.mail.maildir_files import INBOX, File, file_summary, folder_path, name_parts
+from tasks.mail.maildir_listing import Entry, FolderListing
 
 _SETTLED_NS = 2_000_000_000
-_MAX_MESSAGES = 500_000
+_MAX_FILES = 500_000
+SUBDIRS = ("new", "cur")
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Scan:
-    signature: tuple[int, ...]  # the directories' mtimes before the scan
-    folder: ListedFolder
+    """A directory as last listed: its mtime then (0: missing), and its files' names."""
+
+    mtime: int = -1
+    trusted: bool = False
+    names: frozenset[str] = frozenset()
 
 
-_scans: OrderedDict[tuple[str, ...], _Scan] = OrderedDict()
-_lock = threading.Lock()  # Celery thread pools share this module
+class AccountIndex:
+    """One Maildir's index; every method takes `lock` (Celery thread pools share it)."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.lock = threading.RLock()
+        self._root_scan = _Scan()  # its names: the folders other than INBOX
+        self._scans: dict[tuple[str, str], _Scan] = {}
+        self._where: dict[str, dict[tuple[str, str], str]] = {}  # key -> (folder, sub) -> name
+        self._listings: dict[str, FolderListing] = {}
+
+    @property
+    def size(self) -> int:
+        return len(self._where)
+
+    def folders(self) -> list[str]:
+        """INBOX, then the Maildir++ folders (`.Name` directories) by name."""
+        with self.lock:
+            mtime = _mtime(self.root)
+            scan = self._root_scan
+            if not (scan.trusted and scan.mtime == mtime):
+                names = frozenset(_folder_names(self.root))
+                self._root_scan = _Scan(mtime, _settled(mtime), names)
+            return [INBOX, *sorted(self._root_scan.names)]
+
+    def find(
+        self, key: str, *, fresh: bool = False, folders: Sequence[str] | None = None
+    ) -> File | None:
+        """The message's file as the index knows it, listing nothing; with `fresh`, or
+        when the index does not know the key, after a refresh of the folders (all of
+        them unless named)."""
+        with self.lock:
+            if not fresh:
+                found = self._file(key, folders)
+                if found is not None:
+                    return found
+            self.refresh(self.folders() if folders is None else folders)
+            return self._file(key, folders)
+
+    def listing(self, folder: str) -> FolderListing:
+        """The folder's listing, up to date. Read it holding `lock`: it changes in place."""
+        with self.lock:
+            listing = self._listings.get(folder)
+            if listing is None:
+                listing = self._listings[folder] = FolderListing()
+                for sub in SUBDIRS:  # what is known of it already, then what changed
+                    for name in self._scans.get((folder, sub), _Scan()).names:
+                        self._put(listing, self._file_at(folder, sub, name))
+            self.refresh([folder])
+            return listing
+
+    def refresh(self, folders: Sequence[str]) -> None:
+        """List again each directory of the folders that changed since it was listed."""
+        with self.lock:
+            for folder in folders:
+                for sub in SUBDIRS:
+                    self._refresh_directory(folder, sub)
+
+    def changed(self, before: File, after: File) -> None:
+        """Record this process's own rename, move or rewrite of a message, as made."""
+        with self.lock:
+            self._forget(before.folder, _sub_of(before), os.path.basename(before.path))
+            self._learn(after.folder, _sub_of(after), os.path.basename(after.path))
+
+    def _refresh_directory(self, folder: str, sub: str) -> None:
+        path = os.path.join(folder_path(self.root, folder), sub)
+        mtime = _mtime(path)
+        scan = self._scans.get((folder, sub))
+        if scan is not None and scan.trusted and scan.mtime == mtime:
+            return
+        names = _names(path)
+        old = scan.names if scan is not None else frozenset()
+        for name in old - names:
+            self._forget(folder, sub, name)
+        for name in names - old:
+            self._learn(folder, sub, name)
+        self._scans[(folder, sub)] = _Scan(mtime, _settled(mtime), names)
+
+    def _forget(self, folder: str, sub: str, name: str) -> None:
+        key, _ = name_parts(name)
+        places = self._where.get(key)
+        if places is None or places.get((folder, sub)) != name:
+            return  # known elsewhere since (recorded by `changed`, or listed first)
+        del places[(folder, sub)]
+        if not places:
+            del self._where[key]
+        listing = self._listings.get(folder)
+        if listing is not None:
+            others = [(s, n) for (f, s), n in places.items() if f == folder]
+            if others:
+                self._put(listing, self._file_at(folder, *others[0]))
+            else:
+                listing.remove(key)
+
+    def _learn(self, folder: str, sub: str, name: str) -> None:
+        key, _ = name_parts(name)
+        self._where.setdefault(key, {})[(folder, sub)] = name
+        listing = self._listings.get(folder)
+        if listing is not None:
+            self._put(listing, self._file_at(folder, sub, name))
+
+    def _put(self, listing: FolderListing, file: File) -> None:
+        summary = file_summary(file)
+        if summary is not None:  # else gone since: its directory is listed again next time
+            listing.put(Entry(file, summary))
+
+    def _file(self, key: str, folders: Sequence[str] | None) -> File | None:
+        for (folder, sub), name in self._where.get(key, {}).items():
+            if folders is None or folder in folders:
+                return self._file_at(folder, sub, name)
+        return None
+
+    def _file_at(self, folder: str, sub: str, name: str) -> File:
+        key, flags = name_parts(name)
+        path = os.path.join(folder_path(self.root, folder), sub, name)
+        return File(folder, key, path, flags)
 
 
-def listed_folder(
-    directories: Sequence[Path], scan: Callable[[], Iterable[Listed]]
-) -> ListedFolder:
-    """The folder as `scan` lists it, or as it listed it last when nothing changed since."""
-    key = tuple(str(directory) for directory in directories)
-    signature = tuple(_mtime(directory) for directory in directories)
-    settled = time.time_ns() - max(signature) >= _SETTLED_NS
-    with _lock:
-        kept = _scans.get(key)
-        if kept is not None and settled and kept.signature == signature:
-            _scans.move_to_end(key)
-            return kept.folder
-    folder = ListedFolder(scan())
-    with _lock:
-        if settled:
-            _scans[key] = _Scan(signature, folder)
-            _scans.move_to_end(key)
-        else:
-            _scans.pop(key, None)
-        total = sum(scan.folder.size for scan in _scans.values())
-        for old in list(_scans):
-            if total <= _MAX_MESSAGES or old == key:
-                break
-            total -= _scans.pop(old).folder.size
-    return folder
+def _sub_of(file: File) -> str:
+    return os.path.basename(os.path.dirname(file.path))
 
 
-def _mtime(directory: Path) -> int:
+def _mtime(path: str) -> int:
     try:
-        return os.stat(directory).st_mtime_ns
+        return os.stat(path).st_mtime_ns
     except FileNotFoundError:
         return 0
+
+
+def _settled(mtime: int) -> bool:
+    return time.time_ns() - mtime >= _SETTLED_NS
+
+
+def _names(directory: str) -> frozenset[str]:
+    """The message files of a directory; none if it is missing (reading never creates a
+    folder). Dot files are not messages (editor and sync droppings)."""
+    try:
+        names = frozenset(os.listdir(directory))
+    except FileNotFoundError:
+        return frozenset()
+    dots = [name for name in names if name[:1] == "."]
+    return names.difference(dots) if dots else names
+
+
+def _folder_names(root: str) -> list[str]:
+    try:
+        with os.scandir(root) as entries:
+            return [
+                e.name[1:] for e in entries if len(e.name) > 1 and e.name[0] == "." and e.is_dir()
+            ]
+    except FileNotFoundError:
+        return []
+
+
+# The indexes of this process, one per Maildir root ------------------------------------
+_indexes: OrderedDict[str, AccountIndex] = OrderedDict()
+_indexes_lock = threading.Lock()
+
+
+def index_for(root: str) -> AccountIndex:
+    """The index of the Maildir at `root` (made on first use)."""
+    key = os.path.abspath(root)
+    with _indexes_lock:
+        index = _indexes.get(key)
+        if index is None:
+            index = _indexes[key] = AccountIndex(key)
+        _indexes.move_to_end(key)
+        total = sum(kept.size for kept in _indexes.values())
+        for old in list(_indexes):
+            if total <= _MAX_FILES or old == key:
+                break
+            total -= _indexes.pop(old).size
+        return index

@@ -13,7 +13,7 @@ from typing import Any, BinaryIO
 
 import pytest
 
-from tasks.mail import maildir
+from tasks.mail import maildir_files
 from tasks.mail.maildir import MaildirProvider
 from tasks.mail.port import InvalidPageToken, MessageNotFound, OutgoingMail, ThreadPage
 from tests.conftest import Mailbox
@@ -227,14 +227,14 @@ def test_listing_again_parses_only_the_headers_of_changed_files(
     mail: MaildirProvider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     keys = [incoming(mail, message_id=f"<c{number}@test>") for number in range(4)]
-    parse = maildir._parse_headers
+    parse = maildir_files.parse_headers
     parsed: list[int] = []
 
     def counting(handle: BinaryIO) -> dict[str, str]:
         parsed.append(1)
         return parse(handle)
 
-    monkeypatch.setattr(maildir, "_parse_headers", counting)
+    monkeypatch.setattr(maildir_files, "parse_headers", counting)
     mail.list_threads()
     mail.list_threads()
     assert len(parsed) == 4

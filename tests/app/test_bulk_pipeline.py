@@ -1,0 +1,195 @@
+"""Bulk runs keep the pool fed: a page publishes the next page among its workers where they
+are queued, counts each page once and in order, and a copy of a page breeds no copies."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import delete
+
+from bridge.core import run_job
+from bridge.outcome import Delivery
+from bridge.receipt import Receipt
+from bridge.store.db import session_scope
+from config import Provider
+from tasks.jobs import bulk_process
+from tasks.mail.maildir import MaildirProvider
+from tasks.models import BulkJobStatus, BulkProcessJob, Rule, Sender, SenderStatus, utcnow
+from tests.support.bulk_inbox import Inbox, seed_inbox
+
+Published = list[tuple[str, Any]]
+
+
+@pytest.fixture
+def inbox(tmp_path: Path, configure: Any) -> Inbox:
+    # Nothing is published for real here: every publish is recorded (`published`).
+    configure(JOB_PROVIDER="http", INTERNAL_API_URL="http://127.0.0.1:9")
+    return seed_inbox(tmp_path)
+
+
+def published(
+    monkeypatch: pytest.MonkeyPatch, provider: Provider = Provider.CELERY, fail_at: int = -1
+) -> Published:
+    """What the fetcher publishes from here on, in order: ("workers", message ids) and
+    ("page", (page, the row's pagesFetched when it was published)); as `provider` would
+    take it. The publish number `fail_at` raises instead."""
+    calls: Published = []
+
+    def record(what: str, value: Any, count: int) -> list[Receipt]:
+        if len(calls) == fail_at:
+            raise ConnectionError("broker gone")
+        calls.append((what, value))
+        return [Receipt(provider, f"r{len(calls)}-{n}") for n in range(count)]
+
+    def enqueue_many(spec: Any, payloads: list[Any], **_: Any) -> list[Receipt]:
+        return record("workers", [p.message_id for p in payloads], len(payloads))
+
+    def enqueue(spec: Any, payload: Any, **_: Any) -> Receipt:
+        row = bulk_process.get(payload.job_id)
+        assert row is not None
+        return record("page", (payload.page, row.pages_fetched), 1)[0]
+
+    monkeypatch.setattr(bulk_process, "enqueue_many", enqueue_many)
+    monkeypatch.setattr(bulk_process, "enqueue", enqueue)
+    return calls
+
+
+def open_job(inbox: Inbox, **values: Any) -> str:
+    with session_scope() as session:
+        job = BulkProcessJob(
+            email_account_id=inbox.account_id,
+            start_date=utcnow() - timedelta(days=1),
+            only_unread=False,
+            status=BulkJobStatus.RUNNING,
+            **values,
+        )
+        session.add(job)
+    return job.id
+
+
+def fetch(job_id: str, inbox: Inbox, page: int, attempt: int = 0, token: str | None = None) -> Any:
+    payload = {"jobId": job_id, "emailAccountId": inbox.account_id, "pageCount": page}
+    if token is not None:
+        payload["pageToken"] = token
+    return run_job(bulk_process.fetch_page, payload, Delivery("test", f"p{page}", attempt))
+
+
+def shape(calls: Published) -> list[tuple[str, Any]]:
+    return [(what, len(value) if what == "workers" else value) for what, value in calls]
+
+
+def test_the_next_page_is_published_after_the_pages_first_workers_where_they_are_queued(
+    inbox: Inbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = published(monkeypatch, Provider.CELERY)
+    job_id = open_job(inbox)
+
+    assert fetch(job_id, inbox, 0).detail == "page 0: 25 of 25 threads queued"
+
+    assert shape(calls) == [("workers", 5), ("page", (1, 0)), ("workers", 20)]
+    row = bulk_process.get(job_id)
+    assert row is not None and (row.pages_fetched, row.emails_queued) == (1, 25)
+
+
+def test_where_jobs_run_during_their_publish_the_next_page_follows_the_count(
+    inbox: Inbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = published(monkeypatch, Provider.HTTP)
+    job_id = open_job(inbox)
+
+    fetch(job_id, inbox, 0)
+
+    assert shape(calls) == [("workers", 5), ("workers", 20), ("page", (1, 1))]
+
+
+def test_a_page_published_ahead_of_its_page_befores_count_is_retried(
+    inbox: Inbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = published(monkeypatch)
+    job_id = open_job(inbox, pages_fetched=0)
+
+    result = fetch(job_id, inbox, 1, token="after-page-0")
+
+    assert (result.outcome.value, result.retry_after) == ("retry", 1.0)
+    assert calls == []
+
+
+def test_a_copy_of_a_counted_page_publishes_nothing(
+    inbox: Inbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = published(monkeypatch)
+    job_id = open_job(inbox, pages_fetched=1, next_page_token="after-page-0")
+
+    result = fetch(job_id, inbox, 0, attempt=0)
+
+    assert result.detail == "page 0 was already fetched"
+    assert calls == []
+
+
+def test_a_retry_of_a_counted_page_publishes_the_next_page_unless_it_was_counted(
+    inbox: Inbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = published(monkeypatch)
+    uncounted = open_job(inbox, pages_fetched=1, next_page_token="after-page-0")
+    fetch(uncounted, inbox, 0, attempt=1)
+    bulk_process.cancel(uncounted)
+    counted = open_job(inbox, pages_fetched=2, next_page_token="after-page-1")
+    fetch(counted, inbox, 0, attempt=1)
+
+    assert shape(calls) == [("page", (1, 1))]
+
+
+def test_a_page_counted_after_a_failed_try_counts_what_the_run_counted_once(
+    inbox: Inbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with session_scope() as session:  # no rule: processed messages stay in the inbox
+        session.execute(delete(Rule).where(Rule.email_account_id == inbox.account_id))
+    job_id = open_job(inbox)
+    first = published(monkeypatch, fail_at=2)  # the first workers and the next page went
+    assert fetch(job_id, inbox, 0).outcome.value == "retry"
+    (_, early), _ = first
+    for message_id in early:  # those workers ran before the page's retry
+        message = {"jobId": job_id, "emailAccountId": inbox.account_id}
+        message |= {"messageId": message_id, "threadId": message_id}
+        run_job(bulk_process.process_message, message, Delivery("test", message_id, 0))
+
+    again = published(monkeypatch)
+    fetch(job_id, inbox, 0, attempt=1)
+
+    assert shape(again) == [("workers", 5), ("page", (1, 0)), ("workers", 15)]
+    assert not set(early) & {m for what, ids in again if what == "workers" for m in ids}
+    row = bulk_process.get(job_id)
+    assert row is not None and (row.emails_queued, row.processed) == (25, 5)
+
+
+def test_a_page_reads_its_messages_only_to_filter_ignored_senders(
+    inbox: Inbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    published(monkeypatch)
+    reads: list[str] = []
+    read: Callable[..., Any] = MaildirProvider.get_message
+
+    def counting(self: MaildirProvider, message_id: str) -> Any:
+        reads.append(message_id)
+        return read(self, message_id)
+
+    monkeypatch.setattr(MaildirProvider, "get_message", counting)
+
+    first = open_job(inbox)
+    fetch(first, inbox, 0)
+    assert reads == []
+    bulk_process.cancel(first)
+
+    with session_scope() as session:
+        sender = Sender(
+            email_account_id=inbox.account_id,
+            email="hello0@example.test",
+            status=SenderStatus.IGNORED,
+        )
+        session.add(sender)
+    result = fetch(open_job(inbox), inbox, 0)
+    assert (len(reads), result.detail) == (25, "page 0: 24 of 25 threads queued")
