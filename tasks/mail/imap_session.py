@@ -121,6 +121,10 @@ def open_imap(server: ServerSettings) -> IMAPClient:
     except ssl.SSLError as error:
         _shutdown(client)
         raise tls_failure(where, error) from None
+    except ConnectionResetError:  # connected, then reset: the server's way to close too
+        _shutdown(client)
+        during = " during the TLS handshake" if server.security == "tls" else ""
+        raise ConnectionError(f"{where}: the server closed the connection{during}") from None
     except (TimeoutError, OSError) as error:
         _shutdown(client)
         raise ConnectionError(f"{where} unreachable: {error}") from None
