@@ -45,10 +45,13 @@ checked to have had exactly those results (and the bulk run the effects: the Arc
 folder's size), and the job row's totals to add up.
 
 The default runs the Maildir adapter at 1,000, 5,000 and 20,000 messages and the IMAP
-adapter at 1,000 and 5,000 (about 15 minutes on 2 CPUs; an IMAP message costs about
-three times a Maildir one, most of it a new connection and login per job):
-`--sizes 1000,5000,20000 --adapter imap` measures the IMAP adapter at 20,000 too (about
-25 minutes more). `--sizes` applies to every adapter run.
+adapter at 1,000 and 5,000: about 11 minutes on a 2-CPU machine. `--sizes 1000,20000
+--adapter imap` measures the IMAP adapter at 20,000 (about 50 minutes more): an IMAP
+message costs the worker about three times the CPU of a Maildir one (each job connects,
+logs in and selects its folder anew), and Dovecot takes about 1.5 ms per 1,000
+messages to select a Maildir folder, twice a job, so the wall time per message grows
+with the folder there while the worker's CPU barely does. `--sizes` applies to every
+adapter run.
 
 Everything it uses is its own and removed at the end, on failure too: a Redis key
 prefix, a PostgreSQL database, a temporary directory (Maildirs, Dovecot, worker logs),

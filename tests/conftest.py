@@ -95,15 +95,27 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 @pytest.fixture(autouse=True)
 def clean_tables() -> Iterator[None]:
-    """Every test starts with empty tables (one database for the run, emptied per test)."""
+    """Every test starts with empty tables (one database for the run, emptied per test).
+
+    A session worker may still finish a job an earlier test left behind; where its
+    transaction and the TRUNCATE deadlock and PostgreSQL picks the TRUNCATE, it is taken
+    again (the worker's job, when picked, is retried by the worker)."""
+    from psycopg.errors import DeadlockDetected
     from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
 
     from bridge.store.db import engine
     from tasks.models import Base
 
     names = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
-    with engine().begin() as connection:
-        connection.execute(text(f"TRUNCATE {names}"))
+    for attempts_left in reversed(range(5)):
+        try:
+            with engine().begin() as connection:
+                connection.execute(text(f"TRUNCATE {names}"))
+            break
+        except OperationalError as error:
+            if not isinstance(error.orig, DeadlockDetected) or not attempts_left:
+                raise
     yield
 
 

@@ -8,7 +8,8 @@ counts them, in one update that matches only while `pagesFetched` still equals i
 among this page's workers, after the first _LEAD of them, so that it is listed while
 the others run and the pool never waits for a fetch; it starts once this page has
 returned (one fetcher at a time per account) and so counted. A page published ahead
-whose page before failed before counting is retried until that one is counted. Where
+whose page before failed before counting waits for it (RetryLater, a few seconds);
+the page before's retry publishes it again, under a dedup id of its own. Where
 the provider runs a job during its publish (direct HTTP), the next page is published
 after the count instead, as is one after a page that queued nothing. The last page sets
 `all_queued`, so the job cannot complete while pages are still being fetched. Each
@@ -169,7 +170,7 @@ def start(
     window = Window(start_date, end_date, only_unread, force_reprocess)
     payload = page_message(row, window, 0, None)
     try:
-        enqueue(fetch_page, payload, dedup_id=f"bulk-{row.id}-page-0")
+        enqueue(fetch_page, payload, dedup_id=page_dedup_id(row.id, 0, 0))
     except Exception as error:
         # Nothing was queued: close the job so the account can start again.
         _set_status(row.id, BulkJobStatus.FAILED, error=f"publish of page 0 failed: {error}")
@@ -241,7 +242,7 @@ def fetch_page(payload: FetchPage, delivery: Delivery) -> Result:
         # try is a copy (the delivery that counted published the next page): nothing to
         # do, so copies do not breed copies of every page after.
         if (delivery.attempt > 0 or delivery.redelivered) and row.pages_fetched == payload.page + 1:
-            _enqueue_next(row, window, payload.page, row.next_page_token)
+            _enqueue_next(row, window, payload.page, row.next_page_token, delivery.attempt)
         return skipped(f"page {payload.page} was already fetched")
     if row.pages_fetched < payload.page:
         # Published ahead by the page before, not counted yet: it failed before its count
@@ -277,7 +278,8 @@ def fetch_page(payload: FetchPage, delivery: Delivery) -> Result:
     following = (
         None if last_page else page_message(row, window, payload.page + 1, page.next_page_token)
     )
-    ahead = _publish(row.id, [w for w in workers if w.message_id not in counted], following)
+    fresh = [w for w in workers if w.message_id not in counted]
+    ahead = _publish(row.id, fresh, following, delivery.attempt)
     with session_scope() as session:
         count = rows_changed(
             session,
@@ -301,7 +303,7 @@ def fetch_page(payload: FetchPage, delivery: Delivery) -> Result:
     if last_page:
         records.complete_if_done(row.id)
     elif not ahead:
-        _enqueue_next(row, window, payload.page, page.next_page_token)
+        _enqueue_next(row, window, payload.page, page.next_page_token, delivery.attempt)
     return done(f"page {payload.page}: {len(workers)} of {len(page.thread_ids)} threads queued")
 
 
@@ -325,7 +327,9 @@ def _newest_messages(page: ThreadPage, mail: MailProvider, ignored: set[str]) ->
     return kept
 
 
-def _publish(job_id: str, workers: list[ProcessMessage], following: FetchPage | None) -> bool:
+def _publish(
+    job_id: str, workers: list[ProcessMessage], following: FetchPage | None, attempt: int
+) -> bool:
     """The page's workers, and the next page among them, after the first _LEAD, where
     they were queued: True when the next page was published. Not where the provider ran
     them during the publish (direct HTTP): the next page would run before this page's
@@ -333,7 +337,7 @@ def _publish(job_id: str, workers: list[ProcessMessage], following: FetchPage | 
     receipts = _publish_workers(job_id, workers[:_LEAD])
     queued = bool(receipts) and all(receipt.provider is not Provider.HTTP for receipt in receipts)
     if following is not None and queued:
-        enqueue(fetch_page, following, dedup_id=f"bulk-{job_id}-page-{following.page}")
+        enqueue(fetch_page, following, dedup_id=page_dedup_id(job_id, following.page, attempt))
     _publish_workers(job_id, workers[_LEAD:])
     return following is not None and queued
 
@@ -345,11 +349,23 @@ def _publish_workers(job_id: str, workers: list[ProcessMessage]) -> list[Receipt
     return enqueue_many(process_message, workers, dedup_ids=ids)
 
 
-def _enqueue_next(row: BulkProcessJob, window: Window, page: int, token: str | None) -> None:
+def _enqueue_next(
+    row: BulkProcessJob, window: Window, page: int, token: str | None, attempt: int
+) -> None:
     if token is None:
         return
     following = page_message(row, window, page + 1, token)
-    enqueue(fetch_page, following, dedup_id=f"bulk-{row.id}-page-{page + 1}")
+    enqueue(fetch_page, following, dedup_id=page_dedup_id(row.id, page + 1, attempt))
+
+
+def page_dedup_id(job_id: str, page: int, attempt: int) -> str:
+    """The dedup id of a page, as published by a try of the page before. A retry
+    publishes it under an id of its own: the copy an earlier try published ahead may have
+    spent its retries waiting for that page's count, and a provider that keeps ids (an
+    Inngest event id dedups for 24 hours) would drop the same id, leaving the run open.
+    Two copies that both run are safe: the count matches one of them."""
+    base = f"bulk-{job_id}-page-{page}"
+    return base if attempt == 0 else f"{base}-try-{attempt}"
 
 
 @registry.job(

@@ -118,6 +118,33 @@ def test_a_page_published_ahead_of_its_page_befores_count_is_retried(
     assert calls == []
 
 
+def test_a_retry_publishes_the_next_page_under_a_dedup_id_of_its_own(
+    inbox: Inbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The copy the first try published may give up waiting for this page's count; a
+    # provider that keeps dedup ids (Inngest: 24 hours) must not drop the one that follows.
+    page_ids: list[str] = []
+    tries = iter([ConnectionError("broker gone")])
+
+    def enqueue_many(spec: Any, payloads: list[Any], **_: Any) -> list[Receipt]:
+        if len(payloads) > 5 and (error := next(tries, None)):
+            raise error
+        return [Receipt(Provider.CELERY, "r") for _ in payloads]
+
+    def enqueue(spec: Any, payload: Any, *, dedup_id: str, **_: Any) -> Receipt:
+        page_ids.append(dedup_id)
+        return Receipt(Provider.CELERY, "r")
+
+    monkeypatch.setattr(bulk_process, "enqueue_many", enqueue_many)
+    monkeypatch.setattr(bulk_process, "enqueue", enqueue)
+    job_id = open_job(inbox)
+
+    assert fetch(job_id, inbox, 0, attempt=0).outcome.value == "retry"
+    assert fetch(job_id, inbox, 0, attempt=1).outcome.value == "done"
+
+    assert page_ids == [f"bulk-{job_id}-page-1", f"bulk-{job_id}-page-1-try-1"]
+
+
 def test_a_copy_of_a_counted_page_publishes_nothing(
     inbox: Inbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
