@@ -20,6 +20,7 @@ from config.broker import (
     rabbitmq_horizon,
 )
 from config.provider import Provider
+from config.rollback import WHERE_FROM, missing_qstash_settings
 
 ApiDocs = Literal["public", "private", "off"]
 
@@ -273,7 +274,14 @@ class Settings(AppLocation):
         if self.job_provider == "inngest" and not self.inngest_publishes:
             problems.append("JOB_PROVIDER=inngest needs INNGEST_EVENT_KEY (or INNGEST_DEV=1)")
         if self.job_provider == "qstash" and self.qstash_token is None:
-            problems.append("JOB_PROVIDER=qstash needs QSTASH_TOKEN")
+            # Most often a rollback after the migration removed QStash's keys: say all
+            # that must come back, not only the first.
+            missing = ", ".join(missing_qstash_settings(self))
+            problems.append(
+                f"JOB_PROVIDER=qstash needs QSTASH_TOKEN: to publish to QStash again, put "
+                f"back {missing} ({WHERE_FROM}); `jobbridge config`, run with the "
+                "current settings, prints the whole rollback"
+            )
         return problems
 
     # Derived facts: one definition each.

@@ -25,6 +25,7 @@ from bridge.errors import InvalidPayload
 from bridge.publishing import enqueue, validate
 from config import Settings, read_settings, resolve_chain
 from config.broker import redacted_url
+from config.rollback import rollback_plan
 
 _SECRET_FIELDS = {
     "inngest_event_key",
@@ -73,6 +74,10 @@ def show_config() -> None:
             Text(link.reason),
         )
     console().print(table)
+    rollback = rollback_plan(settings)
+    console().print(Text(f"rollback to QStash, from {rollback.phase}:", style="bold"))
+    for number, step in enumerate(rollback.steps, 1):
+        console().print(Text(f"  {number}. {step}"))
     values = Table(title="settings (secrets masked)")
     values.add_column("variable")
     values.add_column("value")

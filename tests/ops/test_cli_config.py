@@ -207,3 +207,16 @@ def test_a_bad_variable_is_reported_plainly_by_the_installed_command(tmp_path: P
     assert done.returncode == 2
     assert "INNGEST_SIGNING_KEY" in done.stderr
     assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_config_prints_the_rollback_for_the_phase_the_settings_are_in(
+    configure: Configure,
+) -> None:
+    without_token = {**test_env.QSTASH_ENV, "QSTASH_TOKEN": None}
+    configure(**test_env.INNGEST_ENV, **without_token)
+
+    output = run_config().output
+
+    assert "rollback to QStash, from phase 4: QSTASH_TOKEN removed" in output
+    assert "1. put back QSTASH_TOKEN:" in output
+    assert "2. set JOB_PROVIDER=qstash" in output

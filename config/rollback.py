@@ -1,0 +1,76 @@
+"""The migration's rollback to QStash from where a deployment stands (docs/MIGRATION.md):
+which phase its settings say it is in, and the exact steps back. A pure function of
+Settings, printed by `jobbridge config` and named in the error of a rollback that lacks
+a key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from config.provider import Provider
+from config.providers import resolve_chain
+
+if TYPE_CHECKING:
+    from config.settings import Settings
+
+# What the migration removes from QStash's side, in the order it removes them (phase 4:
+# the token; phase 5: the rest), and what a rollback must put back.
+QSTASH_PUBLISHES = ("QSTASH_TOKEN",)
+QSTASH_RECEIVES = ("QSTASH_CURRENT_SIGNING_KEY", "QSTASH_NEXT_SIGNING_KEY", "WEBHOOK_URL")
+WHERE_FROM = (
+    "the token and both signing keys from the Upstash console (QStash, Request builder "
+    "and Signing keys); WEBHOOK_URL is this app's public base URL, as before"
+)
+RESTART = "restart the app's processes (web, worker, beat) so they read the change"
+KEEP_INNGEST = (
+    "keep INNGEST_SIGNING_KEY and INNGEST_BASE_URL: runs Inngest already holds (migrated "
+    "actions asleep, jobs in flight) still call /api/inngest and must be verified"
+)
+
+
+@dataclass(frozen=True)
+class Rollback:
+    phase: str
+    steps: tuple[str, ...]
+
+
+def missing_qstash_settings(settings: Settings) -> list[str]:
+    """The QStash variables a rollback needs back, in the order to put them back."""
+    values = {
+        "QSTASH_TOKEN": settings.qstash_token,
+        "QSTASH_CURRENT_SIGNING_KEY": settings.qstash_current_signing_key,
+        "QSTASH_NEXT_SIGNING_KEY": settings.qstash_next_signing_key,
+        "WEBHOOK_URL": settings.webhook_url,
+    }
+    return [name for name in (*QSTASH_PUBLISHES, *QSTASH_RECEIVES) if values[name] is None]
+
+
+def rollback_plan(settings: Settings) -> Rollback:
+    primary = resolve_chain(settings).primary
+    if primary is Provider.QSTASH:
+        return Rollback(
+            "jobs are published to QStash (before the switch, or rolled back)",
+            (
+                "nothing to roll back. To roll forward: JOB_PROVIDER=auto (or inngest), "
+                f"{RESTART}, then `jobbridge migrate qstash-to-inngest` (event ids make "
+                "a second run harmless)",
+            ),
+        )
+    if primary is not Provider.INNGEST:
+        return Rollback(
+            f"jobs are published to {primary.value}: not on the QStash-to-Inngest path",
+            ("no rollback applies: neither Inngest nor QStash publishes",),
+        )
+    missing = missing_qstash_settings(settings)
+    if not missing:
+        phase = "phases 1-3: Inngest publishes, QStash is still configured"
+    elif missing == list(QSTASH_PUBLISHES):
+        phase = "phase 4: QSTASH_TOKEN removed, QStash's late deliveries still verified"
+    else:
+        phase = "phase 5: QStash removed"
+    steps = []
+    if missing:
+        steps.append(f"put back {', '.join(missing)}: {WHERE_FROM}")
+    steps += ["set JOB_PROVIDER=qstash", RESTART, KEEP_INNGEST]
+    return Rollback(phase, tuple(steps))
