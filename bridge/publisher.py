@@ -27,6 +27,7 @@ class Publisher(Protocol):
         """Publish all or raise PublishError; receipts in the order of `messages`."""
         ...
 
-    def cancel(self, receipt: Receipt) -> bool:
-        """Best effort; False where the provider cannot cancel."""
+    def cancel(self, receipt: Receipt, message: Message) -> bool:
+        """Drop the job `receipt` names, published as `message` (its spec and data; `at`
+        and `dedup_id` may be None). Best effort; False where the provider cannot."""
         ...

@@ -118,6 +118,13 @@ def enqueue_many(
     return _publish(messages, settings) if messages else []
 
 
-def cancel(receipt: Receipt, settings: Settings | None = None) -> bool:
-    """Ask the provider that took the job to drop it (best effort)."""
-    return publisher(receipt.provider, settings or get_settings()).cancel(receipt)
+def cancel(
+    receipt: Receipt,
+    spec: JobSpec[Any],
+    data: dict[str, Any],
+    settings: Settings | None = None,
+) -> bool:
+    """Ask the provider that took the job to drop it (best effort). `data` is the job's
+    wire data, or at least its `cancel_key` field (Inngest cancels by that value)."""
+    message = Message(spec, data, None, None)
+    return publisher(receipt.provider, settings or get_settings()).cancel(receipt, message)

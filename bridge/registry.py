@@ -57,11 +57,19 @@ class JobSpec(Generic[P]):
     # `<fn_id>.`): one the replaced app used, so that its messages still in QStash and
     # ours share one limit.
     flow_key_prefix: str | None = None
+    # The payload field (its wire name) that says which deliveries a cancellation is for:
+    # cancelling publishes `cancel_event` with that field, and Inngest cancels the runs
+    # (asleep until their time, say) whose event carries the same value.
+    cancel_key: str | None = None
 
     @property
     def fn_id(self) -> str:
         """Inngest function id (the server registers `<app_id>-<fn_id>`)."""
         return self.name.replace(".", "-")
+
+    @property
+    def cancel_event(self) -> str | None:
+        return None if self.cancel_key is None else f"{self.event}.cancelled"
 
     @property
     def limited_by_key(self) -> bool:
@@ -136,6 +144,7 @@ class Registry:
         delayable: bool = False,
         legacy_routes: tuple[str, ...] = (),
         flow_key_prefix: str | None = None,
+        cancel_key: str | None = None,
     ) -> Callable[[JobBody[P]], JobSpec[P]]:
         """Declare a job. Keyword-only: an unknown option is a TypeError at import.
 
@@ -162,6 +171,7 @@ class Registry:
                 delayable=delayable,
                 aliases=aliases,
                 flow_key_prefix=flow_key_prefix,
+                cancel_key=cancel_key,
             )
             validate_job(spec)
             if spec.event in self.jobs:
@@ -250,8 +260,14 @@ def validate_job(spec: JobSpec[Any]) -> None:
     if spec.timeout_seconds <= 0:
         raise JobDeclarationError(f"{where}: timeout_seconds must be positive")
     fields = spec.payload.model_fields
-    if spec.limited_by_key and spec.key not in {f.alias or n for n, f in fields.items()}:
+    wire_names = {f.alias or n for n, f in fields.items()}
+    if spec.limited_by_key and spec.key not in wire_names:
         raise JobDeclarationError(f"{where}: per-key limits need a payload field {spec.key!r}")
+    if spec.cancel_key is not None and spec.cancel_key not in wire_names:
+        raise JobDeclarationError(
+            f"{where}: cancel_key {spec.cancel_key!r} is not a payload field; one of "
+            f"{', '.join(sorted(wire_names))}"
+        )
     if spec.delayable and "scheduled_for" not in fields:
         raise JobDeclarationError(f"{where}: delayable jobs need a `scheduled_for` payload field")
     if spec.flow_key_prefix is not None and not _FLOW_KEY.match(spec.flow_key_prefix):

@@ -10,18 +10,11 @@ from typing import TYPE_CHECKING
 
 from config.provider import Provider
 from config.providers import resolve_chain
+from config.qstash_keys import QSTASH_PUBLISHES, WHERE_FROM
 
 if TYPE_CHECKING:
     from config.settings import Settings
 
-# What the migration removes from QStash's side, in the order it removes them (phase 4:
-# the token; phase 5: the rest), and what a rollback must put back.
-QSTASH_PUBLISHES = ("QSTASH_TOKEN",)
-QSTASH_RECEIVES = ("QSTASH_CURRENT_SIGNING_KEY", "QSTASH_NEXT_SIGNING_KEY", "WEBHOOK_URL")
-WHERE_FROM = (
-    "the token and both signing keys from the Upstash console (QStash, Request builder "
-    "and Signing keys); WEBHOOK_URL is this app's public base URL, as before"
-)
 RESTART = "restart the app's processes (web, worker, beat) so they read the change"
 KEEP_INNGEST = (
     "keep INNGEST_SIGNING_KEY and INNGEST_BASE_URL: runs Inngest already holds (migrated "
@@ -33,17 +26,6 @@ KEEP_INNGEST = (
 class Rollback:
     phase: str
     steps: tuple[str, ...]
-
-
-def missing_qstash_settings(settings: Settings) -> list[str]:
-    """The QStash variables a rollback needs back, in the order to put them back."""
-    values = {
-        "QSTASH_TOKEN": settings.qstash_token,
-        "QSTASH_CURRENT_SIGNING_KEY": settings.qstash_current_signing_key,
-        "QSTASH_NEXT_SIGNING_KEY": settings.qstash_next_signing_key,
-        "WEBHOOK_URL": settings.webhook_url,
-    }
-    return [name for name in (*QSTASH_PUBLISHES, *QSTASH_RECEIVES) if values[name] is None]
 
 
 def rollback_plan(settings: Settings) -> Rollback:
@@ -62,7 +44,7 @@ def rollback_plan(settings: Settings) -> Rollback:
             f"jobs are published to {primary.value}: not on the QStash-to-Inngest path",
             ("no rollback applies: neither Inngest nor QStash publishes",),
         )
-    missing = missing_qstash_settings(settings)
+    missing = settings.missing_qstash_variables
     if not missing:
         phase = "phases 1-3: Inngest publishes, QStash is still configured"
     elif missing == list(QSTASH_PUBLISHES):

@@ -20,7 +20,7 @@ from config.broker import (
     rabbitmq_horizon,
 )
 from config.provider import Provider
-from config.rollback import WHERE_FROM, missing_qstash_settings
+from config.qstash_keys import QSTASH_PUBLISHES, QSTASH_RECEIVES, WHERE_FROM
 
 ApiDocs = Literal["public", "private", "off"]
 
@@ -276,7 +276,7 @@ class Settings(AppLocation):
         if self.job_provider == "qstash" and self.qstash_token is None:
             # Most often a rollback after the migration removed QStash's keys: say all
             # that must come back, not only the first.
-            missing = ", ".join(missing_qstash_settings(self))
+            missing = ", ".join(self.missing_qstash_variables)
             problems.append(
                 f"JOB_PROVIDER=qstash needs QSTASH_TOKEN: to publish to QStash again, put "
                 f"back {missing} ({WHERE_FROM}); `jobbridge config`, run with the "
@@ -302,6 +302,17 @@ class Settings(AppLocation):
         the runs Inngest already has must still reach this app and be verified.
         """
         return self.inngest_is_dev or self.inngest_signing_key is not None
+
+    @property
+    def missing_qstash_variables(self) -> list[str]:
+        """The QStash variables unset here, in the order a rollback puts them back."""
+        values = {
+            "QSTASH_TOKEN": self.qstash_token,
+            "QSTASH_CURRENT_SIGNING_KEY": self.qstash_current_signing_key,
+            "QSTASH_NEXT_SIGNING_KEY": self.qstash_next_signing_key,
+            "WEBHOOK_URL": self.webhook_url,
+        }
+        return [name for name in (*QSTASH_PUBLISHES, *QSTASH_RECEIVES) if values[name] is None]
 
     @property
     def http_configured(self) -> bool:

@@ -8,7 +8,6 @@ call that moves a row from PENDING to CANCELLED cancels it.
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime
 from typing import Any
 
@@ -16,8 +15,6 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
 from bridge.outcome import PermanentError
-from bridge.publishing import cancel as cancel_delivery
-from bridge.receipt import Receipt
 from bridge.store.db import rows_changed, session_scope
 from tasks.mail.accounts import mail_provider_for
 from tasks.mail.port import MessageNotFound
@@ -29,8 +26,6 @@ from tasks.models import (
     SchedulingStatus,
     new_id,
 )
-
-log = logging.getLogger("jobbridge.scheduled_actions")
 
 
 class ActionRefused(ValueError):
@@ -122,8 +117,9 @@ def get(action_id: str) -> ScheduledAction | None:
         return session.get(ScheduledAction, action_id)
 
 
-def cancel(action_id: str) -> bool:
-    """PENDING -> CANCELLED; True if this call cancelled it. Provider cancel is best effort."""
+def mark_cancelled(action_id: str) -> ScheduledAction | None:
+    """PENDING -> CANCELLED: the row, if this call cancelled it (its provider still holds
+    the delivery: `scheduled_actions.cancel` asks it to drop it)."""
     with session_scope() as session:
         won = (
             rows_changed(
@@ -137,10 +133,4 @@ def cancel(action_id: str) -> bool:
             )
             == 1
         )
-        row = session.get(ScheduledAction, action_id)
-    if won and row is not None and row.scheduled_id and row.scheduled_provider:
-        try:
-            cancel_delivery(Receipt.of(row.scheduled_provider, row.scheduled_id))
-        except Exception as error:  # the row is CANCELLED: a late delivery is skipped anyway
-            log.info("provider cancel of %s failed (harmless): %s", row.scheduled_id, error)
-    return won
+        return session.get(ScheduledAction, action_id) if won else None

@@ -22,7 +22,9 @@ from sqlalchemy import bindparam, select, update
 from bridge.errors import DelayUnsupported
 from bridge.outcome import Delivery, PermanentError, Result, RetryLater, done, skipped
 from bridge.payload import Id, Payload, Timestamp
+from bridge.publishing import cancel as cancel_delivery
 from bridge.publishing import enqueue
+from bridge.receipt import Receipt
 from bridge.store.db import exclusive, read_one, session_scope
 from tasks.mail.accounts import mail_provider_for
 from tasks.mail.actions import MailAction, perform
@@ -44,7 +46,7 @@ from tasks.scheduled_action_claims import (
     retry_after,
 )
 from tasks.scheduled_action_claims import release as _release
-from tasks.scheduled_action_records import ActionRefused, cancel, get, record
+from tasks.scheduled_action_records import ActionRefused, get, mark_cancelled, record
 from tasks.scheduled_action_sweep import SweepReport, find_work
 from tasks.shim import registry
 
@@ -115,6 +117,23 @@ def schedule(
         return row  # recorded before under this action_id: published then
     publish(row, dedup_id_for(row.id))
     return get(row.id) or row
+
+
+def cancel(action_id: str) -> bool:
+    """PENDING -> CANCELLED; True if this call cancelled it. Then the provider that holds
+    the delivery is asked to drop it, best effort: a late delivery of a CANCELLED row is
+    skipped anyway. On Inngest that ends the run asleep until the action's time."""
+    row = mark_cancelled(action_id)
+    if row is None:
+        return False
+    if row.scheduled_id and row.scheduled_provider:
+        receipt = Receipt.of(row.scheduled_provider, row.scheduled_id)
+        data = {"scheduledActionId": row.id}
+        try:
+            cancel_delivery(receipt, execute_scheduled_action, data)
+        except Exception as error:
+            log.info("provider cancel of %s failed (harmless): %s", row.scheduled_id, error)
+    return True
 
 
 def publish(row: ScheduledAction, dedup_id: str) -> None:
@@ -238,6 +257,8 @@ execute_scheduled_action = registry.job(
     payload=ExecuteScheduledAction,
     retries=3,
     delayable=True,
+    # Cancelling an action also cancels its Inngest run, asleep until the action's time.
+    cancel_key="scheduledActionId",
 )(execute)
 
 

@@ -85,7 +85,7 @@ class CeleryPublisher:
             raise PublishError(self.provider, f"broker refused or unreachable: {error}") from error
         return receipts
 
-    def cancel(self, receipt: Receipt) -> bool:
+    def cancel(self, receipt: Receipt, message: Message) -> bool:
         if receipt.id.startswith(DEFERRED_PREFIX):
             return deferred.discard(receipt.id.removeprefix(DEFERRED_PREFIX))
         self._app.control.revoke(receipt.id)

@@ -63,5 +63,5 @@ class HttpPublisher:
                 raise PublishError(self.provider, failure, permanent=True)
         raise PublishError(self.provider, f"gave up after {ATTEMPTS} attempts: {failure}")
 
-    def cancel(self, receipt: Receipt) -> bool:
+    def cancel(self, receipt: Receipt, message: Message) -> bool:
         return False

@@ -42,10 +42,22 @@ def job_function(client: inngest.Inngest, spec: JobSpec[Any]) -> inngest.Functio
         else None
     )
 
+    cancel = (
+        [
+            inngest.Cancel(
+                event=spec.cancel_event,
+                if_exp=f"event.data.{spec.cancel_key} == async.data.{spec.cancel_key}",
+            )
+        ]
+        if spec.cancel_event and spec.cancel_key
+        else None
+    )
+
     @client.create_function(
         fn_id=spec.fn_id,
         name=spec.event,
         trigger=inngest.TriggerEvent(event=spec.event),
+        cancel=cancel,
         retries=spec.retries,
         concurrency=concurrency,
         throttle=throttle,

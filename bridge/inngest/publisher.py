@@ -48,9 +48,22 @@ class InngestPublisher:
             receipts.extend(Receipt(self.provider, str(event_id)) for event_id in ids)
         return receipts
 
-    def cancel(self, receipt: Receipt) -> bool:
-        # Inngest cancels runs by cancel events or the REST API, not by event id.
-        return False
+    def cancel(self, receipt: Receipt, message: Message) -> bool:
+        """A cancel event naming the job's `cancel_key` value: the job's function cancels
+        the runs whose event carries the same value (bridge.inngest.functions). Inngest
+        has no cancel by event id."""
+        spec = message.spec
+        if spec.cancel_event is None or spec.cancel_key is None:
+            return False
+        value = message.data[spec.cancel_key]
+        event = inngest.Event(
+            name=spec.cancel_event, data={spec.cancel_key: value}, id=f"cancel-{receipt.id}"
+        )
+        try:
+            self._client.send_sync([event])
+        except Exception as error:
+            raise PublishError(self.provider, f"cancel event refused: {error}") from error
+        return True
 
 
 def _batches(messages: Sequence[Message]) -> Iterator[Sequence[Message]]:

@@ -75,7 +75,7 @@ class QStashPublisher:
         except Exception as error:
             raise PublishError(self.provider, f"publish failed: {error}") from error
 
-    def cancel(self, receipt: Receipt) -> bool:
+    def cancel(self, receipt: Receipt, message: Message) -> bool:
         try:
             self._client.message.cancel(receipt.id)
         except Exception as error:

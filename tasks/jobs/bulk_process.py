@@ -8,15 +8,14 @@ counts them, in one update that matches only while `pagesFetched` still equals i
 among this page's workers, after the first _LEAD of them, so that it is listed while
 the others run and the pool never waits for a fetch; it starts once this page has
 returned (one fetcher at a time per account) and so counted. A page published ahead
-whose page before failed before counting waits for it (RetryLater, a few seconds);
-the page before's retry publishes it again, under a dedup id of its own. Where
-the provider runs a job during its publish (direct HTTP), the next page is published
-after the count instead, as is one after a page that queued nothing. The last page sets
-`all_queued`, so the job cannot complete while pages are still being fetched. Each
-worker counts its message once, by inserting a BulkProcessItem row, and completes the
-job in the same update when it was the last; retries never count twice. A page counted
-after an earlier try failed counts as queued the messages the run has counted already,
-so the totals add up.
+whose page before failed before counting waits a few seconds (RetryLater); that page's
+retry publishes it again. Where the provider runs a job during its publish (direct
+HTTP), the next page is published after the count instead, as after a page that queued
+nothing. The last page sets `all_queued`, so the job cannot complete while pages are
+still being fetched. Each worker counts its message once, by inserting a
+BulkProcessItem row, and completes the job in the same update when it was the last. A
+page counted after an earlier try failed counts as queued the messages the run counted
+already, so the totals add up.
 
 The messages keep the replaced app's shape, both ways: a fetcher message names its page
 `pageCount` and carries the run's window and options (`startDate`, `endDate`,
@@ -28,7 +27,6 @@ rules applied again, once per run.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parseaddr
@@ -56,8 +54,6 @@ from tasks.models import (
 )
 from tasks.rules.apply import apply_rules
 from tasks.shim import registry
-
-log = logging.getLogger("jobbridge.bulk")
 
 PAGE_SIZE = 25
 # Workers published ahead of the next page: a pool process that took the next page
@@ -350,22 +346,18 @@ def _publish_workers(job_id: str, workers: list[ProcessMessage]) -> list[Receipt
 
 
 def _enqueue_next(
-    row: BulkProcessJob, window: Window, page: int, token: str | None, attempt: int
+    row: BulkProcessJob, window: Window, page: int, token: str | None, n: int
 ) -> None:
-    if token is None:
-        return
-    following = page_message(row, window, page + 1, token)
-    enqueue(fetch_page, following, dedup_id=page_dedup_id(row.id, page + 1, attempt))
+    if token is not None:
+        following = page_message(row, window, page + 1, token)
+        enqueue(fetch_page, following, dedup_id=page_dedup_id(row.id, page + 1, n))
 
 
 def page_dedup_id(job_id: str, page: int, attempt: int) -> str:
-    """The dedup id of a page, as published by a try of the page before. A retry
-    publishes it under an id of its own: the copy an earlier try published ahead may have
-    spent its retries waiting for that page's count, and a provider that keeps ids (an
-    Inngest event id dedups for 24 hours) would drop the same id, leaving the run open.
-    Two copies that both run are safe: the count matches one of them."""
-    base = f"bulk-{job_id}-page-{page}"
-    return base if attempt == 0 else f"{base}-try-{attempt}"
+    """A page's dedup id, by the try of the page before that publishes it. A retry's is
+    its own: the copy published ahead may have spent its retries waiting for the count,
+    and Inngest (ids dedup for 24 hours) would drop the same id. Copies count once."""
+    return f"bulk-{job_id}-page-{page}" + (f"-try-{attempt}" if attempt else "")
 
 
 @registry.job(

@@ -11,17 +11,9 @@ from inngest._internal.net import sign_request
 
 from tasks import CRONS, JOBS
 from tests.support import ROOT, env
+from tests.support.inngest_sync import synced_functions
 
 README = ROOT / "README.md"
-
-
-def synced_functions(web: str, inngest_api: Any) -> dict[str, dict[str, Any]]:
-    before = len(inngest_api.registrations)
-    signature = str(sign_request(b"", env.INNGEST_SIGNING_KEY))
-    response = httpx.put(web + "/api/inngest", headers={"X-Inngest-Signature": signature})
-    assert response.status_code == 200 and "error" not in response.json(), response.text
-    (registration,) = inngest_api.registrations[before:]
-    return {fn["id"]: fn for fn in registration["body"]["functions"]}
 
 
 def test_sync_registers_one_function_per_job_and_cron(web: str, inngest_api: Any) -> None:

@@ -58,6 +58,7 @@ def test_unknown_option_fails_at_declaration() -> None:
         ({"concurrency": 1, "flow_key_prefix": "with space-"}, "flow-control key alphabet"),
         ({"flow_key_prefix": "unlimited-"}, "needs per-key limits"),
         ({"event": "inbox-zero/cleanup.scheduled-actions"}, "already triggers a cron"),
+        ({"cancel_key": "actionId"}, "cancel_key 'actionId' is not a payload field"),
     ],
 )
 def test_invalid_declaration_fails_with_its_reason(options: dict[str, Any], message: str) -> None:

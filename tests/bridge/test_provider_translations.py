@@ -152,8 +152,9 @@ def test_celery_job_beyond_the_horizon_waits_in_the_database(mailbox: Mailbox, w
 
 def test_cancelling_a_deferred_celery_job_removes_it(mailbox: Mailbox) -> None:
     far = utcnow() + timedelta(days=30)
-    receipt = enqueue(*wire(JOB, {"scheduledActionId": "x"}), at=far, dedup_id="far-cancel")
-    assert cancel(receipt) is True
+    spec, payload = wire(JOB, {"scheduledActionId": "x"})
+    receipt = enqueue(spec, payload, at=far, dedup_id="far-cancel")
+    assert cancel(receipt, spec, payload.to_wire()) is True
     assert deferred.release_due(JOBS, now=far) == 0
 
 

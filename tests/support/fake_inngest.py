@@ -11,6 +11,7 @@ StepPlanned is re-posted with its step id; 500 is retried unless
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from tests.support import env
 from tests.support.wait import wait_until_time
 
 APP_ID = "inbox-zero"
+_CANCEL_IF = re.compile(r"event\.data\.(?P<event_field>\w+) == async\.data\.(?P<async_field>\w+)")
 
 
 @dataclass
@@ -58,6 +60,25 @@ class FakeInngest:
             self.events.append(event)
             ids.append(event.get("id") or f"01{uuid.uuid4().hex[:24].upper()}")
         return httpx.Response(200, json={"ids": ids, "status": 200})
+
+    def cancels(self, cancel_on: list[dict[str, Any]], trigger: dict[str, Any]) -> bool:
+        """Whether an event received so far cancels the run `trigger` started, by the
+        function's `cancel` config as registered ([{"event", "if"}]): an event of that
+        name for which the expression holds, `event` being the trigger and `async` the
+        cancelling event. Only the comparisons Inngest documents for this use
+        (`event.data.X == async.data.Y`) are understood; anything else fails the test."""
+        for rule in cancel_on:
+            match = _CANCEL_IF.fullmatch(rule.get("if") or "")
+            if match is None:
+                raise AssertionError(f"the double does not evaluate cancel if {rule!r}")
+            ours, theirs = match.group("event_field"), match.group("async_field")
+            value = trigger.get("data", {}).get(ours)
+            cancelling = [e for e in self.events if e["name"] == rule["event"]]
+            if value is not None and any(
+                e.get("data", {}).get(theirs) == value for e in cancelling
+            ):
+                return True
+        return False
 
     @staticmethod
     def post(
