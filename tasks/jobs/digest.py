@@ -29,19 +29,19 @@ from datetime import datetime, timedelta
 from email.utils import parseaddr
 from typing import Any
 
-from pydantic import Field
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bridge.outcome import Delivery, Result, done, skipped
-from bridge.payload import Address, ExternalId, Id, Payload, Text
+from bridge.payload import Id, Payload
 from bridge.publishing import enqueue_many
 from bridge.store.db import rows_changed, session_scope
-from tasks.accounts import account_or_fail, mailbox_of
+from tasks.accounts import mailbox_of
 from tasks.ai import default_ai
+from tasks.jobs.digest_message import DigestMessage, message_to_summarise
 from tasks.jobs.digest_summary import SendSummary, summary_account_id
 from tasks.mail.digest_mailer import digest_mailer
-from tasks.mail.port import MailMessage, OutgoingMail
+from tasks.mail.port import OutgoingMail
 from tasks.models import (
     Digest,
     DigestItem,
@@ -62,15 +62,6 @@ SUMMARY_PERIOD = {
 }
 DIGEST_EVENT = "inbox-zero/resend.digest"
 SUMMARY_EVENT = "inbox-zero/resend.summary"
-
-
-class DigestMessage(Payload):
-    id: ExternalId
-    thread_id: ExternalId
-    from_: Address = Field(alias="from")
-    to: Text | None = None
-    subject: Text
-    content: Text
 
 
 class AddToDigest(Payload):
@@ -101,22 +92,13 @@ def is_digest_email(sender: str, account_email: str) -> bool:
     retries=3,
 )
 def add_to_digest(payload: AddToDigest, delivery: Delivery) -> Result:
-    account = account_or_fail(payload.email_account_id)
-    message = payload.message
-    if is_digest_email(message.from_, account.email):
+    account, mail = mailbox_of(payload.email_account_id)
+    message = message_to_summarise(account, payload.message, mail)
+    if message is None:
+        return skipped("message no longer exists")
+    if is_digest_email(message.sender, account.email):
         return skipped("mail from the digest sender itself")
-    summary = default_ai().summarize(
-        MailMessage(
-            id=message.id,
-            thread_id=message.thread_id,
-            sender=message.from_,
-            to=message.to or account.email,
-            subject=message.subject,
-            body=message.content,
-            folder="INBOX",
-            read=False,
-        )
-    )
+    summary = default_ai().summarize(message)
     if not summary:
         return skipped("nothing worth summarising")
     with session_scope() as session:
@@ -142,7 +124,7 @@ def add_to_digest(payload: AddToDigest, delivery: Delivery) -> Result:
                     action_id=payload.action_id,
                     cold_email_id=payload.cold_email_id,
                     rule_name=_rule_name(payload.action_id),
-                    sender=message.from_,
+                    sender=message.sender,
                     subject=message.subject,
                     content=summary,
                 )

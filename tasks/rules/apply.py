@@ -25,7 +25,8 @@ from sqlalchemy.orm import selectinload
 from bridge.publishing import enqueue
 from bridge.store.db import session_scope
 from tasks import scheduled_actions
-from tasks.jobs.digest import AddToDigest, DigestMessage, add_to_digest
+from tasks.jobs.digest import AddToDigest, add_to_digest
+from tasks.jobs.digest_message import DigestMessage
 from tasks.mail.actions import MailAction, perform
 from tasks.mail.port import MailMessage, MailProvider
 from tasks.models import (
@@ -196,13 +197,7 @@ def _enqueue_digest(account: EmailAccount, message: MailMessage, action: RuleAct
     payload = AddToDigest(
         email_account_id=account.id,
         action_id=action.id,
-        message=DigestMessage(
-            id=message.id,
-            thread_id=message.thread_id,
-            from_=message.sender,
-            to=message.to,
-            subject=message.subject,
-            content=message.body,
-        ),
+        # Ids only: the job reads the message from the mailbox, no queue keeps its text.
+        message=DigestMessage(id=message.id, thread_id=message.thread_id),
     )
     enqueue(add_to_digest, payload, dedup_id=f"digest-{_stable_id(account.id, message.id)}")

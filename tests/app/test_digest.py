@@ -257,3 +257,46 @@ def test_digest_rule_fills_a_digest_that_is_delivered_into_the_maildir(
     assert result.outcome is Outcome.DONE
     (email,) = sent_digests(mailbox)
     assert "Receipts" in email.body and "Your receipt" in email.body
+
+
+def test_a_digest_rule_publishes_the_message_by_its_ids_only(
+    mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No queue (Inngest's event history, QStash's log) may keep a copy of the mail.
+    from tasks.accounts import account_or_fail
+    from tasks.rules import apply, apply_rules
+
+    published: list[dict[str, Any]] = []
+    monkeypatch.setattr(
+        apply, "enqueue", lambda spec, payload, **_: published.append(payload.to_wire())
+    )
+    add_rule(
+        mailbox.account_id, "Receipts", [{"type": RuleActionType.DIGEST}], subject_pattern="receipt"
+    )
+    mail = mailbox.provider()
+    message = mail.get_message(mailbox.keys[2])
+
+    apply_rules(account_or_fail(mailbox.account_id), message, mail)
+
+    assert [p["message"] for p in published] == [{"id": message.id, "threadId": message.thread_id}]
+
+
+def test_ai_digest_reads_a_message_named_by_its_ids_from_the_mailbox(mailbox: Mailbox) -> None:
+    key = mailbox.keys[2]  # "Your receipt"
+    payload = {"emailAccountId": mailbox.account_id, "message": {"id": key, "threadId": key}}
+
+    result = deliver(digest.add_to_digest, payload)
+
+    assert result.outcome is Outcome.DONE
+    with session_scope() as session:
+        (item,) = session.scalars(select(DigestItem)).all()
+    assert (item.subject, item.message_id) == ("Your receipt", key)
+    assert item.content and "receipt" in item.content.lower()
+
+
+def test_ai_digest_skips_a_message_named_by_its_ids_that_is_gone(mailbox: Mailbox) -> None:
+    payload = {"emailAccountId": mailbox.account_id, "message": {"id": "gone", "threadId": "gone"}}
+
+    result = deliver(digest.add_to_digest, payload)
+
+    assert (result.outcome, result.detail) == (Outcome.SKIPPED, "message no longer exists")
