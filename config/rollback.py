@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from config.provider import Provider
 from config.providers import resolve_chain
-from config.qstash_keys import QSTASH_PUBLISHES, WHERE_FROM
+from config.qstash_keys import QSTASH_PUBLISHES, WHERE_FROM, missing_qstash_variables
 
 if TYPE_CHECKING:
     from config.settings import Settings
@@ -44,7 +44,7 @@ def rollback_plan(settings: Settings) -> Rollback:
             f"jobs are published to {primary.value}: not on the QStash-to-Inngest path",
             ("no rollback applies: neither Inngest nor QStash publishes",),
         )
-    missing = settings.missing_qstash_variables
+    missing = missing_qstash_variables(settings)
     if not missing:
         phase = "phases 1-3: Inngest publishes, QStash is still configured"
     elif missing == list(QSTASH_PUBLISHES):

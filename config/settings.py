@@ -20,7 +20,7 @@ from config.broker import (
     rabbitmq_horizon,
 )
 from config.provider import Provider
-from config.qstash_keys import QSTASH_PUBLISHES, QSTASH_RECEIVES, WHERE_FROM
+from config.qstash_keys import WHERE_FROM, missing_qstash_variables, qstash_problems
 
 ApiDocs = Literal["public", "private", "off"]
 
@@ -204,7 +204,7 @@ class Settings(AppLocation):
 
     @model_validator(mode="after")
     def _combinations_make_sense(self) -> Settings:
-        problems = [*self._inngest_problems(), *self._qstash_problems(), *self._other_problems()]
+        problems = [*self._inngest_problems(), *qstash_problems(self), *self._other_problems()]
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -236,29 +236,6 @@ class Settings(AppLocation):
             )
         return problems
 
-    def _qstash_problems(self) -> list[str]:
-        keys = (self.qstash_current_signing_key, self.qstash_next_signing_key)
-        if self.qstash_token is not None:
-            why = "QSTASH_TOKEN is set but"
-        elif any(key is not None for key in keys):
-            # Draining: no more publishing, but QStash's deliveries must still verify.
-            why = "QStash signing keys are set but"
-        else:
-            return []
-        problems = []
-        if None in keys:
-            problems.append(
-                f"{why} not both of QSTASH_CURRENT_SIGNING_KEY and QSTASH_NEXT_SIGNING_KEY: "
-                "QStash signs with either, so deliveries could not be verified; copy both "
-                "keys from the QStash console"
-            )
-        if self.webhook_url is None:
-            problems.append(
-                f"{why} WEBHOOK_URL is not: QStash's deliveries are verified against the "
-                "public base URL of this app, e.g. WEBHOOK_URL=https://app.example.com"
-            )
-        return problems
-
     def _other_problems(self) -> list[str]:
         problems = []
         if self.job_provider == "http" and not self.http_configured:
@@ -276,7 +253,7 @@ class Settings(AppLocation):
         if self.job_provider == "qstash" and self.qstash_token is None:
             # Most often a rollback after the migration removed QStash's keys: say all
             # that must come back, not only the first.
-            missing = ", ".join(self.missing_qstash_variables)
+            missing = ", ".join(missing_qstash_variables(self))
             problems.append(
                 f"JOB_PROVIDER=qstash needs QSTASH_TOKEN: to publish to QStash again, put "
                 f"back {missing} ({WHERE_FROM}); `jobbridge config`, run with the "
@@ -302,17 +279,6 @@ class Settings(AppLocation):
         the runs Inngest already has must still reach this app and be verified.
         """
         return self.inngest_is_dev or self.inngest_signing_key is not None
-
-    @property
-    def missing_qstash_variables(self) -> list[str]:
-        """The QStash variables unset here, in the order a rollback puts them back."""
-        values = {
-            "QSTASH_TOKEN": self.qstash_token,
-            "QSTASH_CURRENT_SIGNING_KEY": self.qstash_current_signing_key,
-            "QSTASH_NEXT_SIGNING_KEY": self.qstash_next_signing_key,
-            "WEBHOOK_URL": self.webhook_url,
-        }
-        return [name for name in (*QSTASH_PUBLISHES, *QSTASH_RECEIVES) if values[name] is None]
 
     @property
     def http_configured(self) -> bool:
