@@ -1,5 +1,5 @@
 """`jobbridge`: the shim's commands (`config`, `enqueue`, `dev`, `keys`, `audit`, `sync`,
-`status`) and those the app on it contributes (JOBBRIDGE_APP, default `tasks`: the
+`status`, `qstash`) and those the app on it contributes (JOBBRIDGE_APP, default `tasks`: the
 inbox app's `db`, `accounts`, `demo`, `bulk`, `clean`, `categorize`, `digest`,
 `actions`, `sweep`, `migrate`).
 
@@ -12,6 +12,6 @@ when imported here, and none imports this package back.
 from __future__ import annotations
 
 from bridge.cli.root import app
-from bridge.cli import shim, ops
+from bridge.cli import shim, ops, qstash
 
-__all__ = ["app", "ops", "shim"]
+__all__ = ["app", "ops", "qstash", "shim"]
