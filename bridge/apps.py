@@ -39,6 +39,13 @@ class AuditResult(Protocol):
         """One line for `jobbridge status`."""
         ...
 
+    # Inngest event ids of deliveries the app no longer needs (the work was cancelled or
+    # done another way) whose runs Inngest may still hold, asleep until their time: the
+    # soonest first, at most a few hundred; and how many there are in all. `audit` asks
+    # Inngest which of them still have a run.
+    settled_inngest_events: tuple[str, ...]
+    settled_inngest_total: int
+
 
 class AppAudit(Protocol):
     title: str  # what is counted, e.g. "scheduled actions"

@@ -8,7 +8,10 @@ from typing import Any
 
 from sqlalchemy import Connection, case, func, or_, select
 
+from config import Provider
 from tasks.models import ActionStatus, ScheduledAction
+
+SETTLED_CHECKED = 200  # settled actions whose Inngest runs `audit` asks about, soonest first
 
 
 @dataclass(frozen=True)
@@ -21,6 +24,10 @@ class ScheduledActionsAudit:
     # Where PENDING rows were last published (the `scheduled_provider` column): during a
     # migration the "qstash" count is what QStash still has to deliver.
     pending_by_provider: dict[str, int]
+    # Actions no longer PENDING that were published to Inngest for a time still ahead:
+    # their runs sleep on unless the cancel reached Inngest (bridge.apps.AuditResult).
+    settled_inngest_events: tuple[str, ...] = ()
+    settled_inngest_total: int = 0
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -101,7 +108,22 @@ def audit_scheduled_actions(
     ):
         by_provider[provider or "unpublished"] = int(count)
 
+    settled = (
+        table.status != ActionStatus.PENDING,
+        table.scheduled_provider == Provider.INNGEST.value,
+        table.scheduled_for > now,
+        table.scheduled_id.is_not(None),
+    )
+    settled_total = connection.scalar(select(func.count()).where(*settled))
+    settled_ids = connection.scalars(
+        select(table.scheduled_id)
+        .where(*settled)
+        .order_by(table.scheduled_for)
+        .limit(SETTLED_CHECKED)
+    ).all()
     return ScheduledActionsAudit(
+        settled_inngest_events=tuple(str(i) for i in settled_ids),
+        settled_inngest_total=int(settled_total or 0),
         by_status=by_status,
         pending=by_status[ActionStatus.PENDING.value],
         oldest_pending=oldest,

@@ -29,7 +29,8 @@ from bridge.ops import (
     sync_url,
     write_env_file,
 )
-from config import ProviderChain
+from bridge.ops.inngest_runs import HeldRuns, held_runs
+from config import ProviderChain, Settings
 
 
 @app.command("keys")
@@ -76,21 +77,34 @@ def audit(
             "fix: check that it is running and that DATABASE_URL is right"
         )
     qstash = audit_qstash(settings) if settings.qstash_token is not None else None
+    held = _held_inngest_runs(settings, counted)
     if as_json:
         report: dict[str, Any] = {}
         if audit_of_app is not None and counted is not None:
             report[audit_of_app.json_key] = counted.as_json()
         report["qstash"] = qstash.as_json() if qstash is not None else None
+        report["inngest"] = {"heldRuns": held.as_json()} if held is not None else None
         typer.echo(json.dumps(report))
     else:
         if audit_of_app is not None and counted is not None:
             console().print(_audit_table(audit_of_app, counted))
         console().print(_qstash_lines(qstash))
+        if held is not None:
+            console().print(Text(held.line()))
     if qstash is not None and qstash.error is not None:
         # Scripts must see that the QStash half is missing, not only read it in the JSON.
         if not as_json:
             fail(f"qstash: {qstash.error}")
         raise typer.Exit(1)
+
+
+def _held_inngest_runs(settings: Settings, counted: AuditResult | None) -> HeldRuns | None:
+    """Runs Inngest still holds for work the app no longer needs; None where it cannot
+    know (no signing key to ask with, or the app counts nothing)."""
+    if counted is None or settings.inngest_signing_key is None:
+        return None
+    events, total = counted.settled_inngest_events, counted.settled_inngest_total
+    return held_runs(settings, events, total) if events else HeldRuns(0, total, 0)
 
 
 def _audit_table(audit: AppAudit, counted: AuditResult) -> Table:

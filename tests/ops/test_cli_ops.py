@@ -196,6 +196,7 @@ def test_audit_json_on_an_empty_database() -> None:
             "pendingByProvider": {},
         },
         "qstash": None,
+        "inngest": None,
     }
 
 

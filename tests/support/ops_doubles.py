@@ -3,6 +3,7 @@ Inngest API whose registration fails (a real server, for a real web process to c
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from typing import Any
@@ -93,3 +94,30 @@ class FailingInngestApi(InngestApi):
     @property
     def calls(self) -> int:
         return len(self.registrations)
+
+
+class InngestRuns:
+    """Inngest's REST API for the runs of an event (`GET /v1/events/{id}/runs`), via
+    respx: `{"data": [{"run_id", "status", ...}]}`, authorised as Inngest authorises
+    the SDK's API calls (`Bearer` + the hashed signing key), 401 otherwise."""
+
+    def __init__(self, router: respx.MockRouter, runs: dict[str, list[str]]) -> None:
+        """`runs`: event id -> the statuses of the runs it started."""
+        self.runs = runs
+        self.asked: list[str] = []
+        key = env.INNGEST_SIGNING_KEY.removeprefix("signkey-test-")
+        self.authorization = "Bearer " + hashlib.sha256(bytes.fromhex(key)).hexdigest()
+        router.get(url__regex=rf"^{env.INNGEST_API}/v1/events/[^/]+/runs$").mock(
+            side_effect=self._runs
+        )
+
+    def _runs(self, request: httpx.Request) -> httpx.Response:
+        if request.headers.get("authorization") != self.authorization:
+            return httpx.Response(401, json={"error": "unauthorized"})
+        event_id = request.url.path.split("/")[3]
+        self.asked.append(event_id)
+        data = [
+            {"run_id": f"run-{event_id}-{n}", "event_id": event_id, "status": status}
+            for n, status in enumerate(self.runs.get(event_id, []))
+        ]
+        return httpx.Response(200, json={"data": data, "metadata": {}})
