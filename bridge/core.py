@@ -7,11 +7,13 @@ protocol, so a job behaves the same however it is delivered.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
 from pydantic import ValidationError
 
+from bridge import metrics
 from bridge.db_errors import data_caused
 from bridge.outcome import Delivery, Outcome, PermanentError, Result, RetryLater
 from bridge.payload import describe_validation_error
@@ -22,6 +24,7 @@ ROUTINE = frozenset({Outcome.DONE, Outcome.SKIPPED})
 
 
 def run_job(spec: JobSpec[Any], data: Mapping[str, Any], delivery: Delivery) -> Result:
+    started = time.perf_counter()
     try:
         payload = spec.payload.model_validate(data)
     except ValidationError as error:
@@ -35,6 +38,11 @@ def run_job(spec: JobSpec[Any], data: Mapping[str, Any], delivery: Delivery) -> 
             result = Result(Outcome.RETRY, str(error), error.retry_after)
         except Exception as error:  # transient until proven otherwise: retried with backoff
             result = _classify(spec, delivery, error)
+    # Here, once for every provider: the same series whichever one delivered the job.
+    metrics.DELIVERY_SECONDS.labels(spec.name, delivery.provider).observe(
+        time.perf_counter() - started
+    )
+    metrics.DELIVERIES.labels(spec.name, delivery.provider, result.outcome.value).inc()
     # Done and skipped are the routine answers, thousands a second in a burst: at DEBUG,
     # since one INFO line each (and its handler's lock) cost a fifth of a delivery.
     level = logging.DEBUG if result.outcome in ROUTINE else logging.INFO

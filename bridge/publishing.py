@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from bridge import metrics
 from bridge.celery.publisher import CeleryPublisher
 from bridge.errors import AllProvidersFailed, InvalidPayload, PublishError
 from bridge.http.publisher import HttpPublisher
@@ -75,13 +76,20 @@ def _publish(messages: Sequence[Message], settings: Settings | None) -> list[Rec
     settings = settings or get_settings()
     chain = resolve_chain(settings)
     errors: list[PublishError] = []
+    job = messages[0].spec.name  # one job kind per publish (enqueue, enqueue_many)
+    failed: Provider | None = None
     for provider in chain.providers:
+        if failed is not None:
+            metrics.FAILOVERS.labels(failed.value, provider.value).inc()
         try:
             receipts = publisher(provider, settings).publish(messages)
         except PublishError as error:
             errors.append(error)
+            failed = provider
+            metrics.PUBLISH_FAILURES.labels(job, provider.value).inc(len(messages))
             log.warning("publish to %s failed: %s", provider.value, error)
             continue
+        metrics.PUBLISHES.labels(job, provider.value).inc(len(messages))
         if errors:
             log.warning("failed over to %s after: %s", provider.value, errors)
         return receipts

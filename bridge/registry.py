@@ -8,6 +8,7 @@ when the web app is built (bridge.web). A wrong option fails at import, never la
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +19,9 @@ from bridge.payload import Payload
 
 P = TypeVar("P", bound=Payload)
 JobBody = Callable[[P, Delivery], Result]
+# Called once when a delivery of the job has failed for good (a permanent failure, or
+# its last attempt failed), with the validated payload and what went wrong.
+FailureHook = Callable[[P, str], None]
 CronBody = Callable[[], dict[str, Any]]
 
 _PREFIX = re.compile(r"^[a-z0-9-]+/$")
@@ -61,6 +65,9 @@ class JobSpec(Generic[P]):
     # cancelling publishes `cancel_event` with that field, and Inngest cancels the runs
     # (asleep until their time, say) whose event carries the same value.
     cancel_key: str | None = None
+    # Run once when a delivery has failed for good, whichever provider delivered it
+    # (see bridge/failure_hooks.py for when each provider calls it).
+    on_failure: FailureHook[P] | None = None
 
     @property
     def fn_id(self) -> str:
@@ -145,11 +152,13 @@ class Registry:
         legacy_routes: tuple[str, ...] = (),
         flow_key_prefix: str | None = None,
         cancel_key: str | None = None,
+        on_failure: FailureHook[P] | None = None,
     ) -> Callable[[JobBody[P]], JobSpec[P]]:
         """Declare a job. Keyword-only: an unknown option is a TypeError at import.
 
         `legacy_routes`: other paths the replaced app posted this job to; they and the
-        route get the registry's alias suffixes too."""
+        route get the registry's alias suffixes too. `on_failure(payload, error)`: run
+        once when a delivery has failed for good (bridge/failure_hooks.py)."""
         paths = (route, *legacy_routes)
         aliases = (
             *legacy_routes,
@@ -172,6 +181,7 @@ class Registry:
                 aliases=aliases,
                 flow_key_prefix=flow_key_prefix,
                 cancel_key=cancel_key,
+                on_failure=on_failure,
             )
             validate_job(spec)
             if spec.event in self.jobs:
@@ -250,6 +260,19 @@ class Registry:
             )
 
 
+def _takes_payload_and_error(hook: object) -> bool:
+    """Whether `hook` can be called as hook(payload, error), as every provider calls it."""
+    if not callable(hook):
+        return False
+    try:
+        inspect.signature(hook).bind(None, "")
+    except TypeError:
+        return False
+    except ValueError:  # no signature to read (some builtins): taken on trust
+        return True
+    return True
+
+
 def validate_job(spec: JobSpec[Any]) -> None:
     """What a declaration must satisfy on its own, whichever registry records it."""
     where = spec.event
@@ -267,6 +290,11 @@ def validate_job(spec: JobSpec[Any]) -> None:
         raise JobDeclarationError(
             f"{where}: cancel_key {spec.cancel_key!r} is not a payload field; one of "
             f"{', '.join(sorted(wire_names))}"
+        )
+    if spec.on_failure is not None and not _takes_payload_and_error(spec.on_failure):
+        raise JobDeclarationError(
+            f"{where}: on_failure must be a callable taking (payload, error), "
+            f"got {spec.on_failure!r}"
         )
     if spec.delayable and "scheduled_for" not in fields:
         raise JobDeclarationError(f"{where}: delayable jobs need a `scheduled_for` payload field")

@@ -106,6 +106,10 @@ class Settings(AppLocation):
     cron_secret: SecretStr | None = None
     # Who sees /docs, /redoc and /openapi.json: everyone, INTERNAL_API_KEY holders, nobody.
     api_docs: ApiDocs = "public"
+    # Bearer token Prometheus sends to GET /metrics; unset, /metrics is not served (404).
+    metrics_token: SecretStr | None = None
+    # A Celery worker on another host than the web serves its own /metrics on this port.
+    metrics_port: int | None = Field(default=None, gt=0, lt=65536)
 
     # Celery, storage
     # The Celery broker: amqp:// (RabbitMQ) or redis://; unset, the Redis of REDIS_URL,
@@ -174,6 +178,11 @@ class Settings(AppLocation):
         _require_hex_signing_key(str(field).upper(), value)
         return value
 
+    @field_validator("metrics_port", mode="before")
+    @classmethod
+    def _empty_port_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator(
         "inngest_event_key",
         "qstash_token",
@@ -181,6 +190,7 @@ class Settings(AppLocation):
         "qstash_next_signing_key",
         "internal_api_key",
         "cron_secret",
+        "metrics_token",
     )
     @classmethod
     def _empty_secret_is_unset(cls, value: SecretStr | None) -> SecretStr | None:

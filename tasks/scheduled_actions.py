@@ -17,9 +17,10 @@ from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 
 from bridge.errors import DelayUnsupported
+from bridge.metrics import sweep_succeeded
 from bridge.outcome import Delivery, PermanentError, Result, RetryLater, done, skipped
 from bridge.payload import Id, Payload, Timestamp
 from bridge.publishing import cancel as cancel_delivery
@@ -225,6 +226,38 @@ def execute(payload: ExecuteScheduledAction, delivery: Delivery) -> Result:
     return done(f"{row.action_type.value} {row.message_id}")
 
 
+def mark_failed(payload: ExecuteScheduledAction, error: str) -> None:
+    """The execute job's on_failure hook: its delivery failed for good (every provider
+    retry used up, or a permanent failure), so the action is FAILED with the error
+    rather than left for the sweep to try again.
+
+    A conditional UPDATE, so it changes only a row nobody finished or still holds: a
+    PENDING one whose time has come (one not yet due was given up early, by a provider
+    that could not wait for it: the sweep delivers it when due), or an EXECUTING one
+    whose claim's lease ran out (a live holder finishes the row itself). A permanent
+    failure the body recorded already (FAILED) is left as it was."""
+    now = utcnow()
+    with session_scope() as session:
+        session.execute(
+            update(ScheduledAction)
+            .where(
+                ScheduledAction.id == payload.scheduled_action_id,
+                ScheduledAction.scheduled_for <= now,
+                or_(
+                    ScheduledAction.status == ActionStatus.PENDING,
+                    and_(
+                        ScheduledAction.status == ActionStatus.EXECUTING,
+                        or_(
+                            ScheduledAction.lease_expires_at.is_(None),
+                            ScheduledAction.lease_expires_at < now,
+                        ),
+                    ),
+                ),
+            )
+            .values(status=ActionStatus.FAILED, error=error, executed_at=now, lease_expires_at=None)
+        )
+
+
 def _wait_until_due(status: ActionStatus, scheduled_for: datetime, now: datetime) -> None:
     """RetryLater for a PENDING action whose time has not come."""
     if status is ActionStatus.PENDING and scheduled_for > now:
@@ -245,6 +278,7 @@ def sweep(now: datetime | None = None, limit: int = 1000) -> SweepReport:
         for row in found.due:
             # A fresh dedup id: the original one may still be remembered by the provider.
             publish(row, f"{dedup_id_for(row.id)}-sweep-{int(at.timestamp())}")
+        sweep_succeeded()
         return SweepReport(found.reclaimed, len(found.due), found.pruned)
 
 
@@ -259,6 +293,7 @@ execute_scheduled_action = registry.job(
     delayable=True,
     # Cancelling an action also cancels its Inngest run, asleep until the action's time.
     cancel_key="scheduledActionId",
+    on_failure=mark_failed,
 )(execute)
 
 
@@ -292,6 +327,7 @@ __all__ = [
     "execute",
     "execute_scheduled_action",
     "get",
+    "mark_failed",
     "publish",
     "schedule",
     "sweep",

@@ -38,6 +38,11 @@ if TYPE_CHECKING:  # imported by the fixtures that start them, when a test asks 
     from tests.support.smtp_server import SmtpServer
 
 _RUN: dict[str, str] = {}
+# The session's web server and worker share a Prometheus multiprocess directory (under the
+# run's DATA_DIR), so the web's /metrics adds up both, as on one production host. Not in
+# this process's environment: in-process tests keep prometheus-client's plain registry.
+METRICS_TOKEN = secrets.token_urlsafe(16)
+_METRICS: dict[str, str] = {}
 # Variables the suite controls; anything inherited from the shell is removed first.
 _CONTROLLED = [
     *test_env.INNGEST_ENV,
@@ -78,6 +83,9 @@ def pytest_configure(config: pytest.Config) -> None:
         IMAP_TEST_PASSWORD=secrets.token_urlsafe(12),
     )
     os.environ.update(_RUN)
+    _METRICS.update(
+        PROMETHEUS_MULTIPROC_DIR=str(Path(data_dir) / "metrics"), METRICS_TOKEN=METRICS_TOKEN
+    )
     from tasks.schema import upgrade
 
     upgrade(database_url)
@@ -171,6 +179,7 @@ def server_env(inngest_api_url: str) -> dict[str, str]:
     return {
         **os.environ,
         **_RUN,
+        **_METRICS,
         **test_env.INNGEST_ENV,
         **test_env.QSTASH_ENV,
         "INNGEST_BASE_URL": inngest_api_url,
@@ -196,7 +205,7 @@ def web(log_dir: Path, inngest_api: Any, mail_apis: tuple[Any, Any]) -> Iterator
 
 @pytest.fixture(scope="session")
 def worker(log_dir: Path, mail_apis: tuple[Any, Any]) -> Iterator[Process]:
-    process = start_worker({**os.environ, **_RUN, **_mail_env(mail_apis)}, log_dir)
+    process = start_worker({**os.environ, **_RUN, **_METRICS, **_mail_env(mail_apis)}, log_dir)
     yield process
     process.stop()
 

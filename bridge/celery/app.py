@@ -22,6 +22,7 @@ from celery.signals import worker_ready
 from bridge.apps import with_shim_crons
 from bridge.celery.config import celery_config
 from bridge.celery.tasks import add_cron_task, add_job_task, cron_task_name
+from bridge.metrics_celery import connect_worker_metrics
 from bridge.registry import CronSpec, Registry
 from config import get_settings
 from config.settings import get_settings_or_exit
@@ -96,6 +97,7 @@ def celery_app(registry: Registry, main: str = "jobbridge") -> Celery:
             say_when_limits_are_off(registry)
 
     worker_ready.connect(on_worker_ready, weak=False)
+    connect_worker_metrics(app)
     return app
 
 

@@ -1,7 +1,8 @@
 """The Celery receiver: each declared job and cron becomes a task of the app's Celery app.
 
 A job's Result becomes Celery's own vocabulary: return (done, skipped), retry with
-countdown (retry), or a failure Celery will not retry (failed).
+countdown (retry), or a failure Celery will not retry (failed, or a retry with none
+left), after the job's on_failure hook (bridge/failure_hooks.py).
 
 A job with per-key limits (`concurrency=`, `throttle=`) takes a slot in Redis before it
 runs (bridge/celery/limits.py) and, when its key is at the limit, comes back later as a new
@@ -21,6 +22,7 @@ from celery.exceptions import Reject, Retry
 
 from bridge.celery import limits
 from bridge.core import backoff_seconds, run_job
+from bridge.failure_hooks import call_on_failure_logged
 from bridge.outcome import Delivery, Outcome
 from bridge.registry import CronSpec, JobSpec
 from config import get_settings
@@ -80,10 +82,11 @@ def add_job_task(app: Celery, spec: JobSpec[Any]) -> None:
         try:
             result = run_job(spec, payload, delivery)
             if result.outcome is Outcome.FAILED:
-                raise JobFailed(result.detail)
+                raise _give_up(spec, payload, delivery, result.detail)
             if result.outcome is Outcome.RETRY:
                 if self.request.retries >= spec.retries:
-                    raise JobFailed(f"gave up after {attempt + 1} attempts: {result.detail}")
+                    detail = f"gave up after {attempt + 1} attempts: {result.detail}"
+                    raise _give_up(spec, payload, delivery, detail)
                 countdown = result.retry_after or backoff_seconds(attempt, cap=horizon)
                 raise self.retry(
                     countdown=min(countdown, horizon),
@@ -96,6 +99,19 @@ def add_job_task(app: Celery, spec: JobSpec[Any]) -> None:
             # (the soft time limit included). Only a killed process cannot: its lease expires.
             if policy and value is not None:
                 _release(policy, value, token)
+
+
+def _give_up(
+    spec: JobSpec[Any], payload: dict[str, Any], delivery: Delivery, detail: str
+) -> JobFailed:
+    """The delivery failed for good: run the job's on_failure hook, once per task id (a
+    message redelivered after its worker died between the hook and the ack does not run
+    it again), then hand back the JobFailed to raise. A time limit that interrupted the
+    body on the last attempt arrives here too, as a RETRY: run_job caught it."""
+    call_on_failure_logged(
+        spec, payload, detail, provider=delivery.provider, delivery_id=delivery.delivery_id
+    )
+    return JobFailed(detail)
 
 
 def _limited_key(spec: JobSpec[Any], policy: limits.Policy | None, payload: Any) -> str | None:

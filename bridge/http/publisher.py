@@ -13,13 +13,12 @@ from collections.abc import Sequence
 import httpx
 
 from bridge.errors import DelayUnsupported, PublishError
-from bridge.http.wire import API_KEY_HEADER, ATTEMPT_HEADER, DELIVERY_ID_HEADER
+from bridge.http.wire import API_KEY_HEADER, ATTEMPT_HEADER, ATTEMPTS, DELIVERY_ID_HEADER
 from bridge.publisher import Message
 from bridge.receipt import Receipt
 from bridge.store.columns import utcnow
 from config import Provider, Settings
 
-ATTEMPTS = 3
 BACKOFF_SECONDS = (0.2, 1.0)
 
 

@@ -6,3 +6,6 @@ API_KEY_HEADER = "x-api-key"  # must equal INTERNAL_API_KEY
 # The route uses these as the delivery's id and attempt, like QStash's message headers.
 DELIVERY_ID_HEADER = "x-jobbridge-delivery-id"
 ATTEMPT_HEADER = "x-jobbridge-attempt"
+# How many times the direct-HTTP publisher posts a job (its attempt header counts from 0),
+# so the route knows the last attempt: ATTEMPTS - 1.
+ATTEMPTS = 3

@@ -1,19 +1,32 @@
-"""The Inngest receiver: one function per job and per cron of the registry."""
+"""The Inngest receiver: one function per job and per cron of the registry.
+
+A job with an `on_failure` hook also gets the SDK's failure function
+(`<app>-<fn>-failure`, on `inngest/function.failed`: the run failed for good, by a
+NonRetriableError or with its retries used up) and, when it has a finish timeout, a
+function of ours (`<app>-<fn>-timed-out`): Inngest ends a run its finish timeout cancels
+as cancelled, and sends `inngest/function.cancelled` for it, not `function.failed`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import inngest
 
 from bridge.core import run_job
+from bridge.failure_hooks import call_on_failure
 from bridge.outcome import Delivery, Outcome
 from bridge.registry import CronSpec, JobSpec, Registry
 
 # The replaced app's step id for the same sleep: a run it left sleeping resumes on this
 # app with its sleep already memoised under this id, not planned a second time.
 SLEEP_STEP_ID = "wait-for-scheduled-time"
+# What Inngest sends when a run ends cancelled: by a finish timeout, a `cancel` event,
+# or an operator (pkg/execution/executor/finalize.go in inngest/inngest).
+FUNCTION_CANCELLED = "inngest/function.cancelled"
+TIMED_OUT_SUFFIX = "-timed-out"
 
 
 def _wake_time(value: Any) -> datetime:
@@ -66,6 +79,7 @@ def job_function(client: inngest.Inngest, spec: JobSpec[Any]) -> inngest.Functio
         timeouts=None
         if spec.delayable
         else inngest.Timeouts(finish=timedelta(seconds=spec.timeout_seconds)),
+        on_failure=None if spec.on_failure is None else _failure_handler(spec),
     )
     def handle(ctx: inngest.ContextSync) -> dict[str, Any]:
         # Inngest signs the body, not the function id in the query: a captured call must
@@ -91,6 +105,75 @@ def job_function(client: inngest.Inngest, spec: JobSpec[Any]) -> inngest.Functio
     return handle
 
 
+def _failure_handler(spec: JobSpec[Any]) -> Callable[[inngest.ContextSync], dict[str, Any]]:
+    """The SDK's failure function: `ctx.event` is the `inngest/function.failed` event,
+    whose data holds the failed run's event, run id and error ({name, message, ...})."""
+
+    def on_failure(ctx: inngest.ContextSync) -> dict[str, Any]:
+        data = ctx.event.data
+        return _failed_for_good(spec, data, _error_text(data.get("error")))
+
+    return on_failure
+
+
+def timed_out_function(
+    client: inngest.Inngest, spec: JobSpec[Any], main: inngest.Function[Any]
+) -> inngest.Function[Any] | None:
+    """The function that runs the hook when Inngest cancelled a run of `main` (its finish
+    timeout): None for a job without a hook or a finish timeout, or with a `cancel_key`,
+    whose cancel events end runs the same way: the event cannot tell them apart."""
+    if spec.on_failure is None or spec.delayable or spec.cancel_key is not None:
+        return None
+
+    @client.create_function(
+        fn_id=spec.fn_id + TIMED_OUT_SUFFIX,
+        name=f"{spec.event} (timed out)",
+        trigger=inngest.TriggerEvent(
+            event=FUNCTION_CANCELLED, expression=f"event.data.function_id == '{main.id}'"
+        ),
+        # Retried, unlike the SDK's failure function: the ledger keeps the hook to once.
+        retries=spec.retries,
+    )
+    def handle(ctx: inngest.ContextSync) -> dict[str, Any]:
+        detail = _error_text(ctx.event.data.get("error"), "function cancelled")
+        error = f"timed out: no result within {spec.timeout_seconds}s ({detail})"
+        return _failed_for_good(spec, ctx.event.data, error)
+
+    return handle
+
+
+def _failed_for_good(spec: JobSpec[Any], data: Mapping[str, Any], error: str) -> dict[str, Any]:
+    """Run the hook for the run a lifecycle event reports, once per run (its run id)."""
+    original = data.get("event")
+    # Signed, but the function id in the query is not: a captured call must not run the
+    # hook of another job.
+    if not isinstance(original, Mapping) or original.get("name") != spec.event:
+        raise inngest.NonRetriableError(f"not a run of {spec.fn_id} ({spec.event})")
+    payload = original.get("data")
+    run_id = str(data.get("run_id") or "")
+    ran = call_on_failure(
+        spec,
+        payload if isinstance(payload, Mapping) else {},
+        error,
+        provider="inngest",
+        delivery_id=run_id,
+        remember=bool(run_id),
+    )
+    return {"on_failure": "ran" if ran else "not run", "run_id": run_id}
+
+
+def _error_text(error: Any, default: str = "failed") -> str:
+    """The message of a lifecycle event's error: {name, message, stack?}, or the older
+    {error, message, name} (the message then may be a stack)."""
+    if not isinstance(error, Mapping):
+        return default
+    for field in ("message", "error", "name"):
+        value = error.get(field)
+        if isinstance(value, str) and value:
+            return value
+    return default
+
+
 def cron_function(client: inngest.Inngest, spec: CronSpec) -> inngest.Function[Any]:
     triggers: list[inngest.TriggerCron | inngest.TriggerEvent] = [
         inngest.TriggerCron(cron=spec.cron)
@@ -105,6 +188,9 @@ def cron_function(client: inngest.Inngest, spec: CronSpec) -> inngest.Function[A
 
 
 def all_functions(client: inngest.Inngest, registry: Registry) -> list[inngest.Function[Any]]:
-    return [job_function(client, spec) for spec in registry.jobs.values()] + [
-        cron_function(client, spec) for spec in registry.crons.values()
-    ]
+    functions: list[inngest.Function[Any]] = []
+    for spec in registry.jobs.values():
+        main = job_function(client, spec)
+        timed_out = timed_out_function(client, spec, main)
+        functions += [main] if timed_out is None else [main, timed_out]
+    return functions + [cron_function(client, spec) for spec in registry.crons.values()]

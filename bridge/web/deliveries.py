@@ -13,9 +13,11 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, TypeVar
 
+from bridge import metrics
 from bridge.core import run_job
+from bridge.failure_hooks import call_on_failure_logged
 from bridge.http.auth import Unauthorized
-from bridge.outcome import Delivery, Result
+from bridge.outcome import Delivery, Outcome, Result
 from bridge.qstash import replay_guard
 from bridge.qstash.auth import SignedToken
 from bridge.registry import JobSpec
@@ -44,9 +46,10 @@ async def run_delivery(
     delivery: Delivery,
     remember: bool,
     token: SignedToken | None = None,
+    last_attempt: bool = False,
 ) -> Result | None:
     """`run_once` in a delivery thread."""
-    return await in_thread(partial(run_once, spec, data, delivery, remember, token))
+    return await in_thread(partial(run_once, spec, data, delivery, remember, token, last_attempt))
 
 
 def run_once(
@@ -55,18 +58,43 @@ def run_once(
     delivery: Delivery,
     remember: bool,
     token: SignedToken | None = None,
+    last_attempt: bool = False,
 ) -> Result | None:
     """Run the job unless this delivery already settled (then None). A QStash token
     already used for another message is a replay: Unauthorized. `remember`: the caller
-    named the delivery, so the ledger can answer its repeats."""
+    named the delivery, so the ledger can answer its repeats. `last_attempt`: the caller
+    will not deliver it again after a retry answer (see `_final_outcome`)."""
     if _settled_or_replayed(delivery, remember, token):
+        metrics.LEDGER_DUPLICATES.labels(delivery.provider).inc()
         return None
     result = run_job(spec, data, delivery)
-    if remember and result.settles_delivery:
-        ledger.record_processed(
-            delivery.provider, delivery.delivery_id, spec.event, result.outcome.value
-        )
+    final = _final_outcome(spec, data, delivery, result, last_attempt)
+    if remember and final is not None:
+        ledger.record_processed(delivery.provider, delivery.delivery_id, spec.event, final)
     return result
+
+
+def _final_outcome(
+    spec: JobSpec[Any], data: dict[str, Any], delivery: Delivery, result: Result, last: bool
+) -> str | None:
+    """What the ledger records for this delivery, None for nothing. A delivery that
+    failed for good (FAILED, or RETRY on the last attempt) of a job with an on_failure
+    hook runs the hook first, and is then recorded as failed, a last RETRY included: a
+    redelivery of that attempt is answered from the ledger, running neither the job nor
+    the hook again (the ledger is the hook's once-guard here). Without a hook a last
+    RETRY is recorded as it always was: not at all."""
+    failed_for_good = result.outcome is Outcome.FAILED or (result.outcome is Outcome.RETRY and last)
+    if failed_for_good and spec.on_failure is not None:
+        call_on_failure_logged(
+            spec,
+            data,
+            result.detail,
+            provider=delivery.provider,
+            delivery_id=delivery.delivery_id,
+            remember=False,
+        )
+        return Outcome.FAILED.value
+    return result.outcome.value if result.settles_delivery else None
 
 
 def _settled_or_replayed(delivery: Delivery, remember: bool, token: SignedToken | None) -> bool:
@@ -75,6 +103,7 @@ def _settled_or_replayed(delivery: Delivery, remember: bool, token: SignedToken 
         if token is not None and not replay_guard.first_use(
             token.token_id, delivery.delivery_id, token.expires_at
         ):
+            metrics.REPLAYS_REFUSED.inc()
             raise Unauthorized(REPLAYED)
         return remember and ledger.already_processed(delivery.provider, delivery.delivery_id)
     if token is None and not remember:
@@ -92,5 +121,6 @@ def _settled_or_replayed(delivery: Delivery, remember: bool, token: SignedToken 
         pipe.exists(ledger.ledger_key(delivery.provider, delivery.delivery_id))
     answers = pipe.execute()
     if token is not None and not replay_guard.came_with(answers[0], delivery.delivery_id):
+        metrics.REPLAYS_REFUSED.inc()
         raise Unauthorized(REPLAYED)
     return remember and bool(answers[-1])

@@ -1,4 +1,5 @@
-"""The ASGI app: `/api/inngest`, one route per job and cron, the app's routes, `/healthz`."""
+"""The ASGI app: `/api/inngest`, one route per job and cron, the app's routes, `/healthz`,
+and `/metrics` (with METRICS_TOKEN)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from fastapi.responses import JSONResponse
 from bridge.apps import App, load_app
 from bridge.celery.config import make_embedded_broker_folders
 from bridge.inngest.serve import serve_inngest
+from bridge.metrics_web import add_metrics_route
 from bridge.ops.probes import Check, check_broker, check_database, check_redis_store
 from bridge.web.api_docs import create_documented_app, document_routes
 from bridge.web.job_routes import add_job_routes
@@ -39,6 +41,7 @@ def create_app(settings: Settings | None = None, app: App | None = None) -> Fast
     add_job_routes(web, settings, registry)
     if found.add_routes is not None:
         found.add_routes(web, settings)
+    add_metrics_route(web, settings, found.audit)
     registry.close()  # routes and functions are made: a later job would be served by neither
     if settings.api_docs != "off":
         document_routes(

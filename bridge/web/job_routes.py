@@ -12,7 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from bridge.bodies import Refused, read_capped
-from bridge.http.wire import ATTEMPT_HEADER, DELIVERY_ID_HEADER
+from bridge.http.wire import ATTEMPT_HEADER, ATTEMPTS, DELIVERY_ID_HEADER
 from bridge.outcome import Delivery
 from bridge.qstash.wire import MESSAGE_ID_HEADER, RETRIED_HEADER
 from bridge.registry import CronSpec, JobSpec, Registry
@@ -46,6 +46,15 @@ def attempt_number(header: str | None) -> int:
     if header is None or not header.isascii() or not header.isdigit() or len(header) > 9:
         return 0
     return int(header)
+
+
+def is_last_attempt(spec: JobSpec[Any], caller: Provider, attempt: int) -> bool:
+    """Whether the caller gives up if this attempt answers "retry": QStash retries a
+    message as often as it was published with (the job's `retries`, see
+    bridge/qstash/publisher.py), the direct-HTTP publisher posts ATTEMPTS times."""
+    if caller is Provider.QSTASH:
+        return attempt >= spec.retries
+    return attempt >= ATTEMPTS - 1
 
 
 def job_endpoint(
@@ -82,7 +91,14 @@ def job_endpoint(
             return responses.error(400, f"delivery id over {EXTERNAL_LENGTH} characters")
         delivery = Delivery(caller.value, message_id or uuid.uuid4().hex, attempt)
         try:
-            result = await run_delivery(spec, data, delivery, message_id is not None, token)
+            result = await run_delivery(
+                spec,
+                data,
+                delivery,
+                message_id is not None,
+                token,
+                last_attempt=is_last_attempt(spec, caller, attempt),
+            )
         except Unauthorized as error:
             return responses.error(401, str(error))
         if result is None:

@@ -366,6 +366,8 @@ def page_dedup_id(job_id: str, page: int, attempt: int) -> str:
     payload=ProcessMessage,
     concurrency=3,
     retries=3,
+    # Failed for good on any provider: counted as failed, so the run still completes.
+    on_failure=records.count_failed,
 )
 def process_message(payload: ProcessMessage, delivery: Delivery) -> Result:
     read = records.worker_read(payload.job_id, payload.email_account_id)
@@ -387,12 +389,8 @@ def process_message(payload: ProcessMessage, delivery: Delivery) -> Result:
     try:
         outcome = apply_rules(account, message, mail, read.rules, force=force)
     except PermanentError as error:
+        # Counted here as well as by the hook (once: the item row is unique).
         records.count(row.id, payload.message_id, BulkItemStatus.FAILED)
         raise PermanentError(str(error)) from error
-    except Exception:
-        # Counted as failed once, on the last attempt only, not once per retry.
-        if delivery.attempt >= process_message.retries:
-            records.count(row.id, payload.message_id, BulkItemStatus.FAILED)
-        raise
     records.count(row.id, payload.message_id, BulkItemStatus.PROCESSED)
     return done(f"rules {outcome.status}: {outcome.rule_name or '-'}")

@@ -5,6 +5,7 @@ a worker reads its run and counts its message.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from sqlalchemy import and_, case, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
@@ -144,3 +145,22 @@ def complete_if_done(job_id: str) -> None:
             )
             .values(status=BulkJobStatus.COMPLETED, completed_at=utcnow())
         )
+
+
+class CountedMessage(Protocol):
+    """What a worker message names: its run and its message."""
+
+    @property
+    def job_id(self) -> str: ...
+
+    @property
+    def message_id(self) -> str: ...
+
+
+def count_failed(payload: CountedMessage, error: str) -> None:
+    """The worker's on_failure hook: a message whose delivery failed for good (a
+    permanent failure, or its last attempt failed, a time limit included) is counted as
+    failed, so that the run completes. Once, like every count: the item row is unique,
+    so a message the body counted already (processed, or failed on a PermanentError) is
+    left as it was."""
+    count(payload.job_id, payload.message_id, BulkItemStatus.FAILED)
