@@ -73,3 +73,24 @@ def test_alert_rules_alert_on_the_metrics_the_app_exposes() -> None:
     }
 
     assert used <= exposed
+
+
+def test_the_scrape_config_is_valid_and_loads_the_alert_rules(
+    promtool: str, tmp_path: Path
+) -> None:
+    # Checked where it is deployed: beside the rules and the token file it names.
+    for name in ("prometheus.yml", "alerts.yml"):
+        shutil.copy(DEPLOY / name, tmp_path / name)
+    (tmp_path / "metrics_token").write_text("a-token\n")
+
+    checked = subprocess.run(
+        [promtool, "check", "config", "prometheus.yml"],
+        check=False,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "SUCCESS: 1 rule files found" in checked.stdout + checked.stderr

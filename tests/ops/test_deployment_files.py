@@ -66,6 +66,7 @@ SECRET_SETTINGS = frozenset(
 # short: anything else the app reads belongs in Settings.
 THIRD_PARTY_PREFIXES = (
     "FLOWER_",  # Flower reads its own options (FLOWER_BASIC_AUTH, ...) from the environment
+    "PROMETHEUS_",  # prometheus-client reads PROMETHEUS_MULTIPROC_DIR from the environment
 )
 
 # Names that hold secrets beyond Settings' SecretStr fields: the services' own passwords

@@ -7,7 +7,9 @@ stand-ins that print their arguments."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import stat
 import subprocess
 from collections.abc import Mapping
@@ -68,6 +70,7 @@ def run_script(env: Mapping[str, str], service: str, tmp_path: Path) -> subproce
         env=container_env,
         stdout=subprocess.PIPE,
         text=True,
+        start_new_session=True,  # its own group: whatever it leaves running is killed
     )
 
 
@@ -109,6 +112,8 @@ def test_the_rolled_back_inngest_server_says_why_it_idles_and_stops_on_sigterm(
 
     assert "inngest: off, INNGEST_EVENT_KEY and INNGEST_SIGNING_KEY are not set" in first
     assert finished(process)[0] == 0
+    with contextlib.suppress(ProcessLookupError):  # a sleep the signal raced with
+        os.killpg(process.pid, signal.SIGKILL)
 
 
 @pytest.mark.parametrize("env", [DEPLOYED, ROLLED_BACK], ids=["deployed", "rolled-back"])
@@ -145,3 +150,12 @@ def test_the_sync_step_waits_for_web_and_inngest_to_be_healthy() -> None:
         "web": "service_healthy",
         "inngest": "service_healthy",
     }
+
+
+def test_the_deployed_file_serves_metrics_where_the_scrape_config_looks() -> None:
+    document = render(PROD, {**DEPLOYED, "METRICS_TOKEN": "a-token"})
+    web, worker = (service_environment(document, name) for name in ("web", "worker"))
+
+    assert web["METRICS_TOKEN"] == "a-token" and web["PROMETHEUS_MULTIPROC_DIR"]
+    assert worker["METRICS_PORT"] == "9100" and "9100" in document["services"]["worker"]["expose"]
+    assert "worker:9100" in (ROOT / "deploy" / "prometheus.yml").read_text(encoding="utf-8")
