@@ -46,6 +46,22 @@ def run_job(spec: JobSpec[Any], data: Mapping[str, Any], delivery: Delivery) -> 
     # Done and skipped are the routine answers, thousands a second in a burst: at DEBUG,
     # since one INFO line each (and its handler's lock) cost a fifth of a delivery.
     level = logging.DEBUG if result.outcome in ROUTINE else logging.INFO
+    if log.isEnabledFor(level):
+        _log_outcome(level, spec, data, delivery, result, time.perf_counter() - started)
+    return result
+
+
+def _log_outcome(
+    level: int,
+    spec: JobSpec[Any],
+    data: Mapping[str, Any],
+    delivery: Delivery,
+    result: Result,
+    seconds: float,
+) -> None:
+    """One line per outcome, with the fields bridge.logs.DELIVERY_FIELDS names: ids,
+    never the payload (the account id is the job's key field, where it names one)."""
+    account = data.get(spec.key) if isinstance(data, Mapping) else None
     log.log(
         level,
         "job %s %s via %s (%s, attempt %d)%s",
@@ -55,8 +71,16 @@ def run_job(spec: JobSpec[Any], data: Mapping[str, Any], delivery: Delivery) -> 
         delivery.delivery_id,
         delivery.attempt,
         f": {result.detail}" if result.detail else "",
+        extra={
+            "job": spec.name,
+            "provider": delivery.provider,
+            "delivery_id": delivery.delivery_id,
+            "account_id": account if isinstance(account, str) else None,
+            "attempt": delivery.attempt,
+            "outcome": result.outcome.value,
+            "duration_ms": round(seconds * 1000, 1),
+        },
     )
-    return result
 
 
 def _classify(spec: JobSpec[Any], delivery: Delivery, error: Exception) -> Result:

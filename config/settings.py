@@ -106,6 +106,8 @@ class Settings(AppLocation):
     cron_secret: SecretStr | None = None
     # Who sees /docs, /redoc and /openapi.json: everyone, INTERNAL_API_KEY holders, nobody.
     api_docs: ApiDocs = "public"
+    # Log lines as text, or one JSON object a line (bridge/logs.py).
+    log_format: Literal["text", "json"] = "text"
     # Bearer token Prometheus sends to GET /metrics; unset, /metrics is not served (404).
     metrics_token: SecretStr | None = None
     # A Celery worker on another host than the web serves its own /metrics on this port.

@@ -17,11 +17,12 @@ from typing import Any
 
 from celery import Celery
 from celery.schedules import crontab
-from celery.signals import worker_ready
+from celery.signals import after_setup_logger, after_setup_task_logger, worker_ready
 
 from bridge.apps import with_shim_crons
 from bridge.celery.config import celery_config
 from bridge.celery.tasks import add_cron_task, add_job_task, cron_task_name
+from bridge.logs import JsonFormatter
 from bridge.metrics_celery import connect_worker_metrics
 from bridge.registry import CronSpec, Registry
 from config import get_settings
@@ -98,7 +99,17 @@ def celery_app(registry: Registry, main: str = "jobbridge") -> Celery:
 
     worker_ready.connect(on_worker_ready, weak=False)
     connect_worker_metrics(app)
+    after_setup_logger.connect(_log_format_of_settings, weak=False)
+    after_setup_task_logger.connect(_log_format_of_settings, weak=False)
     return app
+
+
+def _log_format_of_settings(logger: logging.Logger, **_: Any) -> None:
+    """Celery sets up the worker's logging itself; LOG_FORMAT=json then swaps in the
+    JSON formatter (bridge.logs) on the handlers it made."""
+    if get_settings().log_format == "json":
+        for handler in logger.handlers:
+            handler.setFormatter(JsonFormatter())
 
 
 def say_when_limits_are_off(registry: Registry) -> None:

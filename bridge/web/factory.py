@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from bridge.apps import App, load_app
 from bridge.celery.config import make_embedded_broker_folders
 from bridge.inngest.serve import serve_inngest
+from bridge.logs import configure_logging
 from bridge.metrics_web import add_metrics_route
 from bridge.ops.probes import Check, check_broker, check_database, check_redis_store
 from bridge.web.api_docs import create_documented_app, document_routes
@@ -31,7 +32,7 @@ def create_app(settings: Settings | None = None, app: App | None = None) -> Fast
     # state whichever process started first.
     make_embedded_broker_folders(settings)
     registry = found.registry
-    logging.basicConfig(level=logging.INFO)
+    configure_logging(settings.log_format)
     web = create_documented_app(settings)
 
     if settings.inngest_serves:
