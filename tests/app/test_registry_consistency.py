@@ -11,24 +11,18 @@ from inngest._internal.net import sign_request
 
 from tasks import CRONS, JOBS
 from tests.support import ROOT, env
-from tests.support.inngest_sync import synced_functions
+from tests.support.inngest_sync import (
+    expected_function_ids,
+    served_function_count,
+    synced_functions,
+)
 
 README = ROOT / "README.md"
-TIMED_OUT = [
-    spec
-    for spec in JOBS.values()
-    if spec.on_failure and not spec.delayable and spec.cancel_key is None
-]
 
 
 def test_sync_registers_one_function_per_job_and_cron(web: str, inngest_api: Any) -> None:
     functions = synced_functions(web, inngest_api)
-    expected = {f"inbox-zero-{spec.fn_id}" for spec in [*JOBS.values(), *CRONS.values()]}
-    # A job's failure hook: the SDK's failure function, and where a finish timeout can
-    # cancel a run, the function that hears of it (bridge/inngest/functions.py).
-    expected |= {f"inbox-zero-{spec.fn_id}-failure" for spec in JOBS.values() if spec.on_failure}
-    expected |= {f"inbox-zero-{spec.fn_id}-timed-out" for spec in TIMED_OUT}
-    assert set(functions) == expected
+    assert set(functions) == expected_function_ids()
 
 
 def test_synced_functions_carry_the_declared_events_retries_and_limits(
@@ -71,8 +65,7 @@ def test_signed_inspection_counts_every_function(web: str) -> None:
     signature = str(sign_request(b"", env.INNGEST_SIGNING_KEY))
     body = httpx.get(web + "/api/inngest", headers={"X-Inngest-Signature": signature}).json()
     assert body["authentication_succeeded"] is True
-    # The SDK counts the functions it serves, not the failure functions it derives.
-    assert body["function_count"] == len(JOBS) + len(CRONS) + len(TIMED_OUT)
+    assert body["function_count"] == served_function_count()
     assert body["mode"] == "cloud"
 
 

@@ -22,10 +22,10 @@ from typer.testing import CliRunner, Result
 from bridge.cli import app
 from bridge.store.db import session_scope
 from config import load_settings
-from tasks import CRONS, JOBS
 from tasks.models import ActionStatus, ActionType, ScheduledAction, utcnow
 from tests.conftest import server_env
 from tests.support import env as test_env
+from tests.support.inngest_sync import expected_function_ids, served_function_count
 from tests.support.ops_doubles import FailingInngestApi, QStashAdmin
 from tests.support.services import Process, free_port, start_web
 
@@ -342,7 +342,7 @@ def test_sync_registers_the_app_with_inngest(
     assert f"synced {web}/api/inngest" in result.output
     assert len(inngest_api.registrations) == before + 1
     functions = inngest_api.registrations[-1]["body"]["functions"]
-    assert len(functions) == len(JOBS) + len(CRONS)
+    assert {function["id"] for function in functions} == expected_function_ids()
 
 
 def test_sync_with_the_apps_signing_key_prints_the_function_count(
@@ -354,7 +354,7 @@ def test_sync_with_the_apps_signing_key_prints_the_function_count(
     result = jobbridge("sync", "--url", web)
 
     assert result.exit_code == 0, result.output
-    assert f"{len(JOBS) + len(CRONS)} functions registered" in result.output
+    assert f"{served_function_count()} functions registered" in result.output
 
 
 def test_sync_defaults_to_internal_api_url(
