@@ -129,9 +129,9 @@ def cancel(action_id: str) -> bool:
         return False
     if row.scheduled_id and row.scheduled_provider:
         receipt = Receipt.of(row.scheduled_provider, row.scheduled_id)
-        data = {"scheduledActionId": row.id}
+        spec = execute_scheduled_action
         try:
-            cancel_delivery(receipt, execute_scheduled_action, data)
+            cancel_delivery(receipt, spec, {str(spec.cancel_key): row.id})
         except Exception as error:
             log.info("provider cancel of %s failed (harmless): %s", row.scheduled_id, error)
     return True
