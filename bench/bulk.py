@@ -26,6 +26,11 @@ Rows (each against a baseline measured in this same run):
      task over (with prefetch 1 and late acks, a process takes its next message only
      once the last one is acknowledged), which no order of publishing can save.
 
+Beside them, in the notes: Celery's ceiling on this machine, measured in this same run
+by the same worker configuration draining a raw Celery no-op task (bench/receivers.py's
+drain). Every bulk message is a Celery task of its own (docs/JOBS.md), so no bulk run can be
+faster than that; the notes say how far the goal's rate is from it.
+
 The REFERENCE LOOP is what the work needs, written with the standard library alone (and
 psycopg for the one INSERT): `mailbox.Maildir` over the inbox, each key's bytes by key
 (`get_bytes`), parsed with `email` (the default policy, as the adapter does), the bench's
@@ -115,6 +120,7 @@ WORKER_START_SECONDS = 60.0
 POLL_SECONDS = 0.05
 _SAMPLE_SECONDS = 0.01
 STOP_SECONDS = 15.0
+CEILING_JOBS = 2_000  # raw no-op tasks a drain, two drains
 PASSWORD_ENV = "BENCH_IMAP_PASSWORD"  # the IMAP accounts' password, for the worker
 
 # (kind, share of messages in tenths): rule conditions below match exactly one kind each.
@@ -751,8 +757,42 @@ def code_version() -> str:
     return f"{head}{' + uncommitted changes in tasks/bridge/config' if changed else ''}"
 
 
+@dataclass(frozen=True)
+class Ceiling:
+    """Celery's own rate on this machine: the bulk runs' worker configuration draining a
+    raw Celery no-op task (bench/receivers.py's drain), the most any path that runs one
+    task per message can reach here."""
+
+    rate: float  # tasks/s, the better of two drains
+    cpu_ms: float  # the worker's CPU a task, in that drain
+
+
+def measure_ceiling(concurrency: int, prefix: str, data_dir: Path) -> Ceiling:
+    sys.path.insert(0, str(ROOT / "bench" / "peers"))  # noop_jobs, for the Drainer
+    from receivers import RAW_NOOP, CeleryWorker, Drainer
+
+    idle = f"bench-idle-{uuid.uuid4().hex[:6]}"
+    worker = CeleryWorker(data_dir / "ceiling-worker.log", idle, concurrency)
+    drainer: Drainer | None = None
+    try:
+        worker.wait_ready()
+        drainer = Drainer(prefix, worker)
+        drains = [drainer.drain(RAW_NOOP, CEILING_JOBS) for _ in range(2)]
+    finally:
+        worker.stop()
+        if drainer is not None:
+            drainer.close()
+    rate, cpu_ms = max(drains)
+    say(f"Celery ceiling: a raw no-op task drains at {rate:,.0f}/s ({cpu_ms:.2f} ms CPU a task)")
+    return Ceiling(rate, cpu_ms)
+
+
 def report(
-    runs: list[BulkRun], references: dict[int, Reference], concurrency: int, version: str
+    runs: list[BulkRun],
+    references: dict[int, Reference],
+    concurrency: int,
+    version: str,
+    ceiling: Ceiling | None,
 ) -> tuple[list[Row], list[str]]:
     from tasks.jobs.bulk_process import PAGE_SIZE
 
@@ -827,6 +867,21 @@ def report(
             f"{'' if run.correct else '  WRONG'}; {run.times.describe('fetcher')}; "
             f"{run.times.describe('worker')}{other}; worker CPU {run.cpu_seconds:,.1f} s "
             f"(main process {run.main_cpu_seconds:,.1f} s)."
+        )
+    if ceiling is not None:
+        wanted = [GOAL_RATIO * reference.rate for reference in references.values()]
+        asks = (
+            f" The goal (>= {GOAL_RATIO:.2f}x the reference loop) asks for "
+            + " / ".join(f"{rate:,.0f}" for rate in wanted)
+            + f" msg/s: {max(wanted) / ceiling.rate:.2f}x of that ceiling at most."
+            if wanted
+            else ""
+        )
+        notes.append(
+            f"Celery's ceiling on this machine: the same worker configuration drains a raw "
+            f"Celery no-op task at {ceiling.rate:,.0f} tasks/s ({ceiling.cpu_ms:.2f} ms of "
+            f"worker CPU a task), the most any path that runs one task per message can reach "
+            f"(docs/JOBS.md: one worker job per message).{asks}"
         )
     for size, reference in sorted(references.items()):
         notes.append(
@@ -909,7 +964,8 @@ def main() -> int:
                     references[size] = run_reference(box, database_url)
                 log_path = data_dir / f"worker-{adapter}-{size}.log"
                 runs.append(run_bulk(box, concurrency, timeout, log_path))
-        rows, notes = report(runs, references, concurrency, version)
+        ceiling = measure_ceiling(concurrency, prefix, data_dir) if references else None
+        rows, notes = report(runs, references, concurrency, version, ceiling)
     except BaseException:
         if log_path is not None and log_path.exists():
             say(f"last lines of {log_path.name}:\n{log_path.read_text(errors='replace')[-3000:]}")

@@ -977,7 +977,7 @@ def web_rounds(specs: list[ServerSpec], rounds: int, seconds: int, work_dir: Pat
 class CeleryWorker:
     """`celery -A noop_jobs worker --pool prefork` on an idle queue, in its own group."""
 
-    def __init__(self, log_path: Path, idle_queue: str) -> None:
+    def __init__(self, log_path: Path, idle_queue: str, concurrency: int = WORKERS) -> None:
         self.hostname = f"bench-{uuid.uuid4().hex[:6]}@localhost"
         self.log_path = log_path
         self._log = log_path.open("wb")
@@ -991,7 +991,7 @@ class CeleryWorker:
             "--pool",
             "prefork",
             "--concurrency",
-            str(WORKERS),
+            str(concurrency),
             "--loglevel",
             "INFO",  # as the deployment runs it (Dockerfile, docker-compose.prod.yml)
             "--hostname",

@@ -57,8 +57,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_ignore_result": True,
         "task_serializer": "json",
         "accept_content": ["json"],
-        # Flower learns only from events.
-        "worker_send_task_events": True,
+        # Task events are what Flower learns from, and they cost every task three
+        # publishes on the worker: off until a monitor asks. Flower does, every 5 s while
+        # it runs (its enable_events option, on by default); `celery worker -E` keeps them
+        # on for other monitors. The sent event is the publisher's own, sent to whoever
+        # listens: kept, so Flower shows a task from the moment it is published.
+        "worker_send_task_events": False,
         "task_send_sent_event": True,
         "task_time_limit": settings.celery_hard_time_limit_seconds,
         "beat_schedule_filename": str(settings.data_dir.resolve() / "celerybeat-schedule"),

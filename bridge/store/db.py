@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Engine, Executable, Row, create_engine, event, text
+from sqlalchemy import Connection, CursorResult, Engine, Executable, Row, create_engine, event, text
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -91,11 +91,31 @@ def session_scope() -> Iterator[Session]:
         session.close()
 
 
+@contextmanager
+def autocommit() -> Iterator[Connection]:
+    """A connection on which each statement commits on its own: no BEGIN and COMMIT
+    round trips, each of which costs about as much as a short query. For reads, and for
+    a write that is one statement."""
+    with engine().connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        yield connection
+
+
+@contextmanager
+def read_scope() -> Iterator[Session]:
+    """A session for reads only, on an autocommit connection. Each statement sees the
+    data as committed when it starts (as under READ COMMITTED, the default), not one
+    snapshot for the block; nothing written here is kept."""
+    with autocommit() as connection:
+        session = Session(connection, expire_on_commit=False)
+        try:
+            yield session
+        finally:
+            session.close()
+
+
 def read_one(statement: Executable, parameters: dict[str, Any]) -> Row[Any] | None:
-    """The first row of a read-only query, on an autocommit connection: without the
-    BEGIN and COMMIT round trips, each of which costs about as much as the query."""
-    autocommit = engine().connect().execution_options(isolation_level="AUTOCOMMIT")
-    with autocommit as connection:
+    """The first row of a read-only query, on an autocommit connection."""
+    with autocommit() as connection:
         return connection.execute(statement, parameters).first()
 
 

@@ -39,7 +39,7 @@ from bridge.outcome import Delivery, PermanentError, Result, RetryLater, done, s
 from bridge.payload import ExternalId, Id, Payload, Text, Timestamp
 from bridge.publishing import enqueue, enqueue_many
 from bridge.receipt import Receipt
-from bridge.store.db import rows_changed, session_scope
+from bridge.store.db import read_scope, rows_changed, session_scope
 from config import Provider
 from tasks.accounts import account_or_fail, mailbox_of
 from tasks.jobs import bulk_records as records
@@ -189,7 +189,7 @@ def cancel(job_id: str) -> bool:
 
 
 def get(job_id: str) -> BulkProcessJob | None:
-    with session_scope() as session:
+    with read_scope() as session:
         return session.get(BulkProcessJob, job_id)
 
 
@@ -370,7 +370,7 @@ def page_dedup_id(job_id: str, page: int, attempt: int) -> str:
     on_failure=records.count_failed,
 )
 def process_message(payload: ProcessMessage, delivery: Delivery) -> Result:
-    read = records.worker_read(payload.job_id, payload.email_account_id)
+    read = records.worker_read(payload.job_id, payload.email_account_id, payload.message_id)
     row = read.job
     if row.status is BulkJobStatus.CANCELLED:
         return skipped("job was cancelled")
@@ -387,7 +387,9 @@ def process_message(payload: ProcessMessage, delivery: Delivery) -> Result:
         records.count(row.id, payload.message_id, BulkItemStatus.SKIPPED)
         return skipped("message no longer exists")
     try:
-        outcome = apply_rules(account, message, mail, read.rules, force=force)
+        outcome = apply_rules(
+            account, message, mail, read.rules, force=force, has_result=read.has_rule_result
+        )
     except PermanentError as error:
         # Counted here as well as by the hook (once: the item row is unique).
         records.count(row.id, payload.message_id, BulkItemStatus.FAILED)

@@ -5,14 +5,16 @@ a worker reads its run and counts its message.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Protocol
 
-from sqlalchemy import and_, case, insert, literal, select, update
+from sqlalchemy import Insert, Update, and_, bindparam, case, insert, literal, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload
 
 from bridge.outcome import PermanentError
-from bridge.store.db import session_scope
+from bridge.store.db import autocommit, engine, read_scope, session_scope
 from tasks.models import (
     BulkItemStatus,
     BulkJobStatus,
@@ -23,12 +25,14 @@ from tasks.models import (
     Rule,
     Sender,
     SenderStatus,
+    new_id,
     utcnow,
 )
+from tasks.rules.apply import rule_result_exists
 
 
 def ignored_senders(account_id: str) -> set[str]:
-    with session_scope() as session:
+    with read_scope() as session:
         return set(
             session.scalars(
                 select(Sender.email).where(
@@ -42,7 +46,7 @@ def with_rule_result(account_id: str, message_ids: list[str]) -> set[str]:
     """Those of the messages that have a rule result (one query for a page)."""
     if not message_ids:
         return set()
-    with session_scope() as session:
+    with read_scope() as session:
         return set(
             session.scalars(
                 select(ExecutedRule.message_id).where(
@@ -57,7 +61,7 @@ def counted_in_run(job_id: str, message_ids: list[str]) -> set[str]:
     """Those of the messages the run has counted (one query for a page)."""
     if not message_ids:
         return set()
-    with session_scope() as session:
+    with read_scope() as session:
         return set(
             session.scalars(
                 select(BulkProcessItem.message_id).where(
@@ -75,24 +79,30 @@ class WorkerRead:
     job: BulkProcessJob
     account: EmailAccount | None
     rules: list[Rule]
+    has_rule_result: bool  # the message has one already
 
 
-def worker_read(job_id: str, account_id: str) -> WorkerRead:
-    """One transaction for what `job_or_fail`, `mailbox_of` and `apply_rules` would each
-    read in one of their own; the rules as `tasks.rules.apply.account_rules` reads them."""
-    with session_scope() as session:
-        job = session.get(BulkProcessJob, job_id)
-        if job is None:
+def worker_read(job_id: str, account_id: str, message_id: str) -> WorkerRead:
+    """Two statements, no transaction, for what `job_or_fail`, `mailbox_of` and
+    `apply_rules` would each read in one of their own: the run with the account and
+    whether the message has a rule result beside it, then the rules with their actions,
+    as `tasks.rules.apply.account_rules` reads them."""
+    with read_scope() as session:
+        found = session.execute(
+            select(BulkProcessJob, EmailAccount, rule_result_exists(account_id, message_id))
+            .outerjoin(EmailAccount, EmailAccount.id == account_id)
+            .where(BulkProcessJob.id == job_id)
+        ).first()
+        if found is None:
             raise PermanentError(f"unknown bulk job {job_id}")
-        account = session.get(EmailAccount, account_id)
         rules = list(
             session.scalars(
                 select(Rule)
                 .where(Rule.email_account_id == account_id, Rule.enabled.is_(True))
-                .options(selectinload(Rule.actions))
-            )
+                .options(joinedload(Rule.actions))
+            ).unique()
         )
-    return WorkerRead(job, account, rules)
+    return WorkerRead(found[0], found[1], rules, bool(found[2]))
 
 
 def counted(job_id: str, message_id: str) -> bool:
@@ -103,34 +113,84 @@ def count(job_id: str, message_id: str, status: BulkItemStatus) -> None:
     """Count the message once (the item row is unique) and, in the same update, complete
     the job when this was its last message (the update sees the counts as committed
     by every other worker: it waits for their row lock)."""
-    column = BulkProcessJob.failed if status is BulkItemStatus.FAILED else BulkProcessJob.processed
+    values = {
+        "job_id": job_id,
+        "message_id": message_id,
+        "item_id": new_id(),
+        "now": utcnow(),
+        "item_status": status,
+    }
+    failed = status is BulkItemStatus.FAILED
+    try:
+        if engine().dialect.name == "postgresql":
+            with autocommit() as connection:
+                connection.execute(_count_in_one_statement(failed), values)
+            return
+        item, tally = _count_statements(failed)
+        with session_scope() as session:
+            session.execute(item, values)
+            session.execute(tally, values)
+    except IntegrityError:
+        return  # counted by an earlier delivery, or the run has been deleted since
+
+
+# Built once per kind of count: a statement made anew for each message cost more CPU
+# than running it. Their parameters: job_id, message_id, item_id, now, item_status.
+@lru_cache(maxsize=2)
+def _count_statements(failed: bool) -> tuple[Insert, Update]:
+    """The item's insert (fails on a counted message) and the job's update."""
+    item = insert(BulkProcessItem).values(
+        id=bindparam("item_id"),
+        job_id=bindparam("job_id"),
+        message_id=bindparam("message_id"),
+        status=bindparam("item_status", type_=BulkProcessItem.status.type),
+        created_at=bindparam("now", type_=BulkProcessItem.created_at.type),
+    )
+    return item, _tally(failed)
+
+
+@lru_cache(maxsize=2)
+def _count_in_one_statement(failed: bool) -> Update:
+    """PostgreSQL: the item inserted in a CTE, the job's counts updated only when the
+    item was new. One statement: one round trip, and no transaction around it."""
+    new_item = (
+        pg_insert(BulkProcessItem)
+        .values(
+            id=bindparam("item_id"),
+            job_id=bindparam("job_id"),
+            message_id=bindparam("message_id"),
+            status=bindparam("item_status", type_=BulkProcessItem.status.type),
+            created_at=bindparam("now", type_=BulkProcessItem.created_at.type),
+        )
+        .on_conflict_do_nothing()
+        .returning(BulkProcessItem.job_id)
+        .cte("new_item")
+    )
+    return _tally(failed).where(BulkProcessJob.id.in_(select(new_item.c.job_id)))
+
+
+def _tally(failed: bool) -> Update:
+    """The job's update for one counted message (job_id, now): its count, and COMPLETED
+    when it was the last one."""
+    column = BulkProcessJob.failed if failed else BulkProcessJob.processed
     last = and_(
         BulkProcessJob.status == BulkJobStatus.RUNNING,
         BulkProcessJob.all_queued.is_(True),
         BulkProcessJob.processed + BulkProcessJob.failed + 1 >= BulkProcessJob.emails_queued,
     )
     completed = literal(BulkJobStatus.COMPLETED, BulkProcessJob.status.type)
-    try:
-        with session_scope() as session:
-            session.execute(
-                insert(BulkProcessItem).values(job_id=job_id, message_id=message_id, status=status)
-            )
-            session.execute(
-                update(BulkProcessJob)
-                .where(BulkProcessJob.id == job_id)
-                .values(
-                    {
-                        column.key: column + 1,
-                        "status": case((last, completed), else_=BulkProcessJob.status),
-                        "completed_at": case(
-                            (last, literal(utcnow(), BulkProcessJob.completed_at.type)),
-                            else_=BulkProcessJob.completed_at,
-                        ),
-                    }
-                )
-            )
-    except IntegrityError:
-        return  # counted by an earlier delivery
+    now = bindparam("now", type_=BulkProcessJob.completed_at.type)
+    return (
+        update(BulkProcessJob)
+        .where(BulkProcessJob.id == bindparam("job_id"))
+        .values(
+            {
+                column.key: column + 1,
+                "status": case((last, completed), else_=BulkProcessJob.status),
+                "completed_at": case((last, now), else_=BulkProcessJob.completed_at),
+            }
+        )
+    )
 
 
 def complete_if_done(job_id: str) -> None:

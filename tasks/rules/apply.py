@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from email.utils import parseaddr
 
-from sqlalchemy import delete, select
+from sqlalchemy import Exists, delete, exists, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload
 
 from bridge.publishing import enqueue
-from bridge.store.db import session_scope
+from bridge.store.db import read_scope, session_scope
 from tasks import scheduled_actions
 from tasks.jobs.digest import AddToDigest, add_to_digest
 from tasks.jobs.digest_message import DigestMessage
@@ -54,19 +54,21 @@ class ApplyResult:
     actions: list[str] = field(default_factory=list)
 
 
+def rule_result_exists(account_id: str, message_id: str) -> Exists:
+    """Whether the message has a rule result, as an expression a query can carry."""
+    return exists().where(
+        ExecutedRule.email_account_id == account_id, ExecutedRule.message_id == message_id
+    )
+
+
 def has_rule_result(account_id: str, message_id: str) -> bool:
-    with session_scope() as session:
-        found = session.scalar(
-            select(ExecutedRule.id).where(
-                ExecutedRule.email_account_id == account_id, ExecutedRule.message_id == message_id
-            )
-        )
-    return found is not None
+    with read_scope() as session:
+        return bool(session.scalar(select(rule_result_exists(account_id, message_id))))
 
 
 def sender_category(account_id: str, sender: str) -> str | None:
     address = parseaddr(sender)[1].lower()
-    with session_scope() as session:
+    with read_scope() as session:
         return session.scalar(
             select(Category.name)
             .join(Sender, Sender.category_id == Category.id)
@@ -75,13 +77,13 @@ def sender_category(account_id: str, sender: str) -> str | None:
 
 
 def account_rules(account_id: str) -> list[Rule]:
-    with session_scope() as session:
+    with read_scope() as session:
         return list(
             session.scalars(
                 select(Rule)
                 .where(Rule.email_account_id == account_id, Rule.enabled.is_(True))
-                .options(selectinload(Rule.actions))
-            )
+                .options(joinedload(Rule.actions))
+            ).unique()
         )
 
 
@@ -92,13 +94,21 @@ def apply_rules(
     rules: list[Rule] | None = None,
     *,
     force: bool = False,
+    has_result: bool | None = None,
 ) -> ApplyResult:
     """Run the first matching rule's actions on the message, unless it has a result already
-    and the application is not forced."""
-    if not force and has_rule_result(account.id, message.id):
-        return ApplyResult("already")
+    and the application is not forced. What the caller read already (the rules; whether
+    the message has a result) is not read again; the sender's category is read only when
+    a rule asks for one."""
+    if not force:
+        if has_result is None:
+            has_result = has_rule_result(account.id, message.id)
+        if has_result:
+            return ApplyResult("already")
     rules = account_rules(account.id) if rules is None else rules
-    rule = first_match(rules, message, sender_category(account.id, message.sender))
+    wanted = any(rule.sender_category for rule in rules)
+    category = sender_category(account.id, message.sender) if wanted else None
+    rule = first_match(rules, message, category)
     results: list[tuple[RuleAction, str | None, str | None]] = []
     if rule is not None:
         results = [_run(account, message, mail, action) for action in rule.actions]

@@ -16,8 +16,9 @@ def test_tasks_are_acked_late_and_requeued_when_their_worker_dies() -> None:
     assert app.conf.worker_prefetch_multiplier == 1
 
 
-def test_events_are_on_so_flower_sees_everything() -> None:
-    assert app.conf.worker_send_task_events is True
+def test_workers_send_task_events_only_when_a_monitor_asks_and_publishers_always() -> None:
+    # Flower asks (tests/ops/test_flower_sees_tasks.py); the sent event is the publisher's.
+    assert app.conf.worker_send_task_events is False
     assert app.conf.task_send_sent_event is True
 
 
