@@ -13,7 +13,8 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## web + Celery worker + beat + Flower on the embedded default (SQLite file, filesystem broker)
+## web + Celery worker + beat + Flower on the embedded default (SQLite file, filesystem broker),
+## scrape-ready: /metrics and /status behind the token kept in .jobbridge/metrics_token
 dev: install
 	$(VENV)/bin/jobbridge dev
 

@@ -1,16 +1,25 @@
-"""`jobbridge dev`: the whole local stack in one terminal, on the embedded default."""
+"""`jobbridge dev`: the whole local stack in one terminal, on the embedded default,
+scrape-ready: /metrics and /status behind a METRICS_TOKEN kept under the data dir, web
+and worker adding up in one Prometheus multiprocess directory, the worker's own port."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
+import shlex
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from bridge.apps import App
+from bridge.metrics import MULTIPROC_ENV
 from config import Settings, resolve_chain
 
 
@@ -63,6 +72,128 @@ def stack_commands(
             # (user:password), is Flower's own: it reads FLOWER_* from the environment.
             commands["flower"] += ["--persistent=True", f"--db={state_dir / 'flower.db'}"]
     return commands
+
+
+# The worker's own metrics port when METRICS_PORT is not set (taken: any free one). It
+# answers without a token, on every interface (prometheus-client's start_http_server).
+DEV_METRICS_PORT = 9100
+TOKEN_FILE = "metrics_token"  # under the data dir, mode 0600, kept across restarts
+MULTIPROC_FOLDER = "metrics"  # under the data dir, emptied at every start
+
+
+@dataclass(frozen=True)
+class DevMetrics:
+    """What the stack's processes share for Prometheus."""
+
+    token: str
+    token_file: Path | None  # where the token is kept; None: the user's METRICS_TOKEN
+    multiproc_dir: Path
+    own_multiproc_dir: bool  # the stack's own (emptied at start), not the user's
+    port: int
+
+
+def dev_metrics(settings: Settings, environ: Mapping[str, str]) -> DevMetrics:
+    """The user's METRICS_TOKEN, PROMETHEUS_MULTIPROC_DIR and METRICS_PORT where set
+    (the token and the port also from .env, through Settings), else the stack's own."""
+    data_dir = settings.data_dir.resolve()
+    token_file: Path | None = None
+    if settings.metrics_token is not None:
+        token = settings.metrics_token.get_secret_value()
+    else:
+        token_file = data_dir / TOKEN_FILE
+        token = kept_token(token_file)
+    users_dir = environ.get(MULTIPROC_ENV)
+    return DevMetrics(
+        token=token,
+        token_file=token_file,
+        multiproc_dir=Path(users_dir) if users_dir else data_dir / MULTIPROC_FOLDER,
+        own_multiproc_dir=not users_dir,
+        port=settings.metrics_port or _free_port(DEV_METRICS_PORT),
+    )
+
+
+def kept_token(path: Path) -> str:
+    """The token kept in `path`; made (secrets.token_urlsafe) and written, mode 0600, the
+    first time, so that a scraper's copy stays valid across restarts."""
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        token = ""
+    if token:
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o600)  # copied or restored with looser rights: the owner's alone
+        return token
+    token = secrets.token_urlsafe(32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.write(token + "\n")
+    partial.replace(path)
+    return token
+
+
+def _free_port(preferred: int) -> int:
+    """`preferred` if a server can listen on it (on every interface, as the worker's
+    does), else one the system picks."""
+    for port in (preferred, 0):
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("", port))
+            except OSError:
+                continue
+            return int(probe.getsockname()[1])
+    raise OSError("no free port for the worker's metrics")
+
+
+def empty_multiproc_dir(metrics: DevMetrics) -> None:
+    """The stack's own directory, emptied: the last run's files would add up with this
+    run's. Before any child starts, since each writes there from its import on (and
+    cleans only the files of pids no longer running: a reused pid's would stay). A
+    directory the user set is left to bridge.metrics, which keeps the live files."""
+    if metrics.own_multiproc_dir:
+        shutil.rmtree(metrics.multiproc_dir, ignore_errors=True)
+    metrics.multiproc_dir.mkdir(parents=True, exist_ok=True)
+
+
+def children_environment(environ: Mapping[str, str], metrics: DevMetrics) -> dict[str, str]:
+    """The environment every child starts with: the stack's metrics wiring on top."""
+    return {
+        **environ,
+        "METRICS_TOKEN": metrics.token,
+        MULTIPROC_ENV: str(metrics.multiproc_dir),
+        "METRICS_PORT": str(metrics.port),
+    }
+
+
+def banner(
+    settings: Settings, metrics: DevMetrics, *, port: int, flower_port: int, with_flower: bool
+) -> str:
+    """What the stack prints once started: where everything is, and how to scrape it.
+    The token itself never: the file it is kept in, or the variable the user set."""
+    web = f"http://127.0.0.1:{port}"
+    token = (
+        f"$(cat {shlex.quote(str(metrics.token_file))})"
+        if metrics.token_file is not None
+        else "$METRICS_TOKEN"
+    )
+    kept = metrics.token_file if metrics.token_file is not None else "your METRICS_TOKEN"
+    chain = " -> ".join(p.value for p in resolve_chain(settings).providers)
+    return f"""
+jobbridge dev stack (providers: {chain})
+  web      {web}  (health: /healthz, API docs: /docs)
+  status   {web}/status  (in a browser: any user name, the token as password)
+  metrics  {web}/metrics  (web and worker added up)
+  worker   http://127.0.0.1:{metrics.port}/metrics  (its own; no token, loopback only)
+  flower   {f"http://127.0.0.1:{flower_port}" if with_flower else "off"}
+  data     {settings.data_dir.resolve()}
+  token    {kept}  (METRICS_TOKEN: /metrics and /status)
+
+Scrape it:
+  curl -H "Authorization: Bearer {token}" {web}/metrics
+  curl -H "Authorization: Bearer {token}" {web}/status
+"""
 
 
 # A child that has not stopped this long after its SIGTERM is killed, so that the whole
@@ -118,34 +249,26 @@ def _stop(processes: dict[str, subprocess.Popen[bytes]]) -> None:
 def run_dev_stack(
     settings: Settings, app: App, *, port: int, flower_port: int, with_flower: bool
 ) -> int:
-    """Prepare the app (migrate, seed: its `prepare_dev`), then run web, worker, beat
-    and Flower until Ctrl-C or until one of them exits."""
+    """Prepare the app (migrate, seed: its `prepare_dev`) and the metrics' token and
+    directory, then run web, worker, beat and Flower until Ctrl-C or until one of them
+    exits."""
     # SIGINT too: started from a script in the background, a process inherits SIGINT
     # ignored, and Python then leaves it ignored; Ctrl-C must stop the stack regardless.
     for stopping in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(stopping, _stop_on_signal)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     tips = list(app.prepare_dev(settings)) if app.prepare_dev is not None else []
-    env = os.environ.copy()
+    metrics = dev_metrics(settings, os.environ)
+    empty_multiproc_dir(metrics)  # before the first child: each writes there at import
+    env = children_environment(os.environ, metrics)
     processes = {
         name: _start(command, env)
         for name, command in stack_commands(
             port, flower_port, with_flower, settings.data_dir.resolve(), app.module
         ).items()
     }
-    chain = " -> ".join(p.value for p in resolve_chain(settings).providers)
-    print(
-        f"""
-jobbridge dev stack (providers: {chain})
-  web     http://127.0.0.1:{port}        (health: /healthz, API docs: /docs)
-  flower  {f"http://127.0.0.1:{flower_port}" if with_flower else "off"}
-  data    {settings.data_dir.resolve()}
-
-{chr(10).join(tips)}
-Ctrl-C stops everything.
-""",
-        flush=True,
-    )
+    shown = banner(settings, metrics, port=port, flower_port=flower_port, with_flower=with_flower)
+    print(f"{shown}\n{chr(10).join(tips)}\nCtrl-C stops everything.\n", flush=True)
     interrupted = False
     try:
         while all(process.poll() is None for process in processes.values()):

@@ -3,7 +3,8 @@
 Its prefork children write to PROMETHEUS_MULTIPROC_DIR like the web's uvicorn workers:
 on one host the web's /metrics adds them up. A worker on another host serves its own
 (the same aggregate of its host's directory, without the database gauges) on
-METRICS_PORT, started in the main process on worker_init, before the pool forks.
+METRICS_PORT (on METRICS_ADDR, loopback by default), started in the main process on
+worker_init, before the pool forks.
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ def connect_worker_metrics(app: Celery) -> None:
                 "METRICS_PORT without PROMETHEUS_MULTIPROC_DIR: the pool's children "
                 "count in memory of their own, which this port cannot show"
             )
-        start_http_server(port, registry=process_registry())
-        log.info("metrics served on port %d", port)
+        addr = str(get_settings().metrics_addr)
+        start_http_server(port, addr=addr, registry=process_registry())
+        log.info("metrics served on %s port %d", addr, port)
 
     def on_process_shutdown(pid: int | None = None, **_: Any) -> None:
         # prometheus-client's multiprocess bookkeeping: a child's live gauges go with it.

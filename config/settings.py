@@ -6,10 +6,18 @@ import os
 import re
 import sys
 from functools import lru_cache
+from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    IPvAnyAddress,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from config.broker import (
@@ -110,8 +118,11 @@ class Settings(AppLocation):
     log_format: Literal["text", "json"] = "text"
     # Bearer token Prometheus sends to GET /metrics; unset, /metrics is not served (404).
     metrics_token: SecretStr | None = None
-    # A Celery worker on another host than the web serves its own /metrics on this port.
+    # A Celery worker on another host than the web serves its own /metrics on this port,
+    # without a token: on loopback unless METRICS_ADDR says where else (0.0.0.0 in a
+    # container that Prometheus scrapes from another).
     metrics_port: int | None = Field(default=None, gt=0, lt=65536)
+    metrics_addr: IPvAnyAddress = IPv4Address("127.0.0.1")
 
     # Celery, storage
     # The Celery broker: amqp:// (RabbitMQ) or redis://; unset, the Redis of REDIS_URL,
@@ -184,6 +195,11 @@ class Settings(AppLocation):
     @classmethod
     def _empty_port_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("metrics_addr", mode="before")
+    @classmethod
+    def _empty_addr_is_loopback(cls, value: object) -> object:
+        return "127.0.0.1" if isinstance(value, str) and not value.strip() else value
 
     @field_validator(
         "inngest_event_key",

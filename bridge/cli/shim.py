@@ -142,7 +142,8 @@ def dev(
     flower: Annotated[bool, typer.Option(help="also start Flower")] = True,
 ) -> None:
     """Prepare the app (the inbox app: migrate, seed a demo account), then run web, worker,
-    beat (and Flower) until Ctrl-C."""
+    beat (and Flower) until Ctrl-C. Scrape-ready: without METRICS_TOKEN one is made and
+    kept in DATA_DIR/metrics_token; the worker serves its metrics on METRICS_PORT (9100)."""
     settings = settings_or_exit()
     found = loaded_app()
     sys.exit(run_dev_stack(settings, found, port=port, flower_port=flower_port, with_flower=flower))

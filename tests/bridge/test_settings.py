@@ -484,3 +484,15 @@ def test_on_rabbitmq_a_hard_time_limit_leaving_no_room_for_etas_is_refused() -> 
 )
 def test_a_printed_broker_url_never_shows_the_password(url: str, printed: str) -> None:
     assert redacted_url(url) == printed
+
+
+# The worker's metrics address
+
+
+def test_a_metrics_addr_that_is_no_ip_address_names_the_variable() -> None:
+    assert "METRICS_ADDR" in config_error(metrics_addr="everywhere")
+
+
+def test_an_empty_metrics_addr_means_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("METRICS_ADDR", "")
+    assert str(load_settings().metrics_addr) == "127.0.0.1"

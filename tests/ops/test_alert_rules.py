@@ -1,5 +1,6 @@
-"""deploy/alerts.yml is valid Prometheus rules, and its unit tests (deploy/alerts_test.yml)
-pass: promtool, from Debian's `prometheus` package, installed here when missing."""
+"""deploy/alerts.yml is valid Prometheus rules, its unit tests (deploy/alerts_test.yml)
+pass, and both scrape configs load them: promtool, from Debian's `prometheus` package,
+installed here when missing."""
 
 from __future__ import annotations
 
@@ -75,16 +76,18 @@ def test_alert_rules_alert_on_the_metrics_the_app_exposes() -> None:
     assert used <= exposed
 
 
+# Production's (deploy/prometheus.yml) and docker-compose.yml's (deploy/prometheus-dev.yml).
+@pytest.mark.parametrize("config", ["prometheus.yml", "prometheus-dev.yml"])
 def test_the_scrape_config_is_valid_and_loads_the_alert_rules(
-    promtool: str, tmp_path: Path
+    config: str, promtool: str, tmp_path: Path
 ) -> None:
     # Checked where it is deployed: beside the rules and the token file it names.
-    for name in ("prometheus.yml", "alerts.yml"):
+    for name in (config, "alerts.yml"):
         shutil.copy(DEPLOY / name, tmp_path / name)
     (tmp_path / "metrics_token").write_text("a-token\n")
 
     checked = subprocess.run(
-        [promtool, "check", "config", "prometheus.yml"],
+        [promtool, "check", "config", config],
         check=False,
         cwd=tmp_path,
         capture_output=True,

@@ -1,5 +1,6 @@
 """`make dev` on the embedded default: the stack starts with nothing installed by hand,
-and an action scheduled two seconds ahead through the CLI lands in the Maildir."""
+an action scheduled two seconds ahead through the CLI lands in the Maildir, and the web's
+/metrics, scraped with the token the stack keeps, counts the worker's delivery."""
 
 from __future__ import annotations
 
@@ -16,7 +17,10 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from bridge.devstack import TOKEN_FILE
+from tasks.scheduled_actions import execute_scheduled_action
 from tests.support.services import Process, free_port
 from tests.support.wait import wait_for
 
@@ -30,11 +34,18 @@ SUITE_VARIABLES = (
     "INTERNAL_API_KEY",
     "CRON_SECRET",
     "CELERY_ETA_HORIZON_SECONDS",
+    # The stack makes its own token and multiprocess directory when they are not set.
+    "METRICS_TOKEN",
+    "PROMETHEUS_MULTIPROC_DIR",
+    "METRICS_PORT",
 )
 
 
 def embedded_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k not in SUITE_VARIABLES}
+    """The suite's environment without its services; the worker's metrics on a free port
+    (the default, 9100, may be another stack's)."""
+    own = {k: v for k, v in os.environ.items() if k not in SUITE_VARIABLES}
+    return {**own, "METRICS_PORT": str(free_port())}
 
 
 def test_dev_stack_runs_a_scheduled_archive_on_the_embedded_default(
@@ -87,6 +98,14 @@ def test_dev_stack_runs_a_scheduled_archive_on_the_embedded_default(
             what="the message to reach the Archive folder",
         )
         assert [name.split(":")[0] for name in landed] == [message_id.group(1)]
+        token = (tmp_path / ".jobbridge" / TOKEN_FILE).read_text(encoding="utf-8").strip()
+        done = {"job": execute_scheduled_action.name, "provider": "celery", "outcome": "done"}
+
+        def counted() -> bool:
+            text = _scrape(f"http://127.0.0.1:{port}/metrics", token)
+            return _sample(text, "jobbridge_deliveries_total", done) == 1
+
+        wait_for(counted, timeout=30, what="web's /metrics to count the worker's delivery")
         flower = f"http://127.0.0.1:{flower_port}"
         wait_for(lambda: _ok(flower + "/healthcheck"), timeout=30, what="Flower")
         assert httpx.get(flower + "/api/workers", timeout=30).status_code == 401
@@ -171,6 +190,20 @@ def _json(url: str, auth: tuple[str, str]) -> Any:
         return httpx.get(url, auth=auth, timeout=10).json()
     except (httpx.TransportError, ValueError):
         return None  # not up yet, or busy: ask again
+
+
+def _scrape(url: str, token: str) -> str:
+    response = httpx.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert response.status_code == 200, response.text
+    return response.text
+
+
+def _sample(text: str, name: str, labels: dict[str, str]) -> float:
+    for family in text_string_to_metric_families(text):
+        for found in family.samples:
+            if found.name == name and found.labels == labels:
+                return float(found.value)
+    return 0.0
 
 
 def _ok(url: str) -> bool:
