@@ -4,7 +4,8 @@
 - `registry` (required): a `bridge.Registry` with every job and cron declared on it;
 - `commands` (optional): a `typer.Typer` whose commands and groups join `jobbridge`;
 - `add_routes` (optional): `(FastAPI, Settings) -> None`, routes of the app's own;
-- `audit` (optional): an `AppAudit`, what `jobbridge audit` and `status` count;
+- `audit` (optional): an `AppAudit`, what `jobbridge audit` and `status` count and
+  what the `/status` page shows of the app's recent work;
 - `prepare_dev` (optional): `(Settings) -> list[str]`, run by `jobbridge dev` first
   (migrate, seed); the lines it returns are printed;
 - `settings_models` (optional): the app's own pydantic-settings classes, which
@@ -23,6 +24,7 @@ from typing import Any, Protocol
 
 from pydantic_settings import BaseSettings
 
+from bridge.activity import Activity
 from bridge.celery.deferred import RELEASE_DEFERRED, release_deferred_cron
 from bridge.registry import Registry
 from config import ConfigError, Settings
@@ -45,6 +47,9 @@ class AuditResult(Protocol):
     # Inngest which of them still have a run.
     settled_inngest_events: tuple[str, ...]
     settled_inngest_total: int
+    # Work still to be delivered, by the provider it was last published to ("qstash": what
+    # QStash still has to deliver). The status page's verdict on removing QSTASH_* reads it.
+    pending_by_provider: dict[str, int]
 
 
 class AppAudit(Protocol):
@@ -53,6 +58,12 @@ class AppAudit(Protocol):
 
     def collect(self, connection: Any, now: datetime | None = None) -> AuditResult:
         """Counts from the database (a SQLAlchemy Connection); may raise SQLAlchemyError."""
+        ...
+
+    def activity(self, connection: Any, now: datetime, hours: int) -> Activity:
+        """The `/status` page's view of the last `hours`: work done per minute by the
+        provider that ran it, and tables (recent failures, stuck work). Same database
+        rules as `collect`."""
         ...
 
 

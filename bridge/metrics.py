@@ -114,8 +114,9 @@ SWEEP_RUNS = Counter(
     "jobbridge_sweep_runs_total",
     "Scheduled-action sweeps that ran to the end.",
 )
+SWEEP_LAST_SUCCESS_NAME = "jobbridge_sweep_last_success_timestamp_seconds"
 SWEEP_LAST_SUCCESS = Gauge(
-    "jobbridge_sweep_last_success_timestamp_seconds",
+    SWEEP_LAST_SUCCESS_NAME,
     "Unix time the last scheduled-action sweep ran to the end.",
     multiprocess_mode="max",
 )
@@ -125,6 +126,20 @@ def sweep_succeeded(now: float | None = None) -> None:
     """What the scheduled-action sweep calls when it has run to the end."""
     SWEEP_RUNS.inc()
     SWEEP_LAST_SUCCESS.set(time.time() if now is None else now)
+
+
+def last_sweep_success() -> float | None:
+    """Unix time of the last sweep run to the end that the processes writing here recorded
+    (every process of the host sharing PROMETHEUS_MULTIPROC_DIR; without it, this process
+    alone); None when they recorded none."""
+    values = [
+        sample.value
+        for family in process_registry().collect()
+        if family.name == SWEEP_LAST_SUCCESS_NAME
+        for sample in family.samples
+        if sample.name == SWEEP_LAST_SUCCESS_NAME
+    ]
+    return max(values, default=0.0) or None
 
 
 def process_exited(pid: int | None = None) -> None:

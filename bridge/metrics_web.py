@@ -1,4 +1,5 @@
-"""GET /metrics on the web app: Prometheus's text format, behind a bearer token.
+"""GET /metrics on the web app: Prometheus's text format, behind METRICS_TOKEN (a Bearer
+token, or the password of Basic auth: bridge.web.operator_auth).
 
 Without METRICS_TOKEN the route does not exist (404), so the metrics are never public
 by accident. With PROMETHEUS_MULTIPROC_DIR the answer adds up every process writing
@@ -8,8 +9,6 @@ gauges (bridge.ops.metrics_db) are read here, once, by the process that answers.
 
 from __future__ import annotations
 
-import hmac
-
 from fastapi import FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -17,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from bridge.apps import AppAudit
 from bridge.metrics import process_registry
 from bridge.ops.metrics_db import DatabaseCollector
+from bridge.web.operator_auth import operator_auth
 from config import Settings
 
 METRICS_PATH = "/metrics"
@@ -24,22 +24,16 @@ METRICS_PATH = "/metrics"
 
 def add_metrics_route(web: FastAPI, settings: Settings, audit: AppAudit | None) -> None:
     """Serve /metrics when METRICS_TOKEN is set; 401 for a missing or wrong token."""
-    if settings.metrics_token is None:
+    auth = operator_auth(settings)
+    if auth is None:
         return
-    expected = settings.metrics_token.get_secret_value().encode()
     registry = process_registry()
     registry.register(DatabaseCollector(settings, audit))
 
     @web.get(METRICS_PATH, include_in_schema=False)
     async def metrics(request: Request) -> Response:
-        scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
-            return Response(
-                "metrics need Authorization: Bearer <METRICS_TOKEN>\n",
-                status_code=401,
-                headers={"WWW-Authenticate": "Bearer"},
-                media_type="text/plain",
-            )
+        if not auth.allows(request):
+            return auth.refusal("metrics")
         # The files (and, every 15 s, the database) are read in a thread, not the loop.
         body = await run_in_threadpool(generate_latest, registry)
         return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -48,9 +48,9 @@ def rollback_plan(settings: Settings) -> Rollback:
     if not missing:
         phase = "phases 1-3: Inngest publishes, QStash is still configured"
     elif missing == list(QSTASH_PUBLISHES):
-        phase = "phase 4: QSTASH_TOKEN removed, QStash's late deliveries still verified"
+        phase = "phase 4, part way: QSTASH_TOKEN removed, the signing keys still kept"
     else:
-        phase = "phase 5: QStash removed"
+        phase = "phases 4-5: QStash removed"
     steps = []
     if missing:
         steps.append(f"put back {', '.join(missing)}: {WHERE_FROM}")

@@ -1,4 +1,5 @@
-"""What `jobbridge audit` and `jobbridge status` count for this app: scheduled actions."""
+"""What `jobbridge audit` and `jobbridge status` count for this app (scheduled actions),
+and what the `/status` page shows of their recent work (tasks.status_data)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, case, func, or_, select
+from sqlalchemy import Connection, case, func, select
 
+from bridge.activity import Activity
 from config import Provider
 from tasks.models import ActionStatus, ScheduledAction
+from tasks.status_data import scheduled_action_activity, stuck
 
 SETTLED_CHECKED = 200  # settled actions whose Inngest runs `audit` asks about, soonest first
 
@@ -92,14 +95,7 @@ def audit_scheduled_actions(
         ).where(pending_filter)
     ).one()
 
-    # A NULL lease on an EXECUTING row should not exist; if one does, nothing will ever
-    # release it (the sweep only reclaims expired leases), so it is stuck too.
-    stuck = connection.scalar(
-        select(func.count()).where(
-            table.status == ActionStatus.EXECUTING,
-            or_(table.lease_expires_at < now, table.lease_expires_at.is_(None)),
-        )
-    )
+    stuck_count = connection.scalar(select(func.count()).where(*stuck(now)))
     by_provider: dict[str, int] = {}
     for provider, count in connection.execute(
         select(table.scheduled_provider, func.count())
@@ -128,7 +124,7 @@ def audit_scheduled_actions(
         pending=by_status[ActionStatus.PENDING.value],
         oldest_pending=oldest,
         due_unexecuted=int(due),
-        stuck_executing=int(stuck or 0),
+        stuck_executing=int(stuck_count or 0),
         pending_by_provider=dict(sorted(by_provider.items())),
     )
 
@@ -141,6 +137,9 @@ class ScheduledActionsAuditor:
 
     def collect(self, connection: Connection, now: datetime | None = None) -> ScheduledActionsAudit:
         return audit_scheduled_actions(connection, now)
+
+    def activity(self, connection: Connection, now: datetime, hours: int) -> Activity:
+        return scheduled_action_activity(connection, now, hours)
 
 
 audit = ScheduledActionsAuditor()

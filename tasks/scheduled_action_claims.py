@@ -76,6 +76,8 @@ def claim(
             status=ActionStatus.EXECUTING,
             claimed_by=_claimant(delivery),
             claim_attempt=delivery.attempt,
+            # Only this claim may finish the row, so this is the provider that runs it.
+            executed_provider=delivery.provider,
             claim_token=token,
             lease_expires_at=now + lease,
             execution_attempts=ScheduledAction.execution_attempts + 1,

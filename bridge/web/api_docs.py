@@ -11,7 +11,6 @@ cannot see its payload model: `document_job_routes` writes each one into the sch
 
 from __future__ import annotations
 
-import base64
 import warnings
 from collections.abc import Iterable
 from typing import Any
@@ -24,6 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bridge.web import responses
 from bridge.web.auth import same_secret
+from bridge.web.operator_auth import presented_secret
 from config import Settings
 
 DOCS_PATHS = ("/docs", "/redoc", "/openapi.json", "/static-offline-docs")
@@ -58,18 +58,9 @@ class DocsNeedTheInternalKey:
         await self.app(scope, receive, send)
 
     def _holds_key(self, headers: dict[bytes, bytes]) -> bool:
-        key = self.settings.internal_api_key
         given = headers.get(b"x-api-key", b"").decode("latin-1")
-        scheme, _, credential = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
-        if scheme.lower() == "bearer":
-            given = given or credential.strip()
-        elif scheme.lower() == "basic":
-            try:
-                decoded = base64.b64decode(credential.strip(), validate=True).decode("utf-8")
-            except ValueError:
-                decoded = ""
-            given = given or decoded.partition(":")[2]
-        return same_secret(given, key)
+        authorization = headers.get(b"authorization", b"").decode("latin-1")
+        return same_secret(given or presented_secret(authorization), self.settings.internal_api_key)
 
 
 def document_routes(

@@ -1,5 +1,5 @@
 """The ASGI app: `/api/inngest`, one route per job and cron, the app's routes, `/healthz`,
-and `/metrics` (with METRICS_TOKEN)."""
+and `/metrics`, `/status` and `/status.json` (with METRICS_TOKEN)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from bridge.metrics_web import add_metrics_route
 from bridge.ops.probes import Check, check_broker, check_database, check_redis_store
 from bridge.web.api_docs import create_documented_app, document_routes
 from bridge.web.job_routes import add_job_routes
+from bridge.web.status_page import add_status_routes
 from config import Settings, get_settings
 
 log = logging.getLogger("jobbridge.health")
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None, app: App | None = None) -> Fast
     if found.add_routes is not None:
         found.add_routes(web, settings)
     add_metrics_route(web, settings, found.audit)
+    add_status_routes(web, settings, found)
     registry.close()  # routes and functions are made: a later job would be served by neither
     if settings.api_docs != "off":
         document_routes(

@@ -84,6 +84,8 @@ class ScheduledAction(Base):
     __table_args__ = (
         Index("ix_scheduled_action_status_due", "status", "scheduled_for"),
         Index("ix_scheduled_action_lease", "status", "lease_expires_at"),
+        # The status page: executions per minute and failures, over the last hours.
+        Index("ix_scheduled_action_executed", "status", "executed_at"),
     )
 
     id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
@@ -117,6 +119,11 @@ class ScheduledAction(Base):
     # The claim: which delivery (provider id and attempt) holds the row EXECUTING, until when.
     claimed_by: Mapped[str | None] = mapped_column(String(300))
     claim_attempt: Mapped[int | None]
+    # The provider whose delivery last claimed the row ("inngest", "qstash", "celery",
+    # "http"): once the row is COMPLETED or FAILED, the one that ran it. Only the current
+    # claim may finish a row, so the claim's provider is the finisher's. NULL: never run
+    # (or finished before this column existed).
+    executed_provider: Mapped[str | None] = mapped_column(String(20))
     # A fresh token per claim: only the holder of the current claim may finish the row.
     claim_token: Mapped[str | None] = mapped_column(String(32))
     execution_attempts: Mapped[int] = mapped_column(default=0, server_default="0")

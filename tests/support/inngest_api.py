@@ -1,5 +1,6 @@
 """A real HTTP server on loopback that answers like an Inngest server's API, for the web
-server process (which respx cannot reach): it records each sync's function list."""
+server process (which respx cannot reach): it records each sync's function list, and
+answers its health page."""
 
 from __future__ import annotations
 
@@ -30,6 +31,13 @@ class InngestApi:
                         self._answer(500, {"error": api.error})
                     else:
                         self._answer(200, {"ok": True, "modified": True})
+                else:
+                    self._answer(404, {"error": f"no {self.path} here"})
+
+            def do_GET(self) -> None:
+                # The server's health page, which `jobbridge status` and /status probe.
+                if self.path == "/health":
+                    self._answer(200, {"status": 200, "message": "OK"})
                 else:
                     self._answer(404, {"error": f"no {self.path} here"})
 
