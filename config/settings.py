@@ -15,6 +15,7 @@ from pydantic import (
     IPvAnyAddress,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -119,8 +120,7 @@ class Settings(AppLocation):
     # Bearer token Prometheus sends to GET /metrics; unset, /metrics is not served (404).
     metrics_token: SecretStr | None = None
     # A Celery worker on another host than the web serves its own /metrics on this port,
-    # without a token: on loopback unless METRICS_ADDR says where else (0.0.0.0 in a
-    # container that Prometheus scrapes from another).
+    # without a token, on METRICS_ADDR (0.0.0.0 in a container scraped from another).
     metrics_port: int | None = Field(default=None, gt=0, lt=65536)
     metrics_addr: IPvAnyAddress = IPv4Address("127.0.0.1")
 
@@ -174,14 +174,6 @@ class Settings(AppLocation):
     def _is_broker_url(cls, value: str) -> str:
         return checked_broker_url(value)
 
-    @field_validator("inngest_dev", "redis_url", "database_url")
-    @classmethod
-    def _empty_is_unset(cls, value: str | None) -> str | None:
-        # `NAME=` as in .env.example means unset (the Inngest SDK takes "" as an origin).
-        if value is None or not value.strip():
-            return None
-        return value
-
     @field_validator("inngest_signing_key", "inngest_signing_key_fallback")
     @classmethod
     def _signing_key_is_hex(cls, value: SecretStr | None, info: object) -> SecretStr | None:
@@ -191,15 +183,14 @@ class Settings(AppLocation):
         _require_hex_signing_key(str(field).upper(), value)
         return value
 
-    @field_validator("metrics_port", mode="before")
+    @field_validator(
+        "inngest_dev", "redis_url", "database_url", "metrics_port", "metrics_addr", mode="before"
+    )
     @classmethod
-    def _empty_port_is_unset(cls, value: object) -> object:
-        return None if isinstance(value, str) and not value.strip() else value
-
-    @field_validator("metrics_addr", mode="before")
-    @classmethod
-    def _empty_addr_is_loopback(cls, value: object) -> object:
-        return "127.0.0.1" if isinstance(value, str) and not value.strip() else value
+    def _empty_is_the_default(cls, value: object, info: ValidationInfo) -> object:
+        # `NAME=` as in .env.example means unset (the Inngest SDK takes "" as an origin).
+        empty = isinstance(value, str) and not value.strip()
+        return cls.model_fields[str(info.field_name)].default if empty else value
 
     @field_validator(
         "inngest_event_key",

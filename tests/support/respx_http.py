@@ -6,12 +6,13 @@ uvicorn process unchanged."""
 
 from __future__ import annotations
 
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import httpx
 import respx
+
+from tests.support.local_http import LocalHTTPServer
 
 
 class RouterServer:
@@ -48,11 +49,8 @@ class RouterServer:
                 pass
 
         self.requests = 0
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
+        self._http = LocalHTTPServer(Handler)
+        self.url = self._http.url
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._http.stop()
