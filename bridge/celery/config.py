@@ -27,7 +27,13 @@ def transport_options(settings: Settings) -> dict[str, Any]:
         return {"confirm_publish": True}
     if settings.broker_kind == "redis":
         # kombu #337: keep every ETA below the visibility timeout (see the publisher's horizon).
-        options: dict[str, Any] = {"visibility_timeout": settings.visibility_timeout_seconds}
+        options: dict[str, Any] = {
+            "visibility_timeout": settings.visibility_timeout_seconds,
+            # A worker looks for messages whose visibility timeout passed (a dead worker's)
+            # every unacked_restore_interval (10 s) times this throttle: kombu's default of
+            # 10 let them wait 100 s more before another worker could take them.
+            "unacked_restore_throttle": 1,
+        }
         if settings.redis_key_prefix:
             options["global_keyprefix"] = settings.redis_key_prefix
         return options

@@ -29,6 +29,14 @@ def test_visibility_timeout_outlasts_the_eta_horizon_and_the_time_limit() -> Non
     assert options["visibility_timeout"] > limit
 
 
+def test_a_dead_workers_messages_are_looked_for_every_ten_seconds() -> None:
+    options = celery_config(load_settings(redis_url="redis://127.0.0.1:6379/0"))
+    transport = options["broker_transport_options"]
+    assert (
+        transport.get("unacked_restore_interval", 10) * transport["unacked_restore_throttle"] <= 10
+    )
+
+
 def test_redis_key_prefix_reaches_the_transport() -> None:
     settings = load_settings(redis_url="redis://127.0.0.1:6379/0", redis_key_prefix="tenant-a:")
     assert celery_config(settings)["broker_transport_options"]["global_keyprefix"] == "tenant-a:"

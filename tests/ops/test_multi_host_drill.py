@@ -359,6 +359,17 @@ def completed(job_id: str) -> BulkProcessJob | None:
     return job if job is not None and job.status is BulkJobStatus.COMPLETED else None
 
 
+def done_or_drained(drill: Drill, others: list[WorkerHost], job_id: str) -> BulkProcessJob | None:
+    """The run once it completed, or once nothing more can happen to it without the cut
+    host: the broker holds none of its messages and the other hosts have finished every
+    one they received."""
+    job = bulk_process.get(job_id)
+    if job is None or job.status is BulkJobStatus.COMPLETED:
+        return job
+    idle = all(unfinished(worker.process.log(), job_id) == 0 for worker in others)
+    return job if idle and broker_holds(drill, job_id) == 0 else None
+
+
 def wait_completed(job_id: str, timeout: float, what: str) -> BulkProcessJob:
     job = wait_for(partial(completed, job_id), timeout=timeout, interval=0.5, what=what)
     assert job is not None
@@ -701,13 +712,20 @@ def test_a_host_cut_off_mid_run_has_its_messages_finished_once_by_the_others(
         cut_at = time.monotonic()
         assert not cut.host.reaches(drill.network.gateway, REDIS_PORT)
 
-        # Only the others can finish the run: the held messages come back to the queue
-        # once their visibility timeout has passed, and the others take them.
-        job = wait_completed(
-            job_id, timeout=VISIBILITY_SECONDS + 90, what="the other hosts to finish the run"
+        # Only the others can go on: the held messages come back to the queue once their
+        # visibility timeout has passed, and the others take them. All of them but one
+        # at most: a message Redis handed the cut host's waiting BRPOP just as the link
+        # went is out of the list, and kombu records it as unacked only once the worker
+        # reads the answer, so it travels with the link (README, "Running at scale").
+        job = wait_for(
+            partial(done_or_drained, drill, others, job_id),
+            timeout=VISIBILITY_SECONDS + 90,
+            interval=0.5,
+            what="the other hosts to finish all the broker holds of the run",
         )
         recovered_in = time.monotonic() - cut_at
-        assert effects(inbox, job.id) == exactly_once(inbox)
+        in_flight = job.emails_queued - job.processed - job.failed
+        assert in_flight <= 1
 
         # The cut host comes back and goes on with what it held, all done by now.
         healed_at = len(cut.process.log())
@@ -727,18 +745,23 @@ def test_a_host_cut_off_mid_run_has_its_messages_finished_once_by_the_others(
             interval=0.5,
             what="every host to finish what it holds of the run, and the broker to hold none",
         )
+        job = wait_completed(job_id, timeout=30, what="the run to complete")
     finally:
         cut.host.restore()
         cut.open_gate()
 
     late = finished_runs(cut.process.log()[healed_at:], job_id)
     assert len(late) >= len(held)  # the held runs, and any message it had reserved
-    # Each found the work done and did nothing: the others had applied the rules.
-    assert {detail for details in late.values() for detail in details} == {"rules already: -"}
+    # Each held run found the work done and did nothing: the others had applied the
+    # rules. Only the message in flight at the cut, if any, was first applied here.
     done_elsewhere = finished_runs("".join(w.process.log() for w in others), job_id)
+    first_here = [task for task in late if task not in done_elsewhere]
+    assert len(first_here) == in_flight
     assert all(
-        any(d.startswith(("rules applied", "rules no_match")) for d in done_elsewhere.get(task, []))
+        any(d.startswith(("rules applied", "rules no_match")) for d in done_elsewhere[task])
+        and late[task] == ["rules already: -"]
         for task in late
+        if task in done_elsewhere
     )
     assert effects(inbox, job.id) == exactly_once(inbox)
     report(
@@ -747,7 +770,8 @@ def test_a_host_cut_off_mid_run_has_its_messages_finished_once_by_the_others(
         held_at_the_gate=len(held),
         finished_late_on_the_cut_host=len(late),
         visibility_timeout_seconds=VISIBILITY_SECONDS,
-        seconds_from_cut_to_completion=round(recovered_in, 1),
+        in_flight_at_the_cut=in_flight,
+        seconds_from_cut_to_drained=round(recovered_in, 1),
     )
 
 
