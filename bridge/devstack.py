@@ -75,7 +75,7 @@ def stack_commands(
 
 
 # The worker's own metrics port when METRICS_PORT is not set (taken: any free one). It
-# answers without a token, on every interface (prometheus-client's start_http_server).
+# answers without a token, on METRICS_ADDR (loopback unless set).
 DEV_METRICS_PORT = 9100
 TOKEN_FILE = "metrics_token"  # under the data dir, mode 0600, kept across restarts
 MULTIPROC_FOLDER = "metrics"  # under the data dir, emptied at every start
@@ -87,6 +87,7 @@ class DevMetrics:
 
     token: str
     token_file: Path | None  # where the token is kept; None: the user's METRICS_TOKEN
+    token_in_shell: bool  # the user's METRICS_TOKEN is in the environment, not only .env
     multiproc_dir: Path
     own_multiproc_dir: bool  # the stack's own (emptied at start), not the user's
     port: int
@@ -106,6 +107,7 @@ def dev_metrics(settings: Settings, environ: Mapping[str, str]) -> DevMetrics:
     return DevMetrics(
         token=token,
         token_file=token_file,
+        token_in_shell=bool(environ.get("METRICS_TOKEN", "").strip()),
         multiproc_dir=Path(users_dir) if users_dir else data_dir / MULTIPROC_FOLDER,
         own_multiproc_dir=not users_dir,
         port=settings.metrics_port or _free_port(DEV_METRICS_PORT),
@@ -158,7 +160,8 @@ def empty_multiproc_dir(metrics: DevMetrics) -> None:
 
 
 def children_environment(environ: Mapping[str, str], metrics: DevMetrics) -> dict[str, str]:
-    """The environment every child starts with: the stack's metrics wiring on top."""
+    """The environment web, worker and beat start with: the stack's metrics wiring on
+    top. Flower's is `flower_environment`."""
     return {
         **environ,
         "METRICS_TOKEN": metrics.token,
@@ -167,17 +170,27 @@ def children_environment(environ: Mapping[str, str], metrics: DevMetrics) -> dic
     }
 
 
+def flower_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """Flower's: no metrics directory, or its own Prometheus metrics (flower_*) would be
+    added up with the app's in web's /metrics."""
+    return {name: value for name, value in environ.items() if name != MULTIPROC_ENV}
+
+
 def banner(
     settings: Settings, metrics: DevMetrics, *, port: int, flower_port: int, with_flower: bool
 ) -> str:
     """What the stack prints once started: where everything is, and how to scrape it.
     The token itself never: the file it is kept in, or the variable the user set."""
     web = f"http://127.0.0.1:{port}"
-    token = (
-        f"$(cat {shlex.quote(str(metrics.token_file))})"
-        if metrics.token_file is not None
-        else "$METRICS_TOKEN"
-    )
+    if metrics.token_file is not None:
+        token = f"$(cat {shlex.quote(str(metrics.token_file))})"
+    elif metrics.token_in_shell:
+        token = "$METRICS_TOKEN"
+    else:  # set in .env only, which the shell has not read
+        token = "$(sed -n 's/^METRICS_TOKEN=//p' .env)"
+    addr = str(settings.metrics_addr)
+    worker_host = "127.0.0.1" if addr in ("0.0.0.0", "::") else addr
+    reach = "loopback only" if settings.metrics_addr.is_loopback else f"on {addr}"
     kept = metrics.token_file if metrics.token_file is not None else "your METRICS_TOKEN"
     chain = " -> ".join(p.value for p in resolve_chain(settings).providers)
     return f"""
@@ -185,7 +198,7 @@ jobbridge dev stack (providers: {chain})
   web      {web}  (health: /healthz, API docs: /docs)
   status   {web}/status  (in a browser: any user name, the token as password)
   metrics  {web}/metrics  (web and worker added up)
-  worker   http://127.0.0.1:{metrics.port}/metrics  (its own; no token, loopback only)
+  worker   http://{worker_host}:{metrics.port}/metrics  (its own; no token, {reach})
   flower   {f"http://127.0.0.1:{flower_port}" if with_flower else "off"}
   data     {settings.data_dir.resolve()}
   token    {kept}  (METRICS_TOKEN: /metrics and /status)
@@ -261,8 +274,9 @@ def run_dev_stack(
     metrics = dev_metrics(settings, os.environ)
     empty_multiproc_dir(metrics)  # before the first child: each writes there at import
     env = children_environment(os.environ, metrics)
+    environments = {"flower": flower_environment(env)}
     processes = {
-        name: _start(command, env)
+        name: _start(command, environments.get(name, env))
         for name, command in stack_commands(
             port, flower_port, with_flower, settings.data_dir.resolve(), app.module
         ).items()

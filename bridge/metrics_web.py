@@ -2,9 +2,11 @@
 token, or the password of Basic auth: bridge.web.operator_auth).
 
 Without METRICS_TOKEN the route does not exist (404), so the metrics are never public
-by accident. With PROMETHEUS_MULTIPROC_DIR the answer adds up every process writing
-there (this app's uvicorn workers and a Celery worker on the same host); the database
-gauges (bridge.ops.metrics_db) are read here, once, by the process that answers.
+by accident. GET and HEAD, and `/metrics/` behind the same check
+(bridge.web.operator_auth.add_operator_route). With PROMETHEUS_MULTIPROC_DIR the answer
+adds up every process writing there (this app's uvicorn workers and a Celery worker on
+the same host); the database gauges (bridge.ops.metrics_db) are read here, once, by the
+process that answers.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from bridge.apps import AppAudit
 from bridge.metrics import process_registry
 from bridge.ops.metrics_db import DatabaseCollector
-from bridge.web.operator_auth import operator_auth
+from bridge.web.operator_auth import add_operator_route, operator_auth
 from config import Settings
 
 METRICS_PATH = "/metrics"
@@ -30,10 +32,9 @@ def add_metrics_route(web: FastAPI, settings: Settings, audit: AppAudit | None) 
     registry = process_registry()
     registry.register(DatabaseCollector(settings, audit))
 
-    @web.get(METRICS_PATH, include_in_schema=False)
     async def metrics(request: Request) -> Response:
-        if not auth.allows(request):
-            return auth.refusal("metrics")
         # The files (and, every 15 s, the database) are read in a thread, not the loop.
         body = await run_in_threadpool(generate_latest, registry)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+    add_operator_route(web, METRICS_PATH, auth, METRICS_PATH, metrics)

@@ -127,8 +127,10 @@ def stuck(now: datetime) -> tuple[ColumnElement[bool], ...]:
 
 
 def stuck_executing(connection: Connection, now: datetime) -> RowTable:
-    """The stuck rows, the longest stuck first. The sweep puts expired ones back to
-    PENDING within a minute; one listed for longer means the sweep is not running."""
+    """The stuck rows, the longest stuck first: a NULL lease (stuck since ever) before the
+    oldest expired one, on PostgreSQL and SQLite alike (they put NULLs at opposite ends
+    unless told). The sweep puts expired ones back to PENDING within a minute; one
+    listed for longer means the sweep is not running."""
     table = ScheduledAction
     total = connection.scalar(select(func.count()).where(*stuck(now))) or 0
     rows = connection.execute(
@@ -141,7 +143,7 @@ def stuck_executing(connection: Connection, now: datetime) -> RowTable:
             table.execution_attempts,
         )
         .where(*stuck(now))
-        .order_by(table.lease_expires_at)
+        .order_by(table.lease_expires_at.asc().nulls_first(), table.id)
         .limit(ROWS_SHOWN)
     )
     return RowTable(

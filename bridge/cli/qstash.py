@@ -29,6 +29,7 @@ from bridge.ops.audit import qstash_client
 from bridge.payload import Payload
 from bridge.publishing import enqueue
 from bridge.qstash import drain
+from bridge.qstash import schedules as qstash_schedules
 from bridge.receipt import Receipt
 from bridge.registry import JobSpec
 
@@ -286,7 +287,7 @@ def schedules(as_json: JsonOption = False) -> None:
     and next run."""
     qstash = _connect()
     with _answered(qstash.where):
-        rows = drain.list_schedules(qstash.client, qstash.routes)
+        rows = qstash_schedules.list_schedules(qstash.client, qstash.routes)
     if as_json:
         emit_json({"schedules": [row.as_json() for row in rows]})
         return

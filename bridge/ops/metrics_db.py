@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from bridge.apps import AppAudit
 from bridge.ops.probes import check_database, probe_engine
 from bridge.store.tables import DeferredJob
-from config import Settings
+from config import Provider, Settings
 
 log = logging.getLogger("jobbridge.metrics")
 CACHE_SECONDS = 15.0
@@ -110,10 +110,14 @@ class DatabaseCollector(Collector):
         yield statuses
         pending = GaugeMetricFamily(
             "jobbridge_scheduled_actions_pending",
-            "PENDING scheduled actions by the provider they were last published to.",
+            "PENDING scheduled actions by the provider they were last published to "
+            "(unpublished: not yet published).",
             labels=["provider"],
         )
-        for provider, count in counts.pending_by_provider.items():
+        # Every provider has a series, 0 included: `...{provider="qstash"} == 0` is how
+        # the migration's runbook knows QStash has nothing left to deliver.
+        by_provider = {provider.value: 0 for provider in Provider}
+        for provider, count in {**by_provider, **counts.pending_by_provider}.items():
             pending.add_metric([provider], count)
         yield pending
         for name, help_text, value in (

@@ -4,13 +4,14 @@ that hangs on a dead host is worse than one that says "down" after two seconds."
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 import httpx
 import redis
@@ -55,11 +56,65 @@ class Check:
         return "DOWN" if self.required else "warning"
 
 
+def _userinfo(url: str) -> tuple[str, str, str]:
+    """`url` as (scheme and "://", user and password, the rest), split at the last "@"."""
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        scheme, rest = "", url
+    secret, _, rest = rest.rpartition("@")
+    return scheme + separator, secret, rest
+
+
+def shown_url(url: str) -> str:
+    """`url` as a page, a command or a log may show it: scheme, host, port and path.
+    Nothing between the scheme and the last "@" (a user and password, even a password
+    holding an unencoded "@", ":" or "/"), and no query or fragment (where drivers and
+    services take passwords and tokens too). Every URL shown goes through here."""
+    scheme, _, rest = _userinfo(url)
+    return scheme + re.split(r"[?#]", rest, maxsplit=1)[0]
+
+
+def failure(error: BaseException, url: str) -> str:
+    """`describe(error)` for a connection to `url`, scrubbed (`scrubbed`)."""
+    return scrubbed(describe(error), url)
+
+
+def scrubbed(text: str, url: str) -> str:
+    """`text` (an error about `url`) without any part of the URL's user and password, nor
+    its query or fragment: a driver that splits a malformed URL at its first "@" (a
+    password with an unencoded "@") names the rest of the password as part of the host,
+    and an HTTP client's error may quote the URL it asked."""
+    _, secret, rest = _userinfo(url)
+    # The user and password, and each tail of them after a ":" or "@", as a host's prefix.
+    tails = {secret[i + 1 :] for i, c in enumerate(secret) if c in ":@"} | {secret}
+    for tail in sorted(tails - {""}, key=len, reverse=True):
+        text = text.replace(tail + "@", "")
+    for tail in re.split(r"[?#]", rest)[1:]:  # the query, the fragment
+        if tail:
+            text = text.replace(tail, "…")
+    return text
+
+
+def _where(url: str) -> SplitResult:
+    """The parts of the shown URL (host, port, path), never who."""
+    return urlsplit(shown_url(url))
+
+
+def _port(parts: SplitResult, default: int) -> int | str:
+    try:
+        return parts.port or default
+    except ValueError:  # not a number: shown as "?" rather than failing the probe
+        return "?"
+
+
 def database_label(settings: Settings) -> str:
     url = make_url(settings.sqlalchemy_url)
     if url.get_backend_name() == "sqlite":
         return f"sqlite {url.database}"
-    where = f"{url.host or 'localhost'}:{url.port or 5432}/{url.database or ''}"
+    # Not SQLAlchemy's reading: it splits at the first "@", so a password holding an
+    # unencoded "@" would show its end as the host.
+    parts = _where(settings.sqlalchemy_url)
+    where = f"{parts.hostname or 'localhost'}:{_port(parts, 5432)}{parts.path or '/'}"
     return f"{url.get_backend_name()} {where}"
 
 
@@ -103,7 +158,8 @@ def check_database(
                         "database",
                         False,
                         True,
-                        f"{label}: reachable but the schema is not ({describe(error)}); "
+                        f"{label}: reachable but the schema is not "
+                        f"({failure(error, settings.sqlalchemy_url)}); "
                         f"{MIGRATE_HINT}",
                         latency,
                         type(error).__name__,
@@ -111,20 +167,22 @@ def check_database(
                     None,
                 )
     except Exception as error:
-        failed = Check("database", False, True, f"{label}: {describe(error)}")
+        failed = Check(
+            "database", False, True, f"{label}: {failure(error, settings.sqlalchemy_url)}"
+        )
         return replace(failed, error_type=type(error).__name__), None
     return Check("database", True, True, label, latency), counted
 
 
 def _redis_label(url: str) -> str:
-    parsed = httpx.URL(url)
-    return f"redis {parsed.host}:{parsed.port or 6379}{parsed.path or ''}"
+    parts = _where(url)
+    return f"redis {parts.hostname or 'localhost'}:{_port(parts, 6379)}{parts.path}"
 
 
 def _rabbitmq_label(url: str) -> str:
     """Where, without who: host, port and virtual host, never the user or password."""
-    parts = urlsplit(url)
-    port = parts.port or (5671 if parts.scheme == "amqps" else 5672)
+    parts = _where(url)
+    port = _port(parts, 5671 if parts.scheme == "amqps" else 5672)
     # kombu's reading: no path or "/" is the default vhost "/", else the path unquoted.
     vhost = unquote(parts.path[1:]) if len(parts.path) > 1 else "/"
     return f"rabbitmq {parts.hostname or 'localhost'}:{port} vhost {vhost}"
@@ -137,7 +195,7 @@ def _ping_redis(name: str, url: str, timeout: float) -> Check:
     try:
         client.ping()
     except Exception as error:
-        failed = Check(name, False, True, f"{label}: {describe(error)}")
+        failed = Check(name, False, True, f"{label}: {failure(error, url)}")
         return replace(failed, error_type=type(error).__name__)
     finally:
         client.close()
@@ -154,7 +212,7 @@ def _open_rabbitmq(url: str, timeout: float) -> Check:
         # No retries: the one attempt is bounded by the connect timeout, handshake included.
         connection.ensure_connection(max_retries=0)
     except Exception as error:
-        failed = Check("rabbitmq", False, True, f"{label}: {describe(error)}")
+        failed = Check("rabbitmq", False, True, f"{label}: {failure(error, url)}")
         return replace(failed, error_type=type(error).__name__)
     finally:
         connection.release()
@@ -218,24 +276,25 @@ def check_inngest(settings: Settings, timeout: float) -> Check:
         return Check(
             "inngest", None, False, "no INNGEST_EVENT_KEY, INNGEST_SIGNING_KEY or INNGEST_DEV"
         )
-    url = inngest_api_origin(settings) + "/health"
+    origin = inngest_api_origin(settings)
+    shown = shown_url(origin) + "/health"
     started = time.perf_counter()
     try:
-        response = httpx.get(url, timeout=timeout)
-    except httpx.HTTPError as error:
-        return Check("inngest", False, True, f"{url}: {describe(error)}")
+        response = httpx.get(origin + "/health", timeout=timeout)
+    except Exception as error:  # not only HTTPError: httpx.InvalidURL quotes the URL too
+        return Check("inngest", False, True, f"{shown}: {failure(error, origin)}")
     latency = ms_since(started)
     # Any answer below 500 means the server is there (Inngest Cloud has no /health page);
     # 5xx means it is up but broken.
     if response.status_code >= 500:
-        return Check("inngest", False, True, f"{url}: HTTP {response.status_code}", latency)
-    return Check("inngest", True, True, f"{url}: HTTP {response.status_code}", latency)
+        return Check("inngest", False, True, f"{shown}: HTTP {response.status_code}", latency)
+    return Check("inngest", True, True, f"{shown}: HTTP {response.status_code}", latency)
 
 
 def check_qstash(settings: Settings, timeout: float) -> tuple[Check, QStashAudit | None]:
     if settings.qstash_token is None:
         return Check("qstash", None, False, "no QSTASH_TOKEN"), None
-    base = settings.qstash_url or "https://qstash.upstash.io"
+    base = shown_url(settings.qstash_url or "https://qstash.upstash.io")
     found = qstash_queues(settings, timeout)
     if found.error is not None:
         return Check("qstash", False, True, f"{base}: {found.error}"), None

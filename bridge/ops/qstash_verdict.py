@@ -3,9 +3,12 @@
 
 - the chain no longer needs QStash: Inngest is configured to publish, and QStash is not
   first in the chain (JOB_PROVIDER=qstash, or auto mode without Inngest);
+- Inngest answers its probe: while it is down QStash is the fallback, and removing its
+  keys would leave new jobs nowhere to go;
 - the app has nothing pending that was published to QStash;
 - QStash answered, and holds no message for this app still to deliver or retry, with
-  its logs read to the end;
+  its logs read to the end (bridge.ops.qstash_holdings: over several refreshes when
+  they are long);
 - QStash's dead-letter queue holds none of this app's messages, read to the end.
 
 A fact that could not be learnt (QStash or the database unreachable) is a "no": removing
@@ -17,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from bridge.ops.probes import Check
 from bridge.ops.qstash_holdings import QStashHoldings
 from bridge.qstash import drain
 from config import Provider, ProviderChain, Settings
@@ -42,6 +46,8 @@ class Verdict:
     def as_json(self) -> dict[str, Any]:
         return {
             "answer": self.answer,
+            # The answer is "yes"; false for "no", and for "not set" too (nothing to
+            # remove is not a go-ahead to remove anything).
             "safe": self.safe,
             "line": self.line,
             "reasons": list(self.reasons),
@@ -61,18 +67,20 @@ def judge(
     chain: ProviderChain,
     qstash: QStashHoldings,
     *,
+    inngest: Check,
     pending_title: str | None,
     pending_by_provider: dict[str, int] | None,
     app_error: str | None = None,
 ) -> Verdict:
-    """`pending_title` names what the app counts ("scheduled actions"; None: the app
-    counts nothing); `pending_by_provider` is None when the database could not say, and
-    `app_error` says why."""
+    """`inngest` is Inngest's probe; `pending_title` names what the app counts
+    ("scheduled actions"; None: the app counts nothing); `pending_by_provider` is None
+    when the database could not say, and `app_error` says why."""
     keys = (settings.qstash_current_signing_key, settings.qstash_next_signing_key)
     if settings.qstash_token is None and all(key is None for key in keys):
         return Verdict("not set", ("QSTASH_* are not set",))
     facts: Facts = ([], [])
     _chain(settings, chain, facts)
+    _publisher(settings, inngest, facts)
     if pending_title is not None:
         _app(pending_title, pending_by_provider, app_error, facts)
     _qstash(qstash, facts)
@@ -93,6 +101,21 @@ def _chain(settings: Settings, chain: ProviderChain, facts: Facts) -> None:
         no.append("Inngest is not configured to publish (no INNGEST_EVENT_KEY or INNGEST_DEV)")
     else:
         yes.append(f"new jobs go to {chain.primary.value}, not QStash")
+
+
+def _publisher(settings: Settings, inngest: Check, facts: Facts) -> None:
+    """Inngest up, as its probe says: not configured is the chain's fact already."""
+    no, yes = facts
+    if not settings.inngest_publishes:
+        return
+    if inngest.ok is True:
+        yes.append("Inngest is up")
+    else:
+        state = "DOWN" if inngest.ok is False else "unknown"
+        no.append(
+            f"Inngest is {state} ({inngest.detail}): removing QStash's keys while Inngest "
+            "is down removes the fallback"
+        )
 
 
 def _app(title: str, pending: dict[str, int] | None, error: str | None, facts: Facts) -> None:
@@ -123,13 +146,16 @@ def _qstash(qstash: QStashHoldings, facts: Facts) -> None:
             for state in qstash.states()
             if state not in drain.FINAL_STATES and qstash.by_state.get(state)
         )
-        no.append(f"QStash still holds {_plural(pending, 'message')} for this app ({states})")
-    elif qstash.logs_truncated:
+        so_far = " as far as its logs were read" if qstash.logs_partial is not None else ""
         no.append(
-            "QStash's logs were read only in part: older messages may still be pending "
-            "(`jobbridge qstash messages --max-pages` reads further)"
+            f"QStash still holds {_plural(pending, 'message')} for this app ({states}){so_far}"
         )
-    else:
+    if qstash.logs_partial is not None:
+        no.append(
+            f"QStash's logs were not read to the end yet ({qstash.logs_partial}): a message "
+            "still to deliver may be in the rest"
+        )
+    elif not pending:
         yes.append("QStash holds no message for this app")
     dead = qstash.dlq_for_app or 0
     if dead:

@@ -19,10 +19,22 @@ from sqlalchemy import func, select
 
 from bridge.activity import Activity
 from bridge.apps import App, AppAudit, AuditResult
-from bridge.metrics import last_sweep_success
+from bridge.metrics import last_sweep_success, multiprocess_dir
 from bridge.ops.measure import describe
-from bridge.ops.probes import Check, check_broker, check_database, check_inngest, probe_engine
-from bridge.ops.qstash_holdings import DEFAULT_QSTASH_URL, QStashHoldings, read_qstash_holdings
+from bridge.ops.probes import (
+    Check,
+    check_broker,
+    check_database,
+    check_inngest,
+    probe_engine,
+    shown_url,
+)
+from bridge.ops.qstash_holdings import (
+    DEFAULT_QSTASH_URL,
+    LogCensus,
+    QStashHoldings,
+    read_qstash_holdings,
+)
 from bridge.ops.qstash_verdict import Verdict, judge
 from bridge.store.tables import DeferredJob
 from config import ProviderChain, Settings, resolve_chain
@@ -56,6 +68,8 @@ class Board:
     app: AppPart
     qstash: QStashHoldings
     last_sweep: datetime | None
+    # PROMETHEUS_MULTIPROC_DIR is set: the sweeps of every process sharing it are seen.
+    metrics_shared: bool
     verdict: Verdict
 
     @property
@@ -95,6 +109,7 @@ class Board:
             "deferredJobs": self.app.deferred_jobs,
             "qstash": self.qstash.as_json(),
             "lastSweep": self.last_sweep.isoformat() if self.last_sweep else None,
+            "metricsShared": self.metrics_shared,
         }
 
 
@@ -112,7 +127,7 @@ def read_app(settings: Settings, audit: AppAudit | None, now: datetime, hours: i
 
 
 def _qstash_check(found: QStashHoldings, settings: Settings) -> Check:
-    where = settings.qstash_url or DEFAULT_QSTASH_URL
+    where = shown_url(settings.qstash_url or DEFAULT_QSTASH_URL)
     if not found.configured:
         return Check("qstash", None, False, "no QSTASH_TOKEN")
     if found.error is not None:
@@ -131,15 +146,22 @@ def _done(future: Future[T], fallback: Callable[[str], T]) -> T:
 
 
 def collect_board(
-    settings: Settings, app: App, *, hours: int = HOURS, now: datetime | None = None
+    settings: Settings,
+    app: App,
+    *,
+    hours: int = HOURS,
+    now: datetime | None = None,
+    census: LogCensus | None = None,
 ) -> Board:
+    """`census` keeps QStash's logs read so far between collections (a page's cache
+    holds one); without it they are read from scratch, within one collection's budget."""
     now = now or datetime.now(UTC)
     pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="status-page")
     try:
         app_part = pool.submit(read_app, settings, app.audit, now, hours)
         broker = pool.submit(check_broker, settings, PROBE_TIMEOUT)
         inngest = pool.submit(check_inngest, settings, PROBE_TIMEOUT)
-        qstash = pool.submit(read_qstash_holdings, settings, app.registry, now)
+        qstash = pool.submit(read_qstash_holdings, settings, app.registry, now, census)
         parts: list[Future[Any]] = [app_part, broker, inngest, qstash]
         wait(parts, timeout=DEADLINE)
     finally:
@@ -151,12 +173,14 @@ def collect_board(
     found_qstash = _done(
         qstash, lambda why: QStashHoldings(configured=settings.qstash_token is not None, error=why)
     )
+    found_inngest = _done(inngest, lambda why: Check("inngest", False, True, why))
     chain = resolve_chain(settings)
     counted = found_app.counted
     verdict = judge(
         settings,
         chain,
         found_qstash,
+        inngest=found_inngest,
         pending_title=app.audit.title if app.audit is not None else None,
         pending_by_provider=counted.pending_by_provider if counted is not None else None,
         app_error=found_app.error,
@@ -167,11 +191,12 @@ def collect_board(
         hours=hours,
         chain=chain,
         broker=_done(broker, lambda why: Check("broker", False, True, why)),
-        inngest=_done(inngest, lambda why: Check("inngest", False, True, why)),
+        inngest=found_inngest,
         qstash_check=_qstash_check(found_qstash, settings),
         audit_title=app.audit.title if app.audit is not None else None,
         app=found_app,
         qstash=found_qstash,
         last_sweep=datetime.fromtimestamp(swept, UTC) if swept else None,
+        metrics_shared=multiprocess_dir() is not None,
         verdict=verdict,
     )

@@ -10,8 +10,6 @@ providers (the import contracts), and the provider chain lives in bridge.publish
 from __future__ import annotations
 
 import base64
-import contextlib
-import io
 import json
 import re
 from collections import Counter
@@ -26,8 +24,13 @@ from pydantic import ValidationError
 from qstash import QStash
 from qstash.dlq import DlqMessage
 from qstash.errors import QStashError
-from qstash.log import Log, LogFilter
-from qstash.schedule import Schedule
+from qstash.log import (
+    ListLogsResponse,
+    Log,
+    LogFilter,
+    parse_logs_response,
+    prepare_list_logs_request_params,
+)
 
 from bridge.errors import PublishError
 from bridge.payload import Payload, describe_validation_error
@@ -194,6 +197,20 @@ class MessageCounts:
         }
 
 
+def list_logs(
+    client: QStash, cursor: str | None, count: int, wanted: LogFilter
+) -> ListLogsResponse:
+    """The SDK's `log.list`, built from its own request and parsing helpers, without the
+    print() of every answer of GET /v2/events that it makes (3.4.0): that would put
+    message bodies in a command's output or the web's log, and redirecting stdout
+    instead would swap it for every thread of the process."""
+    params = prepare_list_logs_request_params(cursor=cursor, count=count, filter=wanted)
+    response = client.http.request(path="/v2/events", method="GET", params=params)
+    return ListLogsResponse(
+        cursor=response.get("cursor"), logs=parse_logs_response(response["events"])
+    )
+
+
 def count_messages(
     client: QStash, routes: Routes, *, since: datetime, max_pages: int, page_size: int = LOG_PAGE
 ) -> MessageCounts:
@@ -204,10 +221,7 @@ def count_messages(
     wanted: LogFilter = {"from_time": int(since.timestamp() * 1000)}
     cursor: str | None = None
     while True:
-        # The SDK (3.4.0) prints every answer of GET /v2/events to stdout: swallowed, as it
-        # would corrupt the command's output (its --json above all).
-        with contextlib.redirect_stdout(io.StringIO()):
-            page = client.log.list(cursor=cursor, count=page_size, filter=wanted)
+        page = list_logs(client, cursor, page_size, wanted)
         found.pages += 1
         found.entries += len(page.logs)
         for entry in page.logs:
@@ -365,35 +379,5 @@ def delete_dead_letters(client: QStash, dlq_ids: list[str]) -> int:
     return deleted
 
 
-# Schedules
-
-
-@dataclass(frozen=True)
-class ScheduleRow:
-    schedule: Schedule
-    destination: Destination
-
-    def as_json(self) -> dict[str, Any]:
-        s = self.schedule
-        return {
-            "id": s.schedule_id,
-            "cron": s.cron,
-            "destination": self.destination.as_json(),
-            "label": self.destination.label,
-            "paused": s.paused,
-            "lastRun": iso_millis(s.last_schedule_time),
-            "nextRun": iso_millis(s.next_schedule_time),
-            "error": s.error,
-        }
-
-
-def list_schedules(client: QStash, routes: Routes) -> list[ScheduleRow]:
-    return [ScheduleRow(s, routes.destination(s.destination)) for s in client.schedule.list()]
-
-
 def from_millis(value: int) -> datetime:
     return datetime.fromtimestamp(value / 1000, UTC)
-
-
-def iso_millis(value: int | None) -> str | None:
-    return from_millis(value).isoformat() if value else None

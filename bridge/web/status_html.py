@@ -17,6 +17,8 @@ from bridge.qstash.drain import FINAL_STATES
 from bridge.web.status_chart import render_chart
 
 REFRESH_SECONDS = 30
+SWEEP_EVERY = "the sweep runs every minute"
+SWEEP_STALE = 300  # seconds: as deploy/alerts.yml's JobbridgeSweepNotRunning
 STYLE = """
 :root{color-scheme:light;font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif}
 body{margin:0;background:#f4f5f7;color:#1d1f23;line-height:1.4}
@@ -43,7 +45,7 @@ figure{margin:0;max-width:720px}.chart{width:100%;height:auto;display:block}
 .legend{list-style:none;padding:0;margin:.4rem 0 0;display:flex;flex-wrap:wrap;gap:.3rem 1rem}
 .swatch{display:inline-block;width:.8rem;height:.8rem;border-radius:2px;margin-right:.3rem;
 vertical-align:-1px}
-.unknown{color:#b42323}
+.unknown,.stale{color:#b42323}.stale{font-weight:600}
 @media (max-width:640px){
 .cards tr:first-child{display:none}
 .cards tr{display:block;border-bottom:1px solid #dde0e5;padding:4px 0}
@@ -151,10 +153,10 @@ def holdings_section(board: Board) -> str:
     else:
         states = qstash.states()
         since = _when(qstash.since)
+        partial = f" (logs read in part: {qstash.logs_partial})" if qstash.logs_partial else ""
         parts.append(
             f'<p class="meta">QStash messages for this app since {esc(since)}, by latest '
-            f"state{' (logs read in part)' if qstash.logs_truncated else ''}; "
-            f"{esc(qstash.other_messages)} to other URLs</p>"
+            f"state{esc(partial)}; {esc(qstash.other_messages)} to other URLs</p>"
         )
         rows = [
             (state, "ended" if state in FINAL_STATES else "still held", qstash.by_state[state])
@@ -208,14 +210,27 @@ def _rows_section(table: RowTable) -> str:
 
 
 def sweep_section(board: Board) -> str:
+    """The last sweep: it runs every minute, so one older than SWEEP_STALE is shown as
+    stale (the alert JobbridgeSweepNotRunning uses the same 5 minutes)."""
     if board.last_sweep is None:
-        swept = _unknown(
-            "no sweep recorded by the processes writing metrics with this one (the sweep "
-            "runs where its cron fires; share PROMETHEUS_MULTIPROC_DIR to see a worker's)"
-        )
+        if board.metrics_shared:
+            swept = f'<p class="meta">no sweep recorded yet ({SWEEP_EVERY})</p>'
+        else:
+            swept = _unknown(
+                f"no sweep recorded by this process ({SWEEP_EVERY} where its cron fires; "
+                "set PROMETHEUS_MULTIPROC_DIR, shared with the other processes of this "
+                "host, to see theirs)"
+            )
     else:
         ago = int((board.checked_at - board.last_sweep).total_seconds())
-        swept = f"<p>last sweep: {esc(_when(board.last_sweep))} ({esc(ago)} s ago)</p>"
+        when = f"last sweep: {esc(_when(board.last_sweep))} ({esc(ago)} s ago)"
+        if ago > SWEEP_STALE:
+            swept = (
+                f'<p class="stale">{when}: stale, older than {SWEEP_STALE // 60} minutes '
+                f"({SWEEP_EVERY}): is it running?</p>"
+            )
+        else:
+            swept = f"<p>{when}</p>"
     return f"<section><h2>Sweep</h2>{swept}</section>"
 
 

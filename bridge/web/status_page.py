@@ -5,12 +5,14 @@ Behind METRICS_TOKEN like /metrics (bridge.web.operator_auth): a browser logs in
 Basic auth, the token as password. Without the token neither route exists (404).
 The board is collected in a thread, never on the event loop, and reused for
 CACHE_SECONDS, so a page left open (it refreshes itself), or several, costs one set of
-queries and QStash calls per CACHE_SECONDS at most.
+queries and QStash calls per CACHE_SECONDS at most. One collection at a time, and the
+requests that come meanwhile hold no thread: they are answered the board before, or,
+when there is none yet, wait on the event loop for the one being collected.
 """
 
 from __future__ import annotations
 
-import threading
+import asyncio
 import time
 from collections.abc import Callable
 
@@ -19,8 +21,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from bridge.apps import App
+from bridge.ops.qstash_holdings import LogCensus
 from bridge.ops.status_board import Board, collect_board
-from bridge.web.operator_auth import operator_auth
+from bridge.web.operator_auth import add_operator_route, operator_auth
 from bridge.web.status_html import render_page
 from config import Settings
 
@@ -41,8 +44,11 @@ HEADERS = {
 
 
 class BoardCache:
-    """The last board, collected again once older than `ttl`; one collection at a time
-    (concurrent requests wait for it rather than start their own)."""
+    """The last board, collected again once older than `ttl`, in one thread at a time.
+
+    Starlette's thread pool is shared with every other route (/healthz among them), so a
+    request never waits in a thread: while a collection runs, the others are answered
+    the previous board at once, or, before the first board, wait on an asyncio lock."""
 
     def __init__(
         self,
@@ -51,33 +57,41 @@ class BoardCache:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._collect, self._ttl, self._clock = collect, ttl, clock
-        self._lock = threading.Lock()
+        self._lock = asyncio.Lock()
         self._cached: tuple[float, Board] | None = None
 
-    def get(self) -> Board:
-        with self._lock:
-            now = self._clock()
-            if self._cached is None or now - self._cached[0] >= self._ttl:
-                self._cached = (now, self._collect())
-            return self._cached[1]
+    def _fresh(self) -> Board | None:
+        cached = self._cached
+        if cached is not None and self._clock() - cached[0] < self._ttl:
+            return cached[1]
+        return None
+
+    async def get(self) -> Board:
+        if (board := self._fresh()) is not None:
+            return board
+        if self._lock.locked() and self._cached is not None:
+            return self._cached[1]  # being collected again: the one before meanwhile
+        async with self._lock:
+            if (board := self._fresh()) is not None:  # collected while this one waited
+                return board
+            started = self._clock()
+            board = await run_in_threadpool(self._collect)
+            self._cached = (started, board)
+            return board
 
 
 def add_status_routes(web: FastAPI, settings: Settings, app: App) -> None:
     auth = operator_auth(settings)
     if auth is None:
         return
-    cache = BoardCache(lambda: collect_board(settings, app))
+    census = LogCensus()  # QStash's logs, read on across collections
+    cache = BoardCache(lambda: collect_board(settings, app, census=census))
 
-    @web.get(STATUS_PATH, include_in_schema=False)
     async def status_page(request: Request) -> Response:
-        if not auth.allows(request):
-            return auth.refusal("the status page")
-        board = await run_in_threadpool(cache.get)
-        return HTMLResponse(render_page(board), headers=HEADERS)
+        return HTMLResponse(render_page(await cache.get()), headers=HEADERS)
 
-    @web.get(STATUS_JSON_PATH, include_in_schema=False)
     async def status_json(request: Request) -> Response:
-        if not auth.allows(request):
-            return auth.refusal("the status page")
-        board = await run_in_threadpool(cache.get)
-        return JSONResponse(board.as_json(), headers=HEADERS)
+        return JSONResponse((await cache.get()).as_json(), headers=HEADERS)
+
+    add_operator_route(web, STATUS_PATH, auth, "the status page", status_page)
+    add_operator_route(web, STATUS_JSON_PATH, auth, "the status page", status_json)

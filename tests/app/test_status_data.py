@@ -4,10 +4,11 @@ hour's failures and the actions stuck EXECUTING."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import create_engine, insert, update
+import pytest
+from sqlalchemy import Engine, create_engine, insert, update
 
 from bridge.core import run_job
 from bridge.outcome import Delivery, Outcome
@@ -17,6 +18,7 @@ from tasks.models import ActionStatus, ActionType, ScheduledAction, utcnow
 from tasks.scheduled_action_records import get
 from tasks.scheduled_actions import execute_scheduled_action
 from tasks.schema import upgrade
+from tasks.status_data import stuck_executing
 from tests.conftest import Mailbox
 from tests.support.actions import insert_action, mark_claimed
 from tests.support.status_seed import HOSTILE_ERROR, seed_migration
@@ -133,3 +135,44 @@ def test_sqlite_counts_per_minute_too(tmp_path: Path) -> None:
 
     assert series.counts["inngest"][-1] == 2 and series.counts["qstash"][-3] == 1
     assert (series.total("inngest"), series.total("qstash")) == (2, 1)
+
+
+def _executing(action_id: str, lease: datetime | None) -> dict[str, object]:
+    return {
+        "id": action_id,
+        "email_account_id": "acct",
+        "action_type": ActionType.ARCHIVE,
+        "message_id": "m",
+        "thread_id": "t",
+        "scheduled_for": utcnow(),
+        "status": ActionStatus.EXECUTING,
+        "claimed_by": f"qstash:{action_id}",
+        "lease_expires_at": lease,
+    }
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+def test_stuck_rows_list_a_null_lease_first_then_the_oldest_lease(
+    backend: str, tmp_path: Path
+) -> None:
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'dev.db'}"
+        upgrade(url)
+        database: Engine = create_engine(url)
+    else:
+        database = engine()
+    now = utcnow()
+    rows = [
+        _executing("a-minute-ago", now - timedelta(minutes=1)),
+        _executing("never-leased", None),
+        _executing("an-hour-ago", now - timedelta(hours=1)),
+    ]
+    with database.begin() as connection:
+        connection.execute(insert(ScheduledAction), rows)
+
+    with database.connect() as connection:
+        listed = stuck_executing(connection, now)
+    if backend == "sqlite":
+        database.dispose()
+
+    assert [row[0] for row in listed.rows] == ["never-leased", "an-hour-ago", "a-minute-ago"]

@@ -318,6 +318,23 @@ def test_scheduled_action_gauges_match_the_database(
     assert found[("jobbridge_scheduled_actions_pending", (("provider", "qstash"),))] == 2
 
 
+def test_a_provider_with_nothing_pending_has_a_zero_series(
+    mailbox: Mailbox, configure: Callable[..., Any]
+) -> None:
+    insert_action(
+        mailbox.account_id, ActionType.ARCHIVE, mailbox.keys[0], scheduled_provider="inngest"
+    )
+
+    found = gauges(DatabaseCollector(configure(), audit))
+
+    pending = {
+        dict(labels)["provider"]: value
+        for (name, labels), value in found.items()
+        if name == "jobbridge_scheduled_actions_pending"
+    }
+    assert pending == {"inngest": 1, "qstash": 0, "celery": 0, "http": 0}
+
+
 def test_database_gauges_are_read_again_only_after_the_cache_time(
     mailbox: Mailbox, configure: Callable[..., Any]
 ) -> None:

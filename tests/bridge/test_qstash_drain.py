@@ -4,6 +4,7 @@ talks to QStash's console API as the test plays it (tests/support/qstash_console
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -100,6 +101,21 @@ def test_of_two_log_entries_at_the_same_time_the_final_state_counts(
     )
 
     assert counts.by_state == {"DELIVERED": 1} and counts.pending == 0
+
+
+def test_reading_the_logs_prints_nothing_and_leaves_stdout_alone(
+    qstash: tuple[QStash, QStashConsole], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The SDK's own log.list() prints each answer (message bodies included); in the web
+    # server a swapped sys.stdout would also swallow other threads' output.
+    client, console = qstash
+    console.log("msg_1", "CREATED", f"{BASE}/api/thing/do", at=now_ms() - 1000)
+    stdout = sys.stdout
+
+    drain.count_messages(client, ROUTES, since=datetime.now(UTC) - timedelta(hours=1), max_pages=5)
+
+    assert capsys.readouterr().out == ""
+    assert sys.stdout is stdout
 
 
 def test_a_lowercase_dedup_header_is_the_replays_dedup_id(

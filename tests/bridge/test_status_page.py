@@ -11,6 +11,8 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -19,6 +21,7 @@ from fastapi.testclient import TestClient
 from bridge.apps import load_app
 from bridge.ops.status_board import Board, collect_board
 from bridge.web.factory import create_app
+from bridge.web.status_html import sweep_section
 from tasks.models import ActionType
 from tests.support import env
 from tests.support.actions import insert_action
@@ -185,9 +188,21 @@ def test_everything_drained_with_inngest_publishing_means_yes(qstash: QStashCons
 
     assert verdict.answer == "yes", verdict.reasons
     assert verdict.line == (
-        "safe to remove QSTASH_*: yes, because new jobs go to inngest, not QStash; no scheduled "
-        "actions pending on QStash; QStash holds no message for this app; its DLQ holds "
-        "none of this app's messages"
+        "safe to remove QSTASH_*: yes, because new jobs go to inngest, not QStash; Inngest is "
+        "up; no scheduled actions pending on QStash; QStash holds no message for this app; "
+        "its DLQ holds none of this app's messages"
+    )
+
+
+def test_inngest_down_means_no_naming_it(qstash: QStashConsole, router: Any) -> None:
+    router.get(f"{env.INNGEST_API}/health").respond(503)  # everything else drained
+
+    verdict = board().verdict
+
+    assert verdict.answer == "no"
+    assert verdict.reasons == (
+        f"Inngest is DOWN ({env.INNGEST_API}/health: HTTP 503): removing QStash's keys while "
+        "Inngest is down removes the fallback",
     )
 
 
@@ -318,3 +333,36 @@ def test_the_page_renders_with_the_database_down(
     assert found["verdict"]["reasons"][0].startswith("the database could not be asked:")
     page = client().get("/status", headers=bearer(TOKEN)).text
     assert "unknown: scheduled actions pending:" in page
+
+
+# The last sweep ------------------------------------------------------------------------
+
+
+def test_no_sweep_yet_with_a_shared_metrics_directory_is_no_alarm() -> None:
+    shown = sweep_section(replace(board(), last_sweep=None, metrics_shared=True))
+
+    assert "no sweep recorded yet (the sweep runs every minute)" in shown
+    assert "unknown" not in shown and "PROMETHEUS_MULTIPROC_DIR" not in shown
+
+
+def test_no_sweep_without_a_shared_metrics_directory_names_the_variable() -> None:
+    shown = sweep_section(replace(board(), last_sweep=None, metrics_shared=False))
+
+    assert '<p class="unknown">unknown: no sweep recorded by this process' in shown
+    assert "set PROMETHEUS_MULTIPROC_DIR" in shown
+
+
+def test_a_sweep_older_than_five_minutes_is_shown_stale() -> None:
+    found = board()
+
+    shown = sweep_section(replace(found, last_sweep=found.checked_at - timedelta(seconds=301)))
+
+    assert '<p class="stale">' in shown and "(301 s ago): stale" in shown
+
+
+def test_a_sweep_within_five_minutes_is_not_stale() -> None:
+    found = board()
+
+    shown = sweep_section(replace(found, last_sweep=found.checked_at - timedelta(seconds=299)))
+
+    assert "stale" not in shown and "(299 s ago)" in shown

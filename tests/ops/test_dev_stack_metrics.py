@@ -17,6 +17,7 @@ from bridge.devstack import (
     children_environment,
     dev_metrics,
     empty_multiproc_dir,
+    flower_environment,
 )
 from bridge.metrics import MULTIPROC_ENV
 from config import Settings, load_settings
@@ -137,9 +138,35 @@ def test_the_banner_shows_how_to_scrape_with_the_token_file_never_the_token(
 
 def test_the_banner_names_the_users_variable_for_a_token_the_user_set(tmp_path: Path) -> None:
     stack = settings(tmp_path, metrics_token="users-own-token")
-    metrics = dev_metrics(stack, BASE)
+    metrics = dev_metrics(stack, {**BASE, "METRICS_TOKEN": "users-own-token"})
 
     shown = banner(stack, metrics, port=8000, flower_port=5555, with_flower=False)
 
     assert 'curl -H "Authorization: Bearer $METRICS_TOKEN" http://127.0.0.1:8000/metrics' in shown
     assert "users-own-token" not in shown
+
+
+def test_the_banner_reads_a_token_set_only_in_dotenv_from_that_file(tmp_path: Path) -> None:
+    stack = settings(tmp_path, metrics_token="from-dotenv")  # Settings read it from .env
+    metrics = dev_metrics(stack, BASE)  # the shell has no METRICS_TOKEN
+
+    shown = banner(stack, metrics, port=8000, flower_port=5555, with_flower=False)
+
+    assert "Bearer $(sed -n 's/^METRICS_TOKEN=//p' .env)\" http://127.0.0.1:8000/metrics" in shown
+    assert "from-dotenv" not in shown
+
+
+def test_the_banner_says_where_the_workers_port_listens(tmp_path: Path) -> None:
+    stack = settings(tmp_path, metrics_port=9100, metrics_addr="0.0.0.0")
+
+    shown = banner(stack, dev_metrics(stack, BASE), port=8000, flower_port=0, with_flower=False)
+
+    assert "http://127.0.0.1:9100/metrics  (its own; no token, on 0.0.0.0)" in shown
+
+
+def test_flower_starts_without_the_metrics_directory(tmp_path: Path) -> None:
+    env = children_environment(BASE, dev_metrics(settings(tmp_path), BASE))
+
+    flower = flower_environment(env)
+
+    assert MULTIPROC_ENV not in flower and flower["PATH"] == BASE["PATH"]

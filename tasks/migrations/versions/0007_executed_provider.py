@@ -2,7 +2,7 @@
 
 Revision ID: 0007
 Revises: 0006
-Create Date: 2026-12-02
+Create Date: 2026-12-01
 """
 
 from __future__ import annotations
@@ -20,7 +20,21 @@ def upgrade() -> None:
     op.add_column(
         "scheduled_action", sa.Column("executed_provider", sa.String(length=20), nullable=True)
     )
-    op.create_index("ix_scheduled_action_executed", "scheduled_action", ["status", "executed_at"])
+    # Built without blocking writes to the table on PostgreSQL (a deploy runs this while
+    # the old version still executes actions); CONCURRENTLY cannot run in a transaction.
+    if op.get_bind().dialect.name == "postgresql":
+        with op.get_context().autocommit_block():
+            op.create_index(
+                "ix_scheduled_action_executed",
+                "scheduled_action",
+                ["status", "executed_at"],
+                postgresql_concurrently=True,
+                if_not_exists=True,
+            )
+    else:
+        op.create_index(
+            "ix_scheduled_action_executed", "scheduled_action", ["status", "executed_at"]
+        )
 
 
 def downgrade() -> None:
