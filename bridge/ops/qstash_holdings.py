@@ -47,9 +47,6 @@ OVERLAP_MS = 10_000
 MAX_MESSAGES = 200_000
 DLQ_READ = 3 * drain.DLQ_PAGE  # dead letters read at most (each one's body comes along)
 REQUEST_TIMEOUT = 3.0  # seconds per request to QStash's API
-# For entries of one message with the same time, the one further along wins (as
-# drain.count_messages orders them); DELIVERED, FAILED, CANCELED and the rest rank last.
-_PROGRESS = {"CREATED": 0, "ACTIVE": 1, "IN_PROGRESS": 1, "RETRY": 2, "ERROR": 2}
 
 
 def _ms(when: datetime) -> int:
@@ -72,7 +69,7 @@ class Latest:
     @classmethod
     def of(cls, entry: Log, url: str) -> Latest:
         state = entry.state.value
-        return cls(entry.time, _PROGRESS.get(state, 3), state, url)
+        return cls(entry.time, drain.progress(state), state, url)
 
 
 @dataclass

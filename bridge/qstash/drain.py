@@ -145,8 +145,14 @@ def describe_failure(error: Exception, where: str) -> str | None:
 # Messages, from the logs
 
 
+def progress(state: str) -> int:
+    """How far along a log entry's state is, to order entries of one message logged at
+    the same time (final states rank last)."""
+    return _PROGRESS.get(state, 3)
+
+
 def _order(log: Log) -> tuple[int, int]:
-    return log.time, _PROGRESS.get(log.state.value, 3)  # final states rank 3
+    return log.time, progress(log.state.value)
 
 
 @dataclass
