@@ -6,12 +6,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import Insert, Update, and_, bindparam, case, insert, literal, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import joinedload
 
 from bridge.outcome import PermanentError
 from bridge.store.db import autocommit, engine, read_scope, session_scope
@@ -28,7 +27,7 @@ from tasks.models import (
     new_id,
     utcnow,
 )
-from tasks.rules.apply import rule_result_exists
+from tasks.rules.apply import enabled_rules, rule_result_exists
 
 
 def ignored_senders(account_id: str) -> set[str]:
@@ -85,8 +84,8 @@ class WorkerRead:
 def worker_read(job_id: str, account_id: str, message_id: str) -> WorkerRead:
     """Two statements, no transaction, for what `job_or_fail`, `mailbox_of` and
     `apply_rules` would each read in one of their own: the run with the account and
-    whether the message has a rule result beside it, then the rules with their actions,
-    as `tasks.rules.apply.account_rules` reads them."""
+    whether the message has a rule result beside it, then the enabled rules with their
+    actions."""
     with read_scope() as session:
         found = session.execute(
             select(BulkProcessJob, EmailAccount, rule_result_exists(account_id, message_id))
@@ -95,13 +94,7 @@ def worker_read(job_id: str, account_id: str, message_id: str) -> WorkerRead:
         ).first()
         if found is None:
             raise PermanentError(f"unknown bulk job {job_id}")
-        rules = list(
-            session.scalars(
-                select(Rule)
-                .where(Rule.email_account_id == account_id, Rule.enabled.is_(True))
-                .options(joinedload(Rule.actions))
-            ).unique()
-        )
+        rules = list(session.scalars(enabled_rules(account_id)).unique())
     return WorkerRead(found[0], found[1], rules, bool(found[2]))
 
 
@@ -139,14 +132,7 @@ def count(job_id: str, message_id: str, status: BulkItemStatus) -> None:
 @lru_cache(maxsize=2)
 def _count_statements(failed: bool) -> tuple[Insert, Update]:
     """The item's insert (fails on a counted message) and the job's update."""
-    item = insert(BulkProcessItem).values(
-        id=bindparam("item_id"),
-        job_id=bindparam("job_id"),
-        message_id=bindparam("message_id"),
-        status=bindparam("item_status", type_=BulkProcessItem.status.type),
-        created_at=bindparam("now", type_=BulkProcessItem.created_at.type),
-    )
-    return item, _tally(failed)
+    return insert(BulkProcessItem).values(_item_columns()), _tally(failed)
 
 
 @lru_cache(maxsize=2)
@@ -155,18 +141,23 @@ def _count_in_one_statement(failed: bool) -> Update:
     item was new. One statement: one round trip, and no transaction around it."""
     new_item = (
         pg_insert(BulkProcessItem)
-        .values(
-            id=bindparam("item_id"),
-            job_id=bindparam("job_id"),
-            message_id=bindparam("message_id"),
-            status=bindparam("item_status", type_=BulkProcessItem.status.type),
-            created_at=bindparam("now", type_=BulkProcessItem.created_at.type),
-        )
+        .values(_item_columns())
         .on_conflict_do_nothing()
         .returning(BulkProcessItem.job_id)
         .cte("new_item")
     )
     return _tally(failed).where(BulkProcessJob.id.in_(select(new_item.c.job_id)))
+
+
+def _item_columns() -> dict[str, Any]:
+    """The item row's values, as parameters of the statements above."""
+    return {
+        "id": bindparam("item_id"),
+        "job_id": bindparam("job_id"),
+        "message_id": bindparam("message_id"),
+        "status": bindparam("item_status", type_=BulkProcessItem.status.type),
+        "created_at": bindparam("now", type_=BulkProcessItem.created_at.type),
+    }
 
 
 def _tally(failed: bool) -> Update:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from email.utils import parseaddr
 
-from sqlalchemy import Exists, delete, exists, select
+from sqlalchemy import Exists, Select, delete, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
@@ -76,15 +76,19 @@ def sender_category(account_id: str, sender: str) -> str | None:
         )
 
 
+def enabled_rules(account_id: str) -> Select[Rule]:
+    """The account's enabled rules with their actions, in one statement (read with
+    `.unique()`: the join repeats a rule per action)."""
+    return (
+        select(Rule)
+        .where(Rule.email_account_id == account_id, Rule.enabled.is_(True))
+        .options(joinedload(Rule.actions))
+    )
+
+
 def account_rules(account_id: str) -> list[Rule]:
     with read_scope() as session:
-        return list(
-            session.scalars(
-                select(Rule)
-                .where(Rule.email_account_id == account_id, Rule.enabled.is_(True))
-                .options(joinedload(Rule.actions))
-            ).unique()
-        )
+        return list(session.scalars(enabled_rules(account_id)).unique())
 
 
 def apply_rules(
