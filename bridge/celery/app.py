@@ -17,11 +17,12 @@ from typing import Any
 
 from celery import Celery
 from celery.schedules import crontab
-from celery.signals import after_setup_logger, after_setup_task_logger, worker_ready
+from celery.signals import after_setup_logger, after_setup_task_logger, worker_init, worker_ready
 
 from bridge.apps import with_shim_crons
 from bridge.celery.config import celery_config
 from bridge.celery.tasks import add_cron_task, add_job_task, cron_task_name
+from bridge.heap import freeze_startup_heap
 from bridge.logs import JsonFormatter
 from bridge.metrics_celery import connect_worker_metrics
 from bridge.registry import CronSpec, Registry
@@ -97,6 +98,12 @@ def celery_app(registry: Registry, main: str = "jobbridge") -> Celery:
         if getattr(sender, "app", None) is app:  # this app's worker, not another's
             say_when_limits_are_off(registry)
 
+    def on_worker_init(sender: Any = None, **_: Any) -> None:
+        if getattr(sender, "app", None) is app:
+            # In the main process, before the pool forks: the children inherit it frozen.
+            freeze_startup_heap()
+
+    worker_init.connect(on_worker_init, weak=False)
     worker_ready.connect(on_worker_ready, weak=False)
     connect_worker_metrics(app)
     after_setup_logger.connect(_log_format_of_settings, weak=False)

@@ -14,6 +14,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from bridge.heap import freeze_startup_heap
 from bridge.web.factory import create_app
 from config import ConfigError
 from config.settings import debug_requested, get_settings_or_exit
@@ -22,7 +23,7 @@ from config.settings import debug_requested, get_settings_or_exit
 @cache
 def _asgi_app() -> FastAPI:
     try:
-        return create_app(get_settings_or_exit())
+        app = create_app(get_settings_or_exit())
     except ConfigError as error:  # JOBBRIDGE_APP names no app, or the app failed to import
         if debug_requested():
             raise
@@ -31,6 +32,8 @@ def _asgi_app() -> FastAPI:
     except AttributeError as error:
         # Raised through __getattr__, it would read as "no attribute app" to uvicorn.
         raise RuntimeError(f"building the web app failed: {error}") from error
+    freeze_startup_heap()  # what serving allocates is all the collector walks from now on
+    return app
 
 
 def __getattr__(name: str) -> Any:
