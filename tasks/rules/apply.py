@@ -17,8 +17,9 @@ import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 from email.utils import parseaddr
+from typing import Any
 
-from sqlalchemy import Exists, Select, delete, exists, select
+from sqlalchemy import BindParameter, Exists, Select, delete, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
@@ -54,8 +55,11 @@ class ApplyResult:
     actions: list[str] = field(default_factory=list)
 
 
-def rule_result_exists(account_id: str, message_id: str) -> Exists:
-    """Whether the message has a rule result, as an expression a query can carry."""
+def rule_result_exists(
+    account_id: str | BindParameter[Any], message_id: str | BindParameter[Any]
+) -> Exists:
+    """Whether the message has a rule result, as an expression a query can carry (the
+    ids as values, or as parameters of a statement built once)."""
     return exists().where(
         ExecutedRule.email_account_id == account_id, ExecutedRule.message_id == message_id
     )
@@ -76,7 +80,7 @@ def sender_category(account_id: str, sender: str) -> str | None:
         )
 
 
-def enabled_rules(account_id: str) -> Select[Rule]:
+def enabled_rules(account_id: str | BindParameter[Any]) -> Select[Rule]:
     """The account's enabled rules with their actions, in one statement (read with
     `.unique()`: the join repeats a rule per action)."""
     return (
