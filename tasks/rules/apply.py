@@ -19,12 +19,11 @@ from datetime import timedelta
 from email.utils import parseaddr
 from typing import Any
 
-from sqlalchemy import BindParameter, Exists, Select, delete, exists, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import BindParameter, Exists, Select, exists, select
 from sqlalchemy.orm import joinedload
 
 from bridge.publishing import enqueue
-from bridge.store.db import read_scope, session_scope
+from bridge.store.db import read_scope
 from tasks import scheduled_actions
 from tasks.jobs.digest import AddToDigest, add_to_digest
 from tasks.jobs.digest_message import DigestMessage
@@ -34,7 +33,6 @@ from tasks.models import (
     ActionType,
     Category,
     EmailAccount,
-    ExecutedAction,
     ExecutedRule,
     ExecutedRuleStatus,
     Rule,
@@ -44,6 +42,7 @@ from tasks.models import (
     utcnow,
 )
 from tasks.rules.matching import first_match
+from tasks.rules.results import ActionDone, record_result
 
 log = logging.getLogger("jobbridge.rules")
 
@@ -117,54 +116,18 @@ def apply_rules(
     wanted = any(rule.sender_category for rule in rules)
     category = sender_category(account.id, message.sender) if wanted else None
     rule = first_match(rules, message, category)
-    results: list[tuple[RuleAction, str | None, str | None]] = []
+    results: list[ActionDone] = []
     if rule is not None:
         results = [_run(account, message, mail, action) for action in rule.actions]
     status = ExecutedRuleStatus.APPLIED if rule else ExecutedRuleStatus.NO_MATCH
-    try:
-        with session_scope() as session:
-            earlier = (
-                session.scalar(
-                    select(ExecutedRule).where(
-                        ExecutedRule.email_account_id == account.id,
-                        ExecutedRule.message_id == message.id,
-                    )
-                )
-                if force
-                else None
-            )
-            if earlier is not None:  # forced: this result replaces the earlier one
-                session.execute(
-                    delete(ExecutedAction).where(ExecutedAction.executed_rule_id == earlier.id)
-                )
-                earlier.rule_id = rule.id if rule else None
-                earlier.status, earlier.error, earlier.created_at = status, None, utcnow()
-                executed = earlier
-            else:
-                executed = ExecutedRule(
-                    email_account_id=account.id,
-                    rule_id=rule.id if rule else None,
-                    message_id=message.id,
-                    thread_id=message.thread_id,
-                    status=status,
-                )
-                session.add(executed)
-            session.flush()
-            for action, scheduled_id, result_id in results:
-                session.add(
-                    ExecutedAction(
-                        executed_rule_id=executed.id,
-                        type=action.type,
-                        scheduled_action_id=scheduled_id,
-                        result_id=result_id,
-                    )
-                )
-    except IntegrityError:
+    if not record_result(
+        account.id, message, rule.id if rule else None, status, results, force=force
+    ):
         return ApplyResult("already")  # a concurrent delivery recorded it first
     return ApplyResult(
         "applied" if rule else "no_match",
         rule.name if rule else None,
-        [action.type.value for action, _, _ in results],
+        [action.type.value for action in results],
     )
 
 
@@ -174,11 +137,11 @@ def _stable_id(*parts: str) -> str:
 
 def _run(
     account: EmailAccount, message: MailMessage, mail: MailProvider, action: RuleAction
-) -> tuple[RuleAction, str | None, str | None]:
-    """Perform or schedule one action; returns (action, scheduled action id, result id)."""
+) -> ActionDone:
+    """Perform or schedule one action."""
     if action.type is RuleActionType.DIGEST:
         _enqueue_digest(account, message, action)
-        return action, None, None
+        return ActionDone(action.type, None, None)
     if action.delay_minutes:
         row = scheduled_actions.schedule(
             action_id=_stable_id("rule-action", account.id, message.id, action.id),
@@ -195,7 +158,7 @@ def _run(
             subject=action.subject,
             content=action.content,
         )
-        return action, row.id, None
+        return ActionDone(action.type, row.id, None)
     mail_action = MailAction(
         type=ActionType(action.type.value),
         message_id=message.id,
@@ -208,7 +171,7 @@ def _run(
         subject=action.subject,
         content=action.content,
     )
-    return action, None, perform(mail, mail_action)
+    return ActionDone(action.type, None, perform(mail, mail_action))
 
 
 def _enqueue_digest(account: EmailAccount, message: MailMessage, action: RuleAction) -> None:

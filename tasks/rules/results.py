@@ -1,0 +1,167 @@
+"""How a rule result is recorded: the ExecutedRule row, unique per (account, message),
+with an ExecutedAction row per action done.
+
+A first result is written with plain INSERTs, on PostgreSQL in one statement (the
+rule's row in a CTE): at thousands of messages a bulk run, the ORM's unit of work and
+a transaction's BEGIN and COMMIT cost more than the inserts themselves. A forced result
+(a bulk run with forceReprocess) replaces the earlier one, if any.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import BindParameter, Insert, bindparam, delete, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from bridge.store.db import autocommit, engine, session_scope
+from tasks.mail.port import MailMessage
+from tasks.models import (
+    ExecutedAction,
+    ExecutedRule,
+    ExecutedRuleStatus,
+    RuleActionType,
+    new_id,
+    utcnow,
+)
+
+
+@dataclass(frozen=True)
+class ActionDone:
+    type: RuleActionType
+    scheduled_action_id: str | None  # a delayed action's scheduled action
+    result_id: str | None  # e.g. the sent message's id
+
+
+def record_result(
+    account_id: str,
+    message: MailMessage,
+    rule_id: str | None,
+    status: ExecutedRuleStatus,
+    actions: list[ActionDone],
+    *,
+    force: bool,
+) -> bool:
+    """Record the result; False when a concurrent delivery recorded one first."""
+    try:
+        if force:
+            _replace(account_id, message, rule_id, status, actions)
+        else:
+            _insert(account_id, message, rule_id, status, actions)
+    except IntegrityError:
+        return False
+    return True
+
+
+def _insert(
+    account_id: str,
+    message: MailMessage,
+    rule_id: str | None,
+    status: ExecutedRuleStatus,
+    actions: list[ActionDone],
+) -> None:
+    now = utcnow()
+    rule_row: dict[str, Any] = {
+        "id": new_id(),
+        "email_account_id": account_id,
+        "rule_id": rule_id,
+        "message_id": message.id,
+        "thread_id": message.thread_id,
+        "status": status,
+        "error": None,
+        "created_at": now,
+    }
+    action_rows = [
+        {
+            "id": new_id(),
+            "executed_rule_id": rule_row["id"],
+            "type": action.type,
+            "scheduled_action_id": action.scheduled_action_id,
+            "result_id": action.result_id,
+            "created_at": now,
+        }
+        for action in actions
+    ]
+    if engine().dialect.name == "postgresql":
+        values = {f"rule_{name}": value for name, value in rule_row.items()}
+        for number, row in enumerate(action_rows):
+            values.update({f"action{number}_{name}": value for name, value in row.items()})
+        with autocommit() as connection:
+            statement = _in_one_statement(
+                tuple(rule_row), tuple(action_rows[0]) if action_rows else (), len(action_rows)
+            )
+            connection.execute(statement, values)
+        return
+    with session_scope() as session:
+        session.execute(insert(ExecutedRule), rule_row)
+        if action_rows:
+            session.execute(insert(ExecutedAction), action_rows)
+
+
+# Built once per number of actions, with parameters: building and compiling the
+# statement for each message cost more CPU than running it.
+@lru_cache(maxsize=8)
+def _in_one_statement(
+    rule_columns: tuple[str, ...], action_columns: tuple[str, ...], actions: int
+) -> Insert:
+    """PostgreSQL: the rule's row (parameters rule_<column>) and its actions' rows
+    (action<n>_<column>). With actions, theirs is the statement and the rule's is in a
+    CTE: PostgreSQL runs it once, and checks the actions' foreign key at the end of the
+    whole statement."""
+    rule = insert(ExecutedRule).values(_parameters(ExecutedRule, rule_columns, "rule_"))
+    if not actions:
+        return rule
+    rows = [_parameters(ExecutedAction, action_columns, f"action{n}_") for n in range(actions)]
+    return insert(ExecutedAction).values(rows).add_cte(rule.cte("executed_rule_row"))
+
+
+def _parameters(
+    model: type[ExecutedRule | ExecutedAction], names: tuple[str, ...], prefix: str
+) -> dict[str, BindParameter[Any]]:
+    columns = model.__table__.columns
+    return {name: bindparam(prefix + name, type_=columns[name].type) for name in names}
+
+
+def _replace(
+    account_id: str,
+    message: MailMessage,
+    rule_id: str | None,
+    status: ExecutedRuleStatus,
+    actions: list[ActionDone],
+) -> None:
+    """The earlier result, if any, rewritten with this one's rule, status and actions."""
+    with session_scope() as session:
+        earlier = session.scalar(
+            select(ExecutedRule).where(
+                ExecutedRule.email_account_id == account_id,
+                ExecutedRule.message_id == message.id,
+            )
+        )
+        if earlier is not None:
+            session.execute(
+                delete(ExecutedAction).where(ExecutedAction.executed_rule_id == earlier.id)
+            )
+            earlier.rule_id = rule_id
+            earlier.status, earlier.error, earlier.created_at = status, None, utcnow()
+            executed = earlier
+        else:
+            executed = ExecutedRule(
+                email_account_id=account_id,
+                rule_id=rule_id,
+                message_id=message.id,
+                thread_id=message.thread_id,
+                status=status,
+            )
+            session.add(executed)
+        session.flush()
+        for action in actions:
+            session.add(
+                ExecutedAction(
+                    executed_rule_id=executed.id,
+                    type=action.type,
+                    scheduled_action_id=action.scheduled_action_id,
+                    result_id=action.result_id,
+                )
+            )

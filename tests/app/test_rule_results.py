@@ -1,0 +1,221 @@
+"""How a rule result is recorded, on both databases the app runs on: PostgreSQL writes a
+first result in one statement, SQLite (the embedded default) in one transaction; what
+is recorded is the same (tasks/rules/results.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event, select
+
+from bridge.store.db import engine, session_scope
+from tasks.mail.port import MailMessage
+from tasks.models import (
+    EmailAccount,
+    ExecutedAction,
+    ExecutedRule,
+    ExecutedRuleStatus,
+    Rule,
+    RuleActionType,
+)
+from tasks.rules.results import ActionDone, record_result
+from tasks.schema import upgrade
+
+ARCHIVED = ActionDone(RuleActionType.ARCHIVE, None, None)
+LABELLED = ActionDone(RuleActionType.LABEL, None, "label-result")
+
+
+@dataclass(frozen=True)
+class Account:
+    id: str
+    rules: tuple[str, str]  # two rules' ids
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def account(
+    request: pytest.FixtureRequest, configure: Callable[..., Any], tmp_path: Path
+) -> Account:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'embedded.db'}"
+        configure(DATABASE_URL=url)
+        upgrade(url)
+    return _new_account(f"results-{request.param}@example.test")
+
+
+@pytest.fixture
+def postgresql_account() -> Account:
+    """On the suite's own database, PostgreSQL."""
+    return _new_account("results-one-statement@example.test")
+
+
+def _new_account(email: str) -> Account:
+    with session_scope() as session:
+        row = EmailAccount(email=email, provider="maildir")
+        session.add(row)
+        session.flush()
+        rules = [Rule(email_account_id=row.id, name=name) for name in ("first", "second")]
+        session.add_all(rules)
+        session.flush()
+        return Account(row.id, (rules[0].id, rules[1].id))
+
+
+def _message(message_id: str = "m1") -> MailMessage:
+    return MailMessage(
+        id=message_id,
+        thread_id=f"t-{message_id}",
+        sender="a@example.test",
+        to="b@example.test",
+        subject="s",
+        body="b",
+        folder="INBOX",
+        read=False,
+    )
+
+
+def _recorded(account_id: str, message_id: str = "m1") -> tuple[Any, ...]:
+    """(rule id, status, thread id, [(action type, result id)]) of the message's result."""
+    with session_scope() as session:
+        rule = session.scalars(
+            select(ExecutedRule).where(
+                ExecutedRule.email_account_id == account_id, ExecutedRule.message_id == message_id
+            )
+        ).one()
+        actions = session.execute(
+            select(ExecutedAction.type, ExecutedAction.result_id)
+            .where(ExecutedAction.executed_rule_id == rule.id)
+            .order_by(ExecutedAction.type)
+        ).all()
+        return rule.rule_id, rule.status, rule.thread_id, [tuple(a) for a in actions]
+
+
+@pytest.fixture
+def statements() -> Iterator[list[str]]:
+    """The SQL statements the database is sent while the test runs."""
+    sent: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        sent.append(statement)
+
+    bound = engine()
+    event.listen(bound, "before_cursor_execute", record)
+    yield sent
+    event.remove(bound, "before_cursor_execute", record)
+
+
+def test_a_first_result_is_recorded_with_its_actions(account: Account) -> None:
+    assert record_result(
+        account.id,
+        _message(),
+        account.rules[0],
+        ExecutedRuleStatus.APPLIED,
+        [ARCHIVED, LABELLED],
+        force=False,
+    )
+
+    assert _recorded(account.id) == (
+        account.rules[0],
+        ExecutedRuleStatus.APPLIED,
+        "t-m1",
+        [(RuleActionType.ARCHIVE, None), (RuleActionType.LABEL, "label-result")],
+    )
+
+
+def test_a_result_without_a_rule_records_no_match_and_no_action(account: Account) -> None:
+    assert record_result(account.id, _message(), None, ExecutedRuleStatus.NO_MATCH, [], force=False)
+
+    assert _recorded(account.id) == (None, ExecutedRuleStatus.NO_MATCH, "t-m1", [])
+
+
+def test_a_second_first_result_is_refused_and_the_first_stays(account: Account) -> None:
+    record_result(
+        account.id,
+        _message(),
+        account.rules[0],
+        ExecutedRuleStatus.APPLIED,
+        [ARCHIVED],
+        force=False,
+    )
+
+    again = record_result(
+        account.id,
+        _message(),
+        account.rules[1],
+        ExecutedRuleStatus.APPLIED,
+        [LABELLED],
+        force=False,
+    )
+
+    assert again is False
+    assert _recorded(account.id) == (
+        account.rules[0],
+        ExecutedRuleStatus.APPLIED,
+        "t-m1",
+        [(RuleActionType.ARCHIVE, None)],
+    )
+
+
+def test_a_forced_result_replaces_the_earlier_one(account: Account) -> None:
+    record_result(
+        account.id,
+        _message(),
+        account.rules[0],
+        ExecutedRuleStatus.APPLIED,
+        [ARCHIVED],
+        force=False,
+    )
+
+    assert record_result(
+        account.id, _message(), account.rules[1], ExecutedRuleStatus.APPLIED, [LABELLED], force=True
+    )
+
+    assert _recorded(account.id) == (
+        account.rules[1],
+        ExecutedRuleStatus.APPLIED,
+        "t-m1",
+        [(RuleActionType.LABEL, "label-result")],
+    )
+
+
+def test_a_forced_result_without_an_earlier_one_is_recorded(account: Account) -> None:
+    assert record_result(account.id, _message(), None, ExecutedRuleStatus.NO_MATCH, [], force=True)
+
+    assert _recorded(account.id) == (None, ExecutedRuleStatus.NO_MATCH, "t-m1", [])
+
+
+def test_results_of_different_messages_are_kept_apart(account: Account) -> None:
+    for message_id, actions in (("m1", [ARCHIVED]), ("m2", [ARCHIVED, LABELLED])):
+        record_result(
+            account.id,
+            _message(message_id),
+            account.rules[0],
+            ExecutedRuleStatus.APPLIED,
+            actions,
+            force=False,
+        )
+
+    assert len(_recorded(account.id, "m1")[3]) == 1
+    assert len(_recorded(account.id, "m2")[3]) == 2
+
+
+def test_on_postgresql_a_first_result_is_one_statement(
+    postgresql_account: Account, statements: list[str]
+) -> None:
+    account = postgresql_account
+    assert engine().dialect.name == "postgresql"
+
+    record_result(
+        account.id,
+        _message(),
+        account.rules[0],
+        ExecutedRuleStatus.APPLIED,
+        [ARCHIVED, LABELLED],
+        force=False,
+    )
+
+    assert len(statements) == 1
+    assert statements[0].lstrip().upper().startswith("WITH")
+    assert len(_recorded(account.id)[3]) == 2
