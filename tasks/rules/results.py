@@ -107,14 +107,19 @@ def _in_one_statement(
     rule_columns: tuple[str, ...], action_columns: tuple[str, ...], actions: int
 ) -> Insert:
     """PostgreSQL: the rule's row (parameters rule_<column>) and its actions' rows
-    (action<n>_<column>). With actions, theirs is the statement and the rule's is in a
-    CTE: PostgreSQL runs it once, and checks the actions' foreign key at the end of the
-    whole statement."""
+    (action<n>_<column>), each a single-row INSERT (a multi-row VALUES would be compiled
+    anew every time: SQLAlchemy does not cache it). The last action's is the statement,
+    the others in CTEs, which PostgreSQL runs once each; it checks the actions' foreign
+    key at the end of the whole statement."""
     rule = insert(ExecutedRule).values(_parameters(ExecutedRule, rule_columns, "rule_"))
     if not actions:
         return rule
-    rows = [_parameters(ExecutedAction, action_columns, f"action{n}_") for n in range(actions)]
-    return insert(ExecutedAction).values(rows).add_cte(rule.cte("executed_rule_row"))
+    *earlier, last = (
+        insert(ExecutedAction).values(_parameters(ExecutedAction, action_columns, f"action{n}_"))
+        for n in range(actions)
+    )
+    ctes = [rule.cte("rule_row")] + [row.cte(f"action_row{n}") for n, row in enumerate(earlier)]
+    return last.add_cte(*ctes)
 
 
 def _parameters(
