@@ -6,6 +6,12 @@ from typing import Any
 
 from config import Settings
 
+# How long a broker may leave a command, a connection attempt or a publish's confirm
+# unanswered before the call fails (and a publish fails over). Over kombu's BRPOP
+# timeout (1 s). A publish tries up to three times (RETRY_POLICY in
+# bridge/celery/publisher.py), so a broker gone silent fails it within about 15 s.
+BROKER_TIMEOUT_SECONDS = 5.0
+
 
 def make_embedded_broker_folders(settings: Settings) -> None:
     """The embedded broker is folders on disk that every process using it creates:
@@ -20,7 +26,8 @@ def transport_options(settings: Settings) -> dict[str, Any]:
     """kombu's options for the broker BROKER_URL (or REDIS_URL) names."""
     if settings.broker_kind == "rabbitmq":
         # A publish returns once RabbitMQ has the message (publisher confirms): a receipt
-        # means the job is in the broker, and a refused publish fails over. Nothing like
+        # means the job is in the broker, and a refused publish fails over (as does one
+        # unconfirmed after BROKER_TIMEOUT_SECONDS: the publisher's). Nothing like
         # Redis's options below: unacked messages come back when their channel closes,
         # and deployments sharing a server are kept apart by virtual host (BROKER_URL's
         # path), which covers every queue and exchange Celery declares.
@@ -33,6 +40,13 @@ def transport_options(settings: Settings) -> dict[str, Any]:
             # every unacked_restore_interval (10 s) times this throttle: kombu's default of
             # 10 let them wait 100 s more before another worker could take them.
             "unacked_restore_throttle": 1,
+            # kombu waits forever by default on a connection the broker stopped answering
+            # without closing it (a failover, a NAT or firewall timeout): a publish would
+            # hang, never failing over, and so would a worker's ack. The worker's BRPOP
+            # is not affected (it is read by the event loop, and kombu itself drops one
+            # overdue past its health check).
+            "socket_timeout": BROKER_TIMEOUT_SECONDS,
+            "socket_connect_timeout": BROKER_TIMEOUT_SECONDS,
         }
         if settings.redis_key_prefix:
             options["global_keyprefix"] = settings.redis_key_prefix

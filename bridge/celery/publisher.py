@@ -25,6 +25,7 @@ from typing import Any
 from kombu import exceptions as kombu_exceptions
 
 from bridge.celery import deferred
+from bridge.celery.config import BROKER_TIMEOUT_SECONDS
 from bridge.celery.producer import producer_app
 from bridge.errors import PublishError
 from bridge.publisher import Message
@@ -113,6 +114,10 @@ def _send_chunk(app: Any, producer: Any, chunk: Sequence[_Outgoing]) -> None:
                         # Covers what is not buffered: declaring the queue on a new channel.
                         retry=True,
                         retry_policy=RETRY_POLICY,
+                        # RabbitMQ: bounded waits for the socket and the confirm (Redis has
+                        # its socket timeout in the transport options).
+                        timeout=BROKER_TIMEOUT_SECONDS,
+                        confirm_timeout=BROKER_TIMEOUT_SECONDS,
                     )
             return
         except _BATCH_FAILED:

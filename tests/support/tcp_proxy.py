@@ -4,6 +4,8 @@ process (a Celery worker, the web server) and Redis or PostgreSQL.
 `cut()` resets every open connection, as a broken network or a restarting server does,
 and refuses new ones (nothing listens on the port) until `restore()` listens again on
 the same port, so the clients' configured address stays valid across the fault.
+`freeze()` keeps every connection open and relays nothing either way until `thaw()`:
+a server that went silent without closing (a failover, a NAT or firewall timeout).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ class TcpProxy:
         self.accepted = 0  # connections accepted so far, across cuts
         self._writers: set[asyncio.StreamWriter] = set()
         self._server: asyncio.Server | None = None
+        self._flowing: asyncio.Event | None = None  # made on the proxy's own loop
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="tcp-proxy", daemon=True
@@ -51,6 +54,13 @@ class TcpProxy:
         """Listen again on the same port and relay new connections."""
         self._call(self._listen())
 
+    def freeze(self) -> None:
+        """Relay nothing, either way, on every connection (open or new) until thaw()."""
+        self._call(self._set_flowing(False))
+
+    def thaw(self) -> None:
+        self._call(self._set_flowing(True))
+
     def close(self) -> None:
         if self._thread.is_alive():
             self._call(self._cut())
@@ -66,6 +76,16 @@ class TcpProxy:
 
     def _call(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=10)
+
+    async def _set_flowing(self, flowing: bool) -> None:
+        event = self._flowing_event()
+        event.set() if flowing else event.clear()
+
+    def _flowing_event(self) -> asyncio.Event:
+        if self._flowing is None:
+            self._flowing = asyncio.Event()
+            self._flowing.set()
+        return self._flowing
 
     async def _listen(self) -> None:
         if self._server is not None:
@@ -104,9 +124,10 @@ class TcpProxy:
             return
         pair = {client_out, upstream_out}
         self._writers |= pair
+        flowing = self._flowing_event()
         pumps = {
-            asyncio.ensure_future(_pump(client_in, upstream_out)),
-            asyncio.ensure_future(_pump(upstream_in, client_out)),
+            asyncio.ensure_future(_pump(client_in, upstream_out, flowing)),
+            asyncio.ensure_future(_pump(upstream_in, client_out, flowing)),
         }
         try:
             # Either side closing ends the connection for both.
@@ -119,9 +140,12 @@ class TcpProxy:
                 writer.close()
 
 
-async def _pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+async def _pump(
+    source: asyncio.StreamReader, sink: asyncio.StreamWriter, flowing: asyncio.Event
+) -> None:
     with contextlib.suppress(ConnectionError, OSError):
         while chunk := await source.read(_CHUNK):
+            await flowing.wait()  # frozen: held until thawed
             sink.write(chunk)
             await sink.drain()
 

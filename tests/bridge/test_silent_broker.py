@@ -1,0 +1,96 @@
+"""A broker that goes silent without closing its connections (a failover, a NAT or
+firewall timeout) fails a publish within seconds, so that it fails over, instead of
+holding it forever; once the broker answers again, publishing resumes."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import redis
+
+from bridge.celery.config import BROKER_TIMEOUT_SECONDS
+from bridge.celery.producer import producer_app
+from bridge.errors import PublishError
+from bridge.publishing import enqueue
+from bridge.receipt import Receipt
+from config import Provider, Settings
+from tasks.scheduled_actions import ExecuteScheduledAction, execute_scheduled_action
+from tests.support.rabbitmq import rabbitmq_vhost
+from tests.support.tcp_proxy import TcpProxy
+
+# A publish tries three times, each waiting BROKER_TIMEOUT_SECONDS at most; the rest is
+# margin for a loaded machine.
+FAILS_WITHIN_SECONDS = 3 * BROKER_TIMEOUT_SECONDS + 15
+
+
+def _publish() -> Receipt:
+    payload = ExecuteScheduledAction(scheduled_action_id=f"silent-{uuid.uuid4().hex}")
+    return enqueue(execute_scheduled_action, payload)
+
+
+@pytest.fixture(params=["redis", "rabbitmq"])
+def broker_behind_proxy(
+    request: pytest.FixtureRequest, configure: Callable[..., Any]
+) -> Iterator[TcpProxy]:
+    """Celery alone publishes, to a real broker reached through a proxy the test can
+    freeze."""
+    if request.param == "redis":
+        prefix = f"silent-{uuid.uuid4().hex[:8]}:"
+        with TcpProxy("127.0.0.1", 6379) as proxy:
+            settings = configure(
+                BROKER_URL=None,
+                REDIS_URL=f"redis://{proxy.address}/0",
+                REDIS_KEY_PREFIX=prefix,
+                JOB_PROVIDER="celery",
+                JOB_FAILOVER="false",
+            )
+            yield from _publishing(settings, proxy)
+        client = redis.Redis(host="127.0.0.1", port=6379)
+        keys = list(client.scan_iter(match=f"{prefix}*"))
+        if keys:
+            client.delete(*keys)
+        client.close()
+        return
+    with rabbitmq_vhost() as vhost:
+        target = urlsplit(vhost.url)
+        with TcpProxy(target.hostname or "127.0.0.1", target.port or 5672) as proxy:
+            url = target._replace(netloc=f"guest:guest@{proxy.address}").geturl()
+            settings = configure(BROKER_URL=url, JOB_PROVIDER="celery", JOB_FAILOVER="false")
+            assert settings.broker_kind == "rabbitmq"
+            yield from _publishing(settings, proxy)
+
+
+def _publishing(settings: Settings, proxy: TcpProxy) -> Iterator[TcpProxy]:
+    try:
+        assert _publish().provider is Provider.CELERY  # a pooled connection is open now
+        yield proxy
+    finally:
+        proxy.thaw()
+        producer_app(settings).close()
+
+
+def test_a_publish_to_a_broker_gone_silent_fails_within_seconds(
+    broker_behind_proxy: TcpProxy,
+) -> None:
+    broker_behind_proxy.freeze()
+    started = time.monotonic()
+
+    with pytest.raises(PublishError, match="broker refused or unreachable"):
+        _publish()
+
+    assert time.monotonic() - started < FAILS_WITHIN_SECONDS
+
+
+def test_publishing_resumes_once_the_broker_answers_again(broker_behind_proxy: TcpProxy) -> None:
+    broker_behind_proxy.freeze()
+    with pytest.raises(PublishError):
+        _publish()
+
+    broker_behind_proxy.thaw()
+
+    assert _publish().provider is Provider.CELERY
