@@ -23,6 +23,7 @@ from imapclient import IMAPClient
 from imapclient.exceptions import CapabilityError, LoginError
 
 from bridge.outcome import PermanentError
+from tasks.mail.tls import client_context
 
 Security = Literal["tls", "starttls", "none"]
 TIMEOUT_SECONDS = 30.0
@@ -100,7 +101,7 @@ def tls_failure(where: str, error: ssl.SSLError) -> Exception:
 def open_imap(server: ServerSettings) -> IMAPClient:
     """A logged-in IMAP connection."""
     where = f"IMAP {server.host}:{server.port}"
-    context = ssl.create_default_context()
+    context = client_context()
     client: IMAPClient | None = None
     try:
         client = IMAPClient(

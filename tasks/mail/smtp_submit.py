@@ -17,12 +17,13 @@ from email.message import EmailMessage
 
 from bridge.outcome import PermanentError
 from tasks.mail.imap_session import TIMEOUT_SECONDS, MailLoginRefused, ServerSettings
+from tasks.mail.tls import client_context
 
 
 def open_smtp(server: ServerSettings, where: str, login_hint: str = "") -> smtplib.SMTP:
     """A session with the server, logged in when there is a user and the server offers
     AUTH (a relay that trusts this host needs no login)."""
-    context = ssl.create_default_context()
+    context = client_context()
     smtp: smtplib.SMTP | None = None
     try:
         if server.security == "tls":
