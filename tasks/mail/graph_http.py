@@ -22,6 +22,7 @@ import httpx
 from bridge.outcome import PermanentError, RetryLater
 from tasks.mail.graph_token import GraphTokens
 from tasks.mail.port import MessageNotFound
+from tasks.mail.tls import http_context
 from tasks.retry_after import retry_after
 
 IMMUTABLE_IDS = 'IdType="ImmutableId"'
@@ -64,6 +65,7 @@ class GraphApi:
             timeout=TIMEOUT,
             headers={"Prefer": IMMUTABLE_IDS, "Accept": "application/json"},
             follow_redirects=False,  # a redirect could lead the token to another host
+            verify=http_context(),  # made once, not for each account's client
         )
 
     def close(self) -> None:
