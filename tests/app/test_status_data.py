@@ -8,11 +8,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine, insert, update
+from sqlalchemy import Engine, create_engine, insert
 
 from bridge.core import run_job
 from bridge.outcome import Delivery, Outcome
-from bridge.store.db import engine, session_scope
+from bridge.store.db import engine
 from tasks.audit import audit
 from tasks.models import ActionStatus, ActionType, ScheduledAction, utcnow
 from tasks.scheduled_action_records import get
@@ -20,7 +20,7 @@ from tasks.scheduled_actions import execute_scheduled_action
 from tasks.schema import upgrade
 from tasks.status_data import stuck_executing
 from tests.conftest import Mailbox
-from tests.support.actions import insert_action, mark_claimed
+from tests.support.actions import insert_action, mark_claimed, set_columns
 from tests.support.status_seed import HOSTILE_ERROR, seed_migration
 
 
@@ -67,16 +67,12 @@ def test_executions_are_counted_per_minute_by_provider() -> None:
 
 def test_an_execution_older_than_the_window_is_left_out(mailbox: Mailbox) -> None:
     row = insert_action(mailbox.account_id, ActionType.ARCHIVE, mailbox.keys[0])
-    with session_scope() as session:
-        session.execute(
-            update(ScheduledAction)
-            .where(ScheduledAction.id == row.id)
-            .values(
-                status=ActionStatus.COMPLETED,
-                executed_at=utcnow() - timedelta(hours=3, minutes=1),
-                executed_provider="qstash",
-            )
-        )
+    set_columns(
+        row.id,
+        status=ActionStatus.COMPLETED,
+        executed_at=utcnow() - timedelta(hours=3, minutes=1),
+        executed_provider="qstash",
+    )
 
     with engine().connect() as connection:
         series = audit.activity(connection, utcnow(), 3).series

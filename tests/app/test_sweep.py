@@ -5,13 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import update
-
-from bridge.store.db import exclusive, session_scope
+from bridge.store.db import exclusive
 from tasks import scheduled_actions
-from tasks.models import ActionType, ScheduledAction, SchedulingStatus, utcnow
+from tasks.models import ActionType, SchedulingStatus, utcnow
 from tests.conftest import Mailbox
-from tests.support.actions import insert_action
+from tests.support.actions import insert_action, set_columns
 
 GRACE = timedelta(seconds=600)  # SWEEP_GRACE_SECONDS' default
 
@@ -20,15 +18,8 @@ def scheduled_row(mailbox: Mailbox, due_ago: timedelta, enqueued_ago: timedelta)
     row = insert_action(
         mailbox.account_id, ActionType.ARCHIVE, mailbox.keys[0], scheduled_for=utcnow() - due_ago
     )
-    with session_scope() as session:
-        session.execute(
-            update(ScheduledAction)
-            .where(ScheduledAction.id == row.id)
-            .values(
-                scheduling_status=SchedulingStatus.SCHEDULED,
-                last_enqueued_at=utcnow() - enqueued_ago,
-            )
-        )
+    enqueued_at = utcnow() - enqueued_ago
+    set_columns(row.id, scheduling_status=SchedulingStatus.SCHEDULED, last_enqueued_at=enqueued_at)
     return row
 
 

@@ -19,23 +19,21 @@ from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import update
 
 from bridge.errors import PublishError
 from bridge.ops.metrics_db import DatabaseCollector
 from bridge.outcome import Delivery
 from bridge.publisher import Message
 from bridge.receipt import Receipt
-from bridge.store.db import session_scope
 from bridge.web.deliveries import run_once
 from bridge.web.factory import create_app
 from config import Provider
 from tasks.audit import audit
-from tasks.models import ActionStatus, ActionType, ScheduledAction, utcnow
+from tasks.models import ActionStatus, ActionType, utcnow
 from tasks.scheduled_actions import ExecuteScheduledAction, execute_scheduled_action
 from tests.conftest import METRICS_TOKEN, Mailbox
 from tests.support import env
-from tests.support.actions import insert_action
+from tests.support.actions import insert_action, set_columns
 from tests.support.wait import wait_for
 
 EXECUTE = execute_scheduled_action
@@ -298,12 +296,7 @@ def test_scheduled_action_gauges_match_the_database(
             scheduled_provider="qstash",
         )
     cancelled = insert_action(mailbox.account_id, ActionType.ARCHIVE, mailbox.keys[2])
-    with session_scope() as session:
-        session.execute(
-            update(ScheduledAction)
-            .where(ScheduledAction.id == cancelled.id)
-            .values(status=ActionStatus.CANCELLED)
-        )
+    set_columns(cancelled.id, status=ActionStatus.CANCELLED)
 
     found = gauges(DatabaseCollector(configure(), audit))
 

@@ -35,19 +35,23 @@ def insert_action(
     return row
 
 
+def set_columns(action_id: str, **values: Any) -> None:
+    """Write the row's columns as named, as no job would: the state a test starts from."""
+    with session_scope() as session:
+        session.execute(
+            update(ScheduledAction).where(ScheduledAction.id == action_id).values(**values)
+        )
+
+
 def mark_claimed(
     action_id: str, claimed_by: str, lease_expires_at: datetime, token: str = "dead-run"
 ) -> None:
     """Leave the row as a delivery that claimed it and then died would have left it."""
-    with session_scope() as session:
-        session.execute(
-            update(ScheduledAction)
-            .where(ScheduledAction.id == action_id)
-            .values(
-                status=ActionStatus.EXECUTING,
-                claimed_by=claimed_by,
-                claim_attempt=0,
-                claim_token=token,
-                lease_expires_at=lease_expires_at,
-            )
-        )
+    set_columns(
+        action_id,
+        status=ActionStatus.EXECUTING,
+        claimed_by=claimed_by,
+        claim_attempt=0,
+        claim_token=token,
+        lease_expires_at=lease_expires_at,
+    )
