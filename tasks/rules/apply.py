@@ -42,7 +42,7 @@ from tasks.models import (
     utcnow,
 )
 from tasks.rules.matching import first_match
-from tasks.rules.results import ActionDone, record_result
+from tasks.rules.results import ActionDone, RuleResult, record_result
 
 log = logging.getLogger("jobbridge.rules")
 
@@ -120,9 +120,8 @@ def apply_rules(
     if rule is not None:
         results = [_run(account, message, mail, action) for action in rule.actions]
     status = ExecutedRuleStatus.APPLIED if rule else ExecutedRuleStatus.NO_MATCH
-    if not record_result(
-        account.id, message, rule.id if rule else None, status, results, force=force
-    ):
+    result = RuleResult(account.id, message, rule.id if rule else None, status, results)
+    if not record_result(result, force=force):
         return ApplyResult("already")  # a concurrent delivery recorded it first
     return ApplyResult(
         "applied" if rule else "no_match",

@@ -35,41 +35,38 @@ class ActionDone:
     result_id: str | None  # e.g. the sent message's id
 
 
-def record_result(
-    account_id: str,
-    message: MailMessage,
-    rule_id: str | None,
-    status: ExecutedRuleStatus,
-    actions: list[ActionDone],
-    *,
-    force: bool,
-) -> bool:
+@dataclass(frozen=True)
+class RuleResult:
+    """What applying the rules to one message came to."""
+
+    account_id: str
+    message: MailMessage
+    rule_id: str | None  # the rule that matched, None for no match
+    status: ExecutedRuleStatus
+    actions: list[ActionDone]
+
+
+def record_result(result: RuleResult, *, force: bool) -> bool:
     """Record the result; False when a concurrent delivery recorded one first."""
     try:
         if force:
-            _replace(account_id, message, rule_id, status, actions)
+            _replace(result)
         else:
-            _insert(account_id, message, rule_id, status, actions)
+            _insert(result)
     except IntegrityError:
         return False
     return True
 
 
-def _insert(
-    account_id: str,
-    message: MailMessage,
-    rule_id: str | None,
-    status: ExecutedRuleStatus,
-    actions: list[ActionDone],
-) -> None:
+def _insert(result: RuleResult) -> None:
     now = utcnow()
     rule_row: dict[str, Any] = {
         "id": new_id(),
-        "email_account_id": account_id,
-        "rule_id": rule_id,
-        "message_id": message.id,
-        "thread_id": message.thread_id,
-        "status": status,
+        "email_account_id": result.account_id,
+        "rule_id": result.rule_id,
+        "message_id": result.message.id,
+        "thread_id": result.message.thread_id,
+        "status": result.status,
         "error": None,
         "created_at": now,
     }
@@ -82,7 +79,7 @@ def _insert(
             "result_id": action.result_id,
             "created_at": now,
         }
-        for action in actions
+        for action in result.actions
     ]
     if engine().dialect.name == "postgresql":
         values = {f"rule_{name}": value for name, value in rule_row.items()}
@@ -129,39 +126,33 @@ def _parameters(
     return {name: bindparam(prefix + name, type_=columns[name].type) for name in names}
 
 
-def _replace(
-    account_id: str,
-    message: MailMessage,
-    rule_id: str | None,
-    status: ExecutedRuleStatus,
-    actions: list[ActionDone],
-) -> None:
+def _replace(result: RuleResult) -> None:
     """The earlier result, if any, rewritten with this one's rule, status and actions."""
     with session_scope() as session:
         earlier = session.scalar(
             select(ExecutedRule).where(
-                ExecutedRule.email_account_id == account_id,
-                ExecutedRule.message_id == message.id,
+                ExecutedRule.email_account_id == result.account_id,
+                ExecutedRule.message_id == result.message.id,
             )
         )
         if earlier is not None:
             session.execute(
                 delete(ExecutedAction).where(ExecutedAction.executed_rule_id == earlier.id)
             )
-            earlier.rule_id = rule_id
-            earlier.status, earlier.error, earlier.created_at = status, None, utcnow()
+            earlier.rule_id = result.rule_id
+            earlier.status, earlier.error, earlier.created_at = result.status, None, utcnow()
             executed = earlier
         else:
             executed = ExecutedRule(
-                email_account_id=account_id,
-                rule_id=rule_id,
-                message_id=message.id,
-                thread_id=message.thread_id,
-                status=status,
+                email_account_id=result.account_id,
+                rule_id=result.rule_id,
+                message_id=result.message.id,
+                thread_id=result.message.thread_id,
+                status=result.status,
             )
             session.add(executed)
         session.flush()
-        for action in actions:
+        for action in result.actions:
             session.add(
                 ExecutedAction(
                     executed_rule_id=executed.id,

@@ -22,7 +22,7 @@ from tasks.models import (
     Rule,
     RuleActionType,
 )
-from tasks.rules.results import ActionDone, record_result
+from tasks.rules.results import ActionDone, RuleResult, record_result
 from tasks.schema import upgrade
 
 ARCHIVED = ActionDone(RuleActionType.ARCHIVE, None, None)
@@ -92,6 +92,24 @@ def _recorded(account_id: str, message_id: str = "m1") -> tuple[Any, ...]:
         return rule.rule_id, rule.status, rule.thread_id, [tuple(a) for a in actions]
 
 
+def _record(
+    account: Account,
+    rule: int | None,
+    actions: list[ActionDone],
+    *,
+    force: bool = False,
+    message_id: str = "m1",
+) -> bool:
+    """Record the result of rule number `rule` (None: no match) on the message."""
+    rule_id, status = (
+        (None, ExecutedRuleStatus.NO_MATCH)
+        if rule is None
+        else (account.rules[rule], ExecutedRuleStatus.APPLIED)
+    )
+    result = RuleResult(account.id, _message(message_id), rule_id, status, actions)
+    return record_result(result, force=force)
+
+
 @pytest.fixture
 def statements() -> Iterator[list[str]]:
     """The SQL statements the database is sent while the test runs."""
@@ -107,14 +125,7 @@ def statements() -> Iterator[list[str]]:
 
 
 def test_a_first_result_is_recorded_with_its_actions(account: Account) -> None:
-    assert record_result(
-        account.id,
-        _message(),
-        account.rules[0],
-        ExecutedRuleStatus.APPLIED,
-        [ARCHIVED, LABELLED],
-        force=False,
-    )
+    assert _record(account, 0, [ARCHIVED, LABELLED])
 
     assert _recorded(account.id) == (
         account.rules[0],
@@ -125,29 +136,15 @@ def test_a_first_result_is_recorded_with_its_actions(account: Account) -> None:
 
 
 def test_a_result_without_a_rule_records_no_match_and_no_action(account: Account) -> None:
-    assert record_result(account.id, _message(), None, ExecutedRuleStatus.NO_MATCH, [], force=False)
+    assert _record(account, None, [])
 
     assert _recorded(account.id) == (None, ExecutedRuleStatus.NO_MATCH, "t-m1", [])
 
 
 def test_a_second_first_result_is_refused_and_the_first_stays(account: Account) -> None:
-    record_result(
-        account.id,
-        _message(),
-        account.rules[0],
-        ExecutedRuleStatus.APPLIED,
-        [ARCHIVED],
-        force=False,
-    )
+    _record(account, 0, [ARCHIVED])
 
-    again = record_result(
-        account.id,
-        _message(),
-        account.rules[1],
-        ExecutedRuleStatus.APPLIED,
-        [LABELLED],
-        force=False,
-    )
+    again = _record(account, 1, [LABELLED])
 
     assert again is False
     assert _recorded(account.id) == (
@@ -159,18 +156,9 @@ def test_a_second_first_result_is_refused_and_the_first_stays(account: Account) 
 
 
 def test_a_forced_result_replaces_the_earlier_one(account: Account) -> None:
-    record_result(
-        account.id,
-        _message(),
-        account.rules[0],
-        ExecutedRuleStatus.APPLIED,
-        [ARCHIVED],
-        force=False,
-    )
+    _record(account, 0, [ARCHIVED])
 
-    assert record_result(
-        account.id, _message(), account.rules[1], ExecutedRuleStatus.APPLIED, [LABELLED], force=True
-    )
+    assert _record(account, 1, [LABELLED], force=True)
 
     assert _recorded(account.id) == (
         account.rules[1],
@@ -181,21 +169,14 @@ def test_a_forced_result_replaces_the_earlier_one(account: Account) -> None:
 
 
 def test_a_forced_result_without_an_earlier_one_is_recorded(account: Account) -> None:
-    assert record_result(account.id, _message(), None, ExecutedRuleStatus.NO_MATCH, [], force=True)
+    assert _record(account, None, [], force=True)
 
     assert _recorded(account.id) == (None, ExecutedRuleStatus.NO_MATCH, "t-m1", [])
 
 
 def test_results_of_different_messages_are_kept_apart(account: Account) -> None:
-    for message_id, actions in (("m1", [ARCHIVED]), ("m2", [ARCHIVED, LABELLED])):
-        record_result(
-            account.id,
-            _message(message_id),
-            account.rules[0],
-            ExecutedRuleStatus.APPLIED,
-            actions,
-            force=False,
-        )
+    _record(account, 0, [ARCHIVED], message_id="m1")
+    _record(account, 0, [ARCHIVED, LABELLED], message_id="m2")
 
     assert len(_recorded(account.id, "m1")[3]) == 1
     assert len(_recorded(account.id, "m2")[3]) == 2
@@ -204,18 +185,10 @@ def test_results_of_different_messages_are_kept_apart(account: Account) -> None:
 def test_on_postgresql_a_first_result_is_one_statement(
     postgresql_account: Account, statements: list[str]
 ) -> None:
-    account = postgresql_account
     assert engine().dialect.name == "postgresql"
 
-    record_result(
-        account.id,
-        _message(),
-        account.rules[0],
-        ExecutedRuleStatus.APPLIED,
-        [ARCHIVED, LABELLED],
-        force=False,
-    )
+    _record(postgresql_account, 0, [ARCHIVED, LABELLED])
 
     assert len(statements) == 1
     assert statements[0].lstrip().upper().startswith("WITH")
-    assert len(_recorded(account.id)[3]) == 2
+    assert len(_recorded(postgresql_account.id)[3]) == 2
