@@ -78,7 +78,9 @@ class CeleryPublisher:
                 outgoing.append(_Outgoing(message, task_id, eta))
                 receipts.append(Receipt(self.provider, task_id))
             if outgoing:
-                # One connection for the whole call.
+                # One connection for the whole call. An error raised in this block makes
+                # kombu replace the pooled connection: a RabbitMQ confirm that timed out
+                # may still arrive on it, and would be taken for the next message's.
                 with self._app.producer_or_acquire() as producer:
                     for start in range(0, len(outgoing), CHUNK_MESSAGES):
                         _send_chunk(self._app, producer, outgoing[start : start + CHUNK_MESSAGES])

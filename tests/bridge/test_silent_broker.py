@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import pytest
 import redis
 
+from bridge.celery import publisher
 from bridge.celery.config import BROKER_TIMEOUT_SECONDS
 from bridge.celery.producer import producer_app
 from bridge.errors import PublishError
@@ -21,6 +22,7 @@ from bridge.receipt import Receipt
 from config import Provider, Settings
 from tasks.scheduled_actions import ExecuteScheduledAction, execute_scheduled_action
 from tests.support.rabbitmq import rabbitmq_vhost
+from tests.support.services import TEST_REDIS_URL
 from tests.support.tcp_proxy import TcpProxy
 
 # A publish tries three times, each waiting BROKER_TIMEOUT_SECONDS at most; the rest is
@@ -41,28 +43,49 @@ def broker_behind_proxy(
     freeze."""
     if request.param == "redis":
         prefix = f"silent-{uuid.uuid4().hex[:8]}:"
-        with TcpProxy("127.0.0.1", 6379) as proxy:
-            settings = configure(
-                BROKER_URL=None,
-                REDIS_URL=f"redis://{proxy.address}/0",
-                REDIS_KEY_PREFIX=prefix,
-                JOB_PROVIDER="celery",
-                JOB_FAILOVER="false",
-            )
-            yield from _publishing(settings, proxy)
-        client = redis.Redis(host="127.0.0.1", port=6379)
+        try:
+            with TcpProxy(*_host_and_port(TEST_REDIS_URL, 6379)) as proxy:
+                settings = configure(
+                    BROKER_URL=None,
+                    REDIS_URL=_through(TEST_REDIS_URL, proxy),
+                    REDIS_KEY_PREFIX=prefix,
+                    JOB_PROVIDER="celery",
+                    JOB_FAILOVER="false",
+                )
+                yield from _publishing(settings, proxy)
+        finally:  # after the proxy has closed: nothing it held can arrive later
+            _delete_keys(prefix)
+        return
+    with rabbitmq_vhost() as vhost, TcpProxy(*_host_and_port(vhost.url, 5672)) as proxy:
+        settings = configure(
+            BROKER_URL=_through(vhost.url, proxy), JOB_PROVIDER="celery", JOB_FAILOVER="false"
+        )
+        assert settings.broker_kind == "rabbitmq"
+        yield from _publishing(settings, proxy)
+
+
+def _host_and_port(url: str, default_port: int) -> tuple[str, int]:
+    parts = urlsplit(url)
+    return parts.hostname or "127.0.0.1", parts.port or default_port
+
+
+def _through(url: str, proxy: TcpProxy) -> str:
+    """The URL with its host and port replaced by the proxy's (its credentials kept)."""
+    parts = urlsplit(url)
+    credentials = parts.netloc.rpartition("@")[0]
+    return parts._replace(
+        netloc=f"{credentials}@{proxy.address}" if credentials else proxy.address
+    ).geturl()
+
+
+def _delete_keys(prefix: str) -> None:
+    client = redis.Redis.from_url(TEST_REDIS_URL)
+    try:
         keys = list(client.scan_iter(match=f"{prefix}*"))
         if keys:
             client.delete(*keys)
+    finally:
         client.close()
-        return
-    with rabbitmq_vhost() as vhost:
-        target = urlsplit(vhost.url)
-        with TcpProxy(target.hostname or "127.0.0.1", target.port or 5672) as proxy:
-            url = target._replace(netloc=f"guest:guest@{proxy.address}").geturl()
-            settings = configure(BROKER_URL=url, JOB_PROVIDER="celery", JOB_FAILOVER="false")
-            assert settings.broker_kind == "rabbitmq"
-            yield from _publishing(settings, proxy)
 
 
 def _publishing(settings: Settings, proxy: TcpProxy) -> Iterator[TcpProxy]:
@@ -94,3 +117,23 @@ def test_publishing_resumes_once_the_broker_answers_again(broker_behind_proxy: T
     broker_behind_proxy.thaw()
 
     assert _publish().provider is Provider.CELERY
+
+
+def test_a_failed_publish_leaves_no_open_connection_in_the_pool(
+    configure: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A RabbitMQ confirm that timed out may still arrive: on a pooled connection it would
+    be taken for the next message's. kombu replaces a pooled connection when the block
+    holding its producer raises, so the publisher lets the error out of that block."""
+    app = producer_app(configure(JOB_PROVIDER="celery", JOB_FAILOVER="false"))
+    _publish()  # the pool holds an open connection now
+
+    def broker_fails(*_: Any) -> None:
+        raise TimeoutError("no confirm within the timeout")
+
+    monkeypatch.setattr(publisher, "_send_chunk", broker_fails)
+    with pytest.raises(PublishError):
+        _publish()
+
+    with app.pool.acquire(block=True) as connection:
+        assert not connection.connected

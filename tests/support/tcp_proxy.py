@@ -97,6 +97,7 @@ class TcpProxy:
         self.port = int(self._server.sockets[0].getsockname()[1])
 
     async def _cut(self) -> None:
+        self._flowing_event().set()  # frozen relays end with their connections
         server, self._server = self._server, None
         if server is not None:
             server.close()
