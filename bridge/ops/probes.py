@@ -100,11 +100,13 @@ def _where(url: str) -> SplitResult:
     return urlsplit(shown_url(url))
 
 
-def _port(parts: SplitResult, default: int) -> int | str:
+def _host_port(parts: SplitResult, default_port: int) -> str:
+    """ "host:port", with the defaults filled in."""
     try:
-        return parts.port or default
+        port: int | str = parts.port or default_port
     except ValueError:  # not a number: shown as "?" rather than failing the probe
-        return "?"
+        port = "?"
+    return f"{parts.hostname or 'localhost'}:{port}"
 
 
 def database_label(settings: Settings) -> str:
@@ -114,7 +116,7 @@ def database_label(settings: Settings) -> str:
     # Not SQLAlchemy's reading: it splits at the first "@", so a password holding an
     # unencoded "@" would show its end as the host.
     parts = _where(settings.sqlalchemy_url)
-    where = f"{parts.hostname or 'localhost'}:{_port(parts, 5432)}{parts.path or '/'}"
+    where = f"{_host_port(parts, 5432)}{parts.path or '/'}"
     return f"{url.get_backend_name()} {where}"
 
 
@@ -176,16 +178,16 @@ def check_database(
 
 def _redis_label(url: str) -> str:
     parts = _where(url)
-    return f"redis {parts.hostname or 'localhost'}:{_port(parts, 6379)}{parts.path}"
+    return f"redis {_host_port(parts, 6379)}{parts.path}"
 
 
 def _rabbitmq_label(url: str) -> str:
     """Where, without who: host, port and virtual host, never the user or password."""
     parts = _where(url)
-    port = _port(parts, 5671 if parts.scheme == "amqps" else 5672)
+    where = _host_port(parts, 5671 if parts.scheme == "amqps" else 5672)
     # kombu's reading: no path or "/" is the default vhost "/", else the path unquoted.
     vhost = unquote(parts.path[1:]) if len(parts.path) > 1 else "/"
-    return f"rabbitmq {parts.hostname or 'localhost'}:{port} vhost {vhost}"
+    return f"rabbitmq {where} vhost {vhost}"
 
 
 def _ping_redis(name: str, url: str, timeout: float) -> Check:

@@ -279,8 +279,8 @@ def read_qstash_holdings(
         return QStashHoldings(configured=True, error=why, since=since)
     ours: Counter[str] = Counter()
     other = 0
-    for url, by_state in reading.by_url.items():
-        if routes.destination(url).route is not None:
+    for destination_url, by_state in reading.by_url.items():
+        if routes.destination(destination_url).route is not None:
             ours.update(by_state)
         else:
             other += sum(by_state.values())

@@ -106,16 +106,22 @@ def add_operator_route(
     check, to a URL built from the request's Host header. Only these routes change: the
     app's other routes keep Starlette's behaviour."""
 
+    async def to_path(request: Request) -> Response:
+        return RedirectResponse(path, status_code=307)
+
+    methods = ["GET", "HEAD"]
+    web.add_api_route(path, _guarded(auth, what, answer), methods=methods, include_in_schema=False)
+    web.add_api_route(
+        path + "/", _guarded(auth, what, to_path), methods=methods, include_in_schema=False
+    )
+
+
+def _guarded(auth: OperatorAuth, what: str, answer: Answer) -> Answer:
+    """`answer` for holders of the token, 401 for anyone else before it runs."""
+
     async def guarded(request: Request) -> Response:
         if not auth.allows(request):
             return auth.refusal(what)
         return await answer(request)
 
-    async def slashed(request: Request) -> Response:
-        if not auth.allows(request):
-            return auth.refusal(what)
-        return RedirectResponse(path, status_code=307)
-
-    methods = ["GET", "HEAD"]
-    web.add_api_route(path, guarded, methods=methods, include_in_schema=False)
-    web.add_api_route(path + "/", slashed, methods=methods, include_in_schema=False)
+    return guarded
