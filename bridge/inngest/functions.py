@@ -27,17 +27,25 @@ SLEEP_STEP_ID = "wait-for-scheduled-time"
 # or an operator (pkg/execution/executor/finalize.go in inngest/inngest).
 FUNCTION_CANCELLED = "inngest/function.cancelled"
 TIMED_OUT_SUFFIX = "-timed-out"
+# The events Inngest itself runs a cron function with: its schedule's tick, and an
+# invocation (the dashboard's "Invoke", step.invoke).
+CRON_TICK = "inngest/scheduled.timer"
+FUNCTION_INVOKED = "inngest/function.invoked"
 
 
 def _wake_time(value: Any) -> datetime:
     try:
         when = datetime.fromisoformat(str(value))
+        # step.sleep_until treats a naive datetime as local time: always hand it aware UTC.
+        return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
     except ValueError:
         raise inngest.NonRetriableError(
             f"invalid payload: scheduledFor: not a datetime: {value!r}"
         ) from None
-    # step.sleep_until treats a naive datetime as local time: always hand it aware UTC.
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    except OverflowError:  # a time whose UTC falls outside years 1 to 9999
+        raise inngest.NonRetriableError(
+            f"invalid payload: scheduledFor: not a time UTC can hold: {value!r}"
+        ) from None
 
 
 def job_function(client: inngest.Inngest, spec: JobSpec[Any]) -> inngest.Function[Any]:
@@ -180,8 +188,15 @@ def cron_function(client: inngest.Inngest, spec: CronSpec) -> inngest.Function[A
     ]
     triggers += [inngest.TriggerEvent(event=event) for event in spec.events]
 
+    runs_for = frozenset({CRON_TICK, FUNCTION_INVOKED, *spec.events})
+
     @client.create_function(fn_id=spec.fn_id, name=spec.name, trigger=triggers, retries=0)
     def handle(ctx: inngest.ContextSync) -> dict[str, Any]:
+        # As for a job: the function id in the query is not signed, the event is.
+        if ctx.event.name not in runs_for:
+            raise inngest.NonRetriableError(
+                f"event {ctx.event.name!r} does not trigger {spec.fn_id} (cron {spec.name})"
+            )
         return spec.body()
 
     return handle

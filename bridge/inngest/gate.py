@@ -6,13 +6,17 @@ value, and (unless told otherwise) registers the app on an unsigned PUT. This ga
 plain ASGI middleware on that one path, answers first:
 
 - in cloud mode, a request with more than one signature header, a POST or PUT without
-  one, or a signature whose timestamp is malformed or over 5 minutes from now: 401;
+  one, or a signature that is not `t=<fresh timestamp>&s=<64 hex digits>` (a timestamp
+  over 5 minutes from now is stale): 401;
+- a GET (inspection) has no body: one sent with it is never read, and the SDK is
+  handed none;
 - a body declared or streamed over `INNGEST_MAX_BODY_BYTES`: 413, read no further;
 - in cloud mode, a POST or PUT whose signature does not verify: 401. A made-up header
   must not buy a parse on the event loop: bodies over a few KiB are verified in a worker
-  thread, at most two at a time, so that they neither stall other requests nor add up
-  in memory. A smaller POST is left to the SDK, which verifies a POST's signature (the
-  same check, answered 401) before it reads the request: checking it here as well
+  thread, one at a time, so that they neither stall other requests nor add up in
+  memory (the check parses and canonicalises the JSON, which costs a multiple of the
+  body's size). A smaller POST is left to the SDK, which verifies a POST's signature
+  (the same check, answered 401) before it reads the request: checking it here as well
   doubled the cost of every call, the signature's JSON canonicalisation being most of it;
 - in cloud mode, a signed GET (inspection) is answered without the hashes of the keys:
   one of them is the app's credential at Inngest's API, and an empty body's signature
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import Callable
 from urllib.parse import parse_qs
@@ -44,17 +49,24 @@ SIGNATURE_MAX_AGE_SECONDS = 300
 # Up to this size a signature check (JSON parse, canonical form, HMAC) costs less than
 # a thread hop; larger bodies are checked in a worker thread, this many at a time.
 VERIFY_IN_THREAD_ABOVE_BYTES = 4 * 1024
-LARGE_VERIFICATIONS_AT_ONCE = 2
+LARGE_VERIFICATIONS_AT_ONCE = 1
+# An HMAC-SHA256 in hex, as Inngest and the SDK write it.
+SIGNATURE_DIGEST = re.compile(r"[0-9a-f]{64}")
 
 SignatureCheck = Callable[[bytes, str], bool]
 
 
-def signature_age_problem(header: str, now: float | None = None) -> str | None:
-    """Why a signature's `t=` timestamp is unacceptable, or None when it is fresh."""
+def signature_problem(header: str, now: float | None = None) -> str | None:
+    """Why a signature header is unacceptable before any body is read (its `t=` is not
+    a fresh timestamp, its `s=` not a hex digest), or None."""
     try:
-        timestamp = int(parse_qs(header, strict_parsing=True)["t"][0])
+        fields = parse_qs(header, strict_parsing=True)
+        timestamp = int(fields["t"][0])
     except (KeyError, ValueError, IndexError):
         return "X-Inngest-Signature has no valid timestamp"
+    digests = fields.get("s", [])
+    if len(digests) != 1 or SIGNATURE_DIGEST.fullmatch(digests[0]) is None:
+        return "X-Inngest-Signature has no valid signature (s=, 64 hex digits)"
     now = time.time() if now is None else now
     if abs(now - timestamp) > SIGNATURE_MAX_AGE_SECONDS:
         return "X-Inngest-Signature timestamp is over 5 minutes from now"
@@ -72,7 +84,7 @@ def _signature(scope: Scope, signed_mode: bool) -> str | None:
         if scope["method"] in ("POST", "PUT"):
             raise Refused(401, "missing X-Inngest-Signature")
         return None
-    problem = signature_age_problem(signature)
+    problem = signature_problem(signature)
     if problem is not None:
         raise Refused(401, problem)
     return signature
@@ -111,7 +123,8 @@ class InngestGate:
 
     async def _admit(self, scope: Scope, receive: Receive) -> bytes:
         signature = _signature(scope, signed_mode=self.signature_check is not None)
-        body = await read_capped(scope, receive, self.max_body_bytes)
+        is_inspection = scope["method"] == "GET"
+        body = b"" if is_inspection else await read_capped(scope, receive, self.max_body_bytes)
         check = self.signature_check
         if (
             check is not None

@@ -28,13 +28,18 @@ def verify_qstash(settings: Settings, signature: str, raw_body: bytes, route: st
     current, upcoming = settings.qstash_current_signing_key, settings.qstash_next_signing_key
     if current is None or upcoming is None or settings.webhook_url is None:
         raise InvalidSignature("QStash signing keys or WEBHOOK_URL are not configured")
+    try:
+        text = raw_body.decode("utf-8")
+    except UnicodeDecodeError:
+        # QStash's signature covers the body as text: these bytes cannot be checked.
+        raise InvalidSignature("a signed body must be UTF-8 text: this one is not") from None
     receiver = Receiver(current.get_secret_value(), upcoming.get_secret_value())
     try:
         # The signed `sub` is the public URL QStash called: rebuilt from WEBHOOK_URL,
         # never from the request, which a proxy may have rewritten.
         receiver.verify(
             signature=signature,
-            body=raw_body.decode("utf-8"),
+            body=text,
             url=settings.webhook_url + route,
         )
     except Exception as error:  # the SDK raises KeyError and friends, not only SignatureError

@@ -1,11 +1,14 @@
-"""QStash signatures are used once: a token id (`jti`) belongs to the message it first
-came with until the token expires.
+"""QStash signatures are used once: a token id (`jti`) serves one request until the
+token expires.
 
-QStash signs each delivery attempt afresh, so a retry of the same message passes; a
-captured request replayed under another `Upstash-Message-Id` (which would dodge the
-delivery ledger) is refused. Kept in Redis when REDIS_URL is set (one SET NX GET with
-the token's remaining life as TTL; the web app sends it with the ledger check:
+QStash signs each delivery attempt afresh, so a retry of the same message passes. A
+captured request sent again is refused, whatever it says around the signed body: under
+another `Upstash-Message-Id` it would dodge the delivery ledger, and with a higher
+`Upstash-Retried` (not signed either) it would pass for the last attempt and fail the
+job for good. Kept in Redis when REDIS_URL is set (one SET NX with the token's
+remaining life as TTL; the web app sends it with the ledger check:
 bridge/web/deliveries.py), else in the `seen_signature` table (pruned by the sweep).
+The message id is kept beside the token, for whoever reads the store.
 """
 
 from __future__ import annotations
@@ -25,23 +28,22 @@ CLOCK_MARGIN_SECONDS = 60
 
 
 def first_use(token_id: str, message_id: str, expires_at: datetime) -> bool:
-    """True for the token's first message (on any delivery attempt of it); False when the
-    token was already seen with another message."""
+    """True the first time the token is seen; False on any later request with it."""
     if get_settings().redis_url:
-        earlier = redis_store.client().set(
-            token_key(token_id), message_id, nx=True, ex=ttl_seconds(expires_at), get=True
+        answer = redis_store.client().set(
+            token_key(token_id), message_id, nx=True, ex=ttl_seconds(expires_at)
         )
-        return came_with(earlier, message_id)
+        return is_first(answer)
     with session_scope() as session:
         dialect = session.get_bind().dialect.name
         insert = pg_insert if dialect == "postgresql" else sqlite_insert
-        session.execute(
+        inserted = session.execute(
             insert(SeenSignature)
             .values(token_id=token_id, message_id=message_id, expires_at=expires_at)
             .on_conflict_do_nothing(index_elements=["token_id"])
+            .returning(SeenSignature.token_id)
         )
-        first = session.get(SeenSignature, token_id)
-        return first is not None and first.message_id == message_id
+        return inserted.first() is not None  # no row back: the token was kept already
 
 
 def token_key(token_id: str) -> str:
@@ -54,7 +56,6 @@ def ttl_seconds(expires_at: datetime) -> int:
     return max(1, int(remaining) + CLOCK_MARGIN_SECONDS)
 
 
-def came_with(earlier: object, message_id: str) -> bool:
-    """Whether SET NX GET's answer (the token's earlier message, or None when the token is
-    new) lets `message_id` use the token."""
-    return earlier is None or earlier == message_id.encode()
+def is_first(answer: object) -> bool:
+    """Whether SET NX's answer says the token was new (True; None when it was kept)."""
+    return answer is True

@@ -1,7 +1,7 @@
 """One delivery on a job route: the replay guard and the ledger before the job, the
 ledger after it, all in one trip to a worker thread.
 
-With REDIS_URL (production) the token's SET NX GET and the ledger's EXISTS go to Redis
+With REDIS_URL (production) the token's SET NX and the ledger's EXISTS go to Redis
 in one round trip; without it (the embedded default) both live in the database.
 """
 
@@ -24,7 +24,7 @@ from bridge.registry import JobSpec
 from bridge.store import ledger, redis_store
 from config import get_settings
 
-REPLAYED = "replayed Upstash-Signature: its token came with another message"
+REPLAYED = "replayed Upstash-Signature: its token was used before"
 # Deliveries a web process runs at once (Starlette's default thread pool is as large).
 DELIVERY_THREADS = 40
 
@@ -61,7 +61,7 @@ def run_once(
     last_attempt: bool = False,
 ) -> Result | None:
     """Run the job unless this delivery already settled (then None). A QStash token
-    already used for another message is a replay: Unauthorized. `remember`: the caller
+    used before is a replay: Unauthorized. `remember`: the caller
     named the delivery, so the ledger can answer its repeats. `last_attempt`: the caller
     will not deliver it again after a retry answer (see `_final_outcome`)."""
     if _settled_or_replayed(delivery, remember, token):
@@ -115,12 +115,11 @@ def _settled_or_replayed(delivery: Delivery, remember: bool, token: SignedToken 
             delivery.delivery_id,
             nx=True,
             ex=replay_guard.ttl_seconds(token.expires_at),
-            get=True,
         )
     if remember:
         pipe.exists(ledger.ledger_key(delivery.provider, delivery.delivery_id))
     answers = pipe.execute()
-    if token is not None and not replay_guard.came_with(answers[0], delivery.delivery_id):
+    if token is not None and not replay_guard.is_first(answers[0]):
         metrics.REPLAYS_REFUSED.inc()
         raise Unauthorized(REPLAYED)
     return remember and bool(answers[-1])

@@ -3,11 +3,14 @@ and `/metrics`, `/status` and `/status.json` (with METRICS_TOKEN)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from bridge.apps import App, load_app
@@ -16,13 +19,17 @@ from bridge.inngest.serve import serve_inngest
 from bridge.logs import configure_logging
 from bridge.metrics_web import add_metrics_route
 from bridge.ops.probes import Check, check_broker, check_database, check_redis_store
+from bridge.web import responses
 from bridge.web.api_docs import create_documented_app, document_routes
 from bridge.web.job_routes import add_job_routes
+from bridge.web.redirects import RedirectsByPath
 from bridge.web.status_page import add_status_routes
 from config import Settings, get_settings
 
 log = logging.getLogger("jobbridge.health")
 HEALTH_TIMEOUT_SECONDS = 2.0
+# How long one round of /healthz's probes answers for.
+HEALTH_CACHE_SECONDS = 1.0
 
 
 def create_app(settings: Settings | None = None, app: App | None = None) -> FastAPI:
@@ -35,6 +42,8 @@ def create_app(settings: Settings | None = None, app: App | None = None) -> Fast
     registry = found.registry
     configure_logging(settings.log_format)
     web = create_documented_app(settings)
+    web.add_exception_handler(RequestValidationError, responses.invalid_request)
+    web.add_middleware(RedirectsByPath)
 
     if settings.inngest_serves:
         # Without a signing key (or a dev server) /api/inngest is not served at all: the
@@ -57,8 +66,19 @@ def create_app(settings: Settings | None = None, app: App | None = None) -> Fast
             crons=[cron.route for cron in registry.crons.values()],
         )
 
+    checked: list[tuple[float, JSONResponse]] = []  # the last answer, and when it was made
+    checking = asyncio.Lock()
+
     @web.get("/healthz")
     async def healthz() -> JSONResponse:
+        # /healthz is public: a burst of it shares one round of probes (each opens its
+        # own connections) instead of opening as many connections as it has requests.
+        async with checking:
+            if not checked or time.monotonic() - checked[0][0] > HEALTH_CACHE_SECONDS:
+                checked[:] = [(time.monotonic(), await health())]
+            return checked[0][1]
+
+    async def health() -> JSONResponse:
         database, _ = await run_in_threadpool(check_database, settings, HEALTH_TIMEOUT_SECONDS)
         broker = await run_in_threadpool(check_broker, settings, HEALTH_TIMEOUT_SECONDS)
         store = await run_in_threadpool(check_redis_store, settings, HEALTH_TIMEOUT_SECONDS)

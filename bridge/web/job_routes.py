@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -10,6 +11,8 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
 
 from bridge.bodies import Refused, read_capped
 from bridge.http.wire import ATTEMPT_HEADER, ATTEMPTS, DELIVERY_ID_HEADER
@@ -23,6 +26,10 @@ from bridge.web.deliveries import run_delivery
 from config import Provider, Settings
 
 MAX_BODY_BYTES = 1024 * 1024
+# What a route raises when a store is away (the job's own errors are its result): the
+# caller is asked to come back, as for a job's retry.
+STORE_ERRORS = (RedisError, SQLAlchemyError)
+log = logging.getLogger("jobbridge.web")
 
 
 # Where each caller puts the delivery's id (stable across its retries) and attempt.
@@ -101,6 +108,11 @@ def job_endpoint(
             )
         except Unauthorized as error:
             return responses.error(401, str(error))
+        except STORE_ERRORS as error:
+            log.warning(
+                "delivery %s of %s: its ledger is away: %s", delivery.delivery_id, path, error
+            )
+            return responses.unavailable("the delivery ledger", error)
         if result is None:
             return responses.result_response_for_duplicate()
         return responses.result_response(result)
@@ -114,7 +126,11 @@ def cron_endpoint(settings: Settings, spec: CronSpec) -> Callable[[Request], Awa
             authenticate_cron(settings, request.headers)
         except Unauthorized as error:
             return responses.error(401, str(error))
-        return JSONResponse(await run_in_threadpool(spec.body))
+        try:
+            return JSONResponse(await run_in_threadpool(spec.body))
+        except STORE_ERRORS as error:
+            log.warning("cron %s: a store is away: %s", spec.name, error)
+            return responses.unavailable("a store the cron needs", error)
 
     return endpoint
 

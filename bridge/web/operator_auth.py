@@ -11,7 +11,6 @@ bytes against the bytes the client sent, so a token that is not ASCII works with
 from __future__ import annotations
 
 import base64
-import binascii
 import hmac
 from collections.abc import Awaitable, Callable
 
@@ -35,7 +34,7 @@ def presented_secret(authorization: str) -> str:
     if scheme.lower() == "basic":
         try:
             decoded = base64.b64decode(credential.strip(), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # not base64 (binascii.Error), not ASCII, or not UTF-8 inside
             return ""
         return decoded.partition(":")[2]
     return ""
@@ -56,7 +55,7 @@ def presented_bytes(authorization: str) -> bytes:
     if scheme.lower() == "basic":
         try:
             decoded = base64.b64decode(credential.strip(), validate=True)
-        except binascii.Error:
+        except ValueError:  # not base64 (binascii.Error), or text that is not ASCII
             return b""
         return decoded.partition(b":")[2].strip()
     return b""
@@ -102,9 +101,8 @@ def add_operator_route(
 ) -> None:
     """GET and HEAD on `path` for holders of the token, 401 for anyone else before
     `answer` runs. `path/` too, behind the same check, answered with a redirect to
-    `path` by path alone: left unrouted, Starlette would redirect it itself, before any
-    check, to a URL built from the request's Host header. Only these routes change: the
-    app's other routes keep Starlette's behaviour."""
+    `path`: left unrouted, Starlette would redirect it itself, before any check (and,
+    like every redirect to this host, by path alone: bridge.web.redirects)."""
 
     async def to_path(request: Request) -> Response:
         return RedirectResponse(path, status_code=307)

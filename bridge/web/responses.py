@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import math
+from typing import cast
 
-from fastapi.responses import JSONResponse
+from fastapi import Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
 
 from bridge.outcome import Outcome, Result
 
 # QStash retries every status but 2xx and this one (with the header below).
 QSTASH_NON_RETRYABLE = 489
+# When a store the route needs (Redis, the database) is away: soon, not at once.
+UNAVAILABLE_RETRY_AFTER_SECONDS = 10
 
 
 def result_response(result: Result) -> JSONResponse:
@@ -37,3 +44,22 @@ def non_retryable(detail: str) -> JSONResponse:
 
 def error(status: int, detail: str) -> JSONResponse:
     return JSONResponse({"error": detail}, status)
+
+
+def unavailable(what: str, error: BaseException) -> JSONResponse:
+    """503 for a store that is away: retried, and naming the error's kind only (its text
+    names hosts and ports, which the log keeps)."""
+    return JSONResponse(
+        {"error": f"{what} is unavailable ({type(error).__name__}); retry later"},
+        503,
+        headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER_SECONDS)},
+    )
+
+
+async def invalid_request(_request: Request, error: Exception) -> Response:
+    """FastAPI's 422 for a request its models refuse, with the input echoed in ASCII
+    JSON: the default answer encodes it as UTF-8, which a lone surrogate (valid in a JSON
+    string, not in UTF-8) turns into a 500."""
+    errors = cast(RequestValidationError, error).errors()  # registered for that type only
+    body = json.dumps({"detail": jsonable_encoder(errors)})
+    return Response(body, 422, media_type="application/json")

@@ -56,6 +56,7 @@ from tasks.rules.apply import apply_rules
 from tasks.shim import registry
 
 PAGE_SIZE = 25
+PAGES_MAX = 2**31 - 2  # the most a run can count: pagesFetched is a 32-bit integer column
 # Workers published ahead of the next page: a pool process that took the next page
 # while this one still runs would find the account's one fetcher slot taken and put it
 # back for half a second; by the time the pool has taken these, this page has returned.
@@ -81,6 +82,7 @@ class FetchPage(Payload):
     page: int = Field(
         0,
         ge=0,
+        le=PAGES_MAX,
         validation_alias=AliasChoices("pageCount", "page"),
         serialization_alias="pageCount",
     )

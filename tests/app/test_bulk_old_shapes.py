@@ -170,3 +170,12 @@ def test_worker_message_without_force_leaves_a_result_alone(inbox: Inbox) -> Non
 
     assert result.detail == "rules already: -"
     assert results() == [(key, ExecutedRuleStatus.NO_MATCH)]
+
+
+def test_a_page_count_the_run_could_not_store_is_a_permanent_failure_naming_it() -> None:
+    message = {"jobId": "job", "emailAccountId": "acc", "pageCount": 10**30}
+
+    result = run_job(bulk_process.fetch_page, message, Delivery("qstash", "msg-huge-page", 0))
+
+    assert result.outcome.value == "failed"
+    assert "pageCount" in result.detail

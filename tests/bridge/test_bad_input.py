@@ -72,6 +72,28 @@ def test_an_integer_over_pythons_digit_limit_is_refused_as_unreadable(web: str) 
     assert "digits" in response.json()["error"]
 
 
+def test_a_body_that_is_not_utf8_is_refused_as_unreadable(web: str) -> None:
+    response = post(web, EXECUTE, b'{"scheduledActionId": "\xff"}')
+
+    assert response.status_code == 415
+    assert "utf-8" in response.json()["error"]
+
+
+def test_a_qstash_signature_over_a_body_that_is_not_utf8_cannot_be_verified(web: str) -> None:
+    from tests.support.fake_qstash import mint_signature
+
+    body = b'{"scheduledActionId": "\xff"}'
+    signed = {
+        "Upstash-Signature": mint_signature(body, env.WEBHOOK_URL + EXECUTE),
+        "Upstash-Message-Id": "msg-not-utf8",
+    }
+
+    response = post(web, EXECUTE, body, **signed)
+
+    assert response.status_code == 401
+    assert "must be UTF-8" in response.json()["error"]
+
+
 def test_an_attempt_header_with_a_superscript_digit_counts_as_the_first_attempt(
     web: str,
 ) -> None:
@@ -360,6 +382,15 @@ def test_the_internal_api_refuses_a_body_over_64_kib(web: str) -> None:
     )
 
     assert response.status_code == 413
+
+
+def test_the_internal_api_refuses_a_lone_surrogate_with_422_naming_the_field(web: str) -> None:
+    body = b'{"emailAccountId": "\\ud800", "startDate": "2026-01-01T00:00:00Z"}'
+
+    response = post(web, "/api/bulk-process/start", body)
+
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "emailAccountId"]
 
 
 def test_the_internal_api_guard_leaves_the_bulk_job_routes_to_their_own_auth(web: str) -> None:

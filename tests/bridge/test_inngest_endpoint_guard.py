@@ -32,10 +32,10 @@ def signature(body: bytes, at: int | None = None) -> str:
     return str(sign_request(body, env.INNGEST_SIGNING_KEY, unix_ms=at))
 
 
-def execute_body(padding: int = 0) -> bytes:
+def execute_body(padding: int = 0, **data: str) -> bytes:
     event = {
         "name": "inbox-zero/scheduled-action.execute",
-        "data": {"scheduledActionId": "does-not-exist", "padding": "x" * padding},
+        "data": {"scheduledActionId": "does-not-exist", "padding": "x" * padding, **data},
     }
     return json.dumps(FakeInngest.request_body(event, "01RUNGUARD", 0, {}, [])).encode()
 
@@ -149,6 +149,21 @@ def test_a_fresh_valid_signature_still_runs_the_job(web: str) -> None:
     assert response.json()["outcome"] == "skipped"
 
 
+@pytest.mark.parametrize("method", ["GET", "PUT", "POST"])
+def test_a_signature_that_is_not_a_hex_digest_is_refused(web: str, method: str) -> None:
+    not_hex = f"t={int(time.time())}&s=%C3%A9"  # "é": no HMAC compares with it
+
+    response = httpx.request(
+        method,
+        f"{web}/api/inngest",
+        params={"fnId": f"{APP_ID}-{FN}", "stepId": "step"},
+        content=b"" if method == "GET" else execute_body(),
+        headers={"Content-Type": "application/json", "X-Inngest-Signature": not_hex},
+    )
+
+    assert response.status_code == 401
+
+
 # Bodies -------------------------------------------------------------------------------
 
 
@@ -156,6 +171,15 @@ def test_an_unsigned_post_is_refused_without_reading_its_declared_64_mb_body(web
     answer = raw_request(web, [], declared=64 * 1024 * 1024, send=0)
 
     assert answer.startswith(b"HTTP/1.1 401")
+
+
+def test_an_inspection_never_reads_a_body_sent_with_it(web: str) -> None:
+    answer = raw_request(web, [], declared=64 * 1024 * 1024, send=1024, method="GET")
+
+    # The SDK's own refusal of an unsigned inspection, at once: not the gate's 413 for
+    # the declared size, nor a wait for the 64 MB that never come.
+    assert answer.startswith(b"HTTP/1.1 401")
+    assert b"x-inngest-sdk-handled: true" in answer
 
 
 def test_a_body_declared_over_the_cap_is_refused_unread(web: str) -> None:
@@ -229,10 +253,10 @@ def address(web: str) -> tuple[str, int]:
     return str(parts.hostname), int(parts.port or 80)
 
 
-def request_head(web: str, headers: list[str], declared: int) -> bytes:
+def request_head(web: str, headers: list[str], declared: int, method: str = "POST") -> bytes:
     host, port = address(web)
     lines = [
-        f"POST /api/inngest?fnId={APP_ID}-{FN}&stepId=step HTTP/1.1",
+        f"{method} /api/inngest?fnId={APP_ID}-{FN}&stepId=step HTTP/1.1",
         f"Host: {host}:{port}",
         "Content-Type: application/json",
         f"Content-Length: {declared}",
@@ -241,9 +265,11 @@ def request_head(web: str, headers: list[str], declared: int) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
-def raw_request(web: str, headers: list[str], *, declared: int, send: int) -> bytes:
+def raw_request(
+    web: str, headers: list[str], *, declared: int, send: int, method: str = "POST"
+) -> bytes:
     with socket.create_connection(address(web), timeout=10) as connection:
-        connection.sendall(request_head(web, headers, declared) + b"[" * send)
+        connection.sendall(request_head(web, headers, declared, method) + b"[" * send)
         return connection.recv(4096)
 
 
@@ -254,6 +280,17 @@ def test_a_signed_call_that_is_no_inngest_request_is_not_retried(web: str) -> No
 
     assert response.status_code == 500
     assert response.headers["x-inngest-no-retry"] == "true"
+
+
+@pytest.mark.parametrize("when", ["not a date", "0001-01-01T00:00:00+14:00"])
+def test_a_scheduled_time_that_cannot_be_slept_until_is_not_retried(web: str, when: str) -> None:
+    body = execute_body(scheduledFor=when)
+
+    response = post(web, body, [("X-Inngest-Signature", signature(body))])
+
+    assert response.status_code == 500
+    assert response.headers["x-inngest-no-retry"] == "true"
+    assert "scheduledFor" in response.text
 
 
 def test_a_made_up_signature_on_a_small_body_is_refused(web: str) -> None:

@@ -97,6 +97,17 @@ def test_a_wrong_token_that_is_not_ascii_is_refused(
     assert client().get("/metrics", headers=headers).status_code == 401
 
 
+@pytest.mark.parametrize("path", PATHS)
+def test_basic_credentials_that_are_not_ascii_are_refused_not_an_error(
+    configure: Configure, client: Callable[[], TestClient], path: str
+) -> None:
+    configure(METRICS_TOKEN=TOKEN)
+
+    response = client().get(path, headers={"Authorization": "Basic é".encode()})
+
+    assert response.status_code == 401
+
+
 def test_the_refusal_says_what_needs_the_token(
     configure: Configure, client: Callable[[], TestClient]
 ) -> None:
@@ -157,3 +168,15 @@ def test_the_slash_variant_redirects_by_path_alone(
 
     assert response.status_code == 307
     assert response.headers["location"] == path
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/openapi.json"])
+def test_a_slash_redirect_of_another_route_ignores_a_forged_host(
+    configure: Configure, client: Callable[[], TestClient], path: str
+) -> None:
+    configure(METRICS_TOKEN=TOKEN)
+
+    response = client().get(path + "/?x=1", headers={"Host": FOREIGN_HOST})
+
+    assert response.status_code == 307
+    assert response.headers["location"] == path + "?x=1"

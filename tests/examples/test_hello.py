@@ -355,6 +355,19 @@ def test_inngest_runs_the_cron_function(
     assert response.json() == {"greetings": 0}
 
 
+def test_a_signed_call_of_the_cron_function_with_a_jobs_event_runs_nothing(
+    client: Client, inngest_settings: Settings
+) -> None:
+    web = client(inngest_settings)
+    job_event = {"name": "hello/greeting.send", "data": {"name": "Ada"}}
+
+    response = inngest_call(web, "hello-tick", job_event)
+
+    assert response.status_code == 500
+    assert response.headers["x-inngest-no-retry"] == "true"
+    assert "does not trigger" in response.text
+
+
 def test_an_inngest_sync_lists_the_job_and_the_cron_under_the_apps_id(
     client: Client, inngest_settings: Settings
 ) -> None:

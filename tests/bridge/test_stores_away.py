@@ -1,0 +1,81 @@
+"""A store a route needs (Redis, the database) that is away is a 503 with Retry-After,
+which QStash and cron schedulers retry: never a bare 500, and never the store's host in
+the answer."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from bridge.web.factory import create_app
+from tests.support import env
+from tests.support.fake_qstash import mint_signature
+from tests.support.services import free_port
+
+EXECUTE = "/api/scheduled-actions/execute"
+SWEEP = "/api/scheduled-actions/sweep"
+
+Configure = Callable[..., Any]
+
+
+@pytest.fixture
+def client(configure: Configure) -> Iterator[Callable[..., TestClient]]:
+    opened: list[TestClient] = []
+
+    def make(**variables: str | None) -> TestClient:
+        settings = configure(**env.QSTASH_ENV, **variables)
+        opened.append(TestClient(create_app(settings)))
+        return opened[-1]
+
+    yield make
+    for made in opened:
+        made.close()
+
+
+def closed_port() -> int:
+    return free_port()  # free: nothing listens there
+
+
+def signed_delivery(web: TestClient, body: bytes) -> Any:
+    return web.post(
+        EXECUTE,
+        content=body,
+        headers={
+            "Content-Type": "application/json",
+            "Upstash-Signature": mint_signature(body, env.WEBHOOK_URL + EXECUTE),
+            "Upstash-Message-Id": f"msg_{uuid.uuid4().hex}",
+            "Upstash-Retried": "0",
+        },
+    )
+
+
+def test_a_delivery_while_redis_is_away_is_asked_to_come_back(
+    client: Callable[..., TestClient],
+) -> None:
+    port = closed_port()
+    web = client(REDIS_URL=f"redis://127.0.0.1:{port}/0")
+
+    response = signed_delivery(web, json.dumps({"scheduledActionId": "a"}).encode())
+
+    assert response.status_code == 503
+    assert int(response.headers["Retry-After"]) > 0
+    assert str(port) not in response.text
+    assert "delivery ledger is unavailable" in response.json()["error"]
+
+
+def test_a_cron_call_while_the_database_is_away_is_asked_to_come_back(
+    client: Callable[..., TestClient],
+) -> None:
+    port = closed_port()
+    web = client(DATABASE_URL=f"postgresql://postgres@127.0.0.1:{port}/away")
+
+    response = web.post(SWEEP, headers={"Authorization": f"Bearer {env.CRON_SECRET}"})
+
+    assert response.status_code == 503
+    assert int(response.headers["Retry-After"]) > 0
+    assert str(port) not in response.text
