@@ -30,6 +30,7 @@ from config.broker import (
 )
 from config.provider import Provider
 from config.qstash_keys import WHERE_FROM, missing_qstash_variables, qstash_problems
+from config.urls import checked_database_url, checked_redis_url, with_driver
 
 ApiDocs = Literal["public", "private", "off"]
 
@@ -174,6 +175,12 @@ class Settings(AppLocation):
     def _is_broker_url(cls, value: str) -> str:
         return checked_broker_url(value)
 
+    @field_validator("redis_url", "database_url")
+    @classmethod
+    def _is_usable_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        check = checked_redis_url if info.field_name == "redis_url" else checked_database_url
+        return None if value is None else check(value)
+
     @field_validator("inngest_signing_key", "inngest_signing_key_fallback")
     @classmethod
     def _signing_key_is_hex(cls, value: SecretStr | None, info: object) -> SecretStr | None:
@@ -315,12 +322,7 @@ class Settings(AppLocation):
     @property
     def sqlalchemy_url(self) -> str:
         if self.database_url:
-            url = self.database_url
-            # Hosted PostgreSQL URLs name no driver; we ship psycopg 3.
-            for prefix in ("postgres://", "postgresql://"):
-                if url.startswith(prefix):
-                    return "postgresql+psycopg://" + url[len(prefix) :]
-            return url
+            return with_driver(self.database_url)
         return f"sqlite:///{self.data_dir.resolve() / 'jobbridge.db'}"
 
     @property

@@ -1,0 +1,72 @@
+"""REDIS_URL and DATABASE_URL are checked when the settings are read: a URL no client
+could use fails every command at start, naming the variable, never echoing the value
+(it may hold a password)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from config import ConfigError, load_settings
+
+
+@pytest.fixture(autouse=True)
+def no_dotenv(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Settings read `.env` from the working directory: run where there is none."""
+    monkeypatch.chdir(tmp_path)
+
+
+def config_error(**overrides: object) -> str:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(**overrides)
+    return str(caught.value)
+
+
+@pytest.mark.parametrize("url", ["redis://r:6379/0", "rediss://r:6380/1", "unix:///run/r.sock"])
+def test_redis_urls_of_every_form_redis_py_connects_by_are_accepted(url: str) -> None:
+    assert load_settings(redis_url=url).redis_url == url
+
+
+@pytest.mark.parametrize(
+    "url", ["nope", "localhost:6379", "http://r:6379"], ids=["word", "no-scheme", "http"]
+)
+def test_a_redis_url_of_another_form_is_refused_naming_the_variable(url: str) -> None:
+    message = config_error(redis_url=url)
+
+    assert "REDIS_URL" in message and "redis://" in message
+
+
+def test_a_redis_url_with_a_port_that_is_not_a_number_is_refused() -> None:
+    message = config_error(redis_url="redis://:hunter2@127.0.0.1:abc/0")
+
+    assert "REDIS_URL" in message and "port" in message
+    assert "hunter2" not in message
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["postgresql://u:p@db:5432/app", "postgres://u@db/app", "sqlite:////tmp/jobbridge.db"],
+)
+def test_database_urls_sqlalchemy_knows_are_accepted(url: str) -> None:
+    assert load_settings(database_url=url).database_url == url
+
+
+def test_a_database_url_that_is_no_url_is_refused_naming_the_variable() -> None:
+    message = config_error(database_url="nope")
+
+    assert "DATABASE_URL" in message and "postgresql://" in message
+
+
+def test_a_database_url_naming_an_unknown_database_is_refused_naming_it() -> None:
+    message = config_error(database_url="foo://u:hunter2@db/app")
+
+    assert "DATABASE_URL" in message and "(foo)" in message
+    assert "hunter2" not in message
+
+
+def test_a_database_url_with_a_port_that_is_not_a_number_is_refused() -> None:
+    message = config_error(database_url="postgresql://u:hunter2@db:5x/app")
+
+    assert "DATABASE_URL" in message and "port" in message
+    assert "hunter2" not in message
