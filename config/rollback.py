@@ -41,7 +41,7 @@ def rollback_plan(settings: Settings) -> Rollback:
         )
     if primary is not Provider.INNGEST:
         return Rollback(
-            f"jobs are published to {primary.value}: not on the QStash-to-Inngest path",
+            f"jobs are published to {primary.value}, not on the QStash-to-Inngest path",
             ("no rollback applies: neither Inngest nor QStash publishes",),
         )
     missing = missing_qstash_variables(settings)

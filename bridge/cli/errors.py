@@ -29,6 +29,9 @@ def explain(error: Exception) -> tuple[int, str]:
     for an error no command handled."""
     if isinstance(error, ConfigError):
         return 2, str(error)
+    if isinstance(error, PublishError) and isinstance(error.__cause__, DBAPIError):
+        # Jobs due beyond the broker's horizon wait in the database: its error, not the broker's.
+        error = error.__cause__
     for explainer in (
         _bad_value,
         _migrations_problem,

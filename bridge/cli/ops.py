@@ -174,7 +174,9 @@ def status(
         float | None,
         typer.Option(help="refresh every SECONDS until Ctrl-C", metavar="SECONDS", min=0.5),
     ] = None,
-    timeout: Annotated[float, typer.Option(help="seconds to wait for each service")] = 2.0,
+    timeout: Annotated[
+        float, typer.Option(help="seconds to wait for each service", min=0.1, max=60)
+    ] = 2.0,
 ) -> None:
     """Provider chain, reachability and latency of each service, workers, pending work.
 

@@ -194,8 +194,12 @@ def loaded_app() -> App:
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 
 
-def parse_when(at: str | None, delay: str | None) -> datetime:
+def parse_when(at: str | None, delay: str | None, at_option: str = "--at") -> datetime:
+    """The time `--in` (a delay) or `at` (ISO 8601, the option `at_option`) names; now
+    without either."""
     now = datetime.now(UTC)
+    if delay and at:
+        raise typer.BadParameter(f"give --in or {at_option}, not both", param_hint="--in")
     if delay:
         match = _DURATION.match(delay)
         if not match:
@@ -212,9 +216,9 @@ def parse_when(at: str | None, delay: str | None) -> datetime:
             when = datetime.fromisoformat(at)
         except ValueError:
             raise typer.BadParameter(
-                "use ISO 8601, e.g. 2026-12-01T09:00:00Z", param_hint="--at"
+                "use ISO 8601, e.g. 2026-12-01T09:00:00Z", param_hint=at_option
             ) from None
         if when.tzinfo is None:
-            raise typer.BadParameter("add a timezone, e.g. Z or +01:00", param_hint="--at")
+            raise typer.BadParameter("add a timezone, e.g. Z or +01:00", param_hint=at_option)
         return when
     return now

@@ -75,7 +75,7 @@ def show_config() -> None:
         )
     console().print(table)
     rollback = rollback_plan(settings)
-    console().print(Text(f"rollback to QStash, from {rollback.phase}:", style="bold"))
+    console().print(Text(f"rollback to QStash (now: {rollback.phase}):", style="bold"))
     for number, step in enumerate(rollback.steps, 1):
         console().print(Text(f"  {number}. {step}"))
     values = Table(title="settings (secrets masked)")

@@ -47,7 +47,7 @@ def qstash_to_inngest(
     """Send one Inngest event per PENDING scheduled action; safe to run again or resume."""
     settings = settings_or_exit()
     log_path = audit_log or settings.data_dir / "migrate-qstash-to-inngest.jsonl"
-    start = parse_when(since, None) if since else None
+    start = parse_when(since, None, at_option="--since") if since else None
     with Progress(
         TextColumn("migrating"),
         BarColumn(),

@@ -217,6 +217,6 @@ def test_config_prints_the_rollback_for_the_phase_the_settings_are_in(
 
     output = run_config().output
 
-    assert "rollback to QStash, from phase 4, part way: QSTASH_TOKEN removed" in output
+    assert "rollback to QStash (now: phase 4, part way: QSTASH_TOKEN removed" in output
     assert "1. put back QSTASH_TOKEN:" in output
     assert "2. set JOB_PROVIDER=qstash" in output

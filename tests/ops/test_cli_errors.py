@@ -184,6 +184,33 @@ def test_a_delay_too_far_ahead_is_a_usage_error(workdir: Path) -> None:
     assert "Traceback" not in done.stderr
 
 
+def test_a_delay_and_a_time_together_are_a_usage_error(workdir: Path) -> None:
+    done = jobbridge(
+        "actions",
+        *("schedule", "--account", "a@example.test", "--type", "ARCHIVE", "--message", "m1"),
+        *("--in", "2s", "--at", "2030-01-01T00:00:00Z"),
+        workdir=workdir,
+    )
+
+    assert done.returncode == 2
+    assert "give --in or --at, not both" in done.stderr
+
+
+def test_a_migration_since_that_is_no_time_names_since(workdir: Path) -> None:
+    done = jobbridge("migrate", "qstash-to-inngest", "--since", "garbage", workdir=workdir)
+
+    assert done.returncode == 2
+    assert "Invalid value for --since" in done.stderr and "--at" not in done.stderr
+
+
+@pytest.mark.parametrize("seconds", ["-1", "0"])
+def test_status_refuses_a_timeout_that_is_no_wait(workdir: Path, seconds: str) -> None:
+    done = jobbridge("status", "--timeout", seconds, workdir=workdir)
+
+    assert done.returncode == 2
+    assert "--timeout" in done.stderr and "Traceback" not in done.stderr
+
+
 @pytest.mark.parametrize("days", ["0", "-5", "99999999"])
 def test_bulk_start_refuses_a_window_of_days_out_of_range(workdir: Path, days: str) -> None:
     done = jobbridge(
