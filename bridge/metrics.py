@@ -28,6 +28,8 @@ from prometheus_client.core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
 
+from config.exiting import exit_plainly, unusable_folder
+
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
@@ -73,7 +75,10 @@ def _alive(pid: int) -> bool:
     return True
 
 
-prepare_multiprocess_dir()  # before the first instrument below (see the docstring)
+try:
+    prepare_multiprocess_dir()  # before the first instrument below (see the docstring)
+except OSError as _error:
+    exit_plainly(unusable_folder(MULTIPROC_ENV, _error, "the processes' metrics"))
 
 DELIVERIES = Counter(
     "jobbridge_deliveries_total",

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import sys
 from functools import lru_cache
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -36,7 +34,7 @@ ApiDocs = Literal["public", "private", "off"]
 
 _SIGNING_KEY_PREFIX = re.compile(r"^signkey-\w+-")
 _HEX = re.compile(r"^(?:[0-9a-fA-F]{2})+$")
-_FALSY = {"", "0", "false", "no", "off"}
+FALSY = {"", "0", "false", "no", "off"}
 _AnySettings = TypeVar("_AnySettings", bound=BaseSettings)
 
 
@@ -290,7 +288,7 @@ class Settings(AppLocation):
     # Derived facts: one definition each.
     @property
     def inngest_is_dev(self) -> bool:
-        return self.inngest_dev is not None and self.inngest_dev.strip().lower() not in _FALSY
+        return self.inngest_dev is not None and self.inngest_dev.strip().lower() not in FALSY
 
     @property
     def inngest_publishes(self) -> bool:
@@ -374,25 +372,3 @@ def app_module_name() -> str:
 def get_settings() -> Settings:
     """The process-wide settings, read once."""
     return load_settings()
-
-
-def debug_requested() -> bool:
-    """JOBBRIDGE_DEBUG=1 (or `jobbridge --debug`): show tracebacks instead of plain lines."""
-    return os.environ.get("JOBBRIDGE_DEBUG", "").strip().lower() not in _FALSY
-
-
-def get_settings_or_exit() -> Settings:
-    """The process-wide settings, or the end of the process with the plain message.
-
-    For what imports the app in a process of its own (`celery -A tasks ...`, `uvicorn
-    bridge.web:app`): a bad environment is the operator's to fix, not a bug, so it ends
-    with the lines naming each variable and its fix on stderr and exit status 2, without
-    a traceback (JOBBRIDGE_DEBUG=1 raises the ConfigError instead).
-    """
-    try:
-        return get_settings()
-    except ConfigError as error:
-        if debug_requested():
-            raise
-        print(error, file=sys.stderr, flush=True)
-        raise SystemExit(2) from None

@@ -26,8 +26,8 @@ from bridge.heap import freeze_startup_heap
 from bridge.logs import JsonFormatter
 from bridge.metrics_celery import connect_worker_metrics
 from bridge.registry import CronSpec, Registry
-from config import get_settings
-from config.settings import get_settings_or_exit
+from config import ConfigError, get_settings
+from config.exiting import exit_plainly, get_settings_or_exit
 
 log = logging.getLogger("jobbridge.celery")
 
@@ -43,7 +43,10 @@ class _ConfigFromSettings(Mapping[str, Any]):
         settings = get_settings_or_exit()
         self._registry.close()  # the schedule below is final: later declarations fail
         schedule = {spec.name: _beat_entry(spec) for spec in self._registry.crons.values()}
-        return {**celery_config(settings), "beat_schedule": schedule}
+        try:
+            return {**celery_config(settings), "beat_schedule": schedule}
+        except ConfigError as error:  # e.g. a DATA_DIR the embedded broker cannot use
+            exit_plainly(error)
 
     def __getitem__(self, key: str) -> Any:
         return self._values[key]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from config import Settings
+from config.exiting import unusable_folder
 
 # How long a broker may leave a command, a connection attempt or a publish's confirm
 # unanswered before the call fails (and a publish fails over). Over kombu's BRPOP
@@ -18,8 +19,11 @@ def make_embedded_broker_folders(settings: Settings) -> None:
     shared by every local process, remote control included so Flower and `celery
     inspect` see the workers. Nothing to make with BROKER_URL or REDIS_URL set."""
     if settings.broker_kind == "filesystem":
-        for sub in ("queue", "control", "processed"):
-            (settings.broker_folder / sub).mkdir(parents=True, exist_ok=True)
+        try:
+            for sub in ("queue", "control", "processed"):
+                (settings.broker_folder / sub).mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise unusable_folder("DATA_DIR", error, "the embedded broker") from None
 
 
 def transport_options(settings: Settings) -> dict[str, Any]:

@@ -27,7 +27,8 @@ from typer.core import TyperGroup
 from bridge.apps import App, load_app
 from bridge.cli.errors import explain
 from config import Settings, get_settings
-from config.settings import app_module_name, debug_requested
+from config.exiting import debug_requested
+from config.settings import app_module_name
 
 
 class _PlainErrors(TyperGroup):

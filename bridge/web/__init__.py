@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from bridge.heap import freeze_startup_heap
 from bridge.web.factory import create_app
 from config import ConfigError
-from config.settings import debug_requested, get_settings_or_exit
+from config.exiting import debug_requested, get_settings_or_exit
 
 
 @cache

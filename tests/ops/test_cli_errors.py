@@ -168,6 +168,30 @@ def test_a_process_started_with_a_bad_configuration_ends_with_the_same_plain_mes
     assert done.stderr == from_cli.stderr
 
 
+@pytest.mark.parametrize("command", PROCESSES.values(), ids=PROCESSES.keys())
+def test_a_process_whose_data_dir_cannot_hold_the_broker_names_data_dir(
+    command: list[str], workdir: Path
+) -> None:
+    not_a_folder = workdir / "a-file"
+    not_a_folder.write_text("")
+    embedded = {"REDIS_URL": "", "BROKER_URL": "", "DATA_DIR": str(not_a_folder / "data")}
+
+    (first, detail) = assert_plain(run(command, workdir, **embedded), 2)
+
+    assert first == "invalid configuration:"
+    assert detail.strip().startswith("DATA_DIR: cannot use ") and "embedded broker" in detail
+
+
+def test_a_web_server_whose_metrics_folder_cannot_be_made_names_it(workdir: Path) -> None:
+    not_a_folder = workdir / "a-file"
+    not_a_folder.write_text("")
+    metrics = {"METRICS_TOKEN": "t", "PROMETHEUS_MULTIPROC_DIR": str(not_a_folder / "m")}
+
+    (_, detail) = assert_plain(run(PROCESSES["web"], workdir, **metrics), 2)
+
+    assert detail.strip().startswith("PROMETHEUS_MULTIPROC_DIR: cannot use ")
+
+
 # Input values out of range: plain lines, the right exit status ------------------------
 
 
