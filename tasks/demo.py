@@ -15,7 +15,8 @@ from typing import Any
 from sqlalchemy import select
 
 from bridge.store.db import session_scope
-from tasks.accounts_import import apply, parse
+from tasks.accounts_file import parse
+from tasks.accounts_import import apply
 from tasks.mail.maildir import MaildirProvider
 from tasks.models import EmailAccount, MailProviderKind, utcnow
 

@@ -25,7 +25,8 @@ from bridge.outcome import PermanentError, RetryLater
 from bridge.publishing import enqueue
 from bridge.store.db import session_scope
 from tasks.accounts import mailbox_of
-from tasks.accounts_import import AccountsFileError, import_file
+from tasks.accounts_file import AccountsFileError, maildir_account_problems
+from tasks.accounts_import import import_file
 from tasks.cli.groups import accounts_app, actions_app, bulk_app, commands, db_app
 from tasks.demo import DEMO_EMAIL, add_account, ensure_demo_account
 from tasks.jobs import bulk_process
@@ -50,14 +51,24 @@ def db_upgrade() -> None:
     say("database is up to date")
 
 
+# The argument of `accounts add` each field of an accounts file entry comes from.
+_ADD_ARGUMENT = {"email": "EMAIL", "maildir": "--maildir"}
+
+
 @accounts_app.command("add")
 def accounts_add(
     email: str,
     maildir: Annotated[Path, typer.Option(help="Maildir folder holding this account's mail")],
 ) -> None:
-    """Add (or update) an account whose mail lives in a local Maildir."""
+    """Add (or update) an account whose mail lives in a local Maildir (checked as an
+    entry of `accounts import` is; a bad argument writes nothing)."""
     settings_or_exit()
 
+    # Checked before add_account, which commits the row and then creates the folders.
+    problems = maildir_account_problems(email, maildir)
+    if problems:
+        lines = [f"{_ADD_ARGUMENT.get(p.where, p.where)}: {p.message}" for p in problems]
+        fail("\n".join(lines), code=2)  # 2: a bad argument, as click answers one
     account = add_account(email, maildir)
     say(f"account {account.email} id={account.id} maildir={maildir}")
 

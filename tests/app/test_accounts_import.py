@@ -8,11 +8,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+import yaml
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from bridge.cli import app
 from bridge.store.db import session_scope
+from tasks.accounts_file import AccountsFileError, parse
+from tasks.accounts_import import apply
 from tasks.models import (
     EmailAccount,
     PatternKind,
@@ -222,3 +226,171 @@ def test_bulk_start_and_show_from_the_command_line(configure: Any, tmp_path: Pat
     job_id = json.loads(started.stdout)["jobId"]
     shown = json.loads(jobbridge("bulk", "show", job_id).stdout)
     assert shown["status"] in {"PENDING", "RUNNING", "COMPLETED"}
+
+
+# A Maildir path that cannot become a folder: its parent is a regular file.
+def blocked_folder(tmp_path: Path, name: str) -> Path:
+    parent = tmp_path / f"{name}-is-a-file"
+    parent.write_text("not a folder\n")
+    return parent / name
+
+
+def three_maildir_accounts(tmp_path: Path, second_maildir: Path) -> str:
+    return f"""
+accounts:
+  - {{email: one@example.test, maildir: {tmp_path / "one"}}}
+  - {{email: two@example.test, maildir: {second_maildir}}}
+  - {{email: three@example.test, maildir: {tmp_path / "three"}}}
+"""
+
+
+def test_a_maildir_that_cannot_be_created_refuses_the_whole_file(tmp_path: Path) -> None:
+    text = three_maildir_accounts(tmp_path, blocked_folder(tmp_path, "two"))
+
+    result = jobbridge("accounts", "import", str(write(tmp_path, text)))
+
+    assert result.exit_code == 1
+    assert count(EmailAccount) == 0
+    assert not (tmp_path / "one").exists() and not (tmp_path / "three").exists()
+
+
+def test_an_unusable_maildir_is_named_by_its_entry_and_its_path(tmp_path: Path) -> None:
+    blocked = blocked_folder(tmp_path, "two")
+
+    result = jobbridge(
+        "accounts", "import", str(write(tmp_path, three_maildir_accounts(tmp_path, blocked)))
+    )
+
+    assert (
+        f"  accounts[1].maildir: cannot use {blocked}: {blocked.parent} is not a directory"
+        in error_lines(result)
+    )
+
+
+def test_every_unusable_maildir_is_named(tmp_path: Path) -> None:
+    text = f"""
+accounts:
+  - {{email: one@example.test, maildir: {blocked_folder(tmp_path, "one")}}}
+  - {{email: two@example.test, maildir: {tmp_path / "two"}}}
+  - {{email: three@example.test, maildir: {blocked_folder(tmp_path, "three")}}}
+"""
+    result = jobbridge("accounts", "import", str(write(tmp_path, text)))
+
+    named = [line.split(":")[0].strip() for line in error_lines(result)[1:]]
+    assert named == ["accounts[0].maildir", "accounts[2].maildir"]
+
+
+def test_a_maildir_that_is_a_file_is_refused_at_import(tmp_path: Path) -> None:
+    a_file = tmp_path / "hostname"
+    a_file.write_text("host\n")
+    text = f"accounts:\n  - {{email: a@example.test, maildir: {a_file}}}\n"
+
+    result = jobbridge("accounts", "import", str(write(tmp_path, text)))
+
+    assert result.exit_code == 1
+    assert f"  accounts[0].maildir: cannot use {a_file}: not a directory" in error_lines(result)
+    assert count(EmailAccount) == 0
+
+
+def test_a_folder_that_fails_after_the_check_leaves_no_account_written(tmp_path: Path) -> None:
+    parsed = parse(
+        yaml.safe_load(three_maildir_accounts(tmp_path, tmp_path / "later/two")), base=tmp_path
+    )
+    (tmp_path / "later").write_text("became a file after the file was checked\n")
+
+    with pytest.raises(AccountsFileError, match=r"accounts\[1\]\.maildir: cannot use"):
+        apply(parsed)
+
+    assert count(EmailAccount) == 0
+
+
+def test_the_same_account_twice_is_refused_naming_both_entries(tmp_path: Path) -> None:
+    text = """
+accounts:
+  - {email: ana@example.test, maildir: a}
+  - {email: bo@example.test, maildir: b}
+  - {email: Ana@Example.test, maildir: c}
+"""
+    result = jobbridge("accounts", "import", str(write(tmp_path, text)))
+
+    assert result.exit_code == 1
+    assert "  accounts[2].email: same address as accounts[0]" in error_lines(result)
+    assert count(EmailAccount) == 0
+
+
+def test_the_same_sender_twice_in_one_account_is_refused_naming_both(tmp_path: Path) -> None:
+    text = """
+accounts:
+  - email: ana@example.test
+    maildir: a
+    senders:
+      - {email: A@x.example, status: IGNORED}
+      - {email: a@x.example, category: Receipt}
+"""
+    result = jobbridge("accounts", "import", str(write(tmp_path, text)))
+
+    assert result.exit_code == 1
+    assert "  accounts[0].senders[1].email: same address as accounts[0].senders[0]" in (
+        error_lines(result)
+    )
+    assert count(Sender) == 0
+
+
+def test_one_sender_may_be_listed_by_two_accounts(tmp_path: Path) -> None:
+    text = """
+accounts:
+  - {email: ana@example.test, maildir: a, senders: [{email: s@x.example, status: IGNORED}]}
+  - {email: bo@example.test, maildir: b, senders: [{email: s@x.example, status: IGNORED}]}
+"""
+    result = jobbridge("accounts", "import", str(write(tmp_path, text)))
+
+    assert result.exit_code == 0, result.output
+    assert count(Sender) == 2
+
+
+def test_an_entry_updates_the_account_stored_under_another_case(tmp_path: Path) -> None:
+    jobbridge("accounts", "import", str(write(tmp_path, GOOD)))
+
+    again = GOOD.replace("ana@example.test", "Ana@Example.test")
+    result = jobbridge("accounts", "import", str(write(tmp_path, again)))
+
+    assert "0 created, 1 updated" in result.stdout
+    assert count(EmailAccount) == 1
+
+
+def test_a_key_given_twice_in_one_yaml_mapping_is_refused_naming_its_line(
+    tmp_path: Path,
+) -> None:
+    text = "accounts:\n  - email: a@example.test\n    maildir: m\n    email: b@example.test\n"
+
+    result = jobbridge("accounts", "import", str(write(tmp_path, text)))
+
+    assert result.exit_code == 1
+    assert "line 4, column 5: the key 'email' is given twice (first on line 2)" in result.stderr
+    assert count(EmailAccount) == 0
+
+
+def test_a_yaml_merge_key_may_still_be_overridden_by_the_entry(tmp_path: Path) -> None:
+    text = """
+accounts:
+  - &ana {email: ana@example.test, maildir: a, summary: daily}
+  - {<<: *ana, email: bo@example.test, summary: weekly}
+"""
+    result = jobbridge("accounts", "import", str(write(tmp_path, text)))
+
+    assert result.exit_code == 0, result.output
+    with session_scope() as session:
+        bo = session.scalars(select(EmailAccount).where(EmailAccount.email == "bo@example.test"))
+        assert bo.one().summary_frequency is SummaryFrequency.WEEKLY
+
+
+def test_a_key_given_twice_in_one_json_object_is_refused_naming_its_path(
+    tmp_path: Path,
+) -> None:
+    text = '{"accounts": [{"email": "a@example.test", "maildir": "m", "email": "b@example.test"}]}'
+
+    result = jobbridge("accounts", "import", str(write(tmp_path, text, "a.json")))
+
+    assert result.exit_code == 1
+    assert "  accounts[0].email: given twice in one object" in error_lines(result)
+    assert count(EmailAccount) == 0

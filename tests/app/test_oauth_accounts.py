@@ -13,7 +13,8 @@ from sqlalchemy import select
 from bridge.outcome import PermanentError
 from bridge.store.db import session_scope
 from tasks.account_connections import record_refused, rotate_tokens, save_connection
-from tasks.accounts_import import AccountsFileError, import_file, parse
+from tasks.accounts_file import AccountsFileError, parse
+from tasks.accounts_import import import_file
 from tasks.mail.oauth_accounts import grant_for
 from tasks.mail.oauth_grant import OAuthGrant
 from tasks.mail.oauth_settings import OAuthSettings
