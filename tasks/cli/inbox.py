@@ -35,7 +35,13 @@ from tasks.jobs.clean import clean_inbox
 from tasks.jobs.digest import SendDigest, send_digest
 from tasks.mail.imap_accounts import imap_provider
 from tasks.mail.imap_check import check_imap
-from tasks.models import ActionType, CleanAction, EmailAccount, MailProviderKind
+from tasks.models import (
+    ActionType,
+    CleanAction,
+    EmailAccount,
+    MailProviderKind,
+    SchedulingStatus,
+)
 from tasks.scheduled_actions import ActionRefused, cancel, get, schedule, sweep
 from tasks.schema import upgrade
 
@@ -318,6 +324,12 @@ def actions_schedule(
             str(error), param_hint=_SCHEDULE_OPTION.get(error.field, error.field)
         ) from None
     emit_json(_row(row))
+    if row.scheduling_status is SchedulingStatus.FAILED:
+        fail(
+            f"action {row.id} is saved, but its publish failed ({row.error})\n"
+            "fix: the sweep publishes it once the provider is back (`jobbridge status`); "
+            "do not schedule it again"
+        )
 
 
 def _row(row: Any) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from bridge.store.db import session_scope
 from tasks import scheduled_actions
 from tasks.models import ActionStatus, ScheduledAction
 from tests.conftest import Mailbox
+from tests.support.services import free_port
 
 runner = CliRunner()
 
@@ -73,6 +74,22 @@ def test_actions_schedule_show_and_cancel(mailbox: Mailbox) -> None:
     assert jobbridge("actions", "cancel", row["id"]).exit_code == 0
     assert jobbridge("actions", "cancel", row["id"]).exit_code == 1
     assert scheduled_actions.get(row["id"]).status is ActionStatus.CANCELLED
+
+
+def test_actions_schedule_that_could_not_publish_keeps_the_action_and_exits_1(
+    mailbox: Mailbox, configure: Any
+) -> None:
+    configure(BROKER_URL=f"amqp://guest:guest@127.0.0.1:{free_port()}//")
+
+    # Within the ETA horizon: published to the broker, not kept in the database.
+    scheduled = schedule_via_cli(mailbox.email, "archive", mailbox.keys[0], "--in", "5s")
+
+    assert scheduled.exit_code == 1
+    row = json.loads(scheduled.stdout)
+    assert row["schedulingStatus"] == "FAILED"
+    assert f"action {row['id']} is saved, but its publish failed" in scheduled.stderr
+    assert scheduled_actions.get(row["id"]).status is ActionStatus.PENDING
+    scheduled_actions.cancel(row["id"])  # not left for another test's sweep
 
 
 def test_actions_schedule_rejects_an_unknown_type(mailbox: Mailbox) -> None:
