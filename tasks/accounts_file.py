@@ -34,6 +34,8 @@ POSITION_LIMIT = 1_000_000
 ADDRESS = re.compile(r"^[^@\s]+@[^@\s]+$")
 # The folders a Maildir keeps its messages in (mailbox.Maildir makes them with its root).
 MAILDIR_SUBFOLDERS = ("tmp", "new", "cur")
+# Problems listed when a file is refused: enough to fix in one go, not a screen per entry.
+PROBLEMS_SHOWN = 50
 
 
 class AccountsFileError(ValueError):
@@ -225,8 +227,12 @@ def invalid_file(
     problems: list[Problem], headline: str = "invalid accounts file"
 ) -> AccountsFileError:
     """The error refusing the file, listing each problem on a line under `headline`
-    (also used for a key given twice, and for a Maildir that failed at import)."""
-    lines = "\n".join(f"  {problem.where}: {problem.message}" for problem in problems)
+    (also used for a key given twice, and for a Maildir that failed at import); past
+    PROBLEMS_SHOWN of them, how many more there are."""
+    shown = [f"  {problem.where}: {problem.message}" for problem in problems[:PROBLEMS_SHOWN]]
+    if len(problems) > PROBLEMS_SHOWN:
+        shown.append(f"  ... and {len(problems) - PROBLEMS_SHOWN} more")
+    lines = "\n".join(shown)
     return AccountsFileError(f"{headline}:\n{lines}")
 
 

@@ -30,7 +30,7 @@ def load(path: Path) -> AccountsFile:
     its bad entries."""
     kind = "JSON" if path.suffix == ".json" else "YAML"
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark some editors add
     except UnicodeDecodeError:
         raise AccountsFileError(f"{path}: not UTF-8 text, so not {kind}") from None
     try:

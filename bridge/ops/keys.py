@@ -74,7 +74,10 @@ def write_env_file(path: Path, values: dict[str, str]) -> EnvFileUpdate:
     if written:
         mode = path.stat().st_mode & 0o777 if path.exists() else 0o600
         temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        try:
+            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        except OSError as error:  # named by the file asked for, not the temporary one
+            raise OSError(error.errno, error.strerror, str(path)) from None
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
             handle.write("\n".join(lines) + "\n")
         os.replace(temporary, path)

@@ -311,3 +311,11 @@ def test_db_upgrade_refuses_another_apps_migration_history(
     )
 
     assert "migration history" in lines[0]
+
+
+def test_keys_into_a_folder_that_does_not_exist_names_the_file_asked_for(workdir: Path) -> None:
+    target = workdir / "missing" / "prod.env"
+
+    lines = assert_plain(jobbridge("keys", "--env-file", str(target), workdir=workdir), 1)
+
+    assert f"cannot use {target}: " in lines[0] and ".tmp" not in lines[0]

@@ -1,0 +1,39 @@
+"""How an accounts file is read: the text editors write, and a refusal one can act on."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tasks.accounts_file import PROBLEMS_SHOWN, AccountsFileError
+from tasks.accounts_file_syntax import load
+
+
+def test_a_json_file_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "accounts.json"
+    data = {"accounts": [{"email": "bom@example.test", "maildir": "m"}]}
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(data).encode())
+
+    parsed = load(path)
+
+    assert [entry.email for entry in parsed.accounts] == ["bom@example.test"]
+
+
+def test_a_file_with_many_bad_entries_lists_the_first_and_counts_the_rest(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "accounts.yaml"
+    bad = PROBLEMS_SHOWN + 30
+    path.write_text(
+        "accounts:\n" + "".join(f"  - {{email: bad-{n}, maildir: m}}\n" for n in range(bad))
+    )
+
+    with pytest.raises(AccountsFileError) as refused:
+        load(path)
+
+    lines = str(refused.value).splitlines()
+    assert len(lines) == 1 + PROBLEMS_SHOWN + 1
+    assert lines[1].startswith("  accounts[0].email: ")
+    assert lines[-1] == "  ... and 30 more"
