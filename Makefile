@@ -14,9 +14,10 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 ## web + Celery worker + beat + Flower on the embedded default (SQLite file, filesystem broker),
-## scrape-ready: /metrics and /status behind the token kept in .jobbridge/metrics_token
+## scrape-ready: /metrics and /status behind the token kept in .jobbridge/metrics_token.
+## Options through DEV_ARGS, e.g. make dev DEV_ARGS="--port 8001 --flower-port 5556"
 dev: install
-	$(VENV)/bin/jobbridge dev
+	$(VENV)/bin/jobbridge dev $(DEV_ARGS)
 
 ## Redis, PostgreSQL and RabbitMQ up, then lint, types, import layers and the whole suite
 test: install services lint

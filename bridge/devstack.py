@@ -1,6 +1,8 @@
 """`jobbridge dev`: the whole local stack in one terminal, on the embedded default,
 scrape-ready: /metrics and /status behind a METRICS_TOKEN kept under the data dir, web
-and worker adding up in one Prometheus multiprocess directory, the worker's own port."""
+and worker adding up in one Prometheus multiprocess directory, the worker's own port.
+What it needs (web's and Flower's ports, the broker) is checked before anything starts
+(bridge/devstack_checks.py)."""
 
 from __future__ import annotations
 
@@ -18,9 +20,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings
+
 from bridge.apps import App
+from bridge.devstack_checks import StackCannotStart, stack_blockers
 from bridge.metrics import MULTIPROC_ENV
-from config import Settings, resolve_chain
+from config import ENVIRONMENT_SOURCES, Settings, read_settings, resolve_chain
 
 
 def stack_commands(
@@ -69,7 +75,8 @@ def stack_commands(
         ]
         if state_dir is not None:
             # Task history survives a restart. Basic auth, when FLOWER_BASIC_AUTH is set
-            # (user:password), is Flower's own: it reads FLOWER_* from the environment.
+            # (user:password), is Flower's own: it reads FLOWER_* from its environment,
+            # which `flower_environment` fills from .env too.
             commands["flower"] += ["--persistent=True", f"--db={state_dir / 'flower.db'}"]
     return commands
 
@@ -170,10 +177,27 @@ def children_environment(environ: Mapping[str, str], metrics: DevMetrics) -> dic
     }
 
 
-def flower_environment(environ: Mapping[str, str]) -> dict[str, str]:
-    """Flower's: no metrics directory, or its own Prometheus metrics (flower_*) would be
-    added up with the app's in web's /metrics."""
-    return {name: value for name, value in environ.items() if name != MULTIPROC_ENV}
+class FlowerSettings(BaseSettings):
+    """Flower's options that may be set in .env like every other variable: Flower reads
+    its FLOWER_* variables from its own environment only, never from .env."""
+
+    model_config = ENVIRONMENT_SOURCES
+
+    # user:password (comma-separate several): Flower then asks for one of them.
+    flower_basic_auth: SecretStr | None = None
+
+
+def flower_environment(
+    environ: Mapping[str, str], flower: FlowerSettings | None = None
+) -> dict[str, str]:
+    """Flower's: FLOWER_BASIC_AUTH from the environment or .env (`flower`), and no metrics
+    directory, or its own Prometheus metrics (flower_*) would be added up with the app's
+    in web's /metrics."""
+    env = {name: value for name, value in environ.items() if name != MULTIPROC_ENV}
+    login = flower.flower_basic_auth if flower is not None else None
+    if login is not None and login.get_secret_value():
+        env["FLOWER_BASIC_AUTH"] = login.get_secret_value()
+    return env
 
 
 def banner(
@@ -262,9 +286,13 @@ def _stop(processes: dict[str, subprocess.Popen[bytes]]) -> None:
 def run_dev_stack(
     settings: Settings, app: App, *, port: int, flower_port: int, with_flower: bool
 ) -> int:
-    """Prepare the app (migrate, seed: its `prepare_dev`) and the metrics' token and
+    """Check that the stack can start (StackCannotStart otherwise, before anything is
+    done), prepare the app (migrate, seed: its `prepare_dev`) and the metrics' token and
     directory, then run web, worker, beat and Flower until Ctrl-C or until one of them
     exits."""
+    blockers = stack_blockers(settings, port=port, flower_port=flower_port, with_flower=with_flower)
+    if blockers:
+        raise StackCannotStart("\n".join(blockers))
     # SIGINT too: started from a script in the background, a process inherits SIGINT
     # ignored, and Python then leaves it ignored; Ctrl-C must stop the stack regardless.
     for stopping in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -274,7 +302,7 @@ def run_dev_stack(
     metrics = dev_metrics(settings, os.environ)
     empty_multiproc_dir(metrics)  # before the first child: each writes there at import
     env = children_environment(os.environ, metrics)
-    environments = {"flower": flower_environment(env)}
+    environments = {"flower": flower_environment(env, read_settings(FlowerSettings))}
     processes = {
         name: _start(command, environments.get(name, env))
         for name, command in stack_commands(

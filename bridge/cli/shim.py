@@ -21,6 +21,7 @@ from bridge.cli.root import (
     settings_or_exit,
 )
 from bridge.devstack import run_dev_stack
+from bridge.devstack_checks import StackCannotStart
 from bridge.errors import InvalidPayload
 from bridge.publishing import enqueue, validate
 from config import Settings, read_settings, resolve_chain
@@ -137,13 +138,20 @@ def enqueue_job(
 
 @app.command("dev")
 def dev(
-    port: int = 8000,
-    flower_port: int = 5555,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="web's port")] = 8000,
+    flower_port: Annotated[int, typer.Option(min=1, max=65535, help="Flower's port")] = 5555,
     flower: Annotated[bool, typer.Option(help="also start Flower")] = True,
 ) -> None:
-    """Prepare the app (the inbox app: migrate, seed a demo account), then run web, worker,
-    beat (and Flower) until Ctrl-C. Scrape-ready: without METRICS_TOKEN one is made and
-    kept in DATA_DIR/metrics_token; the worker serves its metrics on METRICS_PORT (9100)."""
+    """Check the ports and the broker, prepare the app (the inbox app: migrate, seed a demo
+    account), then run web, worker, beat (and Flower) until Ctrl-C. Scrape-ready: without
+    METRICS_TOKEN one is made and kept in DATA_DIR/metrics_token; the worker serves its
+    metrics on METRICS_PORT (9100)."""
     settings = settings_or_exit()
     found = loaded_app()
-    sys.exit(run_dev_stack(settings, found, port=port, flower_port=flower_port, with_flower=flower))
+    try:
+        status = run_dev_stack(
+            settings, found, port=port, flower_port=flower_port, with_flower=flower
+        )
+    except StackCannotStart as blocked:
+        fail(str(blocked))  # a port taken, the broker down: nothing was started
+    sys.exit(status)

@@ -93,7 +93,7 @@ def test_dev_stack_runs_a_scheduled_archive_on_the_embedded_default(
 
         archive = tmp_path / ".jobbridge" / "maildir" / "demo" / ".Archive" / "cur"
         landed = wait_for(
-            lambda: archive.is_dir() and [p.name for p in archive.iterdir()],
+            lambda: [p.name for p in archive.iterdir()] if archive.is_dir() else [],
             timeout=30,
             what="the message to reach the Archive folder",
         )
@@ -169,6 +169,19 @@ def test_the_dev_stack_stops_quietly_within_10_seconds(
     assert log[banner_end:].rstrip().endswith("jobbridge dev stack stopped")
     for url in (f"http://127.0.0.1:{port}/healthz", f"http://127.0.0.1:{flower_port}/healthcheck"):
         assert not _ok(url), f"{url} still answers"
+
+
+def test_flower_asks_for_the_password_set_only_in_dot_env(tmp_path: Path, log_dir: Path) -> None:
+    # Flower reads its options from its own environment only, never from .env.
+    (tmp_path / ".env").write_text("FLOWER_BASIC_AUTH=dev:from-dot-env\n", encoding="utf-8")
+    stack, _, flower_port = start_stack(tmp_path, log_dir, "dev-flower-dot-env")
+    try:
+        workers = f"http://127.0.0.1:{flower_port}/api/workers"
+        without_login = httpx.get(workers, timeout=30).status_code
+        with_login = httpx.get(workers, auth=("dev", "from-dot-env"), timeout=30).status_code
+    finally:
+        stack.stop()
+    assert (without_login, with_login) == (401, 200)
 
 
 def test_the_dev_stack_does_not_flood_its_log_with_broker_hostname_warnings(

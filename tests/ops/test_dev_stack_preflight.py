@@ -1,0 +1,127 @@
+"""`jobbridge dev` checks what it needs before it starts anything: web's and Flower's ports
+free, the broker reachable. When one is not, it ends with one plain line naming the port
+or the variable and how to fix it, exit status 1, no traceback, nothing started (not even
+the database migrated)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bridge.devstack_checks import stack_blockers
+from config import load_settings
+from tests.ops.test_dev_stack import BIN, embedded_env
+from tests.support.commands import assert_plain
+from tests.support.services import free_port
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    """A port something listens on, as another server would, for the test's length."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        yield int(holder.getsockname()[1])
+
+
+def dev(workdir: Path, *options: str, **variables: str) -> subprocess.CompletedProcess[str]:
+    """`jobbridge dev` on the embedded default in `workdir`. Bounded: a stack that did
+    start is stopped by the timeout (its children go with it), and the test fails."""
+    return subprocess.run(
+        [str(BIN / "jobbridge"), "dev", *options],
+        cwd=workdir,
+        env={**embedded_env(), **variables},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def assert_nothing_started(done: subprocess.CompletedProcess[str], workdir: Path) -> None:
+    assert "Ctrl-C stops everything" not in done.stdout  # no banner: no child started
+    assert not (workdir / ".jobbridge" / "jobbridge.db").exists()  # nor the app prepared
+
+
+def test_a_web_port_in_use_is_named_with_the_option_that_moves_it(
+    tmp_path: Path, taken_port: int
+) -> None:
+    done = dev(tmp_path, "--port", str(taken_port), "--flower-port", str(free_port()))
+
+    [line] = assert_plain(done, 1)
+    assert line == (
+        f"port {taken_port} (web) is in use: stop what holds it, or run jobbridge dev --port N"
+    )
+    assert_nothing_started(done, tmp_path)
+
+
+def test_a_flower_port_in_use_is_named_with_the_options_that_move_it_or_drop_flower(
+    tmp_path: Path, taken_port: int
+) -> None:
+    done = dev(tmp_path, "--port", str(free_port()), "--flower-port", str(taken_port))
+
+    [line] = assert_plain(done, 1)
+    assert line == (
+        f"port {taken_port} (Flower) is in use: stop what holds it, "
+        "or run jobbridge dev --flower-port N (or --no-flower)"
+    )
+    assert_nothing_started(done, tmp_path)
+
+
+def test_a_flower_port_in_use_does_not_matter_without_flower(
+    tmp_path: Path, taken_port: int
+) -> None:
+    settings = load_settings(data_dir=tmp_path / ".jobbridge", redis_url=None, broker_url="")
+
+    found = stack_blockers(settings, port=free_port(), flower_port=taken_port, with_flower=False)
+
+    assert found == []
+
+
+def test_web_and_flower_on_the_same_port_is_refused(tmp_path: Path) -> None:
+    port = free_port()
+
+    done = dev(tmp_path, "--port", str(port), "--flower-port", str(port))
+
+    [line] = assert_plain(done, 1)
+    assert line == (
+        f"--port and --flower-port are both {port}: "
+        "run jobbridge dev --flower-port N with another N (or --no-flower)"
+    )
+    assert_nothing_started(done, tmp_path)
+
+
+def test_an_unreachable_redis_broker_is_named_by_its_variable_with_the_fix(
+    tmp_path: Path,
+) -> None:
+    closed = free_port()  # bound then released: nothing listens there
+
+    done = dev(
+        tmp_path,
+        *("--port", str(free_port()), "--flower-port", str(free_port())),
+        REDIS_URL=f"redis://:a-password@127.0.0.1:{closed}/0",
+    )
+
+    [line] = assert_plain(done, 1)
+    assert line.startswith(f"the Celery broker is unreachable (redis 127.0.0.1:{closed}/0: ")
+    assert line.endswith("): start Redis, or correct REDIS_URL")
+    assert "a-password" not in done.stdout + done.stderr
+    assert_nothing_started(done, tmp_path)
+
+
+def test_an_unreachable_broker_url_is_named_as_broker_url(tmp_path: Path) -> None:
+    closed = free_port()
+    settings = load_settings(
+        data_dir=tmp_path / ".jobbridge",
+        redis_url=None,
+        broker_url=f"redis://127.0.0.1:{closed}/0",
+    )
+
+    [line] = stack_blockers(settings, port=free_port(), flower_port=free_port(), with_flower=True)
+
+    assert line.endswith("): start Redis, or correct BROKER_URL")
