@@ -87,10 +87,15 @@ def _classify(spec: JobSpec[Any], delivery: Delivery, error: Exception) -> Resul
     cause = data_caused(error)
     if cause is not None:
         orig = getattr(error, "orig", None) or error
-        first_line = (str(orig).splitlines() or [type(orig).__name__])[0]
-        return Result(Outcome.FAILED, f"invalid data: {cause}: {first_line}")
+        return Result(Outcome.FAILED, f"invalid data: {cause}: {_first_line(orig)}")
     log.exception("job %s raised on %s delivery %s", spec.event, *delivery_ids(delivery))
-    return Result(Outcome.RETRY, f"{type(error).__name__}: {error}")
+    # The first line goes back to the provider (its dashboard, its dead letters); the
+    # rest, such as a database error's statement and parameters, only to this log.
+    return Result(Outcome.RETRY, f"{type(error).__name__}: {_first_line(error)}")
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).splitlines() or [type(error).__name__])[0]
 
 
 def delivery_ids(delivery: Delivery) -> tuple[str, str]:

@@ -66,7 +66,9 @@ def create_app(settings: Settings | None = None, app: App | None = None) -> Fast
             crons=[cron.route for cron in registry.crons.values()],
         )
 
-    checked: list[tuple[float, JSONResponse]] = []  # the last answer, and when it was made
+    # The last answer (body and status) and when it was made: a new response is made
+    # from it each time, as a middleware may change a response's headers in place.
+    checked: list[tuple[float, dict[str, Any], int]] = []
     checking = asyncio.Lock()
 
     @web.get("/healthz")
@@ -75,10 +77,11 @@ def create_app(settings: Settings | None = None, app: App | None = None) -> Fast
         # own connections) instead of opening as many connections as it has requests.
         async with checking:
             if not checked or time.monotonic() - checked[0][0] > HEALTH_CACHE_SECONDS:
-                checked[:] = [(time.monotonic(), await health())]
-            return checked[0][1]
+                checked[:] = [(time.monotonic(), *await health())]
+            _, body, status = checked[0]
+        return JSONResponse(body, status)
 
-    async def health() -> JSONResponse:
+    async def health() -> tuple[dict[str, Any], int]:
         database, _ = await run_in_threadpool(check_database, settings, HEALTH_TIMEOUT_SECONDS)
         broker = await run_in_threadpool(check_broker, settings, HEALTH_TIMEOUT_SECONDS)
         store = await run_in_threadpool(check_redis_store, settings, HEALTH_TIMEOUT_SECONDS)
@@ -93,7 +96,7 @@ def create_app(settings: Settings | None = None, app: App | None = None) -> Fast
         }
         if store is not None and store.ok is not None:  # Redis apart from the broker
             body["redis"] = _public(store)
-        return JSONResponse(body, 200 if ok else 503)
+        return body, 200 if ok else 503
 
     return web
 

@@ -270,6 +270,29 @@ def test_the_core_retries_a_job_whose_database_went_away() -> None:
     assert run_job(spec, {}, Delivery("http", "d1", 0)).outcome is Outcome.RETRY
 
 
+def test_a_retried_database_error_tells_the_provider_its_first_line_only() -> None:
+    def body(payload: Payload, delivery: Delivery) -> Result:
+        raise OperationalError(
+            "SELECT secret FROM t WHERE subject = %(s)s",
+            {"s": "a private subject"},
+            Exception("server closed the connection unexpectedly"),
+        )
+
+    spec: JobSpec[Any] = JobSpec(
+        event="inbox-zero/test.db-statement",
+        name="test.db-statement",
+        route="/api/test",
+        payload=Payload,
+        body=body,
+    )
+
+    result = run_job(spec, {}, Delivery("http", "d1", 0))
+
+    assert result.outcome is Outcome.RETRY
+    assert "server closed the connection unexpectedly" in result.detail
+    assert "a private subject" not in result.detail and "SELECT" not in result.detail
+
+
 def test_every_top_level_string_field_of_every_job_refuses_a_nul_byte() -> None:
     for spec in JOBS.values():
         fields = spec.payload.model_json_schema(by_alias=True).get("properties", {})
