@@ -22,7 +22,7 @@ from bridge.ops.probes import Check, check_broker, check_database, check_redis_s
 from bridge.web import responses
 from bridge.web.api_docs import create_documented_app, document_routes
 from bridge.web.job_routes import add_job_routes
-from bridge.web.redirects import RedirectsByPath
+from bridge.web.redirects import redirect_slashes_by_path
 from bridge.web.status_page import add_status_routes
 from config import Settings, get_settings
 
@@ -43,7 +43,7 @@ def create_app(settings: Settings | None = None, app: App | None = None) -> Fast
     configure_logging(settings.log_format)
     web = create_documented_app(settings)
     web.add_exception_handler(RequestValidationError, responses.invalid_request)
-    web.add_middleware(RedirectsByPath)
+    redirect_slashes_by_path(web)
 
     if settings.inngest_serves:
         # Without a signing key (or a dev server) /api/inngest is not served at all: the

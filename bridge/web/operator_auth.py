@@ -101,8 +101,8 @@ def add_operator_route(
 ) -> None:
     """GET and HEAD on `path` for holders of the token, 401 for anyone else before
     `answer` runs. `path/` too, behind the same check, answered with a redirect to
-    `path`: left unrouted, Starlette would redirect it itself, before any check (and,
-    like every redirect to this host, by path alone: bridge.web.redirects)."""
+    `path`: left unrouted, it would be redirected before any check (the app's
+    trailing-slash redirect, bridge.web.redirects)."""
 
     async def to_path(request: Request) -> Response:
         return RedirectResponse(path, status_code=307)
