@@ -17,9 +17,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from bridge.payload import Text, Timestamp
 from tasks.mail.imap_accounts import ENV_NAME, ServerEntry
@@ -29,6 +37,9 @@ from tasks.models import LogicalOperator, RuleActionType, SenderStatus, SummaryF
 MINUTES_IN_A_YEAR = 366 * 24 * 60
 DAYS_IN_TEN_YEARS = 3660
 POSITION_LIMIT = 1_000_000
+# A condition's pattern: long enough for any address list or subject, not a megabyte
+# tested against every message.
+PATTERN_MAX = 2_000
 
 # What an account's address must look like: something, one @, something, no spaces.
 ADDRESS = re.compile(r"^[^@\s]+@[^@\s]+$")
@@ -69,7 +80,7 @@ class ActionEntry(_Strict):
     bcc: Text | None = None
     subject: Text | None = None
     content: Text | None = None
-    delay_minutes: int | None = Field(default=None, ge=1, le=MINUTES_IN_A_YEAR)
+    delay_minutes: StrictInt | None = Field(default=None, ge=1, le=MINUTES_IN_A_YEAR)
 
     @model_validator(mode="after")
     def _fields_its_type_needs(self) -> ActionEntry:
@@ -86,11 +97,14 @@ class ActionEntry(_Strict):
         return self
 
 
+Pattern = Annotated[Text, Field(max_length=PATTERN_MAX)]
+
+
 class Conditions(_Strict):
-    from_: Text | None = Field(default=None, alias="from")
-    to: Text | None = None
-    subject: Text | None = None
-    body: Text | None = None
+    from_: Pattern | None = Field(default=None, alias="from")
+    to: Pattern | None = None
+    subject: Pattern | None = None
+    body: Pattern | None = None
     category: Text | None = None
     regex: bool = False
     operator: LogicalOperator = LogicalOperator.AND
@@ -112,13 +126,13 @@ class Conditions(_Strict):
 class RuleEntry(_Strict):
     name: Text = Field(min_length=1, max_length=200)
     enabled: bool = True
-    position: int = Field(default=0, ge=-POSITION_LIMIT, le=POSITION_LIMIT)
+    position: StrictInt = Field(default=0, ge=-POSITION_LIMIT, le=POSITION_LIMIT)
     conditions: Conditions
     actions: list[ActionEntry] = Field(min_length=1)
 
 
 class DigestEntry(_Strict):
-    every_days: int = Field(ge=1, le=DAYS_IN_TEN_YEARS)
+    every_days: StrictInt = Field(ge=1, le=DAYS_IN_TEN_YEARS)  # not `true`, not "7"
     next_at: Timestamp | None = None
 
     @field_validator("next_at")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.accounts_file import PROBLEMS_SHOWN, AccountsFileError
+from tasks.accounts_file import PATTERN_MAX, PROBLEMS_SHOWN, AccountsFileError
 from tasks.accounts_file_syntax import load
 
 
@@ -37,3 +37,27 @@ def test_a_file_with_many_bad_entries_lists_the_first_and_counts_the_rest(
     assert len(lines) == 1 + PROBLEMS_SHOWN + 1
     assert lines[1].startswith("  accounts[0].email: ")
     assert lines[-1] == "  ... and 30 more"
+
+
+def refusal(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "accounts.yaml"
+    path.write_text(text)
+    with pytest.raises(AccountsFileError) as refused:
+        load(path)
+    return str(refused.value)
+
+
+def test_a_yes_or_no_where_a_number_of_days_belongs_is_refused(tmp_path: Path) -> None:
+    text = "accounts:\n  - {email: a@example.test, maildir: m, digest: {every_days: true}}\n"
+
+    assert "accounts[0].digest.every_days: " in refusal(tmp_path, text)
+
+
+def test_a_condition_pattern_over_its_limit_is_refused_naming_it(tmp_path: Path) -> None:
+    pattern = "x" * (PATTERN_MAX + 1)
+    text = (
+        "accounts:\n  - email: a@example.test\n    maildir: m\n    rules:\n"
+        f"      - {{name: r, conditions: {{subject: {pattern}}}, actions: [{{type: ARCHIVE}}]}}\n"
+    )
+
+    assert "accounts[0].rules[0].conditions.subject: " in refusal(tmp_path, text)
