@@ -8,7 +8,7 @@ import errno
 import socket
 
 from bridge.celery.config import make_embedded_broker_folders
-from bridge.ops.probes import check_broker
+from bridge.ops.probes import broker_fix, check_broker
 from config import Settings
 
 
@@ -67,14 +67,4 @@ def _broker_blockers(settings: Settings) -> list[str]:
     check = check_broker(settings, BROKER_PROBE_SECONDS)
     if not check.failing:
         return []
-    return [f"the Celery broker is unreachable ({check.detail}): {_broker_fix(settings)}"]
-
-
-def _broker_fix(settings: Settings) -> str:
-    """What to do about the broker, naming the variable that chose it."""
-    if settings.broker_kind == "rabbitmq":
-        return "start RabbitMQ, or correct BROKER_URL (user, password, virtual host)"
-    if settings.broker_kind == "redis":
-        named = "REDIS_URL" if settings.broker_url == settings.redis_url else "BROKER_URL"
-        return f"start Redis, or correct {named}"
-    return "make DATA_DIR writable (the embedded broker), or set BROKER_URL or REDIS_URL"
+    return [f"the Celery broker is unreachable ({check.detail}): {broker_fix(settings)}"]

@@ -11,11 +11,12 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, Stateme
 
 from bridge.db_errors import data_caused
 from bridge.errors import AllProvidersFailed, PublishError
+from bridge.ops.probes import broker_fix
 from bridge.outcome import PermanentError
-from config import ConfigError, Settings, get_settings
+from config import ConfigError, get_settings
 from config.broker import redacted_url
 
-# What to do when a provider would not take a job, by provider (Celery's: _broker_fix).
+# What to do when a provider would not take a job, by provider (Celery's: broker_fix).
 _PUBLISH_FIX = {
     "inngest": "check INNGEST_BASE_URL and INNGEST_EVENT_KEY, and that the server is up",
     "qstash": "check QSTASH_TOKEN and QSTASH_URL",
@@ -140,20 +141,8 @@ def _redis_problem(error: Exception) -> tuple[int, str] | None:
     where = redacted_url(settings.broker_url) if settings else "BROKER_URL"
     return 1, (
         f"the Celery broker at {where} failed: {_first_line(error)}\n"
-        f"fix: {_broker_fix(settings)} ({_STATUS_HINT})"
+        f"fix: {broker_fix(settings)} ({_STATUS_HINT})"
     )
-
-
-def _broker_fix(settings: Settings | None) -> str:
-    """What to do about the Celery broker: the service and the variable that name it."""
-    if settings is None:
-        return "start the broker, or correct BROKER_URL or REDIS_URL"
-    if settings.broker_kind == "rabbitmq":
-        return "start RabbitMQ, or correct BROKER_URL (user, password, virtual host)"
-    if settings.broker_kind == "redis":
-        named = "REDIS_URL" if settings.broker_url == settings.redis_url else "BROKER_URL"
-        return f"start Redis, or correct {named}"
-    return "check that DATA_DIR is writable (the embedded broker), or set BROKER_URL"
 
 
 def _publish_problem(error: Exception) -> tuple[int, str] | None:
@@ -175,6 +164,6 @@ def _fix_for(provider: str) -> str:
     if provider != "celery":
         return _PUBLISH_FIX.get(provider, "see the error")
     try:
-        return _broker_fix(get_settings())
+        return broker_fix(get_settings())
     except ConfigError:
-        return _broker_fix(None)
+        return broker_fix(None)

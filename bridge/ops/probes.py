@@ -324,3 +324,16 @@ def check_workers(settings: Settings, timeout: float) -> Check:
     return Check(
         "celery workers", True, False, f"{len(replies)} answering ({names}); {busy} tasks running"
     )
+
+
+def broker_fix(settings: Settings | None) -> str:
+    """What to do about an unreachable Celery broker: the service and the variable that
+    named it (either variable, when the settings could not be read)."""
+    if settings is None:
+        return "start the broker, or correct BROKER_URL or REDIS_URL"
+    if settings.broker_kind == "rabbitmq":
+        return "start RabbitMQ, or correct BROKER_URL (user, password, virtual host)"
+    if settings.broker_kind == "redis":
+        named = "REDIS_URL" if settings.broker_url == settings.redis_url else "BROKER_URL"
+        return f"start Redis, or correct {named}"
+    return "make DATA_DIR writable (the embedded broker), or set BROKER_URL or REDIS_URL"
