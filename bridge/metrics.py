@@ -113,7 +113,7 @@ LEDGER_DUPLICATES = Counter(
 )
 REPLAYS_REFUSED = Counter(
     "jobbridge_replays_refused_total",
-    "QStash deliveries refused because their signed token came with another message.",
+    "QStash deliveries refused because their signed token was used before.",
 )
 SWEEP_RUNS = Counter(
     "jobbridge_sweep_runs_total",

@@ -8,44 +8,45 @@ from urllib.parse import urlsplit
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
-REDIS_SCHEMES = ("redis", "rediss", "unix")
+# redis-py's TCP forms, which kombu takes too (REDIS_URL is also the broker by default).
+REDIS_SCHEMES = ("redis", "rediss")
+_PORT_PROBLEM = "has a port that is not a number from 0 to 65535"
 
 
 def checked_redis_url(value: str) -> str:
-    """REDIS_URL as given; ValueError unless redis-py can connect by it."""
-    scheme, separator, _ = value.strip().partition("://")
+    """REDIS_URL as given, its scheme lower-cased; ValueError unless it is a Redis URL."""
+    scheme, separator, rest = value.strip().partition("://")
     if not separator or scheme.lower() not in REDIS_SCHEMES:
-        raise ValueError(
-            "must be a Redis URL: redis://host:6379/0, rediss:// (TLS) or unix:///path"
-        )
-    _check_port(value)
-    return value.strip()
+        raise ValueError("must be a Redis URL: redis://host:6379/0, or rediss:// for TLS")
+    try:
+        _ = urlsplit(value.strip()).port  # reading it checks it
+    except ValueError:
+        raise ValueError(_PORT_PROBLEM) from None
+    return f"{scheme.lower()}://{rest}"
 
 
 def checked_database_url(value: str) -> str:
     """DATABASE_URL as given; ValueError unless SQLAlchemy can read it and knows its
-    database (the driver itself is loaded when the first connection is made)."""
-    _check_port(value)
+    database (the driver itself is loaded when the first connection is made). Read as
+    SQLAlchemy reads it: a password may hold `#`, `?` or `/`."""
     try:
         url = make_url(with_driver(value.strip()))
+    except ArgumentError:
+        raise ValueError(
+            "is not a database URL, e.g. postgresql://user:password@host:5432/db"
+        ) from None
+    except ValueError:  # the port: SQLAlchemy reads it with int()
+        raise ValueError(_PORT_PROBLEM) from None
+    if url.port is not None and not 0 <= url.port <= 65535:
+        raise ValueError(_PORT_PROBLEM)
+    try:
         url.get_dialect()
-    except NoSuchModuleError:  # an ArgumentError too: caught first
+    except NoSuchModuleError:
         raise ValueError(
             f"names a database SQLAlchemy does not know ({url.drivername}); use "
             "postgresql://user:password@host:5432/db, or unset it for SQLite under DATA_DIR"
         ) from None
-    except (ArgumentError, ValueError):
-        raise ValueError(
-            "is not a database URL, e.g. postgresql://user:password@host:5432/db"
-        ) from None
     return value.strip()
-
-
-def _check_port(value: str) -> None:
-    try:
-        _ = urlsplit(value.strip()).port  # reading it checks it
-    except ValueError:
-        raise ValueError("has a port that is not a number from 0 to 65535") from None
 
 
 def with_driver(database_url: str) -> str:

@@ -18,7 +18,7 @@ class InvalidSignature(Exception):
 
 @dataclass(frozen=True)
 class SignedToken:
-    """The verified QStash token's id and expiry: each token serves one message."""
+    """The verified QStash token's id and expiry: each token serves one request."""
 
     token_id: str
     expires_at: datetime

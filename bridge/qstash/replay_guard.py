@@ -14,7 +14,9 @@ The message id is kept beside the token, for whoever reads the store.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any, cast
 
+from sqlalchemy import CursorResult
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -40,10 +42,12 @@ def first_use(token_id: str, message_id: str, expires_at: datetime) -> bool:
         inserted = session.execute(
             insert(SeenSignature)
             .values(token_id=token_id, message_id=message_id, expires_at=expires_at)
-            .on_conflict_do_nothing(index_elements=["token_id"])
-            .returning(SeenSignature.token_id)
+            .on_conflict_do_nothing(index_elements=["token_id"]),
+            # An INSERT's row count is kept only when asked for (no RETURNING: SQLite
+            # before 3.35 has none).
+            execution_options={"preserve_rowcount": True},
         )
-        return inserted.first() is not None  # no row back: the token was kept already
+        return cast("CursorResult[Any]", inserted).rowcount == 1  # 0: kept already
 
 
 def token_key(token_id: str) -> str:

@@ -43,7 +43,7 @@ class ProcessedDelivery(Base):
 
 class SeenSignature(Base):
     """A QStash signature's token id (`jti`) and the message it came with, kept until the
-    token expires: the same token on another message is a replay."""
+    token expires: the same token a second time is a replay."""
 
     __tablename__ = "seen_signature"
 

@@ -77,7 +77,9 @@ def create_app(settings: Settings | None = None, app: App | None = None) -> Fast
         # own connections) instead of opening as many connections as it has requests.
         async with checking:
             if not checked or time.monotonic() - checked[0][0] > HEALTH_CACHE_SECONDS:
-                checked[:] = [(time.monotonic(), *await health())]
+                body, status = await health()
+                # Dated when it ends: the requests that waited for it take its answer.
+                checked[:] = [(time.monotonic(), body, status)]
             _, body, status = checked[0]
         return JSONResponse(body, status)
 

@@ -11,8 +11,9 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from redis.exceptions import RedisError
-from sqlalchemy.exc import SQLAlchemyError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from bridge.bodies import Refused, read_capped
 from bridge.http.wire import ATTEMPT_HEADER, ATTEMPTS, DELIVERY_ID_HEADER
@@ -27,8 +28,9 @@ from config import Provider, Settings
 
 MAX_BODY_BYTES = 1024 * 1024
 # What a route raises when a store is away (the job's own errors are its result): the
-# caller is asked to come back, as for a job's retry.
-STORE_ERRORS = (RedisError, SQLAlchemyError)
+# caller is asked to come back, as for a job's retry. Only these: any other error of a
+# store is a bug, answered 500 with its traceback in the log.
+STORE_ERRORS = (RedisConnectionError, RedisTimeoutError, OperationalError, InterfaceError)
 log = logging.getLogger("jobbridge.web")
 
 

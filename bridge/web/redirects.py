@@ -30,7 +30,8 @@ def redirect_slashes_by_path(web: FastAPI) -> None:
             other = {**scope, "path": path.rstrip("/") if route_path.endswith("/") else path + "/"}
             if any(route.matches(other)[0] is not Match.NONE for route in router.routes):
                 url = URL(scope=other)
-                location = url.path + (f"?{url.query}" if url.query else "")
+                # One leading slash: "//host/..." would name another site.
+                location = "/" + url.path.lstrip("/") + (f"?{url.query}" if url.query else "")
                 await RedirectResponse(location)(scope, receive, send)
                 return
         await not_found(scope, receive, send)

@@ -23,13 +23,19 @@ def config_error(**overrides: object) -> str:
     return str(caught.value)
 
 
-@pytest.mark.parametrize("url", ["redis://r:6379/0", "rediss://r:6380/1", "unix:///run/r.sock"])
-def test_redis_urls_of_every_form_redis_py_connects_by_are_accepted(url: str) -> None:
+@pytest.mark.parametrize("url", ["redis://r:6379/0", "rediss://r:6380/1"])
+def test_redis_urls_the_client_and_the_broker_both_take_are_accepted(url: str) -> None:
     assert load_settings(redis_url=url).redis_url == url
 
 
+def test_a_redis_url_scheme_in_capitals_is_read_in_lower_case() -> None:
+    assert load_settings(redis_url="REDIS://r:6379/0").redis_url == "redis://r:6379/0"
+
+
 @pytest.mark.parametrize(
-    "url", ["nope", "localhost:6379", "http://r:6379"], ids=["word", "no-scheme", "http"]
+    "url",
+    ["nope", "localhost:6379", "http://r:6379", "unix:///run/redis.sock"],
+    ids=["word", "no-scheme", "http", "unix-socket-kombu-cannot-use"],
 )
 def test_a_redis_url_of_another_form_is_refused_naming_the_variable(url: str) -> None:
     message = config_error(redis_url=url)
@@ -63,6 +69,21 @@ def test_a_database_url_naming_an_unknown_database_is_refused_naming_it() -> Non
 
     assert "DATABASE_URL" in message and "(foo)" in message
     assert "hunter2" not in message
+
+
+@pytest.mark.parametrize("password", ["ab#cd", "a?b", "x/y"])
+def test_a_database_password_with_url_delimiters_is_read_as_sqlalchemy_reads_it(
+    password: str,
+) -> None:
+    url = f"postgresql://admin:{password}@db.example.com:5432/app"
+
+    assert load_settings(database_url=url).database_url == url
+
+
+def test_a_database_url_with_a_port_out_of_range_is_refused() -> None:
+    message = config_error(database_url="postgresql://u@db:70000/app")
+
+    assert "DATABASE_URL" in message and "port" in message
 
 
 def test_a_database_url_with_a_port_that_is_not_a_number_is_refused() -> None:
