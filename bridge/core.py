@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from bridge import metrics
 from bridge.db_errors import data_caused
+from bridge.errors import first_line
 from bridge.outcome import Delivery, Outcome, PermanentError, Result, RetryLater
 from bridge.payload import describe_validation_error
 from bridge.registry import JobSpec
@@ -87,15 +88,11 @@ def _classify(spec: JobSpec[Any], delivery: Delivery, error: Exception) -> Resul
     cause = data_caused(error)
     if cause is not None:
         orig = getattr(error, "orig", None) or error
-        return Result(Outcome.FAILED, f"invalid data: {cause}: {_first_line(orig)}")
+        return Result(Outcome.FAILED, f"invalid data: {cause}: {first_line(orig)}")
     log.exception("job %s raised on %s delivery %s", spec.event, *delivery_ids(delivery))
     # The first line goes back to the provider (its dashboard, its dead letters); the
     # rest, such as a database error's statement and parameters, only to this log.
-    return Result(Outcome.RETRY, f"{type(error).__name__}: {_first_line(error)}")
-
-
-def _first_line(error: BaseException) -> str:
-    return (str(error).splitlines() or [type(error).__name__])[0]
+    return Result(Outcome.RETRY, f"{type(error).__name__}: {first_line(error)}")
 
 
 def delivery_ids(delivery: Delivery) -> tuple[str, str]:

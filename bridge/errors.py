@@ -1,4 +1,5 @@
-"""Errors of the enqueue API. Each says what failed and what the caller can do."""
+"""Errors of the enqueue API (each says what failed and what the caller can do), and how
+any error is told in one line."""
 
 from __future__ import annotations
 
@@ -29,3 +30,10 @@ class AllProvidersFailed(PublishError):
         Exception.__init__(self, f"every provider in the chain failed: {detail}")
         self.provider = errors[-1].provider
         self.permanent = all(error.permanent for error in errors)
+
+
+def first_line(error: BaseException) -> str:
+    """The error's first line of text (its type's name when it has none): what goes where
+    one line is read, such as a provider's answer or an operator's terminal."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__

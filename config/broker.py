@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import re
 from typing import Literal
-from urllib.parse import urlsplit
+
+from config.urls import check_port
 
 BrokerKind = Literal["rabbitmq", "redis", "filesystem"]
 
@@ -53,10 +54,7 @@ def checked_broker_url(value: str) -> str:
             f"rediss://), not {named}; unset it for REDIS_URL or the embedded broker"
         )
     value = f"{scheme}://{rest}"
-    try:
-        _ = urlsplit(value).port  # reading it checks it
-    except ValueError:
-        raise ValueError("has a port that is not a number from 0 to 65535") from None
+    check_port(value)
     return value
 
 

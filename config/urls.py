@@ -18,11 +18,16 @@ def checked_redis_url(value: str) -> str:
     scheme, separator, rest = value.strip().partition("://")
     if not separator or scheme.lower() not in REDIS_SCHEMES:
         raise ValueError("must be a Redis URL: redis://host:6379/0, or rediss:// for TLS")
+    check_port(value.strip())
+    return f"{scheme.lower()}://{rest}"
+
+
+def check_port(url: str) -> None:
+    """ValueError unless the URL's port, if it has one, is a number from 0 to 65535."""
     try:
-        _ = urlsplit(value.strip()).port  # reading it checks it
+        _ = urlsplit(url).port  # reading it checks it
     except ValueError:
         raise ValueError(_PORT_PROBLEM) from None
-    return f"{scheme.lower()}://{rest}"
 
 
 def checked_database_url(value: str) -> str:

@@ -10,7 +10,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, StatementError
 
 from bridge.db_errors import data_caused
-from bridge.errors import AllProvidersFailed, PublishError
+from bridge.errors import AllProvidersFailed, PublishError, first_line
 from bridge.ops.probes import broker_fix
 from bridge.outcome import PermanentError
 from config import ConfigError, get_settings
@@ -57,11 +57,6 @@ def explain(error: Exception) -> tuple[int, str]:
     )
 
 
-def _first_line(error: BaseException) -> str:
-    lines = str(error).strip().splitlines()
-    return lines[0] if lines else type(error).__name__
-
-
 def _bad_value(error: Exception) -> tuple[int, str] | None:
     """A value from the input that the database (or its driver) cannot hold."""
 
@@ -74,7 +69,7 @@ def _bad_value(error: Exception) -> tuple[int, str] | None:
     if cause is None:
         return None
     orig = error.orig if isinstance(error, StatementError) else None
-    reason = _first_line(orig or error)
+    reason = first_line(orig or error)
     return 1, (
         f"a value given cannot be stored: {cause} ({reason})\n"
         "fix: correct that value in the file or option given"
@@ -86,7 +81,7 @@ def _migrations_problem(error: Exception) -> tuple[int, str] | None:
     if not isinstance(error, CommandError) or "revision" not in str(error):
         return None
     return 2, (
-        f"the database's migration history is not jobbridge's ({_first_line(error)}): "
+        f"the database's migration history is not jobbridge's ({first_line(error)}): "
         "another app's migrations live in this schema\n"
         "fix: give jobbridge a database or schema of its own (see `jobbridge db upgrade`)"
     )
@@ -98,7 +93,7 @@ def _database_problem(error: Exception) -> tuple[int, str] | None:
         isinstance(error, ArgumentError) and "URL" in str(error)
     ):
         return 2, (
-            f"DATABASE_URL is not a database URL jobbridge can use: {_first_line(error)}\n"
+            f"DATABASE_URL is not a database URL jobbridge can use: {first_line(error)}\n"
             "fix: e.g. postgresql://user:password@host:5432/jobbridge, or unset it for "
             "the SQLite file in DATA_DIR"
         )
@@ -108,7 +103,7 @@ def _database_problem(error: Exception) -> tuple[int, str] | None:
         where = redacted_url(get_settings().sqlalchemy_url)
     except ConfigError:
         where = "DATABASE_URL"
-    reason = _first_line(error.orig) if error.orig is not None else _first_line(error)
+    reason = first_line(error.orig) if error.orig is not None else first_line(error)
     text = str(error.orig).lower()
     if "no such table" in text or ("relation" in text and "does not exist" in text):
         return 1, (
@@ -135,12 +130,12 @@ def _redis_problem(error: Exception) -> tuple[int, str] | None:
     if not broker:
         where = redacted_url(settings.redis_url or "REDIS_URL") if settings else "REDIS_URL"
         return 1, (
-            f"Redis at {where} failed: {_first_line(error)}\n"
+            f"Redis at {where} failed: {first_line(error)}\n"
             f"fix: start Redis, or correct REDIS_URL ({_STATUS_HINT})"
         )
     where = redacted_url(settings.broker_url) if settings else "BROKER_URL"
     return 1, (
-        f"the Celery broker at {where} failed: {_first_line(error)}\n"
+        f"the Celery broker at {where} failed: {first_line(error)}\n"
         f"fix: {broker_fix(settings)} ({_STATUS_HINT})"
     )
 

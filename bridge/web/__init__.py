@@ -8,7 +8,6 @@ fix) and exit status 2, as the CLI and `celery -A tasks` do: no traceback.
 
 from __future__ import annotations
 
-import sys
 from functools import cache
 from typing import Any
 
@@ -17,7 +16,7 @@ from fastapi import FastAPI
 from bridge.heap import freeze_startup_heap
 from bridge.web.factory import create_app
 from config import ConfigError
-from config.exiting import debug_requested, get_settings_or_exit
+from config.exiting import exit_plainly, get_settings_or_exit
 
 
 @cache
@@ -25,10 +24,7 @@ def _asgi_app() -> FastAPI:
     try:
         app = create_app(get_settings_or_exit())
     except ConfigError as error:  # JOBBRIDGE_APP names no app, or the app failed to import
-        if debug_requested():
-            raise
-        print(error, file=sys.stderr, flush=True)
-        raise SystemExit(2) from None
+        exit_plainly(error)
     except AttributeError as error:
         # Raised through __getattr__, it would read as "no attribute app" to uvicorn.
         raise RuntimeError(f"building the web app failed: {error}") from error

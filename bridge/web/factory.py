@@ -3,13 +3,10 @@ and `/metrics`, `/status` and `/status.json` (with METRICS_TOKEN)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
@@ -20,6 +17,7 @@ from bridge.logs import configure_logging
 from bridge.metrics_web import add_metrics_route
 from bridge.ops.probes import Check, check_broker, check_database, check_redis_store
 from bridge.web import responses
+from bridge.web.answer_cache import AnswerCache
 from bridge.web.api_docs import create_documented_app, document_routes
 from bridge.web.job_routes import add_job_routes
 from bridge.web.redirects import redirect_slashes_by_path
@@ -66,27 +64,10 @@ def create_app(settings: Settings | None = None, app: App | None = None) -> Fast
             crons=[cron.route for cron in registry.crons.values()],
         )
 
-    # The last answer (body and status) and when it was made: a new response is made
-    # from it each time, as a middleware may change a response's headers in place.
-    checked: list[tuple[float, dict[str, Any], int]] = []
-    checking = asyncio.Lock()
-
-    @web.get("/healthz")
-    async def healthz() -> JSONResponse:
-        # /healthz is public: a burst of it shares one round of probes (each opens its
-        # own connections) instead of opening as many connections as it has requests.
-        async with checking:
-            if not checked or time.monotonic() - checked[0][0] > HEALTH_CACHE_SECONDS:
-                body, status = await health()
-                # Dated when it ends: the requests that waited for it take its answer.
-                checked[:] = [(time.monotonic(), body, status)]
-            _, body, status = checked[0]
-        return JSONResponse(body, status)
-
-    async def health() -> tuple[dict[str, Any], int]:
-        database, _ = await run_in_threadpool(check_database, settings, HEALTH_TIMEOUT_SECONDS)
-        broker = await run_in_threadpool(check_broker, settings, HEALTH_TIMEOUT_SECONDS)
-        store = await run_in_threadpool(check_redis_store, settings, HEALTH_TIMEOUT_SECONDS)
+    def health() -> tuple[dict[str, Any], int]:
+        database, _ = check_database(settings, HEALTH_TIMEOUT_SECONDS)
+        broker = check_broker(settings, HEALTH_TIMEOUT_SECONDS)
+        store = check_redis_store(settings, HEALTH_TIMEOUT_SECONDS)
         # A Redis that is configured and down fails the check; none configured does not.
         store_down = store is not None and store.ok is False
         ok = bool(database.ok and broker.ok and not store_down)
@@ -99,6 +80,16 @@ def create_app(settings: Settings | None = None, app: App | None = None) -> Fast
         if store is not None and store.ok is not None:  # Redis apart from the broker
             body["redis"] = _public(store)
         return body, 200 if ok else 503
+
+    # /healthz is public: a burst of it shares one round of probes (each opens its own
+    # connections) instead of opening as many connections as it has requests.
+    checked = AnswerCache(health, HEALTH_CACHE_SECONDS)
+
+    @web.get("/healthz")
+    async def healthz() -> JSONResponse:
+        # A new response each time: a middleware may change a response's headers in place.
+        body, status = await checked.get()
+        return JSONResponse(body, status)
 
     return web
 

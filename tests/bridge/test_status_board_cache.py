@@ -1,4 +1,4 @@
-"""The `/status` page's cache (bridge.web.status_page.BoardCache): one collection at a
+"""The `/status` page's cache (bridge.web.answer_cache.AnswerCache): one collection at a
 time, in one thread of Starlette's pool; the requests that come meanwhile hold none, so
 the pool stays free for the other routes (/healthz among them)."""
 
@@ -14,7 +14,8 @@ import anyio.to_thread
 from fastapi.concurrency import run_in_threadpool
 
 from bridge.ops.status_board import Board
-from bridge.web.status_page import BoardCache
+from bridge.web.answer_cache import AnswerCache
+from bridge.web.status_page import CACHE_SECONDS
 
 T = TypeVar("T")
 DEADLINE = 5.0  # seconds any step may take before the test gives up
@@ -49,7 +50,7 @@ def run(scenario: Callable[[], Coroutine[Any, Any, T]]) -> T:
 
 def test_requests_waiting_for_the_first_board_hold_no_thread() -> None:
     gate = Gate()
-    cache = BoardCache(gate)
+    cache = AnswerCache(gate, CACHE_SECONDS)
 
     async def scenario() -> list[Board]:
         pool = anyio.to_thread.current_default_thread_limiter()  # this loop's own
@@ -70,7 +71,7 @@ def test_requests_waiting_for_the_first_board_hold_no_thread() -> None:
 def test_a_request_during_a_refresh_is_answered_the_board_before() -> None:
     gate = Gate()
     now = [0.0]
-    cache = BoardCache(gate, ttl=15.0, clock=lambda: now[0])
+    cache = AnswerCache(gate, ttl=15.0, clock=lambda: now[0])
 
     async def scenario() -> tuple[Board, Board, Board]:
         gate.open.set()
