@@ -389,9 +389,7 @@ def process_message(payload: ProcessMessage, delivery: Delivery) -> Result:
         records.count(row.id, payload.message_id, BulkItemStatus.SKIPPED)
         return skipped("message no longer exists")
     try:
-        outcome = apply_rules(
-            account, message, mail, read.rules, force=force, has_result=read.has_rule_result
-        )
+        outcome = apply_rules(account, message, mail, force=force, has_result=read.has_rule_result)
     except PermanentError as error:
         # Counted here as well as by the hook (once: the item row is unique).
         records.count(row.id, payload.message_id, BulkItemStatus.FAILED)

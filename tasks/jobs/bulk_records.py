@@ -33,13 +33,12 @@ from tasks.models import (
     BulkProcessJob,
     EmailAccount,
     ExecutedRule,
-    Rule,
     Sender,
     SenderStatus,
     new_id,
     utcnow,
 )
-from tasks.rules.apply import enabled_rules, rule_result_exists
+from tasks.rules.apply import rule_result_exists
 
 
 def ignored_senders(account_id: str) -> set[str]:
@@ -84,36 +83,32 @@ def counted_in_run(job_id: str, message_ids: list[str]) -> set[str]:
 
 @dataclass(frozen=True)
 class WorkerRead:
-    """What a worker reads before its message: the run, the account (None: unknown) and
-    the account's enabled rules with their actions."""
+    """What a worker reads before its message: the run and the account (None: unknown)."""
 
     job: BulkProcessJob
     account: EmailAccount | None
-    rules: list[Rule]
     has_rule_result: bool  # the message has one already
 
 
 def worker_read(job_id: str, account_id: str, message_id: str) -> WorkerRead:
-    """Two statements, no transaction, for what `job_or_fail`, `mailbox_of` and
-    `apply_rules` would each read in one of their own: the run with the account and
-    whether the message has a rule result beside it, then the enabled rules with their
-    actions."""
-    run_statement, rules_statement = _worker_statements()
+    """One statement, no transaction, for what `job_or_fail`, `mailbox_of` and
+    `apply_rules` would each read in one of their own: the run, with the account and
+    whether the message has a rule result beside it. The account's rules version comes
+    with it, so its rules are read only when they changed (`tasks.rules.cache`)."""
     values = {"job_id": job_id, "account_id": account_id, "message_id": message_id}
     with read_scope() as session:
-        found = session.execute(run_statement, values).first()
-        if found is None:
-            raise PermanentError(f"unknown bulk job {job_id}")
-        rules = list(session.scalars(rules_statement, values).unique())
-    return WorkerRead(found[0], found[1], rules, bool(found[2]))
+        found = session.execute(_worker_statement(), values).first()
+    if found is None:
+        raise PermanentError(f"unknown bulk job {job_id}")
+    return WorkerRead(found[0], found[1], bool(found[2]))
 
 
-# Built once, like the count's statements below: building them for each message cost
-# more CPU than running them. Their parameters: job_id, account_id, message_id.
+# Built once, like the count's statements below: building it for each message cost
+# more CPU than running it. Its parameters: job_id, account_id, message_id.
 @lru_cache(maxsize=1)
-def _worker_statements() -> tuple[Select[BulkProcessJob, EmailAccount, bool], Select[Rule]]:
+def _worker_statement() -> Select[BulkProcessJob, EmailAccount, bool]:
     account_id: BindParameter[str] = bindparam("account_id")
-    run = (
+    return (
         select(
             BulkProcessJob,
             EmailAccount,
@@ -122,7 +117,6 @@ def _worker_statements() -> tuple[Select[BulkProcessJob, EmailAccount, bool], Se
         .outerjoin(EmailAccount, EmailAccount.id == account_id)
         .where(BulkProcessJob.id == bindparam("job_id"))
     )
-    return run, enabled_rules(account_id)
 
 
 def counted(job_id: str, message_id: str) -> bool:

@@ -18,16 +18,14 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from email import policy
-from email.message import EmailMessage
-from email.parser import BytesHeaderParser, BytesParser
+from email.parser import BytesHeaderParser
 
 from imapclient import IMAPClient
 
 from bridge.store.columns import EXTERNAL_LENGTH
 from tasks.mail.maildir_headers import Summary, raw_headers, summarise, unfold
 from tasks.mail.port import MailMessage
-from tasks.mail.reading import mail_message
+from tasks.mail.reading import mail_message, parse
 
 _FIELDS = "MESSAGE-ID REFERENCES IN-REPLY-TO DATE"
 _HEADER_FIELDS = f"BODY.PEEK[HEADER.FIELDS ({_FIELDS})]"
@@ -157,7 +155,7 @@ def _fetched(
 def message_from(fetched: Fetched, port_folder: str, own_address: str) -> MailMessage:
     """The port's message from a whole fetch; labels are its keywords."""
     assert fetched.raw is not None, "message_from needs a whole fetch"
-    parsed = BytesParser(EmailMessage, policy=policy.default).parsebytes(fetched.raw)
+    parsed = parse(fetched.raw)
     return mail_message(
         parsed,
         raw_headers(parsed.raw_items()),

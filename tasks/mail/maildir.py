@@ -24,10 +24,8 @@ import os
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from email import policy
 from email.generator import BytesGenerator
 from email.message import EmailMessage, Message
-from email.parser import BytesParser
 from pathlib import Path
 from typing import TypeVar
 
@@ -45,7 +43,7 @@ from tasks.mail.maildir_index import index_for
 from tasks.mail.maildir_sent import add_once, sent_key
 from tasks.mail.one_by_one import change_one_by_one
 from tasks.mail.port import MailMessage, MessageNotFound, OutgoingMail, ThreadPage
-from tasks.mail.reading import mail_message
+from tasks.mail.reading import mail_message, parse
 from tasks.mail.thread_pages import walk_page
 
 __all__ = ["ARCHIVE", "INBOX", "RENAMED_RETRIES", "SENT", "MaildirProvider"]
@@ -106,7 +104,7 @@ class MaildirProvider:
     def _read(self, file: File) -> MailMessage:
         with open(file.path, "rb") as handle:
             mtime = os.fstat(handle.fileno()).st_mtime
-            message = BytesParser(EmailMessage, policy=policy.default).parse(handle)
+            message = parse(handle)
         raw = raw_headers(message.raw_items())
         summary = summarise(raw, file.key, mtime)
         return mail_message(

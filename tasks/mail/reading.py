@@ -3,12 +3,35 @@ reads raw RFC 5322 messages (Maildir files, IMAP fetches)."""
 
 from __future__ import annotations
 
+from email import policy
 from email.message import EmailMessage
+from email.parser import BytesParser
 from email.utils import parseaddr
+from typing import BinaryIO
 
 from tasks.mail.body_text import body_text
 from tasks.mail.maildir_headers import Summary, header_text, unfold
 from tasks.mail.port import MailMessage
+
+
+class _RawHeaderMessage(EmailMessage):
+    """EmailMessage under the compat32 policy, whose header values are plain text: the
+    one method `body_text` uses that expects a header object reads the text instead."""
+
+    def is_attachment(self) -> bool:
+        return self.get_content_disposition() == "attachment"
+
+
+def parse(data: bytes | BinaryIO) -> EmailMessage:
+    """A raw message parsed for its MIME structure (its body and attachments). Header
+    values are read from the raw text (`raw_headers`), so the parser need not build the
+    default policy's header objects on each access: with the compat32 policy a message
+    parses and yields its body about eight times faster, and reads the same
+    (tests/app/test_message_parsing.py)."""
+    parser = BytesParser(_RawHeaderMessage, policy=policy.compat32)
+    parsed = parser.parsebytes(data) if isinstance(data, bytes) else parser.parse(data)
+    assert isinstance(parsed, EmailMessage)
+    return parsed
 
 
 def mail_message(

@@ -52,6 +52,9 @@ class EmailAccount(Base):
         string_enum(SummaryFrequency, "summary_frequency")
     )
     last_summary_at: Mapped[datetime | None]
+    # Bumped by the database on every change to the account's rules or their actions
+    # (triggers, migration 0008): a process keeps the rules it read while it holds.
+    rules_version: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -19,8 +19,7 @@ from datetime import timedelta
 from email.utils import parseaddr
 from typing import Any
 
-from sqlalchemy import BindParameter, Exists, Select, exists, select
-from sqlalchemy.orm import joinedload
+from sqlalchemy import BindParameter, Exists, exists, select
 
 from bridge.publishing import enqueue
 from bridge.store.db import read_scope
@@ -35,12 +34,12 @@ from tasks.models import (
     EmailAccount,
     ExecutedRule,
     ExecutedRuleStatus,
-    Rule,
     RuleAction,
     RuleActionType,
     Sender,
     utcnow,
 )
+from tasks.rules.cache import rules_of
 from tasks.rules.matching import first_match
 from tasks.rules.results import ActionDone, RuleResult, record_result
 
@@ -79,40 +78,25 @@ def sender_category(account_id: str, sender: str) -> str | None:
         )
 
 
-def enabled_rules(account_id: str | BindParameter[Any]) -> Select[Rule]:
-    """The account's enabled rules with their actions, in one statement (read with
-    `.unique()`: the join repeats a rule per action)."""
-    return (
-        select(Rule)
-        .where(Rule.email_account_id == account_id, Rule.enabled.is_(True))
-        .options(joinedload(Rule.actions))
-    )
-
-
-def account_rules(account_id: str) -> list[Rule]:
-    with read_scope() as session:
-        return list(session.scalars(enabled_rules(account_id)).unique())
-
-
 def apply_rules(
     account: EmailAccount,
     message: MailMessage,
     mail: MailProvider,
-    rules: list[Rule] | None = None,
     *,
     force: bool = False,
     has_result: bool | None = None,
 ) -> ApplyResult:
     """Run the first matching rule's actions on the message, unless it has a result already
-    and the application is not forced. What the caller read already (the rules; whether
-    the message has a result) is not read again; the sender's category is read only when
-    a rule asks for one."""
+    and the application is not forced. Whether the message has a result is not read again
+    when the caller read it already; the rules are the process's (`rules_of`), read again
+    only when the account's rules version changed; the sender's category is read only
+    when a rule asks for one."""
     if not force:
         if has_result is None:
             has_result = has_rule_result(account.id, message.id)
         if has_result:
             return ApplyResult("already")
-    rules = account_rules(account.id) if rules is None else rules
+    rules = rules_of(account)
     wanted = any(rule.sender_category for rule in rules)
     category = sender_category(account.id, message.sender) if wanted else None
     rule = first_match(rules, message, category)
