@@ -372,12 +372,12 @@ def page_dedup_id(job_id: str, page: int, attempt: int) -> str:
     on_failure=records.count_failed,
 )
 def process_message(payload: ProcessMessage, delivery: Delivery) -> Result:
-    read = records.worker_read(payload.job_id, payload.email_account_id, payload.message_id)
-    row = read.job
-    if row.status is BulkJobStatus.CANCELLED:
+    job_id = payload.job_id
+    read = records.worker_read(job_id, payload.email_account_id, payload.message_id)
+    if read.status is BulkJobStatus.CANCELLED:
         return skipped("job was cancelled")
-    force = _either(payload.force_reprocess, row.force_reprocess)
-    if force and records.counted(row.id, payload.message_id):
+    force = _either(payload.force_reprocess, read.force_reprocess)
+    if force and records.counted(job_id, payload.message_id):
         # Applied again once per run: a redelivery must not apply the rules a third time.
         return skipped("message was already processed in this run")
     if read.account is None:
@@ -386,13 +386,13 @@ def process_message(payload: ProcessMessage, delivery: Delivery) -> Result:
     try:
         message = mail.get_message(payload.message_id)
     except MessageNotFound:
-        records.count(row.id, payload.message_id, BulkItemStatus.SKIPPED)
+        records.count(job_id, payload.message_id, BulkItemStatus.SKIPPED)
         return skipped("message no longer exists")
     try:
         outcome = apply_rules(account, message, mail, force=force, has_result=read.has_rule_result)
     except PermanentError as error:
         # Counted here as well as by the hook (once: the item row is unique).
-        records.count(row.id, payload.message_id, BulkItemStatus.FAILED)
+        records.count(job_id, payload.message_id, BulkItemStatus.FAILED)
         raise PermanentError(str(error)) from error
-    records.count(row.id, payload.message_id, BulkItemStatus.PROCESSED)
+    records.count(job_id, payload.message_id, BulkItemStatus.PROCESSED)
     return done(f"rules {outcome.status}: {outcome.rule_name or '-'}")

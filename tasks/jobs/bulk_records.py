@@ -83,34 +83,39 @@ def counted_in_run(job_id: str, message_ids: list[str]) -> set[str]:
 
 @dataclass(frozen=True)
 class WorkerRead:
-    """What a worker reads before its message: the run and the account (None: unknown)."""
+    """What a worker reads before its message: its run's state and the account (None:
+    unknown)."""
 
-    job: BulkProcessJob
+    status: BulkJobStatus
+    force_reprocess: bool  # the run's
     account: EmailAccount | None
     has_rule_result: bool  # the message has one already
 
 
 def worker_read(job_id: str, account_id: str, message_id: str) -> WorkerRead:
     """One statement, no transaction, for what `job_or_fail`, `mailbox_of` and
-    `apply_rules` would each read in one of their own: the run, with the account and
-    whether the message has a rule result beside it. The account's rules version comes
-    with it, so its rules are read only when they changed (`tasks.rules.cache`)."""
+    `apply_rules` would each read in one of their own: the run's status and options, the
+    account, and whether the message has a rule result. The account's rules version
+    comes with it, so its rules are read only when they changed (`tasks.rules.cache`)."""
     values = {"job_id": job_id, "account_id": account_id, "message_id": message_id}
     with read_scope() as session:
         found = session.execute(_worker_statement(), values).first()
     if found is None:
         raise PermanentError(f"unknown bulk job {job_id}")
-    return WorkerRead(found[0], found[1], bool(found[2]))
+    status, force_reprocess, account, has_rule_result = found
+    return WorkerRead(status, force_reprocess, account, bool(has_rule_result))
 
 
 # Built once, like the count's statements below: building it for each message cost
-# more CPU than running it. Its parameters: job_id, account_id, message_id.
+# more CPU than running it. Its parameters: job_id, account_id, message_id. The run's
+# columns, not the whole row: loading an ORM object costs more than the query.
 @lru_cache(maxsize=1)
-def _worker_statement() -> Select[BulkProcessJob, EmailAccount, bool]:
+def _worker_statement() -> Select[BulkJobStatus, bool, EmailAccount, bool]:
     account_id: BindParameter[str] = bindparam("account_id")
     return (
         select(
-            BulkProcessJob,
+            BulkProcessJob.status,
+            BulkProcessJob.force_reprocess,
             EmailAccount,
             rule_result_exists(account_id, bindparam("message_id")),
         )

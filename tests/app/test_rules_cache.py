@@ -3,6 +3,7 @@ account's rules_version, bumped by triggers on every change to a rule or an acti
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -93,18 +94,20 @@ def versions_after_each_change(bound: Engine, account_id: str, other_id: str) ->
     """The account's rules_version after each kind of change, in raw SQL (any writer)."""
     steps = [
         "INSERT INTO rule (id, email_account_id, name, enabled, position, pattern_kind, "
-        "operator, created_at) VALUES ('r1', :account, 'n', true, 0, 'CONTAINS', 'AND', "
+        "operator, created_at) VALUES (:rule, :account, 'n', true, 0, 'CONTAINS', 'AND', "
         "CURRENT_TIMESTAMP)",
-        "UPDATE rule SET subject_pattern = 'x' WHERE id = 'r1'",
-        "INSERT INTO rule_action (id, rule_id, position, type) VALUES ('a1', 'r1', 0, 'ARCHIVE')",
-        "UPDATE rule_action SET label = 'L' WHERE id = 'a1'",
-        "DELETE FROM rule_action WHERE id = 'a1'",
-        "DELETE FROM rule WHERE id = 'r1'",
+        "UPDATE rule SET subject_pattern = 'x' WHERE id = :rule",
+        "INSERT INTO rule_action (id, rule_id, position, type) "
+        "VALUES (:action, :rule, 0, 'ARCHIVE')",
+        "UPDATE rule_action SET label = 'L' WHERE id = :action",
+        "DELETE FROM rule_action WHERE id = :action",
+        "DELETE FROM rule WHERE id = :rule",
     ]
+    names = {"account": account_id, "rule": f"r-{account_id}", "action": f"a-{account_id}"}
     versions = []
     with bound.begin() as connection:
         for step in steps:
-            connection.execute(text(step), {"account": account_id})
+            connection.execute(text(step), names)
             versions.append(
                 connection.execute(
                     text("SELECT rules_version FROM email_account WHERE id = :account"),
@@ -119,16 +122,18 @@ def versions_after_each_change(bound: Engine, account_id: str, other_id: str) ->
 
 
 def add_accounts(bound: Engine) -> tuple[str, str]:
+    """Two accounts, by raw SQL; their ids."""
+    ids = (f"acc-{uuid.uuid4().hex[:8]}", f"acc-{uuid.uuid4().hex[:8]}")
     with bound.begin() as connection:
-        for account_id in ("acc-1", "acc-2"):
+        for account_id in ids:
             connection.execute(
                 text(
                     "INSERT INTO email_account (id, email, provider, provider_settings, "
                     "created_at) VALUES (:id, :email, 'maildir', '{}', CURRENT_TIMESTAMP)"
                 ),
-                {"id": account_id, "email": f"{account_id}-{id(bound)}@example.test"},
+                {"id": account_id, "email": f"{account_id}@example.test"},
             )
-    return "acc-1", "acc-2"
+    return ids
 
 
 @pytest.fixture
@@ -153,4 +158,36 @@ def test_every_change_to_rules_bumps_the_version_on_postgresql() -> None:
         assert versions_after_each_change(bound, account_id, other_id) == [1, 2, 3, 4, 5, 6]
     finally:
         with bound.begin() as connection:
-            connection.execute(text("DELETE FROM email_account WHERE id IN ('acc-1', 'acc-2')"))
+            connection.execute(
+                text("DELETE FROM email_account WHERE id IN (:a, :b)"),
+                {"a": account_id, "b": other_id},
+            )
+
+
+def test_a_writer_with_another_search_path_still_bumps_the_version() -> None:
+    bound = engine()
+    account_id, other_id = add_accounts(bound)
+    elsewhere = create_engine(bound.url, connect_args={"options": "-csearch_path=pg_catalog"})
+    try:
+        with elsewhere.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO public.rule (id, email_account_id, name, enabled, position, "
+                    "pattern_kind, operator, created_at) VALUES (:rule, :account, 'n', true, 0, "
+                    "'CONTAINS', 'AND', CURRENT_TIMESTAMP)"
+                ),
+                {"account": account_id, "rule": f"r-{account_id}"},
+            )
+        with bound.connect() as connection:
+            version = connection.execute(
+                text("SELECT rules_version FROM email_account WHERE id = :account"),
+                {"account": account_id},
+            ).scalar_one()
+        assert version == 1
+    finally:
+        elsewhere.dispose()
+        with bound.begin() as connection:
+            connection.execute(
+                text("DELETE FROM email_account WHERE id IN (:a, :b)"),
+                {"a": account_id, "b": other_id},
+            )

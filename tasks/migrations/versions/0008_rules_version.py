@@ -22,7 +22,9 @@ depends_on = None
 _BUMP = "UPDATE email_account SET rules_version = rules_version + 1"
 
 _POSTGRES_FUNCTION = f"""
-CREATE FUNCTION bump_rules_version() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION bump_rules_version() RETURNS trigger LANGUAGE plpgsql
+-- The tables by the schema jobbridge was migrated into, whatever a writer's search_path.
+SET search_path FROM CURRENT AS $$
 BEGIN
     -- OLD is NULL on INSERT and NEW on DELETE; an UPDATE may move a row between owners.
     IF TG_TABLE_NAME = 'rule' THEN
