@@ -8,8 +8,8 @@ every msg-id in those two headers: messages that share one are in one thread. On
 SEARCH can ask for count (printable ASCII in angle brackets): text around them, 8-bit
 bytes and broken ids are passed over.
 
-Messages are parsed with the stdlib's default policy: malformed MIME and undeclared
-8-bit text are read as well as they can be, never a crash.
+Messages are parsed by `reading.parse`: their MIME headers as the stdlib's default policy
+reads them, so malformed MIME and undeclared 8-bit text are read as well as it can.
 """
 
 from __future__ import annotations

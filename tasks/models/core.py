@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Index, String, Text
+from sqlalchemy import BigInteger, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bridge.store.columns import (
@@ -52,9 +52,10 @@ class EmailAccount(Base):
         string_enum(SummaryFrequency, "summary_frequency")
     )
     last_summary_at: Mapped[datetime | None]
-    # Bumped by the database on every change to the account's rules or their actions
-    # (triggers, migration 0008): a process keeps the rules it read while it holds.
-    rules_version: Mapped[int] = mapped_column(default=0, server_default="0")
+    # A random token the database changes on every change to the account's rules or
+    # their actions (triggers, migration 0008): a process keeps the rules it read while
+    # the token it read them with holds (tasks/rules/cache.py).
+    rules_version: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -1,5 +1,6 @@
-"""The adapters parse raw mail with the compat32 policy (`tasks.mail.reading.parse`), for
-speed: a message's body and attachments must read exactly as with the default policy."""
+"""The adapters parse raw mail mostly under the compat32 policy (`tasks.mail.reading.parse`),
+for speed: a message's body and attachments must read exactly as under the default
+policy, malformed MIME headers included."""
 
 from __future__ import annotations
 
@@ -58,6 +59,36 @@ SHAPES: dict[str, bytes] = {
 }
 
 
+def _mixed(disposition: bytes) -> bytes:
+    """A text attachment first, then the body: the disposition decides which is which."""
+    return (
+        HEAD
+        + b'Content-Type: multipart/mixed; boundary="m"\r\n\r\n'
+        + b"--m\r\nContent-Type: text/plain\r\nContent-Disposition: "
+        + disposition
+        + b"\r\n\r\nattached text\r\n--m\r\nContent-Type: text/plain\r\n\r\nthe body\r\n--m--\r\n"
+    )
+
+
+MALFORMED: dict[str, bytes] = {
+    "disposition without a semicolon": _mixed(b"attachment filename=a.txt"),
+    "disposition with a comment": _mixed(b"attachment (x); filename=a.txt"),
+    "disposition with a stray comma": _mixed(b"attachment,"),
+    "disposition with a stray colon": _mixed(b"attachment:"),
+    "disposition folded before its parameter": _mixed(b"attachment\r\n\tfilename=a.txt"),
+    "charset followed by a comment": HEAD
+    + b"Content-Type: text/plain; charset=iso-8859-1 (latin)\r\n\r\ncaf\xe9\r\n",
+    "charset in single quotes": HEAD
+    + b"Content-Type: text/plain; charset='iso-8859-1'\r\n\r\ncaf\xe9\r\n",
+    "boundary followed by a comment": HEAD
+    + b"Content-Type: multipart/mixed; boundary=m (c)\r\n\r\n"
+    + b"--m\r\nContent-Type: text/plain\r\n\r\ninside\r\n--m--\r\n",
+    "transfer encoding with a comment": HEAD
+    + b"Content-Type: text/plain\r\nContent-Transfer-Encoding: base64 (b)\r\n\r\n"
+    + b"aGVsbG8=\r\n",
+}
+
+
 def _default_policy(data: bytes) -> EmailMessage:
     parsed = BytesParser(EmailMessage, policy=policy.default).parsebytes(data)
     assert isinstance(parsed, EmailMessage)
@@ -80,3 +111,16 @@ def test_the_fast_parse_reads_the_same_body_as_the_default_policy(shape: str) ->
 def test_the_fast_parse_sees_the_same_dispositions_as_the_default_policy(shape: str) -> None:
     data = SHAPES[shape]
     assert _attachments(parse(data)) == _attachments(_default_policy(data))
+
+
+@pytest.mark.parametrize("shape", MALFORMED)
+def test_malformed_mime_headers_read_as_under_the_default_policy(shape: str) -> None:
+    data = MALFORMED[shape]
+    expected = _default_policy(data)
+    parsed = parse(data)
+    assert body_text(parsed) == body_text(expected)
+    assert _attachments(parsed) == _attachments(expected)
+
+
+def test_an_attachment_without_a_semicolon_is_not_the_body() -> None:
+    assert body_text(parse(MALFORMED["disposition without a semicolon"])) == "the body"

@@ -3,6 +3,7 @@ account's rules_version, bumped by triggers on every change to a rule or an acti
 
 from __future__ import annotations
 
+import importlib
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, delete, event, text, update
+from sqlalchemy import Connection, Engine, create_engine, delete, event, text, update
 
 from bridge.store.db import engine, session_scope
 from tasks.models import EmailAccount, Rule, RuleAction, RuleActionType
@@ -19,6 +20,9 @@ from tasks.rules.cache import rules_of
 from tasks.schema import upgrade
 from tests.conftest import Mailbox
 from tests.support.rules import add_rule
+from tests.support.services import create_database, drop_database
+
+migration_0008 = importlib.import_module("tasks.migrations.versions.0008_rules_version")
 
 ARCHIVE = [{"type": RuleActionType.ARCHIVE}]
 
@@ -90,35 +94,24 @@ def test_a_deleted_rule_stops_applying(mailbox: Mailbox) -> None:
     assert rules_of(account(mailbox.account_id)) == ()
 
 
-def versions_after_each_change(bound: Engine, account_id: str, other_id: str) -> list[int]:
-    """The account's rules_version after each kind of change, in raw SQL (any writer)."""
-    steps = [
-        "INSERT INTO rule (id, email_account_id, name, enabled, position, pattern_kind, "
-        "operator, created_at) VALUES (:rule, :account, 'n', true, 0, 'CONTAINS', 'AND', "
-        "CURRENT_TIMESTAMP)",
-        "UPDATE rule SET subject_pattern = 'x' WHERE id = :rule",
-        "INSERT INTO rule_action (id, rule_id, position, type) "
-        "VALUES (:action, :rule, 0, 'ARCHIVE')",
-        "UPDATE rule_action SET label = 'L' WHERE id = :action",
-        "DELETE FROM rule_action WHERE id = :action",
-        "DELETE FROM rule WHERE id = :rule",
-    ]
-    names = {"account": account_id, "rule": f"r-{account_id}", "action": f"a-{account_id}"}
-    versions = []
-    with bound.begin() as connection:
-        for step in steps:
-            connection.execute(text(step), names)
-            versions.append(
-                connection.execute(
-                    text("SELECT rules_version FROM email_account WHERE id = :account"),
-                    {"account": account_id},
-                ).scalar_one()
-            )
-        other = connection.execute(
-            text("SELECT rules_version FROM email_account WHERE id = :other"), {"other": other_id}
-        ).scalar_one()
-    assert other == 0  # another account's changes leave it alone
-    return versions
+STEPS = [
+    "INSERT INTO rule (id, email_account_id, name, enabled, position, pattern_kind, "
+    "operator, created_at) VALUES (:rule, :account, 'n', true, 0, 'CONTAINS', 'AND', "
+    "CURRENT_TIMESTAMP)",
+    "UPDATE rule SET subject_pattern = 'x' WHERE id = :rule",
+    "INSERT INTO rule_action (id, rule_id, position, type) VALUES (:action, :rule, 0, 'ARCHIVE')",
+    "UPDATE rule_action SET label = 'L' WHERE id = :action",
+    "DELETE FROM rule_action WHERE id = :action",
+    "DELETE FROM rule WHERE id = :rule",
+]
+
+
+def version(connection: Connection, account_id: str) -> int:
+    found = connection.execute(
+        text("SELECT rules_version FROM email_account WHERE id = :account"),
+        {"account": account_id},
+    ).scalar_one()
+    return int(found)
 
 
 def add_accounts(bound: Engine) -> tuple[str, str]:
@@ -136,58 +129,114 @@ def add_accounts(bound: Engine) -> tuple[str, str]:
     return ids
 
 
-@pytest.fixture
-def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
-    url = f"sqlite:///{tmp_path / 'rules.db'}"
-    upgrade(url)
-    bound = create_engine(url)
-    yield bound
-    bound.dispose()
-
-
-def test_every_change_to_rules_bumps_the_version_on_sqlite(sqlite_engine: Engine) -> None:
-    account_id, other_id = add_accounts(sqlite_engine)
-    assert versions_after_each_change(sqlite_engine, account_id, other_id) == [1, 2, 3, 4, 5, 6]
-
-
-def test_every_change_to_rules_bumps_the_version_on_postgresql() -> None:
-    bound = engine()
-    assert bound.dialect.name == "postgresql"
-    account_id, other_id = add_accounts(bound)
+@pytest.fixture(params=["sqlite", "postgresql", "postgresql, a schema of its own"])
+def migrated(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """A database of its own migrated to head, as `jobbridge db upgrade` leaves it; the
+    third keeps jobbridge's tables in a schema `jobbridge` (DATABASE_URL's search_path)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'rules.db'}"
+        upgrade(url)
+        bound = create_engine(url)
+        yield bound
+        bound.dispose()
+        return
+    url = create_database()
     try:
-        assert versions_after_each_change(bound, account_id, other_id) == [1, 2, 3, 4, 5, 6]
+        if request.param != "postgresql":
+            with create_engine(url).begin() as connection:
+                connection.execute(text("CREATE SCHEMA jobbridge"))
+            url += "?options=-csearch_path%3Djobbridge"
+        upgrade(url)
+        bound = create_engine(url)
+        yield bound
+        bound.dispose()
     finally:
-        with bound.begin() as connection:
-            connection.execute(
-                text("DELETE FROM email_account WHERE id IN (:a, :b)"),
-                {"a": account_id, "b": other_id},
-            )
+        drop_database(url.split("?")[0])
 
 
-def test_a_writer_with_another_search_path_still_bumps_the_version() -> None:
-    bound = engine()
-    account_id, other_id = add_accounts(bound)
-    elsewhere = create_engine(bound.url, connect_args={"options": "-csearch_path=pg_catalog"})
+def test_every_change_to_rules_gives_a_new_version(migrated: Engine) -> None:
+    account_id, other_id = add_accounts(migrated)
+    names = {"account": account_id, "rule": f"r-{account_id}", "action": f"a-{account_id}"}
+    with migrated.begin() as connection:
+        other_before = version(connection, other_id)
+        seen = [version(connection, account_id)]
+        for step in STEPS:
+            connection.execute(text(step), names)
+            seen.append(version(connection, account_id))
+        other_after = version(connection, other_id)
+    assert len(set(seen)) == len(STEPS) + 1  # a new token after each change
+    assert other_after == other_before  # another account's rules did not change
+
+
+def test_the_rules_triggers_exist_at_head(migrated: Engine) -> None:
+    if migrated.dialect.name == "sqlite":
+        query = "SELECT name FROM sqlite_master WHERE type = 'trigger'"
+    else:
+        query = "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal"
+    with migrated.connect() as connection:
+        names = set(connection.execute(text(query)).scalars())
+    expected = (
+        {name for name, _ in migration_0008.sqlite_triggers()}
+        if migrated.dialect.name == "sqlite"
+        else {
+            f"{table}_{kind}"
+            for table in migration_0008.TABLES
+            for kind in ("bumps_rules_version", "truncate_bumps_rules_versions")
+        }
+    )
+    assert expected <= names
+
+
+def test_a_truncate_on_postgresql_gives_every_account_a_new_version() -> None:
+    url = create_database()
+    upgrade(url)
+    fresh = create_engine(url)
     try:
-        with elsewhere.begin() as connection:
+        first, second = add_accounts(fresh)
+        with fresh.begin() as connection:
+            before = (version(connection, first), version(connection, second))
+            connection.execute(text("TRUNCATE rule CASCADE"))
+            after = (version(connection, first), version(connection, second))
+        assert before[0] != after[0] and before[1] != after[1]
+    finally:
+        fresh.dispose()
+        drop_database(url)
+
+
+def test_a_writer_with_another_search_path_still_changes_the_version() -> None:
+    url = create_database()
+    try:
+        with create_engine(url).begin() as connection:
+            connection.execute(text("CREATE SCHEMA jobbridge"))
+        upgrade(url + "?options=-csearch_path%3Djobbridge")
+        writer = create_engine(url)  # search_path "$user", public: jobbridge's schema unseen
+        with writer.begin() as connection:
+            account = f"acc-{uuid.uuid4().hex[:8]}"
             connection.execute(
                 text(
-                    "INSERT INTO public.rule (id, email_account_id, name, enabled, position, "
-                    "pattern_kind, operator, created_at) VALUES (:rule, :account, 'n', true, 0, "
-                    "'CONTAINS', 'AND', CURRENT_TIMESTAMP)"
+                    "INSERT INTO jobbridge.email_account (id, email, provider, "
+                    "provider_settings, created_at) VALUES (:id, 'w@example.test', 'maildir', "
+                    "'{}', CURRENT_TIMESTAMP)"
                 ),
-                {"account": account_id, "rule": f"r-{account_id}"},
+                {"id": account},
             )
-        with bound.connect() as connection:
-            version = connection.execute(
-                text("SELECT rules_version FROM email_account WHERE id = :account"),
-                {"account": account_id},
-            ).scalar_one()
-        assert version == 1
-    finally:
-        elsewhere.dispose()
-        with bound.begin() as connection:
+            # A table of the writer's own under the same name must not catch the change.
             connection.execute(
-                text("DELETE FROM email_account WHERE id IN (:a, :b)"),
-                {"a": account_id, "b": other_id},
+                text("CREATE TEMP TABLE email_account (id text, rules_version bigint)")
             )
+            connection.execute(
+                text(
+                    "INSERT INTO jobbridge.rule (id, email_account_id, name, enabled, "
+                    "position, pattern_kind, operator, created_at) VALUES ('r', :id, 'n', "
+                    "true, 0, 'CONTAINS', 'AND', CURRENT_TIMESTAMP)"
+                ),
+                {"id": account},
+            )
+            changed = connection.execute(
+                text("SELECT rules_version FROM jobbridge.email_account WHERE id = :id"),
+                {"id": account},
+            ).scalar_one()
+        writer.dispose()
+        assert changed != 0
+    finally:
+        drop_database(url)
