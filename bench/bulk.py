@@ -53,11 +53,11 @@ folder's size), and the job row's totals to add up.
 The default runs the Maildir adapter at 1,000, 5,000 and 20,000 messages and the IMAP
 adapter at 1,000 and 5,000: about 11 minutes on a 2-CPU machine. `--sizes 1000,20000
 --adapter imap` measures the IMAP adapter at 20,000 (about 50 minutes more): an IMAP
-message costs the worker about three times the CPU of a Maildir one (each job connects,
-logs in and selects its folder anew), and Dovecot takes about 1.5 ms per 1,000
-messages to select a Maildir folder, twice a job, so the wall time per message grows
-with the folder there while the worker's CPU barely does. `--sizes` applies to every
-adapter run.
+message costs the worker more CPU than a Maildir one (each message is fetched and
+changed over the network, on a connection each worker process keeps between its jobs),
+and Dovecot takes time in proportion to the folder to select a Maildir folder, so the
+wall time per message grows with the folder there while the worker's CPU barely does.
+`--sizes` applies to every adapter run.
 
 Everything it uses is its own and removed at the end, on failure too: a Redis key
 prefix, a PostgreSQL database, a temporary directory (Maildirs, Dovecot, worker logs),

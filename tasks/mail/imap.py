@@ -20,6 +20,7 @@ idempotency key sends once (its Message-ID is looked for in Sent first).
 from __future__ import annotations
 
 import contextlib
+import imaplib
 import re
 import weakref
 from collections.abc import Callable, Iterable, Sequence
@@ -82,6 +83,16 @@ class ImapProvider:
             self._client.normalise_times = False  # aware datetimes
             self._closer = weakref.finalize(self, _logout, self._client)
         return self._client
+
+    def keep_alive(self) -> None:
+        """Check the open connection, if any, with a NOOP; one that fails is closed, so the
+        next command opens a new one (a connection kept between jobs, `imap_keeper`)."""
+        if self._client is None:
+            return
+        try:
+            self._client.noop()
+        except (IMAPClientError, OSError, imaplib.IMAP4.abort):
+            self.close()
 
     def close(self) -> None:
         """Log out (also done when the provider is garbage collected)."""
