@@ -20,10 +20,9 @@ idempotency key sends once (its Message-ID is looked for in Sent first).
 from __future__ import annotations
 
 import contextlib
-import imaplib
 import re
 import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -33,7 +32,7 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 
 from bridge.outcome import PermanentError
-from tasks.mail import imap_lookup
+from tasks.mail import imap_lookup, imap_pool
 from tasks.mail.composing import message_id_for, outgoing_message, recipients_of
 from tasks.mail.imap_folders import ARCHIVE, INBOX, SENT, Folders, ensure_folder, read_folders
 from tasks.mail.imap_index import Gone, Threading, folder_view
@@ -69,35 +68,30 @@ class ImapProvider:
         self.imap, self.smtp, self.address = imap, smtp, address
         self.hidden = frozenset(name.upper() for name in hide_capabilities)
         self._client: IMAPClient | None = None
-        self._closer: Callable[[], object] | None = None
+        self._closer: weakref.finalize[..., object] | None = None
         self._folders: Folders | None = None
         # The folder selected now, whether writable, and the server's answer to SELECT.
         self._selected: tuple[str, bool, dict[bytes, object]] | None = None
         self._found: dict[str, tuple[str, int]] = {}  # id -> (folder, UID) last seen
 
-    # The connection: one per provider, opened on first use -----------------------------
+    # The connection: one per provider, taken on first use from the process's kept
+    # connections (`imap_pool`) or opened, and given back when the provider is collected.
     @property
     def client(self) -> IMAPClient:
         if self._client is None:
-            self._client = open_imap(self.imap)
-            self._client.normalise_times = False  # aware datetimes
-            self._closer = weakref.finalize(self, _logout, self._client)
+            client = imap_pool.take(self.imap)
+            if client is None:
+                client = open_imap(self.imap)
+                client.normalise_times = False  # aware datetimes
+            self._client = client
+            self._closer = weakref.finalize(self, imap_pool.give_back, self.imap, client)
         return self._client
 
-    def keep_alive(self) -> None:
-        """Check the open connection, if any, with a NOOP; one that fails is closed, so the
-        next command opens a new one (a connection kept between jobs, `imap_keeper`)."""
-        if self._client is None:
-            return
-        try:
-            self._client.noop()
-        except (IMAPClientError, OSError, imaplib.IMAP4.abort):
-            self.close()
-
     def close(self) -> None:
-        """Log out (also done when the provider is garbage collected)."""
-        if self._closer is not None:
-            self._closer()  # a finalizer runs once, whichever comes first
+        """Log out now, rather than give the connection back for another job."""
+        if self._closer is not None and self._closer.detach() is not None:
+            assert self._client is not None
+            _logout(self._client)
         self._client, self._closer, self._selected = None, None, None
 
     def has(self, capability: str) -> bool:
@@ -127,6 +121,7 @@ class ImapProvider:
             current, current_writable, response = self._selected
             if current == folder and (current_writable or not writable):
                 return response
+        self._selected = None  # a refused SELECT leaves no folder selected (RFC 9051)
         response = dict(self.client.select_folder(folder, readonly=not writable))
         self._selected = (folder, writable, response)
         return response

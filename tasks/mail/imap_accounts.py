@@ -18,7 +18,6 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from bridge.outcome import PermanentError
 from tasks.mail.imap import ImapProvider
-from tasks.mail.imap_keeper import kept_provider
 from tasks.mail.imap_session import ServerSettings, is_loopback
 
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
@@ -55,10 +54,9 @@ def server_settings(entry: dict[str, Any], account: str, role: str) -> ServerSet
 
 
 def imap_provider(email: str, settings: dict[str, Any]) -> ImapProvider:
-    """The adapter for an account stored as `{"imap": {...}, "smtp": {...}}`: the one
-    this thread keeps for it, logged in already, where there is one (`imap_keeper`)."""
+    """The adapter for an account stored as `{"imap": {...}, "smtp": {...}}`."""
     if "imap" not in settings:
         raise PermanentError(f"{email}: an imap account needs `imap:` settings")
     imap = server_settings(settings["imap"], email, "IMAP")
     smtp = server_settings(settings["smtp"], email, "SMTP") if settings.get("smtp") else None
-    return kept_provider((email, imap, smtp), lambda: ImapProvider(imap, smtp, email))
+    return ImapProvider(imap, smtp, email)

@@ -6,8 +6,9 @@ what a failure means for a job.
 login is permanent (retrying the same password cannot help), and so is a TLS handshake
 that fails (a plain-text port, a certificate that does not verify, no STARTTLS): the
 error names the server and why. A refused or dropped connection is transient (the job is
-retried), and so is a login the server refuses for now (RFC 5530 UNAVAILABLE). No error
-carries the password.
+retried), and so is a login the server refuses for now (RFC 5530 UNAVAILABLE, INUSE, or
+LIMIT: the user has as many connections as the server allows). No error carries the
+password.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from bridge.outcome import PermanentError
 from tasks.mail.tls import client_context
 
 Security = Literal["tls", "starttls", "none"]
+_LOGIN_LATER = ("[UNAVAILABLE]", "[LIMIT]", "[INUSE]")
 TIMEOUT_SECONDS = 30.0
 
 
@@ -136,7 +138,9 @@ def open_imap(server: ServerSettings) -> IMAPClient:
         client.login(server.username, server.password)
     except LoginError as error:
         _shutdown(client)
-        if "[UNAVAILABLE]" in str(error):  # RFC 5530: the login cannot be checked now
+        # RFC 5530: the login cannot be checked now, or the user has as many connections
+        # as the server allows: both pass, so the job is tried again later.
+        if any(code in str(error) for code in _LOGIN_LATER):
             raise ConnectionError(f"{where}: login not possible now: {error}") from None
         raise MailLoginRefused(f"{where}: login refused for user {server.username!r}") from None
     return client

@@ -236,11 +236,19 @@ def test_a_wrong_password_is_refused_for_good_and_never_shown(imap_user: Any) ->
     assert wrong not in str(caught.value) and wrong not in repr(caught.value.args)
 
 
-def test_a_login_the_server_cannot_check_now_is_transient(
-    imap_user: Any, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "[UNAVAILABLE] Temporary authentication failure.",
+        "[LIMIT] Maximum number of connections from user+IP exceeded",
+        "[INUSE] Mailbox in use",
+    ],
+)
+def test_a_login_the_server_refuses_for_now_is_transient(
+    imap_user: Any, monkeypatch: pytest.MonkeyPatch, answer: str
 ) -> None:
     def unavailable(self: IMAPClient, username: str, password: str) -> None:
-        raise LoginError("b'[UNAVAILABLE] Temporary authentication failure.'")
+        raise LoginError(f"b'{answer}'")
 
     monkeypatch.setattr(IMAPClient, "login", unavailable)
     mail = provider(imap_user.host, imap_user.port, "none", imap_user.username, "pw")
