@@ -13,6 +13,7 @@ import pytest
 from config import ConfigError, Settings, load_settings
 from config.broker import redacted_url
 from tests.support import env as test_env
+from tests.support.settings import config_error, no_dotenv  # noqa: F401 - a fixture
 
 GOOD_SIGNING_KEY = "signkey-test-" + "ab12" * 16
 CLOUD_INNGEST: dict[str, object] = {
@@ -33,16 +34,7 @@ HTTP: dict[str, object] = {
 }
 
 
-@pytest.fixture(autouse=True)
-def no_dotenv(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Settings read `.env` from the working directory: run where there is none."""
-    monkeypatch.chdir(tmp_path)
-
-
-def config_error(**overrides: object) -> str:
-    with pytest.raises(ConfigError) as caught:
-        load_settings(**overrides)
-    return str(caught.value)
+pytestmark = pytest.mark.usefixtures("no_dotenv")
 
 
 # Inngest signing key

@@ -4,23 +4,12 @@ could use fails every command at start, naming the variable, never echoing the v
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from config import ConfigError, load_settings
+from config import load_settings
+from tests.support.settings import config_error, no_dotenv  # noqa: F401 - a fixture
 
-
-@pytest.fixture(autouse=True)
-def no_dotenv(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Settings read `.env` from the working directory: run where there is none."""
-    monkeypatch.chdir(tmp_path)
-
-
-def config_error(**overrides: object) -> str:
-    with pytest.raises(ConfigError) as caught:
-        load_settings(**overrides)
-    return str(caught.value)
+pytestmark = pytest.mark.usefixtures("no_dotenv")
 
 
 @pytest.mark.parametrize("url", ["redis://r:6379/0", "rediss://r:6380/1"])
