@@ -54,7 +54,7 @@ def apply(parsed: AccountsFile) -> ImportReport:
     created = updated = rules = 0
     with session_scope() as session:
         for entry in parsed.accounts:
-            account = _stored_account(session, entry.email)
+            account = stored_account(session, entry.email)
             if account is None:
                 account = EmailAccount(email=entry.email, provider=MailProviderKind(entry.provider))
                 session.add(account)
@@ -96,7 +96,7 @@ def _create_maildirs(entries: list[AccountEntry]) -> None:
         raise invalid_file(problems, headline="nothing imported")
 
 
-def _stored_account(session: Any, email: str) -> EmailAccount | None:
+def stored_account(session: Any, email: str) -> EmailAccount | None:
     """The account stored for this address: spelt the same, else in another case, which
     is the same mailbox; it keeps the spelling it was stored with."""
     found: EmailAccount | None = session.scalars(

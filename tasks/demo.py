@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from bridge.store.db import session_scope
 from tasks.accounts_file import parse
-from tasks.accounts_import import apply
+from tasks.accounts_import import apply, stored_account
 from tasks.mail.maildir import MaildirProvider
 from tasks.models import EmailAccount, MailProviderKind, utcnow
 
@@ -140,14 +140,16 @@ _MESSAGES: list[tuple[str, str, str, dict[str, str], int]] = [
 
 
 def add_account(email: str, maildir: Path) -> EmailAccount:
-    """Create (or update the Maildir of) a Maildir-backed account; idempotent."""
+    """Create (or update the Maildir of) a Maildir-backed account; idempotent. The account
+    stored for the address in another case is the same mailbox, as for the accounts file.
+    The folders are made first, so no account is committed without them."""
+    MaildirProvider(maildir, email)  # creates the folders
     with session_scope() as session:
-        account = session.scalars(select(EmailAccount).where(EmailAccount.email == email)).first()
+        account = stored_account(session, email)
         if account is None:
             account = EmailAccount(email=email, provider=MailProviderKind.MAILDIR)
             session.add(account)
         account.provider_settings = {"path": str(maildir.resolve())}
-    MaildirProvider(maildir, email)  # creates the folders
     return account
 
 

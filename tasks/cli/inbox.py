@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from sqlalchemy import or_, select
 
 from bridge.cli.errors import publish_fix
 from bridge.cli.root import (
@@ -26,7 +25,7 @@ from bridge.publishing import enqueue
 from bridge.store.db import session_scope
 from tasks.accounts import mailbox_of
 from tasks.accounts_file import AccountsFileError, maildir_account_problems
-from tasks.accounts_import import import_file
+from tasks.accounts_import import import_file, stored_account
 from tasks.cli.groups import accounts_app, actions_app, bulk_app, commands, db_app
 from tasks.demo import DEMO_EMAIL, add_account, ensure_demo_account
 from tasks.jobs import bulk_process
@@ -250,12 +249,9 @@ def send_digest_now(account: Annotated[str, typer.Option(help="account email or 
 
 
 def _account(account: str) -> Any:
+    """The account by id, or by address in any case (as the accounts file matches it)."""
     with session_scope() as session:
-        found = session.scalars(
-            select(EmailAccount).where(
-                or_(EmailAccount.email == account, EmailAccount.id == account)
-            )
-        ).first()
+        found = session.get(EmailAccount, account) or stored_account(session, account)
     if found is None:
         fail(f"no account {account}; add one with `jobbridge accounts add`")
     return found

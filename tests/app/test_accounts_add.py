@@ -79,3 +79,23 @@ def test_a_relative_maildir_is_checked_where_it_will_be_created(
         f"--maildir: cannot use {tmp_path / 'parent' / 'm'}: "
         f"{tmp_path / 'parent'} is not a directory"
     ]
+
+
+def test_an_address_in_another_case_updates_the_same_account(tmp_path: Path) -> None:
+    first = jobbridge("accounts", "add", "Ana@Example.test", "--maildir", str(tmp_path / "a"))
+    again = jobbridge("accounts", "add", "ana@example.test", "--maildir", str(tmp_path / "b"))
+
+    assert (first.exit_code, again.exit_code) == (0, 0)
+    with session_scope() as session:
+        stored = session.scalars(select(EmailAccount)).one()
+    assert stored.email == "Ana@Example.test"  # the spelling it was stored with
+    assert stored.provider_settings["path"] == str((tmp_path / "b").resolve())
+
+
+def test_a_command_finds_an_account_by_its_address_in_another_case(tmp_path: Path) -> None:
+    jobbridge("accounts", "add", "Ana@Example.test", "--maildir", str(tmp_path / "a"))
+
+    result = jobbridge("accounts", "check", "ANA@example.test")
+
+    assert result.exit_code == 0, result.output
+    assert "Ana@Example.test (maildir): ready" in result.output
