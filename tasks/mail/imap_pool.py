@@ -86,8 +86,8 @@ def drop(client: IMAPClient) -> None:
 def close_all() -> None:
     """Close every kept connection (tests, and a process that stops using IMAP)."""
     with _lock:
-        _settle(time.monotonic())
-        kept = [client for waiting in _idle.values() for client, _ in waiting]
+        kept = _settle(time.monotonic())
+        kept += [client for waiting in _idle.values() for client, _ in waiting]
         _idle.clear()
     for client in kept:
         drop(client)

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import Any
 
-from sqlalchemy import BindParameter, Select, select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import joinedload
 
 from bridge.store.db import read_scope
@@ -27,7 +26,7 @@ _kept: OrderedDict[str, tuple[int, tuple[Rule, ...]]] = OrderedDict()
 _lock = threading.Lock()
 
 
-def enabled_rules(account_id: str | BindParameter[Any]) -> Select[Rule]:
+def enabled_rules(account_id: str) -> Select[Rule]:
     """The account's enabled rules with their actions, in one statement (read with
     `.unique()`: the join repeats a rule per action). `first_match` orders them."""
     return (
