@@ -45,10 +45,16 @@ def login(imap_user: Any) -> ServerSettings:
     )
 
 
-def a_job(login: ServerSettings, *, folder: str = "INBOX") -> None:
-    """What a job does with a mailbox: its own provider, used, then let go."""
+def in_use(login: ServerSettings, *, folder: str = "INBOX") -> ImapProvider:
+    """A job's own provider, having used the server."""
     provider = ImapProvider(login, None, "me@example.test")
     provider.list_threads(folder=folder, page_size=1)
+    return provider
+
+
+def a_job(login: ServerSettings, *, folder: str = "INBOX") -> None:
+    """What a job does with a mailbox: its own provider, used, then let go."""
+    provider = in_use(login, folder=folder)
     del provider
     gc.collect()
 
@@ -71,10 +77,8 @@ def test_jobs_one_after_another_share_one_login(
 def test_jobs_at_the_same_time_each_get_a_connection(
     login: ServerSettings, logins: list[ServerSettings]
 ) -> None:
-    first = ImapProvider(login, None, "me@example.test")
-    second = ImapProvider(login, None, "me@example.test")
-    first.list_threads(page_size=1)
-    second.list_threads(page_size=1)
+    first = in_use(login)
+    second = in_use(login)
     assert first.client is not second.client
     assert len(logins) == 2
 
@@ -82,8 +86,7 @@ def test_jobs_at_the_same_time_each_get_a_connection(
 def test_a_connection_gone_while_kept_is_replaced(
     login: ServerSettings, logins: list[ServerSettings]
 ) -> None:
-    provider = ImapProvider(login, None, "me@example.test")
-    provider.list_threads(page_size=1)
+    provider = in_use(login)
     provider.client.socket().shutdown(socket.SHUT_RDWR)  # as an idle timeout leaves it
     del provider
     gc.collect()
@@ -117,8 +120,7 @@ def test_a_connection_unused_past_keep_seconds_is_closed(
 def test_close_logs_out_rather_than_keep_the_connection(
     login: ServerSettings, logins: list[ServerSettings]
 ) -> None:
-    provider = ImapProvider(login, None, "me@example.test")
-    provider.list_threads(page_size=1)
+    provider = in_use(login)
     provider.close()
     a_job(login)
     assert len(logins) == 2

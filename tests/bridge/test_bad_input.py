@@ -161,6 +161,17 @@ def scratch_table() -> Iterator[str]:
         connection.execute(text(f"DROP TABLE {name}"))
 
 
+def a_job(name: str, body: Any) -> JobSpec[Any]:
+    """A job of the test's own, run through the core with `run_job`."""
+    return JobSpec(
+        event=f"inbox-zero/test.{name}",
+        name=f"test.{name}",
+        route="/api/test",
+        payload=Payload,
+        body=body,
+    )
+
+
 def database_error(statement: str, **values: Any) -> DBAPIError:
     with pytest.raises(DBAPIError) as caught, engine().begin() as connection:
         connection.execute(text(statement), values)
@@ -238,13 +249,7 @@ def test_the_core_answers_a_data_error_from_a_job_body_as_a_permanent_failure(
             connection.execute(text(f"INSERT INTO {scratch_table} (id) VALUES ('far too long')"))
         raise AssertionError("unreachable")
 
-    spec: JobSpec[Any] = JobSpec(
-        event="inbox-zero/test.data-error",
-        name="test.data-error",
-        route="/api/test",
-        payload=Payload,
-        body=body,
-    )
+    spec = a_job("data-error", body)
 
     result = run_job(spec, {}, Delivery("http", "d1", 0))
 
@@ -259,13 +264,7 @@ def test_the_core_retries_a_job_whose_database_went_away() -> None:
         create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none").connect()
         raise AssertionError("unreachable")
 
-    spec: JobSpec[Any] = JobSpec(
-        event="inbox-zero/test.db-down",
-        name="test.db-down",
-        route="/api/test",
-        payload=Payload,
-        body=body,
-    )
+    spec = a_job("db-down", body)
 
     assert run_job(spec, {}, Delivery("http", "d1", 0)).outcome is Outcome.RETRY
 
@@ -278,13 +277,7 @@ def test_a_retried_database_error_tells_the_provider_its_first_line_only() -> No
             Exception("server closed the connection unexpectedly"),
         )
 
-    spec: JobSpec[Any] = JobSpec(
-        event="inbox-zero/test.db-statement",
-        name="test.db-statement",
-        route="/api/test",
-        payload=Payload,
-        body=body,
-    )
+    spec = a_job("db-statement", body)
 
     result = run_job(spec, {}, Delivery("http", "d1", 0))
 
