@@ -5,12 +5,18 @@ A job with an `on_failure` hook also gets the SDK's failure function
 NonRetriableError or with its retries used up) and, when it has a finish timeout, a
 function of ours (`<app>-<fn>-timed-out`): Inngest ends a run its finish timeout cancels
 as cancelled, and sends `inngest/function.cancelled` for it, not `function.failed`.
+
+The handlers are async: the SDK runs them on the event loop, and each hands its sync
+work (the job, the hook, the cron) to the process's delivery threads, the same ones the
+job routes use (bridge/threads.py), in their turn. A sync handler would run in the
+SDK's own thread pool, which starts every call at once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import inngest
@@ -19,6 +25,7 @@ from bridge.core import run_job
 from bridge.failure_hooks import call_on_failure
 from bridge.outcome import Delivery, Outcome
 from bridge.registry import CronSpec, JobSpec, Registry
+from bridge.threads import in_delivery_thread
 
 # The replaced app's step id for the same sleep: a run it left sleeping resumes on this
 # app with its sleep already memoised under this id, not planned a second time.
@@ -89,7 +96,7 @@ def job_function(client: inngest.Inngest, spec: JobSpec[Any]) -> inngest.Functio
         else inngest.Timeouts(finish=timedelta(seconds=spec.timeout_seconds)),
         on_failure=None if spec.on_failure is None else _failure_handler(spec),
     )
-    def handle(ctx: inngest.ContextSync) -> dict[str, Any]:
+    async def handle(ctx: inngest.Context) -> dict[str, Any]:
         # Inngest signs the body, not the function id in the query: a captured call must
         # not run as another function that takes the same payload.
         if ctx.event.name != spec.event:
@@ -98,8 +105,9 @@ def job_function(client: inngest.Inngest, spec: JobSpec[Any]) -> inngest.Functio
             )
         data = dict(ctx.event.data)
         if spec.delayable and data.get("scheduledFor"):
-            ctx.step.sleep_until(SLEEP_STEP_ID, _wake_time(data["scheduledFor"]))
-        result = run_job(spec, data, Delivery("inngest", ctx.run_id, ctx.attempt))
+            await ctx.step.sleep_until(SLEEP_STEP_ID, _wake_time(data["scheduledFor"]))
+        delivery = Delivery("inngest", ctx.run_id, ctx.attempt)
+        result = await in_delivery_thread(partial(run_job, spec, data, delivery))
         if result.outcome is Outcome.FAILED:
             raise inngest.NonRetriableError(result.detail)
         if result.outcome is Outcome.RETRY:
@@ -113,13 +121,16 @@ def job_function(client: inngest.Inngest, spec: JobSpec[Any]) -> inngest.Functio
     return handle
 
 
-def _failure_handler(spec: JobSpec[Any]) -> Callable[[inngest.ContextSync], dict[str, Any]]:
+def _failure_handler(
+    spec: JobSpec[Any],
+) -> Callable[[inngest.Context], Awaitable[dict[str, Any]]]:
     """The SDK's failure function: `ctx.event` is the `inngest/function.failed` event,
     whose data holds the failed run's event, run id and error ({name, message, ...})."""
 
-    def on_failure(ctx: inngest.ContextSync) -> dict[str, Any]:
+    async def on_failure(ctx: inngest.Context) -> dict[str, Any]:
         data = ctx.event.data
-        return _failed_for_good(spec, data, _error_text(data.get("error")))
+        error = _error_text(data.get("error"))
+        return await in_delivery_thread(partial(_failed_for_good, spec, data, error))
 
     return on_failure
 
@@ -142,10 +153,10 @@ def timed_out_function(
         # Retried, unlike the SDK's failure function: the ledger keeps the hook to once.
         retries=spec.retries,
     )
-    def handle(ctx: inngest.ContextSync) -> dict[str, Any]:
+    async def handle(ctx: inngest.Context) -> dict[str, Any]:
         detail = _error_text(ctx.event.data.get("error"), "function cancelled")
         error = f"timed out: no result within {spec.timeout_seconds}s ({detail})"
-        return _failed_for_good(spec, ctx.event.data, error)
+        return await in_delivery_thread(partial(_failed_for_good, spec, ctx.event.data, error))
 
     return handle
 
@@ -191,13 +202,13 @@ def cron_function(client: inngest.Inngest, spec: CronSpec) -> inngest.Function[A
     runs_for = frozenset({CRON_TICK, FUNCTION_INVOKED, *spec.events})
 
     @client.create_function(fn_id=spec.fn_id, name=spec.name, trigger=triggers, retries=0)
-    def handle(ctx: inngest.ContextSync) -> dict[str, Any]:
+    async def handle(ctx: inngest.Context) -> dict[str, Any]:
         # As for a job: the function id in the query is not signed, the event is.
         if ctx.event.name not in runs_for:
             raise inngest.NonRetriableError(
                 f"event {ctx.event.name!r} does not trigger {spec.fn_id} (cron {spec.name})"
             )
-        return spec.body()
+        return await in_delivery_thread(spec.body)
 
     return handle
 

@@ -1,5 +1,5 @@
 """One delivery on a job route: the replay guard and the ledger before the job, the
-ledger after it, all in one trip to a worker thread.
+ledger after it, all in one trip to a delivery thread (bridge/threads.py).
 
 With REDIS_URL (production) the token's SET NX and the ledger's EXISTS go to Redis
 in one round trip; without it (the embedded default) both live in the database.
@@ -7,11 +7,8 @@ in one round trip; without it (the embedded default) both live in the database.
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
 from bridge import metrics
 from bridge.core import run_job
@@ -22,22 +19,10 @@ from bridge.qstash import replay_guard
 from bridge.qstash.auth import SignedToken
 from bridge.registry import JobSpec
 from bridge.store import ledger, redis_store
+from bridge.threads import in_delivery_thread
 from config import get_settings
 
 REPLAYED = "replayed Upstash-Signature: its token was used before"
-# Deliveries a web process runs at once (Starlette's default thread pool is as large).
-DELIVERY_THREADS = 40
-
-_T = TypeVar("_T")
-# A plain executor: about half the CPU of Starlette's run_in_threadpool per hop, which
-# counts at thousands of deliveries a second.
-_threads = ThreadPoolExecutor(DELIVERY_THREADS, thread_name_prefix="jobbridge-delivery")
-
-
-async def in_thread(function: partial[_T]) -> _T:
-    """`function()` in a delivery thread, with the caller's context variables."""
-    context = contextvars.copy_context()
-    return await asyncio.get_running_loop().run_in_executor(_threads, context.run, function)
 
 
 async def run_delivery(
@@ -49,7 +34,9 @@ async def run_delivery(
     last_attempt: bool = False,
 ) -> Result | None:
     """`run_once` in a delivery thread."""
-    return await in_thread(partial(run_once, spec, data, delivery, remember, token, last_attempt))
+    return await in_delivery_thread(
+        partial(run_once, spec, data, delivery, remember, token, last_attempt)
+    )
 
 
 def run_once(
