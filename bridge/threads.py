@@ -61,12 +61,8 @@ class DeliveryThreads(Executor):
             self._waiting.append((future, fn, args, kwargs))
             if self._idle:
                 self._changed.notify()
-            elif self._threads < self.most:
-                # Also when the line is full: a thread that waits notices when the
-                # running ones settle, which a busy one cannot.
-                self._threads += 1
-                name = f"{self._name}-{self._threads}"
-                threading.Thread(target=self._serve, name=name, daemon=True).start()
+            else:
+                self._add_thread()
         return future
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
@@ -104,7 +100,9 @@ class DeliveryThreads(Executor):
                 self._forget_settled(now)
                 if len(self._counted) < self.at_once:
                     work = self._waiting.popleft()
-                    if self._waiting and self._idle and len(self._counted) + 1 < self.at_once:
+                    if self._waiting and not self._idle:
+                        self._add_thread()
+                    elif self._waiting and len(self._counted) + 1 < self.at_once:
                         self._changed.notify()
                     return work
                 timeout = min(self._counted.values()) + self.settle_seconds - now
@@ -115,6 +113,15 @@ class DeliveryThreads(Executor):
                 self._changed.wait(timeout)
             finally:
                 self._idle -= 1
+
+    def _add_thread(self) -> None:
+        """One more thread, unless there are `most`. Called holding the lock whenever
+        deliveries wait and no thread is idle: also when the line is full, since only
+        a thread that waits notices when the running ones settle, a busy one cannot."""
+        if self._threads < self.most:
+            self._threads += 1
+            name = f"{self._name}-{self._threads}"
+            threading.Thread(target=self._serve, name=name, daemon=True).start()
 
     def _forget_settled(self, now: float) -> None:
         settled_before = now - self.settle_seconds
