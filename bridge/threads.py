@@ -43,6 +43,8 @@ class DeliveryThreads(Executor):
     def __init__(self, *, at_once: int, most: int, settle_seconds: float, name: str) -> None:
         if not 1 <= at_once <= most:
             raise ValueError(f"at_once must be between 1 and most ({most}), not {at_once}")
+        if settle_seconds <= 0:
+            raise ValueError(f"settle_seconds must be above 0, not {settle_seconds}")
         self.at_once = at_once
         self.most = most
         self.settle_seconds = settle_seconds
@@ -54,6 +56,7 @@ class DeliveryThreads(Executor):
         self._threads = 0
         self._idle = 0
         self._shut = False
+        self._mine = threading.local()  # `inside` in this executor's own threads
 
     def submit(self, fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> Future[_T]:
         future: Future[_T] = Future()
@@ -63,8 +66,12 @@ class DeliveryThreads(Executor):
             self._waiting.append((future, fn, args, kwargs))
             if self._idle:
                 self._changed.notify()
-            else:
+                return future
+            try:
                 self._add_thread()
+            except BaseException:
+                self._waiting.pop()  # refused, so never run
+                raise
         return future
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
@@ -75,22 +82,36 @@ class DeliveryThreads(Executor):
                     self._waiting.popleft()[0].cancel()
             self._changed.notify_all()
             if wait:
+                if getattr(self._mine, "inside", False):
+                    raise RuntimeError("a delivery cannot wait for the threads that run it")
                 self._changed.wait_for(lambda: self._threads == 0)
 
     def _serve(self) -> None:
-        while True:
+        self._mine.inside = True
+        try:
+            while self._serve_one():
+                pass
+        finally:  # also when something outside the delivery raised (a future's callback)
             with self._changed:
-                work = self._next()
-                if work is None:
-                    self._threads -= 1
-                    self._changed.notify_all()
-                    return
-                ticket = next(self._tickets)
-                self._counted[ticket] = time.monotonic()
+                self._threads -= 1
+                if self._waiting and not self._idle:
+                    self._add_thread()
+                self._changed.notify_all()
+
+    def _serve_one(self) -> bool:
+        """Run the next delivery; False at shutdown."""
+        with self._changed:
+            work = self._next()
+            if work is None:
+                return False
+            ticket = next(self._tickets)
+            self._counted[ticket] = time.monotonic()
+        try:
             _run(work)
-            del work  # nothing of it kept while idle
+        finally:
             with self._changed:
                 self._counted.pop(ticket, None)
+        return True
 
     def _next(self) -> _Work | None:
         """The next delivery this thread may start (waiting for one), None at shutdown.
@@ -120,10 +141,16 @@ class DeliveryThreads(Executor):
         """One more thread, unless there are `most`. Called holding the lock whenever
         deliveries wait and no thread is idle: also when the line is full, since only
         a thread that waits notices when the running ones settle, a busy one cannot."""
-        if self._threads < self.most:
-            self._threads += 1
-            name = f"{self._name}-{self._threads}"
+        if self._threads >= self.most:
+            return
+        self._threads += 1
+        name = f"{self._name}-{self._threads}"
+        try:
             threading.Thread(target=self._serve, name=name, daemon=True).start()
+        except BaseException:
+            self._threads -= 1
+            if self._threads == 0:
+                raise  # no thread would ever run what waits
 
     def _forget_settled(self, now: float) -> None:
         settled_before = now - self.settle_seconds
@@ -134,12 +161,22 @@ class DeliveryThreads(Executor):
 
 def _run(work: _Work) -> None:
     future, fn, args, kwargs = work
+    del work
     if not future.set_running_or_notify_cancel():
         return
     try:
         result = fn(*args, **kwargs)
-    except BaseException as error:
+    except Exception as error:
         future.set_exception(error)
+        # The traceback keeps this frame: without these, the delivery's arguments
+        # would live until the next garbage collection.
+        del future, fn, args, kwargs
+    except BaseException as error:
+        # SystemExit or KeyboardInterrupt from a job, re-raised where the delivery is
+        # awaited, would stop the event loop and the whole web process: a failed
+        # delivery instead.
+        future.set_exception(RuntimeError(f"the delivery raised {error!r}"))
+        del future, fn, args, kwargs
     else:
         future.set_result(result)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
@@ -156,11 +157,49 @@ def test_shutdown_finishes_what_was_submitted_and_refuses_more(started: Started)
         threads.submit(int)
 
 
-def test_at_once_must_be_between_one_and_the_most() -> None:
+def test_a_job_that_exits_fails_its_delivery_instead_of_the_process() -> None:
+    threads = pool(at_once=1)
+
+    with pytest.raises(RuntimeError, match="SystemExit"):
+        threads.submit(sys.exit, 3).result(DEADLINE)
+    assert threads.submit(int, "7").result(DEADLINE) == 7
+    threads.shutdown()
+
+
+def test_a_thread_lost_to_a_failing_callback_is_replaced(
+    started: Started, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    died: list[type[BaseException] | None] = []
+    monkeypatch.setattr(threading, "excepthook", lambda hooked: died.append(hooked.exc_type))
+    threads = pool(at_once=1, most=1)
+    first = threads.submit(started.task(0))
+    first.add_done_callback(lambda _: sys.exit())  # kills the thread that completes it
+    second = threads.submit(started.task(1))
+    started.release.set()
+
+    assert second.result(DEADLINE) == 1
+    wait_for(lambda: died, timeout=DEADLINE)
+    assert died == [SystemExit]
+    threads.shutdown()
+
+
+def test_a_delivery_cannot_wait_for_its_own_threads_to_shut_down() -> None:
+    threads = pool(at_once=1)
+
+    def shut_down_from_inside() -> None:
+        threads.shutdown(wait=True)
+
+    with pytest.raises(RuntimeError, match="cannot wait"):
+        threads.submit(shut_down_from_inside).result(DEADLINE)
+
+
+def test_at_once_must_be_between_one_and_the_most_and_settling_take_time() -> None:
     with pytest.raises(ValueError, match="at_once"):
         pool(at_once=0)
     with pytest.raises(ValueError, match="at_once"):
         pool(at_once=9, most=8)
+    with pytest.raises(ValueError, match="settle_seconds"):
+        pool(at_once=1, settle_seconds=0)
 
 
 def test_a_delivery_thread_sees_the_callers_context_variables() -> None:
