@@ -9,7 +9,8 @@ as cancelled, and sends `inngest/function.cancelled` for it, not `function.faile
 The handlers are async: the SDK runs them on the event loop, and each hands its sync
 work (the job, the hook, the cron) to the process's delivery threads, the same ones the
 job routes use (bridge/threads.py), in their turn. A sync handler would run in the
-SDK's own thread pool, which starts every call at once.
+SDK's own thread pool instead, which starts calls as they come, as many as it has
+threads.
 """
 
 from __future__ import annotations
