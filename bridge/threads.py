@@ -55,6 +55,7 @@ class DeliveryThreads(Executor):
         self._tickets = itertools.count()
         self._threads = 0
         self._idle = 0
+        self._watching = False  # an idle thread waits for the next delivery to settle
         self._shut = False
         self._mine = threading.local()  # `inside` in this executor's own threads
 
@@ -65,7 +66,8 @@ class DeliveryThreads(Executor):
                 raise RuntimeError("cannot run a delivery after shutdown")
             self._waiting.append((future, fn, args, kwargs))
             if self._idle:
-                self._changed.notify()
+                if len(self._counted) < self.at_once or not self._watching:
+                    self._changed.notify()  # to start it, or to watch the line
                 return future
             try:
                 self._add_thread()
@@ -125,17 +127,26 @@ class DeliveryThreads(Executor):
                     work = self._waiting.popleft()
                     if self._waiting and not self._idle:
                         self._add_thread()
-                    elif self._waiting and len(self._counted) + 1 < self.at_once:
-                        self._changed.notify()
+                    elif self._waiting and (
+                        len(self._counted) + 1 < self.at_once or not self._watching
+                    ):
+                        self._changed.notify()  # to start the next, or to watch the line
                     return work
-                timeout = min(self._counted.values()) + self.settle_seconds - now
+                if not self._watching:
+                    timeout = min(self._counted.values()) + self.settle_seconds - now
             elif self._shut:
                 return None
+            # One idle thread watches for the next settling; the others sleep until
+            # they are woken, rather than all waking together at every deadline.
+            watching = timeout is not None
             self._idle += 1
+            self._watching = self._watching or watching
             try:
                 self._changed.wait(timeout)
             finally:
                 self._idle -= 1
+                if watching:
+                    self._watching = False
 
     def _add_thread(self) -> None:
         """One more thread, unless there are `most`. Called holding the lock whenever
