@@ -65,12 +65,8 @@ class DeliveryThreads(Executor):
             if self._shut:
                 raise RuntimeError("cannot run a delivery after shutdown")
             self._waiting.append((future, fn, args, kwargs))
-            if self._idle:
-                if len(self._counted) < self.at_once or not self._watching:
-                    self._changed.notify()  # to start it, or to watch the line
-                return future
             try:
-                self._add_thread()
+                self._call_a_thread(starting=0)
             except BaseException:
                 self._waiting.pop()  # refused, so never run
                 raise
@@ -96,9 +92,9 @@ class DeliveryThreads(Executor):
         finally:  # also when something outside the delivery raised (a future's callback)
             with self._changed:
                 self._threads -= 1
-                if self._waiting and not self._idle:
-                    self._add_thread()
-                self._changed.notify_all()
+                if self._waiting:
+                    self._call_a_thread(starting=0)
+                self._changed.notify_all()  # and whoever waits in shutdown()
 
     def _serve_one(self) -> bool:
         """Run the next delivery; False at shutdown."""
@@ -125,12 +121,8 @@ class DeliveryThreads(Executor):
                 self._forget_settled(now)
                 if len(self._counted) < self.at_once:
                     work = self._waiting.popleft()
-                    if self._waiting and not self._idle:
-                        self._add_thread()
-                    elif self._waiting and (
-                        len(self._counted) + 1 < self.at_once or not self._watching
-                    ):
-                        self._changed.notify()  # to start the next, or to watch the line
+                    if self._waiting:
+                        self._call_a_thread(starting=1)
                     return work
                 if not self._watching:
                     timeout = min(self._counted.values()) + self.settle_seconds - now
@@ -148,10 +140,19 @@ class DeliveryThreads(Executor):
                 if watching:
                     self._watching = False
 
+    def _call_a_thread(self, *, starting: int) -> None:
+        """Deliveries wait: wake an idle thread to start the next or to watch the line,
+        or add a thread when none is idle. `starting`: deliveries the caller is about to
+        count. Called holding the lock."""
+        if not self._idle:
+            self._add_thread()
+        elif len(self._counted) + starting < self.at_once or not self._watching:
+            self._changed.notify()
+
     def _add_thread(self) -> None:
-        """One more thread, unless there are `most`. Called holding the lock whenever
-        deliveries wait and no thread is idle: also when the line is full, since only
-        a thread that waits notices when the running ones settle, a busy one cannot."""
+        """One more thread, unless there are `most`. Also when the line is full: only a
+        thread that waits notices when the running ones settle, a busy one cannot.
+        Called holding the lock."""
         if self._threads >= self.most:
             return
         self._threads += 1
