@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bridge.celery.embedded_broker import TRANSPORT_PATH as EMBEDDED_TRANSPORT
 from config import Settings
 from config.exiting import unusable_folder
 
@@ -12,6 +13,12 @@ from config.exiting import unusable_folder
 # timeout (1 s). A publish tries up to three times (RETRY_POLICY in
 # bridge/celery/publisher.py), so a broker gone silent fails it within about 15 s.
 BROKER_TIMEOUT_SECONDS = 5.0
+
+# How often a process using the embedded broker looks in its folders (kombu's default is
+# 1 s). A remote-control request (Flower, `celery inspect`) waits 1 s for replies, and a
+# worker looking once a second answered too late for it about as often as not on a busy
+# machine; a job published also waited up to a second before a worker saw it.
+EMBEDDED_POLLING_SECONDS = 0.1
 
 
 def make_embedded_broker_folders(settings: Settings) -> None:
@@ -62,13 +69,16 @@ def transport_options(settings: Settings) -> dict[str, Any]:
         "data_folder_out": str(folder / "queue"),
         "control_folder": str(folder / "control"),
         "processed_folder": str(folder / "processed"),
-        "store_processed": False,
+        "polling_interval": EMBEDDED_POLLING_SECONDS,
     }
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
+    embedded = settings.broker_kind == "filesystem"
     return {
         "broker_url": settings.broker_url,
+        # kombu's filesystem transport made safe for several processes at once.
+        "broker_transport": EMBEDDED_TRANSPORT if embedded else None,
         "broker_transport_options": transport_options(settings),
         "broker_connection_retry_on_startup": True,
         # Crash safety: a task is acked after it ran, and redelivered if its worker died.
