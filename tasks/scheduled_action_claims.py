@@ -16,13 +16,14 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import and_, or_, update
-from sqlalchemy.orm import Session
+from sqlalchemy import BindParameter, Update, and_, bindparam, or_, update
+from sqlalchemy.sql.dml import ReturningUpdate
 
 from bridge.outcome import Delivery
-from bridge.store.db import rows_changed, session_scope
+from bridge.store.db import autocommit_session, rows_changed
 from tasks.models import ActionStatus, ScheduledAction, utcnow
 
 log = logging.getLogger("jobbridge.scheduled_actions")
@@ -49,21 +50,42 @@ def _claimant(delivery: Delivery) -> str:
 
 
 def claim(
-    session: Session, row: ScheduledAction, delivery: Delivery, now: datetime, lease: timedelta
-) -> str | None:
+    action_id: str, delivery: Delivery, now: datetime, lease: timedelta
+) -> tuple[ScheduledAction, str] | None:
     """Move the row to EXECUTING for this run; exactly one concurrent caller wins.
 
-    Returns the claim's token, or None when another run holds or finished it. An
-    EXECUTING row is taken over only once its lease expired: its holder stopped renewing
-    it (see heartbeat), so it is gone. Nothing else is proof: not a provider's retry
-    after a timeout, and not a broker's `redelivered` flag, which a dropped connection
-    sets while the first run is still going.
+    Returns the row as claimed (its counts included) and the claim's token, or None when
+    the row is missing, not due, or held or finished by another run. An EXECUTING row is
+    taken over only once its lease expired: its holder stopped renewing it (see
+    heartbeat), so it is gone. Nothing else is proof: not a provider's retry after a
+    timeout, and not a broker's `redelivered` flag, which a dropped connection sets
+    while the first run is still going. One statement, committed on its own.
     """
     token = uuid.uuid4().hex
-    statement = (
+    values = {
+        "action_id": action_id,
+        "now": now,
+        "claimed_by": _claimant(delivery),
+        "claim_attempt": delivery.attempt,
+        "provider": delivery.provider,
+        "token": token,
+        "lease_expires_at": now + lease,
+    }
+    with autocommit_session() as session:
+        row = session.scalars(_claim_statement(), values).first()
+    return None if row is None else (row, token)
+
+
+# Built once, with its values as parameters (see `claim`): building an ORM UPDATE for
+# each delivery cost more CPU than running it.
+@lru_cache(maxsize=1)
+def _claim_statement() -> ReturningUpdate[ScheduledAction]:
+    now: BindParameter[datetime] = bindparam("now")
+    return (
         update(ScheduledAction)
         .where(
-            ScheduledAction.id == row.id,
+            ScheduledAction.id == bindparam("action_id"),
+            ScheduledAction.scheduled_for <= now,
             or_(
                 ScheduledAction.status == ActionStatus.PENDING,
                 and_(
@@ -74,32 +96,44 @@ def claim(
         )
         .values(
             status=ActionStatus.EXECUTING,
-            claimed_by=_claimant(delivery),
-            claim_attempt=delivery.attempt,
+            claimed_by=bindparam("claimed_by"),
+            claim_attempt=bindparam("claim_attempt"),
             # Only this claim may finish the row, so this is the provider that runs it.
-            executed_provider=delivery.provider,
-            claim_token=token,
-            lease_expires_at=now + lease,
+            executed_provider=bindparam("provider"),
+            claim_token=bindparam("token"),
+            lease_expires_at=bindparam("lease_expires_at"),
             execution_attempts=ScheduledAction.execution_attempts + 1,
         )
+        .returning(ScheduledAction)
+        .execution_options(synchronize_session=False)
     )
-    return token if rows_changed(session, statement) == 1 else None
 
 
 def _update_claim(action_id: str, token: str, **values: Any) -> bool:
     """Change the EXECUTING row only while this claim is the current one (a fencing
-    token); False when it no longer is."""
-    with session_scope() as session:
-        statement = (
-            update(ScheduledAction)
-            .where(
-                ScheduledAction.id == action_id,
-                ScheduledAction.status == ActionStatus.EXECUTING,
-                ScheduledAction.claim_token == token,
-            )
-            .values(**values)
+    token); False when it no longer is. One statement, committed on its own."""
+    parameters = {f"new_{name}": value for name, value in values.items()}
+    with autocommit_session() as session:
+        statement = _fenced_update(tuple(sorted(values)))
+        changed = rows_changed(
+            session, statement, {"action_id": action_id, "token": token, **parameters}
         )
-        return rows_changed(session, statement) == 1
+    return changed == 1
+
+
+@lru_cache(maxsize=16)
+def _fenced_update(columns: tuple[str, ...]) -> Update:
+    """The fenced UPDATE setting these columns, each from the parameter `new_<column>`."""
+    return (
+        update(ScheduledAction)
+        .where(
+            ScheduledAction.id == bindparam("action_id"),
+            ScheduledAction.status == ActionStatus.EXECUTING,
+            ScheduledAction.claim_token == bindparam("token"),
+        )
+        .values({column: bindparam(f"new_{column}") for column in columns})
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _renew(action_id: str, token: str, lease: timedelta) -> bool:

@@ -26,7 +26,7 @@ from bridge.payload import Id, Payload, Timestamp
 from bridge.publishing import cancel as cancel_delivery
 from bridge.publishing import enqueue
 from bridge.receipt import Receipt
-from bridge.store.db import exclusive, read_one, session_scope
+from bridge.store.db import exclusive, read_one, read_scope, session_scope
 from tasks.mail.accounts import mail_provider_for
 from tasks.mail.actions import MailAction, perform
 from tasks.mail.port import MessageNotFound
@@ -176,25 +176,12 @@ def execute(payload: ExecuteScheduledAction, delivery: Delivery) -> Result:
     _wait_until_due(seen.status, seen.scheduled_for, now)
     if seen.status not in (ActionStatus.PENDING, ActionStatus.EXECUTING):
         return skipped(f"action is {seen.status.value}")
-    with session_scope() as session:
-        row = session.get(ScheduledAction, payload.scheduled_action_id)
-        if row is None:
-            return skipped("no such scheduled action")
-        _wait_until_due(row.status, row.scheduled_for, now)
-        token = claim(session, row, delivery, now, lease)
-        if token is None:
-            session.refresh(row)
-            if row.status is ActionStatus.EXECUTING:
-                # Held by another run, maybe of this same delivery: come back when its
-                # lease could have run out, to find it finished (skipped), handed back,
-                # or abandoned (taken over). Answering "skipped" now would drop this
-                # delivery for good if that run fails.
-                raise RetryLater(
-                    "another run is executing it", retry_after(row, now, delivery.attempt, lease)
-                )
-            return skipped(f"action is {row.status.value}")
-        session.refresh(row)  # the claim's own counts, whatever the session cached
-        attempts = row.execution_attempts
+    claimed = claim(payload.scheduled_action_id, delivery, now, lease)
+    if claimed is None:
+        return _not_claimed(payload.scheduled_action_id, delivery, now, lease)
+    row, token = claimed
+    attempts = row.execution_attempts
+    with read_scope() as session:
         account = session.get(EmailAccount, row.email_account_id)
     try:
         if account is None:
@@ -224,6 +211,25 @@ def execute(payload: ExecuteScheduledAction, delivery: Delivery) -> Result:
         error=None,
     )
     return done(f"{row.action_type.value} {row.message_id}")
+
+
+def _not_claimed(action_id: str, delivery: Delivery, now: datetime, lease: timedelta) -> Result:
+    """Why the claim found nothing to take, read again: gone, not due (RetryLater),
+    held by another run (RetryLater), or finished (skipped)."""
+    with read_scope() as session:
+        row = session.get(ScheduledAction, action_id)
+    if row is None:
+        return skipped("no such scheduled action")
+    _wait_until_due(row.status, row.scheduled_for, now)
+    if row.status is ActionStatus.EXECUTING:
+        # Held by another run, maybe of this same delivery: come back when its lease
+        # could have run out, to find it finished (skipped), handed back, or abandoned
+        # (taken over). Answering "skipped" now would drop this delivery for good if that
+        # run fails.
+        raise RetryLater(
+            "another run is executing it", retry_after(row, now, delivery.attempt, lease)
+        )
+    return skipped(f"action is {row.status.value}")
 
 
 def mark_failed(payload: ExecuteScheduledAction, error: str) -> None:

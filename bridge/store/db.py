@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from functools import lru_cache
 from typing import Any, cast
 
@@ -101,10 +101,11 @@ def autocommit() -> Iterator[Connection]:
 
 
 @contextmanager
-def read_scope() -> Iterator[Session]:
-    """A session for reads only, on an autocommit connection. Each statement sees the
-    data as committed when it starts (as under READ COMMITTED, the default), not one
-    snapshot for the block; nothing written here is kept."""
+def autocommit_session() -> Iterator[Session]:
+    """A session on an autocommit connection: each statement commits on its own, so it
+    serves reads and writes that are one statement each (an UPDATE ... RETURNING claims
+    a row in one round trip). Each statement sees the data as committed when it starts
+    (as under READ COMMITTED, the default), not one snapshot for the block."""
     with autocommit() as connection:
         session = Session(connection, expire_on_commit=False)
         try:
@@ -113,15 +114,22 @@ def read_scope() -> Iterator[Session]:
             session.close()
 
 
+def read_scope() -> AbstractContextManager[Session]:
+    """A session for reads (an autocommit_session)."""
+    return autocommit_session()
+
+
 def read_one(statement: Executable, parameters: dict[str, Any]) -> Row[Any] | None:
     """The first row of a read-only query, on an autocommit connection."""
     with autocommit() as connection:
         return connection.execute(statement, parameters).first()
 
 
-def rows_changed(session: Session, statement: Executable) -> int:
+def rows_changed(
+    session: Session, statement: Executable, parameters: dict[str, Any] | None = None
+) -> int:
     """Run an UPDATE or DELETE and return how many rows it changed (the race's verdict)."""
-    result = cast("CursorResult[Any]", session.execute(statement))
+    result = cast("CursorResult[Any]", session.execute(statement, parameters))
     return int(result.rowcount)
 
 
