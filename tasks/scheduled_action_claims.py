@@ -55,7 +55,7 @@ def claim(
     """Move the row to EXECUTING for this run; exactly one concurrent caller wins.
 
     Returns the row as claimed (its counts included) and the claim's token, or None when
-    the row is missing, not due, or held or finished by another run. An EXECUTING row is
+    the row is missing, PENDING but not due, or held or finished by another run. An EXECUTING row is
     taken over only once its lease expired: its holder stopped renewing it (see
     heartbeat), so it is gone. Nothing else is proof: not a provider's retry after a
     timeout, and not a broker's `redelivered` flag, which a dropped connection sets
@@ -85,9 +85,11 @@ def _claim_statement() -> ReturningUpdate[ScheduledAction]:
         update(ScheduledAction)
         .where(
             ScheduledAction.id == bindparam("action_id"),
-            ScheduledAction.scheduled_for <= now,
             or_(
-                ScheduledAction.status == ActionStatus.PENDING,
+                and_(
+                    ScheduledAction.status == ActionStatus.PENDING,
+                    ScheduledAction.scheduled_for <= now,
+                ),
                 and_(
                     ScheduledAction.status == ActionStatus.EXECUTING,
                     ScheduledAction.lease_expires_at < now,

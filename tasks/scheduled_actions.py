@@ -72,6 +72,8 @@ class ExecuteScheduledAction(Payload):
 
 
 # What `execute` reads before anything else; built once, as it runs for every delivery.
+# A delivery that found the row handed back (PENDING again) just after its claim failed.
+HANDED_BACK_RETRY_SECONDS = 1.0
 _STATE_OF = select(ScheduledAction.status, ScheduledAction.scheduled_for).where(
     ScheduledAction.id == bindparam("id")
 )
@@ -181,9 +183,10 @@ def execute(payload: ExecuteScheduledAction, delivery: Delivery) -> Result:
         return _not_claimed(payload.scheduled_action_id, delivery, now, lease)
     row, token = claimed
     attempts = row.execution_attempts
-    with read_scope() as session:
-        account = session.get(EmailAccount, row.email_account_id)
+    # From here on the row is this run's: whatever fails hands it back or finishes it.
     try:
+        with read_scope() as session:
+            account = session.get(EmailAccount, row.email_account_id)
         if account is None:
             raise PermanentError(f"unknown email account {row.email_account_id}")
         with heartbeat(row.id, token, lease):
@@ -229,6 +232,9 @@ def _not_claimed(action_id: str, delivery: Delivery, now: datetime, lease: timed
         raise RetryLater(
             "another run is executing it", retry_after(row, now, delivery.attempt, lease)
         )
+    if row.status is ActionStatus.PENDING:
+        # Handed back by the run that held it since the claim was tried: try again soon.
+        raise RetryLater("another run handed it back", HANDED_BACK_RETRY_SECONDS)
     return skipped(f"action is {row.status.value}")
 
 

@@ -27,7 +27,7 @@ def make_embedded_broker_folders(settings: Settings) -> None:
     inspect` see the workers. Nothing to make with BROKER_URL or REDIS_URL set."""
     if settings.broker_kind == "filesystem":
         try:
-            for sub in ("queue", "control", "processed"):
+            for sub in ("queue", "control"):
                 (settings.broker_folder / sub).mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise unusable_folder("DATA_DIR", error, "the embedded broker") from None
@@ -68,7 +68,6 @@ def transport_options(settings: Settings) -> dict[str, Any]:
         "data_folder_in": str(folder / "queue"),
         "data_folder_out": str(folder / "queue"),
         "control_folder": str(folder / "control"),
-        "processed_folder": str(folder / "processed"),
         "polling_interval": EMBEDDED_POLLING_SECONDS,
     }
 

@@ -12,13 +12,21 @@ transport (5.7) loses there what a broker must not:
   an empty message (kombu #1551), which is lost and breaks the consumer.
 Here a table is changed under a lock of its own and replaced whole, and a message is
 written under a hidden name and renamed into the queue, so a reader sees all of it or
-nothing. A consumer claims a message by renaming it into the processed folder, on the
-same file system, so two consumers never both take it."""
+nothing. A consumer claims a message by renaming it to a hidden name in the same folder,
+so two consumers never both take it. A table left unreadable (by kombu's own transport,
+say) is rebuilt by the next binding instead of failing every publish for good.
+
+The table's lock is a POSIX record lock (`lockf`), which a forked child does not
+inherit (a `flock` taken while billiard forked a pool process would stay held for that
+process's life), together with a lock for the threads of this process, which record
+locks do not keep apart."""
 
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,6 +43,8 @@ from kombu.utils.json import dumps, loads
 # Where Celery finds this transport (its `broker_transport` setting).
 TRANSPORT_PATH = f"{__name__}:Transport"
 
+log = logging.getLogger("jobbridge.embedded_broker")
+
 # kombu's classes, typed only in part: overridden here with kombu's own signatures.
 FilesystemChannel: Any = filesystem.Channel
 FilesystemTransport: Any = filesystem.Transport
@@ -50,8 +60,14 @@ class Channel(FilesystemChannel):  # type: ignore[misc]
             return []
         except OSError as error:
             raise ChannelError(f"Cannot read {file}: {error}") from error
-        entries = loads(bytes_to_str(raw)) if raw else []
-        return [filesystem.exchange_queue_t(*entry) for entry in entries]
+        try:
+            entries = loads(bytes_to_str(raw)) if raw else []
+            return [filesystem.exchange_queue_t(*entry) for entry in entries]
+        except (ValueError, TypeError) as error:
+            raise UnreadableTable(
+                f"{file} is not a table of bindings ({error}): the next process to bind "
+                "a queue to it rebuilds it"
+            ) from error
 
     def _queue_bind(self, exchange: str, routing_key: str, pattern: str, queue: str) -> None:
         entry = filesystem.exchange_queue_t(routing_key or "", pattern or "", queue or "")
@@ -75,10 +91,14 @@ class Channel(FilesystemChannel):  # type: ignore[misc]
         file: Path = self._exchange_file(exchange)
         try:
             self.control_folder.mkdir(exist_ok=True)
-            with open(file.with_name(file.name + ".lock"), "ab") as lock:
-                fcntl.flock(lock, fcntl.LOCK_EX)
-                queues = self.get_table(exchange)
-                before = list(queues)
+            with _THREADS.lock, open(file.with_name(file.name + ".lock"), "ab") as lock:
+                fcntl.lockf(lock, fcntl.LOCK_EX)
+                try:
+                    queues = self.get_table(exchange)
+                    before: Table | None = list(queues)
+                except UnreadableTable as error:
+                    log.warning("%s", error)
+                    queues, before = [], None  # rewritten whatever the change
                 yield queues
                 if queues != before:
                     _write_whole(file, str_to_bytes(dumps(queues)))
@@ -96,19 +116,29 @@ class Channel(FilesystemChannel):  # type: ignore[misc]
     def _get(self, queue: str) -> Any:
         wanted = f"{queue}.msg"
         inbox = Path(self.data_folder_in)
-        for name in sorted(os.listdir(inbox)):
+        try:
+            names = sorted(os.listdir(inbox))
+        except OSError as error:
+            raise ChannelError(f"Cannot list {inbox}: {error}") from error
+        for name in names:
             if name.partition(".")[2] != wanted:
                 continue
-            claimed = Path(self.processed_folder) / name
+            # A hidden name in the same folder: the rename is atomic, needs no other
+            # folder, and no listing of the queue sees the message again.
+            claimed = inbox / f".{name}.{uuid.uuid4().hex}.taken"
             try:
                 os.rename(inbox / name, claimed)
             except FileNotFoundError:
+                if (inbox / name).exists():
+                    raise ChannelError(f"Cannot take {name} from {inbox}") from None
                 continue  # another consumer took it first
+            except OSError as error:
+                raise ChannelError(f"Cannot take {name} from {inbox}: {error}") from error
             try:
                 payload = claimed.read_bytes()
-                claimed.unlink()
             except OSError as error:
                 raise ChannelError(f"Cannot read {claimed}: {error}") from error
+            claimed.unlink(missing_ok=True)
             return loads(bytes_to_str(payload))
         raise Empty()
 
@@ -122,6 +152,26 @@ def _write_whole(file: Path, content: bytes) -> None:
     except BaseException:
         hidden.unlink(missing_ok=True)
         raise
+
+
+class UnreadableTable(ChannelError):
+    """An exchange's table of bindings that is not JSON."""
+
+
+class _ThreadsOfThisProcess:
+    """The lock the threads of this process hold around a table's change (a record lock
+    is the process's, so it does not keep them apart). A child forked while one of them
+    held it starts with a free one."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        os.register_at_fork(after_in_child=self._renew)
+
+    def _renew(self) -> None:
+        self.lock = threading.Lock()
+
+
+_THREADS = _ThreadsOfThisProcess()
 
 
 class Transport(FilesystemTransport):  # type: ignore[misc]

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from kombu import Connection, Exchange, Queue
+from kombu.exceptions import ChannelError
 
 from bridge.celery.embedded_broker import TRANSPORT_PATH
 
@@ -28,13 +29,15 @@ def folders(tmp_path: Path) -> dict[str, str]:
         "data_folder_in": tmp_path / "queue",
         "data_folder_out": tmp_path / "queue",
         "control_folder": tmp_path / "control",
-        "processed_folder": tmp_path / "processed",
     }
     for folder in options.values():
         folder.mkdir(exist_ok=True)
     return {name: str(folder) for name, folder in options.items()}
 
 
+# Bindings are also kept in memory, once per process (kombu's BrokerState): each test
+# binds to exchanges of its own, so that an earlier test's binding does not make a
+# declare here a no-op.
 def channel(folders: dict[str, str]) -> Any:
     connection = Connection("filesystem://", transport=TRANSPORT_PATH, transport_options=folders)
     return connection.channel()
@@ -125,3 +128,42 @@ def test_consumers_competing_for_a_queue_never_take_the_same_message(
     in_processes(take_all, folders, taken)
     every = [number for _ in range(PROCESSES) for number in taken.get(timeout=10)]
     assert sorted(every) == list(range(1_000))
+
+
+def test_a_table_left_unreadable_fails_a_publish_clearly_and_the_next_binding_rebuilds_it(
+    folders: dict[str, str],
+) -> None:
+    # As kombu's own transport leaves one after a race: two tables written over each other.
+    table = Path(folders["control_folder"], "unreadable.exchange")
+    table.write_text('[["old", "", "old"]]", "", "x"]]', "utf-8")
+    bound = channel(folders)
+    with pytest.raises(ChannelError, match=r"unreadable\.exchange is not a table of bindings"):
+        bound.get_table("unreadable")
+
+    Queue("rebuilt", Exchange("unreadable"), routing_key="key")(bound).declare()
+
+    assert [entry.queue for entry in bound.get_table("unreadable")] == ["rebuilt"]
+
+
+def bind_in_a_child(folders: dict[str, str], result: Any) -> None:
+    Queue("child", Exchange("forked"), routing_key="child")(channel(folders)).declare()
+    result.put("bound")
+
+
+def test_a_process_forked_while_a_table_is_being_changed_can_still_bind(
+    folders: dict[str, str],
+) -> None:
+    bound, result = channel(folders), fork.Queue()
+    with bound._table("forked"):  # another thread of this process changing the table
+        child = fork.Process(target=bind_in_a_child, args=(folders, result))
+        child.start()
+    child.join(timeout=30)
+    assert (child.exitcode, result.get(timeout=5)) == (0, "bound")
+    assert [entry.queue for entry in bound.get_table("forked")] == ["child"]
+
+
+def test_a_consumer_whose_queue_folder_is_gone_fails_clearly(folders: dict[str, str]) -> None:
+    receiving = channel(folders)
+    Path(folders["data_folder_in"]).rmdir()
+    with pytest.raises(ChannelError, match="Cannot list"):
+        receiving._get("jobs")
