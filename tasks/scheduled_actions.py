@@ -71,9 +71,10 @@ class ExecuteScheduledAction(Payload):
     scheduled_for: Timestamp | None = None
 
 
-# What `execute` reads before anything else; built once, as it runs for every delivery.
-# A delivery that found the row handed back (PENDING again) just after its claim failed.
+# How soon a delivery comes again that found the row handed back (PENDING again) just
+# after its claim failed.
 HANDED_BACK_RETRY_SECONDS = 1.0
+# What `execute` reads before anything else; built once, as it runs for every delivery.
 _STATE_OF = select(ScheduledAction.status, ScheduledAction.scheduled_for).where(
     ScheduledAction.id == bindparam("id")
 )
