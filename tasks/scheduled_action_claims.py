@@ -55,11 +55,11 @@ def claim(
     """Move the row to EXECUTING for this run; exactly one concurrent caller wins.
 
     Returns the row as claimed (its counts included) and the claim's token, or None when
-    the row is missing, PENDING but not due, or held or finished by another run. An EXECUTING row is
-    taken over only once its lease expired: its holder stopped renewing it (see
-    heartbeat), so it is gone. Nothing else is proof: not a provider's retry after a
-    timeout, and not a broker's `redelivered` flag, which a dropped connection sets
-    while the first run is still going. One statement, committed on its own.
+    the row is missing, PENDING but not due, or held or finished by another run. An
+    EXECUTING row is taken over only once its lease expired: its holder stopped renewing
+    it (see heartbeat), so it is gone. Nothing else is proof: not a provider's retry
+    after a timeout, and not a broker's `redelivered` flag, which a dropped connection
+    sets while the first run is still going. One statement, committed on its own.
     """
     token = uuid.uuid4().hex
     values = {

@@ -70,7 +70,7 @@ class Channel(FilesystemChannel):  # type: ignore[misc]
             ) from error
 
     def _queue_bind(self, exchange: str, routing_key: str, pattern: str, queue: str) -> None:
-        entry = filesystem.exchange_queue_t(routing_key or "", pattern or "", queue or "")
+        entry = _binding(routing_key, pattern, queue)
         with self._table(exchange) as queues:
             if entry not in queues:
                 queues.insert(0, entry)
@@ -79,7 +79,7 @@ class Channel(FilesystemChannel):  # type: ignore[misc]
         self, queue: str, exchange: str, routing_key: str, pattern: str, *args: Any, **kwargs: Any
     ) -> None:
         virtual.Channel._delete(self, queue)  # purges its messages
-        entry = filesystem.exchange_queue_t(routing_key or "", pattern or "", queue or "")
+        entry = _binding(routing_key, pattern, queue)
         with self._table(exchange) as queues:
             if entry in queues:
                 queues.remove(entry)
@@ -141,6 +141,11 @@ class Channel(FilesystemChannel):  # type: ignore[misc]
             claimed.unlink(missing_ok=True)
             return loads(bytes_to_str(payload))
         raise Empty()
+
+
+def _binding(routing_key: str | None, pattern: str | None, queue: str | None) -> Any:
+    """A table's entry as kombu writes it: absent fields as empty strings."""
+    return filesystem.exchange_queue_t(routing_key or "", pattern or "", queue or "")
 
 
 def _write_whole(file: Path, content: bytes) -> None:
