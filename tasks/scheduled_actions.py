@@ -26,7 +26,8 @@ from bridge.payload import Id, Payload, Timestamp
 from bridge.publishing import cancel as cancel_delivery
 from bridge.publishing import enqueue
 from bridge.receipt import Receipt
-from bridge.store.db import exclusive, read_one, read_scope, session_scope
+from bridge.store.db import exclusive, read_scope, session_scope
+from bridge.store.point_reads import read_one
 from tasks.mail.accounts import mail_provider_for
 from tasks.mail.actions import MailAction, perform
 from tasks.mail.port import MessageNotFound

@@ -9,7 +9,7 @@ from contextlib import AbstractContextManager, contextmanager
 from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import Connection, CursorResult, Engine, Executable, Row, create_engine, event, text
+from sqlalchemy import Connection, CursorResult, Engine, Executable, create_engine, event, text
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -117,12 +117,6 @@ def autocommit_session() -> Iterator[Session]:
 def read_scope() -> AbstractContextManager[Session]:
     """A session for reads (an autocommit_session)."""
     return autocommit_session()
-
-
-def read_one(statement: Executable, parameters: dict[str, Any]) -> Row[Any] | None:
-    """The first row of a read-only query, on an autocommit connection."""
-    with autocommit() as connection:
-        return connection.execute(statement, parameters).first()
 
 
 def rows_changed(

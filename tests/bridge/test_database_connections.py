@@ -1,5 +1,4 @@
-"""Pooled PostgreSQL connections: pinged only after they sat idle, and read-only lookups
-without a transaction."""
+"""Pooled PostgreSQL connections: pinged only after they sat idle."""
 
 from __future__ import annotations
 
@@ -7,10 +6,9 @@ from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import Engine, bindparam, event, select, text
+from sqlalchemy import Engine, text
 
 from bridge.store import db
-from bridge.store.tables import ProcessedDelivery
 
 
 @pytest.fixture
@@ -74,35 +72,3 @@ def test_an_idle_connection_the_server_closed_is_replaced_without_an_error(
 
     assert replacement != first
     assert len(pinged) == 1
-
-
-def test_read_one_returns_the_first_row_or_none() -> None:
-    with db.session_scope() as session:
-        session.add(
-            ProcessedDelivery(provider="qstash", delivery_id="msg_1", event="e", outcome="done")
-        )
-    by_id = select(ProcessedDelivery.outcome).where(
-        ProcessedDelivery.delivery_id == bindparam("id")
-    )
-
-    found = db.read_one(by_id, {"id": "msg_1"})
-    missing = db.read_one(by_id, {"id": "msg_2"})
-
-    assert found is not None and found.outcome == "done"
-    assert missing is None
-
-
-def test_read_one_sends_no_begin_or_commit() -> None:
-    bound = db.engine()
-    autocommit: list[bool] = []
-
-    def record(_conn: Any, cursor: Any, *_args: Any) -> None:
-        autocommit.append(bool(cursor.connection.autocommit))
-
-    event.listen(bound, "before_cursor_execute", record)
-    try:
-        db.read_one(text("SELECT 1"), {})
-    finally:
-        event.remove(bound, "before_cursor_execute", record)
-
-    assert autocommit == [True]  # psycopg sends BEGIN only outside autocommit

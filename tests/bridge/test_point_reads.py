@@ -1,0 +1,114 @@
+"""One-row reads (`read_one`): the row or None, typed as the columns say, outside any
+transaction, and a broken connection reported as SQLAlchemy reports it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+import pytest
+from sqlalchemy import bindparam, event, func, select, text
+from sqlalchemy.exc import OperationalError
+
+from bridge.store import db
+from bridge.store.point_reads import read_one
+from bridge.store.tables import ProcessedDelivery
+
+BY_ID = select(ProcessedDelivery.outcome, ProcessedDelivery.finished_at).where(
+    ProcessedDelivery.delivery_id == bindparam("id")
+)
+
+
+def record(delivery_id: str, finished_at: datetime) -> None:
+    with db.session_scope() as session:
+        session.add(
+            ProcessedDelivery(
+                provider="qstash",
+                delivery_id=delivery_id,
+                event="e",
+                outcome="done",
+                finished_at=finished_at,
+            )
+        )
+
+
+def test_read_one_returns_the_first_row_by_column_name() -> None:
+    finished = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
+    record("msg_found", finished)
+
+    found = read_one(BY_ID, {"id": "msg_found"})
+
+    assert found is not None
+    assert (found.outcome, found.finished_at) == ("done", finished)
+    assert found.finished_at.tzinfo is UTC  # the column type's own conversion
+
+
+def test_read_one_returns_none_when_no_row_matches() -> None:
+    assert read_one(BY_ID, {"id": "msg_nowhere"}) is None
+
+
+def test_read_one_runs_outside_a_transaction() -> None:
+    # PostgreSQL: the transaction's and the statement's start are the same instant only
+    # for the first statement of a transaction; after a BEGIN they differ.
+    alone = select((func.transaction_timestamp() == func.statement_timestamp()).label("alone"))
+
+    assert read_one(alone, {}) == (True,)
+
+
+def test_a_connection_used_for_a_read_still_runs_transactions() -> None:
+    db.engine().dispose()  # one pooled connection: the one the read used
+    read_one(BY_ID, {"id": "msg_x"})
+
+    with pytest.raises(RuntimeError), db.session_scope() as session:
+        session.add(
+            ProcessedDelivery(
+                provider="qstash", delivery_id="msg_rolled_back", event="e", outcome="done"
+            )
+        )
+        session.flush()
+        raise RuntimeError("roll it back")
+
+    assert read_one(BY_ID, {"id": "msg_rolled_back"}) is None
+
+
+def test_a_statement_sqlalchemy_must_finish_per_call_is_read_too() -> None:
+    record("msg_in_list", datetime(2026, 12, 1, tzinfo=UTC))
+    in_list = select(ProcessedDelivery.delivery_id).where(
+        ProcessedDelivery.delivery_id.in_(bindparam("ids", expanding=True))
+    )
+
+    assert read_one(in_list, {"ids": ["msg_in_list", "msg_other"]}) == ("msg_in_list",)
+    assert read_one(text("SELECT 1 AS one"), {}) == (1,)
+
+
+def test_a_connection_the_server_closed_fails_one_read_as_operational_error() -> None:
+    bound = db.engine()
+    bound.dispose()
+    with bound.connect() as connection:
+        pid = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    url = bound.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+    with pytest.raises(OperationalError) as failed:
+        read_one(BY_ID, {"id": "msg_x"})
+
+    assert failed.value.connection_invalidated
+    assert read_one(BY_ID, {"id": "msg_x"}) is None  # a fresh connection took its place
+
+
+def test_a_read_is_seen_by_whatever_listens_for_the_engines_statements() -> None:
+    bound = db.engine()
+    seen: list[str] = []
+
+    def trace(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(statement)
+
+    event.listen(bound, "before_cursor_execute", trace)
+    try:
+        read_one(BY_ID, {"id": "msg_traced"})
+    finally:
+        event.remove(bound, "before_cursor_execute", trace)
+
+    assert len(seen) == 1 and "processed_delivery" in seen[0]
