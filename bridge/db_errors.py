@@ -1,4 +1,5 @@
-"""Which database errors the data caused (retrying cannot help) and which are passing.
+"""Which database errors the data caused (retrying cannot help) and which are passing,
+and which errors say that a store (the database, Redis) is away.
 
 A job that feeds the database a value it refuses (too long, a NUL byte, a number out of
 range, a broken reference) fails the same way on every retry: that is a permanent
@@ -9,7 +10,12 @@ the error's SQLSTATE; the table below is the one place that reads it.
 
 from __future__ import annotations
 
-from sqlalchemy.exc import DataError, DBAPIError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
+
+# A store that is away (or answered too late): retried later.
+STORE_ERRORS = (RedisConnectionError, RedisTimeoutError, OperationalError, InterfaceError)
 
 # SQLSTATE codes or two-character classes whose cause is the data itself.
 DATA_SQLSTATES: dict[str, str] = {
@@ -39,3 +45,13 @@ def data_caused(error: BaseException) -> str | None:
         # The driver refused the value before sending it (psycopg: a NUL in a string).
         return "the database driver refused a value" if isinstance(error, DataError) else None
     return DATA_SQLSTATES.get(code) or DATA_SQLSTATES.get(code[:2])
+
+
+def store_unreachable(error: BaseException) -> bool:
+    """Whether the error says a store could not be reached: its text is the client's
+    own and names the store's host and port, so outside the log only its kind is told.
+    A database error its server reported (a deadlock, a timeout) has a SQLSTATE and
+    names no host."""
+    if isinstance(error, RedisConnectionError | RedisTimeoutError):
+        return True
+    return isinstance(error, OperationalError | InterfaceError) and _sqlstate(error) is None

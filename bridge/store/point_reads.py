@@ -104,7 +104,12 @@ def _read_with_psycopg(
     for name, convert in compiled.binds.items():
         if convert is not None and name in values:
             values[name] = convert(values[name])
-    pooled = bound.raw_connection()
+    try:
+        pooled = bound.raw_connection()
+    except psycopg.Error as error:  # the pool's connect: wrapped as SQLAlchemy does
+        raise DBAPIError.instance(
+            None, None, error, psycopg.Error, dialect=compiled.dialect
+        ) from error
     try:
         connection = cast("psycopg.Connection[Any]", pooled.driver_connection)
         try:

@@ -11,11 +11,9 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-from sqlalchemy.exc import InterfaceError, OperationalError
 
 from bridge.bodies import Refused, read_capped
+from bridge.db_errors import STORE_ERRORS
 from bridge.http.wire import ATTEMPT_HEADER, ATTEMPTS, DELIVERY_ID_HEADER
 from bridge.outcome import Delivery
 from bridge.qstash.wire import MESSAGE_ID_HEADER, RETRIED_HEADER
@@ -27,10 +25,9 @@ from bridge.web.deliveries import run_delivery
 from config import Provider, Settings
 
 MAX_BODY_BYTES = 1024 * 1024
-# What a route raises when a store is away (the job's own errors are its result): the
-# caller is asked to come back, as for a job's retry. Only these: any other error of a
-# store is a bug, answered 500 with its traceback in the log.
-STORE_ERRORS = (RedisConnectionError, RedisTimeoutError, OperationalError, InterfaceError)
+# A route whose store is away (STORE_ERRORS; the job's own errors are its result) asks
+# the caller to come back, as for a job's retry. Any other error of a store is a bug,
+# answered 500 with its traceback in the log.
 log = logging.getLogger("jobbridge.web")
 
 

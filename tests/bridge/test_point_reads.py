@@ -3,6 +3,7 @@ transaction, and a broken connection reported as SQLAlchemy reports it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,6 +15,7 @@ from sqlalchemy.exc import OperationalError
 from bridge.store import db
 from bridge.store.point_reads import read_one
 from bridge.store.tables import ProcessedDelivery
+from tests.support.services import free_port
 
 BY_ID = select(ProcessedDelivery.outcome, ProcessedDelivery.finished_at).where(
     ProcessedDelivery.delivery_id == bindparam("id")
@@ -112,3 +114,12 @@ def test_a_read_is_seen_by_whatever_listens_for_the_engines_statements() -> None
         event.remove(bound, "before_cursor_execute", trace)
 
     assert len(seen) == 1 and "processed_delivery" in seen[0]
+
+
+def test_a_read_while_the_database_is_away_raises_operational_error(
+    configure: Callable[..., Any],
+) -> None:
+    configure(DATABASE_URL=f"postgresql://postgres@127.0.0.1:{free_port()}/away")
+
+    with pytest.raises(OperationalError):
+        read_one(BY_ID, {"id": "msg_x"})

@@ -1,6 +1,6 @@
 """A store a route needs (Redis, the database) that is away is a 503 with Retry-After,
 which QStash and cron schedulers retry: never a bare 500, and never the store's host in
-the answer."""
+the answer, nor in the retry detail of a job whose body could not reach a store."""
 
 from __future__ import annotations
 
@@ -9,9 +9,16 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from redis.exceptions import ConnectionError as RedisConnectionError
+from sqlalchemy.exc import OperationalError
 
+from bridge.core import run_job
+from bridge.outcome import Delivery, Outcome, Result
+from bridge.payload import Payload
+from bridge.registry import JobSpec
 from bridge.web.factory import create_app
 from tests.support import env
 from tests.support.fake_qstash import mint_signature
@@ -35,6 +42,17 @@ def client(configure: Configure) -> Iterator[Callable[..., TestClient]]:
     yield make
     for made in opened:
         made.close()
+
+
+def job_of(body: Any) -> JobSpec[Any]:
+    """A job of the test's own, run through the core with `run_job`."""
+    return JobSpec(
+        event="inbox-zero/test.store-away",
+        name="test.store-away",
+        route="/api/test",
+        payload=Payload,
+        body=body,
+    )
 
 
 def closed_port() -> int:
@@ -79,3 +97,45 @@ def test_a_cron_call_while_the_database_is_away_is_asked_to_come_back(
     assert response.status_code == 503
     assert int(response.headers["Retry-After"]) > 0
     assert str(port) not in response.text
+
+
+def test_a_job_that_finds_the_database_away_is_retried_without_naming_its_host(
+    client: Callable[..., TestClient], caplog: pytest.LogCaptureFixture
+) -> None:
+    port = closed_port()
+    web = client(DATABASE_URL=f"postgresql://postgres@127.0.0.1:{port}/away")
+
+    response = signed_delivery(web, json.dumps({"scheduledActionId": "a"}).encode())
+
+    assert response.status_code >= 500  # QStash retries it
+    assert "OperationalError" in response.text
+    assert str(port) not in response.text
+    assert str(port) in caplog.text  # the log keeps the whole error
+
+
+def test_a_database_the_job_could_not_reach_is_told_to_the_provider_by_kind_only() -> None:
+    def body(payload: Payload, delivery: Delivery) -> Result:
+        raise OperationalError(
+            None,
+            None,
+            psycopg.OperationalError(
+                'connection to server at "10.1.2.3", port 6543 failed: Connection refused'
+            ),
+        )
+
+    result = run_job(job_of(body), {}, Delivery("http", "d1", 0))
+
+    assert result.outcome is Outcome.RETRY
+    assert result.detail.startswith("OperationalError: ")
+    assert "10.1.2.3" not in result.detail and "6543" not in result.detail
+
+
+def test_a_redis_the_job_could_not_reach_is_told_to_the_provider_by_kind_only() -> None:
+    def body(payload: Payload, delivery: Delivery) -> Result:
+        raise RedisConnectionError("Error 111 connecting to 10.1.2.3:6380. Connection refused.")
+
+    result = run_job(job_of(body), {}, Delivery("http", "d1", 0))
+
+    assert result.outcome is Outcome.RETRY
+    assert result.detail.startswith("ConnectionError: ")
+    assert "10.1.2.3" not in result.detail
