@@ -51,6 +51,15 @@ def record_processed(provider: str, delivery_id: str, event: str, outcome: str) 
         pass  # a concurrent duplicate recorded it first
 
 
+async def record_processed_from_loop(
+    provider: str, delivery_id: str, event: str, outcome: str
+) -> None:
+    """`record_processed` in Redis, from the running event loop (REDIS_URL is set)."""
+    await redis_store.loop_client().set(
+        ledger_key(provider, delivery_id), ledger_entry(event, outcome), ex=RETENTION_SECONDS
+    )
+
+
 def ledger_key(provider: str, delivery_id: str) -> str:
     return redis_store.key(redis_store.DELIVERED, provider, ":", delivery_id)
 

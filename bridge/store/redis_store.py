@@ -4,9 +4,12 @@ test runs sharing one Redis never meet."""
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from functools import lru_cache
 
 import redis
+from redis import asyncio as redis_asyncio
 
 from config import get_settings
 
@@ -30,7 +33,36 @@ def _client_for(url: str) -> redis.Redis:
 
 
 def client() -> redis.Redis:
+    return _client_for(_url())
+
+
+# An asyncio client's connections belong to the event loop that opened them: one client
+# per loop and URL (a web process runs one loop; tests run several).
+_loop_clients: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, tuple[str, redis_asyncio.Redis]
+] = weakref.WeakKeyDictionary()
+
+
+def loop_client() -> redis_asyncio.Redis:
+    """The running event loop's client, for round trips made on the loop itself."""
+    url, loop = _url(), asyncio.get_running_loop()
+    found = _loop_clients.get(loop)
+    if found is not None and found[0] == url:
+        return found[1]
+    made = redis_asyncio.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+    _loop_clients[loop] = (url, made)
+    return made
+
+
+async def close_loop_client() -> None:
+    """Close the running event loop's client, if it made one (at the web app's end)."""
+    found = _loop_clients.pop(asyncio.get_running_loop(), None)
+    if found is not None:
+        await found[1].aclose()
+
+
+def _url() -> str:
     url = get_settings().redis_url
     if url is None:
         raise RuntimeError("REDIS_URL is not set")
-    return _client_for(url)
+    return url

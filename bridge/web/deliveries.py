@@ -1,14 +1,21 @@
 """One delivery on a job route: the replay guard and the ledger before the job, the
-ledger after it, all in one trip to a delivery thread (bridge/threads.py).
+ledger after it, and the job itself in a delivery thread (bridge/threads.py).
 
-With REDIS_URL (production) the token's SET NX and the ledger's EXISTS go to Redis
-in one round trip; without it (the embedded default) both live in the database.
+With REDIS_URL (production) the token's SET NX and the ledger's EXISTS go to Redis in
+one round trip before the job and the ledger's SET in one after it, both from the event
+loop: the delivery thread runs the job alone. A thread that waits on a socket hands the
+GIL to the loop and has to win it back, which under load cost more CPU than the round
+trip itself. Without REDIS_URL (the embedded default) both live in the database and are
+asked from the delivery thread (`run_once`).
 """
 
 from __future__ import annotations
 
 from functools import partial
 from typing import Any
+
+from redis.asyncio.client import Pipeline as LoopPipeline
+from redis.client import Pipeline
 
 from bridge import metrics
 from bridge.core import run_job
@@ -33,10 +40,24 @@ async def run_delivery(
     token: SignedToken | None = None,
     last_attempt: bool = False,
 ) -> Result | None:
-    """`run_once` in a delivery thread."""
-    return await in_delivery_thread(
-        partial(run_once, spec, data, delivery, remember, token, last_attempt)
+    """`run_once`, with the Redis round trips made on the event loop."""
+    if get_settings().redis_url is None:
+        return await in_delivery_thread(
+            partial(run_once, spec, data, delivery, remember, token, last_attempt)
+        )
+    pipe = redis_store.loop_client().pipeline(transaction=False)
+    if _queue_checks(pipe, delivery, remember, token) and _settled(
+        await pipe.execute(), delivery, remember, token
+    ):
+        return None
+    result, final = await in_delivery_thread(
+        partial(_run_and_settle, spec, data, delivery, last_attempt)
     )
+    if remember and final is not None:
+        await ledger.record_processed_from_loop(
+            delivery.provider, delivery.delivery_id, spec.event, final
+        )
+    return result
 
 
 def run_once(
@@ -52,13 +73,19 @@ def run_once(
     named the delivery, so the ledger can answer its repeats. `last_attempt`: the caller
     will not deliver it again after a retry answer (see `_final_outcome`)."""
     if _settled_or_replayed(delivery, remember, token):
-        metrics.LEDGER_DUPLICATES.labels(delivery.provider).inc()
         return None
-    result = run_job(spec, data, delivery)
-    final = _final_outcome(spec, data, delivery, result, last_attempt)
+    result, final = _run_and_settle(spec, data, delivery, last_attempt)
     if remember and final is not None:
         ledger.record_processed(delivery.provider, delivery.delivery_id, spec.event, final)
     return result
+
+
+def _run_and_settle(
+    spec: JobSpec[Any], data: dict[str, Any], delivery: Delivery, last_attempt: bool
+) -> tuple[Result, str | None]:
+    """The job's result and what the ledger records for it (None: nothing)."""
+    result = run_job(spec, data, delivery)
+    return result, _final_outcome(spec, data, delivery, result, last_attempt)
 
 
 def _final_outcome(
@@ -86,16 +113,26 @@ def _final_outcome(
 
 def _settled_or_replayed(delivery: Delivery, remember: bool, token: SignedToken | None) -> bool:
     """True when the ledger holds the delivery; raises Unauthorized for a replay."""
-    if get_settings().redis_url is None:
-        if token is not None and not replay_guard.first_use(
-            token.token_id, delivery.delivery_id, token.expires_at
-        ):
-            metrics.REPLAYS_REFUSED.inc()
-            raise Unauthorized(REPLAYED)
-        return remember and ledger.already_processed(delivery.provider, delivery.delivery_id)
-    if token is None and not remember:
-        return False
-    pipe = redis_store.client().pipeline(transaction=False)
+    if get_settings().redis_url is not None:
+        pipe = redis_store.client().pipeline(transaction=False)
+        queued = _queue_checks(pipe, delivery, remember, token)
+        return queued and _settled(pipe.execute(), delivery, remember, token)
+    if token is not None and not replay_guard.first_use(
+        token.token_id, delivery.delivery_id, token.expires_at
+    ):
+        metrics.REPLAYS_REFUSED.inc()
+        raise Unauthorized(REPLAYED)
+    settled = remember and ledger.already_processed(delivery.provider, delivery.delivery_id)
+    if settled:
+        metrics.LEDGER_DUPLICATES.labels(delivery.provider).inc()
+    return settled
+
+
+def _queue_checks(
+    pipe: Pipeline | LoopPipeline, delivery: Delivery, remember: bool, token: SignedToken | None
+) -> bool:
+    """Queue the token's SET NX and the ledger's EXISTS; False when there is nothing to
+    ask (no token, and a delivery the caller did not name)."""
     if token is not None:
         pipe.set(
             replay_guard.token_key(token.token_id),
@@ -105,8 +142,18 @@ def _settled_or_replayed(delivery: Delivery, remember: bool, token: SignedToken 
         )
     if remember:
         pipe.exists(ledger.ledger_key(delivery.provider, delivery.delivery_id))
-    answers = pipe.execute()
+    return token is not None or remember
+
+
+def _settled(
+    answers: list[Any], delivery: Delivery, remember: bool, token: SignedToken | None
+) -> bool:
+    """Redis's answers to `_queue_checks`: True when the ledger holds the delivery;
+    raises Unauthorized for a replay."""
     if token is not None and not replay_guard.is_first(answers[0]):
         metrics.REPLAYS_REFUSED.inc()
         raise Unauthorized(REPLAYED)
-    return remember and bool(answers[-1])
+    settled = remember and bool(answers[-1])
+    if settled:
+        metrics.LEDGER_DUPLICATES.labels(delivery.provider).inc()
+    return settled

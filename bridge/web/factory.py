@@ -4,6 +4,8 @@ and `/metrics`, `/status` and `/status.json` (with METRICS_TOKEN)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
@@ -16,6 +18,7 @@ from bridge.inngest.serve import serve_inngest
 from bridge.logs import configure_logging
 from bridge.metrics_web import add_metrics_route
 from bridge.ops.probes import Check, check_broker, check_database, check_redis_store
+from bridge.store import redis_store
 from bridge.web import responses
 from bridge.web.answer_cache import AnswerCache
 from bridge.web.api_docs import create_documented_app, document_routes
@@ -40,6 +43,7 @@ def create_app(settings: Settings | None = None, app: App | None = None) -> Fast
     registry = found.registry
     configure_logging(settings.log_format)
     web = create_documented_app(settings)
+    web.router.lifespan_context = _lifespan
     web.add_exception_handler(RequestValidationError, responses.invalid_request)
     redirect_slashes_by_path(web)
 
@@ -92,6 +96,12 @@ def create_app(settings: Settings | None = None, app: App | None = None) -> Fast
         return JSONResponse(body, status)
 
     return web
+
+
+@asynccontextmanager
+async def _lifespan(_web: FastAPI) -> AsyncIterator[None]:
+    yield
+    await redis_store.close_loop_client()  # the deliveries' Redis connections
 
 
 def _public(check: Check) -> dict[str, Any]:
