@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from queue import Empty
-from time import monotonic
+from time import monotonic_ns
 from typing import Any
 
 from kombu.exceptions import ChannelError
@@ -106,8 +106,10 @@ class Channel(FilesystemChannel):  # type: ignore[misc]
             raise ChannelError(f"Cannot update {file}: {error}") from error
 
     def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:
-        # The name kombu gives, so messages are taken oldest first.
-        name = f"{round(monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"
+        # kombu's name, but with the time in nanoseconds and zero-padded: names sort oldest
+        # first (kombu's milliseconds ordered messages of the same millisecond by their
+        # uuid, and a longer number before a shorter one).
+        name = f"{monotonic_ns():020d}_{uuid.uuid4()}.{queue}.msg"
         try:
             _write_whole(Path(self.data_folder_out) / name, str_to_bytes(dumps(payload)))
         except OSError as error:

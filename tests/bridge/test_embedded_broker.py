@@ -167,3 +167,15 @@ def test_a_consumer_whose_queue_folder_is_gone_fails_clearly(folders: dict[str, 
     Path(folders["data_folder_in"]).rmdir()
     with pytest.raises(ChannelError, match="Cannot list"):
         receiving._get("jobs")
+
+
+def test_messages_put_within_one_millisecond_are_taken_in_order(
+    folders: dict[str, str],
+) -> None:
+    bound = channel(folders)
+    for number in range(200):  # small: many of them share a millisecond
+        bound._put("jobs", {"number": number})
+
+    taken = [bound._get("jobs")["number"] for _ in range(200)]
+
+    assert taken == list(range(200))
