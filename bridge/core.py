@@ -40,6 +40,35 @@ def run_job(spec: JobSpec[Any], data: Mapping[str, Any], delivery: Delivery) -> 
             result = Result(Outcome.RETRY, str(error), error.retry_after)
         except Exception as error:  # transient until proven otherwise: retried with backoff
             result = _classify(spec, delivery, error)
+    _observe(spec, data, delivery, result, started)
+    return result
+
+
+async def early_result(
+    spec: JobSpec[Any], data: Mapping[str, Any], delivery: Delivery
+) -> Result | None:
+    """The job's `answer_early`, awaited on the event loop: a done or skipped Result, or
+    None when `run_job` has to run (in a thread). Anything else it would say (no early
+    answer, a payload that does not validate, a retry, any error, a database it cannot
+    read from the loop) is left to the body, which decides with all it has, hooks and
+    error reports included; an early answer is only ever a shortcut to the same one."""
+    if spec.answer_early is None:
+        return None
+    started = time.perf_counter()
+    try:
+        result = await spec.answer_early(spec.payload.model_validate(data))
+    except Exception as error:  # the body meets it again, and reports it
+        log.debug("job %s: no early answer (%s: %s)", spec.event, type(error).__name__, error)
+        return None
+    if result is None or result.outcome not in ROUTINE:
+        return None
+    _observe(spec, data, delivery, result, started)
+    return result
+
+
+def _observe(
+    spec: JobSpec[Any], data: Mapping[str, Any], delivery: Delivery, result: Result, started: float
+) -> None:
     # Here, once for every provider: the same series whichever one delivered the job.
     metrics.DELIVERY_SECONDS.labels(spec.name, delivery.provider).observe(
         time.perf_counter() - started
@@ -50,7 +79,6 @@ def run_job(spec: JobSpec[Any], data: Mapping[str, Any], delivery: Delivery) -> 
     level = logging.DEBUG if result.outcome in ROUTINE else logging.INFO
     if log.isEnabledFor(level):
         _log_outcome(level, spec, data, delivery, result, time.perf_counter() - started)
-    return result
 
 
 def _log_outcome(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -22,6 +22,9 @@ JobBody = Callable[[P, Delivery], Result]
 # Called once when a delivery of the job has failed for good (a permanent failure, or
 # its last attempt failed), with the validated payload and what went wrong.
 FailureHook = Callable[[P, str], None]
+# What a job can answer from the event loop before any thread runs it: a done or skipped
+# Result, or None when the body has to run (see bridge/core.py, `early_result`).
+EarlyAnswer = Callable[[P], Awaitable[Result | None]]
 CronBody = Callable[[], dict[str, Any]]
 
 _PREFIX = re.compile(r"^[a-z0-9-]+/$")
@@ -68,6 +71,9 @@ class JobSpec(Generic[P]):
     # Run once when a delivery has failed for good, whichever provider delivered it
     # (see bridge/failure_hooks.py for when each provider calls it).
     on_failure: FailureHook[P] | None = None
+    # Asked first by the web routes and Inngest functions, on the event loop: deliveries
+    # it answers (done, skipped) need no thread (see bridge/core.py, `early_result`).
+    answer_early: EarlyAnswer[P] | None = None
 
     @property
     def fn_id(self) -> str:
@@ -153,12 +159,15 @@ class Registry:
         flow_key_prefix: str | None = None,
         cancel_key: str | None = None,
         on_failure: FailureHook[P] | None = None,
+        answer_early: EarlyAnswer[P] | None = None,
     ) -> Callable[[JobBody[P]], JobSpec[P]]:
         """Declare a job. Keyword-only: an unknown option is a TypeError at import.
 
         `legacy_routes`: other paths the replaced app posted this job to; they and the
         route get the registry's alias suffixes too. `on_failure(payload, error)`: run
-        once when a delivery has failed for good (bridge/failure_hooks.py)."""
+        once when a delivery has failed for good (bridge/failure_hooks.py).
+        `answer_early(payload)`: a coroutine the web routes and Inngest functions await
+        before the body, which may answer done or skipped without a thread."""
         paths = (route, *legacy_routes)
         aliases = (
             *legacy_routes,
@@ -182,6 +191,7 @@ class Registry:
                 flow_key_prefix=flow_key_prefix,
                 cancel_key=cancel_key,
                 on_failure=on_failure,
+                answer_early=answer_early,
             )
             validate_job(spec)
             if spec.event in self.jobs:
@@ -295,6 +305,11 @@ def validate_job(spec: JobSpec[Any]) -> None:
         raise JobDeclarationError(
             f"{where}: on_failure must be a callable taking (payload, error), "
             f"got {spec.on_failure!r}"
+        )
+    if spec.answer_early is not None and not inspect.iscoroutinefunction(spec.answer_early):
+        raise JobDeclarationError(
+            f"{where}: answer_early must be an async function taking the payload, "
+            f"got {spec.answer_early!r}"
         )
     if spec.delayable and "scheduled_for" not in fields:
         raise JobDeclarationError(f"{where}: delayable jobs need a `scheduled_for` payload field")

@@ -27,7 +27,7 @@ from bridge.publishing import cancel as cancel_delivery
 from bridge.publishing import enqueue
 from bridge.receipt import Receipt
 from bridge.store.db import exclusive, read_scope, session_scope
-from bridge.store.point_reads import read_one
+from bridge.store.point_reads import read_one, read_one_on_loop
 from tasks.mail.accounts import mail_provider_for
 from tasks.mail.actions import MailAction, perform
 from tasks.mail.port import MessageNotFound
@@ -168,18 +168,31 @@ def publish(row: ScheduledAction, dedup_id: str) -> None:
         session.execute(update(ScheduledAction).where(ScheduledAction.id == row.id).values(values))
 
 
-def execute(payload: ExecuteScheduledAction, delivery: Delivery) -> Result:
-    """The job body. Safe to deliver any number of times, from any provider, in any order."""
-    now = utcnow()
-    lease = EXECUTION_LEASE
-    # Most deliveries that find nothing to do (a duplicate from the other provider, an
-    # action done or cancelled) are answered from one autocommit read of two columns.
-    seen = read_one(_STATE_OF, {"id": payload.scheduled_action_id})
+def _answer_from_state(seen: Any | None, now: datetime) -> Result | None:
+    """What `execute` answers from the action's state alone, None when it has work to
+    do. Most deliveries that find nothing to do (a duplicate from the other provider, an
+    action done or cancelled) end here, after one autocommit read of two columns."""
     if seen is None:
         return skipped("no such scheduled action")
     _wait_until_due(seen.status, seen.scheduled_for, now)
     if seen.status not in (ActionStatus.PENDING, ActionStatus.EXECUTING):
         return skipped(f"action is {seen.status.value}")
+    return None
+
+
+async def answer_early(payload: ExecuteScheduledAction) -> Result | None:
+    """`execute`'s answer from the state, read from the event loop (no thread needed)."""
+    seen = await read_one_on_loop(_STATE_OF, {"id": payload.scheduled_action_id})
+    return _answer_from_state(seen, utcnow())
+
+
+def execute(payload: ExecuteScheduledAction, delivery: Delivery) -> Result:
+    """The job body. Safe to deliver any number of times, from any provider, in any order."""
+    now = utcnow()
+    lease = EXECUTION_LEASE
+    answer = _answer_from_state(read_one(_STATE_OF, {"id": payload.scheduled_action_id}), now)
+    if answer is not None:
+        return answer
     claimed = claim(payload.scheduled_action_id, delivery, now, lease)
     if claimed is None:
         return _not_claimed(payload.scheduled_action_id, delivery, now, lease)
@@ -308,6 +321,7 @@ execute_scheduled_action = registry.job(
     # Cancelling an action also cancels its Inngest run, asleep until the action's time.
     cancel_key="scheduledActionId",
     on_failure=mark_failed,
+    answer_early=answer_early,
 )(execute)
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import inngest
 
-from bridge.core import run_job
+from bridge.core import early_result, run_job
 from bridge.failure_hooks import call_on_failure
 from bridge.outcome import Delivery, Outcome
 from bridge.registry import CronSpec, JobSpec, Registry
@@ -108,7 +108,9 @@ def job_function(client: inngest.Inngest, spec: JobSpec[Any]) -> inngest.Functio
         if spec.delayable and data.get("scheduledFor"):
             await ctx.step.sleep_until(SLEEP_STEP_ID, _wake_time(data["scheduledFor"]))
         delivery = Delivery("inngest", ctx.run_id, ctx.attempt)
-        result = await in_delivery_thread(partial(run_job, spec, data, delivery))
+        result = await early_result(spec, data, delivery)
+        if result is None:
+            result = await in_delivery_thread(partial(run_job, spec, data, delivery))
         if result.outcome is Outcome.FAILED:
             raise inngest.NonRetriableError(result.detail)
         if result.outcome is Outcome.RETRY:

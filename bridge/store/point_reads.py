@@ -16,12 +16,15 @@ listened for (tracing) take SQLAlchemy's path.
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections import namedtuple
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any, cast
 
 import psycopg
+from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import Engine, Executable, Select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
@@ -100,10 +103,7 @@ def _compile(statement: Executable, dialect: Dialect) -> _Compiled | None:
 def _read_with_psycopg(
     bound: Engine, compiled: _Compiled, parameters: Mapping[str, Any]
 ) -> tuple[Any, ...] | None:
-    values = compiled.compiled.construct_params(dict(parameters))
-    for name, convert in compiled.binds.items():
-        if convert is not None and name in values:
-            values[name] = convert(values[name])
+    values = _bind_values(compiled, parameters)
     try:
         pooled = bound.raw_connection()
     except psycopg.Error as error:  # the pool's connect: wrapped as SQLAlchemy does
@@ -134,11 +134,86 @@ def _read_with_psycopg(
             ) from error
     finally:
         pooled.close()
-    if found is None:
-        return None
+    return None if found is None else _row(compiled, found)
+
+
+def _bind_values(compiled: _Compiled, parameters: Mapping[str, Any]) -> MutableMapping[str, Any]:
+    values = compiled.compiled.construct_params(dict(parameters))
+    for name, convert in compiled.binds.items():
+        if convert is not None and name in values:
+            values[name] = convert(values[name])
+    return values
+
+
+def _row(compiled: _Compiled, found: tuple[Any, ...]) -> tuple[Any, ...]:
     return compiled.row(
         *(
             value if convert is None else convert(value)
             for value, convert in zip(found, compiled.results, strict=True)
         )
     )
+
+
+# --- From the event loop ------------------------------------------------------------------
+
+# Connections a loop's reads keep open at most (a web worker's deliveries at once).
+LOOP_POOL_SIZE = 10
+# How long a read waits for one of them (or for a database that is away) before it
+# gives up and the caller reads from a thread instead.
+LOOP_WAIT_SECONDS = 1.0
+
+
+class NotReadableOnLoop(Exception):
+    """This database or statement is read from a thread only (see `read_one_on_loop`)."""
+
+
+async def read_one_on_loop(statement: Executable, parameters: Mapping[str, Any]) -> Any | None:
+    """`read_one` from the running event loop, without a thread: on PostgreSQL, through
+    psycopg's async connection pool (one per loop, its connections in autocommit).
+    Elsewhere (SQLite, `text()`, an engine whose statements are listened for) it raises
+    NotReadableOnLoop, and the caller reads from a thread instead."""
+    bound = engine()
+    compiled = _compile(statement, bound.dialect) if _direct(bound) else None
+    if compiled is None:
+        raise NotReadableOnLoop(f"{bound.dialect.name}: read from a thread")
+    values = _bind_values(compiled, parameters)
+    pool = await _loop_pool(bound)
+    async with pool.connection(timeout=LOOP_WAIT_SECONDS) as connection:
+        cursor = await connection.execute(compiled.sql, values)
+        found = await cursor.fetchone()
+    return None if found is None else _row(compiled, found)
+
+
+# An async pool's connections belong to the event loop that opened them: one pool per
+# loop and database (a web process runs one loop; tests run several). Each entry holds
+# the task that opens the pool, which later readers await too.
+_loop_pools: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, tuple[str, AsyncConnectionPool, asyncio.Task[None]]
+] = weakref.WeakKeyDictionary()
+
+
+async def _loop_pool(bound: Engine) -> AsyncConnectionPool:
+    url = bound.url.render_as_string(hide_password=False)
+    loop = asyncio.get_running_loop()
+    found = _loop_pools.get(loop)
+    if found is None or found[0] != url:
+        _, connect_args = bound.dialect.create_connect_args(bound.url)
+        pool = AsyncConnectionPool(
+            kwargs={**connect_args, "autocommit": True},
+            min_size=0,  # opened on demand: nothing reconnects while the web app idles
+            max_size=LOOP_POOL_SIZE,
+            open=False,
+            name="jobbridge-loop-reads",
+        )
+        found = (url, pool, loop.create_task(pool.open()))
+        _loop_pools[loop] = found
+    await found[2]
+    return found[1]
+
+
+async def close_loop_pool() -> None:
+    """Close the running event loop's pool, if it made one (at the web app's end)."""
+    found = _loop_pools.pop(asyncio.get_running_loop(), None)
+    if found is not None:
+        await found[2]
+        await found[1].close()

@@ -3,10 +3,11 @@ ledger after it, and the job itself in a delivery thread (bridge/threads.py).
 
 With REDIS_URL (production) the token's SET NX and the ledger's EXISTS go to Redis in
 one round trip before the job and the ledger's SET in one after it, both from the event
-loop: the delivery thread runs the job alone. A thread that waits on a socket hands the
-GIL to the loop and has to win it back, which under load cost more CPU than the round
-trip itself. Without REDIS_URL (the embedded default) both live in the database and are
-asked from the delivery thread (`run_once`).
+loop: the delivery thread runs the job alone, and only when the job's early answer
+(`answer_early`, also on the loop) did not settle the delivery. A thread that waits on a
+socket hands the GIL to the loop and has to win it back, which under load cost more CPU
+than the round trip itself. Without REDIS_URL (the embedded default) both live in the
+database and are asked from the delivery thread (`run_once`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from redis.asyncio.client import Pipeline as LoopPipeline
 from redis.client import Pipeline
 
 from bridge import metrics
-from bridge.core import run_job
+from bridge.core import early_result, run_job
 from bridge.failure_hooks import call_on_failure_logged
 from bridge.http.auth import Unauthorized
 from bridge.outcome import Delivery, Outcome, Result
@@ -50,9 +51,13 @@ async def run_delivery(
         await pipe.execute(), delivery, remember, token
     ):
         return None
-    result, final = await in_delivery_thread(
-        partial(_run_and_settle, spec, data, delivery, last_attempt)
-    )
+    early = await early_result(spec, data, delivery)
+    if early is None:
+        result, final = await in_delivery_thread(
+            partial(_run_and_settle, spec, data, delivery, last_attempt)
+        )
+    else:  # done or skipped: no failure hook to run
+        result, final = early, _final_outcome(spec, data, delivery, early, last_attempt)
     if remember and final is not None:
         await ledger.record_processed_from_loop(
             delivery.provider, delivery.delivery_id, spec.event, final

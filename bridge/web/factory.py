@@ -18,7 +18,7 @@ from bridge.inngest.serve import serve_inngest
 from bridge.logs import configure_logging
 from bridge.metrics_web import add_metrics_route
 from bridge.ops.probes import Check, check_broker, check_database, check_redis_store
-from bridge.store import redis_store
+from bridge.store import point_reads, redis_store
 from bridge.web import responses
 from bridge.web.answer_cache import AnswerCache
 from bridge.web.api_docs import create_documented_app, document_routes
@@ -101,7 +101,9 @@ def create_app(settings: Settings | None = None, app: App | None = None) -> Fast
 @asynccontextmanager
 async def _lifespan(_web: FastAPI) -> AsyncIterator[None]:
     yield
-    await redis_store.close_loop_client()  # the deliveries' Redis connections
+    # What the deliveries opened on this loop: Redis and database connections.
+    await redis_store.close_loop_client()
+    await point_reads.close_loop_pool()
 
 
 def _public(check: Check) -> dict[str, Any]:
