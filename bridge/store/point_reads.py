@@ -17,6 +17,9 @@ listened for (tracing) take SQLAlchemy's path.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import time
 import weakref
 from collections import namedtuple
 from collections.abc import Callable, Mapping, MutableMapping
@@ -24,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import psycopg
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from sqlalchemy import Engine, Executable, Select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
@@ -116,14 +119,18 @@ def _read_with_psycopg(
             connection.autocommit = True
             found = connection.execute(compiled.sql, values).fetchone()
             connection.autocommit = False  # as the pool's other users expect it
-        except psycopg.Error as error:
-            broken = compiled.dialect.is_disconnect(
+        except BaseException as error:
+            broken = isinstance(error, psycopg.Error) and compiled.dialect.is_disconnect(
                 error,  # type: ignore[arg-type]  # psycopg.Error is its DBAPI Error
                 pooled.dbapi_connection,
                 None,
             )
             # Its state is unknown (autocommit, perhaps): a fresh one replaces it.
             pooled.invalidate(error)
+            if not isinstance(error, psycopg.Error):
+                raise
+            if broken:  # as SQLAlchemy does: the others were opened before the restart too
+                bound.pool.dispose()
             raise DBAPIError.instance(
                 compiled.sql,
                 values,
@@ -158,62 +165,114 @@ def _row(compiled: _Compiled, found: tuple[Any, ...]) -> tuple[Any, ...]:
 
 # Connections a loop's reads keep open at most (a web worker's deliveries at once).
 LOOP_POOL_SIZE = 10
-# How long a read waits for one of them (or for a database that is away) before it
-# gives up and the caller reads from a thread instead.
+# How long a read waits for one of them before it gives up, and the caller reads from
+# a thread instead.
 LOOP_WAIT_SECONDS = 1.0
+# After a read that failed (the database away, or every connection busy for a second),
+# the loop's reads rest this long: callers go to a thread at once rather than each wait,
+# and the pool is made afresh, so a database that is back is used at once.
+LOOP_REST_SECONDS = 5.0
+CONNECT_TIMEOUT_SECONDS = 5
+
+log = logging.getLogger("jobbridge.store")
 
 
 class NotReadableOnLoop(Exception):
     """This database or statement is read from a thread only (see `read_one_on_loop`)."""
 
 
+@dataclass
+class _LoopPool:
+    url: str
+    pool: AsyncConnectionPool
+    opening: asyncio.Task[None]  # awaited by every reader (shielded: one may be cancelled)
+    resting_until: float = 0.0
+
+
+# An async pool's connections belong to the event loop that opened them: one pool per
+# loop and database (a web process runs one loop; tests run several).
+_loop_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopPool] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 async def read_one_on_loop(statement: Executable, parameters: Mapping[str, Any]) -> Any | None:
     """`read_one` from the running event loop, without a thread: on PostgreSQL, through
     psycopg's async connection pool (one per loop, its connections in autocommit).
-    Elsewhere (SQLite, `text()`, an engine whose statements are listened for) it raises
-    NotReadableOnLoop, and the caller reads from a thread instead."""
+    Elsewhere (SQLite, `text()`, an engine whose statements are listened for), and for
+    LOOP_REST_SECONDS after a read that failed, it raises NotReadableOnLoop, and the
+    caller reads from a thread instead."""
     bound = engine()
     compiled = _compile(statement, bound.dialect) if _direct(bound) else None
     if compiled is None:
         raise NotReadableOnLoop(f"{bound.dialect.name}: read from a thread")
     values = _bind_values(compiled, parameters)
-    pool = await _loop_pool(bound)
-    async with pool.connection(timeout=LOOP_WAIT_SECONDS) as connection:
-        cursor = await connection.execute(compiled.sql, values)
-        found = await cursor.fetchone()
+    entry = await _loop_pool(bound)
+    try:
+        async with entry.pool.connection(timeout=LOOP_WAIT_SECONDS) as connection:
+            cursor = await connection.execute(compiled.sql, values)
+            found = await cursor.fetchone()
+    except (psycopg.OperationalError, PoolTimeout) as error:
+        _rest(entry, error)
+        raise
     return None if found is None else _row(compiled, found)
 
 
-# An async pool's connections belong to the event loop that opened them: one pool per
-# loop and database (a web process runs one loop; tests run several). Each entry holds
-# the task that opens the pool, which later readers await too.
-_loop_pools: weakref.WeakKeyDictionary[
-    asyncio.AbstractEventLoop, tuple[str, AsyncConnectionPool, asyncio.Task[None]]
-] = weakref.WeakKeyDictionary()
-
-
-async def _loop_pool(bound: Engine) -> AsyncConnectionPool:
+async def _loop_pool(bound: Engine) -> _LoopPool:
     url = bound.url.render_as_string(hide_password=False)
     loop = asyncio.get_running_loop()
-    found = _loop_pools.get(loop)
-    if found is None or found[0] != url:
+    entry = _loop_pools.get(loop)
+    if entry is not None and entry.resting_until > time.monotonic():
+        raise NotReadableOnLoop("resting after a failed read")
+    if entry is None or entry.url != url or entry.resting_until:
+        if entry is not None:
+            _close_later(entry)
         _, connect_args = bound.dialect.create_connect_args(bound.url)
         pool = AsyncConnectionPool(
-            kwargs={**connect_args, "autocommit": True},
+            kwargs={
+                "connect_timeout": CONNECT_TIMEOUT_SECONDS,
+                **connect_args,
+                "autocommit": True,
+            },
             min_size=0,  # opened on demand: nothing reconnects while the web app idles
             max_size=LOOP_POOL_SIZE,
             open=False,
             name="jobbridge-loop-reads",
         )
-        found = (url, pool, loop.create_task(pool.open()))
-        _loop_pools[loop] = found
-    await found[2]
-    return found[1]
+        entry = _LoopPool(url, pool, loop.create_task(pool.open()))
+        _loop_pools[loop] = entry
+    await asyncio.shield(entry.opening)
+    return entry
+
+
+def _rest(entry: _LoopPool, error: Exception) -> None:
+    if not entry.resting_until:  # once per failure, not once per waiting reader
+        log.warning(
+            "reads from the event loop rest %.0f s, deliveries use threads: %s: %s",
+            LOOP_REST_SECONDS,
+            type(error).__name__,
+            error,
+        )
+    entry.resting_until = time.monotonic() + LOOP_REST_SECONDS
+
+
+_closing: set[asyncio.Task[None]] = set()  # kept until done: the loop holds tasks weakly
+
+
+def _close_later(entry: _LoopPool) -> None:
+    task = asyncio.get_running_loop().create_task(_close(entry))
+    _closing.add(task)
+    task.add_done_callback(_closing.discard)
+
+
+async def _close(entry: _LoopPool) -> None:
+    with contextlib.suppress(Exception):
+        await entry.opening
+    await entry.pool.close()
 
 
 async def close_loop_pool() -> None:
     """Close the running event loop's pool, if it made one (at the web app's end)."""
-    found = _loop_pools.pop(asyncio.get_running_loop(), None)
-    if found is not None:
-        await found[2]
-        await found[1].close()
+    entry = _loop_pools.pop(asyncio.get_running_loop(), None)
+    if entry is not None:
+        await _close(entry)

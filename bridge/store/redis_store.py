@@ -38,6 +38,7 @@ def client() -> redis.Redis:
 
 # An asyncio client's connections belong to the event loop that opened them: one client
 # per loop and URL (a web process runs one loop; tests run several).
+LOOP_CONNECTIONS = 64
 _loop_clients: weakref.WeakKeyDictionary[
     asyncio.AbstractEventLoop, tuple[str, redis_asyncio.Redis]
 ] = weakref.WeakKeyDictionary()
@@ -49,7 +50,16 @@ def loop_client() -> redis_asyncio.Redis:
     found = _loop_clients.get(loop)
     if found is not None and found[0] == url:
         return found[1]
-    made = redis_asyncio.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+    # A pool that makes a caller wait for a connection when all are in use (the default
+    # one refuses at once, past 100), so a burst of deliveries queues instead of failing.
+    pool = redis_asyncio.BlockingConnectionPool.from_url(
+        url,
+        max_connections=LOOP_CONNECTIONS,
+        timeout=5,
+        socket_timeout=5,
+        socket_connect_timeout=5,
+    )
+    made = redis_asyncio.Redis.from_pool(pool)  # closes the pool when it is closed
     _loop_clients[loop] = (url, made)
     return made
 

@@ -4,6 +4,7 @@ delivery thread runs the job alone; the web app closes that client when it stops
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import uuid
@@ -85,3 +86,22 @@ def test_the_web_app_closes_its_redis_client_when_it_stops(
         used = [made for _, made in redis_store._loop_clients.values()]
 
     assert len(used) == 1 and closed == used
+
+
+def test_a_burst_larger_than_the_loop_clients_connections_waits_for_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(redis_store, "LOOP_CONNECTIONS", 2)
+    key = redis_store.key("test:burst:", uuid.uuid4().hex)
+
+    async def burst() -> list[Any]:
+        try:
+            client = redis_store.loop_client()
+            return await asyncio.gather(*(client.incr(key) for _ in range(40)))
+        finally:
+            await redis_store.close_loop_client()
+
+    answers = asyncio.run(burst())
+
+    assert sorted(answers) == list(range(1, 41))
+    redis.Redis.from_url(os.environ["REDIS_URL"]).delete(key)

@@ -11,9 +11,11 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from inngest._internal.net import sign_request
+from psycopg_pool import PoolTimeout
 from pydantic import Field
 from sqlalchemy import literal, select
 
@@ -32,6 +34,7 @@ from tests.support import env
 from tests.support.actions import insert_action
 from tests.support.fake_inngest import APP_ID, FakeInngest
 from tests.support.fake_qstash import mint_signature
+from tests.support.services import free_port
 
 DELIVERY = Delivery("qstash", "msg_early", 0)
 
@@ -212,6 +215,35 @@ def test_the_web_app_closes_its_loop_pool_when_it_stops(configure: Callable[...,
                 "Upstash-Message-Id": f"msg_{uuid.uuid4().hex}",
             },
         )
-        pools = [pool for _, pool, _ in point_reads._loop_pools.values() if not pool.closed]
+        pools = [e.pool for e in point_reads._loop_pools.values() if not e.pool.closed]
 
     assert len(pools) == 1 and pools[0].closed
+
+
+def test_after_a_failed_loop_read_the_loop_rests_and_says_so_once(
+    configure: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    configure(DATABASE_URL=f"postgresql://postgres@127.0.0.1:{free_port()}/away")
+    statement = select(literal(1).label("one"))
+
+    async def twice() -> tuple[BaseException, BaseException]:
+        try:
+            first = await capture(point_reads.read_one_on_loop(statement, {}))
+            second = await capture(point_reads.read_one_on_loop(statement, {}))
+        finally:
+            await point_reads.close_loop_pool()
+        return first, second
+
+    first, second = asyncio.run(twice())
+
+    assert isinstance(first, PoolTimeout | psycopg.OperationalError)
+    assert isinstance(second, point_reads.NotReadableOnLoop)  # at once: resting
+    assert caplog.text.count("reads from the event loop rest") == 1
+
+
+async def capture(reading: Any) -> BaseException:
+    try:
+        await reading
+    except Exception as error:
+        return error
+    raise AssertionError("the read did not fail")

@@ -16,6 +16,7 @@ from bridge.store import db
 from bridge.store.point_reads import read_one
 from bridge.store.tables import ProcessedDelivery
 from tests.support.services import free_port
+from tests.support.wait import wait_for
 
 BY_ID = select(ProcessedDelivery.outcome, ProcessedDelivery.finished_at).where(
     ProcessedDelivery.delivery_id == bindparam("id")
@@ -84,20 +85,48 @@ def test_a_statement_sqlalchemy_must_finish_per_call_is_read_too() -> None:
     assert read_one(text("SELECT 1 AS one"), {}) == (1,)
 
 
-def test_a_connection_the_server_closed_fails_one_read_as_operational_error() -> None:
+def test_a_database_restart_fails_one_read_not_one_per_pooled_connection() -> None:
     bound = db.engine()
     bound.dispose()
-    with bound.connect() as connection:
-        pid = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    with bound.connect() as one, bound.connect() as two:  # two pooled connections
+        pids = [c.execute(text("SELECT pg_backend_pid()")).scalar_one() for c in (one, two)]
     url = bound.url.set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(url, autocommit=True) as admin:
-        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        for pid in pids:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        wait_for(
+            lambda: (
+                not admin.execute(
+                    "SELECT 1 FROM pg_stat_activity WHERE pid = ANY(%s)", (pids,)
+                ).fetchall()
+            ),
+            what="both backends to end",
+        )
 
     with pytest.raises(OperationalError) as failed:
         read_one(BY_ID, {"id": "msg_x"})
 
     assert failed.value.connection_invalidated
-    assert read_one(BY_ID, {"id": "msg_x"}) is None  # a fresh connection took its place
+    assert read_one(BY_ID, {"id": "msg_x"}) is None  # not the other terminated one
+
+
+def test_a_read_interrupted_midway_never_returns_its_connection_in_autocommit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class Interrupted(BaseException):
+        pass
+
+    def interrupt(*_args: Any, **_kwargs: Any) -> Any:
+        raise Interrupted()
+
+    db.engine().dispose()
+    with monkeypatch.context() as patched:
+        patched.setattr(psycopg.Connection, "execute", interrupt)
+        with pytest.raises(Interrupted):
+            read_one(BY_ID, {"id": "msg_x"})
+
+    with db.engine().connect() as connection:
+        assert connection.connection.driver_connection.autocommit is False  # type: ignore[union-attr]
 
 
 def test_a_read_is_seen_by_whatever_listens_for_the_engines_statements() -> None:
