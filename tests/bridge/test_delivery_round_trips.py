@@ -19,7 +19,7 @@ from redis import asyncio as redis_asyncio
 from bridge.store import redis_store
 from bridge.web.factory import create_app
 from tests.support import env
-from tests.support.fake_qstash import mint_signature
+from tests.support.fake_qstash import signed_headers
 
 EXECUTE = "/api/scheduled-actions/execute"
 MISSING = json.dumps({"scheduledActionId": "no-such-action"}).encode()
@@ -35,16 +35,7 @@ def web(configure: Callable[..., Any]) -> Iterator[TestClient]:
 
 
 def deliver(web: TestClient, message_id: str, body: bytes = MISSING) -> Any:
-    return web.post(
-        EXECUTE,
-        content=body,
-        headers={
-            "Content-Type": "application/json",
-            "Upstash-Signature": mint_signature(body, env.WEBHOOK_URL + EXECUTE),
-            "Upstash-Message-Id": message_id,
-            "Upstash-Retried": "0",
-        },
-    )
+    return web.post(EXECUTE, content=body, headers=signed_headers(body, EXECUTE, message_id))
 
 
 def test_a_delivery_asks_redis_from_the_event_loop_only(

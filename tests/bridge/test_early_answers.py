@@ -33,7 +33,7 @@ from tests.conftest import Mailbox
 from tests.support import env
 from tests.support.actions import insert_action
 from tests.support.fake_inngest import APP_ID, FakeInngest
-from tests.support.fake_qstash import mint_signature
+from tests.support.fake_qstash import signed_headers
 from tests.support.services import free_port
 
 DELIVERY = Delivery("qstash", "msg_early", 0)
@@ -169,15 +169,7 @@ def test_a_qstash_delivery_of_a_missing_action_needs_no_thread(
     route = execute_scheduled_action.route
     body = json.dumps({"scheduledActionId": "no-such-action"}).encode()
 
-    answer = web.post(
-        route,
-        content=body,
-        headers={
-            "Content-Type": "application/json",
-            "Upstash-Signature": mint_signature(body, env.WEBHOOK_URL + route),
-            "Upstash-Message-Id": f"msg_{uuid.uuid4().hex}",
-        },
-    )
+    answer = web.post(route, content=body, headers=signed_headers(body, route))
 
     assert answer.status_code == 200
     assert answer.json() == {"outcome": "skipped", "detail": "no such scheduled action"}
@@ -206,15 +198,7 @@ def test_the_web_app_closes_its_loop_pool_when_it_stops(configure: Callable[...,
     body = json.dumps({"scheduledActionId": "no-such-action"}).encode()
     route = execute_scheduled_action.route
     with TestClient(create_app(configure(**env.QSTASH_ENV))) as client:
-        client.post(
-            route,
-            content=body,
-            headers={
-                "Content-Type": "application/json",
-                "Upstash-Signature": mint_signature(body, env.WEBHOOK_URL + route),
-                "Upstash-Message-Id": f"msg_{uuid.uuid4().hex}",
-            },
-        )
+        client.post(route, content=body, headers=signed_headers(body, route))
         pools = [e.pool for e in point_reads._loop_pools.values() if not e.pool.closed]
 
     assert len(pools) == 1 and pools[0].closed

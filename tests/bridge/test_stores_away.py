@@ -5,7 +5,6 @@ the answer, nor in the retry detail of a job whose body could not reach a store.
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -21,7 +20,7 @@ from bridge.payload import Payload
 from bridge.registry import JobSpec
 from bridge.web.factory import create_app
 from tests.support import env
-from tests.support.fake_qstash import mint_signature
+from tests.support.fake_qstash import signed_headers
 from tests.support.services import free_port
 
 EXECUTE = "/api/scheduled-actions/execute"
@@ -60,16 +59,7 @@ def closed_port() -> int:
 
 
 def signed_delivery(web: TestClient, body: bytes) -> Any:
-    return web.post(
-        EXECUTE,
-        content=body,
-        headers={
-            "Content-Type": "application/json",
-            "Upstash-Signature": mint_signature(body, env.WEBHOOK_URL + EXECUTE),
-            "Upstash-Message-Id": f"msg_{uuid.uuid4().hex}",
-            "Upstash-Retried": "0",
-        },
-    )
+    return web.post(EXECUTE, content=body, headers=signed_headers(body, EXECUTE))
 
 
 def test_a_delivery_while_redis_is_away_is_asked_to_come_back(

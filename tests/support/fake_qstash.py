@@ -48,6 +48,17 @@ def mint_signature(
     return jwt.encode(payload, key, algorithm="HS256")
 
 
+def signed_headers(raw_body: bytes, route: str, message_id: str | None = None) -> dict[str, str]:
+    """The headers of a QStash delivery of `raw_body` to `route`: JSON, a fresh signature
+    over WEBHOOK_URL + route, and a message id (a new one unless given)."""
+    return {
+        "Content-Type": "application/json",
+        "Upstash-Signature": mint_signature(raw_body, env.WEBHOOK_URL + route),
+        "Upstash-Message-Id": message_id or f"msg_{uuid.uuid4().hex}",
+        "Upstash-Retried": "0",
+    }
+
+
 @dataclass
 class QueuedMessage:
     message_id: str
