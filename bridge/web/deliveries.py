@@ -41,7 +41,7 @@ async def run_delivery(
     token: SignedToken | None = None,
     last_attempt: bool = False,
 ) -> Result | None:
-    """`run_once`, with the Redis round trips made on the event loop."""
+    """`run_once`, with the Redis round trips and the job's early answer on the event loop."""
     if get_settings().redis_url is None:
         return await in_delivery_thread(
             partial(run_once, spec, data, delivery, remember, token, last_attempt)
