@@ -57,21 +57,22 @@ def read_one(statement: Executable, parameters: Mapping[str, Any]) -> Any | None
     """The first row of a read-only query, with attribute access by column name (a
     named tuple on the fast path, a SQLAlchemy Row otherwise), or None."""
     bound = engine()
-    compiled = _compile(statement, bound.dialect) if _direct(bound) else None
+    compiled = _compiled_for(bound, statement)
     if compiled is not None:
         return _read_with_psycopg(bound, compiled, parameters)
     with autocommit() as connection:
         return connection.execute(statement, dict(parameters)).first()
 
 
-def _direct(bound: Engine) -> bool:
-    """Whether reads may go to psycopg directly: not while anything listens for the
-    statements an engine runs (a tracer, a test counting round trips), which only
-    SQLAlchemy's path tells."""
+def _compiled_for(bound: Engine, statement: Executable) -> _Compiled | None:
+    """The statement as psycopg runs it directly, or None for SQLAlchemy's path: another
+    driver, or anything listening for the statements the engine runs (a tracer, a test
+    counting round trips), which only SQLAlchemy's path tells."""
     dispatch = bound.dispatch
-    return bound.dialect.driver == "psycopg" and not (
-        dispatch.before_cursor_execute or dispatch.after_cursor_execute
-    )
+    listened = dispatch.before_cursor_execute or dispatch.after_cursor_execute
+    if bound.dialect.driver != "psycopg" or listened:
+        return None
+    return _compile(statement, bound.dialect)
 
 
 def _compile(statement: Executable, dialect: Dialect) -> _Compiled | None:
@@ -183,7 +184,7 @@ class NotReadableOnLoop(Exception):
 
 @dataclass
 class _LoopPool:
-    url: str
+    bound: Engine  # the engine whose database it reads (one engine per DATABASE_URL)
     pool: AsyncConnectionPool
     opening: asyncio.Task[None]  # awaited by every reader (shielded: one may be cancelled)
     resting_until: float = 0.0
@@ -203,7 +204,7 @@ async def read_one_on_loop(statement: Executable, parameters: Mapping[str, Any])
     LOOP_REST_SECONDS after a read that failed, it raises NotReadableOnLoop, and the
     caller reads from a thread instead."""
     bound = engine()
-    compiled = _compile(statement, bound.dialect) if _direct(bound) else None
+    compiled = _compiled_for(bound, statement)
     if compiled is None:
         raise NotReadableOnLoop(f"{bound.dialect.name}: read from a thread")
     values = _bind_values(compiled, parameters)
@@ -219,12 +220,11 @@ async def read_one_on_loop(statement: Executable, parameters: Mapping[str, Any])
 
 
 async def _loop_pool(bound: Engine) -> _LoopPool:
-    url = bound.url.render_as_string(hide_password=False)
     loop = asyncio.get_running_loop()
     entry = _loop_pools.get(loop)
     if entry is not None and entry.resting_until > time.monotonic():
         raise NotReadableOnLoop("resting after a failed read")
-    if entry is None or entry.url != url or entry.resting_until:
+    if entry is None or entry.bound is not bound or entry.resting_until:
         if entry is not None:
             _close_later(entry)
         _, connect_args = bound.dialect.create_connect_args(bound.url)
@@ -239,7 +239,7 @@ async def _loop_pool(bound: Engine) -> _LoopPool:
             open=False,
             name="jobbridge-loop-reads",
         )
-        entry = _LoopPool(url, pool, loop.create_task(pool.open()))
+        entry = _LoopPool(bound, pool, loop.create_task(pool.open()))
         _loop_pools[loop] = entry
     await asyncio.shield(entry.opening)
     return entry
