@@ -90,10 +90,7 @@ def _claim_statement() -> ReturningUpdate[ScheduledAction]:
                     ScheduledAction.status == ActionStatus.PENDING,
                     ScheduledAction.scheduled_for <= now,
                 ),
-                and_(
-                    ScheduledAction.status == ActionStatus.EXECUTING,
-                    ScheduledAction.lease_expires_at < now,
-                ),
+                ScheduledAction.claim_lapsed(now),
             ),
         )
         .values(

@@ -43,10 +43,7 @@ def find_work(now: datetime, limit: int) -> Found:
         reclaimed = rows_changed(
             session,
             update(ScheduledAction)
-            .where(
-                ScheduledAction.status == ActionStatus.EXECUTING,
-                ScheduledAction.lease_expires_at < now,
-            )
+            .where(ScheduledAction.claim_lapsed(now))
             .values(
                 status=ActionStatus.PENDING,
                 lease_expires_at=None,

@@ -272,12 +272,11 @@ def mark_failed(payload: ExecuteScheduledAction, error: str) -> None:
                 ScheduledAction.scheduled_for <= now,
                 or_(
                     ScheduledAction.status == ActionStatus.PENDING,
+                    ScheduledAction.claim_lapsed(now),
+                    # A claim without a lease: nobody holds it.
                     and_(
                         ScheduledAction.status == ActionStatus.EXECUTING,
-                        or_(
-                            ScheduledAction.lease_expires_at.is_(None),
-                            ScheduledAction.lease_expires_at < now,
-                        ),
+                        ScheduledAction.lease_expires_at.is_(None),
                     ),
                 ),
             )

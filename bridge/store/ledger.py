@@ -33,7 +33,7 @@ def already_processed(provider: str, delivery_id: str) -> bool:
 def record_processed(provider: str, delivery_id: str, event: str, outcome: str) -> None:
     if get_settings().redis_url:
         redis_store.client().set(
-            ledger_key(provider, delivery_id), ledger_entry(event, outcome), ex=RETENTION_SECONDS
+            *_redis_entry(provider, delivery_id, event, outcome), ex=RETENTION_SECONDS
         )
         return
     try:
@@ -56,8 +56,13 @@ async def record_processed_from_loop(
 ) -> None:
     """`record_processed` in Redis, from the running event loop (REDIS_URL is set)."""
     await redis_store.loop_client().set(
-        ledger_key(provider, delivery_id), ledger_entry(event, outcome), ex=RETENTION_SECONDS
+        *_redis_entry(provider, delivery_id, event, outcome), ex=RETENTION_SECONDS
     )
+
+
+def _redis_entry(provider: str, delivery_id: str, event: str, outcome: str) -> tuple[str, str]:
+    """The delivery's key in Redis and what it holds."""
+    return ledger_key(provider, delivery_id), ledger_entry(event, outcome)
 
 
 def ledger_key(provider: str, delivery_id: str) -> str:

@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, Index, String, Text
+from sqlalchemy import BigInteger, ColumnElement, Index, String, Text, and_
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bridge.store.columns import (
@@ -137,3 +137,9 @@ class ScheduledAction(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    @classmethod
+    def claim_lapsed(cls, now: datetime | ColumnElement[datetime]) -> ColumnElement[bool]:
+        """An EXECUTING row whose claim's lease ran out before `now`: its holder is
+        taken to be gone, so a delivery or the sweep may take the row over."""
+        return and_(cls.status == ActionStatus.EXECUTING, cls.lease_expires_at < now)
