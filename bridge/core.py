@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from bridge import metrics
-from bridge.db_errors import data_caused, store_unreachable
+from bridge.db_errors import data_caused, told_outside
 from bridge.errors import first_line
 from bridge.outcome import Delivery, Outcome, PermanentError, Result, RetryLater
 from bridge.payload import describe_validation_error
@@ -22,7 +22,6 @@ from bridge.registry import JobSpec
 
 log = logging.getLogger("jobbridge.core")
 ROUTINE = frozenset({Outcome.DONE, Outcome.SKIPPED})
-STORE_AWAY = "could not reach the database or Redis; see the log"
 
 
 def run_job(spec: JobSpec[Any], data: Mapping[str, Any], delivery: Delivery) -> Result:
@@ -119,12 +118,7 @@ def _classify(spec: JobSpec[Any], delivery: Delivery, error: Exception) -> Resul
         orig = getattr(error, "orig", None) or error
         return Result(Outcome.FAILED, f"invalid data: {cause}: {first_line(orig)}")
     log.exception("job %s raised on %s delivery %s", spec.event, *delivery_ids(delivery))
-    # What goes back to the provider (its dashboard, its dead letters): the first line,
-    # or for a store it could not reach only the error's kind (its text names the host
-    # and port); the rest, such as a statement and its parameters, only to this log.
-    if store_unreachable(error):
-        return Result(Outcome.RETRY, f"{type(error).__name__}: {STORE_AWAY}")
-    return Result(Outcome.RETRY, f"{type(error).__name__}: {first_line(error)}")
+    return Result(Outcome.RETRY, told_outside(error))
 
 
 def delivery_ids(delivery: Delivery) -> tuple[str, str]:

@@ -14,8 +14,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 
+from bridge.errors import first_line
+
 # A store that is away (or answered too late): retried later.
 STORE_ERRORS = (RedisConnectionError, RedisTimeoutError, OperationalError, InterfaceError)
+STORE_AWAY = "could not reach the database or Redis; see the log"
 
 # SQLSTATE codes or two-character classes whose cause is the data itself.
 DATA_SQLSTATES: dict[str, str] = {
@@ -55,3 +58,12 @@ def store_unreachable(error: BaseException) -> bool:
     if isinstance(error, RedisConnectionError | RedisTimeoutError):
         return True
     return isinstance(error, OperationalError | InterfaceError) and _sqlstate(error) is None
+
+
+def told_outside(error: BaseException) -> str:
+    """An error as a provider is told it (its run history, its dashboard, its dead
+    letters): its kind and first line, or for a store that could not be reached its kind
+    only. The rest (a statement and its parameters, a traceback) goes to the log alone."""
+    if store_unreachable(error):
+        return f"{type(error).__name__}: {STORE_AWAY}"
+    return f"{type(error).__name__}: {first_line(error)}"

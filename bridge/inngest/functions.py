@@ -15,14 +15,16 @@ threads.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import inngest
 
 from bridge.core import early_result, run_job
+from bridge.db_errors import told_outside
 from bridge.failure_hooks import call_on_failure
 from bridge.outcome import Delivery, Outcome
 from bridge.registry import CronSpec, JobSpec, Registry
@@ -35,6 +37,8 @@ SLEEP_STEP_ID = "wait-for-scheduled-time"
 # or an operator (pkg/execution/executor/finalize.go in inngest/inngest).
 FUNCTION_CANCELLED = "inngest/function.cancelled"
 TIMED_OUT_SUFFIX = "-timed-out"
+log = logging.getLogger("jobbridge.inngest")
+T = TypeVar("T")
 # The events Inngest itself runs a cron function with: its schedule's tick, and an
 # invocation (the dashboard's "Invoke", step.invoke).
 CRON_TICK = "inngest/scheduled.timer"
@@ -133,7 +137,9 @@ def _failure_handler(
     async def on_failure(ctx: inngest.Context) -> dict[str, Any]:
         data = ctx.event.data
         error = _error_text(data.get("error"))
-        return await in_delivery_thread(partial(_failed_for_good, spec, data, error))
+        return await _in_thread_told(
+            f"failure function of {spec.fn_id}", partial(_failed_for_good, spec, data, error)
+        )
 
     return on_failure
 
@@ -159,9 +165,26 @@ def timed_out_function(
     async def handle(ctx: inngest.Context) -> dict[str, Any]:
         detail = _error_text(ctx.event.data.get("error"), "function cancelled")
         error = f"timed out: no result within {spec.timeout_seconds}s ({detail})"
-        return await in_delivery_thread(partial(_failed_for_good, spec, ctx.event.data, error))
+        return await _in_thread_told(
+            f"timed-out function of {spec.fn_id}",
+            partial(_failed_for_good, spec, ctx.event.data, error),
+        )
 
     return handle
+
+
+async def _in_thread_told(what: str, call: Callable[[], T]) -> T:
+    """`call` in a delivery thread. An error of its own goes back to Inngest as
+    `told_outside` words it (a store's host and port stay in this log, with the
+    traceback), and is retried as the function's retries say; the SDK's own errors
+    (NonRetriableError) pass as they are."""
+    try:
+        return await in_delivery_thread(call)
+    except inngest.NonRetriableError:
+        raise
+    except Exception as error:
+        log.exception("%s failed", what)
+        raise RuntimeError(told_outside(error)) from None
 
 
 def _failed_for_good(spec: JobSpec[Any], data: Mapping[str, Any], error: str) -> dict[str, Any]:
@@ -211,7 +234,7 @@ def cron_function(client: inngest.Inngest, spec: CronSpec) -> inngest.Function[A
             raise inngest.NonRetriableError(
                 f"event {ctx.event.name!r} does not trigger {spec.fn_id} (cron {spec.name})"
             )
-        return await in_delivery_thread(spec.body)
+        return await _in_thread_told(f"cron {spec.name}", spec.body)
 
     return handle
 

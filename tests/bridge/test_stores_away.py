@@ -1,6 +1,7 @@
 """A store a route needs (Redis, the database) that is away is a 503 with Retry-After,
 which QStash and cron schedulers retry: never a bare 500, and never the store's host in
-the answer, nor in the retry detail of a job whose body could not reach a store."""
+the answer, nor in the retry detail of a job whose body could not reach a store, nor in
+what an Inngest cron or failure function answers Inngest (its run history keeps it)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from typing import Any
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from httpx import Response
+from inngest._internal.net import sign_request
 from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy.exc import OperationalError
 
@@ -20,7 +23,9 @@ from bridge.payload import Payload
 from bridge.registry import JobSpec
 from bridge.web.factory import create_app
 from tests.support import env
+from tests.support.fake_inngest import APP_ID, FakeInngest
 from tests.support.fake_qstash import signed_headers
+from tests.support.inngest_lifecycle import failed_event
 from tests.support.services import free_port
 
 EXECUTE = "/api/scheduled-actions/execute"
@@ -60,6 +65,17 @@ def closed_port() -> int:
 
 def signed_delivery(web: TestClient, body: bytes) -> Any:
     return web.post(EXECUTE, content=body, headers=signed_headers(body, EXECUTE))
+
+
+def inngest_call(web: TestClient, fn_id: str, event: dict[str, Any]) -> Response:
+    raw = json.dumps(FakeInngest.request_body(event, "01RUNSTOREAWAY", 0, {}, [])).encode()
+    signature = str(sign_request(raw, env.INNGEST_SIGNING_KEY))
+    return web.post(
+        "/api/inngest",
+        params={"fnId": f"{APP_ID}-{fn_id}", "stepId": "step"},
+        content=raw,
+        headers={"Content-Type": "application/json", "X-Inngest-Signature": signature},
+    )
 
 
 def test_a_delivery_while_redis_is_away_is_asked_to_come_back(
@@ -129,3 +145,34 @@ def test_a_redis_the_job_could_not_reach_is_told_to_the_provider_by_kind_only() 
     assert result.outcome is Outcome.RETRY
     assert result.detail.startswith("ConnectionError: ")
     assert "10.1.2.3" not in result.detail
+
+
+def test_an_inngest_cron_that_finds_the_database_away_is_retried_without_naming_its_host(
+    client: Callable[..., TestClient], caplog: pytest.LogCaptureFixture
+) -> None:
+    port = closed_port()
+    web = client(**env.INNGEST_ENV, DATABASE_URL=f"postgresql://postgres@127.0.0.1:{port}/away")
+    tick = {"name": "inngest/scheduled.timer", "data": {"cron": "* * * * *"}}
+
+    response = inngest_call(web, "scheduled-actions-sweep", tick)
+
+    assert response.status_code == 500
+    assert response.headers.get("x-inngest-no-retry") != "true"
+    assert "OperationalError: could not reach the database" in response.text
+    assert str(port) not in response.text
+    assert str(port) in caplog.text  # the log keeps the whole error
+
+
+def test_an_inngest_failure_function_that_finds_the_database_away_does_not_name_its_host(
+    client: Callable[..., TestClient],
+) -> None:
+    port = closed_port()
+    web = client(**env.INNGEST_ENV, DATABASE_URL=f"postgresql://postgres@127.0.0.1:{port}/away")
+    original = {"name": "inbox-zero/scheduled-action.execute", "data": {"scheduledActionId": "a"}}
+    failed = failed_event("scheduled-action-execute", original, "boom")
+
+    response = inngest_call(web, "scheduled-action-execute-failure", failed)
+
+    assert response.status_code == 500
+    assert "OperationalError: could not reach the database" in response.text
+    assert str(port) not in response.text
