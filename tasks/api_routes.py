@@ -14,9 +14,12 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bridge.bodies import Refused, read_capped, replay
+from bridge.db_errors import STORE_ERRORS
+from bridge.errors import PublishError
 from bridge.http.auth import Unauthorized, verify_api_key
 from bridge.outcome import PermanentError
 from bridge.payload import Id, Timestamp
+from bridge.web.responses import UNAVAILABLE_RETRY_AFTER_SECONDS
 from config import Settings
 from tasks.jobs import bulk_process
 
@@ -85,6 +88,7 @@ def add_routes(app: FastAPI, settings: Settings) -> None:
             413: {"model": Refusal, "description": f"body over {MAX_BODY_BYTES} bytes"},
             404: {"model": Refusal, "description": "no such account or job"},
             409: {"model": Refusal, "description": "the job is not in a state that allows it"},
+            503: {"model": Refusal, "description": "the database or the provider is away; retry"},
         },
     )
 
@@ -106,15 +110,33 @@ def add_routes(app: FastAPI, settings: Settings) -> None:
             raise HTTPException(409, str(error)) from None
         except PermanentError as error:
             raise HTTPException(404, str(error)) from None
+        except PublishError as error:
+            # The run was closed as FAILED: a retry starts a new one.
+            raise _unavailable(
+                f"could not queue the run's first page ({error.provider.value} did not take it)"
+            ) from None
+        except STORE_ERRORS as error:
+            raise _unavailable(f"the database is unavailable ({type(error).__name__})") from None
         return BulkJobStatus(job_id=job.id, status=job.status.value)
 
     @router.post("/cancel/{job_id}", response_model=BulkJobStatus)
     async def cancel_bulk_process(job_id: JobIdInPath) -> BulkJobStatus:
-        if not await run_in_threadpool(bulk_process.cancel, job_id):
-            job = await run_in_threadpool(bulk_process.get, job_id)
+        try:
+            cancelled = await run_in_threadpool(bulk_process.cancel, job_id)
+            job = None if cancelled else await run_in_threadpool(bulk_process.get, job_id)
+        except STORE_ERRORS as error:
+            raise _unavailable(f"the database is unavailable ({type(error).__name__})") from None
+        if not cancelled:
             if job is None:
                 raise HTTPException(404, f"no bulk job {job_id}")
             raise HTTPException(409, f"bulk job {job_id} is {job.status.value}, not open")
         return BulkJobStatus(job_id=job_id, status="CANCELLED")
 
     app.include_router(router)
+
+
+def _unavailable(detail: str) -> HTTPException:
+    """503 with Retry-After, naming what failed by its kind (the log has the rest)."""
+    return HTTPException(
+        503, f"{detail}; retry later", headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER_SECONDS)}
+    )

@@ -17,9 +17,10 @@ from bridge.store.db import session_scope
 from bridge.web.factory import create_app
 from config import get_settings
 from tasks.jobs import bulk_process
-from tasks.models import BulkJobStatus, ExecutedRule, utcnow
+from tasks.models import BulkJobStatus, BulkProcessJob, ExecutedRule, utcnow
 from tests.support import env
 from tests.support.bulk_inbox import Inbox, finished, seed_inbox
+from tests.support.services import free_port
 from tests.support.wait import wait_for
 
 
@@ -150,3 +151,37 @@ def test_start_route_rejects_bad_requests(
 def test_start_route_needs_the_internal_key(api: TestClient) -> None:
     response = api.post("/api/bulk-process/start", json={}, headers={"x-api-key": "wrong"})
     assert response.status_code == 401
+
+
+def test_start_and_cancel_routes_answer_503_while_the_database_is_away(configure: Any) -> None:
+    port = free_port()  # nothing listens there
+    settings = configure(DATABASE_URL=f"postgresql://postgres@127.0.0.1:{port}/away")
+    body = {"emailAccountId": "a", "startDate": "2026-01-01T00:00:00Z"}
+    with TestClient(create_app(settings), headers={"x-api-key": env.INTERNAL_API_KEY}) as api:
+        answers = [
+            api.post("/api/bulk-process/start", json=body),
+            api.post("/api/bulk-process/cancel/abc"),
+        ]
+    for answer in answers:
+        assert answer.status_code == 503
+        assert int(answer.headers["Retry-After"]) > 0
+        assert "OperationalError" in answer.json()["detail"]
+        assert str(port) not in answer.text
+
+
+def test_start_route_answers_503_when_the_first_page_cannot_be_queued(
+    inbox: Inbox, configure: Any
+) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    inngest = {**env.INNGEST_ENV, "INNGEST_BASE_URL": dead}
+    settings = configure(**inngest, JOB_PROVIDER="inngest", JOB_FAILOVER="false")
+    body = {"emailAccountId": inbox.account_id, "startDate": "2026-01-01T00:00:00Z"}
+    with TestClient(create_app(settings), headers={"x-api-key": env.INTERNAL_API_KEY}) as api:
+        answer = api.post("/api/bulk-process/start", json=body)
+
+    assert answer.status_code == 503
+    assert int(answer.headers["Retry-After"]) > 0
+    assert "could not queue the run's first page (inngest" in answer.json()["detail"]
+    with session_scope() as session:  # closed, so that a retry may start a new run
+        statuses = session.scalars(select(BulkProcessJob.status)).all()
+    assert statuses == [BulkJobStatus.FAILED]
