@@ -7,13 +7,15 @@ from starlette.types import Message, Receive, Scope, Send
 
 
 class Refused(Exception):
-    def __init__(self, status: int, detail: str) -> None:
+    def __init__(self, status: int, detail: str, *, retry_after: int | None = None) -> None:
         super().__init__(detail)
-        self.status, self.detail = status, detail
+        self.status, self.detail, self.retry_after = status, detail, retry_after
 
     async def answer(self, scope: Scope, receive: Receive, send: Send) -> None:
         # The same shape as every other refusal of a job route: {"error": detail}.
-        await JSONResponse({"error": self.detail}, self.status)(scope, receive, send)
+        headers = None if self.retry_after is None else {"Retry-After": str(self.retry_after)}
+        response = JSONResponse({"error": self.detail}, self.status, headers=headers)
+        await response(scope, receive, send)
 
 
 def declared_length(scope: Scope) -> int | None:

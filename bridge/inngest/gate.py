@@ -15,9 +15,13 @@ plain ASGI middleware on that one path, answers first:
   must not buy a parse on the event loop: bodies over a few KiB are verified in a worker
   thread, one at a time, so that they neither stall other requests nor add up in
   memory (the check parses and canonicalises the JSON, which costs a multiple of the
-  body's size). A smaller POST is left to the SDK, which verifies a POST's signature
-  (the same check, answered 401) before it reads the request: checking it here as well
-  doubled the cost of every call, the signature's JSON canonicalisation being most of it;
+  body's size). At most LARGE_BODIES_IN_LINE of them wait or are checked at once: one
+  more is answered 503 with Retry-After, before its body is read when its length is
+  declared; and a body with more JSON values than MAX_SEPARATORS bounds is 413 unchecked
+  (its canonical form costs a few microseconds per value). A smaller POST is left to
+  the SDK, which verifies a POST's signature (the same check, answered 401) before it
+  reads the request: checking it here as well doubled the cost of every call, the
+  signature's JSON canonicalisation being most of it;
 - in cloud mode, a signed GET (inspection) is answered without the hashes of the keys:
   one of them is the app's credential at Inngest's API, and an empty body's signature
   is easy to come by (any `jobbridge sync --url` target receives one).
@@ -42,7 +46,7 @@ from starlette._utils import get_route_path  # how the router itself reads the p
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bridge.bodies import Refused, read_capped, replay
+from bridge.bodies import Refused, declared_length, read_capped, replay
 
 SIGNATURE_HEADER = b"x-inngest-signature"
 SIGNATURE_MAX_AGE_SECONDS = 300
@@ -50,6 +54,14 @@ SIGNATURE_MAX_AGE_SECONDS = 300
 # a thread hop; larger bodies are checked in a worker thread, this many at a time.
 VERIFY_IN_THREAD_ABOVE_BYTES = 4 * 1024
 LARGE_VERIFICATIONS_AT_ONCE = 1
+# Large bodies read and in line for their check (being checked, or waiting), each held
+# in memory: one more is answered 503 (Inngest retries it) and dropped at once.
+LARGE_BODIES_IN_LINE = 4
+# The canonical form costs a few microseconds of pure Python per JSON value, whatever a
+# value's size: a body with more commas and colons than this (a bound on its values) is
+# refused before its check, so that a made-up signature buys well under a second of CPU.
+# Inngest's calls to these functions carry an event and a step or two, far fewer.
+MAX_SEPARATORS = 200_000
 # An HMAC-SHA256 in hex, as Inngest and the SDK write it.
 SIGNATURE_DIGEST = re.compile(r"[0-9a-f]{64}")
 
@@ -105,6 +117,7 @@ class InngestGate:
         self.max_body_bytes = max_body_bytes
         self.signature_check = signature_check
         self.large_verifications = asyncio.Semaphore(LARGE_VERIFICATIONS_AT_ONCE)
+        self.large_in_line = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or get_route_path(scope) != self.path:
@@ -124,8 +137,11 @@ class InngestGate:
     async def _admit(self, scope: Scope, receive: Receive) -> bytes:
         signature = _signature(scope, signed_mode=self.signature_check is not None)
         is_inspection = scope["method"] == "GET"
-        body = b"" if is_inspection else await read_capped(scope, receive, self.max_body_bytes)
         check = self.signature_check
+        large = (declared_length(scope) or 0) > VERIFY_IN_THREAD_ABOVE_BYTES
+        if check is not None and signature is not None and large and not is_inspection:
+            self._refuse_when_the_line_is_full()  # before its body is read: nothing held
+        body = b"" if is_inspection else await read_capped(scope, receive, self.max_body_bytes)
         if (
             check is not None
             and signature is not None
@@ -134,14 +150,27 @@ class InngestGate:
             raise Refused(401, "invalid X-Inngest-Signature")
         return body
 
+    def _refuse_when_the_line_is_full(self) -> None:
+        if self.large_in_line >= LARGE_BODIES_IN_LINE:
+            raise Refused(
+                503, "busy checking the signatures of other large requests", retry_after=1
+            )
+
     async def _verifies(
         self, check: SignatureCheck, body: bytes, signature: str, method: str
     ) -> bool:
         if len(body) <= VERIFY_IN_THREAD_ABOVE_BYTES:
             return method == "POST" or check(body, signature)  # the SDK checks a POST
-        async with self.large_verifications:
-            verified: bool = await run_in_threadpool(check, body, signature)
-            return verified
+        self._refuse_when_the_line_is_full()
+        if body.count(b",") + body.count(b":") > MAX_SEPARATORS:
+            raise Refused(413, f"body has over {MAX_SEPARATORS:,} JSON values to check")
+        self.large_in_line += 1
+        try:
+            async with self.large_verifications:
+                verified: bool = await run_in_threadpool(check, body, signature)
+                return verified
+        finally:
+            self.large_in_line -= 1
 
 
 NO_RETRY_HEADER = (b"x-inngest-no-retry", b"true")

@@ -1,0 +1,119 @@
+"""The Inngest gate's line for large bodies: a made-up signature on a large body buys a
+bounded amount of CPU and memory, and never a place in an endless line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from typing import Any
+
+from starlette.types import Message, Receive, Scope, Send
+
+from bridge.inngest.gate import (
+    LARGE_BODIES_IN_LINE,
+    MAX_SEPARATORS,
+    VERIFY_IN_THREAD_ABOVE_BYTES,
+    InngestGate,
+)
+
+PATH = "/api/inngest"
+SIGNATURE = f"t={int(time.time())}&s={'a' * 64}"  # well formed, made up
+
+
+class BlockingCheck:
+    """A signature check that holds every call until released, and counts them."""
+
+    def __init__(self) -> None:
+        self.released = threading.Event()
+        self.calls = 0
+
+    def __call__(self, body: bytes, signature: str) -> bool:
+        self.calls += 1
+        self.released.wait(10)
+        return False
+
+
+async def app(scope: Scope, receive: Receive, send: Send) -> None:
+    raise AssertionError("an unverified body reached the SDK")
+
+
+def large_body(values: int = 10) -> bytes:
+    return json.dumps({"pad": "x" * (VERIFY_IN_THREAD_ABOVE_BYTES + 1), "v": [1] * values}).encode()
+
+
+async def call(gate: InngestGate, body: bytes) -> tuple[int, dict[str, str], bool]:
+    """The answer's status and headers, and whether the gate read the body."""
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": PATH,
+        "root_path": "",
+        "query_string": b"",
+        "headers": [
+            (b"content-length", str(len(body)).encode()),
+            (b"x-inngest-signature", SIGNATURE.encode()),
+        ],
+    }
+    read = False
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        nonlocal read
+        read = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await gate(scope, receive, send)
+    start = sent[0]
+    headers = {name.decode(): value.decode() for name, value in start["headers"]}
+    return start["status"], headers, read
+
+
+def gate_with(check: Any) -> InngestGate:
+    return InngestGate(app, path=PATH, max_body_bytes=8 * 1024 * 1024, signature_check=check)
+
+
+def test_a_large_body_beyond_the_line_is_answered_503_unread() -> None:
+    check = BlockingCheck()
+
+    async def scenario() -> list[tuple[int, dict[str, str], bool]]:
+        gate = gate_with(check)
+        waiting = [
+            asyncio.create_task(call(gate, large_body())) for _ in range(LARGE_BODIES_IN_LINE)
+        ]
+        async with asyncio.timeout(10):
+            while gate.large_in_line < LARGE_BODIES_IN_LINE:
+                await asyncio.sleep(0)  # the calls take their places in line
+        one_more = await call(gate, large_body())
+        check.released.set()
+        return [one_more, *await asyncio.gather(*waiting)]
+
+    one_more, *in_line = asyncio.run(scenario())
+
+    status, headers, read = one_more
+    assert (status, read) == (503, False)
+    assert int(headers["retry-after"]) > 0
+    assert [answer[0] for answer in in_line] == [401] * LARGE_BODIES_IN_LINE
+    assert check.calls == LARGE_BODIES_IN_LINE
+
+
+def test_a_large_body_of_too_many_json_values_is_refused_unchecked() -> None:
+    check = BlockingCheck()
+    check.released.set()
+
+    status, _, read = asyncio.run(call(gate_with(check), large_body(MAX_SEPARATORS + 1)))
+
+    assert (status, read, check.calls) == (413, True, 0)
+
+
+def test_a_large_body_within_the_bounds_is_checked() -> None:
+    check = BlockingCheck()
+    check.released.set()
+
+    status, _, _ = asyncio.run(call(gate_with(check), large_body(1000)))
+
+    assert (status, check.calls) == (401, 1)
