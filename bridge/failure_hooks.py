@@ -59,7 +59,7 @@ def call_on_failure(
             delivery_id,
         )
         return False
-    if remember and ledger.already_processed(provider, delivery_id):
+    if remember and ledger.already_processed(provider, delivery_id, spec.event):
         log.info("%s on_failure already ran for %s %s", spec.event, provider, delivery_id)
         return False
     hook(payload, error)

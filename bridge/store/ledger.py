@@ -1,5 +1,6 @@
-"""The delivery ledger: deliveries that reached a final outcome, by provider id, so a
-redelivered message is answered rather than run again.
+"""The delivery ledger: deliveries that reached a final outcome, by provider, job and
+delivery id, so a redelivered message is answered rather than run again. The job is
+part of the entry: a caller that sends two jobs under one delivery id has both run.
 
 It is an optimisation on top of idempotent jobs, not what makes them safe, so it lives
 where it is cheapest: Redis when REDIS_URL is set (a GET and a SET with a TTL), else
@@ -23,11 +24,12 @@ RETENTION = timedelta(days=14)  # longer than QStash retries a message (days at 
 RETENTION_SECONDS = int(RETENTION.total_seconds())
 
 
-def already_processed(provider: str, delivery_id: str) -> bool:
+def already_processed(provider: str, delivery_id: str, event: str) -> bool:
     if get_settings().redis_url:
-        return bool(redis_store.client().exists(ledger_key(provider, delivery_id)))
+        return bool(redis_store.client().exists(ledger_key(provider, delivery_id, event)))
     with session_scope() as session:
-        return session.get(ProcessedDelivery, (provider, delivery_id)) is not None
+        row = session.get(ProcessedDelivery, (provider, delivery_id))
+        return row is not None and row.event == event
 
 
 def record_processed(provider: str, delivery_id: str, event: str, outcome: str) -> None:
@@ -48,7 +50,10 @@ def record_processed(provider: str, delivery_id: str, event: str, outcome: str) 
                 )
             )
     except IntegrityError:
-        pass  # a concurrent duplicate recorded it first
+        # A concurrent duplicate recorded it first; or another job under the same id
+        # did, whose row (the table's key has no job) this one leaves alone: unrecorded,
+        # a redelivery of it runs again, as an idempotent job may.
+        pass
 
 
 async def record_processed_from_loop(
@@ -62,11 +67,11 @@ async def record_processed_from_loop(
 
 def _redis_entry(provider: str, delivery_id: str, event: str, outcome: str) -> tuple[str, str]:
     """The delivery's key in Redis and what it holds."""
-    return ledger_key(provider, delivery_id), ledger_entry(event, outcome)
+    return ledger_key(provider, delivery_id, event), ledger_entry(event, outcome)
 
 
-def ledger_key(provider: str, delivery_id: str) -> str:
-    return redis_store.key(redis_store.DELIVERED, provider, ":", delivery_id)
+def ledger_key(provider: str, delivery_id: str, event: str) -> str:
+    return redis_store.key(redis_store.DELIVERED, provider, ":", event, ":", delivery_id)
 
 
 def ledger_entry(event: str, outcome: str) -> str:

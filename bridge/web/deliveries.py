@@ -47,7 +47,7 @@ async def run_delivery(
             partial(run_once, spec, data, delivery, remember, token, last_attempt)
         )
     pipe = redis_store.loop_client().pipeline(transaction=False)
-    if _queue_checks(pipe, delivery, remember, token) and _settled(
+    if _queue_checks(pipe, spec.event, delivery, remember, token) and _settled(
         await pipe.execute(), delivery, remember, token
     ):
         return None
@@ -77,7 +77,7 @@ def run_once(
     used before is a replay: Unauthorized. `remember`: the caller
     named the delivery, so the ledger can answer its repeats. `last_attempt`: the caller
     will not deliver it again after a retry answer (see `_final_outcome`)."""
-    if _settled_or_replayed(delivery, remember, token):
+    if _settled_or_replayed(spec.event, delivery, remember, token):
         return None
     result, final = _run_and_settle(spec, data, delivery, last_attempt)
     if remember and final is not None:
@@ -116,25 +116,31 @@ def _final_outcome(
     return result.outcome.value if result.settles_delivery else None
 
 
-def _settled_or_replayed(delivery: Delivery, remember: bool, token: SignedToken | None) -> bool:
+def _settled_or_replayed(
+    event: str, delivery: Delivery, remember: bool, token: SignedToken | None
+) -> bool:
     """True when the ledger holds the delivery; raises Unauthorized for a replay."""
     if get_settings().redis_url is not None:
         pipe = redis_store.client().pipeline(transaction=False)
-        queued = _queue_checks(pipe, delivery, remember, token)
+        queued = _queue_checks(pipe, event, delivery, remember, token)
         return queued and _settled(pipe.execute(), delivery, remember, token)
     if token is not None and not replay_guard.first_use(
         token.token_id, delivery.delivery_id, token.expires_at
     ):
         metrics.REPLAYS_REFUSED.inc()
         raise Unauthorized(REPLAYED)
-    settled = remember and ledger.already_processed(delivery.provider, delivery.delivery_id)
+    settled = remember and ledger.already_processed(delivery.provider, delivery.delivery_id, event)
     if settled:
         metrics.LEDGER_DUPLICATES.labels(delivery.provider).inc()
     return settled
 
 
 def _queue_checks(
-    pipe: Pipeline | LoopPipeline, delivery: Delivery, remember: bool, token: SignedToken | None
+    pipe: Pipeline | LoopPipeline,
+    event: str,
+    delivery: Delivery,
+    remember: bool,
+    token: SignedToken | None,
 ) -> bool:
     """Queue the token's SET NX and the ledger's EXISTS; False when there is nothing to
     ask (no token, and a delivery the caller did not name)."""
@@ -146,7 +152,7 @@ def _queue_checks(
             ex=replay_guard.ttl_seconds(token.expires_at),
         )
     if remember:
-        pipe.exists(ledger.ledger_key(delivery.provider, delivery.delivery_id))
+        pipe.exists(ledger.ledger_key(delivery.provider, delivery.delivery_id, event))
     return token is not None or remember
 
 

@@ -53,7 +53,8 @@ def test_a_delivery_asks_redis_from_the_event_loop_only(
 
     assert first.json()["outcome"] == "failed"
     recorded = redis.Redis.from_url(os.environ["REDIS_URL"]).get(
-        f"{os.environ['REDIS_KEY_PREFIX']}jobbridge:delivered:qstash:{message_id}"
+        f"{os.environ['REDIS_KEY_PREFIX']}jobbridge:delivered:qstash:"
+        f"inbox-zero/scheduled-action.execute:{message_id}"
     )
     assert recorded == b"inbox-zero/scheduled-action.execute failed"
     assert again.status_code == 200 and again.json()["outcome"] == "duplicate"
