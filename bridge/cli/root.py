@@ -221,5 +221,8 @@ def parse_when(at: str | None, delay: str | None, at_option: str = "--at") -> da
             ) from None
         if when.tzinfo is None:
             raise typer.BadParameter("add a timezone, e.g. Z or +01:00", param_hint=at_option)
-        return when
+        try:
+            return when.astimezone(UTC)
+        except OverflowError:  # a time whose UTC falls outside years 1 to 9999
+            raise typer.BadParameter("not a time UTC can hold", param_hint=at_option) from None
     return now

@@ -220,6 +220,22 @@ def test_a_delay_and_a_time_together_are_a_usage_error(workdir: Path) -> None:
     assert "give --in or --at, not both" in done.stderr
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("enqueue", "scheduled-action.execute", "--data", '{"scheduledActionId": "a1"}'),
+        ("actions", "schedule", "--account", "a@example.test", "--type", "ARCHIVE"),
+    ],
+)
+def test_a_time_utc_cannot_hold_is_a_usage_error(workdir: Path, command: tuple[str, ...]) -> None:
+    extra = ("--message", "m1") if command[0] == "actions" else ()
+    done = jobbridge(*command, *extra, "--at", "0001-01-01T00:00:00+05:00", workdir=workdir)
+
+    assert done.returncode == 2
+    assert "Invalid value for --at: not a time UTC can hold" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_a_migration_since_that_is_no_time_names_since(workdir: Path) -> None:
     done = jobbridge("migrate", "qstash-to-inngest", "--since", "garbage", workdir=workdir)
 
