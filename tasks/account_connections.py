@@ -10,6 +10,7 @@ from sqlalchemy import select, update
 
 from bridge.outcome import PermanentError
 from bridge.store.db import session_scope
+from tasks.account_lookup import stored_account
 from tasks.mail.oauth_accounts import ENCRYPTED_KEY, OAUTH_KINDS, stored_token
 from tasks.mail.oauth_settings import OAuthSettings
 from tasks.mail.token_vault import reencrypt
@@ -20,7 +21,7 @@ def check_can_connect(kind: MailProviderKind, email: str) -> None:
     """Before the person signs in: the database is there, and the account (if it exists)
     is of this kind; PermanentError otherwise, so no token is issued only to be lost."""
     with session_scope() as session:
-        account = session.scalars(select(EmailAccount).where(EmailAccount.email == email)).first()
+        account = stored_account(session, email)
     if account is not None and account.provider is not kind:
         raise PermanentError(
             f"{email} is a {account.provider.value} account, not {kind.value}; "
@@ -37,7 +38,7 @@ def save_connection(
     "reconnect this account"."""
     provider_settings = stored_token(refresh_token, settings)
     with session_scope() as session:
-        account = session.scalars(select(EmailAccount).where(EmailAccount.email == email)).first()
+        account = stored_account(session, email)
         created = account is None
         if account is None:
             account = EmailAccount(email=email, provider=kind)

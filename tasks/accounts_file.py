@@ -30,6 +30,7 @@ from pydantic import (
 )
 
 from bridge.payload import Text, Timestamp
+from tasks.account_lookup import same_address
 from tasks.mail.imap_accounts import ENV_NAME, ServerEntry
 from tasks.models import LogicalOperator, RuleActionType, SenderStatus, SummaryFrequency
 
@@ -59,12 +60,6 @@ class Problem:
 
     where: str
     message: str
-
-
-def same_address(address: str) -> str:
-    """The form two addresses are compared in: one mailbox, whatever the case. Senders
-    are stored in it; an account keeps the spelling it was given (see accounts_import)."""
-    return address.lower()
 
 
 class _Strict(BaseModel):

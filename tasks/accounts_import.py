@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from bridge.store.db import session_scope
+from tasks.account_lookup import same_address, stored_account
 from tasks.accounts_file import (
     AccountEntry,
     AccountsFile,
@@ -23,7 +24,6 @@ from tasks.accounts_file import (
     RuleEntry,
     SenderEntry,
     invalid_file,
-    same_address,
 )
 from tasks.accounts_file_syntax import load
 from tasks.mail.maildir import MaildirProvider
@@ -94,18 +94,6 @@ def _create_maildirs(entries: list[AccountEntry]) -> None:
                 )
     if problems:
         raise invalid_file(problems, headline="nothing imported")
-
-
-def stored_account(session: Any, email: str) -> EmailAccount | None:
-    """The account stored for this address: spelt the same, else in another case, which
-    is the same mailbox; it keeps the spelling it was stored with."""
-    found: EmailAccount | None = session.scalars(
-        select(EmailAccount)
-        .where(func.lower(EmailAccount.email) == same_address(email))
-        .order_by((EmailAccount.email == email).desc(), EmailAccount.email)
-        .limit(1)
-    ).first()
-    return found
 
 
 def _provider_settings(entry: AccountEntry, stored: dict[str, Any] | None) -> dict[str, Any]:

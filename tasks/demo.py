@@ -15,8 +15,9 @@ from typing import Any
 from sqlalchemy import select
 
 from bridge.store.db import session_scope
+from tasks.account_lookup import stored_account
 from tasks.accounts_file import parse
-from tasks.accounts_import import apply, stored_account
+from tasks.accounts_import import apply
 from tasks.mail.maildir import MaildirProvider
 from tasks.models import EmailAccount, MailProviderKind, utcnow
 

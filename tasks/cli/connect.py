@@ -60,7 +60,7 @@ def accounts_connect(
     except PermanentError as error:
         fail(str(error))
     state = "connected new" if created else "connected"
-    say(f"{state} {kind.value} account {email} id={account.id}")
+    say(f"{state} {kind.value} account {account.email} id={account.id}")
 
 
 @accounts_app.command("new-key")

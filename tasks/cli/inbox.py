@@ -23,9 +23,10 @@ from bridge.errors import PublishError
 from bridge.outcome import PermanentError, RetryLater
 from bridge.publishing import enqueue
 from bridge.store.db import session_scope
+from tasks.account_lookup import stored_account
 from tasks.accounts import mailbox_of
 from tasks.accounts_file import AccountsFileError, maildir_account_problems
-from tasks.accounts_import import import_file, stored_account
+from tasks.accounts_import import import_file
 from tasks.cli.groups import accounts_app, actions_app, bulk_app, commands, db_app
 from tasks.demo import DEMO_EMAIL, add_account, ensure_demo_account
 from tasks.jobs import bulk_process

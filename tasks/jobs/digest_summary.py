@@ -12,11 +12,10 @@ from typing import Any
 
 from pydantic import ConfigDict, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
-from sqlalchemy import func, select
 
 from bridge.payload import Address, Id, Payload
 from bridge.store.db import session_scope
-from tasks.models import EmailAccount
+from tasks.account_lookup import stored_account
 
 
 class SendSummary(Payload):
@@ -58,10 +57,5 @@ def summary_account_id(payload: SendSummary) -> str | None:
         return payload.email_account_id
     address = (payload.email or "").strip()
     with session_scope() as session:
-        # Addresses differing only in case are one mailbox; an exact match goes first.
-        return session.scalar(
-            select(EmailAccount.id)
-            .where(func.lower(EmailAccount.email) == address.lower())
-            .order_by((EmailAccount.email == address).desc(), EmailAccount.email)
-            .limit(1)
-        )
+        account = stored_account(session, address)
+        return None if account is None else account.id

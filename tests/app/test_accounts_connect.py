@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 import pytest
 from cryptography.fernet import Fernet
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bridge.store.db import session_scope
 from tests.support.commands import BIN
@@ -143,6 +143,24 @@ def test_connect_clears_a_recorded_reconnect(oauth: OAuthServer) -> None:
 
     assert code == 0, stdout + stderr
     assert _stored(EMAIL).connection_error is None
+
+
+def test_connect_in_another_case_updates_the_same_account(oauth: OAuthServer) -> None:
+    from tasks.models import EmailAccount, MailProviderKind
+
+    with session_scope() as session:
+        session.add(EmailAccount(email=EMAIL, provider=MailProviderKind.GOOGLE))
+    command = Connecting(_environment(oauth), "google", EMAIL.upper(), "--no-browser")
+    _browse(command.sign_in_address())
+    code, stdout, stderr = command.finish()
+
+    assert code == 0, stdout + stderr
+    assert f"connected google account {EMAIL} " in stdout
+    with session_scope() as session:
+        same = func.lower(EmailAccount.email) == EMAIL.lower()
+        accounts = session.scalars(select(EmailAccount.email).where(same)).all()
+    assert accounts == [EMAIL]
+    assert "refresh_token_encrypted" in _stored(EMAIL).provider_settings
 
 
 def test_connect_refused_by_the_person_says_so_and_stores_nothing(oauth: OAuthServer) -> None:
