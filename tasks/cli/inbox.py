@@ -180,7 +180,20 @@ def bulk_show(job_id: str) -> None:
     fields = ("status", "pages_fetched", "total_emails", "emails_queued", "processed", "failed")
     values = {name: getattr(job, name) for name in fields}
     values["status"] = job.status.value
+    if job.error:
+        values["error"] = job.error
     emit_json(values)
+
+
+@bulk_app.command("cancel")
+def bulk_cancel(job_id: str) -> None:
+    """Cancel an open bulk run: its queued messages are skipped when delivered."""
+    settings_or_exit()
+
+    if not bulk_process.cancel(job_id):
+        job = bulk_process.get(job_id)
+        fail(f"no bulk job {job_id}" if job is None else f"bulk job {job_id} is {job.status.value}")
+    emit_json({"jobId": job_id, "status": "CANCELLED"})
 
 
 @commands.command("clean")

@@ -228,6 +228,8 @@ def _set_status(job_id: str, status: BulkJobStatus, error: str | None = None) ->
     payload=FetchPage,
     concurrency=1,
     retries=3,
+    # Failed for good: the run is closed as FAILED, since it could never complete.
+    on_failure=records.fail_run,
 )
 def fetch_page(payload: FetchPage, delivery: Delivery) -> Result:
     row = job_or_fail(payload.job_id)

@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from bridge.outcome import PermanentError
 from bridge.store.db import autocommit, engine, read_scope, session_scope
 from tasks.models import (
+    OPEN_BULK_STATUSES,
     BulkItemStatus,
     BulkJobStatus,
     BulkProcessItem,
@@ -241,3 +242,32 @@ def count_failed(payload: CountedMessage, error: str) -> None:
     so a message the body counted already (processed, or failed on a PermanentError) is
     left as it was."""
     count(payload.job_id, payload.message_id, BulkItemStatus.FAILED)
+
+
+class FetchedPage(Protocol):
+    """What a fetcher message names: its run and its page."""
+
+    @property
+    def job_id(self) -> str: ...
+
+    @property
+    def page(self) -> int: ...
+
+
+def fail_run(payload: FetchedPage, error: str) -> None:
+    """The fetcher's on_failure hook: a page that failed for good (its retries used up,
+    or a permanent failure) ends its open run as FAILED with the error. No page after it
+    is listed, so the run could never complete, and an open run blocks the next one."""
+    with session_scope() as session:
+        session.execute(
+            update(BulkProcessJob)
+            .where(
+                BulkProcessJob.id == payload.job_id,
+                BulkProcessJob.status.in_(OPEN_BULK_STATUSES),
+            )
+            .values(
+                status=BulkJobStatus.FAILED,
+                error=f"page {payload.page}: {error}",
+                completed_at=utcnow(),
+            )
+        )

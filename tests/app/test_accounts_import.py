@@ -215,19 +215,6 @@ def test_demo_creates_an_account_whose_rules_exercise_every_kind_of_job(
     assert delayed == 1
 
 
-def test_bulk_start_and_show_from_the_command_line(configure: Any, tmp_path: Path) -> None:
-    configure(DATA_DIR=str(tmp_path), JOB_PROVIDER="http", INTERNAL_API_URL="http://127.0.0.1:9")
-    jobbridge("demo")
-    failed = jobbridge("bulk", "start", "--account", "demo@localhost")
-    # Direct HTTP to nowhere: the publish fails, and the run is closed rather than left open.
-    assert failed.exit_code == 1 and "could not publish" in failed.stderr
-    configure(JOB_PROVIDER="celery")
-    started = jobbridge("bulk", "start", "--account", "demo@localhost")
-    job_id = json.loads(started.stdout)["jobId"]
-    shown = json.loads(jobbridge("bulk", "show", job_id).stdout)
-    assert shown["status"] in {"PENDING", "RUNNING", "COMPLETED"}
-
-
 # A Maildir path that cannot become a folder: its parent is a regular file.
 def blocked_folder(tmp_path: Path, name: str) -> Path:
     parent = tmp_path / f"{name}-is-a-file"

@@ -129,6 +129,33 @@ def test_bulk_message_failing_on_the_last_attempt_is_counted_failed_and_complete
     assert counts(job_id) == (0, 1, BulkJobStatus.COMPLETED)
 
 
+def test_bulk_page_failing_on_the_last_attempt_closes_its_run_as_failed(
+    app: TestClient, mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def down(*args: Any, **kwargs: Any) -> Any:
+        raise ConnectionError("mail server unreachable")
+
+    monkeypatch.setattr(MaildirProvider, "list_threads", down)
+    with session_scope() as session:
+        job = BulkProcessJob(
+            email_account_id=mailbox.account_id, start_date=utcnow(), only_unread=False
+        )
+        session.add(job)
+    data = {"jobId": job.id, "emailAccountId": mailbox.account_id, "pageCount": 0}
+    fetcher = bulk_process.fetch_page
+
+    before_last = qstash_post(app, fetcher.route, data, retried=fetcher.retries - 1)
+    still_open = counts(job.id)[2]
+    last = qstash_post(app, fetcher.route, data, retried=fetcher.retries)
+
+    assert (before_last.status_code, still_open) == (503, BulkJobStatus.PENDING)
+    assert last.status_code == 503
+    row = bulk_process.get(job.id)
+    assert row is not None and row.status is BulkJobStatus.FAILED
+    assert row.error is not None and row.error.startswith("page 0: ")
+    assert "mail server unreachable" in row.error
+
+
 def test_scheduled_action_failing_on_the_last_attempt_is_failed_with_the_error(
     app: TestClient, mailbox: Mailbox, mail_down: None
 ) -> None:
