@@ -123,7 +123,7 @@ def _qstash_lines(qstash: QStashAudit | None) -> RenderableType:
         return Text(f"qstash: unreachable: {qstash.error}")
     table = Table(title="qstash queues")
     for column in ("queue", "lag", "paused", "parallelism"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for queue in qstash.queues:
         table.add_row(
             Text(queue.name),
@@ -213,7 +213,7 @@ _STATE_STYLE = {"up": "green", "DOWN": "bold red", "warning": "yellow", "not con
 def _render_status(report: StatusReport) -> RenderableType:
     table = Table(title=f"jobbridge status at {report.checked_at:%Y-%m-%d %H:%M:%S} UTC")
     for column in ("service", "state", "latency", "detail"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")  # a detail cut short names nothing
     for check in report.checks:
         latency = f"{check.latency_ms:.1f} ms" if check.latency_ms is not None else "-"
         state = Text(check.state, style=_STATE_STYLE[check.state])

@@ -66,7 +66,7 @@ def show_config() -> None:
     chain = resolve_chain(settings)
     table = Table(title="provider chain (publish order)")
     for column in ("#", "provider", "used", "why"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for index, link in enumerate(chain.links, 1):
         table.add_row(
             str(index) if link.used else "",
@@ -80,8 +80,8 @@ def show_config() -> None:
     for number, step in enumerate(rollback.steps, 1):
         console().print(Text(f"  {number}. {step}"))
     values = Table(title="settings (secrets masked)")
-    values.add_column("variable")
-    values.add_column("value")
+    values.add_column("variable", overflow="fold")
+    values.add_column("value", overflow="fold")  # a path or URL cut short names nothing
     # Text, not str: a value is the user's, printed as it is, never read as Rich markup.
     for name in Settings.model_fields:
         values.add_row(name.upper(), Text(_masked(name, getattr(settings, name))))
@@ -91,8 +91,8 @@ def show_config() -> None:
     for model in loaded_app().settings_models:
         own = read_settings(model)
         table = Table(title=f"{model.__name__} (the app's; secrets masked)")
-        table.add_column("variable")
-        table.add_column("value")
+        table.add_column("variable", overflow="fold")
+        table.add_column("value", overflow="fold")
         for name in type(own).model_fields:
             table.add_row(name.upper(), Text(_masked(name, getattr(own, name))))
         console().print(table)

@@ -220,3 +220,17 @@ def test_config_prints_the_rollback_for_the_phase_the_settings_are_in(
     assert "rollback to QStash (now: phase 4, part way: QSTASH_TOKEN removed" in output
     assert "1. put back QSTASH_TOKEN:" in output
     assert "2. set JOB_PROVIDER=qstash" in output
+
+
+def test_config_on_a_narrow_terminal_folds_a_long_path_instead_of_cutting_it(
+    configure: Configure, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / ("a-data-directory-with-a-rather-long-name-" * 3).rstrip("-")
+    configure(DATA_DIR=str(data_dir), DATABASE_URL=None)
+    monkeypatch.setenv("COLUMNS", "80")
+
+    result = run_config()
+
+    assert result.exit_code == 0, result.output
+    unfolded = re.sub(r"[\s│]", "", result.output)
+    assert f"(database)sqlite:///{data_dir}/jobbridge.db" in unfolded
