@@ -65,6 +65,10 @@ def add_job_task(app: Celery, spec: JobSpec[Any]) -> None:
         max_retries=spec.retries,
         soft_time_limit=spec.timeout_seconds,
         time_limit=spec.timeout_seconds + HARD_LIMIT_GRACE_SECONDS,
+        # A delivery that failed for good is an outcome, not a crash: the worker logs it
+        # in one line ("raised expected"), without a traceback of this wrapper (an
+        # unexpected error in the job is logged with its own by the core).
+        throws=(JobFailed,),
     )
     def run(self: Task, payload: dict[str, Any]) -> dict[str, str]:  # type: ignore[type-arg]
         request = self.request

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -131,6 +132,20 @@ def test_celery_invalid_payload_fails_without_retry() -> None:
     assert isinstance(outcome.result, JobFailed)
     assert "scheduledActionId" in str(outcome.result)
     assert outcome.traceback is not None and "Retry" not in outcome.traceback
+
+
+def test_celery_logs_a_job_that_failed_for_good_in_one_line_without_a_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+
+    outcome = celery_task(scheduled_actions.execute_scheduled_action).apply(kwargs={"payload": {}})
+
+    assert outcome.failed()
+    worker_lines = [r for r in caplog.records if r.name == "celery.app.trace"]
+    assert [r.levelno for r in worker_lines] == [logging.INFO]
+    assert "raised expected: JobFailed" in worker_lines[0].getMessage()
+    assert not any(r.exc_info for r in caplog.records)
 
 
 def test_celery_job_beyond_the_horizon_waits_in_the_database(mailbox: Mailbox, worker: Any) -> None:
