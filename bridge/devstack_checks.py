@@ -28,7 +28,21 @@ def stack_blockers(
     """Everything that would stop the stack once started, one line each: web's and
     Flower's ports taken (uvicorn and Flower would fail, their errors buried under the
     others' start-up logs), the broker down (worker and beat would retry it forever)."""
-    return [*_port_blockers(port, flower_port, with_flower), *_broker_blockers(settings)]
+    return [
+        *_port_blockers(port, flower_port, with_flower),
+        *_metrics_port_blockers(settings),
+        *_broker_blockers(settings),
+    ]
+
+
+def _metrics_port_blockers(settings: Settings) -> list[str]:
+    """The worker's METRICS_PORT, when the user set it (else the stack picks a free one):
+    taken, the worker would run without its metrics, its banner line pointing elsewhere."""
+    if settings.metrics_port is None:
+        return []
+    fix = "set METRICS_PORT to a free port, or unset it (jobbridge dev then picks one)"
+    found = _port_blocker(settings.metrics_port, "the worker's metrics, METRICS_PORT", fix)
+    return [] if found is None else [found]
 
 
 def _port_blockers(port: int, flower_port: int, with_flower: bool) -> list[str]:

@@ -35,7 +35,17 @@ def connect_worker_metrics(app: Celery) -> None:
                 "count in memory of their own, which this port cannot show"
             )
         addr = str(get_settings().metrics_addr)
-        start_http_server(port, addr=addr, registry=process_registry())
+        try:
+            start_http_server(port, addr=addr, registry=process_registry())
+        except OSError as error:  # the worker runs on; its metrics are not served
+            log.error(
+                "metrics NOT served: METRICS_PORT %d on %s cannot be used (%s); set "
+                "METRICS_PORT (or METRICS_ADDR) to one this worker can listen on",
+                port,
+                addr,
+                error.strerror or error,
+            )
+            return
         log.info("metrics served on %s port %d", addr, port)
 
     def on_process_shutdown(pid: int | None = None, **_: Any) -> None:

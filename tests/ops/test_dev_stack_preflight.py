@@ -83,6 +83,19 @@ def test_a_flower_port_in_use_does_not_matter_without_flower(
     assert found == []
 
 
+def test_a_metrics_port_the_user_set_that_is_in_use_is_named_with_its_variable(
+    tmp_path: Path, taken_port: int
+) -> None:
+    ports = ("--port", str(free_port()), "--flower-port", str(free_port()))
+
+    done = dev(tmp_path, *ports, METRICS_PORT=str(taken_port))
+
+    [line] = assert_plain(done, 1)
+    assert line.startswith(f"port {taken_port} (the worker's metrics, METRICS_PORT) is in use")
+    assert "set METRICS_PORT to a free port" in line
+    assert_nothing_started(done, tmp_path)
+
+
 def test_web_and_flower_on_the_same_port_is_refused(tmp_path: Path) -> None:
     port = free_port()
 
