@@ -362,7 +362,10 @@ def actions_cancel(action_id: str) -> None:
     settings_or_exit()
 
     if not cancel(action_id):
-        fail(f"action {action_id} was not PENDING; nothing cancelled")
+        row = get(action_id)
+        if row is None:
+            fail(f"no action {action_id}")
+        fail(f"action {action_id} is {row.status.value}, not PENDING; nothing cancelled")
     say(f"action {action_id} cancelled")
 
 

@@ -72,7 +72,10 @@ def test_actions_schedule_show_and_cancel(mailbox: Mailbox) -> None:
     assert shown["id"] == row["id"]
 
     assert jobbridge("actions", "cancel", row["id"]).exit_code == 0
-    assert jobbridge("actions", "cancel", row["id"]).exit_code == 1
+    again = jobbridge("actions", "cancel", row["id"])
+    unknown = jobbridge("actions", "cancel", "nope")
+    assert again.exit_code == 1 and "is CANCELLED, not PENDING" in again.stderr
+    assert unknown.exit_code == 1 and "no action nope" in unknown.stderr
     assert scheduled_actions.get(row["id"]).status is ActionStatus.CANCELLED
 
 
