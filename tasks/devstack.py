@@ -3,6 +3,10 @@ database, seed the demo account, and say how to try it."""
 
 from __future__ import annotations
 
+import shlex
+import sys
+from pathlib import Path
+
 from config import Settings
 from tasks.demo import ensure_demo_account
 from tasks.schema import upgrade
@@ -13,12 +17,22 @@ def prepare_dev(settings: Settings) -> list[str]:
     _, keys = ensure_demo_account(settings.data_dir)
     maildir = settings.data_dir.resolve() / "maildir" / "demo"
     message = keys[0] if keys else "<message id>"
+    jobbridge = _this_command()
     return [
         "Try it: archive a demo message 2 seconds from now, then watch it move.",
-        "  .venv/bin/jobbridge actions schedule --account demo@localhost --type ARCHIVE \\",
+        f"  {jobbridge} actions schedule --account demo@localhost --type ARCHIVE \\",
         f"      --message {message} --in 2s",
         f"  ls {maildir}/.Archive/cur",
         "Run the demo rules over the whole inbox, then watch the counts:",
-        "  .venv/bin/jobbridge bulk start --account demo@localhost --include-read",
-        "  .venv/bin/jobbridge bulk show <jobId it prints>",
+        f"  {jobbridge} bulk start --account demo@localhost --include-read",
+        f"  {jobbridge} bulk show <jobId it prints>",
     ]
+
+
+def _this_command() -> str:
+    """The jobbridge that is running, as a path that works from any directory (the venv
+    it lives in need not be on PATH, nor the directory the stack runs in)."""
+    script = Path(sys.argv[0])
+    if script.name != "jobbridge":  # started some other way: the name on PATH
+        return "jobbridge"
+    return shlex.quote(str(script.absolute()))
