@@ -49,7 +49,12 @@ def keys(
         for name, value in values.items():
             typer.echo(f"{name}={value}")
         return
-    update = write_env_file(env_file, values)
+    try:
+        update = write_env_file(env_file, values)
+    except UnicodeDecodeError:
+        raise typer.BadParameter(
+            f"{env_file} is not UTF-8 text, as a dotenv file is", param_hint="--env-file"
+        ) from None
     # The lines written, as without --env-file (the Inngest server needs the same keys);
     # a kept value is never printed: it is a secret the operator already has.
     for name in update.written:

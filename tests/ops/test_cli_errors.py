@@ -335,3 +335,14 @@ def test_keys_into_a_folder_that_does_not_exist_names_the_file_asked_for(workdir
     lines = assert_plain(jobbridge("keys", "--env-file", str(target), workdir=workdir), 1)
 
     assert f"cannot use {target}: " in lines[0] and ".tmp" not in lines[0]
+
+
+def test_keys_into_a_file_that_is_not_utf8_is_a_usage_error_naming_it(workdir: Path) -> None:
+    target = workdir / "binary.env"
+    target.write_bytes(b"\xff\xfe not text")
+
+    done = jobbridge("keys", "--env-file", str(target), workdir=workdir)
+
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert f"Invalid value for --env-file: {target} is not UTF-8 text" in done.stderr
+    assert target.read_bytes() == b"\xff\xfe not text"  # left as it was
