@@ -189,7 +189,14 @@ class Settings(AppLocation):
         return value
 
     @field_validator(
-        "inngest_dev", "redis_url", "database_url", "metrics_port", "metrics_addr", mode="before"
+        "inngest_dev",
+        "inngest_app_id",
+        "redis_url",
+        "database_url",
+        "data_dir",
+        "metrics_port",
+        "metrics_addr",
+        mode="before",
     )
     @classmethod
     def _empty_is_the_default(cls, value: object, info: ValidationInfo) -> object:

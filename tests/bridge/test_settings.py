@@ -109,6 +109,17 @@ def test_blank_optional_value_counts_as_unset(
     assert getattr(load_settings(), variable.lower()) is None
 
 
+@pytest.mark.parametrize(
+    ("variable", "default"), [("INNGEST_APP_ID", "inbox-zero"), ("DATA_DIR", Path(".jobbridge"))]
+)
+def test_a_blank_value_with_a_default_takes_the_default(
+    monkeypatch: pytest.MonkeyPatch, variable: str, default: object
+) -> None:
+    monkeypatch.setenv(variable, " ")
+
+    assert getattr(load_settings(), variable.lower()) == default
+
+
 # Inngest cloud mode versus dev server
 
 
