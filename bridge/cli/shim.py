@@ -123,9 +123,18 @@ def enqueue_job(
     except KeyError as error:
         fail(str(error.args[0]))  # the message itself: str(KeyError) would quote it
     when = parse_when(at, None) if at else None
+    if when is not None and not spec.delayable:
+        raise typer.BadParameter(
+            f"{spec.event} runs when it is delivered: it cannot be given a time",
+            param_hint="--at",
+        )
     try:
-        receipt = enqueue(spec, validate(spec, payload), at=when, dedup_id=dedup_id)
-    except (InvalidPayload, ValueError) as error:
+        valid = validate(spec, payload)
+    except InvalidPayload as error:
+        raise typer.BadParameter(str(error), param_hint="--data") from None
+    try:
+        receipt = enqueue(spec, valid, at=when, dedup_id=dedup_id)
+    except ValueError as error:
         fail(str(error))
     emit_json(
         {

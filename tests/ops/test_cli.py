@@ -160,10 +160,21 @@ def test_enqueue_prints_the_receipt() -> None:
     assert json.loads(result.stdout) == {"provider": "celery", "id": "cli-1", "deduplicated": False}
 
 
-def test_enqueue_names_the_bad_field_and_publishes_nothing() -> None:
+def test_enqueue_names_the_bad_field_as_a_usage_error_and_publishes_nothing() -> None:
     result = jobbridge("enqueue", "scheduled-action.execute", "--data", '{"id": "a1"}')
-    assert result.exit_code == 1
-    assert "scheduledActionId" in result.stderr
+    assert result.exit_code == 2
+    assert "Invalid value for --data" in result.stderr and "scheduledActionId" in result.stderr
+
+
+def test_enqueue_at_a_time_for_a_job_that_runs_on_delivery_is_a_usage_error() -> None:
+    data = '{"emailAccountId": "x"}'
+    at = "2030-01-01T00:00:00Z"
+
+    result = jobbridge("enqueue", "resend.digest", "--data", data, "--at", at)
+
+    assert result.exit_code == 2
+    assert "Invalid value for --at" in result.stderr and "cannot be given a time" in result.stderr
+    assert "delayable=True" not in result.stderr
 
 
 def test_enqueue_names_the_known_jobs_for_an_unknown_one() -> None:
