@@ -14,6 +14,7 @@ from bridge.cli.root import fail, say, settings_or_exit
 from bridge.outcome import PermanentError
 from tasks.account_connections import check_can_connect, rotate_tokens, save_connection
 from tasks.cli.groups import accounts_app
+from tasks.mail.oauth_accounts import client_of
 from tasks.mail.oauth_connect import LoopbackOptions, obtain_refresh_token
 from tasks.mail.oauth_settings import load_oauth_settings
 from tasks.mail.token_vault import TokenKeyMissing, new_key
@@ -44,11 +45,17 @@ def accounts_connect(
     settings_or_exit()
     settings = load_oauth_settings()
     kind = MailProviderKind(provider.value)
+    # Configuration first (exit 2, as for any bad variable), before anyone signs in.
     if settings.token_encryption_key is None:
         fail(
             "TOKEN_ENCRYPTION_KEY is not set; it encrypts the stored refresh token. Make one "
-            "with `jobbridge accounts new-key` and keep it with your other secrets"
+            "with `jobbridge accounts new-key` and keep it with your other secrets",
+            code=2,
         )
+    try:
+        client_of(kind, settings)
+    except PermanentError as error:
+        fail(str(error), code=2)
     options = LoopbackOptions(port=port, open_browser=browser, timeout_seconds=timeout)
     if isinstance(sys.stdout, io.TextIOWrapper):
         # The sign-in address must show now, also through a pipe, not when the command ends.
@@ -76,7 +83,7 @@ def accounts_rotate_tokens() -> None:
     settings_or_exit()
     settings = load_oauth_settings()
     if settings.token_encryption_key is None:
-        fail(str(TokenKeyMissing.for_rotation()))
+        fail(str(TokenKeyMissing.for_rotation()), code=2)
     rotation = rotate_tokens(settings)
     say(f"re-encrypted {rotation.rotated} refresh token(s) with TOKEN_ENCRYPTION_KEY")
     for line in rotation.failed:

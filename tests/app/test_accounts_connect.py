@@ -179,7 +179,7 @@ def test_connect_without_an_encryption_key_stops_before_signing_in(oauth: OAuthS
     command = Connecting(_environment(oauth, TOKEN_ENCRYPTION_KEY=""), "google", EMAIL)
     code, _, stderr = command.finish()
 
-    assert code == 1
+    assert code == 2
     assert "TOKEN_ENCRYPTION_KEY" in stderr
     assert oauth.authorize_requests == []
 
@@ -188,7 +188,7 @@ def test_connect_without_a_client_id_names_the_variable(oauth: OAuthServer) -> N
     command = Connecting(_environment(oauth, GOOGLE_CLIENT_ID=""), "google", EMAIL)
     code, _, stderr = command.finish()
 
-    assert code == 1
+    assert code == 2
     assert "GOOGLE_CLIENT_ID is not set" in stderr
 
 

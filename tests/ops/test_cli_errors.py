@@ -346,3 +346,10 @@ def test_keys_into_a_file_that_is_not_utf8_is_a_usage_error_naming_it(workdir: P
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert f"Invalid value for --env-file: {target} is not UTF-8 text" in done.stderr
     assert target.read_bytes() == b"\xff\xfe not text"  # left as it was
+
+
+def test_rotating_tokens_without_the_key_is_a_configuration_error(workdir: Path) -> None:
+    done = jobbridge("accounts", "rotate-tokens", workdir=workdir, TOKEN_ENCRYPTION_KEY="")
+
+    [line] = assert_plain(done, 2)
+    assert line.startswith("TOKEN_ENCRYPTION_KEY is not set")
