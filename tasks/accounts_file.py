@@ -200,13 +200,14 @@ class AccountsFile(_Strict):
 
 
 def parse(data: Any, base: Path) -> AccountsFile:
-    """The file's accounts, or AccountsFileError naming every bad entry: first any
-    entry of the wrong shape, else every account or sender given twice and every
-    Maildir that cannot be a folder. Nothing is created: the folders are checked only."""
+    """The file's accounts, or AccountsFileError naming every bad entry: every entry of
+    the wrong shape and every account or sender given twice, else every Maildir that
+    cannot be a folder. Nothing is created: the folders are checked only."""
     try:
         parsed = AccountsFile.model_validate(data)
     except ValidationError as error:
-        raise invalid_file(_shape_problems(error)) from None
+        problems = _shape_problems(error) + _repeats_as_written(data)
+        raise invalid_file(_in_entry_order(problems)) from None
     for account in parsed.accounts:  # relative Maildir paths are relative to the file
         if account.maildir and not Path(account.maildir).is_absolute():
             account.maildir = str((base / account.maildir).resolve())
@@ -217,7 +218,7 @@ def parse(data: Any, base: Path) -> AccountsFile:
         problems += _repeated_addresses(senders, ("accounts", index, "senders"))
         problems += _maildir_problems(account, ("accounts", index))
     if problems:
-        raise invalid_file(sorted(problems, key=lambda problem: _entry_order(problem.where)))
+        raise invalid_file(_in_entry_order(problems))
     return parsed
 
 
@@ -251,6 +252,10 @@ def where_in_file(loc: tuple[str | int, ...]) -> str:
     return where.lstrip(".") or "(top level)"
 
 
+def _in_entry_order(problems: list[Problem]) -> list[Problem]:
+    return sorted(problems, key=lambda problem: _entry_order(problem.where))
+
+
 def _entry_order(where: str) -> list[int]:
     """The indexes in `where` (`accounts[2].senders[1]`: [2, 1]), by which problems
     sort in the order of the entries they name."""
@@ -273,11 +278,37 @@ def _kind(value: Any) -> str:
     return names.get(type(value), type(value).__name__)
 
 
-def _repeated_addresses(addresses: list[str], loc: tuple[str | int, ...]) -> Iterator[Problem]:
+def _repeats_as_written(data: Any) -> list[Problem]:
+    """Accounts and senders given twice, read from the file as written: told with the
+    entries of the wrong shape, in one pass (an entry without an address is skipped)."""
+    accounts = data.get("accounts") if isinstance(data, dict) else None
+    if not isinstance(accounts, list):
+        return []
+    problems = list(_repeated_addresses(_addresses(accounts), ("accounts",)))
+    for index, entry in enumerate(accounts):
+        senders = entry.get("senders") if isinstance(entry, dict) else None
+        if isinstance(senders, list):
+            where = ("accounts", index, "senders")
+            problems += _repeated_addresses(_addresses(senders), where)
+    return problems
+
+
+def _addresses(entries: list[Any]) -> list[str | None]:
+    return [
+        entry["email"] if isinstance(entry, dict) and isinstance(entry.get("email"), str) else None
+        for entry in entries
+    ]
+
+
+def _repeated_addresses(
+    addresses: list[str] | list[str | None], loc: tuple[str | int, ...]
+) -> Iterator[Problem]:
     """Each entry (of the list at `loc`) whose address an earlier one has, in any case,
     naming that one: both would be written to one row, and the last would win."""
     first: dict[str, int] = {}
     for index, address in enumerate(addresses):
+        if address is None:
+            continue
         earlier = first.setdefault(same_address(address), index)
         if earlier != index:
             yield Problem(

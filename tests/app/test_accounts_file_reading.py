@@ -61,3 +61,22 @@ def test_a_condition_pattern_over_its_limit_is_refused_naming_it(tmp_path: Path)
     )
 
     assert "accounts[0].rules[0].conditions.subject: " in refusal(tmp_path, text)
+
+
+def test_a_repeated_address_is_named_in_the_same_pass_as_an_entry_of_the_wrong_shape(
+    tmp_path: Path,
+) -> None:
+    text = """
+accounts:
+  - {email: carl@example.test, maildir: a, senders: [{email: s@x.test}, {email: S@x.test}]}
+  - {email: dee@example.test, maildir: b, summary: hourly}
+  - {email: CARL@example.test, maildir: c}
+"""
+    lines = refusal(tmp_path, text).splitlines()
+
+    assert lines[1:] == [
+        "  accounts[0].senders[1].email: same address as accounts[0].senders[0]",
+        lines[2],
+        "  accounts[2].email: same address as accounts[0]",
+    ]
+    assert lines[2].startswith("  accounts[1].summary: ")
