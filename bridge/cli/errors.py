@@ -99,8 +99,11 @@ def _database_problem(error: Exception) -> tuple[int, str] | None:
         )
     if not isinstance(error, DBAPIError):
         return None
+    data_dir = None  # the folder of the SQLite file, when DATABASE_URL is unset
     try:
-        where = redacted_url(get_settings().sqlalchemy_url)
+        settings = get_settings()
+        where = redacted_url(settings.sqlalchemy_url)
+        data_dir = settings.data_dir.resolve() if settings.database_url is None else None
     except ConfigError:
         where = "DATABASE_URL"
     reason = first_line(error.orig) if error.orig is not None else first_line(error)
@@ -110,6 +113,12 @@ def _database_problem(error: Exception) -> tuple[int, str] | None:
             f"the database at {where} has no jobbridge tables ({reason})\n"
             # The inbox app's command: the apps' commands are what meet missing tables.
             "fix: run `jobbridge db upgrade`"
+        )
+    if data_dir is not None:
+        return 1, (
+            f"cannot use the database at {where}: {reason}\n"
+            f"fix: check that DATA_DIR ({data_dir}) is a folder this user may write in, "
+            "or set DATABASE_URL"
         )
     return 1, (
         f"cannot use the database at {where}: {reason}\n"

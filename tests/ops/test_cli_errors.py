@@ -353,3 +353,16 @@ def test_rotating_tokens_without_the_key_is_a_configuration_error(workdir: Path)
 
     [line] = assert_plain(done, 2)
     assert line.startswith("TOKEN_ENCRYPTION_KEY is not set")
+
+
+def test_a_sqlite_file_that_cannot_be_opened_names_data_dir_in_the_fix(workdir: Path) -> None:
+    data_dir = workdir / "data"
+    (data_dir / "jobbridge.db").mkdir(parents=True)  # a folder where the file belongs
+
+    done = jobbridge("db", "upgrade", workdir=workdir, DATA_DIR=str(data_dir), DATABASE_URL="")
+
+    first, fix = assert_plain(done, 1)
+    assert "cannot use the database at sqlite:///" in first
+    assert fix == f"fix: check that DATA_DIR ({data_dir}) is a folder this user may write in, " + (
+        "or set DATABASE_URL"
+    )

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from pydantic_settings import BaseSettings
 
+from bridge.devstack import FlowerSettings
 from config import Settings, load_settings
 from tasks import CRONS, JOBS, settings_models
 from tasks.ai.settings import load_ai_settings
@@ -29,9 +30,10 @@ JOBS_DOC = ROOT / "docs/JOBS.md"
 CODE_FOLDERS = ("bridge", "tasks", "config", "tests", "bench")
 
 _ASSIGNMENT = re.compile(r"^([A-Z][A-Z0-9_]*)=(.*)$")
-# The shim's Settings and the inbox app's own models (the AI, digest delivery, OAuth
-# accounts): each reads the environment and .env, so .env.example lists the variables of all.
-SETTINGS_MODELS = (Settings, *settings_models)
+# The shim's Settings, the inbox app's own models (the AI, digest delivery, OAuth accounts)
+# and the dev stack's Flower login: each reads the environment and .env, so .env.example
+# lists the variables of all.
+SETTINGS_MODELS = (Settings, *settings_models, FlowerSettings)
 VARIABLES = sorted(name.upper() for model in SETTINGS_MODELS for name in model.model_fields)
 
 Row = dict[str, str]
