@@ -7,6 +7,7 @@ What it needs (web's and Flower's ports, the broker) is checked before anything 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import secrets
 import shlex
@@ -16,7 +17,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -293,11 +294,36 @@ def run_dev_stack(
     blockers = stack_blockers(settings, port=port, flower_port=flower_port, with_flower=with_flower)
     if blockers:
         raise StackCannotStart("\n".join(blockers))
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    with _only_stack_on(settings.data_dir):
+        return _run_stack(
+            settings, app, port=port, flower_port=flower_port, with_flower=with_flower
+        )
+
+
+@contextlib.contextmanager
+def _only_stack_on(data_dir: Path) -> Iterator[None]:
+    """DATA_DIR for this stack alone, while it runs (StackCannotStart when another holds
+    it): a second stack there would empty the first one's metrics and run every cron
+    twice. A lock on a file in it, let go when this process ends, however it ends."""
+    with (data_dir / "dev.lock").open("ab") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StackCannotStart(
+                f"another jobbridge dev runs on DATA_DIR ({data_dir.resolve()}): stop it, "
+                "or start this one with another DATA_DIR"
+            ) from None
+        yield
+
+
+def _run_stack(
+    settings: Settings, app: App, *, port: int, flower_port: int, with_flower: bool
+) -> int:
     # SIGINT too: started from a script in the background, a process inherits SIGINT
     # ignored, and Python then leaves it ignored; Ctrl-C must stop the stack regardless.
     for stopping in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(stopping, _stop_on_signal)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
     tips = list(app.prepare_dev(settings)) if app.prepare_dev is not None else []
     metrics = dev_metrics(settings, os.environ)
     empty_multiproc_dir(metrics)  # before the first child: each writes there at import

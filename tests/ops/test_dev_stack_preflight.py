@@ -5,6 +5,7 @@ the database migrated)."""
 
 from __future__ import annotations
 
+import fcntl
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -93,6 +94,23 @@ def test_a_metrics_port_the_user_set_that_is_in_use_is_named_with_its_variable(
     [line] = assert_plain(done, 1)
     assert line.startswith(f"port {taken_port} (the worker's metrics, METRICS_PORT) is in use")
     assert "set METRICS_PORT to a free port" in line
+    assert_nothing_started(done, tmp_path)
+
+
+def test_a_second_stack_on_the_same_data_dir_is_refused(tmp_path: Path) -> None:
+    data_dir = tmp_path / ".jobbridge"
+    data_dir.mkdir()
+    ports = ("--port", str(free_port()), "--flower-port", str(free_port()))
+    with (data_dir / "dev.lock").open("ab") as first_stack:  # held as a running stack holds it
+        fcntl.flock(first_stack, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+        done = dev(tmp_path, *ports)
+
+    [line] = assert_plain(done, 1)
+    assert line == (
+        f"another jobbridge dev runs on DATA_DIR ({data_dir}): stop it, "
+        "or start this one with another DATA_DIR"
+    )
     assert_nothing_started(done, tmp_path)
 
 
