@@ -75,7 +75,10 @@ def accounts_add(
     if problems:
         lines = [f"{_ADD_ARGUMENT.get(p.where, p.where)}: {p.message}" for p in problems]
         fail("\n".join(lines), code=2)  # 2: a bad argument, as click answers one
-    account = add_account(email, maildir)
+    try:
+        account = add_account(email, maildir)
+    except OSError as error:  # the folders could not be made after all (nothing stored)
+        fail(f"--maildir: cannot use {error.filename or maildir}: {error.strerror}", code=2)
     say(f"account {account.email} id={account.id} maildir={maildir}")
 
 

@@ -67,6 +67,17 @@ def test_a_maildir_under_a_file_is_refused_naming_that_file(tmp_path: Path) -> N
     assert accounts() == 0
 
 
+def test_a_maildir_whose_folders_cannot_be_made_is_refused_naming_the_option() -> None:
+    maildir = Path("/proc/jobbridge-test/m")  # looks writable to root; nothing can be made
+
+    result = jobbridge("accounts", "add", "a@example.test", "--maildir", str(maildir))
+
+    assert result.exit_code == 2
+    [line] = result.stderr.splitlines()
+    assert line.startswith("--maildir: cannot use /proc/")
+    assert accounts() == 0
+
+
 def test_a_relative_maildir_is_checked_where_it_will_be_created(
     tmp_path: Path, monkeypatch: Any
 ) -> None:
