@@ -363,6 +363,18 @@ def read_settings(model: type[_AnySettings], **overrides: object) -> _AnySetting
             f"invalid configuration: {Path('.env').resolve()} is not UTF-8 text; "
             "save it as UTF-8, or remove it and set the variables in the environment"
         ) from None
+    except OSError as error:
+        if not _is_the_env_file(error):
+            raise
+        raise ConfigError(
+            f"invalid configuration: cannot read {Path('.env').resolve()} ({error.strerror}); "
+            "make it readable by this user, or remove it and set the variables in the "
+            "environment"
+        ) from None
+
+
+def _is_the_env_file(error: OSError) -> bool:
+    return error.filename is not None and Path(str(error.filename)).name == ".env"
 
 
 def app_module_name() -> str:
@@ -373,6 +385,10 @@ def app_module_name() -> str:
         raise ConfigError(_explain(error)) from None
     except UnicodeDecodeError:
         return AppLocation(_env_file=None).jobbridge_app  # load_settings reports the file
+    except OSError as error:
+        if not _is_the_env_file(error):
+            raise
+        return AppLocation(_env_file=None).jobbridge_app  # as for a file that is not UTF-8
 
 
 @lru_cache(maxsize=1)

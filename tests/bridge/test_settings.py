@@ -499,3 +499,24 @@ def test_a_metrics_addr_that_is_no_ip_address_names_the_variable() -> None:
 def test_an_empty_metrics_addr_means_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("METRICS_ADDR", "")
     assert str(load_settings().metrics_addr) == "127.0.0.1"
+
+
+# A .env this user cannot read
+
+
+def test_a_dotenv_that_cannot_be_read_is_a_configuration_error_naming_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("REDIS_URL=\n")
+    monkeypatch.chdir(tmp_path)
+
+    def unreadable(path: object, **_: object) -> dict[str, str]:
+        raise PermissionError(13, "Permission denied", str(path))  # as open() would, not root
+
+    monkeypatch.setattr("pydantic_settings.sources.providers.dotenv.dotenv_values", unreadable)
+
+    with pytest.raises(ConfigError) as refused:
+        load_settings()
+
+    assert f"cannot read {dotenv} (Permission denied)" in str(refused.value)
