@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import socket
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -14,6 +13,7 @@ from celery.signals import worker_init
 
 from bridge.celery.app import celery_app
 from bridge.registry import Registry
+from tests.support.services import taken_port
 
 
 class Worker:
@@ -23,12 +23,10 @@ class Worker:
         self.app = app
 
 
-@pytest.fixture
-def taken_port() -> Iterator[int]:
-    with socket.socket() as holder:
-        holder.bind(("127.0.0.1", 0))
-        holder.listen()
-        yield int(holder.getsockname()[1])
+@pytest.fixture(name="taken_port")
+def a_taken_port() -> Iterator[int]:
+    with taken_port() as port:
+        yield port
 
 
 def test_a_taken_metrics_port_is_named_in_one_error_line(

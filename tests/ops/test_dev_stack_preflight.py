@@ -6,7 +6,6 @@ the database migrated)."""
 from __future__ import annotations
 
 import fcntl
-import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,16 +16,13 @@ from bridge.devstack_checks import stack_blockers
 from config import load_settings
 from tests.ops.test_dev_stack import BIN, embedded_env
 from tests.support.commands import assert_plain
-from tests.support.services import free_port
+from tests.support.services import free_port, taken_port
 
 
-@pytest.fixture
-def taken_port() -> Iterator[int]:
-    """A port something listens on, as another server would, for the test's length."""
-    with socket.socket() as holder:
-        holder.bind(("127.0.0.1", 0))
-        holder.listen()
-        yield int(holder.getsockname()[1])
+@pytest.fixture(name="taken_port")
+def a_taken_port() -> Iterator[int]:
+    with taken_port() as port:
+        yield port
 
 
 def dev(workdir: Path, *options: str, **variables: str) -> subprocess.CompletedProcess[str]:
