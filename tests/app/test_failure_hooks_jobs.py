@@ -156,6 +156,23 @@ def test_bulk_page_failing_on_the_last_attempt_closes_its_run_as_failed(
     assert "mail server unreachable" in row.error
 
 
+def test_a_page_published_ahead_that_gives_up_waiting_leaves_its_run_open(
+    app: TestClient, mailbox: Mailbox
+) -> None:
+    with session_scope() as session:
+        job = BulkProcessJob(
+            email_account_id=mailbox.account_id, start_date=utcnow(), only_unread=False
+        )
+        session.add(job)
+    ahead = {"jobId": job.id, "emailAccountId": mailbox.account_id, "pageCount": 1}
+    fetcher = bulk_process.fetch_page
+
+    last = qstash_post(app, fetcher.route, ahead, retried=fetcher.retries)
+
+    assert last.status_code == 503  # page 0 is not counted yet: it waited, and gave up
+    assert counts(job.id)[2] is BulkJobStatus.PENDING
+
+
 def test_scheduled_action_failing_on_the_last_attempt_is_failed_with_the_error(
     app: TestClient, mailbox: Mailbox, mail_down: None
 ) -> None:
