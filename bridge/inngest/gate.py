@@ -15,10 +15,11 @@ plain ASGI middleware on that one path, answers first:
   must not buy a parse on the event loop: bodies over a few KiB are verified in a worker
   thread, one at a time, so that they neither stall other requests nor add up in
   memory (the check parses and canonicalises the JSON, which costs a multiple of the
-  body's size). At most LARGE_BODIES_IN_LINE of them wait or are checked at once: one
-  more is answered 503 with Retry-After, before its body is read when its length is
-  declared; and a body with more JSON values than MAX_SEPARATORS bounds is 413 unchecked
-  (its canonical form costs a few microseconds per value). A smaller POST is left to
+  body's size). At most LARGE_BODIES_IN_LINE of them are read, wait or are checked at
+  once (a place is taken before a declared body is read, and held at most
+  LARGE_BODY_READ_SECONDS while it arrives, else 408): one more is answered 503 with
+  Retry-After, unread; and a body with more JSON values than MAX_SEPARATORS bounds is
+  413 unchecked (its canonical form costs a few microseconds per value). A smaller POST is left to
   the SDK, which verifies a POST's signature (the same check, answered 401) before it
   reads the request: checking it here as well doubled the cost of every call, the
   signature's JSON canonicalisation being most of it;
@@ -35,10 +36,11 @@ retrying the same bytes cannot help (the check runs only on that error path).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from urllib.parse import parse_qs
 
 from inngest._internal.server_lib import ServerRequest
@@ -57,6 +59,9 @@ LARGE_VERIFICATIONS_AT_ONCE = 1
 # Large bodies read and in line for their check (being checked, or waiting), each held
 # in memory: one more is answered 503 (Inngest retries it) and dropped at once.
 LARGE_BODIES_IN_LINE = 4
+# A large body holds its place in line while it is read: at most this long.
+LARGE_BODY_READ_SECONDS = 30
+INVALID_SIGNATURE = "invalid X-Inngest-Signature"
 # The canonical form costs a few microseconds of pure Python per JSON value, whatever a
 # value's size: a body with more commas and colons than this (a bound on its values) is
 # refused before its check, so that a made-up signature buys well under a second of CPU.
@@ -138,39 +143,59 @@ class InngestGate:
         signature = _signature(scope, signed_mode=self.signature_check is not None)
         is_inspection = scope["method"] == "GET"
         check = self.signature_check
-        large = (declared_length(scope) or 0) > VERIFY_IN_THREAD_ABOVE_BYTES
-        if check is not None and signature is not None and large and not is_inspection:
-            self._refuse_when_the_line_is_full()  # before its body is read: nothing held
-        body = b"" if is_inspection else await read_capped(scope, receive, self.max_body_bytes)
-        if (
-            check is not None
-            and signature is not None
-            and not await self._verifies(check, body, signature, scope["method"])
-        ):
-            raise Refused(401, "invalid X-Inngest-Signature")
+        if check is None or signature is None:  # dev mode, or an unsigned inspection
+            return b"" if is_inspection else await self._read(scope, receive)
+        declared = declared_length(scope) or 0
+        if not is_inspection and declared > VERIFY_IN_THREAD_ABOVE_BYTES:
+            if declared > self.max_body_bytes:
+                raise Refused(413, f"body over {self.max_body_bytes} bytes")
+            with self._place_in_line():  # taken before the body is read: what waits is bounded
+                body = await self._read_in_time(scope, receive)
+                await self._verify_large(check, body, signature)
+            return body
+        body = b"" if is_inspection else await self._read(scope, receive)
+        if len(body) > VERIFY_IN_THREAD_ABOVE_BYTES:  # streamed, its length undeclared
+            with self._place_in_line():
+                await self._verify_large(check, body, signature)
+        elif scope["method"] != "POST" and not check(body, signature):  # the SDK checks a POST
+            raise Refused(401, INVALID_SIGNATURE)
         return body
 
-    def _refuse_when_the_line_is_full(self) -> None:
+    async def _read(self, scope: Scope, receive: Receive) -> bytes:
+        return await read_capped(scope, receive, self.max_body_bytes)
+
+    async def _read_in_time(self, scope: Scope, receive: Receive) -> bytes:
+        """A large body, read within LARGE_BODY_READ_SECONDS: a place in line is not
+        held for a sender that trickles."""
+        try:
+            async with asyncio.timeout(LARGE_BODY_READ_SECONDS):
+                return await self._read(scope, receive)
+        except TimeoutError:
+            raise Refused(
+                408, f"the body did not arrive within {LARGE_BODY_READ_SECONDS} s"
+            ) from None
+
+    @contextlib.contextmanager
+    def _place_in_line(self) -> Iterator[None]:
         if self.large_in_line >= LARGE_BODIES_IN_LINE:
             raise Refused(
                 503, "busy checking the signatures of other large requests", retry_after=1
             )
-
-    async def _verifies(
-        self, check: SignatureCheck, body: bytes, signature: str, method: str
-    ) -> bool:
-        if len(body) <= VERIFY_IN_THREAD_ABOVE_BYTES:
-            return method == "POST" or check(body, signature)  # the SDK checks a POST
-        self._refuse_when_the_line_is_full()
-        if body.count(b",") + body.count(b":") > MAX_SEPARATORS:
-            raise Refused(413, f"body has over {MAX_SEPARATORS:,} JSON values to check")
         self.large_in_line += 1
         try:
-            async with self.large_verifications:
-                verified: bool = await run_in_threadpool(check, body, signature)
-                return verified
+            yield
         finally:
             self.large_in_line -= 1
+
+    async def _verify_large(self, check: SignatureCheck, body: bytes, signature: str) -> None:
+        """Refused unless the signature verifies: checked in a worker thread, one at a
+        time, and not at all for a body of more JSON values than MAX_SEPARATORS bounds."""
+        if body.count(b",") + body.count(b":") > MAX_SEPARATORS:
+            raise Refused(413, f"body has over {MAX_SEPARATORS:,} JSON values to check")
+        async with self.large_verifications:
+            verified: bool = await run_in_threadpool(check, body, signature)
+        if not verified:
+            raise Refused(401, INVALID_SIGNATURE)
 
 
 NO_RETRY_HEADER = (b"x-inngest-no-retry", b"true")

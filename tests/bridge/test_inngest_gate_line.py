@@ -9,8 +9,10 @@ import threading
 import time
 from typing import Any
 
+import pytest
 from starlette.types import Message, Receive, Scope, Send
 
+from bridge.inngest import gate as gate_module
 from bridge.inngest.gate import (
     LARGE_BODIES_IN_LINE,
     MAX_SEPARATORS,
@@ -47,7 +49,9 @@ def large_body(values: int = 10) -> bytes:
     return json.dumps({"pad": "x" * (VERIFY_IN_THREAD_ABOVE_BYTES + 1), "v": [1] * values}).encode()
 
 
-async def call(gate: InngestGate, body: bytes) -> tuple[int, dict[str, str], bool]:
+async def call(
+    gate: InngestGate, body: bytes, receive: Receive | None = None
+) -> tuple[int, dict[str, str], bool]:
     """The answer's status and headers, and whether the gate read the body."""
     scope = {
         "type": "http",
@@ -63,7 +67,7 @@ async def call(gate: InngestGate, body: bytes) -> tuple[int, dict[str, str], boo
     read = False
     sent: list[Message] = []
 
-    async def receive() -> Message:
+    async def whole_body() -> Message:
         nonlocal read
         read = True
         return {"type": "http.request", "body": body, "more_body": False}
@@ -71,7 +75,7 @@ async def call(gate: InngestGate, body: bytes) -> tuple[int, dict[str, str], boo
     async def send(message: Message) -> None:
         sent.append(message)
 
-    await gate(scope, receive, send)
+    await gate(scope, receive or whole_body, send)
     start = sent[0]
     headers = {name.decode(): value.decode() for name, value in start["headers"]}
     return start["status"], headers, read
@@ -121,3 +125,20 @@ def test_a_large_body_within_the_bounds_is_checked() -> None:
     status, _, _ = asyncio.run(call(gate_with(check), large_body(1000)))
 
     assert (status, check.calls) == (401, 1)
+
+
+def test_a_large_body_that_does_not_arrive_in_time_is_408_and_gives_its_place_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(gate_module, "LARGE_BODY_READ_SECONDS", 0.05)
+    check = BlockingCheck()
+    check.released.set()
+    gate = gate_with(check)
+
+    async def trickle() -> Message:
+        await asyncio.Event().wait()  # the rest of the body never comes
+        raise AssertionError("unreachable")
+
+    status, _, _ = asyncio.run(call(gate, large_body(), receive=trickle))
+
+    assert (status, gate.large_in_line, check.calls) == (408, 0, 0)
