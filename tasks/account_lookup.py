@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from tasks.models import EmailAccount
@@ -19,7 +19,13 @@ def stored_account(session: Session, email: str) -> EmailAccount | None:
     is the same mailbox; it keeps the spelling it was stored with."""
     found: EmailAccount | None = session.scalars(
         select(EmailAccount)
-        .where(func.lower(EmailAccount.email) == same_address(email))
+        # The exact spelling too: SQLite's lower() folds ASCII letters only.
+        .where(
+            or_(
+                EmailAccount.email == email,
+                func.lower(EmailAccount.email) == same_address(email),
+            )
+        )
         .order_by((EmailAccount.email == email).desc(), EmailAccount.email)
         .limit(1)
     ).first()
