@@ -291,11 +291,14 @@ def run_dev_stack(
     done), prepare the app (migrate, seed: its `prepare_dev`) and the metrics' token and
     directory, then run web, worker, beat and Flower until Ctrl-C or until one of them
     exits."""
-    blockers = stack_blockers(settings, port=port, flower_port=flower_port, with_flower=with_flower)
-    if blockers:
-        raise StackCannotStart("\n".join(blockers))
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # The lock first: a second stack there would otherwise be told its ports are taken.
     with _only_stack_on(settings.data_dir):
+        blockers = stack_blockers(
+            settings, port=port, flower_port=flower_port, with_flower=with_flower
+        )
+        if blockers:
+            raise StackCannotStart("\n".join(blockers))
         return _run_stack(
             settings, app, port=port, flower_port=flower_port, with_flower=with_flower
         )

@@ -30,18 +30,23 @@ def stack_blockers(
     others' start-up logs), the broker down (worker and beat would retry it forever)."""
     return [
         *_port_blockers(port, flower_port, with_flower),
-        *_metrics_port_blockers(settings),
+        *_metrics_port_blockers(settings, (port, flower_port) if with_flower else (port,)),
         *_broker_blockers(settings),
     ]
 
 
-def _metrics_port_blockers(settings: Settings) -> list[str]:
+def _metrics_port_blockers(settings: Settings, others: tuple[int, ...]) -> list[str]:
     """The worker's METRICS_PORT, when the user set it (else the stack picks a free one):
-    taken, the worker would run without its metrics, its banner line pointing elsewhere."""
-    if settings.metrics_port is None:
+    taken, or one of the stack's other ports, the worker would run without its metrics,
+    its banner line pointing elsewhere."""
+    port = settings.metrics_port
+    if port is None:
         return []
     fix = "set METRICS_PORT to a free port, or unset it (jobbridge dev then picks one)"
-    found = _port_blocker(settings.metrics_port, "the worker's metrics, METRICS_PORT", fix)
+    if port in others:
+        return [f"METRICS_PORT {port} is also the stack's web or Flower port: {fix}"]
+    name = "the worker's metrics, METRICS_PORT"
+    found = _port_blocker(port, name, fix, address=str(settings.metrics_addr))
     return [] if found is None else [found]
 
 
@@ -59,14 +64,15 @@ def _port_blockers(port: int, flower_port: int, with_flower: bool) -> list[str]:
     return [line for line in found if line is not None]
 
 
-def _port_blocker(port: int, name: str, fix: str) -> str | None:
-    """Why `name` could not listen on 127.0.0.1:`port`, as web and Flower do, or None.
-    With SO_REUSEADDR, as uvicorn and Tornado (Flower's server) set it: a port that only
-    last connections still hold (TIME_WAIT) is free to them."""
+def _port_blocker(port: int, name: str, fix: str, address: str = "127.0.0.1") -> str | None:
+    """Why `name` could not listen on `address`:`port`, as web and Flower (on loopback)
+    and the worker's metrics do, or None. With SO_REUSEADDR, as uvicorn, Tornado (Flower's
+    server) and Python's HTTP server set it: a port that only last connections still hold
+    (TIME_WAIT) is free to them."""
     with socket.socket() as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            probe.bind(("127.0.0.1", port))
+            probe.bind((address, port))
         except OSError as error:
             if error.errno == errno.EADDRINUSE:
                 return f"port {port} ({name}) is in use: stop what holds it, or {fix}"

@@ -93,10 +93,13 @@ def test_a_metrics_port_the_user_set_that_is_in_use_is_named_with_its_variable(
     assert_nothing_started(done, tmp_path)
 
 
-def test_a_second_stack_on_the_same_data_dir_is_refused(tmp_path: Path) -> None:
+def test_a_second_stack_on_the_same_data_dir_is_refused_naming_it_before_its_ports(
+    tmp_path: Path, taken_port: int
+) -> None:
     data_dir = tmp_path / ".jobbridge"
     data_dir.mkdir()
-    ports = ("--port", str(free_port()), "--flower-port", str(free_port()))
+    # The first stack holds the web port too: the second is told about DATA_DIR first.
+    ports = ("--port", str(taken_port), "--flower-port", str(free_port()))
     with (data_dir / "dev.lock").open("ab") as first_stack:  # held as a running stack holds it
         fcntl.flock(first_stack, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
@@ -107,6 +110,18 @@ def test_a_second_stack_on_the_same_data_dir_is_refused(tmp_path: Path) -> None:
         f"another jobbridge dev runs on DATA_DIR ({data_dir}): stop it, "
         "or start this one with another DATA_DIR"
     )
+    assert_nothing_started(done, tmp_path)
+
+
+def test_a_metrics_port_that_is_also_the_web_port_is_refused(tmp_path: Path) -> None:
+    port = free_port()
+
+    done = dev(
+        tmp_path, "--port", str(port), "--flower-port", str(free_port()), METRICS_PORT=str(port)
+    )
+
+    [line] = assert_plain(done, 1)
+    assert line.startswith(f"METRICS_PORT {port} is also the stack's web or Flower port")
     assert_nothing_started(done, tmp_path)
 
 
