@@ -324,6 +324,14 @@ def _maildir_problems(entry: AccountEntry, loc: tuple[str | int, ...]) -> Iterat
             yield Problem(where_in_file((*loc, "maildir")), f"cannot use {entry.maildir}: {why}")
 
 
+def in_or_above(filename: object, maildir: Path) -> bool:
+    """Whether an error's file is the Maildir, in it, or one of the folders above it."""
+    if not isinstance(filename, str):
+        return False
+    path, folder = Path(filename).resolve(), maildir.resolve()
+    return path == folder or folder in path.parents or path in folder.parents
+
+
 def _why_no_maildir(path: Path) -> str | None:
     """Why `path` cannot hold a Maildir, or None, found without creating anything: it,
     and the nearest of its parents that exists, must be directories this process may

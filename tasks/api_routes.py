@@ -111,10 +111,14 @@ def add_routes(app: FastAPI, settings: Settings) -> None:
         except PermanentError as error:
             raise HTTPException(404, str(error)) from None
         except PublishError as error:
-            # The run was closed as FAILED: a retry starts a new one.
-            raise _unavailable(
+            # The run was closed as FAILED: a retry starts a new one, unless the provider
+            # refused the message itself (then 502: retrying the same cannot help).
+            detail = (
                 f"could not queue the run's first page ({error.provider.value} did not take it)"
-            ) from None
+            )
+            if error.permanent:
+                raise HTTPException(502, detail) from None
+            raise _unavailable(detail) from None
         except STORE_ERRORS as error:
             raise _unavailable(f"the database is unavailable ({type(error).__name__})") from None
         return BulkJobStatus(job_id=job.id, status=job.status.value)

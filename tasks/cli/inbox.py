@@ -25,7 +25,7 @@ from bridge.publishing import enqueue
 from bridge.store.db import session_scope
 from tasks.account_lookup import stored_account
 from tasks.accounts import mailbox_of
-from tasks.accounts_file import AccountsFileError, maildir_account_problems
+from tasks.accounts_file import AccountsFileError, in_or_above, maildir_account_problems
 from tasks.accounts_import import import_file
 from tasks.cli.groups import accounts_app, actions_app, bulk_app, commands, db_app
 from tasks.demo import DEMO_EMAIL, add_account, ensure_demo_account
@@ -70,15 +70,18 @@ def accounts_add(
     entry of `accounts import` is; a bad argument writes nothing)."""
     settings_or_exit()
 
-    # Checked before add_account, which commits the row and then creates the folders.
+    # Checked before add_account, which makes the folders and then stores the account.
     problems = maildir_account_problems(email, maildir)
     if problems:
         lines = [f"{_ADD_ARGUMENT.get(p.where, p.where)}: {p.message}" for p in problems]
         fail("\n".join(lines), code=2)  # 2: a bad argument, as click answers one
     try:
         account = add_account(email, maildir)
-    except OSError as error:  # the folders could not be made after all (nothing stored)
-        fail(f"--maildir: cannot use {error.filename or maildir}: {error.strerror}", code=2)
+    except OSError as error:
+        if not in_or_above(error.filename, maildir):
+            raise  # not the Maildir's (e.g. DATA_DIR's): told as any such error is
+        # Its folders could not be made after all (made before the account is stored).
+        fail(f"--maildir: cannot use {error.filename}: {error.strerror}", code=2)
     say(f"account {account.email} id={account.id} maildir={maildir}")
 
 

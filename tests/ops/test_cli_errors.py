@@ -366,3 +366,19 @@ def test_a_sqlite_file_that_cannot_be_opened_names_data_dir_in_the_fix(workdir: 
     assert fix == f"fix: check that DATA_DIR ({data_dir}) is a folder this user may write in, " + (
         "or set DATABASE_URL"
     )
+
+
+def test_accounts_add_with_an_unusable_data_dir_names_it_not_the_maildir(workdir: Path) -> None:
+    blocked = workdir / "data-is-a-file"
+    blocked.write_text("not a folder\n")
+    maildir = str(workdir / "m")
+
+    done = jobbridge(
+        *("accounts", "add", "a@example.test", "--maildir", maildir),
+        workdir=workdir,
+        DATA_DIR=str(blocked),
+        DATABASE_URL="",
+    )
+
+    first, _ = assert_plain(done, 1)
+    assert str(blocked) in first and "--maildir" not in done.stderr
