@@ -82,7 +82,10 @@ def _since(text: str) -> datetime:
     match = _AGO.match(text)
     if match:
         unit = {"m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
-        return now - timedelta(**{unit: int(match.group(1))})
+        try:
+            return now - timedelta(**{unit: int(match.group(1))})
+        except OverflowError:
+            raise typer.BadParameter("too far back", param_hint="--since") from None
     try:
         when = datetime.fromisoformat(text)
     except ValueError:
@@ -92,7 +95,10 @@ def _since(text: str) -> datetime:
         ) from None
     if when.tzinfo is None:
         raise typer.BadParameter("add a timezone, e.g. Z or +01:00", param_hint="--since")
-    return when
+    try:
+        return when.astimezone(UTC)  # the table's times are UTC
+    except OverflowError:
+        raise typer.BadParameter("not a time UTC can hold", param_hint="--since") from None
 
 
 def _when(value: datetime | None) -> str:

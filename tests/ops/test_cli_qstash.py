@@ -163,8 +163,9 @@ def test_messages_since_defaults_to_the_last_seven_days(qstash: QStashConsole) -
     assert abs(sent - (now_ms() - 7 * 86_400_000)) < 60_000
 
 
-def test_messages_refuses_a_since_it_cannot_read(qstash: QStashConsole) -> None:
-    result = jobbridge("messages", "--since", "last tuesday")
+@pytest.mark.parametrize("since", ["last tuesday", "99999999999d", "0001-01-01T00:00:00+05:00"])
+def test_messages_refuses_a_since_it_cannot_read(qstash: QStashConsole, since: str) -> None:
+    result = jobbridge("messages", "--since", since)
 
     assert result.exit_code == 2
     assert "--since" in result.output and qstash.log_queries == []
