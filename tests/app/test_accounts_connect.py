@@ -63,7 +63,8 @@ class Connecting:
         )
         self.lines: queue.Queue[str] = queue.Queue()
         self.seen: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
 
     def _read(self) -> None:
         assert self.process.stdout is not None
@@ -78,10 +79,12 @@ class Connecting:
                 return line.strip()
 
     def finish(self) -> tuple[int, str, str]:
-        _, stderr = self.process.communicate(timeout=60)
+        # communicate() reads stdout too, beside the reader: what it got comes last.
+        rest, stderr = self.process.communicate(timeout=60)
+        self._reader.join(timeout=30)  # it ends at the output's end
         while not self.lines.empty():
             self.seen.append(self.lines.get())
-        return self.process.returncode, "".join(self.seen), stderr
+        return self.process.returncode, "".join(self.seen) + rest, stderr
 
 
 def _stored(email: str) -> Any:
