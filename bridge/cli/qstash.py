@@ -24,7 +24,16 @@ from qstash.errors import QStashError
 from rich.table import Table
 from rich.text import Text
 
-from bridge.cli.root import app, console, emit_json, fail, loaded_app, say, settings_or_exit
+from bridge.cli.root import (
+    app,
+    console,
+    emit_json,
+    fail,
+    in_utc,
+    loaded_app,
+    say,
+    settings_or_exit,
+)
 from bridge.ops.audit import qstash_client
 from bridge.payload import Payload
 from bridge.publishing import enqueue
@@ -93,12 +102,7 @@ def _since(text: str) -> datetime:
             "use a duration back from now (30m, 12h, 7d) or an ISO time with a timezone",
             param_hint="--since",
         ) from None
-    if when.tzinfo is None:
-        raise typer.BadParameter("add a timezone, e.g. Z or +01:00", param_hint="--since")
-    try:
-        return when.astimezone(UTC)  # the table's times are UTC
-    except OverflowError:
-        raise typer.BadParameter("not a time UTC can hold", param_hint="--since") from None
+    return in_utc(when, "--since")  # the table's times are UTC
 
 
 def _when(value: datetime | None) -> str:

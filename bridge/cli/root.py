@@ -219,10 +219,16 @@ def parse_when(at: str | None, delay: str | None, at_option: str = "--at") -> da
             raise typer.BadParameter(
                 "use ISO 8601, e.g. 2026-12-01T09:00:00Z", param_hint=at_option
             ) from None
-        if when.tzinfo is None:
-            raise typer.BadParameter("add a timezone, e.g. Z or +01:00", param_hint=at_option)
-        try:
-            return when.astimezone(UTC)
-        except OverflowError:  # a time whose UTC falls outside years 1 to 9999
-            raise typer.BadParameter("not a time UTC can hold", param_hint=at_option) from None
+        return in_utc(when, at_option)
     return now
+
+
+def in_utc(when: datetime, option: str) -> datetime:
+    """A time an option gave, in UTC; BadParameter naming `option` when it has no
+    timezone, or its UTC falls outside years 1 to 9999."""
+    if when.tzinfo is None:
+        raise typer.BadParameter("add a timezone, e.g. Z or +01:00", param_hint=option)
+    try:
+        return when.astimezone(UTC)
+    except OverflowError:
+        raise typer.BadParameter("not a time UTC can hold", param_hint=option) from None

@@ -39,6 +39,14 @@ WORKER_ROUTE = "/api/bulk-process/worker"
 EXECUTE_ROUTE = "/api/scheduled-actions/execute"
 
 
+def pending_job(account_id: str) -> str:
+    """A bulk run just started: no page fetched yet."""
+    with session_scope() as session:
+        job = BulkProcessJob(email_account_id=account_id, start_date=utcnow(), only_unread=False)
+        session.add(job)
+    return job.id
+
+
 def running_job(account_id: str, queued: int = 1) -> str:
     """A bulk run with every page fetched and `queued` messages still to count."""
     with session_scope() as session:
@@ -98,11 +106,12 @@ def qstash_post(app: TestClient, route: str, data: dict[str, Any], retried: int)
     return app.post(route, content=raw, headers=headers)
 
 
+def down(*args: Any, **kwargs: Any) -> Any:
+    raise ConnectionError("mail server unreachable")
+
+
 @pytest.fixture
 def mail_down(monkeypatch: pytest.MonkeyPatch) -> None:
-    def down(*args: Any, **kwargs: Any) -> Any:
-        raise ConnectionError("mail server unreachable")
-
     monkeypatch.setattr(MaildirProvider, "get_message", down)
     monkeypatch.setattr(scheduled_actions, "perform", down)
 
@@ -132,25 +141,18 @@ def test_bulk_message_failing_on_the_last_attempt_is_counted_failed_and_complete
 def test_bulk_page_failing_on_the_last_attempt_closes_its_run_as_failed(
     app: TestClient, mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def down(*args: Any, **kwargs: Any) -> Any:
-        raise ConnectionError("mail server unreachable")
-
     monkeypatch.setattr(MaildirProvider, "list_threads", down)
-    with session_scope() as session:
-        job = BulkProcessJob(
-            email_account_id=mailbox.account_id, start_date=utcnow(), only_unread=False
-        )
-        session.add(job)
-    data = {"jobId": job.id, "emailAccountId": mailbox.account_id, "pageCount": 0}
+    job_id = pending_job(mailbox.account_id)
+    data = {"jobId": job_id, "emailAccountId": mailbox.account_id, "pageCount": 0}
     fetcher = bulk_process.fetch_page
 
     before_last = qstash_post(app, fetcher.route, data, retried=fetcher.retries - 1)
-    still_open = counts(job.id)[2]
+    still_open = counts(job_id)[2]
     last = qstash_post(app, fetcher.route, data, retried=fetcher.retries)
 
     assert (before_last.status_code, still_open) == (503, BulkJobStatus.PENDING)
     assert last.status_code == 503
-    row = bulk_process.get(job.id)
+    row = bulk_process.get(job_id)
     assert row is not None and row.status is BulkJobStatus.FAILED
     assert row.error is not None and row.error.startswith("page 0: ")
     assert "mail server unreachable" in row.error
@@ -159,18 +161,14 @@ def test_bulk_page_failing_on_the_last_attempt_closes_its_run_as_failed(
 def test_a_page_published_ahead_that_gives_up_waiting_leaves_its_run_open(
     app: TestClient, mailbox: Mailbox
 ) -> None:
-    with session_scope() as session:
-        job = BulkProcessJob(
-            email_account_id=mailbox.account_id, start_date=utcnow(), only_unread=False
-        )
-        session.add(job)
-    ahead = {"jobId": job.id, "emailAccountId": mailbox.account_id, "pageCount": 1}
+    job_id = pending_job(mailbox.account_id)
+    ahead = {"jobId": job_id, "emailAccountId": mailbox.account_id, "pageCount": 1}
     fetcher = bulk_process.fetch_page
 
     last = qstash_post(app, fetcher.route, ahead, retried=fetcher.retries)
 
     assert last.status_code == 503  # page 0 is not counted yet: it waited, and gave up
-    assert counts(job.id)[2] is BulkJobStatus.PENDING
+    assert counts(job_id)[2] is BulkJobStatus.PENDING
 
 
 def test_scheduled_action_failing_on_the_last_attempt_is_failed_with_the_error(
