@@ -51,7 +51,13 @@ class ImapMailbox:
                 if not uids:
                     continue
                 fetched = mail.client.fetch(uids, ["BODY.PEEK[HEADER]", "FLAGS"])
-                entries = [_entry(folder, data) for data in fetched.values()]
+                # A message a job moves between the SEARCH and the FETCH comes back
+                # without its header: it is read where it lands, at the next snapshot.
+                entries = [
+                    _entry(folder, data)
+                    for data in fetched.values()
+                    if data.get(b"BODY[HEADER]") is not None
+                ]
                 state[mail.folders.port_name(folder)] = sorted(entries)
         finally:
             mail.close()
