@@ -20,6 +20,7 @@ from sqlalchemy import CursorResult
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from bridge.qstash.auth import SignedToken
 from bridge.store import redis_store
 from bridge.store.db import session_scope
 from bridge.store.tables import SeenSignature
@@ -58,6 +59,11 @@ def ttl_seconds(expires_at: datetime) -> int:
     """How long a token is remembered: its remaining life and the clock margin."""
     remaining = (expires_at - datetime.now(UTC)).total_seconds()
     return max(1, int(remaining) + CLOCK_MARGIN_SECONDS)
+
+
+def first_use_command(token: SignedToken, message_id: str) -> redis_store.Command:
+    """`first_use` in Redis as one command, for a pipeline (its reply: `is_first`)."""
+    return ("SET", token_key(token.token_id), message_id, "NX", "EX", ttl_seconds(token.expires_at))
 
 
 def is_first(answer: object) -> bool:

@@ -60,8 +60,8 @@ async def record_processed_from_loop(
     provider: str, delivery_id: str, event: str, outcome: str
 ) -> None:
     """`record_processed` in Redis, from the running event loop (REDIS_URL is set)."""
-    await redis_store.loop_client().set(
-        *_redis_entry(provider, delivery_id, event, outcome), ex=RETENTION_SECONDS
+    await redis_store.on_loop(
+        ("SET", *_redis_entry(provider, delivery_id, event, outcome), "EX", RETENTION_SECONDS)
     )
 
 

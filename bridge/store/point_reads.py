@@ -23,7 +23,8 @@ import time
 import weakref
 from collections import namedtuple
 from collections.abc import Callable, Mapping, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, cast
 
 import psycopg
@@ -34,6 +35,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from bridge.store.db import autocommit, engine
+from bridge.store.tick_batch import TickBatch
 
 _Convert = Callable[[Any], Any] | None
 
@@ -164,11 +166,13 @@ def _row(compiled: _Compiled, found: tuple[Any, ...]) -> tuple[Any, ...]:
 
 # --- From the event loop ------------------------------------------------------------------
 
-# Connections a loop's reads keep open at most (a web worker's deliveries at once).
+# Connections a loop's reads keep open at most: its pipelines of reads at once.
 LOOP_POOL_SIZE = 10
 # How long a read waits for one of them before it gives up, and the caller reads from
 # a thread instead.
 LOOP_WAIT_SECONDS = 1.0
+# How long a pipeline of reads may take before its readers give up (and the loop rests).
+READ_TIMEOUT_SECONDS = 5.0
 # After a read that failed (the database away, or every connection busy for a second),
 # the loop's reads rest this long: callers go to a thread at once rather than each wait,
 # and the pool is made afresh, so a database that is back is used at once.
@@ -182,12 +186,28 @@ class NotReadableOnLoop(Exception):
     """This database or statement is read from a thread only (see `read_one_on_loop`)."""
 
 
+# A read: its SQL and parameters; its answer: the first row, as the driver gives it.
+_Read = tuple[str, Mapping[str, Any]]
+_Found = tuple[Any, ...] | None
+
+
 @dataclass
 class _LoopPool:
     bound: Engine  # the engine whose database it reads (one engine per DATABASE_URL)
     pool: AsyncConnectionPool
     opening: asyncio.Task[None]  # awaited by every reader (shielded: one may be cancelled)
+    # The reads of one turn of the loop, sent in one pipeline (bridge/store/tick_batch.py).
+    batch: TickBatch[_Read, _Found] = field(init=False)
     resting_until: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.batch = TickBatch(
+            partial(_send_reads, self),
+            self.opening.get_loop(),
+            most_in_flight=LOOP_POOL_SIZE,  # one connection each
+            timeout_seconds=READ_TIMEOUT_SECONDS,
+            timed_out=partial(_timed_out, self),
+        )
 
 
 # An async pool's connections belong to the event loop that opened them: one pool per
@@ -199,7 +219,8 @@ _loop_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopPool] = (
 
 async def read_one_on_loop(statement: Executable, parameters: Mapping[str, Any]) -> Any | None:
     """`read_one` from the running event loop, without a thread: on PostgreSQL, through
-    psycopg's async connection pool (one per loop, its connections in autocommit).
+    psycopg's async connection pool (one per loop, its connections in autocommit), with
+    the other reads asked in the same turn of the loop (one pipeline).
     Elsewhere (SQLite, `text()`, an engine whose statements are listened for), and for
     LOOP_REST_SECONDS after a read that failed, it raises NotReadableOnLoop, and the
     caller reads from a thread instead."""
@@ -209,14 +230,31 @@ async def read_one_on_loop(statement: Executable, parameters: Mapping[str, Any])
         raise NotReadableOnLoop(f"{bound.dialect.name}: read from a thread")
     values = _bind_values(compiled, parameters)
     entry = await _loop_pool(bound)
+    found = await entry.batch.ask((compiled.sql, values))
+    return None if found is None else _row(compiled, found)
+
+
+async def _send_reads(entry: _LoopPool, reads: list[_Read]) -> list[_Found]:
+    """The first row of each read, from one connection: in one pipeline (one write, one
+    read) when there are several. A read that fails fails the others of its pipeline."""
     try:
         async with entry.pool.connection(timeout=LOOP_WAIT_SECONDS) as connection:
-            cursor = await connection.execute(compiled.sql, values)
-            found = await cursor.fetchone()
+            if len(reads) == 1:
+                cursor = await connection.execute(*reads[0])
+                return [await cursor.fetchone()]
+            async with connection.pipeline() as pipeline:
+                cursors = [await connection.execute(sql, values) for sql, values in reads]
+                await pipeline.sync()
+                return [await cursor.fetchone() for cursor in cursors]
     except (psycopg.OperationalError, PoolTimeout) as error:
         _rest(entry, error)
         raise
-    return None if found is None else _row(compiled, found)
+
+
+def _timed_out(entry: _LoopPool) -> Exception:
+    error = psycopg.OperationalError(f"no answer from the database in {READ_TIMEOUT_SECONDS} s")
+    _rest(entry, error)
+    return error
 
 
 async def _loop_pool(bound: Engine) -> _LoopPool:
@@ -241,7 +279,9 @@ async def _loop_pool(bound: Engine) -> _LoopPool:
         )
         entry = _LoopPool(bound, pool, loop.create_task(pool.open()))
         _loop_pools[loop] = entry
-    await asyncio.shield(entry.opening)
+    if not entry.opening.done():
+        await asyncio.shield(entry.opening)
+    entry.opening.result()  # its error, if it failed
     return entry
 
 
@@ -268,6 +308,7 @@ def _close_later(entry: _LoopPool) -> None:
 async def _close(entry: _LoopPool) -> None:
     with contextlib.suppress(Exception):
         await entry.opening
+    await entry.batch.close()
     await entry.pool.close()
 
 

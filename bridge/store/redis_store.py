@@ -1,16 +1,20 @@
 """The shim's Redis keys (Celery's are kombu's business), all named here, and `key()`,
 which puts every key (the app's too) under REDIS_KEY_PREFIX, so that deployments and
-test runs sharing one Redis never meet."""
+test runs sharing one Redis never meet; and the clients: `client()` for threads,
+`on_loop()` for the event loop, which sends what one turn of the loop asks together."""
 
 from __future__ import annotations
 
 import asyncio
 import weakref
-from functools import lru_cache
+from dataclasses import dataclass
+from functools import lru_cache, partial
+from typing import Any
 
 import redis
 from redis import asyncio as redis_asyncio
 
+from bridge.store.tick_batch import TickBatch
 from config import get_settings
 
 DELIVERED = "jobbridge:delivered:"  # + provider:delivery id -> final outcome, with a TTL
@@ -23,13 +27,19 @@ LIMIT_HOLDERS = "jobbridge:limit:holders:"
 LIMIT_STARTS = "jobbridge:limit:starts:"
 
 
+# How long a command, or the event loop's pipeline, waits for Redis.
+TIMEOUT_SECONDS = 5
+
+
 def key(*parts: str) -> str:
     return get_settings().redis_key_prefix + "".join(parts)
 
 
 @lru_cache(maxsize=4)
 def _client_for(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+    return redis.Redis.from_url(
+        url, socket_timeout=TIMEOUT_SECONDS, socket_connect_timeout=TIMEOUT_SECONDS
+    )
 
 
 def client() -> redis.Redis:
@@ -38,37 +48,87 @@ def client() -> redis.Redis:
 
 # An asyncio client's connections belong to the event loop that opened them: one client
 # per loop and URL (a web process runs one loop; tests run several).
-LOOP_CONNECTIONS = 64
-_loop_clients: weakref.WeakKeyDictionary[
-    asyncio.AbstractEventLoop, tuple[str, redis_asyncio.Redis]
-] = weakref.WeakKeyDictionary()
+# Pipelines on their way at once, each on a connection of its own: what the loop's
+# deliveries ask meanwhile goes in the next one.
+LOOP_PIPELINES = 4
+# One command: its name and arguments, as redis-py's `execute_command` takes them.
+Command = tuple[str | int | float | bytes, ...]
 
 
-def loop_client() -> redis_asyncio.Redis:
-    """The running event loop's client, for round trips made on the loop itself."""
-    url, loop = _url(), asyncio.get_running_loop()
+@dataclass(frozen=True)
+class _LoopClient:
+    url: str
+    client: redis_asyncio.Redis
+    batch: TickBatch[tuple[Command, ...], list[Any]]
+
+
+_loop_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClient] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def on_loop(*commands: Command) -> list[Any]:
+    """The replies to `commands`, from the running event loop. They go to Redis in one
+    pipeline with those that other deliveries send in the same turn of the loop
+    (bridge/store/tick_batch.py): a reply that is an error raises it here, and a
+    connection that fails raises for every delivery of the batch."""
+    return await _loop_client(asyncio.get_running_loop()).batch.ask(commands)
+
+
+def _loop_client(loop: asyncio.AbstractEventLoop) -> _LoopClient:
+    url = _url()
     found = _loop_clients.get(loop)
-    if found is not None and found[0] == url:
-        return found[1]
-    # A pool that makes a caller wait for a connection when all are in use (the default
-    # one refuses at once, past 100), so a burst of deliveries queues instead of failing.
-    pool = redis_asyncio.BlockingConnectionPool.from_url(
+    if found is not None and found.url == url:
+        return found
+    # At most LOOP_PIPELINES pipelines at once, so the pool never runs out. No socket
+    # timeout (redis-py's default is 5 s): the batch is timed as a whole, with one timer
+    # instead of one for every reply.
+    pool = redis_asyncio.ConnectionPool.from_url(
         url,
-        max_connections=LOOP_CONNECTIONS,
-        timeout=5,
-        socket_timeout=5,
-        socket_connect_timeout=5,
+        max_connections=LOOP_PIPELINES,
+        socket_connect_timeout=TIMEOUT_SECONDS,
+        socket_timeout=None,
     )
-    made = redis_asyncio.Redis.from_pool(pool)  # closes the pool when it is closed
-    _loop_clients[loop] = (url, made)
+    client = redis_asyncio.Redis.from_pool(pool)  # closes the pool when it is closed
+    batch = TickBatch(
+        partial(_send, client),
+        loop,
+        most_in_flight=LOOP_PIPELINES,
+        timeout_seconds=TIMEOUT_SECONDS,
+        timed_out=_timed_out,
+    )
+    made = _LoopClient(url, client, batch)
+    _loop_clients[loop] = made
     return made
+
+
+async def _send(client: redis_asyncio.Redis, requests: list[tuple[Command, ...]]) -> list[Any]:
+    """Each request's replies, from one pipeline of all their commands."""
+    pipe = client.pipeline(transaction=False)
+    for commands in requests:
+        for command in commands:
+            pipe.execute_command(*command)
+    # Cancelled at the batch's timeout, redis-py drops the connection (its replies are
+    # unknown).
+    replies = iter(await pipe.execute(raise_on_error=False))
+    answers: list[Any] = []
+    for commands in requests:
+        mine = [next(replies) for _ in commands]
+        error = next((reply for reply in mine if isinstance(reply, Exception)), None)
+        answers.append(mine if error is None else error)
+    return answers
+
+
+def _timed_out() -> Exception:
+    return redis.TimeoutError(f"no answer from Redis in {TIMEOUT_SECONDS} s")
 
 
 async def close_loop_client() -> None:
     """Close the running event loop's client, if it made one (at the web app's end)."""
     found = _loop_clients.pop(asyncio.get_running_loop(), None)
     if found is not None:
-        await found[1].aclose()
+        await found.batch.close()
+        await found.client.aclose()
 
 
 def _url() -> str:

@@ -3,20 +3,18 @@ ledger after it, and the job itself in a delivery thread (bridge/threads.py).
 
 With REDIS_URL (production) the token's SET NX and the ledger's EXISTS go to Redis in
 one round trip before the job and the ledger's SET in one after it, both from the event
-loop: the delivery thread runs the job alone, and only when the job's early answer
-(`answer_early`, also on the loop) did not settle the delivery. A thread that waits on a
-socket hands the GIL to the loop and has to win it back, which under load cost more CPU
-than the round trip itself. Without REDIS_URL (the embedded default) both live in the
-database and are asked from the delivery thread (`run_once`).
+loop, in the batches of bridge/store/tick_batch.py (with the other deliveries' commands
+of the same turn): the delivery thread runs the job alone, and only when the job's
+early answer (`answer_early`, also on the loop) did not settle the delivery. A thread
+that waits on a socket hands the GIL to the loop and has to win it back, which under
+load cost more CPU than the round trip itself. Without REDIS_URL (the embedded default)
+both live in the database and are asked from the delivery thread (`run_once`).
 """
 
 from __future__ import annotations
 
 from functools import partial
 from typing import Any
-
-from redis.asyncio.client import Pipeline as LoopPipeline
-from redis.client import Pipeline
 
 from bridge import metrics
 from bridge.core import early_result, run_job
@@ -46,10 +44,8 @@ async def run_delivery(
         return await in_delivery_thread(
             partial(run_once, spec, data, delivery, remember, token, last_attempt)
         )
-    pipe = redis_store.loop_client().pipeline(transaction=False)
-    if _queue_checks(pipe, spec.event, delivery, remember, token) and _settled(
-        await pipe.execute(), delivery, remember, token
-    ):
+    checks = _checks(spec.event, delivery, remember, token)
+    if checks and _settled(await redis_store.on_loop(*checks), delivery, remember, token):
         return None
     early = await early_result(spec, data, delivery)
     if early is None:
@@ -121,9 +117,13 @@ def _settled_or_replayed(
 ) -> bool:
     """True when the ledger holds the delivery; raises Unauthorized for a replay."""
     if get_settings().redis_url is not None:
+        checks = _checks(event, delivery, remember, token)
+        if not checks:
+            return False
         pipe = redis_store.client().pipeline(transaction=False)
-        queued = _queue_checks(pipe, event, delivery, remember, token)
-        return queued and _settled(pipe.execute(), delivery, remember, token)
+        for command in checks:
+            pipe.execute_command(*command)  # type: ignore[no-untyped-call]  # untyped in redis-py
+        return _settled(pipe.execute(), delivery, remember, token)
     if token is not None and not replay_guard.first_use(
         token.token_id, delivery.delivery_id, token.expires_at
     ):
@@ -135,31 +135,23 @@ def _settled_or_replayed(
     return settled
 
 
-def _queue_checks(
-    pipe: Pipeline | LoopPipeline,
-    event: str,
-    delivery: Delivery,
-    remember: bool,
-    token: SignedToken | None,
-) -> bool:
-    """Queue the token's SET NX and the ledger's EXISTS; False when there is nothing to
-    ask (no token, and a delivery the caller did not name)."""
+def _checks(
+    event: str, delivery: Delivery, remember: bool, token: SignedToken | None
+) -> list[redis_store.Command]:
+    """The token's SET NX and the ledger's EXISTS, as far as there is anything to ask
+    (a token, a delivery the caller named)."""
+    checks: list[redis_store.Command] = []
     if token is not None:
-        pipe.set(
-            replay_guard.token_key(token.token_id),
-            delivery.delivery_id,
-            nx=True,
-            ex=replay_guard.ttl_seconds(token.expires_at),
-        )
+        checks.append(replay_guard.first_use_command(token, delivery.delivery_id))
     if remember:
-        pipe.exists(ledger.ledger_key(delivery.provider, delivery.delivery_id, event))
-    return token is not None or remember
+        checks.append(("EXISTS", ledger.ledger_key(delivery.provider, delivery.delivery_id, event)))
+    return checks
 
 
 def _settled(
     answers: list[Any], delivery: Delivery, remember: bool, token: SignedToken | None
 ) -> bool:
-    """Redis's answers to `_queue_checks`: True when the ledger holds the delivery;
+    """Redis's answers to `_checks`: True when the ledger holds the delivery;
     raises Unauthorized for a replay."""
     if token is not None and not replay_guard.is_first(answers[0]):
         metrics.REPLAYS_REFUSED.inc()

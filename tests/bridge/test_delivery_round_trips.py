@@ -1,6 +1,7 @@
 """With REDIS_URL, a job route asks Redis from the event loop (the replay guard and the
 ledger check in one round trip before the job, the ledger's SET after it), so that the
-delivery thread runs the job alone; the web app closes that client when it stops."""
+delivery thread runs the job alone, and in one pipeline with the other deliveries of the
+same turn of the loop; the web app closes that client when it stops."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from bridge.store import redis_store
 from bridge.web.factory import create_app
 from tests.support import env
 from tests.support.fake_qstash import signed_headers
+from tests.support.services import taken_port
 
 EXECUTE = "/api/scheduled-actions/execute"
 MISSING = json.dumps({"scheduledActionId": "no-such-action"}).encode()
@@ -75,25 +77,70 @@ def test_the_web_app_closes_its_redis_client_when_it_stops(
     settings = configure(**env.QSTASH_ENV)
     with TestClient(create_app(settings)) as client:
         assert deliver(client, f"msg_{uuid.uuid4().hex}").status_code == 200
-        used = [made for _, made in redis_store._loop_clients.values()]
+        used = [made.client for made in redis_store._loop_clients.values()]
 
     assert len(used) == 1 and closed == used
 
 
-def test_a_burst_larger_than_the_loop_clients_connections_waits_for_one(
+def test_commands_asked_in_one_turn_of_the_loop_go_in_one_pipeline_each_with_its_reply(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(redis_store, "LOOP_CONNECTIONS", 2)
     key = redis_store.key("test:burst:", uuid.uuid4().hex)
+    pipelines: list[int] = []
+    real_execute = redis_asyncio.client.Pipeline.execute
+
+    async def counting_execute(self: Any, *args: Any, **kwargs: Any) -> Any:
+        pipelines.append(len(self.command_stack))
+        return await real_execute(self, *args, **kwargs)
+
+    monkeypatch.setattr(redis_asyncio.client.Pipeline, "execute", counting_execute)
 
     async def burst() -> list[Any]:
         try:
-            client = redis_store.loop_client()
-            return await asyncio.gather(*(client.incr(key) for _ in range(40)))
+            return await asyncio.gather(
+                *(redis_store.on_loop(("INCR", key), ("EXISTS", key)) for _ in range(40))
+            )
         finally:
             await redis_store.close_loop_client()
 
     answers = asyncio.run(burst())
 
-    assert sorted(answers) == list(range(1, 41))
+    assert pipelines == [80]
+    assert sorted(incremented for incremented, _ in answers) == list(range(1, 41))
+    assert all(exists == 1 for _, exists in answers)
     redis.Redis.from_url(os.environ["REDIS_URL"]).delete(key)
+
+
+def test_a_command_redis_refuses_fails_its_delivery_alone() -> None:
+    key = redis_store.key("test:refused:", uuid.uuid4().hex)
+
+    async def both() -> list[Any]:
+        try:
+            return await asyncio.gather(
+                redis_store.on_loop(("SET", key, "text"), ("INCR", key)),  # not a number
+                redis_store.on_loop(("EXISTS", key)),
+                return_exceptions=True,
+            )
+        finally:
+            await redis_store.close_loop_client()
+
+    refused, other = asyncio.run(both())
+
+    assert isinstance(refused, redis.ResponseError) and "not an integer" in str(refused)
+    assert other == [1]
+    redis.Redis.from_url(os.environ["REDIS_URL"]).delete(key)
+
+
+def test_a_delivery_whose_redis_does_not_answer_is_asked_again_later(
+    configure: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(redis_store, "TIMEOUT_SECONDS", 0.2)
+    with taken_port() as silent:  # accepts connections, never answers
+        settings = configure(**env.QSTASH_ENV, REDIS_URL=f"redis://127.0.0.1:{silent}/0")
+        with TestClient(create_app(settings)) as client:
+            answer = deliver(client, f"msg_{uuid.uuid4().hex}")
+
+    assert answer.status_code == 503
+    assert answer.json()["error"] == (
+        "the delivery ledger is unavailable (TimeoutError); retry later"
+    )
