@@ -15,14 +15,15 @@ plain ASGI middleware on that one path, answers first:
   must not buy a parse on the event loop: bodies over a few KiB are verified in a worker
   thread, one at a time, so that they neither stall other requests nor add up in
   memory (the check parses and canonicalises the JSON, which costs a multiple of the
-  body's size). At most LARGE_BODIES_IN_LINE of them are read, wait or are checked at
-  once (a place is taken before a declared body is read, and held at most
-  LARGE_BODY_READ_SECONDS while it arrives, else 408): one more is answered 503 with
-  Retry-After, unread; and a body with more JSON values than MAX_SEPARATORS bounds is
-  413 unchecked (its canonical form costs a few microseconds per value). A smaller POST is left to
-  the SDK, which verifies a POST's signature (the same check, answered 401) before it
-  reads the request: checking it here as well doubled the cost of every call, the
-  signature's JSON canonicalisation being most of it;
+  body's size). At most LARGE_BODIES_IN_LINE of them, and of bodies whose length is not
+  declared (chunked), are read, wait or are checked at once (a place is taken before
+  the body is read, and held at most LARGE_BODY_READ_SECONDS while it arrives, else
+  408): one more is answered 503 with Retry-After, unread; and a body with more JSON
+  values than MAX_SEPARATORS bounds is 413 unchecked (its canonical form costs a few
+  microseconds per value). A smaller POST is left to the SDK, which verifies a POST's
+  signature (the same check, answered 401) before it reads the request: checking it
+  here as well doubled the cost of every call, the signature's JSON canonicalisation
+  being most of it;
 - in cloud mode, a signed GET (inspection) is answered without the hashes of the keys:
   one of them is the app's credential at Inngest's API, and an empty body's signature
   is easy to come by (any `jobbridge sync --url` target receives one).
@@ -145,19 +146,22 @@ class InngestGate:
         check = self.signature_check
         if check is None or signature is None:  # dev mode, or an unsigned inspection
             return b"" if is_inspection else await self._read(scope, receive)
-        declared = declared_length(scope) or 0
-        if not is_inspection and declared > VERIFY_IN_THREAD_ABOVE_BYTES:
-            if declared > self.max_body_bytes:
-                raise Refused(413, f"body over {self.max_body_bytes} bytes")
-            with self._place_in_line():  # taken before the body is read: what waits is bounded
-                body = await self._read_in_time(scope, receive)
-                await self._verify_large(check, body, signature)
-            return body
-        body = b"" if is_inspection else await self._read(scope, receive)
-        if len(body) > VERIFY_IN_THREAD_ABOVE_BYTES:  # streamed, its length undeclared
+        declared = None if is_inspection else declared_length(scope)
+        if declared is not None and declared > self.max_body_bytes:
+            raise Refused(413, f"body over {self.max_body_bytes} bytes")
+        if is_inspection:
+            body = b""
+        elif declared is not None and declared <= VERIFY_IN_THREAD_ABOVE_BYTES:
+            body = await self._read(scope, receive)
+        else:
+            # Large, or of a length not declared (streamed): a place in line is taken
+            # before the body is read, so that what is held in memory is bounded.
             with self._place_in_line():
-                await self._verify_large(check, body, signature)
-        elif scope["method"] != "POST" and not check(body, signature):  # the SDK checks a POST
+                body = await self._read_in_time(scope, receive)
+                if len(body) > VERIFY_IN_THREAD_ABOVE_BYTES:
+                    await self._verify_large(check, body, signature)
+                    return body
+        if scope["method"] != "POST" and not check(body, signature):  # the SDK checks a POST
             raise Refused(401, INVALID_SIGNATURE)
         return body
 

@@ -50,19 +50,18 @@ def large_body(values: int = 10) -> bytes:
 
 
 async def call(
-    gate: InngestGate, body: bytes, receive: Receive | None = None
+    gate: InngestGate, body: bytes, receive: Receive | None = None, *, declared: bool = True
 ) -> tuple[int, dict[str, str], bool]:
-    """The answer's status and headers, and whether the gate read the body."""
+    """The answer's status and headers, and whether the gate read the body (`declared`:
+    with its Content-Length, else streamed without one, as chunked)."""
+    length = [(b"content-length", str(len(body)).encode())] if declared else []
     scope = {
         "type": "http",
         "method": "POST",
         "path": PATH,
         "root_path": "",
         "query_string": b"",
-        "headers": [
-            (b"content-length", str(len(body)).encode()),
-            (b"x-inngest-signature", made_up_signature().encode()),
-        ],
+        "headers": [*length, (b"x-inngest-signature", made_up_signature().encode())],
     }
     read = False
     sent: list[Message] = []
@@ -142,3 +141,54 @@ def test_a_large_body_that_does_not_arrive_in_time_is_408_and_gives_its_place_ba
     status, _, _ = asyncio.run(call(gate, large_body(), receive=trickle))
 
     assert (status, gate.large_in_line, check.calls) == (408, 0, 0)
+
+
+def test_a_body_of_undeclared_length_beyond_the_line_is_answered_503_unread() -> None:
+    check = BlockingCheck()
+
+    async def scenario() -> tuple[int, dict[str, str], bool]:
+        gate = gate_with(check)
+        waiting = [
+            asyncio.create_task(call(gate, large_body())) for _ in range(LARGE_BODIES_IN_LINE)
+        ]
+        async with asyncio.timeout(10):
+            while gate.large_in_line < LARGE_BODIES_IN_LINE:
+                await asyncio.sleep(0)
+        one_more = await call(gate, b'{"small": true}', declared=False)
+        check.released.set()
+        await asyncio.gather(*waiting)
+        return one_more
+
+    status, _, read = asyncio.run(scenario())
+
+    assert (status, read) == (503, False)
+
+
+def test_a_body_of_undeclared_length_that_does_not_arrive_in_time_is_408(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(gate_module, "LARGE_BODY_READ_SECONDS", 0.05)
+    gate = gate_with(BlockingCheck())
+
+    async def trickle() -> Message:
+        await asyncio.Event().wait()  # the body never ends
+        raise AssertionError("unreachable")
+
+    status, _, _ = asyncio.run(call(gate, b"", receive=trickle, declared=False))
+
+    assert (status, gate.large_in_line) == (408, 0)
+
+
+def test_a_small_body_of_undeclared_length_is_left_to_the_sdk_to_check() -> None:
+    reached: list[bytes] = []
+
+    async def sdk(scope: Scope, receive: Receive, send: Send) -> None:
+        reached.append((await receive())["body"])
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    gate = InngestGate(sdk, path=PATH, max_body_bytes=1024, signature_check=BlockingCheck())
+
+    status, _, _ = asyncio.run(call(gate, b'{"small": true}', declared=False))
+
+    assert (status, reached, gate.large_in_line) == (200, [b'{"small": true}'], 0)
