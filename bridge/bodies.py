@@ -28,14 +28,28 @@ def declared_length(scope: Scope) -> int | None:
     return None
 
 
-async def read_capped(scope: Scope, receive: Receive, limit: int) -> bytes:
-    """The whole body, refused (413) as soon as its declared or streamed size is over."""
+async def read_capped(scope: Scope, receive: Receive, limit: int, start: bytes = b"") -> bytes:
+    """The whole body, refused (413) as soon as its declared or streamed size is over;
+    `start`: what `read_beginning` read of it already."""
     declared = declared_length(scope)
     if declared is not None and declared > limit:
         raise Refused(413, f"body over {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    while True:
+    chunks, _ = await _read_chunks(receive, limit, limit, [start])
+    return b"".join(chunks)
+
+
+async def read_beginning(receive: Receive, size: int, limit: int) -> tuple[bytes, bool]:
+    """The body's first chunks, until more than `size` bytes have come or it ended:
+    what came, and whether that was all of it."""
+    chunks, ended = await _read_chunks(receive, size, limit, [])
+    return b"".join(chunks), ended
+
+
+async def _read_chunks(
+    receive: Receive, enough: int, limit: int, chunks: list[bytes]
+) -> tuple[list[bytes], bool]:
+    size = sum(len(chunk) for chunk in chunks)
+    while size <= enough:
         message = await receive()
         if message["type"] == "http.disconnect":
             raise Refused(400, "the client went away before the body ended")
@@ -45,7 +59,8 @@ async def read_capped(scope: Scope, receive: Receive, limit: int) -> bytes:
             raise Refused(413, f"body over {limit} bytes")
         chunks.append(chunk)
         if not message.get("more_body", False):
-            return b"".join(chunks)
+            return chunks, True
+    return chunks, False
 
 
 def replay(body: bytes, receive: Receive) -> Receive:

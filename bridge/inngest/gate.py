@@ -8,22 +8,22 @@ plain ASGI middleware on that one path, answers first:
 - in cloud mode, a request with more than one signature header, a POST or PUT without
   one, or a signature that is not `t=<fresh timestamp>&s=<64 hex digits>` (a timestamp
   over 5 minutes from now is stale): 401;
-- a GET (inspection) has no body: one sent with it is never read, and the SDK is
-  handed none;
+- only a POST (a call) or a PUT (a sync) has its body read: a GET's (an inspection)
+  or any other method's is never read, and the SDK is handed none;
 - a body declared or streamed over `INNGEST_MAX_BODY_BYTES`: 413, read no further;
 - in cloud mode, a POST or PUT whose signature does not verify: 401. A made-up header
   must not buy a parse on the event loop: bodies over a few KiB are verified in a worker
   thread, one at a time, so that they neither stall other requests nor add up in
   memory (the check parses and canonicalises the JSON, which costs a multiple of the
-  body's size). At most LARGE_BODIES_IN_LINE of them, and of bodies whose length is not
-  declared (chunked), are read, wait or are checked at once (a place is taken before
-  the body is read, and held at most LARGE_BODY_READ_SECONDS while it arrives, else
-  408): one more is answered 503 with Retry-After, unread; and a body with more JSON
-  values than MAX_SEPARATORS bounds is 413 unchecked (its canonical form costs a few
-  microseconds per value). A smaller POST is left to the SDK, which verifies a POST's
-  signature (the same check, answered 401) before it reads the request: checking it
-  here as well doubled the cost of every call, the signature's JSON canonicalisation
-  being most of it;
+  body's size). At most LARGE_BODIES_IN_LINE of them are read, wait or are checked at
+  once (a place is taken before a declared large body is read, or once a body streamed
+  without a length passes the few KiB, and held at most LARGE_BODY_READ_SECONDS while
+  the rest arrives, else 408): one more is answered 503 with Retry-After, unread past
+  its start; and a body with more JSON values than MAX_SEPARATORS bounds is 413
+  unchecked (its canonical form costs a few microseconds per value). A smaller POST is
+  left to the SDK, which verifies a POST's signature (the same check, answered 401)
+  before it reads the request: checking it here as well doubled the cost of every
+  call, the signature's JSON canonicalisation being most of it;
 - in cloud mode, a signed GET (inspection) is answered without the hashes of the keys:
   one of them is the app's credential at Inngest's API, and an empty body's signature
   is easy to come by (any `jobbridge sync --url` target receives one).
@@ -49,7 +49,7 @@ from starlette._utils import get_route_path  # how the router itself reads the p
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bridge.bodies import Refused, declared_length, read_capped, replay
+from bridge.bodies import Refused, declared_length, read_beginning, read_capped, replay
 
 SIGNATURE_HEADER = b"x-inngest-signature"
 SIGNATURE_MAX_AGE_SECONDS = 300
@@ -142,38 +142,49 @@ class InngestGate:
 
     async def _admit(self, scope: Scope, receive: Receive) -> bytes:
         signature = _signature(scope, signed_mode=self.signature_check is not None)
-        is_inspection = scope["method"] == "GET"
+        # A call (POST) or a sync (PUT) has a body; no other method's is ever read: an
+        # inspection's (GET), nor one the SDK does not serve (answered 405).
+        has_body = scope["method"] in ("POST", "PUT")
         check = self.signature_check
-        if check is None or signature is None:  # dev mode, or an unsigned inspection
-            return b"" if is_inspection else await self._read(scope, receive)
-        declared = None if is_inspection else declared_length(scope)
+        if check is None or signature is None:  # dev mode, or unsigned (not a POST or PUT)
+            return await self._read(scope, receive) if has_body else b""
+        declared = declared_length(scope) if has_body else 0
         if declared is not None and declared > self.max_body_bytes:
             raise Refused(413, f"body over {self.max_body_bytes} bytes")
-        if is_inspection:
+        if not has_body:
             body = b""
         elif declared is not None and declared <= VERIFY_IN_THREAD_ABOVE_BYTES:
             body = await self._read(scope, receive)
         else:
-            # Large, or of a length not declared (streamed): a place in line is taken
-            # before the body is read, so that what is held in memory is bounded.
-            with self._place_in_line():
-                body = await self._read_in_time(scope, receive)
-                if len(body) > VERIFY_IN_THREAD_ABOVE_BYTES:
-                    await self._verify_large(check, body, signature)
-                    return body
+            # Large, or streamed without a Content-Length: a streamed body is read as far
+            # as a small one goes; a large one takes a place in line before the rest is
+            # read, so that what is held in memory is bounded.
+            beginning, ended = b"", False
+            if declared is None:
+                beginning, ended = await read_beginning(
+                    receive, VERIFY_IN_THREAD_ABOVE_BYTES, self.max_body_bytes
+                )
+            if ended and len(beginning) <= VERIFY_IN_THREAD_ABOVE_BYTES:
+                body = beginning
+            else:
+                with self._place_in_line():
+                    if not ended:
+                        beginning = await self._read_in_time(scope, receive, beginning)
+                    await self._verify_large(check, beginning, signature)
+                return beginning
         if scope["method"] != "POST" and not check(body, signature):  # the SDK checks a POST
             raise Refused(401, INVALID_SIGNATURE)
         return body
 
-    async def _read(self, scope: Scope, receive: Receive) -> bytes:
-        return await read_capped(scope, receive, self.max_body_bytes)
+    async def _read(self, scope: Scope, receive: Receive, start: bytes = b"") -> bytes:
+        return await read_capped(scope, receive, self.max_body_bytes, start)
 
-    async def _read_in_time(self, scope: Scope, receive: Receive) -> bytes:
+    async def _read_in_time(self, scope: Scope, receive: Receive, start: bytes) -> bytes:
         """A large body, read within LARGE_BODY_READ_SECONDS: a place in line is not
         held for a sender that trickles."""
         try:
             async with asyncio.timeout(LARGE_BODY_READ_SECONDS):
-                return await self._read(scope, receive)
+                return await self._read(scope, receive, start)
         except TimeoutError:
             raise Refused(
                 408, f"the body did not arrive within {LARGE_BODY_READ_SECONDS} s"

@@ -271,6 +271,10 @@ async def _loop_pool(bound: Engine) -> _LoopPool:
                 "connect_timeout": CONNECT_TIMEOUT_SECONDS,
                 **connect_args,
                 "autocommit": True,
+                # Nothing prepared server-side: psycopg counts a statement as prepared
+                # even when the pipeline that prepared it failed, and every later read
+                # of it on that connection would fail.
+                "prepare_threshold": None,
             },
             min_size=0,  # opened on demand: nothing reconnects while the web app idles
             max_size=LOOP_POOL_SIZE,

@@ -33,7 +33,8 @@ class TickBatch(Generic[Request, Answer]):
     At most `most_in_flight` batches are on their way at once: what is asked meanwhile
     waits, and goes in one batch as soon as one comes back (so the busier the loop, the
     more each write carries). A batch not answered within `timeout_seconds` is given up:
-    its askers get `timed_out()`, an error of the store's own kind."""
+    its askers, and those waiting behind it, get `timed_out()` at once, an error of the
+    store's own kind."""
 
     def __init__(
         self,
@@ -68,9 +69,24 @@ class TickBatch(Generic[Request, Answer]):
         batch, self._waiting = self._waiting, []
         expired: list[bool] = []
         task = self._loop.create_task(self._send_batch(batch, expired))
-        timer = self._loop.call_later(self._timeout_seconds, _expire, task, expired)
+        timer = self._loop.call_later(self._timeout_seconds, self._expire, task, batch, expired)
         self._sending.add(task)
         task.add_done_callback(partial(self._sent, timer))
+
+    def _expire(
+        self,
+        task: asyncio.Task[None],
+        batch: list[tuple[Request, asyncio.Future[Answer]]],
+        expired: list[bool],
+    ) -> None:
+        """The batch took too long: its askers, and those waiting behind it, are told at
+        once; its task is cancelled, and stays in flight until it has let its
+        connection go (a driver may take a while to give up on a server)."""
+        expired.append(True)
+        error = self._timed_out()
+        waiting, self._waiting = self._waiting, []
+        _fail(batch + waiting, error)
+        task.cancel()
 
     def _sent(self, timer: asyncio.TimerHandle, task: asyncio.Task[None]) -> None:
         timer.cancel()
@@ -85,17 +101,16 @@ class TickBatch(Generic[Request, Answer]):
             if len(answers) != len(batch):
                 raise RuntimeError(f"{len(answers)} answers to {len(batch)} requests")
         except asyncio.CancelledError:
-            if not expired:  # the loop is ending
-                for _, answer in batch:
-                    answer.cancel()
-                raise
-            _fail(batch, self._timed_out())
-            return
+            if expired:  # its askers were told when it expired
+                return
+            for _, answer in batch:  # the loop is ending
+                answer.cancel()
+            raise
         except Exception as error:  # every asker's
             _fail(batch, error)
             return
         for (_, answer), given in zip(batch, answers, strict=True):
-            if answer.done():  # its asker was cancelled (the client went away)
+            if answer.done():  # its asker gave up (the client went away), or it expired
                 continue
             if isinstance(given, BaseException):
                 answer.set_exception(given)
@@ -103,14 +118,11 @@ class TickBatch(Generic[Request, Answer]):
                 answer.set_result(given)
 
     async def close(self) -> None:
-        """Wait for the batches on their way (at the loop's end)."""
-        if self._sending:
+        """Send what waits, and wait for every batch on its way (at the loop's end)."""
+        while self._sending or self._waiting:
+            if not self._sending:
+                self._send_waiting()
             await asyncio.gather(*self._sending, return_exceptions=True)
-
-
-def _expire(task: asyncio.Task[None], expired: list[bool]) -> None:
-    expired.append(True)
-    task.cancel()
 
 
 def _fail(batch: list[tuple[Request, asyncio.Future[Answer]]], error: Exception) -> None:

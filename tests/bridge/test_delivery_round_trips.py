@@ -97,9 +97,10 @@ def test_commands_asked_in_one_turn_of_the_loop_go_in_one_pipeline_each_with_its
 
     async def burst() -> list[Any]:
         try:
-            return await asyncio.gather(
+            answers = await asyncio.gather(
                 *(redis_store.on_loop(("INCR", key), ("EXISTS", key)) for _ in range(40))
             )
+            return list(answers)
         finally:
             await redis_store.close_loop_client()
 
@@ -116,11 +117,12 @@ def test_a_command_redis_refuses_fails_its_delivery_alone() -> None:
 
     async def both() -> list[Any]:
         try:
-            return await asyncio.gather(
+            answers = await asyncio.gather(
                 redis_store.on_loop(("SET", key, "text"), ("INCR", key)),  # not a number
                 redis_store.on_loop(("EXISTS", key)),
                 return_exceptions=True,
             )
+            return list(answers)
         finally:
             await redis_store.close_loop_client()
 

@@ -143,43 +143,38 @@ def test_a_large_body_that_does_not_arrive_in_time_is_408_and_gives_its_place_ba
     assert (status, gate.large_in_line, check.calls) == (408, 0, 0)
 
 
-def test_a_body_of_undeclared_length_beyond_the_line_is_answered_503_unread() -> None:
-    check = BlockingCheck()
+def fill_the_line_then(
+    gate: InngestGate, check: BlockingCheck, body: bytes, receive: Receive | None = None
+) -> Any:
+    """Call the gate with `body` (of undeclared length) while every place in line is
+    taken by a large body whose check is held."""
 
     async def scenario() -> tuple[int, dict[str, str], bool]:
-        gate = gate_with(check)
         waiting = [
             asyncio.create_task(call(gate, large_body())) for _ in range(LARGE_BODIES_IN_LINE)
         ]
         async with asyncio.timeout(10):
             while gate.large_in_line < LARGE_BODIES_IN_LINE:
                 await asyncio.sleep(0)
-        one_more = await call(gate, b'{"small": true}', declared=False)
+        answer = await call(gate, body, receive, declared=False)
         check.released.set()
         await asyncio.gather(*waiting)
-        return one_more
+        return answer
 
-    status, _, read = asyncio.run(scenario())
-
-    assert (status, read) == (503, False)
+    return asyncio.run(scenario())
 
 
-def test_a_body_of_undeclared_length_that_does_not_arrive_in_time_is_408(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(gate_module, "LARGE_BODY_READ_SECONDS", 0.05)
-    gate = gate_with(BlockingCheck())
+def test_a_large_body_of_undeclared_length_beyond_the_line_is_answered_503() -> None:
+    check = BlockingCheck()
 
-    async def trickle() -> Message:
-        await asyncio.Event().wait()  # the body never ends
-        raise AssertionError("unreachable")
+    status, headers, _ = fill_the_line_then(gate_with(check), check, large_body())
 
-    status, _, _ = asyncio.run(call(gate, b"", receive=trickle, declared=False))
-
-    assert (status, gate.large_in_line) == (408, 0)
+    assert status == 503 and int(headers["retry-after"]) > 0
+    assert check.calls == LARGE_BODIES_IN_LINE  # not checked: refused unread past its start
 
 
-def test_a_small_body_of_undeclared_length_is_left_to_the_sdk_to_check() -> None:
+def test_a_small_body_of_undeclared_length_needs_no_place_in_line() -> None:
+    check = BlockingCheck()
     reached: list[bytes] = []
 
     async def sdk(scope: Scope, receive: Receive, send: Send) -> None:
@@ -187,8 +182,49 @@ def test_a_small_body_of_undeclared_length_is_left_to_the_sdk_to_check() -> None
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b""})
 
-    gate = InngestGate(sdk, path=PATH, max_body_bytes=1024, signature_check=BlockingCheck())
+    gate = InngestGate(sdk, path=PATH, max_body_bytes=8 * 1024 * 1024, signature_check=check)
 
-    status, _, _ = asyncio.run(call(gate, b'{"small": true}', declared=False))
+    status, _, _ = fill_the_line_then(gate, check, b'{"small": true}')
 
-    assert (status, reached, gate.large_in_line) == (200, [b'{"small": true}'], 0)
+    assert (status, reached) == (200, [b'{"small": true}'])
+
+
+def test_a_large_body_of_undeclared_length_that_stops_arriving_is_408(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(gate_module, "LARGE_BODY_READ_SECONDS", 0.05)
+    gate = gate_with(BlockingCheck())
+    sent = False
+
+    async def stops_after_a_large_start() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": large_body(), "more_body": True}
+        await asyncio.Event().wait()  # the rest never comes
+        raise AssertionError("unreachable")
+
+    status, _, _ = asyncio.run(call(gate, b"", receive=stops_after_a_large_start, declared=False))
+
+    assert (status, gate.large_in_line) == (408, 0)
+
+
+def test_the_body_of_a_method_the_sdk_does_not_serve_is_never_read() -> None:
+    async def router(scope: Scope, receive: Receive, send: Send) -> None:
+        assert (await receive())["body"] == b""  # handed on empty
+        await send({"type": "http.response.start", "status": 405, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def never_read() -> Message:
+        raise AssertionError("the gate read the body")
+
+    gate = InngestGate(router, path=PATH, max_body_bytes=1024, signature_check=BlockingCheck())
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "PATCH", "path": PATH, "root_path": "", "headers": []}
+    asyncio.run(gate(scope, never_read, send))
+
+    assert sent[0]["status"] == 405

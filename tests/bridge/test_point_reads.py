@@ -161,10 +161,11 @@ def loop_reads(*reads: tuple[Any, dict[str, Any]]) -> list[Any]:
 
     async def read() -> list[Any]:
         try:
-            return await asyncio.gather(
+            answers = await asyncio.gather(
                 *(read_one_on_loop(statement, values) for statement, values in reads),
                 return_exceptions=True,
             )
+            return list(answers)
         finally:
             await close_loop_pool()
 
@@ -249,3 +250,25 @@ def test_reads_the_database_does_not_answer_in_time_give_up_and_the_loop_rests(
     assert str(timed_out) == "no answer from the database in 0.1 s"
     assert same_turn is timed_out
     assert isinstance(later, point_reads.NotReadableOnLoop)  # resting: a thread reads it
+
+
+def test_a_connection_whose_pipeline_failed_still_reads_its_statements() -> None:
+    record("msg_loop_again", datetime(2026, 12, 2, 8, 0, tzinfo=UTC))
+    root = select(func.sqrt(bindparam("number", type_=Integer)).label("root"))
+
+    async def read() -> Any:
+        try:
+            for _ in range(5):  # psycopg's default count: the next run would prepare it
+                await read_one_on_loop(*by_id("msg_loop_again"))
+            await asyncio.gather(
+                read_one_on_loop(root, {"number": -1}),
+                read_one_on_loop(*by_id("msg_loop_again")),
+                return_exceptions=True,
+            )
+            return await read_one_on_loop(*by_id("msg_loop_again"))
+        finally:
+            await close_loop_pool()
+
+    found = asyncio.run(read())
+
+    assert found is not None and found.outcome == "done"

@@ -64,7 +64,7 @@ def test_an_error_in_place_of_an_answer_is_its_askers_alone() -> None:
 
     async def ask() -> list[int | BaseException]:
         batch = batch_for(server)
-        return await asyncio.gather(batch.ask(-1), batch.ask(5), return_exceptions=True)
+        return list(await asyncio.gather(batch.ask(-1), batch.ask(5), return_exceptions=True))
 
     refused, answered = asyncio.run(ask())
 
@@ -77,7 +77,7 @@ def test_an_error_of_the_whole_batch_reaches_every_asker() -> None:
 
     async def ask() -> list[int | BaseException]:
         batch = batch_for(server)
-        return await asyncio.gather(batch.ask(0), batch.ask(5), return_exceptions=True)
+        return list(await asyncio.gather(batch.ask(0), batch.ask(5), return_exceptions=True))
 
     answers = asyncio.run(ask())
 
@@ -143,3 +143,54 @@ def test_a_batch_not_answered_in_time_gives_its_askers_the_stores_timeout_error(
 
     assert [str(error) for error in late] == ["no answer in time"] * 2
     assert answered == 6
+
+
+def test_askers_of_an_expired_batch_and_those_behind_it_are_told_at_once() -> None:
+    letting_go = asyncio.Event()
+
+    async def slow_to_let_go(requests: list[int]) -> list[int]:
+        try:
+            await asyncio.Event().wait()  # never answers
+        except asyncio.CancelledError:
+            await letting_go.wait()  # a driver that takes its time to give up
+            raise
+        raise AssertionError("unreachable")
+
+    async def ask() -> tuple[list[str], bool]:
+        batch = TickBatch(
+            slow_to_let_go,
+            asyncio.get_running_loop(),
+            most_in_flight=1,
+            timeout_seconds=0.05,
+            timed_out=lambda: TimeoutError("no answer in time"),
+        )
+        sent = asyncio.ensure_future(batch.ask(1))
+        await asyncio.sleep(0)
+        behind = asyncio.ensure_future(batch.ask(2))  # waits: one batch in flight at most
+        told = await asyncio.gather(sent, behind, return_exceptions=True)
+        still_letting_go = not letting_go.is_set()
+        letting_go.set()
+        await batch.close()
+        return [str(error) for error in told], still_letting_go
+
+    assert asyncio.run(ask()) == (["no answer in time"] * 2, True)
+
+
+def test_closing_sends_what_waits_and_waits_for_every_answer() -> None:
+    server = Server()
+
+    async def ask() -> list[int]:
+        batch = batch_for(server, most_in_flight=1)
+        server.answering.clear()
+        asked = [asyncio.ensure_future(batch.ask(n)) for n in (1, 2)]
+        while not server.batches:
+            await asyncio.sleep(0)
+        later = asyncio.ensure_future(batch.ask(3))  # behind the batch in flight
+        await asyncio.sleep(0)
+        server.answering.set()
+        await batch.close()
+        assert all(answer.done() for answer in [*asked, later])
+        return [answer.result() for answer in [*asked, later]]
+
+    assert asyncio.run(ask()) == [2, 4, 6]
+    assert server.batches == [[1, 2], [3]]
