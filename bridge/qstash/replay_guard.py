@@ -20,7 +20,6 @@ from sqlalchemy import CursorResult
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from bridge.qstash.auth import SignedToken
 from bridge.store import redis_store
 from bridge.store.db import session_scope
 from bridge.store.tables import SeenSignature
@@ -33,10 +32,8 @@ CLOCK_MARGIN_SECONDS = 60
 def first_use(token_id: str, message_id: str, expires_at: datetime) -> bool:
     """True the first time the token is seen; False on any later request with it."""
     if get_settings().redis_url:
-        answer = redis_store.client().set(
-            token_key(token_id), message_id, nx=True, ex=ttl_seconds(expires_at)
-        )
-        return is_first(answer)
+        command = first_use_command(token_id, message_id, expires_at)
+        return is_first(redis_store.client().execute_command(*command))  # type: ignore[no-untyped-call]
     with session_scope() as session:
         dialect = session.get_bind().dialect.name
         insert = pg_insert if dialect == "postgresql" else sqlite_insert
@@ -61,9 +58,9 @@ def ttl_seconds(expires_at: datetime) -> int:
     return max(1, int(remaining) + CLOCK_MARGIN_SECONDS)
 
 
-def first_use_command(token: SignedToken, message_id: str) -> redis_store.Command:
-    """`first_use` in Redis as one command, for a pipeline (its reply: `is_first`)."""
-    return ("SET", token_key(token.token_id), message_id, "NX", "EX", ttl_seconds(token.expires_at))
+def first_use_command(token_id: str, message_id: str, expires_at: datetime) -> redis_store.Command:
+    """`first_use` in Redis as one command, alone or in a pipeline (its reply: `is_first`)."""
+    return ("SET", token_key(token_id), message_id, "NX", "EX", ttl_seconds(expires_at))
 
 
 def is_first(answer: object) -> bool:

@@ -142,7 +142,9 @@ def _checks(
     (a token, a delivery the caller named)."""
     checks: list[redis_store.Command] = []
     if token is not None:
-        checks.append(replay_guard.first_use_command(token, delivery.delivery_id))
+        checks.append(
+            replay_guard.first_use_command(token.token_id, delivery.delivery_id, token.expires_at)
+        )
     if remember:
         checks.append(("EXISTS", ledger.ledger_key(delivery.provider, delivery.delivery_id, event)))
     return checks
