@@ -27,7 +27,8 @@ from bridge.publishing import cancel as cancel_delivery
 from bridge.publishing import enqueue
 from bridge.receipt import Receipt
 from bridge.store.db import exclusive, read_scope, session_scope
-from bridge.store.point_reads import read_one, read_one_on_loop
+from bridge.store.loop_reads import read_one_on_loop
+from bridge.store.point_reads import read_one
 from tasks.mail.accounts import mail_provider_for
 from tasks.mail.actions import MailAction, perform
 from tasks.mail.port import MessageNotFound

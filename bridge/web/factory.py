@@ -18,7 +18,7 @@ from bridge.inngest.serve import serve_inngest
 from bridge.logs import configure_logging
 from bridge.metrics_web import add_metrics_route
 from bridge.ops.probes import Check, check_broker, check_database, check_redis_store
-from bridge.store import point_reads, redis_store
+from bridge.store import loop_reads, redis_store
 from bridge.web import responses
 from bridge.web.answer_cache import AnswerCache
 from bridge.web.api_docs import create_documented_app, document_routes
@@ -103,7 +103,7 @@ async def _lifespan(_web: FastAPI) -> AsyncIterator[None]:
     yield
     # What the deliveries opened on this loop: Redis and database connections.
     await redis_store.close_loop_client()
-    await point_reads.close_loop_pool()
+    await loop_reads.close_loop_pool()
 
 
 def _public(check: Check) -> dict[str, Any]:

@@ -3,18 +3,17 @@ transaction, and a broken connection reported as SQLAlchemy reports it."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import Integer, bindparam, event, func, select, text
+from sqlalchemy import bindparam, event, func, select, text
 from sqlalchemy.exc import OperationalError
 
-from bridge.store import db, point_reads
-from bridge.store.point_reads import close_loop_pool, read_one, read_one_on_loop
+from bridge.store import db
+from bridge.store.point_reads import read_one
 from bridge.store.tables import ProcessedDelivery
 from tests.support.services import free_port
 from tests.support.wait import wait_for
@@ -153,122 +152,3 @@ def test_a_read_while_the_database_is_away_raises_operational_error(
 
     with pytest.raises(OperationalError):
         read_one(BY_ID, {"id": "msg_x"})
-
-
-def loop_reads(*reads: tuple[Any, dict[str, Any]]) -> list[Any]:
-    """The answers to `reads` (statement, parameters) from the event loop, all asked in
-    the same turn, an exception in place of an answer."""
-
-    async def read() -> list[Any]:
-        try:
-            answers = await asyncio.gather(
-                *(read_one_on_loop(statement, values) for statement, values in reads),
-                return_exceptions=True,
-            )
-            return list(answers)
-        finally:
-            await close_loop_pool()
-
-    return asyncio.run(read())
-
-
-def by_id(delivery_id: str) -> tuple[Any, dict[str, Any]]:
-    return BY_ID, {"id": delivery_id}
-
-
-def test_reads_asked_in_one_turn_of_the_loop_go_in_one_pipeline_each_with_its_row(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    finished = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)
-    for number in range(3):
-        record(f"msg_loop_{number}", finished + timedelta(minutes=number))
-    pipelines: list[object] = []
-    real_pipeline = psycopg.AsyncConnection.pipeline
-
-    def counting_pipeline(self: psycopg.AsyncConnection[Any]) -> Any:
-        pipelines.append(self)
-        return real_pipeline(self)
-
-    monkeypatch.setattr(psycopg.AsyncConnection, "pipeline", counting_pipeline)
-
-    found = loop_reads(
-        by_id("msg_loop_2"), by_id("msg_loop_none"), by_id("msg_loop_0"), by_id("msg_loop_1")
-    )
-
-    assert len(pipelines) == 1
-    assert [row and row.finished_at for row in found] == [
-        finished + timedelta(minutes=2),
-        None,
-        finished,
-        finished + timedelta(minutes=1),
-    ]
-
-
-def test_a_read_made_alone_on_the_loop_needs_no_pipeline(monkeypatch: pytest.MonkeyPatch) -> None:
-    record("msg_loop_alone", datetime(2026, 12, 2, 8, 0, tzinfo=UTC))
-
-    def no_pipeline(self: psycopg.AsyncConnection[Any]) -> Any:
-        raise AssertionError("a pipeline for one read")
-
-    monkeypatch.setattr(psycopg.AsyncConnection, "pipeline", no_pipeline)
-
-    [found] = loop_reads(by_id("msg_loop_alone"))
-
-    assert found is not None and found.outcome == "done"
-
-
-def test_a_read_that_fails_on_the_loop_fails_the_others_of_its_turn() -> None:
-    root = select(func.sqrt(bindparam("number", type_=Integer)).label("root"))
-
-    found = loop_reads(by_id("msg_loop_x"), (root, {"number": -1}))  # PostgreSQL refuses it
-
-    refused = psycopg.errors.InvalidArgumentForPowerFunction
-    assert [type(answer) for answer in found] == [refused, refused]
-
-
-def test_reads_the_database_does_not_answer_in_time_give_up_and_the_loop_rests(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(point_reads, "READ_TIMEOUT_SECONDS", 0.1)
-    slow = select(func.pg_sleep(2).label("slept"))
-
-    async def read() -> list[Any]:
-        try:
-            in_time = await asyncio.gather(
-                read_one_on_loop(slow, {}),
-                read_one_on_loop(*by_id("msg_x")),
-                return_exceptions=True,
-            )
-            later = await asyncio.gather(read_one_on_loop(*by_id("msg_x")), return_exceptions=True)
-            return [*in_time, *later]
-        finally:
-            await close_loop_pool()
-
-    timed_out, same_turn, later = asyncio.run(read())
-
-    assert isinstance(timed_out, psycopg.OperationalError)
-    assert str(timed_out) == "no answer from the database in 0.1 s"
-    assert same_turn is timed_out
-    assert isinstance(later, point_reads.NotReadableOnLoop)  # resting: a thread reads it
-
-
-def test_a_connection_whose_pipeline_failed_still_reads_its_statements() -> None:
-    record("msg_loop_again", datetime(2026, 12, 2, 8, 0, tzinfo=UTC))
-    root = select(func.sqrt(bindparam("number", type_=Integer)).label("root"))
-
-    async def read() -> Any:
-        try:
-            for _ in range(5):  # psycopg's default count: the next run would prepare it
-                await read_one_on_loop(*by_id("msg_loop_again"))
-            await asyncio.gather(
-                read_one_on_loop(root, {"number": -1}),
-                read_one_on_loop(*by_id("msg_loop_again")),
-                return_exceptions=True,
-            )
-            return await read_one_on_loop(*by_id("msg_loop_again"))
-        finally:
-            await close_loop_pool()
-
-    found = asyncio.run(read())
-
-    assert found is not None and found.outcome == "done"

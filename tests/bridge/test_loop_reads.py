@@ -1,0 +1,208 @@
+"""Reads from the event loop (`read_one_on_loop`): the row `read_one` would give, each
+read on its own, a database that fails or is late reported at once and rested from, and
+nothing read where asyncpg would not connect as libpq does."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Integer, bindparam, func, select
+from sqlalchemy.exc import DatabaseError, OperationalError
+
+from bridge.store import db, loop_reads
+from bridge.store.loop_reads import NotReadableOnLoop, close_loop_pool, read_one_on_loop
+from bridge.store.point_reads import read_one
+from bridge.store.tables import ProcessedDelivery
+
+BY_ID = select(ProcessedDelivery.outcome, ProcessedDelivery.finished_at).where(
+    ProcessedDelivery.delivery_id == bindparam("id")
+)
+ROOT = select(func.sqrt(bindparam("number", type_=Integer)).label("root"))
+FINISHED = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)
+
+
+def record(delivery_id: str, finished_at: datetime = FINISHED) -> None:
+    with db.session_scope() as session:
+        session.add(
+            ProcessedDelivery(
+                provider="qstash",
+                delivery_id=delivery_id,
+                event="e",
+                outcome="done",
+                finished_at=finished_at,
+            )
+        )
+
+
+def on_loop(reading: Callable[[], Awaitable[Any]]) -> Any:
+    """What `reading` gives on a loop of its own, whose pool is closed after."""
+
+    async def run() -> Any:
+        try:
+            return await reading()
+        finally:
+            await close_loop_pool()
+
+    return asyncio.run(run())
+
+
+def together(*reads: tuple[Any, dict[str, Any]]) -> list[Any]:
+    """The answers to `reads` (statement, parameters) asked at once, an exception in place
+    of an answer."""
+
+    async def reading() -> list[Any]:
+        asked = (read_one_on_loop(statement, values) for statement, values in reads)
+        return list(await asyncio.gather(*asked, return_exceptions=True))
+
+    answers: list[Any] = on_loop(reading)
+    return answers
+
+
+def by_id(delivery_id: str) -> tuple[Any, dict[str, Any]]:
+    return BY_ID, {"id": delivery_id}
+
+
+def test_reads_asked_together_each_get_their_own_row() -> None:
+    for number in range(3):
+        record(f"msg_loop_{number}", FINISHED + timedelta(minutes=number))
+
+    found = together(
+        by_id("msg_loop_2"), by_id("msg_loop_none"), by_id("msg_loop_0"), by_id("msg_loop_1")
+    )
+
+    assert [row and row.finished_at for row in found] == [
+        FINISHED + timedelta(minutes=2),
+        None,
+        FINISHED,
+        FINISHED + timedelta(minutes=1),
+    ]
+
+
+def test_a_row_read_on_the_loop_is_the_row_read_one_gives() -> None:
+    record("msg_loop_same")
+
+    [on_the_loop] = together(by_id("msg_loop_same"))
+
+    assert on_the_loop == read_one(*by_id("msg_loop_same"))
+    assert on_the_loop.finished_at.tzinfo is not None  # the column type's own conversion
+
+
+def test_a_read_the_server_refuses_raises_its_error_and_the_others_still_answer() -> None:
+    record("msg_loop_beside")
+
+    refused, beside = together((ROOT, {"number": -1}), by_id("msg_loop_beside"))
+
+    assert isinstance(refused, DatabaseError) and not isinstance(refused, OperationalError)
+    assert refused.orig is not None and refused.orig.sqlstate == "2201F"  # type: ignore[attr-defined]
+    assert beside is not None and beside.outcome == "done"
+
+
+def test_a_connection_whose_read_was_refused_reads_on() -> None:
+    record("msg_loop_again")
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.setattr(loop_reads, "LOOP_POOL_SIZE", 1)  # the same connection each time
+
+    async def reading() -> Any:
+        for _ in range(3):
+            await read_one_on_loop(*by_id("msg_loop_again"))
+        with pytest.raises(DatabaseError):
+            await read_one_on_loop(ROOT, {"number": -1})
+        return await read_one_on_loop(*by_id("msg_loop_again"))
+
+    try:
+        found = on_loop(reading)
+    finally:
+        monkeypatch.undo()
+
+    assert found is not None and found.outcome == "done"
+
+
+def test_more_reads_than_connections_wait_for_one_and_all_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(loop_reads, "LOOP_POOL_SIZE", 2)
+    record("msg_loop_many")
+
+    found = together(*(by_id("msg_loop_many") for _ in range(12)))
+
+    assert [row.outcome for row in found] == ["done"] * 12
+
+
+def test_a_late_read_gives_up_at_once_the_others_answer_and_the_loop_rests(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(loop_reads, "READ_TIMEOUT_SECONDS", 0.2)
+    slow = select(func.pg_sleep(3).label("slept"))
+    record("msg_loop_quick")
+
+    async def reading() -> tuple[list[Any], float, BaseException | None]:
+        started = time.monotonic()
+        answers = await asyncio.gather(
+            read_one_on_loop(slow, {}),
+            read_one_on_loop(*by_id("msg_loop_quick")),
+            return_exceptions=True,
+        )
+        waited = time.monotonic() - started
+        try:
+            await read_one_on_loop(*by_id("msg_loop_quick"))
+        except NotReadableOnLoop as resting:
+            return answers, waited, resting
+        return answers, waited, None
+
+    (late, quick), waited, resting = on_loop(reading)
+
+    assert isinstance(late, OperationalError)
+    assert "no answer in 0.2 s" in str(late)
+    assert waited < 2  # told at once, not once the server confirms the cancel
+    assert quick is not None and quick.outcome == "done"
+    assert resting is not None  # the next reads go to a thread for a while
+    assert caplog.text.count("reads from the event loop rest") == 1
+
+
+def test_a_cancelled_readers_connection_comes_back_to_the_pool(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(loop_reads, "LOOP_POOL_SIZE", 1)
+    slow = select(func.pg_sleep(1).label("slept"))
+    record("msg_loop_after")
+
+    async def reading() -> Any:
+        reader = asyncio.ensure_future(read_one_on_loop(slow, {}))
+        await asyncio.sleep(0.1)  # let it take the only connection (not a synchronisation)
+        reader.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await reader
+        return await read_one_on_loop(*by_id("msg_loop_after"))
+
+    found = on_loop(reading)
+
+    assert found is not None and found.outcome == "done"
+
+
+def test_a_database_url_naming_its_application_reads_under_that_name(
+    configure: Callable[..., Any],
+) -> None:
+    configure(
+        DATABASE_URL=f"{os.environ['DATABASE_URL']}?application_name=jobbridge-web&connect_timeout=3"
+    )
+    name = select(func.current_setting("application_name").label("name"))
+
+    [found] = together((name, {}))
+
+    assert found.name == "jobbridge-web"
+
+
+def test_a_database_url_with_a_parameter_asyncpg_does_not_take_is_read_from_a_thread(
+    configure: Callable[..., Any],
+) -> None:
+    configure(DATABASE_URL=f"{os.environ['DATABASE_URL']}?options=-csearch_path%3Dother")
+
+    [refused] = together(by_id("msg_x"))
+
+    assert isinstance(refused, NotReadableOnLoop)
