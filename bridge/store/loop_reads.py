@@ -3,16 +3,21 @@
 On PostgreSQL, through asyncpg (one pool per event loop). A read costs the loop about
 half of what psycopg's async connection costs it: psycopg's async path drives a
 generator that registers and removes a socket reader at every step, where asyncpg's
-protocol is an asyncio protocol compiled in Cython. The statement is the one
-SQLAlchemy compiles for its asyncpg dialect (positional `$n` parameters), its values
-and its row converted by that dialect's processors, so a row reads the same as from
-`read_one` (bridge/store/point_reads.py). What it saved: README, "Benchmarks".
+protocol is an asyncio protocol compiled in Cython. The reads asked in one turn of the
+loop go together (bridge/store/tick_batch.py): one alone as it is, several as one
+statement run once for each in one round trip (asyncpg's `fetchmany`, the statement
+numbered so that each finds its own row); a read that fails fails the others of its
+batch, whose callers then read from a thread. The statement is the one SQLAlchemy
+compiles for its asyncpg dialect (positional `$n` parameters), its values and its row
+converted by that dialect's processors, so a row reads the same as from `read_one`
+(bridge/store/point_reads.py). What it saved: README, "Benchmarks".
 
 Everything else raises NotReadableOnLoop, and the caller reads from a thread instead:
 another database, a statement SQLAlchemy finishes per call, an engine whose statements
-are listened for (a tracer, a test counting round trips), a DATABASE_URL with a
-connection parameter asyncpg does not take as libpq does (`options`, say), and, for
-LOOP_REST_SECONDS, reads after one that could not reach the database or timed out.
+are listened for (a tracer, a test counting round trips), a database asyncpg might
+find elsewhere than libpq does (a DATABASE_URL parameter it does not take as libpq does,
+such as `options`; a service file; no host named), and, for LOOP_REST_SECONDS, reads
+after one that could not reach the database or timed out.
 """
 
 from __future__ import annotations
@@ -20,10 +25,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 import weakref
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import asyncpg
@@ -34,12 +41,14 @@ from sqlalchemy.exc import DatabaseError, OperationalError
 
 from bridge.store.db import engine
 from bridge.store.point_reads import Compiled, bound_values, compiled_for, row_of
+from bridge.store.tick_batch import TickBatch
 
-# Connections a loop's reads keep open at most: its reads on their way at once.
+# Connections a loop's reads keep open at most: its batches of reads on their way at once.
 LOOP_POOL_SIZE = 10
-# How long a read waits for a connection (a free one, or a new one to connect).
-LOOP_WAIT_SECONDS = 1.0
-# How long a read may take before its reader gives up (and the loop rests).
+# How long a read waits for a connection: a free one, or a new one to connect (libpq's
+# `connect_timeout` of the app's other connections is not applied here).
+CONNECT_SECONDS = 5.0
+# How long a batch of reads may take before its readers give up (and the loop rests).
 READ_TIMEOUT_SECONDS = 5.0
 # After a read that could not reach the database, or timed out, the loop's reads rest
 # this long: callers go to a thread at once rather than each wait, and the pool is made
@@ -59,7 +68,6 @@ _ASYNCPG_TAKES = frozenset(
         "dbname",
         "database",
         "passfile",
-        "service",
         "sslmode",
         "sslrootcert",
         "sslcert",
@@ -74,8 +82,12 @@ _ASYNCPG_TAKES = frozenset(
         "gsslib",
     }
 )
-# Taken here: a connection's time limit is LOOP_WAIT_SECONDS; its name is a server setting.
+# Taken here: a connection's time limit is CONNECT_SECONDS; its name is a server setting.
 _TAKEN_HERE = frozenset({"connect_timeout", "application_name"})
+# libpq's environment that asyncpg reads differently or not at all (a service file, a
+# server's address, `options` such as a search_path): with one of these set, reads from
+# the loop could reach another server or schema than the app's own.
+_LIBPQ_ONLY_ENVIRONMENT = ("PGSERVICE", "PGSERVICEFILE", "PGSYSCONFDIR", "PGOPTIONS", "PGHOSTADDR")
 
 _DIALECT = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
 
@@ -97,12 +109,28 @@ _AWAY = (
 )
 
 
+# A read: its SQL, the same SQL numbering its answer (for a batch), and its arguments.
+_Read = tuple[str, str, list[Any]]
+_Found = tuple[Any, ...] | None
+
+
 @dataclass
 class _LoopPool:
     bound: Engine  # the engine whose database it reads (one engine per DATABASE_URL)
     pool: asyncpg.Pool
     opening: asyncio.Task[None]  # awaited by every reader (shielded: one may be cancelled)
     resting_until: float = 0.0
+    # The reads of one turn of the loop, sent together (bridge/store/tick_batch.py).
+    batch: TickBatch[_Read, _Found] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.batch = TickBatch(
+            partial(_send_reads, self),
+            self.opening.get_loop(),
+            most_in_flight=LOOP_POOL_SIZE,  # one connection each
+            timeout_seconds=READ_TIMEOUT_SECONDS,
+            timed_out=partial(_timed_out, self),
+        )
 
 
 # An asyncpg pool's connections belong to the event loop that opened them: one pool per
@@ -125,8 +153,44 @@ async def read_one_on_loop(statement: Executable, parameters: Mapping[str, Any])
     values = bound_values(compiled, parameters)
     arguments = [values[name] for name in compiled.compiled.positiontup or ()]
     entry = await _loop_pool(bound)
-    found = await _fetch(entry, compiled.sql, arguments)
-    return None if found is None else row_of(compiled, tuple(found))
+    found = await entry.batch.ask(
+        (compiled.sql, _numbered(compiled.sql, len(arguments)), arguments)
+    )
+    return None if found is None else row_of(compiled, found)
+
+
+_numbered_sql: dict[str, str] = {}
+
+
+def _numbered(sql: str, parameters: int) -> str:
+    """The read's first row, numbered by one more parameter: the reads of a batch share
+    one statement, run once for each in one round trip, and each finds its own row."""
+    numbered = _numbered_sql.get(sql)
+    if numbered is None:
+        numbered = (
+            f"SELECT ${parameters + 1}::int4 AS jobbridge_read, q.* FROM ({sql}) AS q LIMIT 1"
+        )
+        _numbered_sql[sql] = numbered
+    return numbered
+
+
+async def _send_reads(entry: _LoopPool, reads: list[_Read]) -> list[_Found]:
+    if len(reads) == 1:
+        sql, _, arguments = reads[0]
+        found = await _fetch(entry, sql, arguments)
+        return [None if found is None else tuple(found)]
+    answers: list[_Found] = [None] * len(reads)
+    together: dict[str, list[list[Any]]] = {}
+    for number, (_, numbered, arguments) in enumerate(reads):
+        together.setdefault(numbered, []).append([*arguments, number])
+    for numbered, arguments_of_each in together.items():
+        for row in await _fetch_many(entry, numbered, arguments_of_each):
+            answers[row[0]] = tuple(row)[1:]
+    return answers
+
+
+def _timed_out(entry: _LoopPool) -> Exception:
+    return _away(entry, "", [], TimeoutError(), f"no answer in {READ_TIMEOUT_SECONDS} s")
 
 
 def _compiled_for_loop(bound: Engine, statement: Executable) -> Compiled:
@@ -137,14 +201,31 @@ def _compiled_for_loop(bound: Engine, statement: Executable) -> Compiled:
 
 
 async def _fetch(entry: _LoopPool, sql: str, arguments: list[Any]) -> asyncpg.Record | None:
+    found: asyncpg.Record | None = await _run(entry, sql, arguments, many=False)
+    return found
+
+
+async def _fetch_many(
+    entry: _LoopPool, sql: str, arguments_of_each: list[list[Any]]
+) -> list[asyncpg.Record]:
+    """The rows of `sql` run once for each list of arguments, in one round trip."""
+    found: list[asyncpg.Record] = await _run(entry, sql, arguments_of_each, many=True)
+    return found
+
+
+async def _run(entry: _LoopPool, sql: str, arguments: list[Any], *, many: bool) -> Any:
     try:
-        connection = await entry.pool.acquire(timeout=LOOP_WAIT_SECONDS)
-    except (*_AWAY, asyncpg.PostgresError) as error:  # refused at login: away for reads too
+        connection = await entry.pool.acquire(timeout=CONNECT_SECONDS)
+    except Exception as error:  # refused, at login too, or no server fit (target_session_attrs)
         raise _away(
-            entry, sql, arguments, error, f"no connection in {LOOP_WAIT_SECONDS} s"
+            entry, sql, arguments, error, f"no connection in {CONNECT_SECONDS} s"
         ) from error
+    found: Any
     try:
-        found = await connection.fetchrow(sql, *arguments, timeout=READ_TIMEOUT_SECONDS)
+        if many:
+            found = await connection.fetchmany(sql, arguments)
+        else:
+            found = await connection.fetchrow(sql, *arguments)
     except BaseException as error:
         # Given back in the background: after a timeout or a cancellation, asyncpg waits
         # for the server to confirm the cancel, which a reader must not wait for.
@@ -179,13 +260,19 @@ def _away(
 
 
 def _connect_arguments(url: URL) -> dict[str, Any] | None:
-    """asyncpg's connection arguments for this DATABASE_URL, or None where they would
-    not connect the way libpq does."""
+    """asyncpg's connection arguments for this DATABASE_URL, or None where they might
+    not reach the server, database and schema that libpq (the app's psycopg) reaches."""
     query = dict(url.query)
     if set(query) - _ASYNCPG_TAKES - _TAKEN_HERE:
         return None
     if any(not isinstance(value, str) for value in query.values()):
         return None  # a parameter given twice
+    if any(os.environ.get(name) for name in _LIBPQ_ONLY_ENVIRONMENT):
+        return None
+    if not (url.host or query.get("host") or os.environ.get("PGHOST")):
+        return None  # libpq's one default socket directory; asyncpg tries several
+    if query.get("sslrootcert") == "system":  # libpq 16's system CAs: a file to asyncpg
+        return None
     query.pop("connect_timeout", None)
     name = query.pop("application_name", None)
     settings = {} if name is None else {"application_name": str(name)}
@@ -213,7 +300,7 @@ async def _loop_pool(bound: Engine) -> _LoopPool:
             **arguments,
             min_size=0,  # opened on demand: nothing reconnects while the web app idles
             max_size=LOOP_POOL_SIZE,
-            timeout=LOOP_WAIT_SECONDS,
+            timeout=CONNECT_SECONDS,
             reset=_nothing_to_reset,
         )
         entry = _LoopPool(bound, pool, loop.create_task(_open(pool)))

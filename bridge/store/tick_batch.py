@@ -1,7 +1,8 @@
 """Requests made in the same turn of the event loop, sent to their server together.
 
-A web process answers many deliveries at once, and each asks Redis a small question
-(the replay guard, the ledger: bridge/store/redis_store.py `on_loop`). A round trip
+A web process answers many deliveries at once, and each asks Redis and PostgreSQL a
+small question (the replay guard and the ledger: bridge/store/redis_store.py `on_loop`;
+an early answer's read: bridge/store/loop_reads.py). A round trip
 costs the client far more CPU than the question (a socket write that wakes the server,
 a wait, a read, the driver's own Python: 40-100 µs on the 2-core machine of
 bench/receivers.py, where a whole bare FastAPI answer costs about 150 µs). A TickBatch

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 import pytest
 from sqlalchemy import Integer, bindparam, func, select
 from sqlalchemy.exc import DatabaseError, OperationalError
@@ -93,14 +94,46 @@ def test_a_row_read_on_the_loop_is_the_row_read_one_gives() -> None:
     assert on_the_loop.finished_at.tzinfo is not None  # the column type's own conversion
 
 
-def test_a_read_the_server_refuses_raises_its_error_and_the_others_still_answer() -> None:
+def test_reads_asked_in_one_turn_of_the_loop_take_one_round_trip(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    record("msg_loop_trip")
+    batches: list[int] = []
+    real_fetchmany = asyncpg.Connection.fetchmany
+
+    async def counting(self: asyncpg.Connection, query: str, args: Any, **options: Any) -> Any:
+        batches.append(len(list(args)))
+        return await real_fetchmany(self, query, args, **options)
+
+    monkeypatch.setattr(asyncpg.Connection, "fetchmany", counting)
+
+    found = together(*(by_id("msg_loop_trip") for _ in range(5)), by_id("msg_loop_none"))
+
+    assert batches == [6]
+    assert [row and row.outcome for row in found] == ["done"] * 5 + [None]
+
+
+def test_a_read_made_alone_is_not_numbered_into_a_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    record("msg_loop_alone")
+
+    async def refuse(*args: Any, **options: Any) -> Any:
+        raise AssertionError("a batch for one read")
+
+    monkeypatch.setattr(asyncpg.Connection, "fetchmany", refuse)
+
+    [found] = together(by_id("msg_loop_alone"))
+
+    assert found is not None and found.outcome == "done"
+
+
+def test_a_read_the_server_refuses_fails_its_batch_with_the_servers_error() -> None:
     record("msg_loop_beside")
 
     refused, beside = together((ROOT, {"number": -1}), by_id("msg_loop_beside"))
 
     assert isinstance(refused, DatabaseError) and not isinstance(refused, OperationalError)
     assert refused.orig is not None and refused.orig.sqlstate == "2201F"  # type: ignore[attr-defined]
-    assert beside is not None and beside.outcome == "done"
+    assert beside is refused  # its caller reads from a thread
 
 
 def test_a_connection_whose_read_was_refused_reads_on() -> None:
@@ -134,7 +167,7 @@ def test_more_reads_than_connections_wait_for_one_and_all_answer(
     assert [row.outcome for row in found] == ["done"] * 12
 
 
-def test_a_late_read_gives_up_at_once_the_others_answer_and_the_loop_rests(
+def test_a_late_batch_gives_up_at_once_and_the_loop_rests(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(loop_reads, "READ_TIMEOUT_SECONDS", 0.2)
@@ -155,17 +188,17 @@ def test_a_late_read_gives_up_at_once_the_others_answer_and_the_loop_rests(
             return answers, waited, resting
         return answers, waited, None
 
-    (late, quick), waited, resting = on_loop(reading)
+    (late, same_batch), waited, resting = on_loop(reading)
 
     assert isinstance(late, OperationalError)
     assert "no answer in 0.2 s" in str(late)
+    assert same_batch is late
     assert waited < 2  # told at once, not once the server confirms the cancel
-    assert quick is not None and quick.outcome == "done"
     assert resting is not None  # the next reads go to a thread for a while
     assert caplog.text.count("reads from the event loop rest") == 1
 
 
-def test_a_cancelled_readers_connection_comes_back_to_the_pool(
+def test_a_reader_that_gives_up_leaves_the_loop_reading(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(loop_reads, "LOOP_POOL_SIZE", 1)
@@ -198,10 +231,35 @@ def test_a_database_url_naming_its_application_reads_under_that_name(
     assert found.name == "jobbridge-web"
 
 
-def test_a_database_url_with_a_parameter_asyncpg_does_not_take_is_read_from_a_thread(
+@pytest.mark.parametrize(
+    ("suffix", "environment"),
+    [
+        ("?options=-csearch_path%3Dother", {}),  # a parameter asyncpg does not take
+        ("?sslrootcert=system", {}),  # libpq's system CAs; a file name to asyncpg
+        ("", {"PGOPTIONS": "-csearch_path=other"}),  # read by libpq only
+        ("", {"PGSERVICE": "jobbridge"}),  # asyncpg reads services otherwise
+    ],
+)
+def test_a_database_asyncpg_might_find_elsewhere_than_libpq_is_read_from_a_thread(
     configure: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+    suffix: str,
+    environment: dict[str, str],
 ) -> None:
-    configure(DATABASE_URL=f"{os.environ['DATABASE_URL']}?options=-csearch_path%3Dother")
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    configure(DATABASE_URL=os.environ["DATABASE_URL"] + suffix)
+
+    [refused] = together(by_id("msg_x"))
+
+    assert isinstance(refused, NotReadableOnLoop)
+
+
+def test_a_database_url_naming_no_host_is_read_from_a_thread(
+    configure: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PGHOST", raising=False)
+    configure(DATABASE_URL="postgresql://postgres@/jobbridge")  # libpq's default socket
 
     [refused] = together(by_id("msg_x"))
 
