@@ -151,7 +151,8 @@ async def read_one_on_loop(statement: Executable, parameters: Mapping[str, Any])
     bound = engine()
     compiled = _compiled_for_loop(bound, statement)
     values = bound_values(compiled, parameters)
-    arguments = [values[name] for name in compiled.compiled.positiontup or ()]
+    escaped = compiled.compiled.escaped_bind_names  # values are keyed as the SQL names them
+    arguments = [values[escaped.get(name, name)] for name in compiled.compiled.positiontup or ()]
     entry = await _loop_pool(bound)
     found = await entry.batch.ask(
         (compiled.sql, _numbered(compiled.sql, len(arguments)), arguments)

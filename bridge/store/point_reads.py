@@ -82,7 +82,10 @@ def _compile(statement: Executable, dialect: Dialect) -> Compiled | None:
     if isinstance(statement, Select):
         compiled = statement.compile(dialect=dialect)
         # IN lists and literal renderings are finished per call: SQLAlchemy's path.
-        if not any(bind.expanding or bind.literal_execute for bind in compiled.binds.values()):
+        finished_per_call = compiled.literal_execute_params or compiled.post_compile_params
+        if not finished_per_call and not any(
+            bind.expanding or bind.literal_execute for bind in compiled.binds.values()
+        ):
             columns = list(statement.selected_columns)
             made = Compiled(
                 statement,

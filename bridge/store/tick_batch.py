@@ -81,8 +81,8 @@ class TickBatch(Generic[Request, Answer]):
         expired: list[bool],
     ) -> None:
         """The batch took too long: its askers, and those waiting behind it, are told at
-        once; its task is cancelled, and stays in flight until it has let its
-        connection go (a driver may take a while to give up on a server)."""
+        once; its task is cancelled, and stays in flight until its `send` has given
+        up (a driver may take a while to give up on a server)."""
         expired.append(True)
         error = self._timed_out()
         waiting, self._waiting = self._waiting, []

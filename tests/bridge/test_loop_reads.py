@@ -264,3 +264,14 @@ def test_a_database_url_naming_no_host_is_read_from_a_thread(
     [refused] = together(by_id("msg_x"))
 
     assert isinstance(refused, NotReadableOnLoop)
+
+
+def test_a_parameter_whose_name_the_sql_escapes_reads_its_row() -> None:
+    record("msg_loop_escaped")
+    statement = select(ProcessedDelivery.outcome).where(
+        ProcessedDelivery.delivery_id == bindparam("delivery id.x")
+    )
+
+    [found] = together((statement, {"delivery id.x": "msg_loop_escaped"}))
+
+    assert found is not None and found.outcome == "done"

@@ -152,3 +152,15 @@ def test_a_read_while_the_database_is_away_raises_operational_error(
 
     with pytest.raises(OperationalError):
         read_one(BY_ID, {"id": "msg_x"})
+
+
+def test_a_statement_the_compiler_finishes_per_call_reads_its_row() -> None:
+    record("msg_agg_1", datetime(2026, 12, 2, 8, 0, tzinfo=UTC))
+    record("msg_agg_2", datetime(2026, 12, 2, 8, 0, tzinfo=UTC))
+    joined = select(func.aggregate_strings(ProcessedDelivery.delivery_id, ",").label("ids")).where(
+        ProcessedDelivery.outcome == bindparam("outcome")
+    )
+
+    found = read_one(joined, {"outcome": "done"})
+
+    assert found is not None and sorted(found.ids.split(",")) == ["msg_agg_1", "msg_agg_2"]
