@@ -1,6 +1,6 @@
-"""Reads from the event loop (`read_one_on_loop`): the row `read_one` would give, each
-read on its own, a database that fails or is late reported at once and rested from, and
-nothing read where asyncpg would not connect as libpq does."""
+"""Reads from the event loop (`read_one_on_loop`): the row `read_one` would give, the
+reads of one turn in one round trip, a database that fails or is late reported at once
+and rested from, and nothing read where asyncpg might not reach what libpq reaches."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import asyncio
 import os
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -16,29 +16,13 @@ import pytest
 from sqlalchemy import Integer, bindparam, func, select
 from sqlalchemy.exc import DatabaseError, OperationalError
 
-from bridge.store import db, loop_reads
+from bridge.store import loop_reads
 from bridge.store.loop_reads import NotReadableOnLoop, close_loop_pool, read_one_on_loop
 from bridge.store.point_reads import read_one
 from bridge.store.tables import ProcessedDelivery
+from tests.support.processed import BY_ID, FINISHED, record
 
-BY_ID = select(ProcessedDelivery.outcome, ProcessedDelivery.finished_at).where(
-    ProcessedDelivery.delivery_id == bindparam("id")
-)
 ROOT = select(func.sqrt(bindparam("number", type_=Integer)).label("root"))
-FINISHED = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)
-
-
-def record(delivery_id: str, finished_at: datetime = FINISHED) -> None:
-    with db.session_scope() as session:
-        session.add(
-            ProcessedDelivery(
-                provider="qstash",
-                delivery_id=delivery_id,
-                event="e",
-                outcome="done",
-                finished_at=finished_at,
-            )
-        )
 
 
 def on_loop(reading: Callable[[], Awaitable[Any]]) -> Any:

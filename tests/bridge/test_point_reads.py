@@ -15,25 +15,9 @@ from sqlalchemy.exc import OperationalError
 from bridge.store import db
 from bridge.store.point_reads import read_one
 from bridge.store.tables import ProcessedDelivery
+from tests.support.processed import BY_ID, record
 from tests.support.services import free_port
 from tests.support.wait import wait_for
-
-BY_ID = select(ProcessedDelivery.outcome, ProcessedDelivery.finished_at).where(
-    ProcessedDelivery.delivery_id == bindparam("id")
-)
-
-
-def record(delivery_id: str, finished_at: datetime) -> None:
-    with db.session_scope() as session:
-        session.add(
-            ProcessedDelivery(
-                provider="qstash",
-                delivery_id=delivery_id,
-                event="e",
-                outcome="done",
-                finished_at=finished_at,
-            )
-        )
 
 
 def test_read_one_returns_the_first_row_by_column_name() -> None:
