@@ -329,6 +329,7 @@ def _in_background(work: Any) -> None:
 async def _close(entry: _LoopPool) -> None:
     with contextlib.suppress(Exception):
         await entry.opening
+    await entry.batch.close()  # what waits is sent, and every batch answered
     try:
         await asyncio.wait_for(entry.pool.close(), CLOSE_SECONDS)
     except Exception:  # reads still on their way (TimeoutError), or a pool never made

@@ -259,3 +259,18 @@ def test_a_parameter_whose_name_the_sql_escapes_reads_its_row() -> None:
     [found] = together((statement, {"delivery id.x": "msg_loop_escaped"}))
 
     assert found is not None and found.outcome == "done"
+
+
+def test_closing_the_pool_answers_the_reads_still_waiting_to_be_sent() -> None:
+    record("msg_loop_closing")
+
+    async def reading() -> Any:
+        await read_one_on_loop(*by_id("msg_loop_closing"))  # the pool is open
+        waiting = asyncio.ensure_future(read_one_on_loop(*by_id("msg_loop_closing")))
+        await asyncio.sleep(0)  # it has asked, and waits for the end of this turn
+        await close_loop_pool()
+        return await waiting
+
+    found = on_loop(reading)
+
+    assert found is not None and found.outcome == "done"
