@@ -151,28 +151,32 @@ async def read_one_on_loop(statement: Executable, parameters: Mapping[str, Any])
     bound = engine()
     compiled = _compiled_for_loop(bound, statement)
     values = bound_values(compiled, parameters)
-    escaped = compiled.compiled.escaped_bind_names  # values are keyed as the SQL names them
-    arguments = [values[escaped.get(name, name)] for name in compiled.compiled.positiontup or ()]
+    numbered, names = _positional(compiled)
+    arguments = [values[name] for name in names]
     entry = await _loop_pool(bound)
-    found = await entry.batch.ask(
-        (compiled.sql, _numbered(compiled.sql, len(arguments)), arguments)
-    )
+    found = await entry.batch.ask((compiled.sql, numbered, arguments))
     return None if found is None else row_of(compiled, found)
 
 
-_numbered_sql: dict[str, str] = {}
+# A compiled statement's SQL -> `_positional` of it (one per statement `_compile` keeps).
+_positional_forms: dict[str, tuple[str, tuple[str, ...]]] = {}
 
 
-def _numbered(sql: str, parameters: int) -> str:
-    """The read's first row, numbered by one more parameter: the reads of a batch share
-    one statement, run once for each in one round trip, and each finds its own row."""
-    numbered = _numbered_sql.get(sql)
-    if numbered is None:
+def _positional(compiled: Compiled) -> tuple[str, tuple[str, ...]]:
+    """The statement numbered for a batch, and the names its `$n` arguments have among
+    the bound values (as the SQL escapes them). Numbered: its first row, tagged by one
+    more parameter, so that the reads of a batch share one statement, run once for each
+    in one round trip, and each finds its own row."""
+    form = _positional_forms.get(compiled.sql)
+    if form is None:
+        escaped = compiled.compiled.escaped_bind_names
+        names = tuple(escaped.get(name, name) for name in compiled.compiled.positiontup or ())
         numbered = (
-            f"SELECT ${parameters + 1}::int4 AS jobbridge_read, q.* FROM ({sql}) AS q LIMIT 1"
+            f"SELECT ${len(names) + 1}::int4 AS jobbridge_read, q.* "
+            f"FROM ({compiled.sql}) AS q LIMIT 1"
         )
-        _numbered_sql[sql] = numbered
-    return numbered
+        form = _positional_forms[compiled.sql] = (numbered, names)
+    return form
 
 
 async def _send_reads(entry: _LoopPool, reads: list[_Read]) -> list[_Found]:

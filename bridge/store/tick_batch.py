@@ -2,14 +2,14 @@
 
 A web process answers many deliveries at once, and each asks Redis and PostgreSQL a
 small question (the replay guard and the ledger: bridge/store/redis_store.py `on_loop`;
-an early answer's read: bridge/store/loop_reads.py). A round trip
-costs the client far more CPU than the question (a socket write that wakes the server,
-a wait, a read, the driver's own Python: 40-100 µs on the 2-core machine of
-bench/receivers.py, where a whole bare FastAPI answer costs about 150 µs). A TickBatch
-collects what the deliveries ask while the loop runs their code, and at the end of that
-turn hands it all to one `send` (one pipeline: one write, one read), then gives each
-asker its own answer. A request made alone waits for nothing: its batch goes out at the
-end of the same turn. What it saved: README, "Benchmarks".
+an early answer's read: bridge/store/loop_reads.py). A round trip costs the client far
+more CPU than the question (a socket write that wakes the server, a wait, a read, the
+driver's own Python: 40-100 µs on the 2-core machine of bench/receivers.py, where a
+whole bare FastAPI answer costs about 150 µs). A TickBatch collects what the deliveries
+ask while the loop runs their code, and at the end of that turn hands it all to one
+`send` (one pipeline: one write, one read), then gives each asker its own answer. A
+request made alone waits for nothing: its batch goes out at the end of the same turn.
+What it saved: README, "Benchmarks".
 """
 
 from __future__ import annotations
