@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from starlette.responses import JSONResponse
 from starlette.types import Message, Receive, Scope, Send
 
@@ -28,13 +30,20 @@ def declared_length(scope: Scope) -> int | None:
     return None
 
 
-async def read_capped(scope: Scope, receive: Receive, limit: int, start: bytes = b"") -> bytes:
+async def read_capped(
+    scope: Scope,
+    receive: Receive,
+    limit: int,
+    start: bytes = b"",
+    on_chunk: Callable[[int], None] | None = None,
+) -> bytes:
     """The whole body, refused (413) as soon as its declared or streamed size is over;
-    `start`: what `read_beginning` read of it already."""
+    `start`: what `read_beginning` read of it already; `on_chunk(size)` is told of each
+    chunk as it comes (and may refuse it)."""
     declared = declared_length(scope)
     if declared is not None and declared > limit:
         raise Refused(413, f"body over {limit} bytes")
-    chunks, _ = await _read_chunks(receive, limit, limit, [start])
+    chunks, _ = await _read_chunks(receive, limit, limit, [start], on_chunk)
     return b"".join(chunks)
 
 
@@ -46,7 +55,11 @@ async def read_beginning(receive: Receive, size: int, limit: int) -> tuple[bytes
 
 
 async def _read_chunks(
-    receive: Receive, enough: int, limit: int, chunks: list[bytes]
+    receive: Receive,
+    enough: int,
+    limit: int,
+    chunks: list[bytes],
+    on_chunk: Callable[[int], None] | None = None,
 ) -> tuple[list[bytes], bool]:
     size = sum(len(chunk) for chunk in chunks)
     while size <= enough:
@@ -57,6 +70,8 @@ async def _read_chunks(
         size += len(chunk)
         if size > limit:
             raise Refused(413, f"body over {limit} bytes")
+        if on_chunk is not None:
+            on_chunk(len(chunk))
         chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks, True

@@ -15,15 +15,16 @@ plain ASGI middleware on that one path, answers first:
   must not buy a parse on the event loop: bodies over a few KiB are verified in a worker
   thread, one at a time, so that they neither stall other requests nor add up in
   memory (the check parses and canonicalises the JSON, which costs a multiple of the
-  body's size). At most LARGE_BODIES_IN_LINE of them are read, wait or are checked at
-  once (a place is taken before a declared large body is read, or once a body streamed
-  without a length passes the few KiB, and held at most LARGE_BODY_READ_SECONDS while
-  the rest arrives, else 408): one more is answered 503 with Retry-After, unread past
-  its start; and a body with more JSON values than MAX_SEPARATORS bounds is 413
-  unchecked (its canonical form costs a few microseconds per value). A smaller POST is
-  left to the SDK, which verifies a POST's signature (the same check, answered 401)
-  before it reads the request: checking it here as well doubled the cost of every
-  call, the signature's JSON canonicalisation being most of it;
+  body's size). What large bodies hold in memory while they are read, wait for their
+  check or are checked is bounded by bytes that have come (LARGE_BODY_MEMORY_BYTES, or
+  four bodies of the cap if that is more), never by what a header declares: a sender
+  that declares a large body and trickles holds nothing it has not sent, and is cut off
+  after LARGE_BODY_READ_SECONDS (408). A chunk that would go over is answered 503 with
+  Retry-After, read no further; and a body with more JSON values than MAX_SEPARATORS
+  bounds is 413 unchecked (its canonical form costs a few microseconds per value). A
+  smaller POST is left to the SDK, which verifies a POST's signature (the same check,
+  answered 401) before it reads the request: checking it here as well doubled the cost
+  of every call, the signature's JSON canonicalisation being most of it;
 - in cloud mode, a signed GET (inspection) is answered without the hashes of the keys:
   one of them is the app's credential at Inngest's API, and an empty body's signature
   is easy to come by (any `jobbridge sync --url` target receives one).
@@ -57,10 +58,13 @@ SIGNATURE_MAX_AGE_SECONDS = 300
 # a thread hop; larger bodies are checked in a worker thread, this many at a time.
 VERIFY_IN_THREAD_ABOVE_BYTES = 4 * 1024
 LARGE_VERIFICATIONS_AT_ONCE = 1
-# Large bodies read and in line for their check (being checked, or waiting), each held
-# in memory: one more is answered 503 (Inngest retries it) and dropped at once.
-LARGE_BODIES_IN_LINE = 4
-# A large body holds its place in line while it is read: at most this long.
+# The bytes of large bodies held at once (read so far, waiting for their check, being
+# checked): a chunk that would go over is answered 503 (Inngest retries it), and its
+# body dropped. At least LARGE_BODIES_AT_THE_CAP bodies of the largest size fit.
+LARGE_BODY_MEMORY_BYTES = 64 * 1024 * 1024
+LARGE_BODIES_AT_THE_CAP = 4
+# A large body must have come whole within this long (a sender that trickles holds
+# what it sent until then).
 LARGE_BODY_READ_SECONDS = 30
 INVALID_SIGNATURE = "invalid X-Inngest-Signature"
 # The canonical form costs a few microseconds of pure Python per JSON value, whatever a
@@ -123,7 +127,7 @@ class InngestGate:
         self.max_body_bytes = max_body_bytes
         self.signature_check = signature_check
         self.large_verifications = asyncio.Semaphore(LARGE_VERIFICATIONS_AT_ONCE)
-        self.large_in_line = 0
+        self.large_body_bytes = 0  # held now, by the large bodies being read or checked
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or get_route_path(scope) != self.path:
@@ -157,8 +161,8 @@ class InngestGate:
             body = await self._read(scope, receive)
         else:
             # Large, or streamed without a Content-Length: a streamed body is read as far
-            # as a small one goes; a large one takes a place in line before the rest is
-            # read, so that what is held in memory is bounded.
+            # as a small one goes; a large one is read on, its bytes counted as they come,
+            # so that what is held in memory is bounded.
             beginning, ended = b"", False
             if declared is None:
                 beginning, ended = await read_beginning(
@@ -167,40 +171,52 @@ class InngestGate:
             if ended and len(beginning) <= VERIFY_IN_THREAD_ABOVE_BYTES:
                 body = beginning
             else:
-                with self._place_in_line():
+                with self._held_in_memory() as hold:
+                    hold(len(beginning))
                     if not ended:
-                        beginning = await self._read_in_time(scope, receive, beginning)
+                        beginning = await self._read_in_time(scope, receive, beginning, hold)
                     await self._verify_large(check, beginning, signature)
                 return beginning
         if scope["method"] != "POST" and not check(body, signature):  # the SDK checks a POST
             raise Refused(401, INVALID_SIGNATURE)
         return body
 
-    async def _read(self, scope: Scope, receive: Receive, start: bytes = b"") -> bytes:
-        return await read_capped(scope, receive, self.max_body_bytes, start)
+    async def _read(self, scope: Scope, receive: Receive) -> bytes:
+        return await read_capped(scope, receive, self.max_body_bytes)
 
-    async def _read_in_time(self, scope: Scope, receive: Receive, start: bytes) -> bytes:
-        """A large body, read within LARGE_BODY_READ_SECONDS: a place in line is not
-        held for a sender that trickles."""
+    async def _read_in_time(
+        self, scope: Scope, receive: Receive, start: bytes, hold: Callable[[int], None]
+    ) -> bytes:
+        """A large body, read within LARGE_BODY_READ_SECONDS, each chunk held as it
+        comes: memory is not held for long by a sender that trickles."""
         try:
             async with asyncio.timeout(LARGE_BODY_READ_SECONDS):
-                return await self._read(scope, receive, start)
+                return await read_capped(scope, receive, self.max_body_bytes, start, hold)
         except TimeoutError:
             raise Refused(
                 408, f"the body did not arrive within {LARGE_BODY_READ_SECONDS} s"
             ) from None
 
     @contextlib.contextmanager
-    def _place_in_line(self) -> Iterator[None]:
-        if self.large_in_line >= LARGE_BODIES_IN_LINE:
-            raise Refused(
-                503, "busy checking the signatures of other large requests", retry_after=1
-            )
-        self.large_in_line += 1
+    def _held_in_memory(self) -> Iterator[Callable[[int], None]]:
+        """`hold(size)` for each part of one large body as it comes: refused (503) when
+        the large bodies held would go over their bound; all given back at the end."""
+        bound = max(LARGE_BODY_MEMORY_BYTES, LARGE_BODIES_AT_THE_CAP * self.max_body_bytes)
+        held = 0
+
+        def hold(size: int) -> None:
+            nonlocal held
+            if self.large_body_bytes + size > bound:
+                raise Refused(
+                    503, "busy checking the signatures of other large requests", retry_after=1
+                )
+            self.large_body_bytes += size
+            held += size
+
         try:
-            yield
+            yield hold
         finally:
-            self.large_in_line -= 1
+            self.large_body_bytes -= held
 
     async def _verify_large(self, check: SignatureCheck, body: bytes, signature: str) -> None:
         """Refused unless the signature verifies: checked in a worker thread, one at a

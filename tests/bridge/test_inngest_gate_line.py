@@ -1,5 +1,6 @@
-"""The Inngest gate's line for large bodies: a made-up signature on a large body buys a
-bounded amount of CPU and memory, and never a place in an endless line."""
+"""The Inngest gate's bound on large bodies: a made-up signature on a large body buys a
+bounded amount of CPU and memory, counted in bytes that came (never in what a header
+declares), and a sender that trickles keeps no signed call out."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from bridge.inngest import gate as gate_module
 from bridge.inngest.gate import (
-    LARGE_BODIES_IN_LINE,
+    LARGE_BODIES_AT_THE_CAP,
     MAX_SEPARATORS,
     VERIFY_IN_THREAD_ABOVE_BYTES,
     InngestGate,
@@ -80,32 +81,85 @@ async def call(
     return start["status"], headers, read
 
 
-def gate_with(check: Any) -> InngestGate:
-    return InngestGate(app, path=PATH, max_body_bytes=8 * 1024 * 1024, signature_check=check)
+def gate_with(check: Any, max_body_bytes: int = 8 * 1024 * 1024) -> InngestGate:
+    return InngestGate(app, path=PATH, max_body_bytes=max_body_bytes, signature_check=check)
 
 
-def test_a_large_body_beyond_the_line_is_answered_503_unread() -> None:
+def full_gate(check: BlockingCheck, monkeypatch: pytest.MonkeyPatch) -> InngestGate:
+    """A gate whose bound on large bodies' memory is LARGE_BODIES_AT_THE_CAP of
+    `large_body()` exactly."""
+    monkeypatch.setattr(gate_module, "LARGE_BODY_MEMORY_BYTES", 0)
+    return gate_with(check, max_body_bytes=len(large_body()))
+
+
+async def hold_the_bound(gate: InngestGate, check: BlockingCheck) -> list[asyncio.Task[Any]]:
+    """LARGE_BODIES_AT_THE_CAP large bodies read whole, their checks held."""
+    waiting = [
+        asyncio.create_task(call(gate, large_body())) for _ in range(LARGE_BODIES_AT_THE_CAP)
+    ]
+    async with asyncio.timeout(10):
+        while gate.large_body_bytes < LARGE_BODIES_AT_THE_CAP * len(large_body()):
+            await asyncio.sleep(0)  # the calls read their bodies
+    return waiting
+
+
+def test_a_large_body_over_the_memory_bound_is_answered_503_unchecked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     check = BlockingCheck()
 
     async def scenario() -> list[tuple[int, dict[str, str], bool]]:
-        gate = gate_with(check)
-        waiting = [
-            asyncio.create_task(call(gate, large_body())) for _ in range(LARGE_BODIES_IN_LINE)
-        ]
-        async with asyncio.timeout(10):
-            while gate.large_in_line < LARGE_BODIES_IN_LINE:
-                await asyncio.sleep(0)  # the calls take their places in line
+        gate = full_gate(check, monkeypatch)
+        waiting = await hold_the_bound(gate, check)
         one_more = await call(gate, large_body())
         check.released.set()
         return [one_more, *await asyncio.gather(*waiting)]
 
-    one_more, *in_line = asyncio.run(scenario())
+    one_more, *held = asyncio.run(scenario())
 
-    status, headers, read = one_more
-    assert (status, read) == (503, False)
+    status, headers, _ = one_more
+    assert status == 503
     assert int(headers["retry-after"]) > 0
-    assert [answer[0] for answer in in_line] == [401] * LARGE_BODIES_IN_LINE
-    assert check.calls == LARGE_BODIES_IN_LINE
+    assert [answer[0] for answer in held] == [401] * LARGE_BODIES_AT_THE_CAP
+    assert check.calls == LARGE_BODIES_AT_THE_CAP
+
+
+def test_senders_that_declare_large_bodies_and_send_nothing_keep_no_signed_call_out() -> None:
+    reached: list[int] = []
+
+    async def sdk(scope: Scope, receive: Receive, send: Send) -> None:
+        reached.append(len((await receive())["body"]))
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    gate = InngestGate(
+        sdk, path=PATH, max_body_bytes=8 * 1024 * 1024, signature_check=lambda body, sig: True
+    )
+    stalled = 0
+
+    async def sends_nothing() -> Message:
+        nonlocal stalled
+        stalled += 1
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    async def scenario() -> tuple[int, dict[str, str], bool]:
+        declared_large = b"{" + b" " * (8 * 1024 * 1024 - 2) + b"}"
+        holders = [
+            asyncio.create_task(call(gate, declared_large, sends_nothing)) for _ in range(50)
+        ]
+        async with asyncio.timeout(10):
+            while stalled < len(holders):
+                await asyncio.sleep(0)
+        try:
+            return await call(gate, large_body())
+        finally:
+            for holder in holders:
+                holder.cancel()
+
+    status, _, _ = asyncio.run(scenario())
+
+    assert (status, reached) == (200, [len(large_body())])
 
 
 def test_a_large_body_of_too_many_json_values_is_refused_unchecked() -> None:
@@ -140,22 +194,17 @@ def test_a_large_body_that_does_not_arrive_in_time_is_408_and_gives_its_place_ba
 
     status, _, _ = asyncio.run(call(gate, large_body(), receive=trickle))
 
-    assert (status, gate.large_in_line, check.calls) == (408, 0, 0)
+    assert (status, gate.large_body_bytes, check.calls) == (408, 0, 0)
 
 
-def fill_the_line_then(
+def hold_the_bound_then(
     gate: InngestGate, check: BlockingCheck, body: bytes, receive: Receive | None = None
 ) -> Any:
-    """Call the gate with `body` (of undeclared length) while every place in line is
-    taken by a large body whose check is held."""
+    """Call the gate with `body` (of undeclared length) while large bodies whose checks
+    are held fill the bound on their memory."""
 
     async def scenario() -> tuple[int, dict[str, str], bool]:
-        waiting = [
-            asyncio.create_task(call(gate, large_body())) for _ in range(LARGE_BODIES_IN_LINE)
-        ]
-        async with asyncio.timeout(10):
-            while gate.large_in_line < LARGE_BODIES_IN_LINE:
-                await asyncio.sleep(0)
+        waiting = await hold_the_bound(gate, check)
         answer = await call(gate, body, receive, declared=False)
         check.released.set()
         await asyncio.gather(*waiting)
@@ -164,17 +213,22 @@ def fill_the_line_then(
     return asyncio.run(scenario())
 
 
-def test_a_large_body_of_undeclared_length_beyond_the_line_is_answered_503() -> None:
+def test_a_large_body_of_undeclared_length_over_the_memory_bound_is_answered_503(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     check = BlockingCheck()
 
-    status, headers, _ = fill_the_line_then(gate_with(check), check, large_body())
+    status, headers, _ = hold_the_bound_then(full_gate(check, monkeypatch), check, large_body())
 
     assert status == 503 and int(headers["retry-after"]) > 0
-    assert check.calls == LARGE_BODIES_IN_LINE  # not checked: refused unread past its start
+    assert check.calls == LARGE_BODIES_AT_THE_CAP  # not checked
 
 
-def test_a_small_body_of_undeclared_length_needs_no_place_in_line() -> None:
+def test_a_small_body_of_undeclared_length_is_not_held_to_the_memory_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     check = BlockingCheck()
+    monkeypatch.setattr(gate_module, "LARGE_BODY_MEMORY_BYTES", 0)
     reached: list[bytes] = []
 
     async def sdk(scope: Scope, receive: Receive, send: Send) -> None:
@@ -182,9 +236,9 @@ def test_a_small_body_of_undeclared_length_needs_no_place_in_line() -> None:
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b""})
 
-    gate = InngestGate(sdk, path=PATH, max_body_bytes=8 * 1024 * 1024, signature_check=check)
+    gate = InngestGate(sdk, path=PATH, max_body_bytes=len(large_body()), signature_check=check)
 
-    status, _, _ = fill_the_line_then(gate, check, b'{"small": true}')
+    status, _, _ = hold_the_bound_then(gate, check, b'{"small": true}')
 
     assert (status, reached) == (200, [b'{"small": true}'])
 
@@ -206,7 +260,7 @@ def test_a_large_body_of_undeclared_length_that_stops_arriving_is_408(
 
     status, _, _ = asyncio.run(call(gate, b"", receive=stops_after_a_large_start, declared=False))
 
-    assert (status, gate.large_in_line) == (408, 0)
+    assert (status, gate.large_body_bytes) == (408, 0)
 
 
 def test_the_body_of_a_method_the_sdk_does_not_serve_is_never_read() -> None:
