@@ -132,12 +132,17 @@ def _answer(description: str, fields: dict[str, Any]) -> dict[str, Any]:
 _OUTCOME = {"outcome": {"type": "string"}}
 JOB_RESPONSES = {
     "200": _answer("done, skipped, or a duplicate of a settled delivery", {**_OUTCOME}),
-    "400": _answer("a delivery id over 255 characters", {"error": {"type": "string"}}),
+    "400": _answer(
+        "a delivery id over 255 characters (a direct caller)", {"error": {"type": "string"}}
+    ),
     "401": _answer("no valid Upstash-Signature or x-api-key", {"error": {"type": "string"}}),
     "413": _answer("body over 1 MiB", {"error": {"type": "string"}}),
-    "415": _answer("not a JSON body this app can read", {"error": {"type": "string"}}),
+    "415": _answer(
+        "not a JSON body this app can read (a direct caller)", {"error": {"type": "string"}}
+    ),
     "489": _answer(
-        "permanent failure (invalid payload, bad data): QStash does not retry it",
+        "permanent failure (invalid payload, bad data; from QStash, also a body or delivery "
+        "id refused as above): QStash does not retry it",
         {**_OUTCOME, "error": {"type": "string"}},
     ),
     "503": _answer("transient failure: retry later", {**_OUTCOME, "error": {"type": "string"}}),

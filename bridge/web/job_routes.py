@@ -63,6 +63,15 @@ def is_last_attempt(spec: JobSpec[Any], caller: Provider, attempt: int) -> bool:
     return attempt >= ATTEMPTS - 1
 
 
+def refusal(caller: Provider, status: int, detail: str) -> JSONResponse:
+    """A request the route will never accept as it is, from a caller that passed auth:
+    `status` for a direct caller, 489 for QStash, which retries every other answer (its
+    signature says the same bytes and headers would come again)."""
+    if caller is Provider.QSTASH:
+        return responses.non_retryable(detail)
+    return responses.error(status, detail)
+
+
 def job_endpoint(
     settings: Settings, spec: JobSpec[Any], path: str
 ) -> Callable[[Request], Awaitable[Response]]:
@@ -71,21 +80,22 @@ def job_endpoint(
     async def endpoint(request: Request) -> Response:
         try:
             raw = await read_capped(request.scope, request.receive, MAX_BODY_BYTES)
-        except Refused as refusal:
-            return responses.error(refusal.status, refusal.detail)
+        except Refused as refused:
+            return responses.error(refused.status, refused.detail)
         try:
             caller, token = authenticate_job_call(settings, request.headers, raw, path)
         except Unauthorized as error:
             return responses.error(401, str(error))
         content_type = request.headers.get("content-type", "")
         if "json" not in content_type.lower():
-            return responses.error(415, f"expected application/json, got {content_type or 'none'}")
+            detail = f"expected application/json, got {content_type or 'none'}"
+            return refusal(caller, 415, detail)
         try:
             data = json.loads(raw)
         except RecursionError:
-            return responses.error(415, "body is not JSON this app accepts: nested too deeply")
+            return refusal(caller, 415, "body is not JSON this app accepts: nested too deeply")
         except ValueError as error:  # not UTF-8, not JSON, or an integer over Python's limit
-            return responses.error(415, f"body is not JSON this app accepts: {error}")
+            return refusal(caller, 415, f"body is not JSON this app accepts: {error}")
         if not isinstance(data, dict):
             return responses.non_retryable("invalid payload: payload: must be a JSON object")
 
@@ -94,7 +104,7 @@ def job_endpoint(
             return responses.error(401, "QStash delivery without Upstash-Message-Id")
         if message_id is not None and len(message_id) > EXTERNAL_LENGTH:
             # The ledger could not record it, after the job had run: refused before.
-            return responses.error(400, f"delivery id over {EXTERNAL_LENGTH} characters")
+            return refusal(caller, 400, f"delivery id over {EXTERNAL_LENGTH} characters")
         delivery = Delivery(caller.value, message_id or uuid.uuid4().hex, attempt)
         try:
             result = await run_delivery(

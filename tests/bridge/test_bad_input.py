@@ -1,6 +1,6 @@
-"""Bad input is a permanent answer (489, or 415 for a body that cannot be read), never a
-5xx that QStash would retry and dead-letter: on the wire, in the payload models, and in
-the database errors a job body can meet."""
+"""Bad input is a permanent answer (489, or 415 for a body that a direct caller sent and
+that cannot be read), never a 5xx that QStash would retry and dead-letter: on the wire,
+in the payload models, and in the database errors a job body can meet."""
 
 from __future__ import annotations
 

@@ -192,9 +192,38 @@ def test_non_json_content_type_is_rejected(web: str) -> None:
     assert response.status_code == 415
 
 
-def test_malformed_json_is_rejected_as_not_json(web: str) -> None:
+def test_malformed_json_from_a_direct_caller_is_415(web: str) -> None:
     body = b'{"scheduledActionId": '
-    assert post(web, body, signed(body)).status_code == 415
+    assert post(web, body, {"x-api-key": env.INTERNAL_API_KEY}).status_code == 415
+
+
+def assert_permanent(response: httpx.Response, error: str) -> None:
+    """489 with Upstash-NonRetryable-Error: QStash retries every other answer."""
+    assert response.status_code == 489
+    assert response.headers["Upstash-NonRetryable-Error"] == "true"
+    assert error in response.json()["error"]
+
+
+def test_a_signed_qstash_body_that_is_not_json_is_permanent(web: str) -> None:
+    body = b'{"scheduledActionId": '
+
+    assert_permanent(post(web, body, signed(body)), "body is not JSON this app accepts")
+
+
+def test_a_signed_qstash_body_of_another_content_type_is_permanent(web: str) -> None:
+    body = b'{"scheduledActionId": "a"}'
+    headers = {**signed(body), "Content-Type": "text/plain"}
+
+    assert_permanent(post(web, body, headers), "expected application/json, got text/plain")
+
+
+def test_a_signed_qstash_delivery_with_a_message_id_over_255_characters_is_permanent(
+    web: str,
+) -> None:
+    body = b'{"scheduledActionId": "a"}'
+    headers = {**signed(body), "Upstash-Message-Id": "m" * 256}
+
+    assert_permanent(post(web, body, headers), "delivery id over 255 characters")
 
 
 # Cron routes ---------------------------------------------------------------------------
@@ -217,3 +246,13 @@ def test_health_reports_database_and_broker(web: str) -> None:
     body = httpx.get(web + "/healthz").json()
     assert body["ok"] is True
     assert body["database"]["ok"] and body["broker"]["kind"] == "redis"
+
+
+def test_health_is_public_so_it_names_no_job(web: str) -> None:
+    assert "jobs" not in httpx.get(web + "/healthz").json()
+
+
+def test_health_answers_head_as_get_without_a_body(web: str) -> None:
+    response = httpx.head(web + "/healthz")
+
+    assert (response.status_code, response.content) == (200, b"")
