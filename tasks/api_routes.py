@@ -97,6 +97,8 @@ def add_routes(app: FastAPI, settings: Settings) -> None:
         for name, value in (("startDate", body.start_date), ("endDate", body.end_date)):
             if value is not None and value.tzinfo is None:
                 raise HTTPException(422, f"{name}: add a timezone, e.g. Z")
+        if body.end_date is not None and body.end_date < body.start_date:
+            raise HTTPException(422, "endDate: before startDate, the window would be empty")
         try:
             job = await run_in_threadpool(
                 bulk_process.start,

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from bridge.core import run_job
 from bridge.outcome import Delivery
-from bridge.store.db import session_scope
+from bridge.store.db import read_scope, session_scope
 from bridge.web.factory import create_app
 from config import get_settings
 from tasks.jobs import bulk_process
@@ -146,6 +146,23 @@ def test_start_route_rejects_bad_requests(
     api: TestClient, body: dict[str, Any], status: int
 ) -> None:
     assert api.post("/api/bulk-process/start", json=body).status_code == status
+
+
+def test_start_route_refuses_an_end_date_before_the_start_date_creating_nothing(
+    inbox: Inbox, api: TestClient
+) -> None:
+    body = {
+        "emailAccountId": inbox.account_id,
+        "startDate": "2026-01-02T00:00:00Z",
+        "endDate": "2026-01-01T00:00:00Z",
+    }
+
+    response = api.post("/api/bulk-process/start", json=body)
+
+    assert response.status_code == 422
+    assert response.json()["detail"].startswith("endDate: before startDate")
+    with read_scope() as session:
+        assert session.scalar(select(func.count()).select_from(BulkProcessJob)) == 0
 
 
 def test_start_route_needs_the_internal_key(api: TestClient) -> None:
