@@ -79,7 +79,6 @@ def create_app(settings: Settings | None = None, app: App | None = None) -> Fast
             "ok": ok,
             "database": _public(database),
             "broker": {**_public(broker), "kind": settings.broker_kind},
-            "jobs": sorted(registry.jobs),
         }
         if store is not None and store.ok is not None:  # Redis apart from the broker
             body["redis"] = _public(store)
@@ -89,7 +88,7 @@ def create_app(settings: Settings | None = None, app: App | None = None) -> Fast
     # connections) instead of opening as many connections as it has requests.
     checked = AnswerCache(health, HEALTH_CACHE_SECONDS)
 
-    @web.get("/healthz")
+    @web.api_route("/healthz", methods=["GET", "HEAD"])
     async def healthz() -> JSONResponse:
         # A new response each time: a middleware may change a response's headers in place.
         body, status = await checked.get()
