@@ -12,9 +12,18 @@ transport (5.7) loses there what a broker must not:
   an empty message (kombu #1551), which is lost and breaks the consumer.
 Here a table is changed under a lock of its own and replaced whole, and a message is
 written under a hidden name and renamed into the queue, so a reader sees all of it or
-nothing. A consumer claims a message by renaming it to a hidden name in the same folder,
-so two consumers never both take it. A table left unreadable (by kombu's own transport,
-say) is rebuilt by the next binding instead of failing every publish for good.
+nothing. A consumer claims a message by renaming it to a hidden name in the same folder
+that names its process, so two consumers never both take it. A table left unreadable
+(by kombu's own transport, say) is rebuilt by the next binding instead of failing every
+publish for good.
+
+kombu's transport also deletes a message as soon as it is taken, so one that a killed
+worker held (prefetched, or running) was lost. Here a message taken for a consumer that
+acknowledges keeps its claimed file until it is acknowledged, rejected or restored; a
+consumer that finds a claimed file whose process is gone (its pid no longer runs, or
+runs a process started at another time) gives the message back to its queue, marked
+redelivered, as Redis does after its visibility timeout and RabbitMQ when the
+connection drops.
 
 The table's lock is a POSIX record lock (`lockf`), which a forked child does not
 inherit (a `flock` taken while billiard forked a pool process would stay held for that
@@ -32,7 +41,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from queue import Empty
-from time import monotonic_ns
+from time import monotonic, monotonic_ns
 from typing import Any
 
 from kombu.exceptions import ChannelError
@@ -50,8 +59,49 @@ FilesystemChannel: Any = filesystem.Channel
 FilesystemTransport: Any = filesystem.Transport
 Table = list[filesystem.exchange_queue_t]
 
+# How often a consumer looks for messages taken by processes that are gone, per queue.
+ORPHANS_CHECK_SECONDS = 5.0
+TAKEN_SUFFIX = ".taken"
+
 
 class Channel(FilesystemChannel):  # type: ignore[misc]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Queues consumed with acknowledgements: their messages keep a claimed file
+        # until then (other consumers', remote control's replies, delete it at once).
+        self._acknowledging: set[str] = set()
+        self._taken: dict[str, Path] = {}  # delivery tag -> its claimed file
+        self._orphans_checked: dict[str, float] = {}  # queue -> when
+
+    def basic_consume(
+        self, queue: str, no_ack: bool, callback: Any, consumer_tag: str, **kwargs: Any
+    ) -> Any:
+        if not no_ack:
+            self._acknowledging.add(queue)
+        return super().basic_consume(queue, no_ack, callback, consumer_tag, **kwargs)
+
+    def basic_get(self, queue: str, no_ack: bool = False, **kwargs: Any) -> Any:
+        if not no_ack:
+            self._acknowledging.add(queue)
+        return super().basic_get(queue, no_ack, **kwargs)
+
+    def basic_ack(self, delivery_tag: str, multiple: bool = False) -> None:
+        super().basic_ack(delivery_tag, multiple)
+        self._forget(delivery_tag)
+
+    def basic_reject(self, delivery_tag: str, requeue: bool = False) -> None:
+        super().basic_reject(delivery_tag, requeue=requeue)  # requeued through _restore
+        self._forget(delivery_tag)
+
+    def _restore(self, message: Any) -> None:
+        super()._restore(message)  # put back as a new message
+        self._forget(message.delivery_tag)
+
+    def _forget(self, delivery_tag: str) -> None:
+        claimed = self._taken.pop(delivery_tag, None)
+        if claimed is not None:
+            claimed.unlink(missing_ok=True)
+
     def get_table(self, exchange: str) -> Table:
         file = self._exchange_file(exchange)
         try:
@@ -118,16 +168,15 @@ class Channel(FilesystemChannel):  # type: ignore[misc]
     def _get(self, queue: str) -> Any:
         wanted = f"{queue}.msg"
         inbox = Path(self.data_folder_in)
-        try:
-            names = sorted(os.listdir(inbox))
-        except OSError as error:
-            raise ChannelError(f"Cannot list {inbox}: {error}") from error
+        names = _listing(inbox)
+        if self._give_back_orphans(queue, inbox, names):
+            names = _listing(inbox)
         for name in names:
             if name.partition(".")[2] != wanted:
                 continue
             # A hidden name in the same folder: the rename is atomic, needs no other
             # folder, and no listing of the queue sees the message again.
-            claimed = inbox / f".{name}.{uuid.uuid4().hex}.taken"
+            claimed = _claimed_path(inbox, name)
             try:
                 os.rename(inbox / name, claimed)
             except FileNotFoundError:
@@ -140,9 +189,138 @@ class Channel(FilesystemChannel):  # type: ignore[misc]
                 payload = claimed.read_bytes()
             except OSError as error:
                 raise ChannelError(f"Cannot read {claimed}: {error}") from error
-            claimed.unlink(missing_ok=True)
-            return loads(bytes_to_str(payload))
+            message = loads(bytes_to_str(payload))
+            tag = message.get("properties", {}).get("delivery_tag")
+            if queue in self._acknowledging and tag is not None:
+                self._taken[tag] = claimed
+            else:
+                claimed.unlink(missing_ok=True)
+            return message
         raise Empty()
+
+    def _give_back_orphans(self, queue: str, inbox: Path, names: list[str]) -> bool:
+        """Put back the messages of `queue` whose claiming process is gone (looked for
+        at most every ORPHANS_CHECK_SECONDS): True when there were any."""
+        now = monotonic()
+        if now < self._orphans_checked.get(queue, 0.0):
+            return False
+        self._orphans_checked[queue] = now + ORPHANS_CHECK_SECONDS
+        wanted, given_back = f"{queue}.msg", False
+        for name in names:
+            taken = _parse_claimed(name)
+            if taken is None or taken[0].partition(".")[2] != wanted or _running(taken[1]):
+                continue
+            _give_back(inbox, name, taken[0], taken[1])
+            given_back = True
+        return given_back
+
+
+def _listing(inbox: Path) -> list[str]:
+    try:
+        return sorted(os.listdir(inbox))
+    except OSError as error:
+        raise ChannelError(f"Cannot list {inbox}: {error}") from error
+
+
+def _give_back(inbox: Path, claimed_name: str, name: str, owner: str) -> None:
+    """The message back in its queue under its own name (so in its place), marked
+    redelivered. Claimed by this process first, so that only one consumer gives it back."""
+    mine = _claimed_path(inbox, name)
+    try:
+        os.rename(inbox / claimed_name, mine)
+    except FileNotFoundError:
+        return  # another consumer is giving it back
+    except OSError as error:
+        raise ChannelError(f"Cannot take back {claimed_name} in {inbox}: {error}") from error
+    try:
+        message = loads(bytes_to_str(mine.read_bytes()))
+        _mark_redelivered(message)
+        _write_whole(inbox / name, str_to_bytes(dumps(message)))
+    except OSError as error:
+        raise ChannelError(f"Cannot give back {name} in {inbox}: {error}") from error
+    mine.unlink(missing_ok=True)
+    log.warning("message %s: its process (%s) is gone; back in its queue", name, owner)
+
+
+def _mark_redelivered(message: dict[str, Any]) -> None:
+    """Where Celery reads it (`delivery_info`), as kombu's Redis transport marks a
+    message it restores."""
+    message["redelivered"] = True
+    properties = message.setdefault("properties", {})
+    properties.setdefault("delivery_info", {})["redelivered"] = True
+    headers = message.get("headers")
+    if isinstance(headers, dict):
+        headers["redelivered"] = True
+
+
+def _claimed_path(inbox: Path, name: str) -> Path:
+    return inbox / f".{name}.{_this_process()}.{uuid.uuid4().hex}{TAKEN_SUFFIX}"
+
+
+def _parse_claimed(name: str) -> tuple[str, str] | None:
+    """(the message's name, its claiming process) of a claimed file's name, else None."""
+    if not (name.startswith(".") and name.endswith(TAKEN_SUFFIX)):
+        return None
+    parts = name[1 : -len(TAKEN_SUFFIX)].rsplit(".", 2)
+    if len(parts) != 3 or not parts[0].endswith(".msg"):
+        return None
+    return parts[0], parts[1]
+
+
+def _pid_namespace() -> str:
+    """The number of this process's pid namespace (Linux), "0" elsewhere: a pid means
+    something only in its namespace, and a container has its own."""
+    try:
+        link = os.readlink("/proc/self/ns/pid")  # e.g. "pid:[4026531836]"
+    except OSError:
+        return "0"
+    return "".join(char for char in link if char.isdigit()) or "0"
+
+
+_NAMESPACE = _pid_namespace()
+
+
+def _this_process() -> str:
+    """`<pid namespace>-<pid>-<start time>`: the start time tells a pid used again by a
+    later process from the one that claimed."""
+    pid = os.getpid()
+    try:
+        started = _start_time(Path(f"/proc/{pid}/stat").read_text())
+    except OSError:
+        started = "0"
+    return f"{_NAMESPACE}-{pid}-{started}"
+
+
+def _start_time(stat: str) -> str:
+    # /proc/<pid>/stat: the fields after the command's name (which may hold spaces and
+    # parentheses) start at the state, field 3; the start time is field 22.
+    return stat[stat.rindex(")") + 2 :].split()[19]
+
+
+def _running(owner: str) -> bool:
+    """Whether the process that claimed may still run: not, only when it was of this
+    pid namespace and its pid now runs no process, or one started at another time."""
+    try:
+        namespace, pid_text, started = owner.split("-")
+        pid = int(pid_text)
+    except ValueError:
+        return True  # not a name this transport wrote: left alone
+    if namespace != _NAMESPACE:
+        return True  # another container's, say: cannot tell
+    try:
+        return _start_time(Path(f"/proc/{pid}/stat").read_text()) == started
+    except FileNotFoundError:
+        if Path("/proc/self/stat").exists():
+            return False
+    except (OSError, ValueError, IndexError):
+        pass
+    try:  # without /proc: whether the pid runs at all
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
 
 
 def _binding(routing_key: str | None, pattern: str | None, queue: str | None) -> Any:

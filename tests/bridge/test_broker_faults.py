@@ -267,6 +267,35 @@ def test_an_action_whose_whole_worker_was_killed_completes_once_on_another_worke
     assert len({path.read_text() for path in faults.entered()}) == 2
 
 
+def test_an_action_whose_whole_worker_was_killed_on_the_embedded_broker_completes_once(
+    faults: Faults, tmp_path: Path
+) -> None:
+    # The embedded broker has no visibility timeout: the next worker gives back what a
+    # consumer whose process is gone had taken (bridge/celery/embedded_broker.py).
+    data_dir = tmp_path / "data"
+    embedded = {"REDIS_URL": "", "BROKER_URL": "", "DATA_DIR": str(data_dir)}
+    faults.producer = new_celery(load_settings(redis_url=None, broker_url="", data_dir=data_dir))
+    first = faults.worker("killed", lease=2, visibility=4, **embedded)
+    try:
+        row = faults.schedule_send()
+        wait_for(faults.entered, timeout=30, what="the send to be in progress")
+        os.killpg(first.popen.pid, signal.SIGKILL)
+        first.popen.wait(timeout=10)
+    finally:
+        first.stop()
+    faults.open_gate()
+    second = faults.worker("successor", lease=2, visibility=4, **embedded)
+    try:
+        done = faults.completed(row.id)
+    finally:
+        second.stop()
+        faults.producer.close()
+
+    assert faults.sent() == 1
+    assert (done.status, done.execution_attempts) == (ActionStatus.COMPLETED, 2)
+    assert "is gone; back in its queue" in second.log()
+
+
 def test_a_database_drop_mid_send_is_ridden_out_by_the_running_run(faults: Faults) -> None:
     with _proxy_for(DATABASE_URL) as db_proxy:
         worker = faults.worker(

@@ -14,10 +14,10 @@ from queue import Empty
 from typing import Any
 
 import pytest
-from kombu import Connection, Exchange, Queue
+from kombu import Exchange, Queue
 from kombu.exceptions import ChannelError
 
-from bridge.celery.embedded_broker import TRANSPORT_PATH
+from tests.support.embedded_folders import channel, make_folders
 
 PROCESSES = 4
 fork = multiprocessing.get_context("fork")
@@ -25,22 +25,7 @@ fork = multiprocessing.get_context("fork")
 
 @pytest.fixture
 def folders(tmp_path: Path) -> dict[str, str]:
-    options = {
-        "data_folder_in": tmp_path / "queue",
-        "data_folder_out": tmp_path / "queue",
-        "control_folder": tmp_path / "control",
-    }
-    for folder in options.values():
-        folder.mkdir(exist_ok=True)
-    return {name: str(folder) for name, folder in options.items()}
-
-
-# Bindings are also kept in memory, once per process (kombu's BrokerState): each test
-# binds to exchanges of its own, so that an earlier test's binding does not make a
-# declare here a no-op.
-def channel(folders: dict[str, str]) -> Any:
-    connection = Connection("filesystem://", transport=TRANSPORT_PATH, transport_options=folders)
-    return connection.channel()
+    return make_folders(tmp_path)
 
 
 def in_processes(target: Callable[..., None], *args: Any) -> None:
