@@ -9,7 +9,8 @@ import os
 import sys
 from typing import NoReturn
 
-from config.settings import FALSY, ConfigError, Settings, get_settings
+from config.settings import ConfigError, Settings, get_settings
+from config.switches import FALSY
 
 
 def debug_requested() -> bool:

@@ -28,13 +28,13 @@ from config.broker import (
 )
 from config.provider import Provider
 from config.qstash_keys import WHERE_FROM, missing_qstash_variables, qstash_problems
+from config.switches import FALSY, checked_inngest_dev
 from config.urls import checked_database_url, checked_redis_url, with_driver
 
 ApiDocs = Literal["public", "private", "off"]
 
 _SIGNING_KEY_PREFIX = re.compile(r"^signkey-\w+-")
 _HEX = re.compile(r"^(?:[0-9a-fA-F]{2})+$")
-FALSY = {"", "0", "false", "no", "off"}
 _AnySettings = TypeVar("_AnySettings", bound=BaseSettings)
 
 
@@ -167,6 +167,11 @@ class Settings(AppLocation):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an absolute http:// or https:// URL")
         return value.rstrip("/")
+
+    @field_validator("inngest_dev")
+    @classmethod
+    def _is_a_switch_or_a_dev_server(cls, value: str | None) -> str | None:
+        return None if value is None else checked_inngest_dev(value)
 
     @field_validator("broker_url")
     @classmethod

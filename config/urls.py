@@ -11,6 +11,8 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 # redis-py's TCP forms, which kombu takes too (REDIS_URL is also the broker by default).
 REDIS_SCHEMES = ("redis", "rediss")
 _PORT_PROBLEM = "has a port that is not a number from 0 to 65535"
+# The databases the migrations, the claims and the early answers' reads are written for.
+SUPPORTED_DATABASES = ("postgresql", "sqlite")
 
 
 def checked_redis_url(value: str) -> str:
@@ -51,6 +53,12 @@ def checked_database_url(value: str) -> str:
             f"names a database SQLAlchemy does not know ({url.drivername}); use "
             "postgresql://user:password@host:5432/db, or unset it for SQLite under DATA_DIR"
         ) from None
+    if url.get_backend_name() not in SUPPORTED_DATABASES:
+        raise ValueError(
+            f"names {url.get_backend_name()}; jobbridge runs on PostgreSQL "
+            "(postgresql://user:password@host:5432/db) or SQLite (sqlite:///path, or unset "
+            "for SQLite under DATA_DIR)"
+        )
     return value.strip()
 
 

@@ -200,6 +200,16 @@ def test_truthy_inngest_dev_or_dev_server_url_is_dev_mode(
     assert settings.inngest_publishes and settings.inngest_serves
 
 
+@pytest.mark.parametrize("value", ["maybe", "yes please", "localhost:8288", "2"])
+def test_an_inngest_dev_that_is_neither_a_switch_nor_a_url_is_refused_naming_it(
+    value: str,
+) -> None:
+    # Dev mode verifies no signature: a typo must not turn it on.
+    message = config_error(inngest_dev=value)
+
+    assert "INNGEST_DEV" in message and "http://" in message
+
+
 def test_inngest_dev_set_to_zero_still_requires_cloud_keys() -> None:
     message = config_error(inngest_dev="0", inngest_event_key=test_env.INNGEST_EVENT_KEY)
 

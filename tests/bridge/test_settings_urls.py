@@ -80,3 +80,11 @@ def test_a_database_url_with_a_port_that_is_not_a_number_is_refused() -> None:
 
     assert "DATABASE_URL" in message and "port" in message
     assert "hunter2" not in message
+
+
+@pytest.mark.parametrize("url", ["mysql://u:hunter2@db/app", "oracle://u@db/app"])
+def test_a_database_url_of_a_database_jobbridge_does_not_run_on_is_refused(url: str) -> None:
+    message = config_error(database_url=url)
+
+    assert "DATABASE_URL" in message and "PostgreSQL" in message
+    assert "hunter2" not in message
