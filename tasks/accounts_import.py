@@ -65,10 +65,13 @@ def apply(parsed: AccountsFile) -> ImportReport:
             account.provider = MailProviderKind(entry.provider)
             account.provider_settings = _provider_settings(entry, kept)
             account.connection_error = None  # the file may name a new token; try it again
-            account.digest_interval_days = entry.digest.every_days if entry.digest else None
-            if entry.digest and entry.digest.next_at:
-                account.digest_next_at = entry.digest.next_at
-            account.summary_frequency = entry.summary
+            # A schedule the entry leaves out is left as it is; `null` turns it off.
+            if "digest" in entry.model_fields_set:
+                account.digest_interval_days = entry.digest.every_days if entry.digest else None
+                if entry.digest and entry.digest.next_at:
+                    account.digest_next_at = entry.digest.next_at
+            if "summary" in entry.model_fields_set:
+                account.summary_frequency = entry.summary
             session.flush()
             for rule_entry in entry.rules:
                 _upsert_rule(session, account.id, rule_entry)

@@ -58,6 +58,10 @@ def count(model: Any) -> int:
         return int(session.scalar(select(func.count()).select_from(model)) or 0)
 
 
+# The account of GOOD, and nothing else.
+BARE = "accounts:\n  - {email: ana@example.test, maildir: mail/ana}\n"
+
+
 def write(tmp_path: Path, text: str, name: str = "accounts.yaml") -> Path:
     path = tmp_path / name
     path.write_text(text)
@@ -89,6 +93,31 @@ def test_importing_again_changes_nothing(tmp_path: Path) -> None:
     result = jobbridge("accounts", "import", str(path))
     assert "0 created, 1 updated" in result.stdout
     assert [count(m) for m in (EmailAccount, Rule, RuleAction, Sender)] == before
+
+
+def schedules() -> tuple[int | None, SummaryFrequency | None]:
+    with session_scope() as session:
+        account = session.scalars(select(EmailAccount)).one()
+        return account.digest_interval_days, account.summary_frequency
+
+
+def test_importing_again_without_the_schedules_keeps_them(tmp_path: Path) -> None:
+    jobbridge("accounts", "import", str(write(tmp_path, GOOD)))
+
+    result = jobbridge("accounts", "import", str(write(tmp_path, BARE, "bare.yaml")))
+
+    assert result.exit_code == 0, result.output
+    assert schedules() == (7, SummaryFrequency.WEEKLY)
+
+
+def test_importing_again_with_null_schedules_turns_them_off(tmp_path: Path) -> None:
+    jobbridge("accounts", "import", str(write(tmp_path, GOOD)))
+    off = BARE.replace("maildir: mail/ana}", "maildir: mail/ana, digest: null, summary: null}")
+
+    result = jobbridge("accounts", "import", str(write(tmp_path, off, "off.yaml")))
+
+    assert result.exit_code == 0, result.output
+    assert schedules() == (None, None)
 
 
 def test_a_changed_rule_replaces_its_conditions_and_actions(tmp_path: Path) -> None:
