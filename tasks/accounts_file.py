@@ -31,6 +31,7 @@ from pydantic import (
 
 from bridge.payload import Text, Timestamp
 from tasks.account_lookup import same_address
+from tasks.mail.composing import recipients_problem
 from tasks.mail.imap_accounts import ENV_NAME, ServerEntry
 from tasks.models import LogicalOperator, RuleActionType, SenderStatus, SummaryFrequency
 
@@ -87,6 +88,10 @@ class ActionEntry(_Strict):
         }
         if self.type in needs and not needs[self.type][1]:
             raise ValueError(f"a {self.type.value} action needs `{needs[self.type][0]}`")
+        for name in ("to", "cc", "bcc"):
+            field = getattr(self, name)
+            if field and (problem := recipients_problem(field)):
+                raise ValueError(f"`{name}` {problem}")
         if self.type is RuleActionType.DIGEST and self.delay_minutes:
             raise ValueError("a DIGEST action cannot be delayed")
         return self

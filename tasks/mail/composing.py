@@ -3,10 +3,13 @@ of its headers, its Message-ID (from the idempotency key) and its reply threadin
 
 from __future__ import annotations
 
+import re
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate, getaddresses, make_msgid
 
 from tasks.mail.port import OutgoingMail
+
+_ADDRESS = re.compile(r"[^@\s]+@[^@\s]+")
 
 
 def message_id_for(mail: OutgoingMail) -> str:
@@ -43,3 +46,12 @@ def recipients_of(mail: OutgoingMail) -> list[str]:
     """Every address the message goes to: To, Cc and Bcc."""
     fields = [mail.to, mail.cc or "", mail.bcc or ""]
     return [address for _, address in getaddresses(fields) if address]
+
+
+def recipients_problem(field: str) -> str | None:
+    """Why a To, Cc or Bcc field names no one to send to (None when every part of it is
+    an address, with or without a display name: `ana@example.com, Bo <bo@example.com>`)."""
+    parts = getaddresses([field])
+    if not parts or any(not _ADDRESS.fullmatch(address) for _, address in parts):
+        return f"must be addresses like name@example.com, not {field!r}"
+    return None

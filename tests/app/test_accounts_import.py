@@ -200,6 +200,17 @@ def test_a_top_level_that_is_not_a_mapping_is_named_without_internal_names(
     assert "AccountsFile" not in result.stderr
 
 
+def test_a_send_action_to_something_that_is_no_address_is_named(tmp_path: Path) -> None:
+    text = GOOD.replace("{type: DIGEST}, {type: ARCHIVE}", "{type: SEND_EMAIL, to: nobody}")
+
+    result = jobbridge("accounts", "import", str(write(tmp_path, text)))
+
+    assert result.exit_code == 1  # as for every refused file
+    assert "accounts[0].rules[0].actions[0]" in result.stderr
+    assert "must be addresses like name@example.com, not 'nobody'" in result.stderr
+    assert count(EmailAccount) == 0
+
+
 def test_a_wrong_summary_is_answered_in_the_documented_lower_case(tmp_path: Path) -> None:
     text = "accounts:\n  - {email: a@example.test, maildir: m, summary: hourly}\n"
 

@@ -128,6 +128,16 @@ def test_actions_schedule_refuses_a_label_action_without_a_label(mailbox: Mailbo
     assert scheduled_rows() == 0
 
 
+def test_actions_schedule_refuses_a_recipient_that_is_no_address(mailbox: Mailbox) -> None:
+    result = schedule_via_cli(
+        mailbox.email, "SEND_EMAIL", mailbox.keys[0], "--to", "notanaddress", "--in", "2s"
+    )
+
+    assert result.exit_code == 2
+    assert "--to" in result.stderr and "name@example.com" in result.stderr
+    assert scheduled_rows() == 0
+
+
 def test_actions_schedule_refuses_a_message_the_mailbox_does_not_have(mailbox: Mailbox) -> None:
     result = schedule_via_cli(mailbox.email, "ARCHIVE", "no-such-message", "--in", "2s")
 
