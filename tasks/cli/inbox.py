@@ -183,9 +183,16 @@ def bulk_show(job_id: str) -> None:
     job = bulk_process.get(job_id)
     if job is None:
         fail(f"no bulk job {job_id}")
-    fields = ("status", "pages_fetched", "total_emails", "emails_queued", "processed", "failed")
-    values = {name: getattr(job, name) for name in fields}
-    values["status"] = job.status.value
+    # camelCase, as the other commands print and the start route answers.
+    values: dict[str, Any] = {
+        "jobId": job.id,
+        "status": job.status.value,
+        "pagesFetched": job.pages_fetched,
+        "totalEmails": job.total_emails,
+        "emailsQueued": job.emails_queued,
+        "processed": job.processed,
+        "failed": job.failed,
+    }
     if job.error:
         values["error"] = job.error
     emit_json(values)

@@ -28,6 +28,9 @@ def test_bulk_start_and_show_from_the_command_line(configure: Any, tmp_path: Pat
     job_id = json.loads(started.stdout)["jobId"]
     shown = json.loads(jobbridge("bulk", "show", job_id).stdout)
     assert shown["status"] in {"PENDING", "RUNNING", "COMPLETED"}
+    assert set(shown) == {
+        "jobId", "status", "pagesFetched", "totalEmails", "emailsQueued", "processed", "failed"
+    }  # fmt: skip
 
 
 def test_bulk_cancel_from_the_command_line(configure: Any, tmp_path: Path) -> None:
