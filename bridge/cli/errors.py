@@ -23,6 +23,7 @@ _PUBLISH_FIX = {
     "http": "check INTERNAL_API_URL, and that the web app is running",
 }
 _STATUS_HINT = "`jobbridge status` checks every service"
+DEBUG_HINT = "run the command again with --debug for the traceback"
 
 
 def explain(error: Exception) -> tuple[int, str]:
@@ -51,10 +52,7 @@ def explain(error: Exception) -> tuple[int, str]:
             f"cannot use{where}: {error.strerror or error}\n"
             "fix: check that path and its permissions (DATA_DIR, DATABASE_URL, or the file given)"
         )
-    return 1, (
-        f"unexpected error: {type(error).__name__}: {error}\n"
-        "run the command again with --debug for the traceback"
-    )
+    return 1, (f"unexpected error: {type(error).__name__}: {error}\n{DEBUG_HINT}")
 
 
 def _bad_value(error: Exception) -> tuple[int, str] | None:

@@ -158,6 +158,8 @@ def sync(
 ) -> None:
     """Register the app's functions with Inngest (PUT /api/inngest); exit 1 if it failed."""
     settings = settings_or_exit()
+    if url is not None and not url.startswith(("http://", "https://")):
+        raise typer.BadParameter("must be an http:// or https:// URL", param_hint="--url")
     target = sync_url(settings, url)
     with console().status(f"syncing {target} (Inngest may take up to 30 s to answer)"):
         key = settings.inngest_signing_key

@@ -25,7 +25,7 @@ from rich.console import Console
 from typer.core import TyperGroup
 
 from bridge.apps import App, load_app
-from bridge.cli.errors import explain
+from bridge.cli.errors import DEBUG_HINT, explain
 from config import Settings, get_settings
 from config.exiting import debug_requested
 from config.settings import app_module_name
@@ -83,6 +83,7 @@ class _PlainErrors(TyperGroup):
             code, message = explain(error)
             if ctx.params.get("debug") or debug_requested():
                 traceback.print_exc()
+                message = message.replace(f"\n{DEBUG_HINT}", "")  # it is shown above
             typer.secho(message, err=True, fg="red")
             raise typer.Exit(code) from None
 

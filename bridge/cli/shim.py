@@ -112,7 +112,11 @@ def enqueue_job(
     registry = loaded_app().registry
     try:
         payload = json.loads(data)
-    except json.JSONDecodeError as error:
+    except RecursionError:
+        raise typer.BadParameter(
+            "not JSON this app accepts: nested too deeply", param_hint="--data"
+        ) from None
+    except ValueError as error:  # not JSON, or an integer over Python's digit limit
         raise typer.BadParameter(f"not JSON: {error}", param_hint="--data") from None
     if not isinstance(payload, dict):
         raise typer.BadParameter(

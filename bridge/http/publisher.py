@@ -7,13 +7,18 @@ fire-and-forget POST would lose the job without a word.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Sequence
 
 import httpx
 
 from bridge.errors import DelayUnsupported, PublishError
-from bridge.http.wire import API_KEY_HEADER, ATTEMPT_HEADER, ATTEMPTS, DELIVERY_ID_HEADER
+from bridge.http.wire import (
+    API_KEY_HEADER,
+    ATTEMPT_HEADER,
+    ATTEMPTS,
+    DELIVERY_ID_HEADER,
+    delivery_id_for,
+)
 from bridge.publisher import Message
 from bridge.receipt import Receipt
 from bridge.store.columns import utcnow
@@ -41,7 +46,7 @@ class HttpPublisher:
         if message.at is not None and message.at > utcnow():
             raise DelayUnsupported(self.provider, "direct HTTP runs jobs now; it cannot delay")
         url = self._base + message.spec.route
-        delivery_id = message.dedup_id or uuid.uuid4().hex
+        delivery_id = delivery_id_for(message.dedup_id)
         failure = ""
         for attempt in range(ATTEMPTS):
             if attempt:

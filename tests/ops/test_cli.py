@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import create_engine, func, inspect, select
 from typer.testing import CliRunner
 
@@ -205,3 +206,29 @@ def test_enqueue_prints_an_unknown_job_as_a_sentence_not_a_quoted_repr() -> None
     result = jobbridge("enqueue", "no.such-job", "--data", "{}")
 
     assert result.stderr.startswith("unknown job 'no.such-job'; known jobs: ")
+
+
+def test_enqueue_refuses_data_nested_too_deeply_naming_the_option() -> None:
+    nested = '{"scheduledActionId": ' + "[" * 100_000 + "]" * 100_000 + "}"
+
+    result = jobbridge("enqueue", "scheduled-action.execute", "--data", nested)
+
+    assert result.exit_code == 2
+    assert "Invalid value for --data" in result.stderr and "nested too deeply" in result.stderr
+
+
+def test_debug_shows_the_traceback_of_an_unexpected_error_without_asking_for_it_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import tasks.cli.inbox
+
+    def broken() -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(tasks.cli.inbox, "sweep", broken)
+
+    result = jobbridge("--debug", "sweep")
+
+    assert result.exit_code == 1
+    assert "Traceback (most recent call last)" in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == "unexpected error: RuntimeError: a bug"

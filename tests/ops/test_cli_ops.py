@@ -417,6 +417,13 @@ def test_sync_fails_when_nothing_answers() -> None:
     assert "could not reach" in result.output
 
 
+def test_sync_refuses_a_url_that_is_not_http_naming_the_option() -> None:
+    result = jobbridge("sync", "--url", "nonsense")
+
+    assert result.exit_code == 2
+    assert "Invalid value for --url" in result.output and "http://" in result.output
+
+
 @pytest.fixture
 def json_anything() -> Iterator[str]:
     """A server that answers every request 200 {}: not an app, whatever its URL says."""
