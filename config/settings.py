@@ -49,14 +49,14 @@ class ConfigError(Exception):
     """A bad environment: the message names each variable and how to fix it."""
 
 
-def _require_hex_signing_key(name: str, value: SecretStr | None) -> None:
+def _require_hex_signing_key(value: SecretStr | None) -> None:
     # The Inngest SDK hashes the key with bytes.fromhex and crashes on anything else.
     if value is None:
         return
     stripped = _SIGNING_KEY_PREFIX.sub("", value.get_secret_value())
     if not _HEX.match(stripped):
         raise ValueError(
-            f"{name} must be an even-length hex string, optionally prefixed "
+            "must be an even-length hex string, optionally prefixed "
             "'signkey-<env>-' (generate one with `openssl rand -hex 32`)"
         )
 
@@ -186,11 +186,10 @@ class Settings(AppLocation):
 
     @field_validator("inngest_signing_key", "inngest_signing_key_fallback")
     @classmethod
-    def _signing_key_is_hex(cls, value: SecretStr | None, info: object) -> SecretStr | None:
+    def _signing_key_is_hex(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and not value.get_secret_value():
             return None
-        field = getattr(info, "field_name", "INNGEST_SIGNING_KEY")
-        _require_hex_signing_key(str(field).upper(), value)
+        _require_hex_signing_key(value)  # named by the error's field
         return value
 
     @field_validator(
@@ -242,7 +241,7 @@ class Settings(AppLocation):
     def _combinations_make_sense(self) -> Settings:
         problems = [*self._inngest_problems(), *qstash_problems(self), *self._other_problems()]
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ValueError("\n".join(problems))  # one line each (_explain)
         return self
 
     def _inngest_problems(self) -> list[str]:
@@ -346,7 +345,7 @@ def _explain(error: ValidationError) -> str:
     for item in error.errors():
         name = "_".join(str(part) for part in item["loc"]).upper() or "environment"
         message = str(item["msg"]).removeprefix("Value error, ")
-        lines.append(f"  {name}: {message}")
+        lines.extend(f"  {name}: {line}" for line in message.splitlines())
     return "\n".join(lines)
 
 

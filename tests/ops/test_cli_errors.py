@@ -65,8 +65,9 @@ def test_a_bad_configuration_ends_every_command_with_exit_2_naming_the_variables
 ) -> None:
     done = jobbridge(*command, workdir=workdir, **BAD_QSTASH)
 
-    lines = assert_plain(done, 2)
-    assert "QSTASH_CURRENT_SIGNING_KEY" in lines[-1] and "WEBHOOK_URL" in lines[-1]
+    # `invalid configuration:`, then one line each: the signing keys, WEBHOOK_URL.
+    lines = assert_plain(done, 2, most_lines=3)
+    assert "QSTASH_CURRENT_SIGNING_KEY" in lines[-2] and "WEBHOOK_URL" in lines[-1]
 
 
 def test_job_provider_inngest_without_its_key_is_named(workdir: Path) -> None:
