@@ -23,9 +23,7 @@ def test_a_longer_dedup_id_is_always_the_same_shorter_delivery_id() -> None:
     assert delivery_id_for(long) != delivery_id_for(long + "y")
 
 
-def test_a_job_with_a_long_dedup_id_is_delivered_over_direct_http(
-    web: str, configure: Any
-) -> None:
+def test_a_job_with_a_long_dedup_id_is_delivered_over_direct_http(web: str, configure: Any) -> None:
     configure(JOB_PROVIDER="http", INTERNAL_API_URL=web)
     payload = ExecuteScheduledAction(scheduled_action_id="no-such-action")
 
