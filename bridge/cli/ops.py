@@ -201,12 +201,18 @@ def status(
     audit_of_app = loaded_app().audit
     reports = every(watch, lambda: collect_status(settings, audit_of_app, timeout=timeout))
     report: StatusReport | None = None
+    shown = console()
     try:
         report = next(reports)
-        with Live(_render_status(report), console=console(), auto_refresh=False) as live:
-            for fresh in reports:
-                report = fresh
-                live.update(_render_status(fresh), refresh=True)
+        if shown.is_terminal:
+            with Live(_render_status(report), console=shown, auto_refresh=False) as live:
+                for fresh in reports:
+                    report = fresh
+                    live.update(_render_status(fresh), refresh=True)
+        else:  # a file or a pipe: each report as it comes (Live writes only the last)
+            shown.print(_render_status(report))
+            for report in reports:  # the last one decides the exit status
+                shown.print(_render_status(report))
     except KeyboardInterrupt:
         pass
     if report is None:

@@ -5,7 +5,11 @@ and Celery worker; QStash and the Inngest server are played by the tests."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,6 +32,7 @@ from tests.support import env as test_env
 from tests.support.inngest_sync import expected_function_ids, served_function_count
 from tests.support.ops_doubles import FailingInngestApi, QStashAdmin
 from tests.support.services import Process, free_port, start_web
+from tests.support.wait import wait_for
 
 Configure = Callable[..., Any]
 
@@ -547,3 +552,24 @@ def test_status_with_configured_qstash_failing(
 
     assert result.exit_code == 1
     assert "DOWN" in line_of(result.output, "qstash")
+
+
+def test_status_watch_into_a_file_writes_every_report_as_it_comes(tmp_path: Path) -> None:
+    out = tmp_path / "status.txt"
+    command = [str(Path(sys.executable).parent / "jobbridge"), "status", "--watch", "0.5"]
+    with out.open("w") as sink:
+        watching = subprocess.Popen(
+            command, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env={**os.environ, "COLUMNS": "200"}, cwd=tmp_path,
+        )  # fmt: skip
+        try:
+            wait_for(
+                lambda: out.read_text().count("jobbridge status at") >= 2,
+                timeout=30,
+                what="two reports in the file while the command runs",
+            )
+        finally:
+            watching.send_signal(signal.SIGINT)
+            watching.wait(timeout=30)
+
+    assert watching.returncode in (0, 1)  # the last report's health
