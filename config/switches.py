@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 FALSY = {"", "0", "false", "no", "off"}
 TRUTHY = {"1", "true", "yes", "on"}
 
@@ -11,8 +13,9 @@ def checked_inngest_dev(value: str) -> str:
     Dev mode verifies no signature: only a deliberate value may turn it on."""
     if value.strip().lower() in FALSY | TRUTHY:
         return value
-    if value.strip().startswith(("http://", "https://")):
-        return value.strip()
+    url = urlsplit(value.strip())
+    if url.scheme.lower() in ("http", "https") and url.netloc:
+        return url._replace(scheme=url.scheme.lower()).geturl()
     raise ValueError(
         "must be 1 or true (a dev server, which verifies nothing), the dev server's "
         "http:// URL, or 0, false or unset for cloud mode"

@@ -59,13 +59,24 @@ def checked_database_url(value: str) -> str:
             "(postgresql://user:password@host:5432/db) or SQLite (sqlite:///path, or unset "
             "for SQLite under DATA_DIR)"
         )
+    dialect = url.get_dialect()
+    try:
+        usable = not dialect.is_async and dialect.import_dbapi() is not None
+    except ImportError:
+        usable = False
+    if not usable:
+        raise ValueError(
+            f"names a driver jobbridge does not run on ({url.drivername}); leave the "
+            "driver out (postgresql://user:password@host:5432/db takes psycopg 3)"
+        )
     return value.strip()
 
 
 def with_driver(database_url: str) -> str:
     """The SQLAlchemy URL for DATABASE_URL: hosted PostgreSQL URLs name no driver (or
-    the "postgres" name SQLAlchemy dropped), and jobbridge ships psycopg 3."""
-    for prefix in ("postgres://", "postgresql://"):
+    the "postgres" name SQLAlchemy dropped, or psycopg2, which reads the same URL), and
+    jobbridge ships psycopg 3."""
+    for prefix in ("postgres://", "postgresql://", "postgresql+psycopg2://"):
         if database_url.startswith(prefix):
             return "postgresql+psycopg://" + database_url[len(prefix) :]
     return database_url

@@ -17,7 +17,6 @@ from sqlalchemy.exc import IntegrityError
 from bridge.outcome import PermanentError
 from bridge.store.db import rows_changed, session_scope
 from tasks.mail.accounts import mail_provider_for
-from tasks.mail.composing import recipients_problem
 from tasks.mail.port import MessageNotFound
 from tasks.models import (
     ActionStatus,
@@ -75,9 +74,6 @@ def record(
     needed = _NEEDED_FIELDS.get(action_type, ())
     if needed and not any(action_fields.get(name) for name in needed):
         raise ActionRefused(needed[0], f"a {action_type.value} action needs `{needed[0]}`")
-    for name in ("to", "cc", "bcc"):
-        if action_fields.get(name) and (problem := recipients_problem(action_fields[name])):
-            raise ActionRefused(name, problem)
     if verify_message:
         with session_scope() as session:
             account = session.get(EmailAccount, email_account_id)

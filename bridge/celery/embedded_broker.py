@@ -70,7 +70,6 @@ class Channel(FilesystemChannel):  # type: ignore[misc]
         # Queues consumed with acknowledgements: their messages keep a claimed file
         # until then (other consumers', remote control's replies, delete it at once).
         self._acknowledging: set[str] = set()
-        self._taken: dict[str, Path] = {}  # delivery tag -> its claimed file
         self._orphans_checked: dict[str, float] = {}  # queue -> when
 
     def basic_consume(
@@ -79,6 +78,12 @@ class Channel(FilesystemChannel):  # type: ignore[misc]
         if not no_ack:
             self._acknowledging.add(queue)
         return super().basic_consume(queue, no_ack, callback, consumer_tag, **kwargs)
+
+    def basic_cancel(self, consumer_tag: str) -> None:
+        queue = self._tag_to_queue.get(consumer_tag)
+        super().basic_cancel(consumer_tag)
+        if queue not in self._tag_to_queue.values():
+            self._acknowledging.discard(queue)
 
     def basic_get(self, queue: str, no_ack: bool = False, **kwargs: Any) -> Any:
         if not no_ack:
@@ -98,7 +103,7 @@ class Channel(FilesystemChannel):  # type: ignore[misc]
         self._forget(message.delivery_tag)
 
     def _forget(self, delivery_tag: str) -> None:
-        claimed = self._taken.pop(delivery_tag, None)
+        claimed = self.connection.taken.pop(delivery_tag, None)
         if claimed is not None:
             claimed.unlink(missing_ok=True)
 
@@ -186,13 +191,15 @@ class Channel(FilesystemChannel):  # type: ignore[misc]
             except OSError as error:
                 raise ChannelError(f"Cannot take {name} from {inbox}: {error}") from error
             try:
-                payload = claimed.read_bytes()
+                message = loads(bytes_to_str(claimed.read_bytes()))
             except OSError as error:
                 raise ChannelError(f"Cannot read {claimed}: {error}") from error
-            message = loads(bytes_to_str(payload))
+            except ValueError as error:
+                _set_aside(claimed, name, error)
+                continue
             tag = message.get("properties", {}).get("delivery_tag")
             if queue in self._acknowledging and tag is not None:
-                self._taken[tag] = claimed
+                self.connection.taken[tag] = claimed
             else:
                 claimed.unlink(missing_ok=True)
             return message
@@ -224,7 +231,8 @@ def _listing(inbox: Path) -> list[str]:
 
 def _give_back(inbox: Path, claimed_name: str, name: str, owner: str) -> None:
     """The message back in its queue under its own name (so in its place), marked
-    redelivered. Claimed by this process first, so that only one consumer gives it back."""
+    redelivered. Claimed by this process first, so that only one consumer gives it back,
+    and renamed back whole, so that it is never in the queue and claimed at once."""
     mine = _claimed_path(inbox, name)
     try:
         os.rename(inbox / claimed_name, mine)
@@ -234,12 +242,24 @@ def _give_back(inbox: Path, claimed_name: str, name: str, owner: str) -> None:
         raise ChannelError(f"Cannot take back {claimed_name} in {inbox}: {error}") from error
     try:
         message = loads(bytes_to_str(mine.read_bytes()))
-        _mark_redelivered(message)
-        _write_whole(inbox / name, str_to_bytes(dumps(message)))
+    except ValueError as error:
+        _set_aside(mine, name, error)
+        return
     except OSError as error:
         raise ChannelError(f"Cannot give back {name} in {inbox}: {error}") from error
-    mine.unlink(missing_ok=True)
+    _mark_redelivered(message)
+    try:
+        _write_whole(mine, str_to_bytes(dumps(message)))
+        os.rename(mine, inbox / name)
+    except OSError as error:
+        raise ChannelError(f"Cannot give back {name} in {inbox}: {error}") from error
     log.warning("message %s: its process (%s) is gone; back in its queue", name, owner)
+
+
+def _set_aside(claimed: Path, name: str, error: ValueError) -> None:
+    """A message that is not JSON: kept beside the queue, out of every consumer's way."""
+    claimed.rename(claimed.with_name(f".{name}.unreadable"))
+    log.error("message %s is not JSON (%s): set aside as .%s.unreadable", name, error, name)
 
 
 def _mark_redelivered(message: dict[str, Any]) -> None:
@@ -254,7 +274,7 @@ def _mark_redelivered(message: dict[str, Any]) -> None:
 
 
 def _claimed_path(inbox: Path, name: str) -> Path:
-    return inbox / f".{name}.{_this_process()}.{uuid.uuid4().hex}{TAKEN_SUFFIX}"
+    return inbox / f".{name}.{_this_process()}.{uuid.uuid4().hex[:8]}{TAKEN_SUFFIX}"
 
 
 def _parse_claimed(name: str) -> tuple[str, str] | None:
@@ -283,11 +303,14 @@ _NAMESPACE = _pid_namespace()
 def _this_process() -> str:
     """`<pid namespace>-<pid>-<start time>`: the start time tells a pid used again by a
     later process from the one that claimed."""
-    pid = os.getpid()
+    pid, started = os.getpid(), "0"  # "0": only whether the pid runs can be told
     try:
-        started = _start_time(Path(f"/proc/{pid}/stat").read_text())
+        stat = Path("/proc/self/stat").read_text()
     except OSError:
-        started = "0"
+        pass
+    else:
+        if stat.split(" ", 1)[0] == str(pid):  # a /proc of this pid namespace
+            started = _start_time(stat)
     return f"{_NAMESPACE}-{pid}-{started}"
 
 
@@ -307,14 +330,12 @@ def _running(owner: str) -> bool:
         return True  # not a name this transport wrote: left alone
     if namespace != _NAMESPACE:
         return True  # another container's, say: cannot tell
+    if started != "0":
+        try:
+            return _start_time(Path(f"/proc/{pid}/stat").read_text()) == started
+        except (OSError, ValueError, IndexError):
+            pass  # gone, or hidden from this user (hidepid): the kernel says which
     try:
-        return _start_time(Path(f"/proc/{pid}/stat").read_text()) == started
-    except FileNotFoundError:
-        if Path("/proc/self/stat").exists():
-            return False
-    except (OSError, ValueError, IndexError):
-        pass
-    try:  # without /proc: whether the pid runs at all
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
@@ -361,3 +382,9 @@ _THREADS = _ThreadsOfThisProcess()
 
 class Transport(FilesystemTransport):  # type: ignore[misc]
     Channel = Channel
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Delivery tag -> its claimed file, for every channel of the connection: kombu
+        # may ack or reject a message through another channel than the one that took it.
+        self.taken: dict[str, Path] = {}

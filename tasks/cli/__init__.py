@@ -5,6 +5,6 @@
 from __future__ import annotations
 
 from tasks.cli.groups import commands
-from tasks.cli import inbox, connect, migrate
+from tasks.cli import inbox, actions, connect, migrate
 
-__all__ = ["commands", "connect", "inbox", "migrate"]
+__all__ = ["actions", "commands", "connect", "inbox", "migrate"]

@@ -15,7 +15,6 @@ from bridge.cli.errors import publish_fix
 from bridge.cli.root import (
     emit_json,
     fail,
-    parse_when,
     say,
     settings_or_exit,
 )
@@ -27,7 +26,7 @@ from tasks.account_lookup import stored_account
 from tasks.accounts import mailbox_of
 from tasks.accounts_file import AccountsFileError, in_or_above, maildir_account_problems
 from tasks.accounts_import import import_file
-from tasks.cli.groups import accounts_app, actions_app, bulk_app, commands, db_app
+from tasks.cli.groups import accounts_app, bulk_app, commands, db_app
 from tasks.demo import DEMO_EMAIL, add_account, ensure_demo_account
 from tasks.jobs import bulk_process
 from tasks.jobs.categorize import categorize_senders
@@ -36,13 +35,11 @@ from tasks.jobs.digest import SendDigest, send_digest
 from tasks.mail.imap_accounts import imap_provider
 from tasks.mail.imap_check import check_imap
 from tasks.models import (
-    ActionType,
     CleanAction,
     EmailAccount,
     MailProviderKind,
-    SchedulingStatus,
 )
-from tasks.scheduled_actions import ActionRefused, cancel, get, schedule, sweep
+from tasks.scheduled_actions import sweep
 from tasks.schema import upgrade
 
 
@@ -108,7 +105,7 @@ def accounts_check(email: Annotated[str, typer.Argument(help="the account's addr
     missing (changes nothing). Exit 1 when the account cannot work as it is."""
     settings_or_exit()
 
-    found = _account(email)
+    found = account_named(email)
     if found.provider is not MailProviderKind.IMAP:
         kind = found.provider.value
         try:
@@ -159,7 +156,7 @@ def bulk_start(
     """Start a bulk run of the account's rules (one open run per account)."""
     settings_or_exit()
 
-    found = _account(account)
+    found = account_named(account)
     try:
         job = bulk_process.start(
             found.id,
@@ -226,7 +223,7 @@ def clean(
     except ValueError:
         raise typer.BadParameter("ARCHIVE or MARK_READ", param_hint="--action") from None
     job = clean_inbox(
-        _account(account).id, action=kind, days_old=days_old, instructions=instructions
+        account_named(account).id, action=kind, days_old=days_old, instructions=instructions
     )
     emit_json({"jobId": job.id, "threadsQueued": job.threads_queued})
 
@@ -241,7 +238,7 @@ def categorize(
     """Categorize senders (static rules, then the AI), 50 per job."""
     settings_or_exit()
 
-    found = _account(account)
+    found = account_named(account)
     if not senders:
         _, mail = mailbox_of(found.id)
         senders, token = [], None
@@ -270,127 +267,18 @@ def send_digest_now(account: Annotated[str, typer.Option(help="account email or 
     """Send the account's pending digest now, whatever its schedule says."""
     settings_or_exit()
 
-    payload = SendDigest(email_account_id=_account(account).id, force=True)
+    payload = SendDigest(email_account_id=account_named(account).id, force=True)
     receipt = enqueue(send_digest, payload)
     emit_json({"provider": receipt.provider.value, "id": receipt.id})
 
 
-def _account(account: str) -> Any:
+def account_named(account: str) -> Any:
     """The account by id, or by address in any case (as the accounts file matches it)."""
     with session_scope() as session:
         found = session.get(EmailAccount, account) or stored_account(session, account)
     if found is None:
         fail(f"no account {account}; add one with `jobbridge accounts add`")
     return found
-
-
-# The option that gave each field schedule() may refuse.
-_SCHEDULE_OPTION = {
-    "label": "--label",
-    "folder_name": "--folder",
-    "to": "--to",
-    "message_id": "--message",
-    "email_account_id": "--account",
-}
-
-
-@actions_app.command("schedule")
-def actions_schedule(
-    account: Annotated[str, typer.Option(help="account email or id")],
-    action_type: Annotated[
-        str,
-        typer.Option(
-            "--type", help="ARCHIVE, LABEL, MARK_READ, MOVE_FOLDER, REPLY, SEND_EMAIL, FORWARD"
-        ),
-    ],
-    message: Annotated[str, typer.Option(help="message id (the Maildir key)")],
-    thread: Annotated[
-        str | None, typer.Option(help="thread id (defaults to the message id)")
-    ] = None,
-    delay: Annotated[
-        str | None, typer.Option("--in", help="run after this long, e.g. 2s, 10m")
-    ] = None,
-    at: Annotated[str | None, typer.Option(help="run at this ISO time")] = None,
-    label: Annotated[str | None, typer.Option(help="the label (LABEL)")] = None,
-    folder: Annotated[str | None, typer.Option(help="the folder (MOVE_FOLDER)")] = None,
-    to: Annotated[str | None, typer.Option(help="the recipient (SEND_EMAIL, FORWARD)")] = None,
-    subject: str | None = None,
-    content: str | None = None,
-) -> None:
-    """Schedule an action on a message; prints the row and where it was published."""
-    settings_or_exit()
-
-    try:
-        kind = ActionType(action_type.upper())
-    except ValueError:
-        raise typer.BadParameter(
-            f"one of {', '.join(t.value for t in ActionType)}", param_hint="--type"
-        ) from None
-    when = parse_when(at, delay)  # the options first, then the database
-    found = _account(account)
-    try:
-        row = schedule(
-            email_account_id=found.id,
-            action_type=kind,
-            message_id=message,
-            thread_id=thread or message,
-            scheduled_for=when,
-            verify_message=True,
-            label=label,
-            folder_name=folder,
-            to=to,
-            subject=subject,
-            content=content,
-        )
-    except ActionRefused as error:
-        raise typer.BadParameter(
-            str(error), param_hint=_SCHEDULE_OPTION.get(error.field, error.field)
-        ) from None
-    emit_json(_row(row))
-    if row.scheduling_status is SchedulingStatus.FAILED:
-        fail(
-            f"action {row.id} is saved, but its publish failed ({row.error})\n"
-            "fix: the sweep publishes it once the provider is back (`jobbridge status`); "
-            "do not schedule it again"
-        )
-
-
-def _row(row: Any) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "actionType": row.action_type.value,
-        "messageId": row.message_id,
-        "scheduledFor": row.scheduled_for.isoformat(),
-        "status": row.status.value,
-        "schedulingStatus": row.scheduling_status.value,
-        "provider": row.scheduled_provider,
-        "scheduledId": row.scheduled_id,
-        "error": row.error,
-    }
-
-
-@actions_app.command("cancel")
-def actions_cancel(action_id: str) -> None:
-    """Cancel a PENDING action (exit 1 if it was no longer pending)."""
-    settings_or_exit()
-
-    if not cancel(action_id):
-        row = get(action_id)
-        if row is None:
-            fail(f"no action {action_id}")
-        fail(f"action {action_id} is {row.status.value}, not PENDING; nothing cancelled")
-    say(f"action {action_id} cancelled")
-
-
-@actions_app.command("show")
-def actions_show(action_id: str) -> None:
-    """Print one scheduled action as JSON."""
-    settings_or_exit()
-
-    row = get(action_id)
-    if row is None:
-        fail(f"no action {action_id}")
-    emit_json(_row(row))
 
 
 @commands.command("sweep")

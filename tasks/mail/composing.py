@@ -51,6 +51,8 @@ def recipients_of(mail: OutgoingMail) -> list[str]:
 def recipients_problem(field: str) -> str | None:
     """Why a To, Cc or Bcc field names no one to send to (None when every part of it is
     an address, with or without a display name: `ana@example.com, Bo <bo@example.com>`)."""
+    if any(char < " " or char == "\x7f" for char in field):
+        return "must not hold line breaks or other control characters"
     parts = getaddresses([field])
     if not parts or any(not _ADDRESS.fullmatch(address) for _, address in parts):
         return f"must be addresses like name@example.com, not {field!r}"

@@ -145,3 +145,12 @@ def test_the_schemas_references_all_resolve(client: Client) -> None:
 
     for reference in references(schema):
         assert reference.rsplit("/", 1)[1] in names, reference
+
+
+def test_every_operation_has_an_id_of_its_own(client: Client) -> None:
+    # Generated clients name their functions by it.
+    schema = client().get("/openapi.json").json()
+
+    ids = [op["operationId"] for path in schema["paths"].values() for op in path.values()]
+
+    assert len(ids) == len(set(ids))

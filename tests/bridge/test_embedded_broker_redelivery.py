@@ -155,3 +155,28 @@ def test_a_claim_from_another_pid_namespace_is_left_alone(
     with pytest.raises(Empty):
         queue(folders, name).get(block=False)
     assert files(folders) == [claimed]
+
+
+def test_a_message_that_is_not_json_is_set_aside_and_the_next_one_taken(
+    folders: dict[str, str], name: str
+) -> None:
+    jobs = queue(folders, name)
+    inbox = Path(folders["data_folder_in"])
+    (inbox / f"{0:020d}_broken.{name}.msg").write_text("{not json")
+    jobs.put({"n": 2})
+
+    assert jobs.get(block=False).payload == {"n": 2}
+    assert f".{0:020d}_broken.{name}.msg.unreadable" in files(folders)
+
+
+def test_a_message_acknowledged_through_another_channel_leaves_nothing_behind(
+    folders: dict[str, str], name: str
+) -> None:
+    jobs = queue(folders, name)
+    jobs.put({"n": 1})
+    message = jobs.get(block=False)
+
+    other = jobs.channel.connection.client.channel()  # same connection, another channel
+    other.basic_ack(message.delivery_tag)
+
+    assert files(folders) == []

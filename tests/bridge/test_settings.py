@@ -188,7 +188,7 @@ def test_falsy_inngest_dev_is_not_dev_mode(monkeypatch: pytest.MonkeyPatch, valu
     assert not (settings.inngest_publishes or settings.inngest_serves)
 
 
-@pytest.mark.parametrize("value", ["1", "true", "http://localhost:8288"])
+@pytest.mark.parametrize("value", ["1", "true", "http://localhost:8288", "HTTP://h:8288"])
 def test_truthy_inngest_dev_or_dev_server_url_is_dev_mode(
     monkeypatch: pytest.MonkeyPatch, value: str
 ) -> None:
@@ -200,7 +200,7 @@ def test_truthy_inngest_dev_or_dev_server_url_is_dev_mode(
     assert settings.inngest_publishes and settings.inngest_serves
 
 
-@pytest.mark.parametrize("value", ["maybe", "yes please", "localhost:8288", "2"])
+@pytest.mark.parametrize("value", ["maybe", "yes please", "localhost:8288", "2", "http://"])
 def test_an_inngest_dev_that_is_neither_a_switch_nor_a_url_is_refused_naming_it(
     value: str,
 ) -> None:

@@ -88,3 +88,19 @@ def test_a_database_url_of_a_database_jobbridge_does_not_run_on_is_refused(url: 
 
     assert "DATABASE_URL" in message and "PostgreSQL" in message
     assert "hunter2" not in message
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["postgresql+asyncpg://u@db/app", "postgresql+pg8000://u@db/app", "sqlite+aiosqlite:///x"],
+)
+def test_a_database_url_naming_a_driver_jobbridge_does_not_run_on_is_refused(url: str) -> None:
+    message = config_error(database_url=url)
+
+    assert "DATABASE_URL" in message and "leave the driver out" in message
+
+
+def test_a_psycopg2_database_url_runs_on_psycopg_3() -> None:
+    settings = load_settings(database_url="postgresql+psycopg2://u@db/app")
+
+    assert settings.sqlalchemy_url == "postgresql+psycopg://u@db/app"
