@@ -19,7 +19,8 @@ plain ASGI middleware on that one path, answers first:
   check or are checked is bounded by bytes that have come (LARGE_BODY_MEMORY_BYTES, or
   four bodies of the cap if that is more), never by what a header declares: a sender
   that declares a large body and trickles holds nothing it has not sent, and is cut off
-  after LARGE_BODY_READ_SECONDS (408). A chunk that would go over is answered 503 with
+  after LARGE_BODY_READ_SECONDS (408); a whole body waits for its check at most
+  LARGE_BODY_CHECK_WAIT_SECONDS (503). A chunk that would go over is answered 503 with
   Retry-After, read no further; and a body with more JSON values than MAX_SEPARATORS
   bounds is 413 unchecked (its canonical form costs a few microseconds per value). A
   smaller POST is left to the SDK, which verifies a POST's signature (the same check,
@@ -66,6 +67,10 @@ LARGE_BODIES_AT_THE_CAP = 4
 # A large body must have come whole within this long (a sender that trickles holds
 # what it sent until then).
 LARGE_BODY_READ_SECONDS = 30
+# ...and wait at most this long for its check, in line behind others' (each under a
+# second: MAX_SEPARATORS), holding its bytes meanwhile.
+LARGE_BODY_CHECK_WAIT_SECONDS = 30
+BUSY = "busy checking the signatures of other large requests"
 INVALID_SIGNATURE = "invalid X-Inngest-Signature"
 # The canonical form costs a few microseconds of pure Python per JSON value, whatever a
 # value's size: a body with more commas and colons than this (a bound on its values) is
@@ -207,9 +212,7 @@ class InngestGate:
         def hold(size: int) -> None:
             nonlocal held
             if self.large_body_bytes + size > bound:
-                raise Refused(
-                    503, "busy checking the signatures of other large requests", retry_after=1
-                )
+                raise Refused(503, BUSY, retry_after=1)
             self.large_body_bytes += size
             held += size
 
@@ -223,8 +226,15 @@ class InngestGate:
         time, and not at all for a body of more JSON values than MAX_SEPARATORS bounds."""
         if body.count(b",") + body.count(b":") > MAX_SEPARATORS:
             raise Refused(413, f"body has over {MAX_SEPARATORS:,} JSON values to check")
-        async with self.large_verifications:
+        try:
+            async with asyncio.timeout(LARGE_BODY_CHECK_WAIT_SECONDS):
+                await self.large_verifications.acquire()
+        except TimeoutError:
+            raise Refused(503, BUSY, retry_after=1) from None
+        try:
             verified: bool = await run_in_threadpool(check, body, signature)
+        finally:
+            self.large_verifications.release()
         if not verified:
             raise Refused(401, INVALID_SIGNATURE)
 

@@ -282,3 +282,26 @@ def test_the_body_of_a_method_the_sdk_does_not_serve_is_never_read() -> None:
     asyncio.run(gate(scope, never_read, send))
 
     assert sent[0]["status"] == 405
+
+
+def test_a_large_body_that_waits_too_long_for_its_check_is_503_and_gives_its_bytes_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(gate_module, "LARGE_BODY_CHECK_WAIT_SECONDS", 0.05)
+    check = BlockingCheck()
+    gate = gate_with(check)
+
+    async def scenario() -> tuple[int, dict[str, str], bool]:
+        checked = asyncio.create_task(call(gate, large_body()))  # holds the one check
+        async with asyncio.timeout(10):
+            while check.calls < 1:
+                await asyncio.sleep(0.01)
+        waiting = await call(gate, large_body())
+        check.released.set()
+        await checked
+        return waiting
+
+    status, headers, _ = asyncio.run(scenario())
+
+    assert status == 503 and int(headers["retry-after"]) > 0
+    assert (check.calls, gate.large_body_bytes) == (1, 0)
