@@ -28,13 +28,11 @@ from config.broker import (
 )
 from config.provider import Provider
 from config.qstash_keys import WHERE_FROM, missing_qstash_variables, qstash_problems
-from config.switches import FALSY, checked_inngest_dev
+from config.switches import FALSY, check_signing_key, checked_inngest_dev
 from config.urls import checked_database_url, checked_redis_url, with_driver
 
 ApiDocs = Literal["public", "private", "off"]
 
-_SIGNING_KEY_PREFIX = re.compile(r"^signkey-\w+-")
-_HEX = re.compile(r"^(?:[0-9a-fA-F]{2})+$")
 _AnySettings = TypeVar("_AnySettings", bound=BaseSettings)
 
 
@@ -47,18 +45,6 @@ ENVIRONMENT_SOURCES = SettingsConfigDict(
 
 class ConfigError(Exception):
     """A bad environment: the message names each variable and how to fix it."""
-
-
-def _require_hex_signing_key(value: SecretStr | None) -> None:
-    # The Inngest SDK hashes the key with bytes.fromhex and crashes on anything else.
-    if value is None:
-        return
-    stripped = _SIGNING_KEY_PREFIX.sub("", value.get_secret_value())
-    if not _HEX.match(stripped):
-        raise ValueError(
-            "must be an even-length hex string, optionally prefixed "
-            "'signkey-<env>-' (generate one with `openssl rand -hex 32`)"
-        )
 
 
 _MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
@@ -189,7 +175,7 @@ class Settings(AppLocation):
     def _signing_key_is_hex(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and not value.get_secret_value():
             return None
-        _require_hex_signing_key(value)  # named by the error's field
+        check_signing_key(value)  # named by the error's field
         return value
 
     @field_validator(

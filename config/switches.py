@@ -1,11 +1,16 @@
-"""What an on/off variable may say, and INNGEST_DEV, which is a switch or a URL."""
+"""What an on/off variable may say; INNGEST_DEV, a switch or a URL; an Inngest key."""
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
+
+from pydantic import SecretStr
 
 FALSY = {"", "0", "false", "no", "off"}
 TRUTHY = {"1", "true", "yes", "on"}
+_SIGNING_KEY_PREFIX = re.compile(r"^signkey-\w+-")
+_HEX = re.compile(r"^(?:[0-9a-fA-F]{2})+$")
 
 
 def checked_inngest_dev(value: str) -> str:
@@ -20,3 +25,15 @@ def checked_inngest_dev(value: str) -> str:
         "must be 1 or true (a dev server, which verifies nothing), the dev server's "
         "http:// URL, or 0, false or unset for cloud mode"
     )
+
+
+def check_signing_key(value: SecretStr | None) -> None:
+    """ValueError unless an Inngest signing key is hex, after its optional prefix: the
+    SDK hashes the key with bytes.fromhex and crashes on anything else."""
+    if value is None:
+        return
+    if not _HEX.match(_SIGNING_KEY_PREFIX.sub("", value.get_secret_value())):
+        raise ValueError(
+            "must be an even-length hex string, optionally prefixed "
+            "'signkey-<env>-' (generate one with `openssl rand -hex 32`)"
+        )

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, FastAPI, HTTPException, Path
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 from pydantic.alias_generators import to_camel
 from starlette._utils import get_route_path  # how the router itself reads the path
 from starlette.datastructures import Headers
@@ -32,6 +33,27 @@ class StartBulkProcess(BaseModel):
     end_date: Timestamp | None = None
     only_unread: bool = True
     force_reprocess: bool = False  # apply the rules again to messages with a result
+
+    # Refused as FastAPI refuses any field: 422, its detail naming the field.
+    @field_validator("start_date")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("add a timezone, e.g. Z")
+        return value
+
+    @field_validator("end_date")
+    @classmethod
+    def _aware_and_after_the_start(
+        cls, value: datetime | None, info: ValidationInfo
+    ) -> datetime | None:
+        if value is None:
+            return None
+        cls._aware(value)
+        start = info.data.get("start_date")  # absent when it was refused
+        if start is not None and value < start:
+            raise ValueError("before startDate: the window would be empty")
+        return value
 
 
 class BulkJobStatus(BaseModel):
@@ -94,11 +116,6 @@ def add_routes(app: FastAPI, settings: Settings) -> None:
 
     @router.post("/start", response_model=BulkJobStatus)
     async def start_bulk_process(body: StartBulkProcess) -> BulkJobStatus:
-        for name, value in (("startDate", body.start_date), ("endDate", body.end_date)):
-            if value is not None and value.tzinfo is None:
-                raise HTTPException(422, f"{name}: add a timezone, e.g. Z")
-        if body.end_date is not None and body.end_date < body.start_date:
-            raise HTTPException(422, "endDate: before startDate, the window would be empty")
         try:
             job = await run_in_threadpool(
                 bulk_process.start,

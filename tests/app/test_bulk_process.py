@@ -160,7 +160,8 @@ def test_start_route_refuses_an_end_date_before_the_start_date_creating_nothing(
     response = api.post("/api/bulk-process/start", json=body)
 
     assert response.status_code == 422
-    assert response.json()["detail"].startswith("endDate: before startDate")
+    (error,) = response.json()["detail"]
+    assert error["loc"] == ["body", "endDate"] and "before startDate" in error["msg"]
     with read_scope() as session:
         assert session.scalar(select(func.count()).select_from(BulkProcessJob)) == 0
 
