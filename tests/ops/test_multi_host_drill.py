@@ -367,7 +367,10 @@ def done_or_drained(drill: Drill, others: list[WorkerHost], job_id: str) -> Bulk
     if job is None or job.status is BulkJobStatus.COMPLETED:
         return job
     idle = all(unfinished(worker.process.log(), job_id) == 0 for worker in others)
-    return job if idle and broker_holds(drill, job_id) == 0 else None
+    if not idle or broker_holds(drill, job_id) != 0:
+        return None
+    # Read again: a message the others finished after the first read is counted now.
+    return bulk_process.get(job_id)
 
 
 def wait_completed(job_id: str, timeout: float, what: str) -> BulkProcessJob:
