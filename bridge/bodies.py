@@ -1,11 +1,22 @@
-"""Reading a request body in plain ASGI middleware: refuse early, then hand it on."""
+"""Reading a request body in plain ASGI middleware: refuse early, then hand it on.
+
+Every read has a deadline: a body must have come whole within BODY_READ_SECONDS (else
+408), so that a sender that declares a length and stops, or trickles, holds its
+connection (and what it sent) no longer than that. Uvicorn itself never times a body.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from starlette.responses import JSONResponse
 from starlette.types import Message, Receive, Scope, Send
+
+T = TypeVar("T")
+
+BODY_READ_SECONDS = 30.0
 
 
 class Refused(Exception):
@@ -43,15 +54,24 @@ async def read_capped(
     declared = declared_length(scope)
     if declared is not None and declared > limit:
         raise Refused(413, f"body over {limit} bytes")
-    chunks, _ = await _read_chunks(receive, limit, limit, [start], on_chunk)
+    chunks, _ = await in_time(_read_chunks(receive, limit, limit, [start], on_chunk))
     return b"".join(chunks)
 
 
 async def read_beginning(receive: Receive, size: int, limit: int) -> tuple[bytes, bool]:
     """The body's first chunks, until more than `size` bytes have come or it ended:
     what came, and whether that was all of it."""
-    chunks, ended = await _read_chunks(receive, size, limit, [])
+    chunks, ended = await in_time(_read_chunks(receive, size, limit, []))
     return b"".join(chunks), ended
+
+
+async def in_time(reading: Awaitable[T]) -> T:
+    """`reading`'s result, or 408 when it takes over BODY_READ_SECONDS."""
+    try:
+        async with asyncio.timeout(BODY_READ_SECONDS):
+            return await reading
+    except TimeoutError:
+        raise Refused(408, f"the body did not arrive within {BODY_READ_SECONDS:g} s") from None
 
 
 async def _read_chunks(

@@ -22,6 +22,28 @@ def inngest_origin(settings: Settings) -> str | None:
     return None
 
 
+class RefusalsAsWarnings(logging.Filter):
+    """The SDK logs each call it refuses for its signature at ERROR; anyone can send
+    one, so that is the caller's fault, not the app's: WARNING (a wrong signing key
+    still shows, without an error alert per request a stranger sends)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if (
+            record.levelno == logging.ERROR
+            and isinstance(record.msg, str)
+            and record.msg.startswith("unauthorized: ")
+        ):
+            record.levelno, record.levelname = (
+                logging.WARNING,
+                logging.getLevelName(logging.WARNING),
+            )
+        return True
+
+
+SDK_LOG = logging.getLogger("jobbridge.inngest")
+SDK_LOG.addFilter(RefusalsAsWarnings())
+
+
 def make_inngest_client(settings: Settings) -> inngest.Inngest:
     fallback = settings.inngest_signing_key_fallback
     if fallback is not None:
@@ -38,19 +60,20 @@ def make_inngest_client(settings: Settings) -> inngest.Inngest:
         event_key=event_key.get_secret_value() if event_key else None,
         signing_key=signing_key.get_secret_value() if signing_key else None,
         is_production=not settings.inngest_is_dev,
-        logger=logging.getLogger("jobbridge.inngest"),
+        logger=SDK_LOG,
     )
 
 
-def signature_check(settings: Settings) -> Callable[[bytes, str], bool]:
-    """Whether a body and its X-Inngest-Signature verify, exactly as the SDK decides
-    (current key, then the fallback), for checks made before the SDK sees the request."""
+def signature_check(settings: Settings) -> Callable[[bytes, str], str | None]:
+    """The signing key a body and its X-Inngest-Signature verify with, None when they
+    do not, exactly as the SDK decides (current key, then the fallback), for checks made
+    outside the SDK."""
     key = settings.inngest_signing_key
     fallback = settings.inngest_signing_key_fallback
     current = key.get_secret_value() if key is not None else None
     previous = fallback.get_secret_value() if fallback is not None else None
 
-    def verifies(body: bytes, signature: str) -> bool:
+    def verifies(body: bytes, signature: str) -> str | None:
         verdict = net.validate_request_sig(
             body=body,
             headers={"x-inngest-signature": signature},
@@ -58,6 +81,6 @@ def signature_check(settings: Settings) -> Callable[[bytes, str], bool]:
             signing_key=current,
             signing_key_fallback=previous,
         )
-        return isinstance(verdict, str)
+        return verdict if isinstance(verdict, str) else None
 
     return verifies

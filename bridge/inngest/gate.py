@@ -19,16 +19,20 @@ plain ASGI middleware on that one path, answers first:
   check or are checked is bounded by bytes that have come (LARGE_BODY_MEMORY_BYTES, or
   four bodies of the cap if that is more), never by what a header declares: a sender
   that declares a large body and trickles holds nothing it has not sent, and is cut off
-  after LARGE_BODY_READ_SECONDS (408); a whole body waits for its check at most
-  LARGE_BODY_CHECK_WAIT_SECONDS (503). A chunk that would go over is answered 503 with
-  Retry-After, read no further; and a body with more JSON values than MAX_SEPARATORS
-  bounds is 413 unchecked (its canonical form costs a few microseconds per value). A
-  smaller POST is left to the SDK, which verifies a POST's signature (the same check,
-  answered 401) before it reads the request: checking it here as well doubled the cost
-  of every call, the signature's JSON canonicalisation being most of it;
-- in cloud mode, a signed GET (inspection) is answered without the hashes of the keys:
-  one of them is the app's credential at Inngest's API, and an empty body's signature
-  is easy to come by (any `jobbridge sync --url` target receives one).
+  after BODY_READ_SECONDS (bridge/bodies.py, as every body: 408); a whole body waits
+  for its check at most LARGE_BODY_CHECK_WAIT_SECONDS (503). A chunk that would go over
+  is answered 503 with Retry-After, read no further; and a body with more JSON values
+  than MAX_SEPARATORS bounds is 413 unchecked (its canonical form costs a few
+  microseconds per value). A smaller POST is left to the SDK, which verifies a POST's
+  signature (the same check, answered 401) before it reads the request: checking it
+  here as well doubled the cost of every call, the signature's JSON canonicalisation
+  being most of it;
+- in cloud mode, the answers to a GET (inspection) and a PUT (an in-band sync's holds
+  an inspection) go out without the hashes of the keys: one of them is the app's
+  credential at Inngest's API, and an empty body's signature is easy to come by (any
+  `jobbridge sync --url` target receives one), a sync's replayable for 5 minutes. An
+  answer the SDK signed is signed again over what is sent, with the key the request
+  verified with, as the SDK signs.
 
 The path is matched as the router matches it (without a proxy's root path). Everything
 else reaches the SDK with the body already read. On the way back, a 500 the
@@ -46,6 +50,7 @@ import time
 from collections.abc import Callable, Iterator
 from urllib.parse import parse_qs
 
+from inngest._internal import net
 from inngest._internal.server_lib import ServerRequest
 from starlette._utils import get_route_path  # how the router itself reads the path
 from starlette.concurrency import run_in_threadpool
@@ -64,9 +69,6 @@ LARGE_VERIFICATIONS_AT_ONCE = 1
 # body dropped. At least LARGE_BODIES_AT_THE_CAP bodies of the largest size fit.
 LARGE_BODY_MEMORY_BYTES = 64 * 1024 * 1024
 LARGE_BODIES_AT_THE_CAP = 4
-# A large body must have come whole within this long (a sender that trickles holds
-# what it sent until then).
-LARGE_BODY_READ_SECONDS = 30
 # ...and wait at most this long for its check, in line behind others' (each under a
 # second: MAX_SEPARATORS), holding its bytes meanwhile.
 LARGE_BODY_CHECK_WAIT_SECONDS = 30
@@ -80,7 +82,9 @@ MAX_SEPARATORS = 200_000
 # An HMAC-SHA256 in hex, as Inngest and the SDK write it.
 SIGNATURE_DIGEST = re.compile(r"[0-9a-f]{64}")
 
-SignatureCheck = Callable[[bytes, str], bool]
+# The signing key a body and its signature verify with (the SDK signs its answer with
+# that one), or None: they do not.
+SignatureCheck = Callable[[bytes, str], str | None]
 
 
 def signature_problem(header: str, now: float | None = None) -> str | None:
@@ -138,8 +142,6 @@ class InngestGate:
         if scope["type"] != "http" or get_route_path(scope) != self.path:
             await self.app(scope, receive, send)
             return
-        if scope["method"] == "GET" and self.signature_check is not None:
-            send = _without_key_hashes(send)
         try:
             body = await self._admit(scope, receive)
         except Refused as refusal:
@@ -147,7 +149,17 @@ class InngestGate:
             return
         if scope["method"] == "POST":
             send = _unreadable_requests_are_permanent(body, send)
+        elif self.signature_check is not None:  # an inspection (GET) or a sync (PUT)
+            send = _without_key_hashes(send, self._answer_key(scope, body))
         await self.app(scope, replay(body, receive), send)
+
+    def _answer_key(self, scope: Scope, body: bytes) -> str | None:
+        """The key the SDK signs its answer with: the one the request verifies with."""
+        # Admitted: one signature header at most, well formed if present.
+        found = [value for name, value in scope["headers"] if name == SIGNATURE_HEADER]
+        if not found or self.signature_check is None:
+            return None
+        return self.signature_check(body, found[0].decode("latin-1"))
 
     async def _admit(self, scope: Scope, receive: Receive) -> bytes:
         signature = _signature(scope, signed_mode=self.signature_check is not None)
@@ -179,28 +191,17 @@ class InngestGate:
                 with self._held_in_memory() as hold:
                     hold(len(beginning))
                     if not ended:
-                        beginning = await self._read_in_time(scope, receive, beginning, hold)
+                        beginning = await read_capped(
+                            scope, receive, self.max_body_bytes, beginning, hold
+                        )
                     await self._verify_large(check, beginning, signature)
                 return beginning
-        if scope["method"] != "POST" and not check(body, signature):  # the SDK checks a POST
+        if scope["method"] != "POST" and check(body, signature) is None:  # the SDK checks a POST
             raise Refused(401, INVALID_SIGNATURE)
         return body
 
     async def _read(self, scope: Scope, receive: Receive) -> bytes:
         return await read_capped(scope, receive, self.max_body_bytes)
-
-    async def _read_in_time(
-        self, scope: Scope, receive: Receive, start: bytes, hold: Callable[[int], None]
-    ) -> bytes:
-        """A large body, read within LARGE_BODY_READ_SECONDS, each chunk held as it
-        comes: memory is not held for long by a sender that trickles."""
-        try:
-            async with asyncio.timeout(LARGE_BODY_READ_SECONDS):
-                return await read_capped(scope, receive, self.max_body_bytes, start, hold)
-        except TimeoutError:
-            raise Refused(
-                408, f"the body did not arrive within {LARGE_BODY_READ_SECONDS} s"
-            ) from None
 
     @contextlib.contextmanager
     def _held_in_memory(self) -> Iterator[Callable[[int], None]]:
@@ -232,10 +233,10 @@ class InngestGate:
         except TimeoutError:
             raise Refused(503, BUSY, retry_after=1) from None
         try:
-            verified: bool = await run_in_threadpool(check, body, signature)
+            key = await run_in_threadpool(check, body, signature)
         finally:
             self.large_verifications.release()
-        if not verified:
+        if key is None:
             raise Refused(401, INVALID_SIGNATURE)
 
 
@@ -254,8 +255,10 @@ def _unreadable_requests_are_permanent(body: bytes, send: Send) -> Send:
     return send_marked
 
 
-def _without_key_hashes(send: Send) -> Send:
-    """Pass the inspection on with every `*_hash` field dropped (and its length fixed)."""
+def _without_key_hashes(send: Send, key: str | None) -> Send:
+    """Pass the answer on with every `*_hash` field dropped, at any depth (an in-band
+    sync's answer holds an inspection), its length fixed and, where the SDK signed it,
+    signed again with `key` (else unsigned)."""
     start: Message | None = None
     chunks: list[bytes] = []
 
@@ -270,9 +273,16 @@ def _without_key_hashes(send: Send) -> Send:
         chunks.append(message.get("body", b""))
         if message.get("more_body", False):
             return
-        body = _drop_key_hashes(b"".join(chunks))
-        headers = [(n, v) for n, v in start.get("headers", []) if n.lower() != b"content-length"]
-        headers.append((b"content-length", str(len(body)).encode()))
+        original = b"".join(chunks)
+        body = _drop_key_hashes(original)
+        rewritten = {b"content-length", SIGNATURE_HEADER} if body != original else set()
+        headers = start.get("headers", [])
+        signed = any(name.lower() == SIGNATURE_HEADER for name, _ in headers)
+        headers = [(n, v) for n, v in headers if n.lower() not in rewritten]
+        if rewritten:
+            headers.append((b"content-length", str(len(body)).encode()))
+            if signed and key is not None:
+                headers.append((SIGNATURE_HEADER, str(net.sign_response(body, key)).encode()))
         await send({**start, "headers": headers})
         await send({"type": "http.response.body", "body": body, "more_body": False})
 
@@ -284,7 +294,17 @@ def _drop_key_hashes(body: bytes) -> bytes:
         inspection = json.loads(body)
     except ValueError:
         return body
-    if not isinstance(inspection, dict):
-        return body
-    kept = {key: value for key, value in inspection.items() if not key.endswith("_hash")}
-    return json.dumps(kept).encode()
+    kept = _without_hashes(inspection)
+    return body if kept == inspection else json.dumps(kept).encode()
+
+
+def _without_hashes(value: object) -> object:
+    if isinstance(value, dict):
+        return {
+            key: _without_hashes(item)
+            for key, item in value.items()
+            if not (isinstance(key, str) and key.endswith("_hash"))
+        }
+    if isinstance(value, list):
+        return [_without_hashes(item) for item in value]
+    return value

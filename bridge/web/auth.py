@@ -10,26 +10,35 @@ from bridge.qstash.auth import InvalidSignature, SignedToken, verify_qstash
 from bridge.qstash.wire import SIGNATURE_HEADER
 from config import Provider, Settings
 
-__all__ = ["Unauthorized", "authenticate_cron", "authenticate_job_call", "same_secret"]
+__all__ = ["Unauthorized", "authenticate_cron", "job_caller", "same_secret", "verify_job_call"]
 
 
-def authenticate_job_call(
-    settings: Settings, headers: Mapping[str, str], raw_body: bytes, route: str
-) -> tuple[Provider, SignedToken | None]:
-    """A valid Upstash-Signature (with its token), or an x-api-key equal to
-    INTERNAL_API_KEY; else Unauthorized."""
-    signature = headers.get(SIGNATURE_HEADER)
-    if signature is not None:  # present, even empty: a QStash call, verified as one
-        try:
-            return Provider.QSTASH, verify_qstash(settings, signature, raw_body, route)
-        except InvalidSignature as error:
-            raise Unauthorized(str(error)) from None
+def job_caller(settings: Settings, headers: Mapping[str, str]) -> Provider:
+    """Who calls a job route, as far as that is known before its body is read: QStash
+    when an Upstash-Signature is present, even empty (verified with the body by
+    `verify_job_call`), a direct caller whose x-api-key is INTERNAL_API_KEY; else
+    Unauthorized, and the body is never read."""
+    if SIGNATURE_HEADER in headers:
+        return Provider.QSTASH
     api_key = headers.get(API_KEY_HEADER)
     if api_key:
         if same_secret(api_key, settings.internal_api_key):
-            return Provider.HTTP, None
+            return Provider.HTTP
         raise Unauthorized(f"invalid {API_KEY_HEADER}")
     raise Unauthorized(f"missing Upstash-Signature or {API_KEY_HEADER}")
+
+
+def verify_job_call(
+    settings: Settings, caller: Provider, headers: Mapping[str, str], raw_body: bytes, route: str
+) -> SignedToken | None:
+    """The QStash signature's token once it verifies over `raw_body` and `route` (None
+    for a direct caller, whose key `job_caller` checked); else Unauthorized."""
+    if caller is not Provider.QSTASH:
+        return None
+    try:
+        return verify_qstash(settings, headers[SIGNATURE_HEADER], raw_body, route)
+    except InvalidSignature as error:
+        raise Unauthorized(str(error)) from None
 
 
 def authenticate_cron(settings: Settings, headers: Mapping[str, str]) -> None:

@@ -20,7 +20,7 @@ from bridge.qstash.wire import MESSAGE_ID_HEADER, RETRIED_HEADER
 from bridge.registry import CronSpec, JobSpec, Registry
 from bridge.store.columns import EXTERNAL_LENGTH
 from bridge.web import responses
-from bridge.web.auth import Unauthorized, authenticate_cron, authenticate_job_call
+from bridge.web.auth import Unauthorized, authenticate_cron, job_caller, verify_job_call
 from bridge.web.deliveries import run_delivery
 from config import Provider, Settings
 
@@ -79,13 +79,13 @@ def job_endpoint(
 
     async def endpoint(request: Request) -> Response:
         try:
+            caller = job_caller(settings, request.headers)
             raw = await read_capped(request.scope, request.receive, MAX_BODY_BYTES)
-        except Refused as refused:
-            return responses.error(refused.status, refused.detail)
-        try:
-            caller, token = authenticate_job_call(settings, request.headers, raw, path)
+            token = verify_job_call(settings, caller, request.headers, raw, path)
         except Unauthorized as error:
             return responses.error(401, str(error))
+        except Refused as refused:
+            return responses.error(refused.status, refused.detail)
         content_type = request.headers.get("content-type", "")
         if "json" not in content_type.lower():
             detail = f"expected application/json, got {content_type or 'none'}"

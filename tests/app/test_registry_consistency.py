@@ -3,11 +3,12 @@ web server's routes and the README's tables all name the same jobs, routes and l
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
 import httpx
-from inngest._internal.net import sign_request
+from inngest._internal.net import sign_request, sign_response
 
 from tasks import CRONS, JOBS
 from tests.support import ROOT, env
@@ -76,6 +77,38 @@ def test_signed_inspection_shows_no_hash_of_any_key(web: str) -> None:
     response = httpx.get(web + "/api/inngest", headers={"X-Inngest-Signature": signature})
     assert response.status_code == 200
     assert not [key for key in response.json() if key.endswith("_hash")]
+
+
+def answer_signature_verifies(response: httpx.Response) -> bool:
+    """Whether the answer's X-Inngest-Signature is the SDK's signature of its body."""
+    fields = dict(part.split("=", 1) for part in response.headers["x-inngest-signature"].split("&"))
+    expected = sign_response(response.content, env.INNGEST_SIGNING_KEY, int(fields["t"]))
+    return expected == response.headers["x-inngest-signature"]
+
+
+def test_signed_inspection_is_signed_as_it_is_sent(web: str) -> None:
+    signature = str(sign_request(b"", env.INNGEST_SIGNING_KEY))
+    response = httpx.get(web + "/api/inngest", headers={"X-Inngest-Signature": signature})
+    assert answer_signature_verifies(response)
+
+
+def test_an_in_band_sync_answer_shows_no_hash_of_any_key_and_is_signed_as_sent(
+    web: str,
+) -> None:
+    body = json.dumps({"url": "https://jobs.example.test/api/inngest"}).encode()
+    response = httpx.put(
+        web + "/api/inngest",
+        content=body,
+        headers={
+            "Content-Type": "application/json",
+            "X-Inngest-Signature": str(sign_request(body, env.INNGEST_SIGNING_KEY)),
+            "X-Inngest-Sync-Kind": "in_band",
+        },
+    )
+    assert response.status_code == 200, response.text
+    assert "_hash" not in response.text
+    assert response.json()["inspection"]["function_count"] == served_function_count()
+    assert answer_signature_verifies(response)
 
 
 def test_web_server_has_one_post_route_per_job_and_cron(web: str) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from starlette.types import Message, Receive, Scope, Send
 
+from bridge import bodies
 from bridge.inngest import gate as gate_module
 from bridge.inngest.gate import (
     LARGE_BODIES_AT_THE_CAP,
@@ -36,10 +37,10 @@ class BlockingCheck:
         self.released = threading.Event()
         self.calls = 0
 
-    def __call__(self, body: bytes, signature: str) -> bool:
+    def __call__(self, body: bytes, signature: str) -> str | None:
         self.calls += 1
         self.released.wait(10)
-        return False
+        return None
 
 
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -133,7 +134,7 @@ def test_senders_that_declare_large_bodies_and_send_nothing_keep_no_signed_call_
         await send({"type": "http.response.body", "body": b""})
 
     gate = InngestGate(
-        sdk, path=PATH, max_body_bytes=8 * 1024 * 1024, signature_check=lambda body, sig: True
+        sdk, path=PATH, max_body_bytes=8 * 1024 * 1024, signature_check=lambda body, sig: "key"
     )
     stalled = 0
 
@@ -183,7 +184,7 @@ def test_a_large_body_within_the_bounds_is_checked() -> None:
 def test_a_large_body_that_does_not_arrive_in_time_is_408_and_gives_its_place_back(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(gate_module, "LARGE_BODY_READ_SECONDS", 0.05)
+    monkeypatch.setattr(bodies, "BODY_READ_SECONDS", 0.05)
     check = BlockingCheck()
     check.released.set()
     gate = gate_with(check)
@@ -246,7 +247,7 @@ def test_a_small_body_of_undeclared_length_is_not_held_to_the_memory_bound(
 def test_a_large_body_of_undeclared_length_that_stops_arriving_is_408(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(gate_module, "LARGE_BODY_READ_SECONDS", 0.05)
+    monkeypatch.setattr(bodies, "BODY_READ_SECONDS", 0.05)
     gate = gate_with(BlockingCheck())
     sent = False
 

@@ -1,0 +1,99 @@
+"""Every route that reads a body gives it a deadline (bridge/bodies.py BODY_READ_SECONDS):
+a sender that declares a length and stops holds its connection no longer than that. A
+job route reads nothing from a caller that presents no credential at all."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from starlette.types import ASGIApp, Message
+
+from bridge import bodies
+from bridge.web.factory import create_app
+from tasks.scheduled_actions import execute_scheduled_action
+from tests.support import env
+
+DECLARED = b"1000"
+
+
+@pytest.fixture
+def app(configure: Callable[..., Any], monkeypatch: pytest.MonkeyPatch) -> ASGIApp:
+    monkeypatch.setattr(bodies, "BODY_READ_SECONDS", 0.05)
+    return create_app(configure(**env.QSTASH_ENV, **env.INNGEST_ENV))
+
+
+def answer_to_a_stalled_body(
+    app: ASGIApp, path: str, headers: list[tuple[bytes, bytes]]
+) -> tuple[int, bool]:
+    """The status of a POST whose first bytes come and the rest never does, and
+    whether the app asked for the body at all."""
+    asked = False
+    sent: list[Message] = []
+
+    async def stalls() -> Message:
+        nonlocal asked
+        if not asked:
+            asked = True
+            return {"type": "http.request", "body": b"{", "more_body": True}
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "scheme": "http",
+        "query_string": b"",
+        "server": ("testserver", 80),
+        "headers": [
+            (b"content-length", DECLARED),
+            (b"content-type", b"application/json"),
+            *headers,
+        ],
+    }
+
+    async def run() -> None:
+        async with asyncio.timeout(10):
+            await app(scope, stalls, send)
+
+    asyncio.run(run())
+    return sent[0]["status"], asked
+
+
+def test_a_job_route_body_that_stops_arriving_is_408(app: ASGIApp) -> None:
+    key = [(b"x-api-key", env.INTERNAL_API_KEY.encode())]
+
+    assert answer_to_a_stalled_body(app, execute_scheduled_action.route, key) == (408, True)
+
+
+def test_a_job_route_call_without_a_credential_is_401_unread(app: ASGIApp) -> None:
+    assert answer_to_a_stalled_body(app, execute_scheduled_action.route, []) == (401, False)
+
+
+def test_a_job_route_call_with_a_wrong_key_is_401_unread(app: ASGIApp) -> None:
+    wrong = [(b"x-api-key", b"not-the-key")]
+
+    assert answer_to_a_stalled_body(app, execute_scheduled_action.route, wrong) == (401, False)
+
+
+def test_a_small_inngest_body_that_stops_arriving_is_408(app: ASGIApp) -> None:
+    made_up = f"t={int(time.time())}&s={'a' * 64}".encode()
+
+    status, _ = answer_to_a_stalled_body(app, "/api/inngest", [(b"x-inngest-signature", made_up)])
+
+    assert status == 408
+
+
+def test_an_internal_api_body_that_stops_arriving_is_408(app: ASGIApp) -> None:
+    key = [(b"x-api-key", env.INTERNAL_API_KEY.encode())]
+
+    assert answer_to_a_stalled_body(app, "/api/bulk-process/start", key) == (408, True)

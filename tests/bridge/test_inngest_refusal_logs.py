@@ -1,0 +1,38 @@
+"""A call the SDK refuses for its signature is the caller's fault: logged as a warning,
+never as an error (anyone can send one, and errors page someone)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from bridge.web.factory import create_app
+from tests.support import env
+
+
+def test_a_call_with_a_wrong_signature_is_a_warning_not_an_error(
+    configure: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    made_up = f"t={int(time.time())}&s={'a' * 64}"
+    body = json.dumps({"event": {}, "events": [], "steps": {}, "ctx": {}}).encode()
+
+    with TestClient(create_app(configure(**env.INNGEST_ENV))) as client:
+        caplog.set_level(logging.WARNING, logger="jobbridge.inngest")
+        answer = client.post(
+            "/api/inngest",
+            params={"fnId": "any", "stepId": "step"},
+            content=body,
+            headers={"Content-Type": "application/json", "X-Inngest-Signature": made_up},
+        )
+
+    refusals = [r for r in caplog.records if r.name == "jobbridge.inngest"]
+    assert answer.status_code == 401
+    assert [(r.levelname, r.getMessage().split(":")[0]) for r in refusals] == [
+        ("WARNING", "unauthorized")
+    ]
