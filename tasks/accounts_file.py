@@ -20,20 +20,23 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StrictInt,
     ValidationError,
     field_validator,
     model_validator,
 )
 
-from bridge.payload import Text, Timestamp
+from bridge.payload import Address, ExternalId, Text, Timestamp
 from tasks.account_lookup import same_address
 from tasks.mail.composing import recipients_problem
 from tasks.mail.imap_accounts import ENV_NAME, ServerEntry
 from tasks.models import LogicalOperator, RuleActionType, SenderStatus, SummaryFrequency
+from tasks.models.senders import CATEGORY_LENGTH
 
 # Bounds that keep every number within its column and every date within a year's reach.
 MINUTES_IN_A_YEAR = 366 * 24 * 60
@@ -49,6 +52,17 @@ ADDRESS = re.compile(r"^[^@\s]+@[^@\s]+$")
 MAILDIR_SUBFOLDERS = ("tmp", "new", "cur")
 # Problems listed when a file is refused: enough to fix in one go, not a screen per entry.
 PROBLEMS_SHOWN = 50
+
+
+def _an_address(value: str) -> str:
+    if not ADDRESS.match(value):
+        raise ValueError(f"must be an address like name@example.com, not {value!r}")
+    return value
+
+
+# An account's or a sender's address, as its column holds it.
+AccountAddress = Annotated[Address, AfterValidator(_an_address)]
+Category = Annotated[Text, Field(max_length=CATEGORY_LENGTH)]
 
 
 class AccountsFileError(ValueError):
@@ -69,8 +83,8 @@ class _Strict(BaseModel):
 
 class ActionEntry(_Strict):
     type: RuleActionType
-    label: Text | None = None
-    folder: Text | None = None
+    label: ExternalId | None = None
+    folder: ExternalId | None = None
     to: Text | None = None
     cc: Text | None = None
     bcc: Text | None = None
@@ -105,8 +119,8 @@ class Conditions(_Strict):
     to: Pattern | None = None
     subject: Pattern | None = None
     body: Pattern | None = None
-    category: Text | None = None
-    regex: bool = False
+    category: Category | None = None
+    regex: StrictBool = False
     operator: LogicalOperator = LogicalOperator.AND
 
     @model_validator(mode="after")
@@ -125,7 +139,7 @@ class Conditions(_Strict):
 
 class RuleEntry(_Strict):
     name: Text = Field(min_length=1, max_length=200)
-    enabled: bool = True
+    enabled: StrictBool = True
     position: StrictInt = Field(default=0, ge=-POSITION_LIMIT, le=POSITION_LIMIT)
     conditions: Conditions
     actions: list[ActionEntry] = Field(min_length=1)
@@ -144,13 +158,13 @@ class DigestEntry(_Strict):
 
 
 class SenderEntry(_Strict):
-    email: Text  # stored as same_address(email)
+    email: AccountAddress  # stored as same_address(email)
     status: SenderStatus = SenderStatus.NONE
-    category: Text | None = None
+    category: Category | None = None
 
 
 class AccountEntry(_Strict):
-    email: Text
+    email: AccountAddress
     provider: Literal["maildir", "google", "microsoft", "imap"] = "maildir"
     maildir: Text | None = None
     imap: ServerEntry | None = None  # provider: imap
@@ -162,13 +176,6 @@ class AccountEntry(_Strict):
     summary: SummaryFrequency | None = None
     rules: list[RuleEntry] = []
     senders: list[SenderEntry] = []
-
-    @field_validator("email")
-    @classmethod
-    def _an_address(cls, value: str) -> str:
-        if not ADDRESS.match(value):
-            raise ValueError(f"must be an address like name@example.com, not {value!r}")
-        return value
 
     @field_validator("summary", mode="before")
     @classmethod
@@ -195,8 +202,9 @@ class AccountEntry(_Strict):
         if self.refresh_token_env and self.maildir:
             raise ValueError("a refresh token is for the real mailbox; drop `maildir:` or it")
         names = [rule.name for rule in self.rules]
-        if len(names) != len(set(names)):
-            raise ValueError("rule names must be unique within an account")
+        if repeated := sorted({name for name in names if names.count(name) > 1}):
+            listed = ", ".join(repr(name) for name in repeated)
+            raise ValueError(f"rule names must be unique within an account: {listed} repeated")
         return self
 
 

@@ -9,6 +9,7 @@ from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from bridge.store.columns import EXTERNAL_LENGTH, ID_LENGTH, Base, new_id, string_enum, utcnow
+from tasks.models.senders import CATEGORY_LENGTH
 
 
 class RuleActionType(StrEnum):
@@ -51,7 +52,7 @@ class Rule(Base):
     pattern_kind: Mapped[PatternKind] = mapped_column(
         string_enum(PatternKind, "pattern_kind"), default=PatternKind.CONTAINS
     )
-    sender_category: Mapped[str | None] = mapped_column(String(100))
+    sender_category: Mapped[str | None] = mapped_column(String(CATEGORY_LENGTH))
     operator: Mapped[LogicalOperator] = mapped_column(
         string_enum(LogicalOperator, "logical_operator"), default=LogicalOperator.AND
     )

@@ -10,6 +10,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from bridge.store.columns import ADDRESS_LENGTH, ID_LENGTH, Base, new_id, string_enum, utcnow
 
+CATEGORY_LENGTH = 100  # a sender category's name
+
 
 class Category(Base):
     __tablename__ = "category"
@@ -19,7 +21,7 @@ class Category(Base):
     email_account_id: Mapped[str] = mapped_column(
         ForeignKey("email_account.id", ondelete="CASCADE")
     )
-    name: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(CATEGORY_LENGTH))
     description: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

@@ -80,3 +80,59 @@ accounts:
         "  accounts[2].email: same address as accounts[0]",
     ]
     assert lines[2].startswith("  accounts[1].summary: ")
+
+
+def one_rule(rule: str, senders: str = "[]") -> str:
+    return (
+        "accounts:\n  - email: a@example.test\n    maildir: m\n"
+        f"    senders: {senders}\n    rules:\n      - {rule}\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        (
+            one_rule(
+                f"{{name: r, conditions: {{category: {'c' * 101}}}, actions: [{{type: ARCHIVE}}]}}"
+            ),
+            "accounts[0].rules[0].conditions.category: ",
+        ),
+        (
+            one_rule(
+                "{name: r, conditions: {subject: s}, "
+                f"actions: [{{type: LABEL, label: {'l' * 256}}}]}}"
+            ),
+            "accounts[0].rules[0].actions[0].label: ",
+        ),
+        (
+            "accounts:\n  - {email: " + "a" * 320 + "@example.test, maildir: m}\n",
+            "accounts[0].email: ",
+        ),
+    ],
+    ids=["category", "label", "account address"],
+)
+def test_a_value_longer_than_its_column_is_refused_naming_it(
+    tmp_path: Path, text: str, where: str
+) -> None:
+    assert where in refusal(tmp_path, text)
+
+
+def test_a_sender_that_is_no_address_is_refused_naming_it(tmp_path: Path) -> None:
+    rule = "{name: r, conditions: {subject: s}, actions: [{type: ARCHIVE}]}"
+    text = one_rule(rule, senders="[{email: not-an-address, status: IGNORED}]")
+
+    assert "accounts[0].senders[0].email: must be an address" in refusal(tmp_path, text)
+
+
+def test_repeated_rule_names_are_named(tmp_path: Path) -> None:
+    rule = "{name: R1, conditions: {subject: s}, actions: [{type: ARCHIVE}]}"
+    text = one_rule(rule) + f"      - {rule}\n"
+
+    assert "'R1' repeated" in refusal(tmp_path, text)
+
+
+def test_a_quoted_yes_is_no_switch(tmp_path: Path) -> None:
+    rule = '{name: r, conditions: {subject: s, regex: "yes"}, actions: [{type: ARCHIVE}]}'
+
+    assert "accounts[0].rules[0].conditions.regex: " in refusal(tmp_path, one_rule(rule))
