@@ -21,7 +21,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import SecretStr
+from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings
 
 from bridge.apps import App
@@ -187,6 +187,20 @@ class FlowerSettings(BaseSettings):
     # user:password (comma-separate several): Flower then asks for one of them.
     flower_basic_auth: SecretStr | None = None
 
+    @field_validator("flower_basic_auth")
+    @classmethod
+    def _logins(cls, value: SecretStr | None) -> SecretStr | None:
+        # Flower splits each login at its first colon: without one, nobody can log in.
+        logins = value.get_secret_value().split(",") if value is not None else []
+        for login in filter(None, logins):
+            user, colon, password = login.partition(":")
+            if not (user and colon and password):
+                raise ValueError(
+                    "must be user:password (comma-separate several), each with a user and "
+                    "a password"
+                )
+        return value
+
 
 def flower_environment(
     environ: Mapping[str, str], flower: FlowerSettings | None = None
@@ -291,6 +305,7 @@ def run_dev_stack(
     done), prepare the app (migrate, seed: its `prepare_dev`) and the metrics' token and
     directory, then run web, worker, beat and Flower until Ctrl-C or until one of them
     exits."""
+    flower = read_settings(FlowerSettings) if with_flower else None  # a bad login: now
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     # The lock first: a second stack there would otherwise be told its ports are taken.
     with _only_stack_on(settings.data_dir):
@@ -299,9 +314,7 @@ def run_dev_stack(
         )
         if blockers:
             raise StackCannotStart("\n".join(blockers))
-        return _run_stack(
-            settings, app, port=port, flower_port=flower_port, with_flower=with_flower
-        )
+        return _run_stack(settings, app, port=port, flower_port=flower_port, flower=flower)
 
 
 @contextlib.contextmanager
@@ -321,8 +334,9 @@ def _only_stack_on(data_dir: Path) -> Iterator[None]:
 
 
 def _run_stack(
-    settings: Settings, app: App, *, port: int, flower_port: int, with_flower: bool
+    settings: Settings, app: App, *, port: int, flower_port: int, flower: FlowerSettings | None
 ) -> int:
+    with_flower = flower is not None
     # SIGINT too: started from a script in the background, a process inherits SIGINT
     # ignored, and Python then leaves it ignored; Ctrl-C must stop the stack regardless.
     for stopping in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -331,7 +345,7 @@ def _run_stack(
     metrics = dev_metrics(settings, os.environ)
     empty_multiproc_dir(metrics)  # before the first child: each writes there at import
     env = children_environment(os.environ, metrics)
-    environments = {"flower": flower_environment(env, read_settings(FlowerSettings))}
+    environments = {"flower": flower_environment(env, flower)}
     processes = {
         name: _start(command, environments.get(name, env))
         for name, command in stack_commands(

@@ -53,11 +53,6 @@ def _metrics_port_blockers(settings: Settings, others: tuple[int, ...]) -> list[
 def _port_blockers(port: int, flower_port: int, with_flower: bool) -> list[str]:
     web_fix = "run jobbridge dev --port N"
     flower_fix = "run jobbridge dev --flower-port N (or --no-flower)"
-    if with_flower and port == flower_port:
-        return [
-            f"--port and --flower-port are both {port}: "
-            "run jobbridge dev --flower-port N with another N (or --no-flower)"
-        ]
     found = [_port_blocker(port, "web", web_fix)]
     if with_flower:
         found.append(_port_blocker(flower_port, "Flower", flower_fix))

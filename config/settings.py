@@ -26,6 +26,7 @@ from config.broker import (
     checked_broker_url,
     rabbitmq_horizon,
 )
+from config.env_file import unreadable_lines
 from config.provider import Provider
 from config.qstash_keys import WHERE_FROM, missing_qstash_variables, qstash_problems
 from config.switches import FALSY, check_signing_key, checked_inngest_dev
@@ -345,6 +346,8 @@ def read_settings(model: type[_AnySettings], **overrides: object) -> _AnySetting
     variable. For Settings and for an app's own settings models alike, so every
     configuration error reads the same way."""
     try:
+        if unreadable := unreadable_lines():
+            raise ConfigError("invalid configuration:\n" + "\n".join(unreadable))
         return model(**overrides)  # type: ignore[arg-type]
     except ValidationError as error:
         raise ConfigError(_explain(error)) from None

@@ -40,7 +40,12 @@ INNGEST_CLOUD_EVENTS = "https://inn.gs"
 
 
 class MigrationRefused(Exception):
-    """The migration cannot start; the message says why and what to do."""
+    """The migration cannot start; the message says why and what to do. `exit_code`:
+    2 for a configuration that cannot work, 1 for a server that does not answer."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 @dataclass
@@ -59,7 +64,8 @@ def check_inngest(settings: Settings, timeout: float = 5.0) -> None:
     if not settings.inngest_publishes:
         raise MigrationRefused(
             "Inngest is not configured for publishing: set INNGEST_EVENT_KEY (and "
-            "INNGEST_BASE_URL for a self-hosted server), see `jobbridge config`"
+            "INNGEST_BASE_URL for a self-hosted server), see `jobbridge config`",
+            exit_code=2,
         )
     origin = inngest_origin(settings) or INNGEST_CLOUD_EVENTS
     try:
@@ -67,7 +73,8 @@ def check_inngest(settings: Settings, timeout: float = 5.0) -> None:
     except httpx.HTTPError as error:
         raise MigrationRefused(
             f"Inngest at {origin} is not reachable ({type(error).__name__}: {error}); "
-            "check INNGEST_BASE_URL and that the server is up"
+            "check INNGEST_BASE_URL and that the server is up",
+            exit_code=1,
         ) from None
 
 
@@ -115,7 +122,8 @@ def migrate_qstash_to_inngest(
 ) -> MigrationReport:
     if not 1 <= batch_size <= MAX_EVENTS_PER_REQUEST:
         raise ValueError(f"batch size must be 1..{MAX_EVENTS_PER_REQUEST} (Inngest's limit)")
-    check_inngest(settings)
+    if not dry_run:  # a dry run sends nothing: Inngest need not be there yet
+        check_inngest(settings)
     report = MigrationReport(dry_run=dry_run)
     skip = sent_ids(audit_log)
     inngest = publisher(Provider.INNGEST, settings)

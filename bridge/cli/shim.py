@@ -159,6 +159,8 @@ def dev(
     account), then run web, worker, beat (and Flower) until Ctrl-C. Scrape-ready: without
     METRICS_TOKEN one is made and kept in DATA_DIR/metrics_token; the worker serves its
     metrics on METRICS_PORT (9100)."""
+    if flower and port == flower_port:
+        fail(f"--port and --flower-port are both {port}: give Flower another (or --no-flower)", 2)
     settings = settings_or_exit()
     found = loaded_app()
     try:

@@ -7,11 +7,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from sqlalchemy import func, select
 
-from bridge.cli.root import console, fail, parse_when, say, settings_or_exit
+from bridge.cli.root import fail, parse_when, say, settings_or_exit
 from bridge.errors import PublishError
+from bridge.inngest.publisher import MAX_EVENTS_PER_REQUEST
 from bridge.store.db import session_scope
 from tasks.cli.groups import commands
 from tasks.migrate_to_inngest import MigrationRefused, migrate_qstash_to_inngest
@@ -35,8 +37,11 @@ def qstash_to_inngest(
         bool, typer.Option(help="count what would be sent; write and send nothing")
     ] = False,
     batch_size: Annotated[
-        int, typer.Option(help="events per request (Inngest: at most 5,000)")
-    ] = 5000,
+        int,
+        typer.Option(
+            min=1, max=MAX_EVENTS_PER_REQUEST, help="events per request (Inngest: at most 5,000)"
+        ),
+    ] = MAX_EVENTS_PER_REQUEST,
     since: Annotated[
         str | None, typer.Option(help="only actions scheduled at or after this ISO time")
     ] = None,
@@ -53,7 +58,7 @@ def qstash_to_inngest(
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
-        console=console(),
+        console=Console(stderr=True),  # stdout has the report alone
         transient=True,
     ) as bar:
         task = bar.add_task("migrate", total=_pending_count(start))
@@ -67,14 +72,12 @@ def qstash_to_inngest(
                 progress=lambda n: bar.advance(task, n),
             )
         except MigrationRefused as error:
-            fail(f"refused: {error}", 2)
+            fail(f"refused: {error}", error.exit_code)
         except PublishError as error:
             fail(
                 f"interrupted: {error}\nRun the same command again: it resumes "
                 f"from the audit log {log_path} and sends nothing twice."
             )
-        except ValueError as error:
-            raise typer.BadParameter(str(error), param_hint="--batch-size") from None
     verb = "would send" if dry_run else "sent"
     say(
         f"pending {report.pending}: {verb} {report.sent} in {report.requests} requests; "

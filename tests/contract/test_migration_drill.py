@@ -170,6 +170,32 @@ def test_migrate_refuses_without_inngest(configure: Any, tmp_path: Path) -> None
 def test_migrate_refuses_when_inngest_is_unreachable(configure: Any, tmp_path: Path) -> None:
     settings = configure(**{**env.INNGEST_ENV, "INNGEST_BASE_URL": "http://127.0.0.1:9"})
     result = CliRunner().invoke(app, ["migrate", "qstash-to-inngest"])
-    assert result.exit_code == 2
-    assert "not reachable" in result.output and "127.0.0.1:9" in result.output
+    assert result.exit_code == 1  # a server away, as for every command
+    assert "not reachable" in result.stderr and "127.0.0.1:9" in result.stderr
+    assert result.stdout == ""
     assert settings.inngest_publishes
+
+
+def test_migrate_without_inngest_configured_is_a_configuration_error(configure: Any) -> None:
+    configure()
+    result = CliRunner().invoke(app, ["migrate", "qstash-to-inngest"])
+    assert result.exit_code == 2
+    assert "INNGEST_EVENT_KEY" in result.stderr
+
+
+def test_a_dry_run_counts_without_inngest(configure: Any, tmp_path: Path) -> None:
+    configure(**{**env.INNGEST_ENV, "INNGEST_BASE_URL": "http://127.0.0.1:9"})
+    audit = tmp_path / "a.jsonl"
+    result = CliRunner().invoke(
+        app, ["migrate", "qstash-to-inngest", "--dry-run", "--audit-log", str(audit)]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("pending ") and "would send" in result.stdout
+    assert not audit.exists()
+
+
+def test_a_batch_size_over_inngests_limit_is_a_usage_error(configure: Any) -> None:
+    configure(**env.INNGEST_ENV)
+    result = CliRunner().invoke(app, ["migrate", "qstash-to-inngest", "--batch-size", "5001"])
+    assert result.exit_code == 2
+    assert "--batch-size" in result.stderr

@@ -234,3 +234,17 @@ def test_config_on_a_narrow_terminal_folds_a_long_path_instead_of_cutting_it(
     assert result.exit_code == 0, result.output
     unfolded = re.sub(r"[\s│]", "", result.output)
     assert f"(database)sqlite:///{data_dir}/jobbridge.db" in unfolded
+
+
+def test_a_dotenv_line_that_cannot_be_read_is_named_without_its_value(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text(
+        'REDIS_KEY_PREFIX=ok:\nDATABASE_URL="postgresql://user:s3cret@db/app\nnot a line\n'
+    )
+
+    result = run_config()
+
+    assert result.exit_code == 2
+    lines = result.stderr.splitlines()
+    assert lines[0] == "invalid configuration:"
+    assert lines[1].startswith(f"{tmp_path / '.env'} line 2 (DATABASE_URL) cannot be read")
+    assert "s3cret" not in result.stderr

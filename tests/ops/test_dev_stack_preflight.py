@@ -1,7 +1,7 @@
 """`jobbridge dev` checks what it needs before it starts anything: web's and Flower's ports
 free, the broker reachable. When one is not, it ends with one plain line naming the port
-or the variable and how to fix it, exit status 1, no traceback, nothing started (not even
-the database migrated)."""
+or the variable and how to fix it, exit status 1 (2 for options or a variable that can
+never work), no traceback, nothing started (not even the database migrated)."""
 
 from __future__ import annotations
 
@@ -125,16 +125,32 @@ def test_a_metrics_port_that_is_also_the_web_port_is_refused(tmp_path: Path) -> 
     assert_nothing_started(done, tmp_path)
 
 
-def test_web_and_flower_on_the_same_port_is_refused(tmp_path: Path) -> None:
+def test_web_and_flower_on_the_same_port_is_a_usage_error(tmp_path: Path) -> None:
     port = free_port()
 
     done = dev(tmp_path, "--port", str(port), "--flower-port", str(port))
 
-    [line] = assert_plain(done, 1)
+    [line] = assert_plain(done, 2)
     assert line == (
-        f"--port and --flower-port are both {port}: "
-        "run jobbridge dev --flower-port N with another N (or --no-flower)"
+        f"--port and --flower-port are both {port}: give Flower another (or --no-flower)"
     )
+    assert_nothing_started(done, tmp_path)
+
+
+@pytest.mark.parametrize("login", ["nocolon", "admin:", ":s3cret", "a:b,nocolon"])
+def test_a_flower_login_without_a_user_and_a_password_is_named(tmp_path: Path, login: str) -> None:
+    done = dev(
+        tmp_path,
+        "--port",
+        str(free_port()),
+        "--flower-port",
+        str(free_port()),
+        FLOWER_BASIC_AUTH=login,
+    )
+
+    lines = assert_plain(done, 2)
+    assert "FLOWER_BASIC_AUTH" in lines[1] and "user:password" in lines[1]
+    assert login not in "\n".join(lines)  # a secret: never echoed
     assert_nothing_started(done, tmp_path)
 
 
