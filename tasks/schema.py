@@ -6,6 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 from sqlalchemy.pool import NullPool
 
@@ -31,6 +32,16 @@ def upgrade(url: str, revision: str = "head", *, allow_other_tables: bool | None
     if not allow_other_tables:
         refuse_other_apps_tables(url)
     command.upgrade(alembic_config(url), revision)
+
+
+def current_revision(url: str) -> str | None:
+    """The migration the database at `url` is at, None before the first."""
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+    finally:
+        engine.dispose()
 
 
 def other_apps_tables(url: str) -> tuple[str | None, list[str]]:

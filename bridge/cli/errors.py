@@ -3,6 +3,8 @@ failed (naming the variable or the service) and the fix."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from alembic.util.exc import CommandError
 from amqp.exceptions import AMQPError
 from kombu.exceptions import OperationalError as BrokerError
@@ -13,6 +15,7 @@ from bridge.db_errors import data_caused
 from bridge.errors import AllProvidersFailed, PublishError, first_line
 from bridge.ops.probes import broker_fix
 from bridge.outcome import PermanentError
+from bridge.store.db import sqlite_file
 from config import ConfigError, get_settings
 from config.broker import redacted_url
 
@@ -98,14 +101,19 @@ def _database_problem(error: Exception) -> tuple[int, str] | None:
     if not isinstance(error, DBAPIError):
         return None
     data_dir = None  # the folder of the SQLite file, when DATABASE_URL is unset
+    sqlite_path = None
     try:
         settings = get_settings()
         where = redacted_url(settings.sqlalchemy_url)
+        sqlite_path = sqlite_file(settings.sqlalchemy_url)
         data_dir = settings.data_dir.resolve() if settings.database_url is None else None
     except ConfigError:
         where = "DATABASE_URL"
     reason = first_line(error.orig) if error.orig is not None else first_line(error)
     text = str(error.orig).lower()
+    missing = _missing_sqlite_file(sqlite_path, text)
+    if missing is not None:
+        return 1, missing
     if "no such table" in text or ("relation" in text and "does not exist" in text):
         return 1, (
             f"the database at {where} has no jobbridge tables ({reason})\n"
@@ -121,6 +129,18 @@ def _database_problem(error: Exception) -> tuple[int, str] | None:
     return 1, (
         f"cannot use the database at {where}: {reason}\n"
         f"fix: check that it is running and that DATABASE_URL is right ({_STATUS_HINT})"
+    )
+
+
+def _missing_sqlite_file(path: Path | None, text: str) -> str | None:
+    """What to say when the SQLite file the settings name does not exist (nothing is
+    created there but by the migrations), else None."""
+    if "unable to open database file" not in text or path is None or path.exists():
+        return None
+    return (
+        f"there is no database at {path.absolute()}: is DATA_DIR or DATABASE_URL "
+        "mistyped? `jobbridge db upgrade` creates it\n"
+        "fix: run `jobbridge db upgrade`"
     )
 
 

@@ -30,6 +30,7 @@ from bridge.ops import (
     write_env_file,
 )
 from bridge.ops.inngest_runs import HeldRuns, held_runs
+from bridge.ops.probes import MIGRATE_HINT
 from config import ProviderChain, Settings
 
 
@@ -77,10 +78,13 @@ def audit(
     database, counted = check_database(settings, timeout=5.0, audit=audit_of_app)
     if not database.ok or (audit_of_app is not None and counted is None):
         what = f"cannot audit {audit_of_app.title}: " if audit_of_app is not None else ""
-        fail(
-            f"database: {what}{database.detail}\n"
-            "fix: check that it is running and that DATABASE_URL is right"
+        # The detail names the migrations when they are what is missing.
+        fix = (
+            "run the app's migrations"
+            if MIGRATE_HINT in database.detail
+            else "check that it is running and that DATABASE_URL is right"
         )
+        fail(f"database: {what}{database.detail}\nfix: {fix}")
     qstash = audit_qstash(settings) if settings.qstash_token is not None else None
     held = _held_inngest_runs(settings, counted)
     if as_json:

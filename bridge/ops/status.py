@@ -53,8 +53,10 @@ def collect_status(
     """Probe every service at once (each bounded by `timeout`), then ask the workers when
     the broker is up: a broadcast to a dead broker would wait for kombu's retries."""
     # Made as a worker or a publish would make them, so the broker probe sees the same
-    # state whichever process started first.
-    make_embedded_broker_folders(settings)
+    # state whichever process started first; but never a DATA_DIR that nothing made (a
+    # mistyped one is reported, not created).
+    if settings.data_dir.is_dir():
+        make_embedded_broker_folders(settings)
     with ThreadPoolExecutor(max_workers=5) as pool:
         database = pool.submit(check_database, settings, timeout, audit)
         broker = pool.submit(check_broker, settings, timeout)

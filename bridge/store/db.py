@@ -7,9 +7,21 @@ import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, cast
+from urllib.parse import quote
 
-from sqlalchemy import Connection, CursorResult, Engine, Executable, create_engine, event, text
+from sqlalchemy import (
+    URL,
+    Connection,
+    CursorResult,
+    Engine,
+    Executable,
+    create_engine,
+    event,
+    make_url,
+    text,
+)
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -19,7 +31,7 @@ from config import get_settings
 @lru_cache(maxsize=8)
 def engine_for(url: str) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(existing_file_only(url), connect_args={"timeout": 30})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(connection: Any, _record: Any) -> None:
@@ -66,10 +78,29 @@ def _ping_after_idle(bound: Engine) -> None:
 
 
 def engine() -> Engine:
-    settings = get_settings()
-    if settings.database_url is None:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return engine_for(settings.sqlalchemy_url)
+    return engine_for(get_settings().sqlalchemy_url)
+
+
+def existing_file_only(url: str) -> URL:
+    """A SQLite file URL that opens the file only if it exists (SQLite's `mode=rw`): a
+    command given a mistyped DATA_DIR or DATABASE_URL must not leave an empty database
+    there. Only the migrations (`jobbridge db upgrade`, with an engine of their own)
+    create the file. In-memory and URI-style URLs are left as they are."""
+    parsed = make_url(url)
+    database = parsed.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return parsed
+    path = quote(str(Path(database).absolute()))
+    return parsed.set(database=f"file:{path}?mode=rw", query={**parsed.query, "uri": "true"})
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file a SQLite URL names (None for another database, or one in memory)."""
+    parsed = make_url(url)
+    database = parsed.database
+    if not parsed.drivername.startswith("sqlite") or not database or database == ":memory:":
+        return None
+    return Path(database.removeprefix("file:").split("?", 1)[0])
 
 
 @lru_cache(maxsize=8)

@@ -40,7 +40,7 @@ from tasks.models import (
     MailProviderKind,
 )
 from tasks.scheduled_actions import sweep
-from tasks.schema import upgrade
+from tasks.schema import current_revision, upgrade
 
 
 @db_app.command("upgrade")
@@ -50,8 +50,13 @@ def db_upgrade() -> None:
 
     if settings.database_url is None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+    before = current_revision(settings.sqlalchemy_url)
     upgrade(settings.sqlalchemy_url)
-    say("database is up to date")
+    after = current_revision(settings.sqlalchemy_url)
+    if before == after:
+        say(f"database is up to date (migration {after})")
+    else:
+        say(f"database migrated: {before or 'empty'} -> {after}")
 
 
 # The argument of `accounts add` each field of an accounts file entry comes from.

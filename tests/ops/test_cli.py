@@ -48,6 +48,15 @@ def test_db_upgrade_creates_the_schema(configure: Any, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     tables = set(inspect(create_engine(url)).get_table_names())
     assert {"scheduled_action", "email_account", "deferred_job", "processed_delivery"} <= tables
+    assert result.stdout.startswith("database migrated: empty -> ")
+
+
+def test_db_upgrade_says_when_there_was_nothing_to_do(configure: Any, tmp_path: Path) -> None:
+    configure(DATABASE_URL=f"sqlite:///{tmp_path / 'fresh.db'}")
+    jobbridge("db", "upgrade")
+    again = jobbridge("db", "upgrade")
+    assert again.exit_code == 0
+    assert again.stdout.startswith("database is up to date (migration ")
 
 
 def test_accounts_add_is_idempotent(tmp_path: Path) -> None:

@@ -109,6 +109,40 @@ def test_a_database_without_the_schema_is_told_to_run_db_upgrade(workdir: Path) 
     assert assert_plain(done, 1)[-1] == "fix: run `jobbridge db upgrade`"
 
 
+@pytest.mark.parametrize("name", ["actions show", "bulk show", "sweep", "accounts import", "audit"])
+def test_a_mistyped_data_dir_is_named_and_nothing_is_made_there(name: str, workdir: Path) -> None:
+    typo = workdir / "no-such-data-dir"
+    command = COMMANDS.get(name, [name])
+
+    done = jobbridge(*command, workdir=workdir, DATA_DIR=str(typo), DATABASE_URL="")
+
+    assert done.returncode == 1
+    assert str(typo) in done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    assert not typo.exists()
+
+
+def test_status_reports_a_mistyped_data_dir_without_making_it(workdir: Path) -> None:
+    typo = workdir / "no-such-data-dir"
+
+    done = jobbridge("status", workdir=workdir, DATA_DIR=str(typo), DATABASE_URL="")
+
+    assert done.returncode == 1
+    assert "DOWN (required): database" in done.stdout
+    assert not typo.exists()
+
+
+def test_a_sqlite_url_naming_no_file_is_told_to_run_db_upgrade(workdir: Path) -> None:
+    url = f"sqlite:///{workdir / 'mistyped.db'}"
+
+    done = jobbridge("actions", "show", "a1", workdir=workdir, DATABASE_URL=url)
+
+    first, fix = assert_plain(done, 1)
+    assert first.startswith(f"there is no database at {workdir / 'mistyped.db'}")
+    assert fix == "fix: run `jobbridge db upgrade`"
+    assert not (workdir / "mistyped.db").exists()
+
+
 def test_an_unreachable_redis_ends_enqueue_with_exit_1_said_once(workdir: Path) -> None:
     url, where = closed_url("redis", "/0")
 
