@@ -32,6 +32,7 @@ from pydantic import (
 )
 
 from bridge.payload import Address, ExternalId, Text, Timestamp
+from bridge.store.columns import ADDRESS_LENGTH
 from tasks.account_lookup import same_address
 from tasks.mail.composing import recipients_problem
 from tasks.mail.imap_accounts import ENV_NAME, ServerEntry
@@ -57,6 +58,8 @@ PROBLEMS_SHOWN = 50
 def _an_address(value: str) -> str:
     if not ADDRESS.match(value):
         raise ValueError(f"must be an address like name@example.com, not {value!r}")
+    if len(same_address(value)) > ADDRESS_LENGTH:  # lower case can be longer (İ: 2)
+        raise ValueError(f"is over {ADDRESS_LENGTH} characters once in lower case")
     return value
 
 

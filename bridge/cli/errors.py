@@ -3,6 +3,7 @@ failed (naming the variable or the service) and the fix."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from alembic.util.exc import CommandError
@@ -133,10 +134,20 @@ def _database_problem(error: Exception) -> tuple[int, str] | None:
 
 
 def _missing_sqlite_file(path: Path | None, text: str) -> str | None:
-    """What to say when the SQLite file the settings name does not exist (nothing is
-    created there but by the migrations), else None."""
+    """What to say when the SQLite file the settings name does not exist (nothing but
+    the migrations creates one), else None: also when its folder is missing or not
+    writable, which is said as such."""
     if "unable to open database file" not in text or path is None or path.exists():
         return None
+    folder = path.absolute().parent
+    if not folder.is_dir():
+        return (
+            f"there is no folder {folder} for the database {path.name}: is DATA_DIR or "
+            "DATABASE_URL mistyped?\n"
+            "fix: correct it, or create that folder"
+        )
+    if not os.access(folder, os.W_OK):
+        return None  # said below: a folder this user may not write in
     return (
         f"there is no database at {path.absolute()}: is DATA_DIR or DATABASE_URL "
         "mistyped? `jobbridge db upgrade` creates it\n"

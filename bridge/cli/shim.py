@@ -109,6 +109,9 @@ def enqueue_job(
 ) -> None:
     """Publish one job through the provider chain and print the receipt."""
     settings_or_exit()
+    if dedup_id is not None and not dedup_id.strip():
+        # Left empty, it would silently become a random key: no idempotency at all.
+        raise typer.BadParameter("must not be empty", param_hint="--dedup-id")
     registry = loaded_app().registry
     try:
         payload = json.loads(data)

@@ -41,15 +41,20 @@ class RefusalsAsWarnings(logging.Filter):
 
 
 SDK_LOG = logging.getLogger("jobbridge.inngest")
+FALLBACK_VARIABLE = "INNGEST_SIGNING_KEY_FALLBACK"
 SDK_LOG.addFilter(RefusalsAsWarnings())
 
 
 def make_inngest_client(settings: Settings) -> inngest.Inngest:
+    # The SDK reads the fallback key from the process environment only, so it is set
+    # there to exactly what Settings say: a value from .env would otherwise be ignored
+    # (key rotation would break), and a blank one (compose's `${VAR:-}`), which Settings
+    # take for none, would be the SDK's fallback key: an empty one, anyone's to sign with.
     fallback = settings.inngest_signing_key_fallback
     if fallback is not None:
-        # The SDK reads the fallback key from the process environment only; a value
-        # that came from .env would otherwise be ignored and key rotation would break.
-        os.environ.setdefault("INNGEST_SIGNING_KEY_FALLBACK", fallback.get_secret_value())
+        os.environ[FALLBACK_VARIABLE] = fallback.get_secret_value()
+    else:
+        os.environ.pop(FALLBACK_VARIABLE, None)
     origin = inngest_origin(settings)
     event_key = settings.inngest_event_key
     signing_key = settings.inngest_signing_key

@@ -143,32 +143,27 @@ class InngestGate:
             await self.app(scope, receive, send)
             return
         try:
-            body = await self._admit(scope, receive)
+            body, key = await self._admit(scope, receive)
         except Refused as refusal:
             await refusal.answer(scope, receive, send)
             return
         if scope["method"] == "POST":
             send = _unreadable_requests_are_permanent(body, send)
         elif self.signature_check is not None:  # an inspection (GET) or a sync (PUT)
-            send = _without_key_hashes(send, self._answer_key(scope, body))
+            send = _without_key_hashes(send, key)
         await self.app(scope, replay(body, receive), send)
 
-    def _answer_key(self, scope: Scope, body: bytes) -> str | None:
-        """The key the SDK signs its answer with: the one the request verifies with."""
-        # Admitted: one signature header at most, well formed if present.
-        found = [value for name, value in scope["headers"] if name == SIGNATURE_HEADER]
-        if not found or self.signature_check is None:
-            return None
-        return self.signature_check(body, found[0].decode("latin-1"))
-
-    async def _admit(self, scope: Scope, receive: Receive) -> bytes:
+    async def _admit(self, scope: Scope, receive: Receive) -> tuple[bytes, str | None]:
+        """The body, and the key its signature verified with here (the one the SDK
+        signs its answer with; None when not verified here: dev mode, no signature, or
+        a small POST, which the SDK verifies)."""
         signature = _signature(scope, signed_mode=self.signature_check is not None)
         # A call (POST) or a sync (PUT) has a body; no other method's is ever read: an
         # inspection's (GET), nor one the SDK does not serve (answered 405).
         has_body = scope["method"] in ("POST", "PUT")
         check = self.signature_check
         if check is None or signature is None:  # dev mode, or unsigned (not a POST or PUT)
-            return await self._read(scope, receive) if has_body else b""
+            return (await self._read(scope, receive) if has_body else b""), None
         declared = declared_length(scope) if has_body else 0
         if declared is not None and declared > self.max_body_bytes:
             raise Refused(413, f"body over {self.max_body_bytes} bytes")
@@ -194,11 +189,14 @@ class InngestGate:
                         beginning = await read_capped(
                             scope, receive, self.max_body_bytes, beginning, hold
                         )
-                    await self._verify_large(check, beginning, signature)
-                return beginning
-        if scope["method"] != "POST" and check(body, signature) is None:  # the SDK checks a POST
+                    verified_with = await self._verify_large(check, beginning, signature)
+                return beginning, verified_with
+        if scope["method"] == "POST":
+            return body, None  # the SDK checks a small POST's signature
+        key = check(body, signature)
+        if key is None:
             raise Refused(401, INVALID_SIGNATURE)
-        return body
+        return body, key
 
     async def _read(self, scope: Scope, receive: Receive) -> bytes:
         return await read_capped(scope, receive, self.max_body_bytes)
@@ -222,9 +220,10 @@ class InngestGate:
         finally:
             self.large_body_bytes -= held
 
-    async def _verify_large(self, check: SignatureCheck, body: bytes, signature: str) -> None:
-        """Refused unless the signature verifies: checked in a worker thread, one at a
-        time, and not at all for a body of more JSON values than MAX_SEPARATORS bounds."""
+    async def _verify_large(self, check: SignatureCheck, body: bytes, signature: str) -> str:
+        """The key the signature verifies with, else Refused: checked in a worker
+        thread, one at a time, and not at all for a body of more JSON values than
+        MAX_SEPARATORS bounds."""
         if body.count(b",") + body.count(b":") > MAX_SEPARATORS:
             raise Refused(413, f"body has over {MAX_SEPARATORS:,} JSON values to check")
         try:
@@ -238,6 +237,7 @@ class InngestGate:
             self.large_verifications.release()
         if key is None:
             raise Refused(401, INVALID_SIGNATURE)
+        return key
 
 
 NO_RETRY_HEADER = (b"x-inngest-no-retry", b"true")

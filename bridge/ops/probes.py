@@ -228,6 +228,15 @@ def check_broker(settings: Settings, timeout: float) -> Check:
     if settings.broker_kind == "redis":
         return _ping_redis("redis", settings.broker_url, timeout)
     folder = settings.broker_folder / "queue"
+    if not settings.data_dir.is_dir():
+        return Check(
+            "broker",
+            False,
+            True,
+            f"filesystem broker: DATA_DIR {settings.data_dir.absolute()} does not exist "
+            "(`jobbridge dev` or `jobbridge db upgrade` makes it; or is DATA_DIR mistyped?)",
+            error_type="DATA_DIR does not exist",
+        )
     if not (folder.is_dir() and os.access(folder, os.W_OK)):
         return Check(
             "broker",

@@ -9,7 +9,7 @@ from contextlib import AbstractContextManager, contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, cast
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from sqlalchemy import (
     URL,
@@ -91,7 +91,8 @@ def existing_file_only(url: str) -> URL:
     if not database or database == ":memory:" or database.startswith("file:"):
         return parsed
     path = quote(str(Path(database).absolute()))
-    return parsed.set(database=f"file:{path}?mode=rw", query={**parsed.query, "uri": "true"})
+    # SQLAlchemy appends the URL's other parameters (cache=shared, ...) to the URI.
+    return parsed.set(database=f"file:{path}", query={"mode": "rw", **parsed.query, "uri": "true"})
 
 
 def sqlite_file(url: str) -> Path | None:
@@ -100,7 +101,9 @@ def sqlite_file(url: str) -> Path | None:
     database = parsed.database
     if not parsed.drivername.startswith("sqlite") or not database or database == ":memory:":
         return None
-    return Path(database.removeprefix("file:").split("?", 1)[0])
+    if database.startswith("file:"):
+        return Path(unquote(database.removeprefix("file:").split("?", 1)[0]))
+    return Path(database)
 
 
 @lru_cache(maxsize=8)

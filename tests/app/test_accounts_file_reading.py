@@ -136,3 +136,11 @@ def test_a_quoted_yes_is_no_switch(tmp_path: Path) -> None:
     rule = '{name: r, conditions: {subject: s, regex: "yes"}, actions: [{type: ARCHIVE}]}'
 
     assert "accounts[0].rules[0].conditions.regex: " in refusal(tmp_path, one_rule(rule))
+
+
+def test_an_address_that_grows_past_its_column_in_lower_case_is_refused(tmp_path: Path) -> None:
+    address = "\u0130" * 300 + "@example.test"  # İ lower-cases to two characters
+
+    text = "accounts:\n  - {email: " + address + ", maildir: m}\n"
+
+    assert "accounts[0].email: " in refusal(tmp_path, text)

@@ -1,5 +1,6 @@
 """A call the SDK refuses for its signature is the caller's fault: logged as a warning,
-never as an error (anyone can send one, and errors page someone)."""
+never as an error (anyone can send one, and errors page someone); and only the keys
+Settings name verify a call."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from inngest._internal.net import sign_request
 
 from bridge.web.factory import create_app
 from tests.support import env
@@ -36,3 +38,22 @@ def test_a_call_with_a_wrong_signature_is_a_warning_not_an_error(
     assert [(r.levelname, r.getMessage().split(":")[0]) for r in refusals] == [
         ("WARNING", "unauthorized")
     ]
+
+
+def test_a_blank_fallback_key_in_the_environment_signs_nothing(
+    configure: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # docker-compose.prod.yml passes `${INNGEST_SIGNING_KEY_FALLBACK:-}`: blank when unset.
+    monkeypatch.setenv("INNGEST_SIGNING_KEY_FALLBACK", "")
+    body = json.dumps({"event": {}, "events": [], "steps": {}, "ctx": {}}).encode()
+    signed_with_no_key = str(sign_request(body, ""))
+
+    with TestClient(create_app(configure(**env.INNGEST_ENV))) as client:
+        answer = client.post(
+            "/api/inngest",
+            params={"fnId": "any", "stepId": "step"},
+            content=body,
+            headers={"Content-Type": "application/json", "X-Inngest-Signature": signed_with_no_key},
+        )
+
+    assert answer.status_code == 401

@@ -197,6 +197,16 @@ def test_enqueue_at_a_time_for_a_job_that_runs_on_delivery_is_a_usage_error() ->
     assert "delayable=True" not in result.stderr
 
 
+@pytest.mark.parametrize("key", ["", "  "])
+def test_enqueue_refuses_an_empty_dedup_id_rather_than_make_one_up(key: str) -> None:
+    data = '{"scheduledActionId": "a1"}'
+
+    result = jobbridge("enqueue", "scheduled-action.execute", "--data", data, "--dedup-id", key)
+
+    assert result.exit_code == 2
+    assert "Invalid value for --dedup-id" in result.stderr and "must not be empty" in result.stderr
+
+
 def test_enqueue_names_the_known_jobs_for_an_unknown_one() -> None:
     result = jobbridge("enqueue", "no.such-job", "--data", "{}")
     assert result.exit_code == 1

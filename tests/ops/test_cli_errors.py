@@ -132,6 +132,16 @@ def test_status_reports_a_mistyped_data_dir_without_making_it(workdir: Path) -> 
     assert not typo.exists()
 
 
+def test_a_sqlite_url_in_a_folder_that_does_not_exist_names_the_folder(workdir: Path) -> None:
+    url = f"sqlite:///{workdir / 'no-such-folder' / 'x.db'}"
+
+    done = jobbridge("db", "upgrade", workdir=workdir, DATABASE_URL=url)
+
+    first, fix = assert_plain(done, 1)
+    assert first.startswith(f"there is no folder {workdir / 'no-such-folder'} for the database")
+    assert fix == "fix: correct it, or create that folder"
+
+
 def test_a_sqlite_url_naming_no_file_is_told_to_run_db_upgrade(workdir: Path) -> None:
     url = f"sqlite:///{workdir / 'mistyped.db'}"
 
