@@ -24,10 +24,23 @@ class SignedToken:
     expires_at: datetime
 
 
+NOT_CONFIGURED = "QStash signing keys or WEBHOOK_URL are not configured"
+
+
+def can_verify(settings: Settings) -> bool:
+    """Whether a QStash signature can be checked here at all (both signing keys and the
+    public URL QStash signs are set)."""
+    return None not in (
+        settings.qstash_current_signing_key,
+        settings.qstash_next_signing_key,
+        settings.webhook_url,
+    )
+
+
 def verify_qstash(settings: Settings, signature: str, raw_body: bytes, route: str) -> SignedToken:
     current, upcoming = settings.qstash_current_signing_key, settings.qstash_next_signing_key
     if current is None or upcoming is None or settings.webhook_url is None:
-        raise InvalidSignature("QStash signing keys or WEBHOOK_URL are not configured")
+        raise InvalidSignature(NOT_CONFIGURED)
     try:
         text = raw_body.decode("utf-8")
     except UnicodeDecodeError:

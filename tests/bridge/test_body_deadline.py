@@ -97,3 +97,17 @@ def test_an_internal_api_body_that_stops_arriving_is_408(app: ASGIApp) -> None:
     key = [(b"x-api-key", env.INTERNAL_API_KEY.encode())]
 
     assert answer_to_a_stalled_body(app, "/api/bulk-process/start", key) == (408, True)
+
+
+def test_a_qstash_signature_where_qstash_is_not_configured_is_401_unread(
+    configure: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bodies, "BODY_READ_SECONDS", 0.05)
+    unconfigured = {name: None for name in env.QSTASH_ENV}
+    app = create_app(configure(**unconfigured, INTERNAL_API_KEY=env.INTERNAL_API_KEY))
+    signature = [(b"upstash-signature", b"made.up.token")]
+
+    assert answer_to_a_stalled_body(app, execute_scheduled_action.route, signature) == (
+        401,
+        False,
+    )
