@@ -27,33 +27,37 @@ class SignedToken:
 NOT_CONFIGURED = "QStash signing keys or WEBHOOK_URL are not configured"
 
 
+def _configured(settings: Settings) -> tuple[str, str, str] | None:
+    """Both signing keys and the public URL QStash signs; None when any is not set."""
+    current, upcoming = settings.qstash_current_signing_key, settings.qstash_next_signing_key
+    if current is None or upcoming is None or settings.webhook_url is None:
+        return None
+    return current.get_secret_value(), upcoming.get_secret_value(), settings.webhook_url
+
+
 def can_verify(settings: Settings) -> bool:
-    """Whether a QStash signature can be checked here at all (both signing keys and the
-    public URL QStash signs are set)."""
-    return None not in (
-        settings.qstash_current_signing_key,
-        settings.qstash_next_signing_key,
-        settings.webhook_url,
-    )
+    """Whether a QStash signature can be checked here at all."""
+    return _configured(settings) is not None
 
 
 def verify_qstash(settings: Settings, signature: str, raw_body: bytes, route: str) -> SignedToken:
-    current, upcoming = settings.qstash_current_signing_key, settings.qstash_next_signing_key
-    if current is None or upcoming is None or settings.webhook_url is None:
+    configured = _configured(settings)
+    if configured is None:
         raise InvalidSignature(NOT_CONFIGURED)
+    current, upcoming, webhook_url = configured
     try:
         text = raw_body.decode("utf-8")
     except UnicodeDecodeError:
         # QStash's signature covers the body as text: these bytes cannot be checked.
         raise InvalidSignature("a signed body must be UTF-8 text: this one is not") from None
-    receiver = Receiver(current.get_secret_value(), upcoming.get_secret_value())
+    receiver = Receiver(current, upcoming)
     try:
         # The signed `sub` is the public URL QStash called: rebuilt from WEBHOOK_URL,
         # never from the request, which a proxy may have rewritten.
         receiver.verify(
             signature=signature,
             body=text,
-            url=settings.webhook_url + route,
+            url=webhook_url + route,
         )
     except Exception as error:  # the SDK raises KeyError and friends, not only SignatureError
         raise InvalidSignature(f"invalid Upstash-Signature: {type(error).__name__}") from None
