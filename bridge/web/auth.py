@@ -8,9 +8,11 @@ from bridge.http.auth import Unauthorized, same_secret
 from bridge.http.wire import API_KEY_HEADER
 from bridge.qstash.auth import (
     NOT_CONFIGURED,
+    NOT_OUR_KEYS,
     InvalidSignature,
     SignedToken,
     can_verify,
+    signed_by_a_key,
     verify_qstash,
 )
 from bridge.qstash.wire import SIGNATURE_HEADER
@@ -21,12 +23,15 @@ __all__ = ["Unauthorized", "authenticate_cron", "job_caller", "same_secret", "ve
 
 def job_caller(settings: Settings, headers: Mapping[str, str]) -> Provider:
     """Who calls a job route, as far as that is known before its body is read: QStash
-    when an Upstash-Signature is present, even empty, and this app can check one
-    (verified with the body by `verify_job_call`), a direct caller whose x-api-key is
-    INTERNAL_API_KEY; else Unauthorized, and the body is never read."""
+    when an Upstash-Signature is present, even empty, and one of this app's signing keys
+    made it (its claims and the body's hash verified with the body by
+    `verify_job_call`), a direct caller whose x-api-key is INTERNAL_API_KEY; else
+    Unauthorized, and the body is never read."""
     if SIGNATURE_HEADER in headers:
         if not can_verify(settings):  # no body is worth reading for it
             raise Unauthorized(NOT_CONFIGURED)
+        if not signed_by_a_key(settings, headers[SIGNATURE_HEADER]):
+            raise Unauthorized(NOT_OUR_KEYS)
         return Provider.QSTASH
     api_key = headers.get(API_KEY_HEADER)
     if api_key:

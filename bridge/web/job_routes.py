@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -72,6 +73,15 @@ def refusal(caller: Provider, status: int, detail: str) -> JSONResponse:
     return responses.error(status, detail)
 
 
+def unreadable(error: ValueError) -> str:
+    """Why json.loads refused a body: not UTF-8 or not JSON (its own words, with the
+    place), or else an integer over Python's digit limit (said without its advice on
+    raising that limit, which is the server's business)."""
+    if isinstance(error, (json.JSONDecodeError, UnicodeDecodeError)):
+        return str(error)
+    return f"a number has more than {sys.get_int_max_str_digits()} digits"
+
+
 def job_endpoint(
     settings: Settings, spec: JobSpec[Any], path: str
 ) -> Callable[[Request], Awaitable[Response]]:
@@ -94,8 +104,8 @@ def job_endpoint(
             data = json.loads(raw)
         except RecursionError:
             return refusal(caller, 415, "body is not JSON this app accepts: nested too deeply")
-        except ValueError as error:  # not UTF-8, not JSON, or an integer over Python's limit
-            return refusal(caller, 415, f"body is not JSON this app accepts: {error}")
+        except ValueError as error:
+            return refusal(caller, 415, f"body is not JSON this app accepts: {unreadable(error)}")
         if not isinstance(data, dict):
             return responses.non_retryable("invalid payload: payload: must be a JSON object")
 

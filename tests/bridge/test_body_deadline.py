@@ -16,6 +16,7 @@ from bridge import bodies
 from bridge.web.factory import create_app
 from tasks.scheduled_actions import execute_scheduled_action
 from tests.support import env
+from tests.support.fake_qstash import mint_signature
 
 DECLARED = b"1000"
 
@@ -111,3 +112,30 @@ def test_a_qstash_signature_where_qstash_is_not_configured_is_401_unread(
         401,
         False,
     )
+
+
+def a_token_signed_with(key: str) -> list[tuple[bytes, bytes]]:
+    url = env.WEBHOOK_URL + execute_scheduled_action.route
+    return [(b"upstash-signature", mint_signature(b"{}", url, key=key).encode())]
+
+
+def test_a_made_up_qstash_signature_is_401_unread(app: ASGIApp) -> None:
+    signature = [(b"upstash-signature", b"made.up.token")]
+
+    assert answer_to_a_stalled_body(app, execute_scheduled_action.route, signature) == (
+        401,
+        False,
+    )
+
+
+def test_a_qstash_token_signed_with_another_key_is_401_unread(app: ASGIApp) -> None:
+    other = a_token_signed_with("sig_" + "x" * 28)
+
+    assert answer_to_a_stalled_body(app, execute_scheduled_action.route, other) == (401, False)
+
+
+@pytest.mark.parametrize("key", [env.QSTASH_CURRENT_KEY, env.QSTASH_NEXT_KEY])
+def test_a_qstash_token_signed_with_either_key_has_its_body_read(app: ASGIApp, key: str) -> None:
+    signed = a_token_signed_with(key)
+
+    assert answer_to_a_stalled_body(app, execute_scheduled_action.route, signed) == (408, True)
