@@ -47,28 +47,38 @@ async def read_capped(
     limit: int,
     start: bytes = b"",
     on_chunk: Callable[[int], None] | None = None,
+    deadline: float | None = None,
 ) -> bytes:
     """The whole body, refused (413) as soon as its declared or streamed size is over;
-    `start`: what `read_beginning` read of it already; `on_chunk(size)` is told of each
-    chunk as it comes (and may refuse it)."""
+    `start`: what `read_beginning` read of it already, by the `deadline` it had;
+    `on_chunk(size)` is told of each chunk as it comes (and may refuse it)."""
     declared = declared_length(scope)
     if declared is not None and declared > limit:
         raise Refused(413, f"body over {limit} bytes")
-    chunks, _ = await in_time(_read_chunks(receive, limit, limit, [start], on_chunk))
+    chunks, _ = await in_time(_read_chunks(receive, limit, limit, [start], on_chunk), deadline)
     return b"".join(chunks)
 
 
-async def read_beginning(receive: Receive, size: int, limit: int) -> tuple[bytes, bool]:
+async def read_beginning(
+    receive: Receive, size: int, limit: int, deadline: float | None = None
+) -> tuple[bytes, bool]:
     """The body's first chunks, until more than `size` bytes have come or it ended:
     what came, and whether that was all of it."""
-    chunks, ended = await in_time(_read_chunks(receive, size, limit, []))
+    chunks, ended = await in_time(_read_chunks(receive, size, limit, []), deadline)
     return b"".join(chunks), ended
 
 
-async def in_time(reading: Awaitable[T]) -> T:
-    """`reading`'s result, or 408 when it takes over BODY_READ_SECONDS."""
+def body_deadline() -> float:
+    """When a body whose reading starts now must have come whole (event loop time): one
+    deadline for a body read in parts."""
+    return asyncio.get_running_loop().time() + BODY_READ_SECONDS
+
+
+async def in_time(reading: Awaitable[T], deadline: float | None = None) -> T:
+    """`reading`'s result, or 408 when it is not done by `deadline` (by default
+    BODY_READ_SECONDS from now)."""
     try:
-        async with asyncio.timeout(BODY_READ_SECONDS):
+        async with asyncio.timeout_at(body_deadline() if deadline is None else deadline):
             return await reading
     except TimeoutError:
         raise Refused(408, f"the body did not arrive within {BODY_READ_SECONDS:g} s") from None

@@ -56,7 +56,14 @@ from starlette._utils import get_route_path  # how the router itself reads the p
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bridge.bodies import Refused, declared_length, read_beginning, read_capped, replay
+from bridge.bodies import (
+    Refused,
+    body_deadline,
+    declared_length,
+    read_beginning,
+    read_capped,
+    replay,
+)
 
 SIGNATURE_HEADER = b"x-inngest-signature"
 SIGNATURE_MAX_AGE_SECONDS = 300
@@ -175,10 +182,10 @@ class InngestGate:
             # Large, or streamed without a Content-Length: a streamed body is read as far
             # as a small one goes; a large one is read on, its bytes counted as they come,
             # so that what is held in memory is bounded.
-            beginning, ended = b"", False
+            beginning, ended, deadline = b"", False, body_deadline()
             if declared is None:
                 beginning, ended = await read_beginning(
-                    receive, VERIFY_IN_THREAD_ABOVE_BYTES, self.max_body_bytes
+                    receive, VERIFY_IN_THREAD_ABOVE_BYTES, self.max_body_bytes, deadline
                 )
             if ended and len(beginning) <= VERIFY_IN_THREAD_ABOVE_BYTES:
                 body = beginning
@@ -187,7 +194,7 @@ class InngestGate:
                     hold(len(beginning))
                     if not ended:
                         beginning = await read_capped(
-                            scope, receive, self.max_body_bytes, beginning, hold
+                            scope, receive, self.max_body_bytes, beginning, hold, deadline
                         )
                     verified_with = await self._verify_large(check, beginning, signature)
                 return beginning, verified_with

@@ -27,6 +27,21 @@ def app(configure: Callable[..., Any], monkeypatch: pytest.MonkeyPatch) -> ASGIA
     return create_app(configure(**env.QSTASH_ENV, **env.INNGEST_ENV))
 
 
+def post_scope(path: str, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
+    """An HTTP POST of JSON to `path` with `headers`, as uvicorn hands it to the app."""
+    return {
+        "type": "http",
+        "method": "POST",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "scheme": "http",
+        "query_string": b"",
+        "server": ("testserver", 80),
+        "headers": [(b"content-type", b"application/json"), *headers],
+    }
+
+
 def answer_to_a_stalled_body(
     app: ASGIApp, path: str, headers: list[tuple[bytes, bytes]]
 ) -> tuple[int, bool]:
@@ -46,21 +61,7 @@ def answer_to_a_stalled_body(
     async def send(message: Message) -> None:
         sent.append(message)
 
-    scope = {
-        "type": "http",
-        "method": "POST",
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": "",
-        "scheme": "http",
-        "query_string": b"",
-        "server": ("testserver", 80),
-        "headers": [
-            (b"content-length", DECLARED),
-            (b"content-type", b"application/json"),
-            *headers,
-        ],
-    }
+    scope = post_scope(path, [(b"content-length", DECLARED), *headers])
 
     async def run() -> None:
         async with asyncio.timeout(10):
@@ -139,3 +140,38 @@ def test_a_qstash_token_signed_with_either_key_has_its_body_read(app: ASGIApp, k
     signed = a_token_signed_with(key)
 
     assert answer_to_a_stalled_body(app, execute_scheduled_action.route, signed) == (408, True)
+
+
+def test_a_streamed_inngest_body_has_one_deadline_for_its_beginning_and_the_rest(
+    configure: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its first 4 KiB are read, then the rest on the same clock: a sender whose second
+    part comes just before the deadline is cut off at the deadline, not one later."""
+    monkeypatch.setattr(bodies, "BODY_READ_SECONDS", 1.0)
+    app = create_app(configure(**env.QSTASH_ENV, **env.INNGEST_ENV))
+    parts = iter([(0.0, b"[" + b" " * 3000), (0.8, b" " * 3000)])
+    made_up = f"t={int(time.time())}&s={'a' * 64}".encode()
+    sent: list[Message] = []
+
+    async def trickles() -> Message:
+        for pause, chunk in parts:
+            await asyncio.sleep(pause)
+            return {"type": "http.request", "body": chunk, "more_body": True}
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = post_scope("/api/inngest", [(b"x-inngest-signature", made_up)])
+
+    async def run() -> float:
+        started = time.perf_counter()
+        async with asyncio.timeout(10):
+            await app(scope, trickles, send)
+        return time.perf_counter() - started
+
+    took = asyncio.run(run())
+
+    assert sent[0]["status"] == 408
+    assert took < 1.5  # two deadlines in a row would take 1.8 s at least
