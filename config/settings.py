@@ -206,9 +206,10 @@ class Settings(AppLocation):
     )
     @classmethod
     def _empty_secret_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not value.get_secret_value():
-            return None
-        return value
+        """A secret without the whitespace around it (a key pasted with its newline), and
+        one of whitespace alone unset: a blank key would sign or admit anything."""
+        secret = value.get_secret_value().strip() if value is not None else ""
+        return SecretStr(secret) if secret else None
 
     @model_validator(mode="after")
     def _settle_broker(self) -> Settings:

@@ -109,6 +109,40 @@ def test_blank_optional_value_counts_as_unset(
     assert getattr(load_settings(), variable.lower()) is None
 
 
+SECRETS = [
+    "INNGEST_EVENT_KEY",
+    "QSTASH_TOKEN",
+    "QSTASH_CURRENT_SIGNING_KEY",
+    "QSTASH_NEXT_SIGNING_KEY",
+    "INTERNAL_API_KEY",
+    "CRON_SECRET",
+    "METRICS_TOKEN",
+]
+
+
+@pytest.mark.parametrize("variable", SECRETS)
+@pytest.mark.parametrize("blank", ["\n", " ", "\t \r\n"])
+def test_a_secret_of_whitespace_alone_counts_as_unset(
+    monkeypatch: pytest.MonkeyPatch, variable: str, blank: str
+) -> None:
+    monkeypatch.setenv(variable, blank)
+
+    assert getattr(load_settings(), variable.lower()) is None
+
+
+@pytest.mark.parametrize("variable", SECRETS)
+def test_a_secret_loses_the_whitespace_around_it(
+    monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    for name, value in {**test_env.QSTASH_ENV, **test_env.INNGEST_ENV}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv(variable, " sig_pasted-with-its-newline\n")
+
+    secret = getattr(load_settings(), variable.lower())
+
+    assert secret.get_secret_value() == "sig_pasted-with-its-newline"
+
+
 @pytest.mark.parametrize(
     ("variable", "default"), [("INNGEST_APP_ID", "inbox-zero"), ("DATA_DIR", Path(".jobbridge"))]
 )
