@@ -11,6 +11,9 @@ decides when that is and calls `call_on_failure`:
 - QStash and direct HTTP (bridge/web/deliveries.py): FAILED, or RETRY on the caller's
   last attempt, before answering.
 
+A hook that raises has not recorded the failure: Celery brings the delivery back later,
+QStash and direct HTTP are answered a retry, Inngest retries its failure function.
+
 The hook receives the payload validated: a payload that does not validate has nothing
 to hand it, so the hook is not called. Once per delivery: the delivery ledger
 (bridge/store/ledger.py) records that the hook ran, so a redelivery of the final
@@ -66,23 +69,3 @@ def call_on_failure(
     if remember:
         ledger.record_processed(provider, delivery_id, spec.event, FAILED_FOR_GOOD)
     return True
-
-
-def call_on_failure_logged(
-    spec: JobSpec[Any],
-    data: Mapping[str, Any],
-    error: str,
-    *,
-    provider: str,
-    delivery_id: str,
-    remember: bool = True,
-) -> None:
-    """`call_on_failure` where nothing can retry a failing hook (a Celery task or a route
-    answering its caller's last attempt): its exception is logged, the job's outcome
-    stands."""
-    try:
-        call_on_failure(
-            spec, data, error, provider=provider, delivery_id=delivery_id, remember=remember
-        )
-    except Exception:
-        log.exception("%s on_failure raised for %s %s", spec.event, provider, delivery_id)

@@ -199,6 +199,12 @@ def execute(payload: ExecuteScheduledAction, delivery: Delivery) -> Result:
         return _not_claimed(payload.scheduled_action_id, delivery, now, lease)
     row, token = claimed
     attempts = row.execution_attempts
+    if attempts > MAX_EXECUTION_ATTEMPTS:
+        # Each execution that failed hands the row back; these were taken over from runs
+        # that never finished (their process died, out of memory or killed): not again.
+        detail = f"gave up after {attempts - 1} executions, the last never finished"
+        _release(row.id, token, status=ActionStatus.FAILED, executed_at=utcnow(), error=detail)
+        raise PermanentError(detail)
     # From here on the row is this run's: whatever fails hands it back or finishes it.
     try:
         with read_scope() as session:

@@ -22,7 +22,7 @@ from celery.exceptions import Reject, Retry
 
 from bridge.celery import limits
 from bridge.core import backoff_seconds, run_job
-from bridge.failure_hooks import call_on_failure_logged
+from bridge.failure_hooks import call_on_failure
 from bridge.outcome import Delivery, Outcome
 from bridge.registry import CronSpec, JobSpec
 from config import get_settings
@@ -38,6 +38,13 @@ HARD_LIMIT_GRACE_SECONDS = 30
 # deferrals: how often it was sent back because its key was at its limit.
 REDELIVERIES_HEADER = "jobbridge-redeliveries"
 DEFERRALS_HEADER = "jobbridge-deferrals"
+# How often a delivery may lose its worker (its process died) and still run again: a
+# delivery limit apart from the job's retries, which count its own failures.
+MAX_REDELIVERIES = 5
+# hook-failures: how often its on_failure hook raised (see _give_up), at most HOOK_TRIES:
+# backing off from 10 s to the ETA horizon, several hours of a database being away.
+HOOK_FAILURES_HEADER = "jobbridge-hook-failures"
+HOOK_TRIES = 10
 
 
 class JobFailed(Exception):
@@ -79,6 +86,11 @@ def add_job_task(app: Celery, spec: JobSpec[Any]) -> None:
         redeliveries = _header(request, REDELIVERIES_HEADER) + int(redelivered)
         attempt = int(request.retries or 0) + redeliveries
         delivery = Delivery("celery", str(request.id), attempt, redeliveries > 0)
+        if redeliveries > MAX_REDELIVERIES:
+            # The process running it died that often (out of memory, the hard time
+            # limit): a message that kills its worker would come back forever.
+            lost = f"gave up: the worker running it was lost {redeliveries} times"
+            raise _give_up(self, spec, payload, delivery, lost)
         value = _limited_key(spec, policy, payload)
         token = uuid.uuid4().hex
         if policy and value is not None:
@@ -86,17 +98,24 @@ def add_job_task(app: Celery, spec: JobSpec[Any]) -> None:
         try:
             result = run_job(spec, payload, delivery)
             if result.outcome is Outcome.FAILED:
-                raise _give_up(spec, payload, delivery, result.detail)
+                raise _give_up(self, spec, payload, delivery, result.detail)
             if result.outcome is Outcome.RETRY:
                 if self.request.retries >= spec.retries:
                     detail = f"gave up after {attempt + 1} attempts: {result.detail}"
-                    raise _give_up(spec, payload, delivery, detail)
+                    raise _give_up(self, spec, payload, delivery, detail)
                 countdown = result.retry_after or backoff_seconds(attempt, cap=horizon)
-                raise self.retry(
-                    countdown=min(countdown, horizon),
-                    exc=JobRetrying(result.detail),
-                    headers=_carried(request, redeliveries, deferrals=0),
-                )
+                try:
+                    raise self.retry(
+                        countdown=min(countdown, horizon),
+                        exc=JobRetrying(result.detail),
+                        headers=_carried(request, redeliveries, deferrals=0),
+                    )
+                except Reject as unpublished:
+                    # Celery could not publish the retry (the broker is away) and would
+                    # drop this message for good: give it back instead, as a redelivery.
+                    raise Reject(
+                        unpublished.args[0] if unpublished.args else None, requeue=True
+                    ) from None
             return {"outcome": result.outcome.value, "detail": result.detail}
         finally:
             # Every way out gives the slot back: done, failed, retrying, or any exception
@@ -106,15 +125,41 @@ def add_job_task(app: Celery, spec: JobSpec[Any]) -> None:
 
 
 def _give_up(
-    spec: JobSpec[Any], payload: dict[str, Any], delivery: Delivery, detail: str
+    task: Task,  # type: ignore[type-arg]
+    spec: JobSpec[Any],
+    payload: dict[str, Any],
+    delivery: Delivery,
+    detail: str,
 ) -> JobFailed:
     """The delivery failed for good: run the job's on_failure hook, once per task id (a
     message redelivered after its worker died between the hook and the ack does not run
     it again), then hand back the JobFailed to raise. A time limit that interrupted the
-    body on the last attempt arrives here too, as a RETRY: run_job caught it."""
-    call_on_failure_logged(
-        spec, payload, detail, provider=delivery.provider, delivery_id=delivery.delivery_id
-    )
+    body on the last attempt arrives here too, as a RETRY: run_job caught it.
+
+    A hook that raises (its database is away) has not recorded the failure, and nothing
+    else would: the delivery comes back later (`_come_back_later`, HOOK_TRIES times at
+    most, backing off), runs again and, failing again, tries its hook again."""
+    try:
+        call_on_failure(
+            spec, payload, detail, provider=delivery.provider, delivery_id=delivery.delivery_id
+        )
+    except Exception as error:
+        tries = _header(task.request, HOOK_FAILURES_HEADER) + 1
+        if tries >= HOOK_TRIES:
+            log.exception(
+                "%s on_failure raised %d times; %s stays failed",
+                spec.event,
+                tries,
+                delivery.delivery_id,
+            )
+            return JobFailed(detail)
+        horizon = get_settings().celery_eta_horizon_seconds
+        reason = f"{spec.event} on_failure raised: {type(error).__name__}: {error}"
+        log.warning("%s[%s]: %s; comes back later", task.name, delivery.delivery_id, reason)
+        redeliveries = _header(task.request, REDELIVERIES_HEADER) + int(delivery.redelivered)
+        headers = {HOOK_FAILURES_HEADER: str(tries)}
+        countdown = backoff_seconds(tries - 1, cap=horizon)
+        raise _come_back_later(task, countdown, reason, redeliveries, 0, headers) from None
     return JobFailed(detail)
 
 
@@ -138,12 +183,15 @@ def _header(request: Any, name: str) -> int:
         return 0
 
 
-def _carried(request: Any, redeliveries: int, deferrals: int) -> dict[str, Any]:
+def _carried(
+    request: Any, redeliveries: int, deferrals: int, more: dict[str, str] | None = None
+) -> dict[str, Any]:
     """The headers of the delivery's next message: what this one had, plus its history."""
     return {
         **(request.headers or {}),
         REDELIVERIES_HEADER: str(redeliveries),
         DEFERRALS_HEADER: str(deferrals),
+        **(more or {}),
     }
 
 
@@ -185,6 +233,7 @@ def _come_back_later(
     reason: str,
     redeliveries: int,
     deferrals: int,
+    headers: dict[str, str] | None = None,
 ) -> Retry:
     """Send the delivery back to the queue for later, as if it had not been taken yet.
 
@@ -207,7 +256,7 @@ def _come_back_later(
         request,
         countdown=countdown,
         retries=request.retries,
-        headers=_carried(request, redeliveries, deferrals),
+        headers=_carried(request, redeliveries, deferrals, headers),
     )
     try:
         signature.apply_async()

@@ -13,12 +13,14 @@ both live in the database and are asked from the delivery thread (`run_once`).
 
 from __future__ import annotations
 
+import logging
 from functools import partial
 from typing import Any
 
 from bridge import metrics
-from bridge.core import early_result, run_job
-from bridge.failure_hooks import call_on_failure_logged
+from bridge.core import delivery_ids, early_result, run_job
+from bridge.db_errors import told_outside
+from bridge.failure_hooks import call_on_failure
 from bridge.http.auth import Unauthorized
 from bridge.outcome import Delivery, Outcome, Result
 from bridge.qstash import replay_guard
@@ -28,6 +30,7 @@ from bridge.store import ledger, redis_store
 from bridge.threads import in_delivery_thread
 from config import get_settings
 
+log = logging.getLogger("jobbridge.deliveries")
 REPLAYED = "replayed Upstash-Signature: its token was used before"
 
 
@@ -84,9 +87,17 @@ def run_once(
 def _run_and_settle(
     spec: JobSpec[Any], data: dict[str, Any], delivery: Delivery, last_attempt: bool
 ) -> tuple[Result, str | None]:
-    """The job's result and what the ledger records for it (None: nothing)."""
+    """The job's result and what the ledger records for it (None: nothing). A delivery
+    that failed for good but whose hook raised (its database is away) has not recorded
+    its failure: it is answered as a retry and recorded as nothing, so that the caller
+    delivers it again (or, after its last attempt, keeps it in its dead letters)."""
     result = run_job(spec, data, delivery)
-    return result, _final_outcome(spec, data, delivery, result, last_attempt)
+    try:
+        return result, _final_outcome(spec, data, delivery, result, last_attempt)
+    except Exception as error:
+        log.exception("%s on_failure raised for %s %s", spec.event, *delivery_ids(delivery))
+        detail = f"{result.detail}; its on_failure hook raised: {told_outside(error)}"
+        return Result(Outcome.RETRY, detail), None
 
 
 def _final_outcome(
@@ -100,7 +111,7 @@ def _final_outcome(
     RETRY is recorded as it always was: not at all."""
     failed_for_good = result.outcome is Outcome.FAILED or (result.outcome is Outcome.RETRY and last)
     if failed_for_good and spec.on_failure is not None:
-        call_on_failure_logged(
+        call_on_failure(
             spec,
             data,
             result.detail,

@@ -14,12 +14,13 @@ in Sent belongs to the thread in INBOX). Listing walks a folder state kept betwe
 (`imap_index`), so a page costs the same deep in a large folder. Labels are IMAP keywords
 where the folder allows custom ones (PERMANENTFLAGS `\\*`), else copies into a folder of
 that name. A send goes through SMTP and is then appended to the Sent folder; one
-idempotency key sends once (its Message-ID is looked for in Sent first).
+idempotency key sends once (its copy in Sent, and a record made as SMTP takes it).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import weakref
 from collections.abc import Iterable, Sequence
@@ -29,7 +30,7 @@ from email.message import EmailMessage
 from functools import partial
 
 from imapclient import IMAPClient
-from imapclient.exceptions import IMAPClientError
+from imapclient.exceptions import IMAPClientAbortError, IMAPClientError
 
 from bridge.outcome import PermanentError
 from tasks.mail import imap_lookup, imap_pool
@@ -47,10 +48,12 @@ from tasks.mail.imap_threads import header_criteria, linked
 from tasks.mail.maildir_headers import as_utc
 from tasks.mail.one_by_one import change_one_by_one
 from tasks.mail.port import MailMessage, MessageNotFound, OutgoingMail, ThreadPage
+from tasks.mail.send_once import mailbox_key, send_once
 from tasks.mail.smtp_submit import submit
 from tasks.mail.thread_pages import NO_MESSAGES, walk_page
 
 SEEN, FLAGGED = b"\\Seen", b"\\Flagged"
+log = logging.getLogger("jobbridge.mail")
 _KEYWORD = re.compile(r"^[A-Za-z0-9_$.\-]{1,64}$")  # an IMAP atom any server takes
 _LISTING_ATTEMPTS = 3  # messages expunged while a page is read: read the folder again
 
@@ -74,10 +77,10 @@ class ImapProvider:
         self._selected: tuple[str, bool, dict[bytes, object]] | None = None
         self._found: dict[str, tuple[str, int]] = {}  # id -> (folder, UID) last seen
 
-    # The connection: one per provider, taken on first use from the process's kept
-    # connections (`imap_pool`) or opened, and given back when the provider is collected.
     @property
     def client(self) -> IMAPClient:
+        """The connection: one per provider, taken on first use from the process's kept
+        ones (`imap_pool`) or opened, and given back when the provider is collected."""
         if self._client is None:
             client = imap_pool.take(self.imap)
             if client is None:
@@ -155,8 +158,7 @@ class ImapProvider:
                 if found is not None:
                     return folder, found
         # Then each folder's index brought up to date (what arrived since), folder by
-        # folder; then any folder made since the list was read (by another job, or by
-        # the user).
+        # folder; then any folder made since the list was read (by another job, or user).
         searched: set[str] = set()
         for refresh in (False, True):
             if refresh:
@@ -182,9 +184,8 @@ class ImapProvider:
             )
         found = imap_lookup.candidates(account, folder, message_id)
         if found and selected and not refresh:
-            # The session's view of the folder it has selected lags what other sessions
-            # did (Dovecot still serves a message expunged since from its cache): a NOOP
-            # brings it up to date. A folder selected now is seen as it is.
+            # The selected folder's view lags other sessions (Dovecot serves a message
+            # expunged since from its cache): a NOOP brings it up to date.
             self.client.noop()
         for uidvalidity, uid in found:
             if self._uidvalidity(folder) == uidvalidity and imap_lookup.holds(
@@ -358,9 +359,22 @@ class ImapProvider:
             return header  # sent before
         references = self._references_for_reply(mail.in_reply_to) if mail.in_reply_to else []
         message = outgoing_message(mail, self.address, header, references)
-        where = f"SMTP {self.smtp.host}:{self.smtp.port}"
-        submit(self.smtp, message, self.address, recipients_of(mail), where)
-        self.client.append(sent, message.as_bytes(), flags=[SEEN])
+        smtp, where = self.smtp, f"SMTP {self.smtp.host}:{self.smtp.port}"
+
+        def submitted() -> str:
+            submit(smtp, message, self.address, recipients_of(mail), where)
+            return header
+
+        if mail.idempotency_key:
+            send_once(mailbox_key(self.address, mail.idempotency_key), "imap", submitted)
+        else:
+            submitted()
+        try:
+            self.client.append(sent, message.as_bytes(), flags=[SEEN])
+        except IMAPClientAbortError:
+            raise  # the connection: the retry keeps the copy (and sends nothing again)
+        except IMAPClientError as error:  # refused (over quota): the email went out anyway
+            log.warning("%s: sent %s, but Sent refused its copy: %s", self.address, header, error)
         return header
 
     def _references_for_reply(self, parent_id: str) -> list[str]:

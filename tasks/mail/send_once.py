@@ -1,10 +1,11 @@
 """Sending once per idempotency key through a relay that may not know the key.
 
 SMTP has no idempotency at all, and Resend keeps a key for 24 hours only, while a digest
-job may be redelivered after a crash or retried later than that. The account's own
-mailbox needs none of this where its adapter finds the sent copy in Sent under the key
-(Maildir, IMAP). Gmail and Microsoft Graph may replace the Message-ID that carries the
-key, so their adapters use this record too (`mailbox_key`, per account). A relay has
+job may be redelivered after a crash or retried later than that. The Maildir adapter
+needs none of this: it finds the sent copy in Sent under the key, and writes it as it
+sends. The IMAP adapter appends its copy after SMTP took the email, which may fail on
+its own; Gmail and Microsoft Graph may replace the Message-ID that carries the key: so
+their adapters use this record too (`mailbox_key`, per account). A relay has
 no Sent folder at all, so the record is a row of `sent_mail`, in the database rather
 than in Redis: it is what makes the send once, not an optimisation, so it lives with the
 digests it guards, durably and transactionally, and works without REDIS_URL too.

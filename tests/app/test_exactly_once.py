@@ -19,7 +19,7 @@ from tasks import scheduled_actions
 from tasks.models import ActionStatus, ActionType, utcnow
 from tests.conftest import Mailbox
 from tests.support import env
-from tests.support.actions import insert_action, mark_claimed
+from tests.support.actions import insert_action, mark_claimed, set_columns
 from tests.support.fake_qstash import QueuedMessage, deliver
 from tests.support.wait import wait_for
 
@@ -317,3 +317,24 @@ def test_transient_failures_end_in_failed_after_the_attempt_limit(
     final = scheduled_actions.get(row.id)
     assert final.status is ActionStatus.FAILED
     assert "smtp relay down" in final.error
+
+
+def test_an_action_whose_runs_keep_dying_is_failed_unrun_past_the_attempt_limit(
+    mailbox: Mailbox,
+) -> None:
+    spec = scheduled_actions.execute_scheduled_action
+    row = pending_send(mailbox)
+    limit = scheduled_actions.MAX_EXECUTION_ATTEMPTS
+    # Claimed that often by runs that died holding it (an out-of-memory kill each time).
+    mark_claimed(row.id, "celery:dead", utcnow() - timedelta(seconds=1))
+    set_columns(row.id, execution_attempts=limit)
+
+    result = run_job(spec, {"scheduledActionId": row.id}, Delivery("celery", "d6", 0))
+
+    assert result.outcome.value == "failed"
+    final = scheduled_actions.get(row.id)
+    assert (final.status, final.error) == (
+        ActionStatus.FAILED,
+        f"gave up after {limit} executions, the last never finished",
+    )
+    assert sent_count(mailbox) == 0

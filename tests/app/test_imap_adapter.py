@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientAbortError, IMAPClientError
 
 from bridge.outcome import PermanentError
 from tasks.mail.imap import ImapProvider
@@ -207,6 +208,58 @@ def test_send_goes_through_smtp_once_per_key_and_is_kept_in_sent(
     assert first == second == "<greet-1@jobbridge>"
     assert len([m for m in smtp_server.messages if b"greet-1@jobbridge" in m.data]) == 1
     assert copies_in(imap_user, "Sent", first) == 1
+
+
+def refuse_the_copy_of(
+    subject: str, error: IMAPClientError, monkeypatch: pytest.MonkeyPatch
+) -> list[bytes]:
+    """Make APPEND fail, once, for a message with this subject; what it refused."""
+    append, refused = IMAPClient.append, []
+
+    def refusing(client: IMAPClient, folder: Any, message: bytes, *args: Any, **kw: Any) -> Any:
+        if f"Subject: {subject}".encode() in message and not refused:
+            refused.append(message)
+            raise error
+        return append(client, folder, message, *args, **kw)
+
+    monkeypatch.setattr(IMAPClient, "append", refusing)
+    return refused
+
+
+def relayed(smtp_server: Any, message_id: str) -> int:
+    return len([m for m in smtp_server.messages if message_id.encode() in m.data])
+
+
+def test_a_send_whose_copy_sent_refuses_goes_out_once_and_succeeds(
+    mail: ImapProvider, smtp_server: Any, imap_user: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    full = IMAPClientError("APPEND failed: [OVERQUOTA] Quota exceeded")
+    refused = refuse_the_copy_of("Quota", full, monkeypatch)
+    outgoing = OutgoingMail(
+        to=imap_user.address, subject="Quota", body="Hi!", idempotency_key="quota-1"
+    )
+
+    first, again = mail.send(outgoing), mail.send(outgoing)
+
+    assert first == again == "<quota-1@jobbridge>"
+    assert len(refused) == 1
+    assert relayed(smtp_server, first) == 1
+
+
+def test_a_send_cut_off_before_its_copy_keeps_it_on_the_retry_without_sending_again(
+    mail: ImapProvider, smtp_server: Any, imap_user: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    refuse_the_copy_of("Cut", IMAPClientAbortError("socket closed"), monkeypatch)
+    outgoing = OutgoingMail(
+        to=imap_user.address, subject="Cut", body="Hi!", idempotency_key="cut-1"
+    )
+    with pytest.raises(IMAPClientAbortError):
+        mail.send(outgoing)
+
+    retried = mail.send(outgoing)
+
+    assert relayed(smtp_server, retried) == 1
+    assert copies_in(imap_user, "Sent", retried) == 1
 
 
 def test_a_reply_carries_the_threads_references(

@@ -18,9 +18,11 @@ from typing import Any, Literal
 import inngest
 import pytest
 from celery import Celery
+from celery.exceptions import Reject, Retry
 from fastapi.testclient import TestClient
 
 from bridge.apps import App
+from bridge.celery import tasks as celery_tasks
 from bridge.celery.tasks import JobFailed, add_job_task
 from bridge.http.wire import ATTEMPT_HEADER, ATTEMPTS, DELIVERY_ID_HEADER
 from bridge.inngest.functions import FUNCTION_CANCELLED, job_function, timed_out_function
@@ -28,12 +30,15 @@ from bridge.outcome import Delivery, PermanentError, Result, RetryLater, done
 from bridge.payload import Payload
 from bridge.registry import JobDeclarationError, JobSpec, Registry
 from bridge.web.factory import create_app
+from config import get_settings
 from tests.support import env
 from tests.support.fake_qstash import mint_signature
 
 ROUTE = "/api/work/run"
 # (work id, error) of every hook call, across the tests: each test reads its own work id.
 CALLS: list[tuple[str, str]] = []
+# A work id that starts so has a hook that raises.
+BROKEN_HOOK = "broken-hook-"
 
 
 class Work(Payload):
@@ -50,6 +55,8 @@ def _run(payload: Work, delivery: Delivery) -> Result:
 
 
 def _hook(payload: Work, error: str) -> None:
+    if payload.work_id.startswith(BROKEN_HOOK):
+        raise ConnectionError("the hook's database is away")
     CALLS.append((payload.work_id, error))
 
 
@@ -134,6 +141,93 @@ def test_celery_does_not_run_the_hook_when_the_job_succeeds(celery_work: Any) ->
     assert calls_for(work["workId"]) == []
 
 
+def test_celery_gives_up_unrun_a_delivery_whose_worker_died_past_the_limit(
+    celery_work: Any,
+) -> None:
+    work = new_work("done")  # would succeed, if it ran
+    times = celery_tasks.MAX_REDELIVERIES + 1
+    lost = {celery_tasks.REDELIVERIES_HEADER: str(times)}
+
+    result = celery_work.apply(kwargs={"payload": work}, headers=lost)
+
+    assert isinstance(result.result, JobFailed)
+    assert calls_for(work["workId"]) == [f"gave up: the worker running it was lost {times} times"]
+
+
+def test_celery_runs_a_delivery_whose_worker_died_up_to_the_limit(celery_work: Any) -> None:
+    work = new_work("done")
+    lost = {celery_tasks.REDELIVERIES_HEADER: str(celery_tasks.MAX_REDELIVERIES)}
+
+    result = celery_work.apply(kwargs={"payload": work}, headers=lost)
+
+    assert result.result["outcome"] == "done"
+
+
+def test_celery_gives_back_a_message_whose_retry_could_not_be_published(
+    celery_work: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unpublished(*args: Any, **kwargs: Any) -> None:
+        # What Task.retry raises when the broker refuses the retry's message.
+        raise Reject(ConnectionError("broker away"), requeue=False)
+
+    monkeypatch.setattr(celery_work, "retry", unpublished)
+
+    result = celery_work.apply(kwargs={"payload": new_work("retry")})
+
+    assert isinstance(result.result, Reject)
+    assert result.result.requeue
+
+
+Sent = tuple[float, dict[str, str] | None]
+
+
+@pytest.fixture
+def comebacks(monkeypatch: pytest.MonkeyPatch) -> list[Sent]:
+    """What _come_back_later was asked to publish: countdown and extra headers."""
+    sent: list[Sent] = []
+
+    def come_back_later(task: Any, countdown: float, *args: Any) -> Retry:
+        sent.append((countdown, args[3] if len(args) > 3 else None))
+        return Retry("comes back later", when=countdown)
+
+    monkeypatch.setattr(celery_tasks, "_come_back_later", come_back_later)
+    return sent
+
+
+def test_celery_brings_back_later_a_delivery_whose_hook_raised(
+    celery_work: Any, comebacks: list[Sent]
+) -> None:
+    work = {"workId": BROKEN_HOOK + uuid.uuid4().hex, "outcome": "fail"}
+
+    result = celery_work.apply(kwargs={"payload": work})
+
+    assert isinstance(result.result, Retry)
+    assert comebacks == [(10.0, {celery_tasks.HOOK_FAILURES_HEADER: "1"})]
+
+
+def test_celery_backs_off_each_time_the_hook_raises_again(
+    celery_work: Any, comebacks: list[Sent]
+) -> None:
+    work = {"workId": BROKEN_HOOK + uuid.uuid4().hex, "outcome": "fail"}
+
+    celery_work.apply(kwargs={"payload": work}, headers={celery_tasks.HOOK_FAILURES_HEADER: "2"})
+
+    horizon = get_settings().celery_eta_horizon_seconds  # the longest wait Celery is given
+    assert comebacks == [(min(160.0, horizon), {celery_tasks.HOOK_FAILURES_HEADER: "3"})]
+
+
+def test_celery_lets_the_failure_stand_once_the_hook_raised_its_last_time(
+    celery_work: Any, comebacks: list[Sent]
+) -> None:
+    work = {"workId": BROKEN_HOOK + uuid.uuid4().hex, "outcome": "fail"}
+    tries = {celery_tasks.HOOK_FAILURES_HEADER: str(celery_tasks.HOOK_TRIES - 1)}
+
+    result = celery_work.apply(kwargs={"payload": work}, headers=tries)
+
+    assert isinstance(result.result, JobFailed)
+    assert comebacks == []
+
+
 # QStash and direct HTTP -----------------------------------------------------------
 
 
@@ -190,6 +284,20 @@ def test_qstash_permanent_failure_runs_the_hook_once_on_any_attempt(web: TestCli
     assert first.status_code == 489
     assert again.json()["outcome"] == "duplicate"
     assert calls_for(work["workId"]) == [f"bad work {work['workId']}"]
+
+
+def test_qstash_failure_whose_hook_raised_is_answered_503_and_runs_again(
+    web: TestClient,
+) -> None:
+    work = {"workId": BROKEN_HOOK + uuid.uuid4().hex, "outcome": "fail"}
+    message_id = f"msg_{uuid.uuid4().hex}"
+
+    first = qstash_post(web, work, message_id, retried=0)
+    again = qstash_post(web, work, message_id, retried=1)  # not answered from the ledger
+
+    assert first.status_code == 503
+    assert "on_failure hook raised: ConnectionError" in first.json()["error"]
+    assert again.status_code == 503
 
 
 def test_qstash_payload_that_does_not_validate_runs_no_hook(web: TestClient) -> None:
