@@ -45,13 +45,7 @@ from tasks.accounts import account_or_fail, mailbox_of
 from tasks.jobs import bulk_records as records
 from tasks.mail.accounts import mail_provider_for
 from tasks.mail.port import MailProvider, MessageNotFound, ThreadPage
-from tasks.models import (
-    OPEN_BULK_STATUSES,
-    BulkItemStatus,
-    BulkJobStatus,
-    BulkProcessJob,
-    utcnow,
-)
+from tasks.models import OPEN_BULK_STATUSES, BulkItemStatus, BulkJobStatus, BulkProcessJob, utcnow
 from tasks.rules.apply import apply_rules
 from tasks.shim import registry
 
@@ -259,10 +253,15 @@ def fetch_page(payload: FetchPage, delivery: Delivery) -> Result:
     )
     newest = _newest_messages(page, mail, records.ignored_senders(account.id))
     ids = list(newest.values())
-    handled = set() if window.force_reprocess else records.with_rule_result(account.id, ids)
+    handled = (
+        set()
+        if window.force_reprocess
+        else records.with_rule_result(account.id, ids, row.created_at)
+    )
     counted = records.counted_in_run(row.id, ids)
-    # Queued: not handled before, or counted by this run already (an earlier try of this
-    # page published them, then failed before its count): counted as queued, not resent.
+    # Queued: not handled before the run (a result since is this run's, its count perhaps
+    # still to come), or counted by this run already (an earlier try of this page
+    # published them, then failed before its count): counted as queued, not resent.
     workers = [
         ProcessMessage(
             job_id=row.id,

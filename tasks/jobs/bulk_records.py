@@ -5,6 +5,7 @@ a worker reads its run and counts its message.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 from typing import Any, Protocol
 
@@ -53,8 +54,9 @@ def ignored_senders(account_id: str) -> set[str]:
         )
 
 
-def with_rule_result(account_id: str, message_ids: list[str]) -> set[str]:
-    """Those of the messages that have a rule result (one query for a page)."""
+def with_rule_result(account_id: str, message_ids: list[str], before: datetime) -> set[str]:
+    """Those of the messages that had a rule result before `before` (one query for a
+    page): a run's own results are not "handled before" to it."""
     if not message_ids:
         return set()
     with read_scope() as session:
@@ -63,6 +65,7 @@ def with_rule_result(account_id: str, message_ids: list[str]) -> set[str]:
                 select(ExecutedRule.message_id).where(
                     ExecutedRule.email_account_id == account_id,
                     ExecutedRule.message_id.in_(message_ids),
+                    ExecutedRule.created_at < before,
                 )
             )
         )

@@ -17,7 +17,13 @@ from bridge.store.db import read_scope, session_scope
 from bridge.web.factory import create_app
 from config import get_settings
 from tasks.jobs import bulk_process
-from tasks.models import BulkJobStatus, BulkProcessJob, ExecutedRule, utcnow
+from tasks.models import (
+    BulkJobStatus,
+    BulkProcessJob,
+    ExecutedRule,
+    ExecutedRuleStatus,
+    utcnow,
+)
 from tests.support import env
 from tests.support.bulk_inbox import Inbox, finished, seed_inbox
 from tests.support.services import free_port
@@ -80,6 +86,66 @@ def test_redelivered_pages_and_messages_count_once(inbox: Inbox, configure: Any)
     final = bulk_process.get(job.id)
     assert results == ["done", "done", "done"]
     assert (final.processed, final.failed, final.status) == (1, 0, BulkJobStatus.COMPLETED)
+
+
+def first_page_after_results(
+    inbox: Inbox, monkeypatch: pytest.MonkeyPatch, results_at: dict[str, timedelta]
+) -> tuple[BulkProcessJob, set[str]]:
+    """Start a run, give messages a rule result at the given offsets from the run's start,
+    fetch its first page: the run then, and the messages its workers were published for."""
+    published: list[Any] = []
+    monkeypatch.setattr(
+        bulk_process, "enqueue", lambda spec, payload, **_: published.append(payload)
+    )
+    monkeypatch.setattr(
+        bulk_process, "enqueue_many", lambda spec, payloads, **_: published.extend(payloads)
+    )
+    job = bulk_process.start(inbox.account_id, utcnow() - timedelta(days=1), None, False)
+    (page,) = published
+    with session_scope() as session:
+        for message_id, offset in results_at.items():
+            session.add(
+                ExecutedRule(
+                    email_account_id=inbox.account_id,
+                    message_id=message_id,
+                    thread_id=message_id,
+                    status=ExecutedRuleStatus.APPLIED,
+                    created_at=job.created_at + offset,
+                )
+            )
+    published.clear()
+    data = page.model_dump(by_alias=True, mode="json")
+    run_job(bulk_process.fetch_page, data, Delivery("test", "page-0", 0))
+    workers = {w.message_id for w in published if isinstance(w, bulk_process.ProcessMessage)}
+    row = bulk_process.get(job.id)
+    assert row is not None
+    return row, workers
+
+
+def test_a_page_leaves_out_messages_handled_before_the_run(
+    inbox: Inbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    newest = sorted(inbox.provider().folder_keys("INBOX"))[0]
+    handled = inbox.provider().get_message(newest).id
+
+    run, workers = first_page_after_results(inbox, monkeypatch, {handled: -timedelta(hours=1)})
+
+    assert handled not in workers
+    assert (run.total_emails, run.emails_queued) == (25, 24)
+
+
+def test_a_page_queues_a_message_this_runs_worker_handled_before_its_count(
+    inbox: Inbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An earlier try of this page published the message, and its worker applied the rules,
+    # then both failed to count (the database went away): the retry must still queue it.
+    newest = sorted(inbox.provider().folder_keys("INBOX"))[0]
+    mine = inbox.provider().get_message(newest).id
+
+    run, workers = first_page_after_results(inbox, monkeypatch, {mine: timedelta(seconds=1)})
+
+    assert mine in workers
+    assert (run.total_emails, run.emails_queued) == (25, 25)
 
 
 def test_cancelled_job_skips_its_queued_work(inbox: Inbox, configure: Any) -> None:
