@@ -219,17 +219,26 @@ def _digest_due(account: EmailAccount, now: datetime) -> bool:
 
 
 def _claim_digests(account_id: str, token: str, now: datetime) -> list[str]:
+    """The account's PENDING digests, or, where a run's claim lapsed (it may have sent
+    them and died before saying so), that claim's digests alone: the same digests make
+    the same idempotency key, so the email is not sent again with newer items added."""
+    lapsed = and_(Digest.status == DigestStatus.PROCESSING, Digest.lease_expires_at < now)
     with session_scope() as session:
+        dead_claim = session.scalar(
+            select(Digest.claim_token)
+            .where(Digest.email_account_id == account_id, lapsed)
+            .order_by(Digest.lease_expires_at)
+            .limit(1)
+        )
+        taken = (
+            and_(lapsed, Digest.claim_token == dead_claim)
+            if dead_claim is not None
+            else Digest.status == DigestStatus.PENDING
+        )
         rows_changed(
             session,
             update(Digest)
-            .where(
-                Digest.email_account_id == account_id,
-                or_(
-                    Digest.status == DigestStatus.PENDING,
-                    and_(Digest.status == DigestStatus.PROCESSING, Digest.lease_expires_at < now),
-                ),
-            )
+            .where(Digest.email_account_id == account_id, taken)
             .values(
                 status=DigestStatus.PROCESSING,
                 claim_token=token,
@@ -312,14 +321,16 @@ def send_summary(payload: SendSummary, delivery: Delivery) -> Result:
     more = "+" if page.next_page_token else ""
     lines = [f"{len(page.thread_ids)}{more} unread threads in the last {period.days} day(s)."]
     lines += [f"- {sender}: {count}" for sender, count in top]
-    # One email per account and period, however often this is delivered.
-    period_start = int((account.last_summary_at or now - period).timestamp())
+    # One email per account and period, however often this is delivered: the period
+    # after the last summary, or the account's first (a key that does not move with now).
+    since = account.last_summary_at
+    period_key = str(int(since.timestamp())) if since is not None else "first"
     email = OutgoingMail(
         to=account.email,
         from_name=DIGEST_SENDER_NAME,
         subject="Your inbox summary",
         body="\n".join(lines) + "\n",
-        idempotency_key=f"summary-{account.id}-{period_start}",
+        idempotency_key=f"summary-{account.id}-{period_key}",
     )
     digest_mailer().send(account, email, mail)
     with session_scope() as session:

@@ -179,6 +179,53 @@ def test_summary_fan_out_sends_the_account_id_not_the_email(
     assert fake_inngest.events[0]["data"] == {"emailAccountId": mailbox.account_id}
 
 
+def test_a_digest_sent_by_a_run_that_died_before_saying_so_is_not_sent_again_with_newer_items(
+    mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    payload = {"emailAccountId": mailbox.account_id, "force": True}
+    deliver(digest.add_to_digest, item_payload(mailbox, 0))
+    finish = digest._finish
+
+    def lost(*args: Any, **kwargs: Any) -> None:
+        raise ConnectionError("the database went away after the send")
+
+    monkeypatch.setattr(digest, "_finish", lost)
+    assert deliver(digest.send_digest, payload, "first").outcome is Outcome.RETRY
+    monkeypatch.setattr(digest, "_finish", finish)
+    deliver(digest.add_to_digest, item_payload(mailbox, 1))  # a new digest meanwhile
+    with session_scope() as session:  # the dead run's lease runs out
+        session.execute(
+            update(Digest)
+            .where(Digest.status == DigestStatus.PROCESSING)
+            .values(lease_expires_at=utcnow() - timedelta(seconds=1))
+        )
+
+    outcomes = [deliver(digest.send_digest, payload, f"later-{n}").outcome for n in range(3)]
+
+    assert outcomes == [Outcome.DONE, Outcome.DONE, Outcome.SKIPPED]
+    emails = sent_digests(mailbox)
+    assert [email.subject for email in emails] == ["Your digest: 1 email"] * 2
+    assert sorted(("Order 0" in e.body, "Order 1" in e.body) for e in emails) == [
+        (False, True),
+        (True, False),
+    ]
+
+
+def test_a_first_summary_whose_record_failed_is_not_sent_again(
+    mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    set_schedule(mailbox, summary_frequency=SummaryFrequency.WEEKLY)
+    payload = {"emailAccountId": mailbox.account_id}
+    deliver(digest.send_summary, payload)
+    set_schedule(mailbox, last_summary_at=None)  # as if its record had not been written
+    later = utcnow() + timedelta(minutes=5)
+    monkeypatch.setattr(digest, "utcnow", lambda: later)  # the retry comes minutes later
+
+    deliver(digest.send_summary, payload, attempt=1)
+
+    assert len(sent_digests(mailbox)) == 1
+
+
 def test_summary_is_sent_once_per_period(mailbox: Mailbox) -> None:
     set_schedule(mailbox, summary_frequency=SummaryFrequency.WEEKLY)
     payload = {"emailAccountId": mailbox.account_id}
