@@ -225,14 +225,19 @@ def cron_function(client: inngest.Inngest, spec: CronSpec) -> inngest.Function[A
     ]
     triggers += [inngest.TriggerEvent(event=event) for event in spec.events]
 
-    runs_for = frozenset({CRON_TICK, FUNCTION_INVOKED, *spec.events})
+    runs_for = frozenset({FUNCTION_INVOKED, *spec.events})
 
     @client.create_function(fn_id=spec.fn_id, name=spec.name, trigger=triggers, retries=0)
     async def handle(ctx: inngest.Context) -> dict[str, Any]:
-        # As for a job: the function id in the query is not signed, the event is.
-        if ctx.event.name not in runs_for:
+        # As for a job: the function id in the query is not signed, the event is. A tick
+        # names its schedule (Inngest's cron event carries the expression it fired for),
+        # so one cron's captured tick does not run a cron of another schedule.
+        event = ctx.event
+        tick = event.name == CRON_TICK and event.data.get("cron") == spec.cron
+        if not tick and event.name not in runs_for:
             raise inngest.NonRetriableError(
-                f"event {ctx.event.name!r} does not trigger {spec.fn_id} (cron {spec.name})"
+                f"event {event.name!r} (cron {event.data.get('cron')!r}) does not "
+                f"trigger {spec.fn_id} (cron {spec.name}, {spec.cron})"
             )
         return await _in_thread_told(f"cron {spec.name}", spec.body)
 

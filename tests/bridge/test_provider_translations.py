@@ -123,6 +123,15 @@ def test_inngest_cron_function_runs_the_sweep(web: str) -> None:
     assert set(run.output) == {"reclaimed", "enqueued", "pruned_deliveries", "ran"}
 
 
+def test_inngest_cron_function_refuses_the_tick_of_another_schedule(web: str) -> None:
+    hourly = {"name": "inngest/scheduled.timer", "data": {"cron": "0 * * * *"}}
+
+    run = run_function(web, "scheduled-actions-sweep", hourly)
+
+    assert (run.status, run.no_retry) == (500, True)
+    assert "does not trigger" in str(run.output)
+
+
 # Celery ---------------------------------------------------------------------------
 
 
