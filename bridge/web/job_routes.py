@@ -101,7 +101,7 @@ def job_endpoint(
             detail = f"expected application/json, got {content_type or 'none'}"
             return refusal(caller, 415, detail)
         try:
-            data = json.loads(raw)
+            data = json.loads(raw.decode())  # UTF-8 only: bytes would pass UTF-16 and 32
         except RecursionError:
             return refusal(caller, 415, "body is not JSON this app accepts: nested too deeply")
         except ValueError as error:

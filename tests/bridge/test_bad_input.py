@@ -81,6 +81,16 @@ def test_a_body_that_is_not_utf8_is_refused_as_unreadable(web: str) -> None:
     assert "utf-8" in response.json()["error"]
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-32"])
+def test_a_body_in_another_unicode_encoding_is_refused_as_unreadable(
+    web: str, encoding: str
+) -> None:
+    response = post(web, EXECUTE, '{"scheduledActionId": "a"}'.encode(encoding))
+
+    assert response.status_code == 415
+    assert "utf-8" in response.json()["error"]
+
+
 def test_a_qstash_signature_over_a_body_that_is_not_utf8_cannot_be_verified(web: str) -> None:
     from tests.support.fake_qstash import mint_signature
 
