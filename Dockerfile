@@ -50,6 +50,8 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status == 200 else 1)"]
 
 # uvicorn[standard] (httptools, uvloop) is a dependency: plain h11 stalls keep-alive POSTs.
+# --http: uvicorn's httptools protocol with a bound on a request head's size and time
+# (bridge/web/bounded_http.py), which uvicorn itself does not have.
 # --proxy-headers trusts X-Forwarded-* only from FORWARDED_ALLOW_IPS (uvicorn's default:
 # 127.0.0.1); set that variable when a proxy in front rewrites the scheme or client.
-CMD ["uvicorn", "bridge.web:app", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers"]
+CMD ["uvicorn", "bridge.web:app", "--host", "0.0.0.0", "--port", "8000", "--http", "bridge.web.bounded_http:BoundedHttpTools", "--proxy-headers"]

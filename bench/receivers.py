@@ -21,7 +21,8 @@ Rows, all measured in this same run:
     pydantic model, answering (uvicorn, 2 workers, httptools, uvloop);
   - inngest-py 0.5.19: `inngest.fast_api.serve` with one one-shot function, signed mode
     (a signing key, not dev), uvicorn as above.
-  jobbridge: `uvicorn bridge.web:app --workers 2 --http httptools --loop uvloop`, with
+  jobbridge: `uvicorn bridge.web:app --workers 2 --http <UVICORN_HTTP> --loop uvloop`
+  (httptools with bounds on a request's head, bridge/web/bounded_http.py), with
   its own PostgreSQL database and Redis key prefix (REDIS_URL set), QStash and Inngest
   signing keys; the job is `scheduled-action.execute`, served as in a deployment:
   - QStash route, missing row: an id with no row, the job answers "skipped";
@@ -579,7 +580,9 @@ def running(spec: ServerSpec, log_path: Path) -> Iterator[Server]:
         server.stop()
 
 
-def uvicorn(python: str, app: str, *extra: str) -> Callable[[int], list[str]]:
+def uvicorn(
+    python: str, app: str, *extra: str, http: str = "httptools"
+) -> Callable[[int], list[str]]:
     def command(port: int) -> list[str]:
         return [
             python,
@@ -594,7 +597,7 @@ def uvicorn(python: str, app: str, *extra: str) -> Callable[[int], list[str]]:
             "--workers",
             str(WORKERS),
             "--http",
-            "httptools",
+            http,
             "--loop",
             "uvloop",
         ]
@@ -877,6 +880,8 @@ def server_specs(peers_python: Path, data_dir: Path) -> list[ServerSpec]:
             ]
         )
 
+    from bridge.web.bounded_http import UVICORN_HTTP
+
     uvicorn_ready = "Application startup complete."
     return [
         ServerSpec(
@@ -913,7 +918,7 @@ def server_specs(peers_python: Path, data_dir: Path) -> list[ServerSpec]:
         ),
         ServerSpec(
             "jobbridge",
-            uvicorn(sys.executable, "bridge.web:app"),
+            uvicorn(sys.executable, "bridge.web:app", http=UVICORN_HTTP),
             dict(os.environ),
             ROOT,
             uvicorn_ready,

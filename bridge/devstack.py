@@ -27,6 +27,7 @@ from pydantic_settings import BaseSettings
 from bridge.apps import App
 from bridge.devstack_checks import StackCannotStart, stack_blockers
 from bridge.metrics import MULTIPROC_ENV
+from bridge.web.bounded_http import UVICORN_HTTP
 from config import ENVIRONMENT_SOURCES, Settings, read_settings, resolve_chain
 
 
@@ -44,6 +45,8 @@ def stack_commands(
             "-m",
             "uvicorn",
             "bridge.web:app",
+            "--http",
+            UVICORN_HTTP,
             "--host",
             "127.0.0.1",
             "--port",

@@ -11,6 +11,7 @@ health checks, restart policies, published ports, and that no secret is written 
 from __future__ import annotations
 
 import importlib
+import itertools
 import json
 import re
 import shlex
@@ -25,6 +26,8 @@ import yaml
 from pydantic import SecretStr
 from typer.core import TyperGroup
 
+from bridge.devstack import stack_commands
+from bridge.web.bounded_http import UVICORN_HTTP
 from config import Settings
 from tests.support import ROOT
 from tests.support.command_tree import subcommand
@@ -588,6 +591,27 @@ def test_app_commands_run_the_real_entry_points(file: str, name: str) -> None:
     expected = ENTRY_POINTS[name]
 
     assert command(service(file, name))[: len(expected)] == expected
+
+
+def serves_with_bounded_http(web_command: list[str]) -> bool:
+    """Whether a uvicorn command uses the protocol that bounds a request's head."""
+    return any(
+        flag == "--http" and value == UVICORN_HTTP
+        for flag, value in itertools.pairwise(web_command)
+    )
+
+
+@pytest.mark.parametrize("file", COMPOSE_FILES)
+def test_the_web_service_bounds_request_heads(file: str) -> None:
+    assert serves_with_bounded_http(command(service(file, "web")))
+
+
+def test_the_image_bounds_request_heads() -> None:
+    assert serves_with_bounded_http(dockerfile_cmd())
+
+
+def test_jobbridge_dev_bounds_request_heads() -> None:
+    assert serves_with_bounded_http(stack_commands(8000, 5555, with_flower=False)["web"])
 
 
 @pytest.mark.parametrize(("module", "attribute"), [("bridge.web", "app"), ("tasks", "app")])

@@ -1,0 +1,164 @@
+"""The web server's HTTP protocol (bridge/web/bounded_http.py): a request's head is
+bounded in size and in time, and a body its response did not wait for is not read on.
+
+An in-process uvicorn with a small app and short limits, and the suite's own web server
+(started as `jobbridge dev` starts it) for the size limit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import uvicorn
+from starlette.types import Receive, Scope, Send
+
+from bridge.web import bounded_http
+from tests.support.services import free_port
+from tests.support.wait import wait_for
+
+HEAD_SECONDS = 0.5
+
+
+async def answers_at_once(scope: Scope, receive: Receive, send: Send) -> None:
+    """Answers 200 without reading the body, as a route refusing a caller does."""
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, int]]:
+    monkeypatch.setattr(bounded_http, "HEAD_SECONDS", HEAD_SECONDS)
+    port = free_port()
+    config = uvicorn.Config(
+        answers_at_once,
+        host="127.0.0.1",
+        port=port,
+        http=bounded_http.BoundedHttpTools,
+        lifespan="off",
+        log_level="warning",
+    )
+    running = uvicorn.Server(config)
+    thread = threading.Thread(target=running.run, daemon=True)
+    thread.start()
+    wait_for(lambda: running.started, timeout=10, what="uvicorn to start")
+    yield "127.0.0.1", port
+    running.should_exit = True
+    thread.join(timeout=10)
+
+
+def connect(address: tuple[str, int]) -> socket.socket:
+    return socket.create_connection(address, timeout=10)
+
+
+def answer_and_close(connection: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection (or resets it, having
+    left bytes unread)."""
+    received = b""
+    with contextlib.suppress(ConnectionResetError):
+        while chunk := connection.recv(65536):
+            received += chunk
+    return received
+
+
+def send_until_answered(connection: socket.socket, chunk: bytes, most: int) -> None:
+    """Send `chunk` up to `most` times, stopping once the server has answered."""
+    for _ in range(most):
+        if select.select([connection], [], [], 0)[0]:
+            return
+        try:
+            connection.sendall(chunk)
+        except OSError:  # closed: its answer is waiting
+            return
+
+
+GET = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+def test_a_head_over_the_limit_is_431_and_the_connection_closed(
+    server: tuple[str, int],
+) -> None:
+    with connect(server) as connection:
+        connection.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: ")
+        send_until_answered(connection, b"c" * 16384, most=1024)  # up to 16 MiB
+        answer = answer_and_close(connection)
+
+    assert answer.startswith(b"HTTP/1.1 431 ")
+    assert b"over 65536 bytes" in answer
+
+
+def test_a_connection_that_sends_no_head_is_408_and_closed_after_the_deadline(
+    server: tuple[str, int],
+) -> None:
+    started = time.monotonic()
+    with connect(server) as connection:
+        answer = answer_and_close(connection)
+
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    assert time.monotonic() - started >= HEAD_SECONDS
+
+
+def test_a_head_trickled_past_the_deadline_is_408(server: tuple[str, int]) -> None:
+    with connect(server) as connection:
+        connection.sendall(b"GET / HTTP/1.1\r\n")
+        for number in range(4):  # a header line now and then: the deadline still holds
+            time.sleep(HEAD_SECONDS / 3)
+            try:
+                connection.sendall(f"X-Line-{number}: slow\r\n".encode())
+            except OSError:
+                break
+        answer = answer_and_close(connection)
+
+    assert answer.startswith(b"HTTP/1.1 408 ")
+
+
+def test_each_request_on_a_kept_alive_connection_has_its_own_deadline(
+    server: tuple[str, int],
+) -> None:
+    with connect(server) as connection:
+        connection.sendall(GET)
+        first = connection.recv(65536)
+        time.sleep(HEAD_SECONDS * 1.5)  # idle between requests, within uvicorn's keep-alive
+        connection.sendall(GET)
+        second = connection.recv(65536)
+
+    assert first.startswith(b"HTTP/1.1 200 ") and second.startswith(b"HTTP/1.1 200 ")
+
+
+def test_a_response_sent_before_the_body_came_whole_closes_the_connection(
+    server: tuple[str, int],
+) -> None:
+    head = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    with connect(server) as connection:
+        connection.sendall(head + b"Content-Length: 100000000\r\n\r\n{")
+        answer = answer_and_close(connection)  # returns: the server closed it
+
+    assert answer.startswith(b"HTTP/1.1 200 ")
+
+
+def test_a_request_whose_body_came_whole_keeps_its_connection(server: tuple[str, int]) -> None:
+    post = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"
+    with connect(server) as connection:
+        connection.sendall(post)
+        first = connection.recv(65536)
+        connection.sendall(GET)
+        second = connection.recv(65536)
+
+    assert first.startswith(b"HTTP/1.1 200 ") and second.startswith(b"HTTP/1.1 200 ")
+
+
+def test_the_served_web_app_refuses_a_head_over_the_limit(web: str) -> None:
+    host, port = web.removeprefix("http://").split(":")
+    with connect((host, int(port))) as connection:
+        connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"c" * 70_000)
+        answer: Any = connection.recv(65536)
+
+    assert answer.startswith(b"HTTP/1.1 431 ")
