@@ -36,6 +36,7 @@ from bridge.store.columns import ADDRESS_LENGTH
 from tasks.account_lookup import same_address
 from tasks.mail.composing import recipients_problem
 from tasks.mail.imap_accounts import ENV_NAME, ServerEntry
+from tasks.mail.maildir_files import folder_name_problem
 from tasks.models import LogicalOperator, RuleActionType, SenderStatus, SummaryFrequency
 from tasks.models.senders import CATEGORY_LENGTH
 
@@ -208,6 +209,10 @@ class AccountEntry(_Strict):
         if repeated := sorted({name for name in names if names.count(name) > 1}):
             listed = ", ".join(repr(name) for name in repeated)
             raise ValueError(f"rule names must be unique within an account: {listed} repeated")
+        for rule in self.rules if self.maildir else ():  # its mail is that Maildir
+            for action in rule.actions:
+                if action.folder and (problem := folder_name_problem(action.folder)):
+                    raise ValueError(f"rule {rule.name!r}: folder {action.folder!r}: {problem}")
         return self
 
 

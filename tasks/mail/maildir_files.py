@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 from typing import BinaryIO
 
+from bridge.outcome import PermanentError
 from tasks.mail.maildir_headers import Summary, raw_headers, summarise
 
 INBOX = "INBOX"
@@ -48,8 +49,22 @@ def name_parts(name: str) -> tuple[str, str]:
 
 
 def folder_path(root: str, folder: str) -> str:
-    """The directory of a folder: INBOX is the Maildir's root, others are `.Name`."""
-    return root if folder == INBOX else os.path.join(root, f".{folder}")
+    """The directory of a folder: INBOX is the Maildir's root, others are `.Name`; a name
+    that would lead out of the root is refused (PermanentError)."""
+    if folder == INBOX:
+        return root
+    if problem := folder_name_problem(folder):
+        raise PermanentError(f"folder {folder!r}: {problem}")
+    return os.path.join(root, f".{folder}")
+
+
+def folder_name_problem(folder: str) -> str | None:
+    """Why `folder` cannot name a folder of a Maildir (Maildir++: a directory `.Name` in
+    the account's root), or None: a `/` would lead out of the root (`../../x`), and a
+    name of dots alone is no folder."""
+    if not folder.strip(".") or "/" in folder or "\0" in folder:
+        return "a Maildir folder's name has no '/' and is more than dots"
+    return None
 
 
 # Header summaries, cached ------------------------------------------------------------

@@ -161,6 +161,25 @@ accounts:
     assert count(EmailAccount) == 0
 
 
+def test_a_maildir_accounts_rule_moving_mail_out_of_its_maildir_is_refused(
+    tmp_path: Path,
+) -> None:
+    escaping = """
+accounts:
+  - email: ok@example.test
+    maildir: m
+    rules:
+      - name: away
+        conditions: {subject: x}
+        actions: [{type: MOVE_FOLDER, folder: "../../../elsewhere"}]
+"""
+    result = jobbridge("accounts", "import", str(write(tmp_path, escaping)))
+
+    assert result.exit_code == 1
+    assert "rule 'away': folder '../../../elsewhere': a Maildir folder's name" in result.stderr
+    assert count(EmailAccount) == 0
+
+
 def error_lines(result: Any) -> list[str]:
     return [str(line) for line in result.stderr.splitlines()]
 

@@ -47,6 +47,36 @@ def test_move_folder(mailbox: Mailbox) -> None:
     assert mailbox.folder_keys("Projects") == {mailbox.keys[0]}
 
 
+@pytest.mark.parametrize("folder", ["../../escape", "a/b", "..", "."])
+def test_a_move_to_a_folder_name_that_leads_out_of_the_maildir_fails_for_good(
+    mailbox: Mailbox, folder: str
+) -> None:
+    before = sorted(path for path in mailbox.path.parent.rglob("*"))
+
+    result, row = execute_now(mailbox, ActionType.MOVE_FOLDER, folder_name=folder)
+
+    assert (result.outcome, row.status) == (Outcome.FAILED, ActionStatus.FAILED)
+    assert "has no '/' and is more than dots" in row.error
+    assert sorted(path for path in mailbox.path.parent.rglob("*")) == before
+
+
+def test_scheduling_a_move_to_such_a_folder_on_a_maildir_account_is_refused(
+    mailbox: Mailbox,
+) -> None:
+    with pytest.raises(scheduled_actions.ActionRefused, match="has no '/'") as refused:
+        scheduled_actions.schedule(
+            email_account_id=mailbox.account_id,
+            action_type=ActionType.MOVE_FOLDER,
+            message_id=mailbox.keys[0],
+            thread_id=mailbox.keys[0],
+            scheduled_for=utcnow(),
+            verify_message=True,
+            folder_name="../../escape",
+        )
+
+    assert refused.value.field == "folder_name"
+
+
 def test_reply_goes_to_the_sender_in_the_same_thread(mailbox: Mailbox) -> None:
     _, row = execute_now(mailbox, ActionType.REPLY, content="Thanks!")
     mail = mailbox.provider()
