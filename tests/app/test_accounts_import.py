@@ -164,19 +164,20 @@ accounts:
 def test_a_maildir_accounts_rule_moving_mail_out_of_its_maildir_is_refused(
     tmp_path: Path,
 ) -> None:
-    escaping = """
+    away = "/".join([".."] * 3 + ["elsewhere"])
+    escaping = f"""
 accounts:
   - email: ok@example.test
     maildir: m
     rules:
       - name: away
-        conditions: {subject: x}
-        actions: [{type: MOVE_FOLDER, folder: "../../../elsewhere"}]
+        conditions: {{subject: x}}
+        actions: [{{type: MOVE_FOLDER, folder: "{away}"}}]
 """
     result = jobbridge("accounts", "import", str(write(tmp_path, escaping)))
 
     assert result.exit_code == 1
-    assert "rule 'away': folder '../../../elsewhere': a Maildir folder's name" in result.stderr
+    assert f"rule 'away': folder '{away}': a Maildir folder's name" in result.stderr
     assert count(EmailAccount) == 0
 
 
