@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from bridge import metrics
-from bridge.db_errors import data_caused, told_outside
+from bridge.db_errors import data_caused, log_failure, told_outside
 from bridge.errors import first_line
 from bridge.outcome import Delivery, Outcome, PermanentError, Result, RetryLater
 from bridge.payload import describe_validation_error
@@ -117,7 +117,7 @@ def _classify(spec: JobSpec[Any], delivery: Delivery, error: Exception) -> Resul
     if cause is not None:
         orig = getattr(error, "orig", None) or error
         return Result(Outcome.FAILED, f"invalid data: {cause}: {first_line(orig)}")
-    log.exception("job %s raised on %s delivery %s", spec.event, *delivery_ids(delivery))
+    log_failure(log, error, "job %s raised on %s delivery %s", spec.event, *delivery_ids(delivery))
     return Result(Outcome.RETRY, told_outside(error))
 
 

@@ -10,11 +10,14 @@ the error's SQLSTATE; the table below is the one place that reads it.
 
 from __future__ import annotations
 
+import logging
+
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 
 from bridge.errors import first_line
+from config.exiting import debug_requested
 
 # A store that is away (or answered too late): retried later.
 STORE_ERRORS = (RedisConnectionError, RedisTimeoutError, OperationalError, InterfaceError)
@@ -58,6 +61,16 @@ def store_unreachable(error: BaseException) -> bool:
     if isinstance(error, RedisConnectionError | RedisTimeoutError):
         return True
     return isinstance(error, OperationalError | InterfaceError) and _sqlstate(error) is None
+
+
+def log_failure(logger: logging.Logger, error: BaseException, message: str, *args: object) -> None:
+    """Log an error a delivery met: a store that could not be reached in one WARNING line
+    (an outage to wait out, not a bug: JOBBRIDGE_DEBUG=1 adds the traceback), anything
+    else at ERROR with its traceback."""
+    if store_unreachable(error) and not debug_requested():
+        logger.warning(f"{message}: %s: %s", *args, type(error).__name__, first_line(error))
+    else:
+        logger.error(message, *args, exc_info=error)
 
 
 def told_outside(error: BaseException) -> str:

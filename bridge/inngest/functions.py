@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import inngest
 
 from bridge.core import early_result, run_job
-from bridge.db_errors import told_outside
+from bridge.db_errors import log_failure, told_outside
 from bridge.failure_hooks import call_on_failure
 from bridge.outcome import Delivery, Outcome
 from bridge.registry import CronSpec, JobSpec, Registry
@@ -175,15 +175,15 @@ def timed_out_function(
 
 async def _in_thread_told(what: str, call: Callable[[], T]) -> T:
     """`call` in a delivery thread. An error of its own goes back to Inngest as
-    `told_outside` words it (a store's host and port stay in this log, with the
-    traceback), and is retried as the function's retries say; the SDK's own errors
+    `told_outside` words it (a store's host and port stay in this log: `log_failure`),
+    and is retried as the function's retries say; the SDK's own errors
     (NonRetriableError) pass as they are."""
     try:
         return await in_delivery_thread(call)
     except inngest.NonRetriableError:
         raise
     except Exception as error:
-        log.exception("%s failed", what)
+        log_failure(log, error, "%s failed", what)
         raise RuntimeError(told_outside(error)) from None
 
 

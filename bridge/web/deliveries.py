@@ -19,7 +19,7 @@ from typing import Any
 
 from bridge import metrics
 from bridge.core import delivery_ids, early_result, run_job
-from bridge.db_errors import told_outside
+from bridge.db_errors import log_failure, told_outside
 from bridge.failure_hooks import call_on_failure
 from bridge.http.auth import Unauthorized
 from bridge.outcome import Delivery, Outcome, Result
@@ -95,7 +95,9 @@ def _run_and_settle(
     try:
         return result, _final_outcome(spec, data, delivery, result, last_attempt)
     except Exception as error:
-        log.exception("%s on_failure raised for %s %s", spec.event, *delivery_ids(delivery))
+        log_failure(
+            log, error, "%s on_failure raised for %s %s", spec.event, *delivery_ids(delivery)
+        )
         detail = f"{result.detail}; its on_failure hook raised: {told_outside(error)}"
         return Result(Outcome.RETRY, detail), None
 

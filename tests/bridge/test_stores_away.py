@@ -119,6 +119,47 @@ def test_a_job_that_finds_the_database_away_is_retried_without_naming_its_host(
     assert str(port) in caplog.text  # the log keeps the whole error
 
 
+def unreachable(payload: Payload, delivery: Delivery) -> Result:
+    raise RedisConnectionError("Error 111 connecting to 10.1.2.3:6380. Connection refused.")
+
+
+def test_a_store_away_is_logged_in_one_line_without_a_traceback(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("JOBBRIDGE_DEBUG", raising=False)
+
+    run_job(job_of(unreachable), {}, Delivery("http", "d1", 0))
+
+    (record,) = [r for r in caplog.records if r.name == "jobbridge.core"]
+    assert record.levelname == "WARNING" and record.exc_info is None
+    assert "ConnectionError: Error 111 connecting to 10.1.2.3:6380" in record.getMessage()
+
+
+def test_a_store_away_is_logged_with_its_traceback_when_debugging(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("JOBBRIDGE_DEBUG", "1")
+
+    run_job(job_of(unreachable), {}, Delivery("http", "d1", 0))
+
+    (record,) = [r for r in caplog.records if r.name == "jobbridge.core"]
+    assert record.exc_info is not None
+
+
+def test_an_unexpected_error_in_a_job_is_logged_with_its_traceback(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("JOBBRIDGE_DEBUG", raising=False)
+
+    def broken(payload: Payload, delivery: Delivery) -> Result:
+        raise KeyError("a bug")
+
+    run_job(job_of(broken), {}, Delivery("http", "d1", 0))
+
+    (record,) = [r for r in caplog.records if r.name == "jobbridge.core"]
+    assert record.levelname == "ERROR" and record.exc_info is not None
+
+
 def test_a_database_the_job_could_not_reach_is_told_to_the_provider_by_kind_only() -> None:
     def body(payload: Payload, delivery: Delivery) -> Result:
         raise OperationalError(
