@@ -137,53 +137,65 @@ def clean_inbox(
     )
     with session_scope() as session:
         session.add(row)
-    before = utcnow() - timedelta(days=days_old)
-    token: str | None = None
-    while True:
-        page = mail.list_threads(
-            folder=INBOX,
-            before=before,
-            # Marking read has nothing to do on a read thread (the app lists UNREAD too).
-            unread_only=action is CleanAction.MARK_READ,
-            # Threads an earlier run handled are not handled again.
-            exclude_labels=[processed_label],
-            page_token=token,
-            page_size=page_size,
-        )
-        payloads = [
-            ProcessThread(
-                email_account_id=email_account_id,
-                thread_id=thread_id,
-                job_id=row.id,
-                action=action,
-                instructions=instructions,
-                marked_done_label_id=marked_done_label,
-                processed_label_id=processed_label,
-                skips=skips,
+    try:
+        before = utcnow() - timedelta(days=days_old)
+        token: str | None = None
+        while True:
+            page = mail.list_threads(
+                folder=INBOX,
+                before=before,
+                # Marking read has nothing to do on a read thread (the app lists UNREAD too).
+                unread_only=action is CleanAction.MARK_READ,
+                # Threads an earlier run handled are not handled again.
+                exclude_labels=[processed_label],
+                page_token=token,
+                page_size=page_size,
             )
-            for thread_id in page.thread_ids
-        ]
-        if payloads:
-            enqueue_many(
-                process_thread,
-                payloads,
-                dedup_ids=[_dedup_id("process", row.id, t) for t in page.thread_ids],
-            )
-            # Counted once published: a publish that raises counts nothing.
-            with session_scope() as session:
-                session.execute(
-                    update(CleanupJob)
-                    .where(CleanupJob.id == row.id)
-                    .values(threads_queued=CleanupJob.threads_queued + len(payloads))
+            payloads = [
+                ProcessThread(
+                    email_account_id=email_account_id,
+                    thread_id=thread_id,
+                    job_id=row.id,
+                    action=action,
+                    instructions=instructions,
+                    marked_done_label_id=marked_done_label,
+                    processed_label_id=processed_label,
+                    skips=skips,
                 )
-        if page.next_page_token is None:
-            break
-        if page.next_page_token == token:
-            # Following a token that leads back to the same page would queue it forever.
-            raise RuntimeError(f"the mail provider returned page token {token!r} twice")
-        token = page.next_page_token
-    with session_scope() as session:
-        session.execute(update(CleanupJob).where(CleanupJob.id == row.id).values(all_queued=True))
+                for thread_id in page.thread_ids
+            ]
+            if payloads:
+                enqueue_many(
+                    process_thread,
+                    payloads,
+                    dedup_ids=[_dedup_id("process", row.id, t) for t in page.thread_ids],
+                )
+                # Counted once published: a publish that raises counts nothing.
+                with session_scope() as session:
+                    session.execute(
+                        update(CleanupJob)
+                        .where(CleanupJob.id == row.id)
+                        .values(threads_queued=CleanupJob.threads_queued + len(payloads))
+                    )
+            if page.next_page_token is None:
+                break
+            if page.next_page_token == token:
+                # Following a token that leads back to the same page would queue it forever.
+                raise RuntimeError(f"the mail provider returned page token {token!r} twice")
+            token = page.next_page_token
+        with session_scope() as session:
+            session.execute(
+                update(CleanupJob).where(CleanupJob.id == row.id).values(all_queued=True)
+            )
+    except BaseException:
+        # Nothing else would finish it: closed as FAILED (what was queued still runs).
+        with session_scope() as session:
+            session.execute(
+                update(CleanupJob)
+                .where(CleanupJob.id == row.id, CleanupJob.status == CleanupJobStatus.RUNNING)
+                .values(status=CleanupJobStatus.FAILED)
+            )
+        raise
     complete_if_done(row.id)  # nothing queued, or every thread cleaned already
     with session_scope() as session:
         final = session.get(CleanupJob, row.id)

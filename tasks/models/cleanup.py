@@ -21,6 +21,7 @@ class CleanupJobStatus(StrEnum):
     RUNNING = "RUNNING"
     COMPLETED = "COMPLETED"
     CANCELLED = "CANCELLED"
+    FAILED = "FAILED"  # its pages could not all be listed or queued; what was queued runs
 
 
 class CleanupJob(Base):

@@ -31,6 +31,7 @@ from tasks.mail.port import MailMessage, OutgoingMail
 from tasks.models import (
     CleanAction,
     CleanupJob,
+    CleanupJobStatus,
     EmailAccount,
     MailProviderKind,
 )
@@ -726,6 +727,23 @@ def test_producer_follows_page_tokens_and_queues_each_old_thread_once(
     assert cleanup.threads_queued == 60
     assert {body["threadId"] for _, body in published(fake_qstash)} == set(old_threads)
     assert {route for route, _ in published(fake_qstash)} == {"/api/clean"}
+
+
+def test_a_run_whose_pages_cannot_be_queued_is_closed_as_failed(
+    mailbox: Mailbox, old_threads: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = importlib.import_module(clean.clean_inbox.__module__)
+
+    def refused(*args: Any, **kwargs: Any) -> None:
+        raise ConnectionError("the broker refused the publish")
+
+    monkeypatch.setattr(module, "enqueue_many", refused)
+    with pytest.raises(ConnectionError):
+        clean.clean_inbox(mailbox.account_id, action="ARCHIVE", days_old=30)
+
+    with session_scope() as session:
+        (run,) = session.query(CleanupJob).filter_by(email_account_id=mailbox.account_id).all()
+    assert (run.status, run.threads_queued) == (CleanupJobStatus.FAILED, 0)
 
 
 ALL_SIX = {"reply", "starred", "calendar", "receipt", "attachment", "conversation"}
