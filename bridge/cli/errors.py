@@ -4,6 +4,7 @@ failed (naming the variable or the service) and the fix."""
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 from alembic.util.exc import CommandError
@@ -50,6 +51,12 @@ def explain(error: Exception) -> tuple[int, str]:
             return found
     if isinstance(error, PermanentError):
         return 1, str(error)  # e.g. an account whose mail provider has no adapter
+    if isinstance(error, ConnectionError | TimeoutError | socket.gaierror):
+        # A server (a mailbox's IMAP or SMTP, an API): not a path.
+        return 1, (
+            f"cannot reach: {error}\n"
+            "fix: check that the server is up and reachable from here, and its host and port"
+        )
     if isinstance(error, OSError):
         where = f" {error.filename}" if error.filename else ""
         return 1, (

@@ -68,8 +68,10 @@ class AISettings(BaseSettings):
             )
         if self.ai_model is not None and not (self.ai_base_url or self.ai_api_key):
             raise ValueError(
-                "AI_MODEL is set but neither AI_API_KEY (for OpenAI) nor AI_BASE_URL (for "
-                "another server, e.g. http://localhost:11434/v1 for Ollama) is"
+                "AI_MODEL is set but neither AI_API_KEY nor AI_BASE_URL is: set AI_API_KEY "
+                "for OpenAI, or AI_BASE_URL for another server (e.g. "
+                "http://localhost:11434/v1 for Ollama), or unset AI_MODEL to keep the "
+                "offline rules"
             )
         return self
 

@@ -23,3 +23,13 @@ def test_a_publish_that_failed_on_missing_tables_says_to_upgrade_the_database() 
     assert status == 1
     assert "no jobbridge tables" in text and "jobbridge db upgrade" in text
     assert "broker" not in text and "[SQL" not in text
+
+
+def test_a_server_that_cannot_be_reached_is_not_called_a_path() -> None:
+    refused = ConnectionError("IMAP 127.0.0.1:18297 unreachable: [Errno 111] Connection refused")
+
+    status, text = explain(refused)
+
+    assert status == 1
+    assert "cannot reach: IMAP 127.0.0.1:18297 unreachable" in text
+    assert "reachable from here" in text and "path" not in text
