@@ -309,6 +309,7 @@ def run_dev_stack(
     directory, then run web, worker, beat and Flower until Ctrl-C or until one of them
     exits."""
     flower = read_settings(FlowerSettings) if with_flower else None  # a bad login: now
+    made = not settings.data_dir.exists()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     # The lock first: a second stack there would otherwise be told its ports are taken.
     with _only_stack_on(settings.data_dir):
@@ -316,6 +317,8 @@ def run_dev_stack(
             settings, port=port, flower_port=flower_port, with_flower=with_flower
         )
         if blockers:
+            if made:  # made for this try alone (its lock, the broker's folders): not kept
+                shutil.rmtree(settings.data_dir, ignore_errors=True)
             raise StackCannotStart("\n".join(blockers))
         return _run_stack(settings, app, port=port, flower_port=flower_port, flower=flower)
 

@@ -45,6 +45,12 @@ def assert_nothing_started(done: subprocess.CompletedProcess[str], workdir: Path
     assert not (workdir / ".jobbridge" / "jobbridge.db").exists()  # nor the app prepared
 
 
+def assert_nothing_left(done: subprocess.CompletedProcess[str], workdir: Path) -> None:
+    """Nothing started, and no DATA_DIR made where there was none."""
+    assert_nothing_started(done, workdir)
+    assert not (workdir / ".jobbridge").exists()
+
+
 def test_a_web_port_in_use_is_named_with_the_option_that_moves_it(
     tmp_path: Path, taken_port: int
 ) -> None:
@@ -54,7 +60,7 @@ def test_a_web_port_in_use_is_named_with_the_option_that_moves_it(
     assert line == (
         f"port {taken_port} (web) is in use: stop what holds it, or run jobbridge dev --port N"
     )
-    assert_nothing_started(done, tmp_path)
+    assert_nothing_left(done, tmp_path)
 
 
 def test_a_flower_port_in_use_is_named_with_the_options_that_move_it_or_drop_flower(
