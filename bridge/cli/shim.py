@@ -20,7 +20,7 @@ from bridge.cli.root import (
     parse_when,
     settings_or_exit,
 )
-from bridge.devstack import run_dev_stack
+from bridge.devstack import FlowerSettings, run_dev_stack
 from bridge.devstack_checks import StackCannotStart
 from bridge.errors import InvalidPayload
 from bridge.publishing import enqueue, validate
@@ -63,6 +63,7 @@ def _broker(settings: Settings) -> str:
 def show_config() -> None:
     """Print the effective provider chain, why each link was chosen or skipped, and settings."""
     settings = settings_or_exit()
+    read_settings(FlowerSettings)  # checked as `jobbridge dev` checks it (never shown)
     chain = resolve_chain(settings)
     table = Table(title="provider chain (publish order)")
     for column in ("#", "provider", "used", "why"):

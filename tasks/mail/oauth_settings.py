@@ -9,6 +9,8 @@ local doubles.
 
 from __future__ import annotations
 
+import re
+
 from cryptography.fernet import Fernet
 from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -20,6 +22,8 @@ GOOGLE_TOKEN_URL = "https://oauth2.googleapis.com/token"
 GMAIL_API_URL = "https://gmail.googleapis.com/"  # the discovery document's rootUrl
 MICROSOFT_LOGIN_URL = "https://login.microsoftonline.com"
 MICROSOFT_GRAPH_URL = "https://graph.microsoft.com/v1.0"
+# What MICROSOFT_TENANT may be: common, organizations, consumers, a GUID or a domain.
+TENANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,252}")
 
 
 class OAuthSettings(BaseSettings):
@@ -94,8 +98,11 @@ class OAuthSettings(BaseSettings):
     @classmethod
     def _tenant_name(cls, value: str) -> str:
         value = value.strip()
-        if not value or "/" in value or " " in value:
-            raise ValueError("must be common, organizations, consumers or a tenant id")
+        if not TENANT.fullmatch(value):  # a GUID or a domain; it goes into the login URL
+            raise ValueError(
+                "must be common, organizations, consumers or a tenant id (a GUID, or a "
+                "domain such as contoso.onmicrosoft.com)"
+            )
         return value
 
     @property

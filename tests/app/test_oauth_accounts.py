@@ -87,6 +87,24 @@ def test_a_bad_encryption_key_names_the_variable() -> None:
         load_oauth_settings(token_encryption_key="not-a-key")
 
 
+@pytest.mark.parametrize("tenant", ["x%%bad", "a/b", "", "common?x=1"])
+def test_a_microsoft_tenant_that_is_no_tenant_names_the_variable(tenant: str) -> None:
+    from config import ConfigError
+    from tasks.mail.oauth_settings import load_oauth_settings
+
+    with pytest.raises(ConfigError, match="MICROSOFT_TENANT: must be common, organizations"):
+        load_oauth_settings(microsoft_tenant=tenant)
+
+
+@pytest.mark.parametrize(
+    "tenant", ["common", "consumers", "contoso.onmicrosoft.com", "9188040d-6c67-4c5b-b112"]
+)
+def test_a_microsoft_tenant_id_or_domain_is_accepted(tenant: str) -> None:
+    from tasks.mail.oauth_settings import load_oauth_settings
+
+    assert load_oauth_settings(microsoft_tenant=tenant).microsoft_tenant == tenant
+
+
 def test_a_token_from_the_environment_is_read_when_the_job_runs(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

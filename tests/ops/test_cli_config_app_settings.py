@@ -3,6 +3,7 @@ accounts), with every secret reduced to its length."""
 
 from __future__ import annotations
 
+import pytest
 from cryptography.fernet import Fernet
 
 from tests.ops.test_cli_config import (
@@ -43,3 +44,15 @@ def test_config_names_a_bad_app_variable_and_exits_2(configure: Configure) -> No
 
     assert result.exit_code == 2
     assert "TOKEN_ENCRYPTION_KEY" in result.output
+
+
+def test_config_names_a_flower_login_that_jobbridge_dev_would_refuse(
+    configure: Configure, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FLOWER_BASIC_AUTH", "x%%bad")
+
+    result = run_config()
+
+    assert result.exit_code == 2
+    assert "FLOWER_BASIC_AUTH: must be user:password" in result.output
+    assert "x%%bad" not in result.output
