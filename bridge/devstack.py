@@ -22,13 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import SecretStr, field_validator
-from pydantic_settings import BaseSettings
 
 from bridge.apps import App
 from bridge.devstack_checks import StackCannotStart, stack_blockers
 from bridge.metrics import MULTIPROC_ENV
 from bridge.web.bounded_http import UVICORN_HTTP
 from config import ENVIRONMENT_SOURCES, Settings, read_settings, resolve_chain
+from config.environment import EnvironmentSettings
 
 
 def stack_commands(
@@ -181,7 +181,7 @@ def children_environment(environ: Mapping[str, str], metrics: DevMetrics) -> dic
     }
 
 
-class FlowerSettings(BaseSettings):
+class FlowerSettings(EnvironmentSettings):
     """Flower's options that may be set in .env like every other variable: Flower reads
     its FLOWER_* variables from its own environment only, never from .env."""
 

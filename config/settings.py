@@ -27,6 +27,7 @@ from config.broker import (
     rabbitmq_horizon,
 )
 from config.env_file import unreadable_lines
+from config.environment import EnvironmentSettings
 from config.provider import Provider
 from config.qstash_keys import WHERE_FROM, missing_qstash_variables, qstash_problems
 from config.switches import FALSY, check_signing_key, checked_inngest_dev
@@ -51,7 +52,7 @@ class ConfigError(Exception):
 _MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
-class AppLocation(BaseSettings):
+class AppLocation(EnvironmentSettings):
     """Where the app on the shim is: read alone, before the rest, because the command
     line is built from the app's commands even when the rest of the environment is bad."""
 
@@ -178,22 +179,6 @@ class Settings(AppLocation):
             return None
         check_signing_key(value)  # named by the error's field
         return value
-
-    @field_validator(
-        "inngest_dev",
-        "inngest_app_id",
-        "redis_url",
-        "database_url",
-        "data_dir",
-        "metrics_port",
-        "metrics_addr",
-        mode="before",
-    )
-    @classmethod
-    def _empty_is_the_default(cls, value: object, info: ValidationInfo) -> object:
-        # `NAME=` as in .env.example means unset (the Inngest SDK takes "" as an origin).
-        empty = isinstance(value, str) and not value.strip()
-        return cls.model_fields[str(info.field_name)].default if empty else value
 
     @field_validator(
         "inngest_event_key",

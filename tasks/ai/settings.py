@@ -8,14 +8,15 @@ AI_MODEL is set; without it the offline rules answer, as they do by default.
 from __future__ import annotations
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from config import ENVIRONMENT_SOURCES, read_settings
+from config.environment import EnvironmentSettings
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 
 
-class AISettings(BaseSettings):
+class AISettings(EnvironmentSettings):
     """AI_* variables; frozen (hence hashable) so one client can serve equal settings."""
 
     # Read like config's Settings: the environment first, then .env in the working folder.

@@ -17,9 +17,10 @@ from enum import StrEnum
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from pydantic import SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from config import ENVIRONMENT_SOURCES, read_settings
+from config.environment import EnvironmentSettings
 from tasks.mail.imap_session import Security, ServerSettings, is_loopback
 
 DEFAULT_PORTS = {"smtp": 587, "smtps": 465}  # submission with STARTTLS; implicit TLS
@@ -32,7 +33,7 @@ class Transport(StrEnum):
     MAILBOX = "mailbox"  # the account's own mailbox, sent by its MailProvider
 
 
-class DeliverySettings(BaseSettings):
+class DeliverySettings(EnvironmentSettings):
     """RESEND_* and SMTP_* variables; frozen like AISettings."""
 
     # Read like config's Settings: the environment first, then .env in the working folder.

@@ -13,9 +13,10 @@ import re
 
 from cryptography.fernet import Fernet
 from pydantic import SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from config import ENVIRONMENT_SOURCES, read_settings
+from config.environment import EnvironmentSettings
 
 GOOGLE_AUTH_URL = "https://accounts.google.com/o/oauth2/auth"
 GOOGLE_TOKEN_URL = "https://oauth2.googleapis.com/token"
@@ -26,7 +27,7 @@ MICROSOFT_GRAPH_URL = "https://graph.microsoft.com/v1.0"
 TENANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,252}")
 
 
-class OAuthSettings(BaseSettings):
+class OAuthSettings(EnvironmentSettings):
     """GOOGLE_*, MICROSOFT_* and TOKEN_ENCRYPTION_KEY*; frozen like AISettings."""
 
     model_config = SettingsConfigDict(**ENVIRONMENT_SOURCES, frozen=True)

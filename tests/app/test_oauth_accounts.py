@@ -87,7 +87,7 @@ def test_a_bad_encryption_key_names_the_variable() -> None:
         load_oauth_settings(token_encryption_key="not-a-key")
 
 
-@pytest.mark.parametrize("tenant", ["x%%bad", "a/b", "", "common?x=1"])
+@pytest.mark.parametrize("tenant", ["x%%bad", "a/b", "common?x=1"])
 def test_a_microsoft_tenant_that_is_no_tenant_names_the_variable(tenant: str) -> None:
     from config import ConfigError
     from tasks.mail.oauth_settings import load_oauth_settings

@@ -109,6 +109,20 @@ def test_blank_optional_value_counts_as_unset(
     assert getattr(load_settings(), variable.lower()) is None
 
 
+def test_every_variable_set_blank_means_its_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tasks.settings_models import settings_models
+
+    models = [Settings, *settings_models]
+    variables = [name.upper() for model in models for name in model.model_fields]
+    for variable in variables:
+        monkeypatch.delenv(variable, raising=False)
+    defaults = [model().model_dump() for model in models]
+    for variable in variables:
+        monkeypatch.setenv(variable, " ")
+
+    assert [model().model_dump() for model in models] == defaults
+
+
 SECRETS = [
     "INNGEST_EVENT_KEY",
     "QSTASH_TOKEN",
