@@ -48,6 +48,10 @@ _NEEDED_FIELDS = {
 }
 
 
+# How a missing field is named to whoever scheduled the action (a CLI option, a call).
+_NEEDED_WORDS = {"label": "a label", "folder_name": "a folder", "to": "a recipient"}
+
+
 def _require_aware(when: datetime) -> datetime:
     if when.tzinfo is None:
         raise ValueError("scheduled_for must be timezone-aware (UTC); a naive time is ambiguous")
@@ -75,7 +79,8 @@ def record(
         return existing, False
     needed = _NEEDED_FIELDS.get(action_type, ())
     if needed and not any(action_fields.get(name) for name in needed):
-        raise ActionRefused(needed[0], f"a {action_type.value} action needs `{needed[0]}`")
+        what = _NEEDED_WORDS.get(needed[0], needed[0])
+        raise ActionRefused(needed[0], f"a {action_type.value} action needs {what}")
     if verify_message:
         with session_scope() as session:
             account = session.get(EmailAccount, email_account_id)

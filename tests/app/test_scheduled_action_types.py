@@ -149,3 +149,29 @@ def test_early_delivery_is_retried_when_due(mailbox: Mailbox) -> None:
     assert result.outcome is Outcome.RETRY
     assert result.retry_after == pytest.approx(600, abs=5)
     assert scheduled_actions.get(row.id).status is ActionStatus.PENDING
+
+
+@pytest.mark.parametrize(
+    ("action_type", "field", "words"),
+    [
+        (ActionType.MOVE_FOLDER, "folder_name", "a folder"),
+        (ActionType.LABEL, "label", "a label"),
+        (ActionType.FORWARD, "to", "a recipient"),
+    ],
+)
+def test_an_action_without_what_its_type_needs_is_refused_in_words(
+    mailbox: Mailbox, action_type: ActionType, field: str, words: str
+) -> None:
+    with pytest.raises(scheduled_actions.ActionRefused) as refused:
+        scheduled_actions.schedule(
+            email_account_id=mailbox.account_id,
+            action_type=action_type,
+            message_id=mailbox.keys[0],
+            thread_id=mailbox.keys[0],
+            scheduled_for=utcnow(),
+        )
+
+    assert (refused.value.field, str(refused.value)) == (
+        field,
+        f"a {action_type.value} action needs {words}",
+    )
