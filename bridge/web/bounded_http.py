@@ -9,8 +9,9 @@ its response did not wait for: a sender trickling one to a route that answered a
 (401, 404) kept the connection. Here:
 
 - a head over MAX_HEAD_BYTES is answered 431 and the connection closed, read no further;
-- a head must be whole within HEAD_SECONDS of the connection, or of its first byte on a
-  kept-alive one, else 408 and the connection closed;
+- a head must be whole within HEAD_SECONDS of its first byte, and begin within
+  HEAD_SECONDS of the connection or of the last response, else 408 and the connection
+  closed;
 - a response sent before its request's body came whole closes the connection.
 
 The web server runs with it: `uvicorn bridge.web:app --http ` + UVICORN_HTTP (`jobbridge
@@ -52,19 +53,23 @@ class BoundedHttpTools(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        if not self._in_head:  # the next request on a kept-alive connection
-            self._start_head()
+        self._end_head()  # a request's first byte: its head has HEAD_SECONDS from here
+        self._start_head()
 
     def on_headers_complete(self) -> None:
         self._end_head()
         super().on_headers_complete()
 
     def on_response_complete(self) -> None:
-        cycle = self.cycle
-        if cycle is not None and cycle.more_body and not self.transport.is_closing():
+        idle = not self.pipeline  # else self.cycle is a pipelined request's, not this one's
+        if idle and self.cycle is not None and self.cycle.more_body:
             self.transport.close()  # the body's rest is not worth waiting for
             return
         super().on_response_complete()
+        if idle and not self._in_head and not self.transport.is_closing():
+            # The next head's clock starts now: bytes that begin no request (blank lines,
+            # which also stop uvicorn's keep-alive clock) hold the connection no longer.
+            self._start_head()
 
     def _start_head(self) -> None:
         self._in_head, self._head_bytes = True, 0

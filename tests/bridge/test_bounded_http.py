@@ -126,11 +126,31 @@ def test_each_request_on_a_kept_alive_connection_has_its_own_deadline(
     with connect(server) as connection:
         connection.sendall(GET)
         first = connection.recv(65536)
-        time.sleep(HEAD_SECONDS * 1.5)  # idle between requests, within uvicorn's keep-alive
-        connection.sendall(GET)
+        time.sleep(HEAD_SECONDS * 0.6)  # idle between requests
+        connection.sendall(GET[:5])
+        time.sleep(HEAD_SECONDS * 0.6)  # past the first deadline, within its own
+        connection.sendall(GET[5:])
         second = connection.recv(65536)
 
     assert first.startswith(b"HTTP/1.1 200 ") and second.startswith(b"HTTP/1.1 200 ")
+
+
+def test_blank_lines_after_a_response_do_not_hold_the_connection(
+    server: tuple[str, int],
+) -> None:
+    with connect(server) as connection:
+        connection.sendall(GET)
+        first = connection.recv(65536)
+        for _ in range(6):  # each stops uvicorn's keep-alive clock, and begins no request
+            time.sleep(HEAD_SECONDS / 3)
+            try:
+                connection.sendall(b"\r\n")
+            except OSError:
+                break
+        answer = answer_and_close(connection)
+
+    assert first.startswith(b"HTTP/1.1 200 ")
+    assert answer.startswith(b"HTTP/1.1 408 ")
 
 
 def test_a_response_sent_before_the_body_came_whole_closes_the_connection(
