@@ -13,6 +13,7 @@ job and its retry budget.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from typing import Any
 
@@ -38,9 +39,8 @@ HARD_LIMIT_GRACE_SECONDS = 30
 # deferrals: how often it was sent back because its key was at its limit.
 REDELIVERIES_HEADER = "jobbridge-redeliveries"
 DEFERRALS_HEADER = "jobbridge-deferrals"
-# How often a delivery may lose its worker (its process died) and still run again: a
-# delivery limit apart from the job's retries, which count its own failures.
-MAX_REDELIVERIES = 5
+# A retry Celery could not publish is given back to the broker after this pause.
+UNPUBLISHED_RETRY_PAUSE_SECONDS = 5.0
 # hook-failures: how often its on_failure hook raised (see _give_up), at most HOOK_TRIES:
 # backing off from 10 s to the ETA horizon, several hours of a database being away.
 HOOK_FAILURES_HEADER = "jobbridge-hook-failures"
@@ -86,11 +86,6 @@ def add_job_task(app: Celery, spec: JobSpec[Any]) -> None:
         redeliveries = _header(request, REDELIVERIES_HEADER) + int(redelivered)
         attempt = int(request.retries or 0) + redeliveries
         delivery = Delivery("celery", str(request.id), attempt, redeliveries > 0)
-        if redeliveries > MAX_REDELIVERIES:
-            # The process running it died that often (out of memory, the hard time
-            # limit): a message that kills its worker would come back forever.
-            lost = f"gave up: the worker running it was lost {redeliveries} times"
-            raise _give_up(self, spec, payload, delivery, lost)
         value = _limited_key(spec, policy, payload)
         token = uuid.uuid4().hex
         if policy and value is not None:
@@ -98,11 +93,11 @@ def add_job_task(app: Celery, spec: JobSpec[Any]) -> None:
         try:
             result = run_job(spec, payload, delivery)
             if result.outcome is Outcome.FAILED:
-                raise _give_up(self, spec, payload, delivery, result.detail)
+                raise _give_up(self, spec, payload, delivery, result.detail, redeliveries)
             if result.outcome is Outcome.RETRY:
                 if self.request.retries >= spec.retries:
                     detail = f"gave up after {attempt + 1} attempts: {result.detail}"
-                    raise _give_up(self, spec, payload, delivery, detail)
+                    raise _give_up(self, spec, payload, delivery, detail, redeliveries)
                 countdown = result.retry_after or backoff_seconds(attempt, cap=horizon)
                 try:
                     raise self.retry(
@@ -112,7 +107,9 @@ def add_job_task(app: Celery, spec: JobSpec[Any]) -> None:
                     )
                 except Reject as unpublished:
                     # Celery could not publish the retry (the broker is away) and would
-                    # drop this message for good: give it back instead, as a redelivery.
+                    # drop this message for good: give it back instead, as a redelivery,
+                    # after a pause (a broker refusing publishes may still hand it out).
+                    time.sleep(UNPUBLISHED_RETRY_PAUSE_SECONDS)
                     raise Reject(
                         unpublished.args[0] if unpublished.args else None, requeue=True
                     ) from None
@@ -130,6 +127,7 @@ def _give_up(
     payload: dict[str, Any],
     delivery: Delivery,
     detail: str,
+    redeliveries: int,
 ) -> JobFailed:
     """The delivery failed for good: run the job's on_failure hook, once per task id (a
     message redelivered after its worker died between the hook and the ack does not run
@@ -156,7 +154,6 @@ def _give_up(
         horizon = get_settings().celery_eta_horizon_seconds
         reason = f"{spec.event} on_failure raised: {type(error).__name__}: {error}"
         log.warning("%s[%s]: %s; comes back later", task.name, delivery.delivery_id, reason)
-        redeliveries = _header(task.request, REDELIVERIES_HEADER) + int(delivery.redelivered)
         headers = {HOOK_FAILURES_HEADER: str(tries)}
         countdown = backoff_seconds(tries - 1, cap=horizon)
         raise _come_back_later(task, countdown, reason, redeliveries, 0, headers) from None

@@ -141,28 +141,6 @@ def test_celery_does_not_run_the_hook_when_the_job_succeeds(celery_work: Any) ->
     assert calls_for(work["workId"]) == []
 
 
-def test_celery_gives_up_unrun_a_delivery_whose_worker_died_past_the_limit(
-    celery_work: Any,
-) -> None:
-    work = new_work("done")  # would succeed, if it ran
-    times = celery_tasks.MAX_REDELIVERIES + 1
-    lost = {celery_tasks.REDELIVERIES_HEADER: str(times)}
-
-    result = celery_work.apply(kwargs={"payload": work}, headers=lost)
-
-    assert isinstance(result.result, JobFailed)
-    assert calls_for(work["workId"]) == [f"gave up: the worker running it was lost {times} times"]
-
-
-def test_celery_runs_a_delivery_whose_worker_died_up_to_the_limit(celery_work: Any) -> None:
-    work = new_work("done")
-    lost = {celery_tasks.REDELIVERIES_HEADER: str(celery_tasks.MAX_REDELIVERIES)}
-
-    result = celery_work.apply(kwargs={"payload": work}, headers=lost)
-
-    assert result.result["outcome"] == "done"
-
-
 def test_celery_gives_back_a_message_whose_retry_could_not_be_published(
     celery_work: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -171,6 +149,7 @@ def test_celery_gives_back_a_message_whose_retry_could_not_be_published(
         raise Reject(ConnectionError("broker away"), requeue=False)
 
     monkeypatch.setattr(celery_work, "retry", unpublished)
+    monkeypatch.setattr(celery_tasks, "UNPUBLISHED_RETRY_PAUSE_SECONDS", 0)
 
     result = celery_work.apply(kwargs={"payload": new_work("retry")})
 
@@ -179,15 +158,18 @@ def test_celery_gives_back_a_message_whose_retry_could_not_be_published(
 
 
 Sent = tuple[float, dict[str, str] | None]
+REDELIVERED: list[int] = []  # the redeliveries each come-back carried on
 
 
 @pytest.fixture
 def comebacks(monkeypatch: pytest.MonkeyPatch) -> list[Sent]:
     """What _come_back_later was asked to publish: countdown and extra headers."""
     sent: list[Sent] = []
+    REDELIVERED.clear()
 
     def come_back_later(task: Any, countdown: float, *args: Any) -> Retry:
         sent.append((countdown, args[3] if len(args) > 3 else None))
+        REDELIVERED.append(args[1])
         return Retry("comes back later", when=countdown)
 
     monkeypatch.setattr(celery_tasks, "_come_back_later", come_back_later)
@@ -365,3 +347,14 @@ def test_inngest_registers_no_failure_function_for_a_job_without_a_hook(
     main = job_function(client, spec)
     assert main.get_config("http://app.test/api/inngest").on_failure is None
     assert timed_out_function(client, spec, main) is None
+
+
+def test_celery_brings_a_delivery_back_with_the_redeliveries_it_had(
+    celery_work: Any, comebacks: list[Sent]
+) -> None:
+    work = {"workId": BROKEN_HOOK + uuid.uuid4().hex, "outcome": "fail"}
+    once = {celery_tasks.REDELIVERIES_HEADER: "1"}  # its worker died once, earlier
+
+    celery_work.apply(kwargs={"payload": work}, headers=once)
+
+    assert REDELIVERED == [1]
