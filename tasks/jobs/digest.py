@@ -169,7 +169,10 @@ def send_digest(payload: SendDigest, delivery: Delivery) -> Result:
     if not payload.force and not _digest_due(account, now):
         return skipped("digest not due yet")
     token = uuid.uuid4().hex
-    claimed = _claim_digests(account.id, token, now)
+    claimed, took_over = _claim_digests(account.id, token, now)
+    # A lapsed claim's digests are sent (or found sent) alone: the account's schedule
+    # stays where it is, so its PENDING digests go out at the next fan-out.
+    account_to_advance = None if took_over else account
     if not claimed:
         return skipped("no pending digest")
     with session_scope() as session:
@@ -181,7 +184,9 @@ def send_digest(payload: SendDigest, delivery: Delivery) -> Result:
             )
         )
     if not items:
-        _finish(claimed, token, DigestStatus.SENT, account, now, error="no items to send")
+        _finish(
+            claimed, token, DigestStatus.SENT, account_to_advance, now, error="no items to send"
+        )
         return skipped("digest had no items")
     subject = f"Your digest: {len(items)} email{'s' if len(items) != 1 else ''}"
     text, body_html = render_digest(items)
@@ -208,7 +213,7 @@ def send_digest(payload: SendDigest, delivery: Delivery) -> Result:
             error=f"{type(error).__name__}: {error}",
         )
         raise
-    _finish(claimed, token, DigestStatus.SENT, account, now, error=None)
+    _finish(claimed, token, DigestStatus.SENT, account_to_advance, now, error=None)
     return done(f"sent {len(items)} items from {len(claimed)} digests")
 
 
@@ -218,10 +223,11 @@ def _digest_due(account: EmailAccount, now: datetime) -> bool:
     )
 
 
-def _claim_digests(account_id: str, token: str, now: datetime) -> list[str]:
+def _claim_digests(account_id: str, token: str, now: datetime) -> tuple[list[str], bool]:
     """The account's PENDING digests, or, where a run's claim lapsed (it may have sent
     them and died before saying so), that claim's digests alone: the same digests make
-    the same idempotency key, so the email is not sent again with newer items added."""
+    the same idempotency key, so the email is not sent again with newer items added.
+    The ids claimed, and whether they were a lapsed claim's."""
     lapsed = and_(Digest.status == DigestStatus.PROCESSING, Digest.lease_expires_at < now)
     with session_scope() as session:
         dead_claim = session.scalar(
@@ -245,7 +251,8 @@ def _claim_digests(account_id: str, token: str, now: datetime) -> list[str]:
                 lease_expires_at=now + DIGEST_LEASE,
             ),
         )
-        return list(session.scalars(select(Digest.id).where(Digest.claim_token == token)))
+        claimed = list(session.scalars(select(Digest.id).where(Digest.claim_token == token)))
+        return claimed, dead_claim is not None
 
 
 def _finish(

@@ -182,7 +182,8 @@ def test_summary_fan_out_sends_the_account_id_not_the_email(
 def test_a_digest_sent_by_a_run_that_died_before_saying_so_is_not_sent_again_with_newer_items(
     mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    payload = {"emailAccountId": mailbox.account_id, "force": True}
+    set_schedule(mailbox, digest_interval_days=7, digest_next_at=utcnow() - timedelta(hours=1))
+    payload = {"emailAccountId": mailbox.account_id}  # when due, as the fan-out sends it
     deliver(digest.add_to_digest, item_payload(mailbox, 0))
     finish = digest._finish
 
@@ -200,6 +201,8 @@ def test_a_digest_sent_by_a_run_that_died_before_saying_so_is_not_sent_again_wit
             .values(lease_expires_at=utcnow() - timedelta(seconds=1))
         )
 
+    # The takeover sends the dead run's digest alone, leaving the schedule where it was,
+    # so the next delivery, still due, sends the newer one.
     outcomes = [deliver(digest.send_digest, payload, f"later-{n}").outcome for n in range(3)]
 
     assert outcomes == [Outcome.DONE, Outcome.DONE, Outcome.SKIPPED]
