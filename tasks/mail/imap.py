@@ -14,13 +14,12 @@ in Sent belongs to the thread in INBOX). Listing walks a folder state kept betwe
 (`imap_index`), so a page costs the same deep in a large folder. Labels are IMAP keywords
 where the folder allows custom ones (PERMANENTFLAGS `\\*`), else copies into a folder of
 that name. A send goes through SMTP and is then appended to the Sent folder; one
-idempotency key sends once (its copy in Sent, and a record made as SMTP takes it).
+idempotency key sends once (its copy in Sent, and a record: `imap_send`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import re
 import weakref
 from collections.abc import Iterable, Sequence
@@ -30,7 +29,7 @@ from email.message import EmailMessage
 from functools import partial
 
 from imapclient import IMAPClient
-from imapclient.exceptions import IMAPClientAbortError, IMAPClientError
+from imapclient.exceptions import IMAPClientError
 
 from bridge.outcome import PermanentError
 from tasks.mail import imap_lookup, imap_pool
@@ -43,17 +42,17 @@ from tasks.mail.imap_messages import (
     fetch_whole,
     message_from,
 )
+from tasks.mail.imap_send import send_and_keep
 from tasks.mail.imap_session import ServerSettings, open_imap
 from tasks.mail.imap_threads import header_criteria, linked
 from tasks.mail.maildir_headers import as_utc
 from tasks.mail.one_by_one import change_one_by_one
 from tasks.mail.port import MailMessage, MessageNotFound, OutgoingMail, ThreadPage
-from tasks.mail.send_once import mailbox_key, send_once
+from tasks.mail.send_once import mailbox_key
 from tasks.mail.smtp_submit import submit
 from tasks.mail.thread_pages import NO_MESSAGES, walk_page
 
 SEEN, FLAGGED = b"\\Seen", b"\\Flagged"
-log = logging.getLogger("jobbridge.mail")
 _KEYWORD = re.compile(r"^[A-Za-z0-9_$.\-]{1,64}$")  # an IMAP atom any server takes
 _LISTING_ATTEMPTS = 3  # messages expunged while a page is read: read the folder again
 
@@ -360,21 +359,14 @@ class ImapProvider:
         references = self._references_for_reply(mail.in_reply_to) if mail.in_reply_to else []
         message = outgoing_message(mail, self.address, header, references)
         smtp, where = self.smtp, f"SMTP {self.smtp.host}:{self.smtp.port}"
-
-        def submitted() -> str:
-            submit(smtp, message, self.address, recipients_of(mail), where)
-            return header
-
-        if mail.idempotency_key:
-            send_once(mailbox_key(self.address, mail.idempotency_key), "imap", submitted)
-        else:
-            submitted()
-        try:
-            self.client.append(sent, message.as_bytes(), flags=[SEEN])
-        except IMAPClientAbortError:
-            raise  # the connection: the retry keeps the copy (and sends nothing again)
-        except IMAPClientError as error:  # refused (over quota): the email went out anyway
-            log.warning("%s: sent %s, but Sent refused its copy: %s", self.address, header, error)
+        key = mail.idempotency_key and mailbox_key(self.address, mail.idempotency_key)
+        send_and_keep(
+            self.client,
+            sent,
+            message,
+            lambda: submit(smtp, message, self.address, recipients_of(mail), where),
+            key or None,
+        )
         return header
 
     def _references_for_reply(self, parent_id: str) -> list[str]:

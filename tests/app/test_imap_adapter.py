@@ -262,6 +262,25 @@ def test_a_send_cut_off_before_its_copy_keeps_it_on_the_retry_without_sending_ag
     assert copies_in(imap_user, "Sent", retried) == 1
 
 
+def test_a_send_whose_record_failed_after_smtp_took_it_is_not_sent_again(
+    mail: ImapProvider, smtp_server: Any, imap_user: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tasks.mail import send_once as records
+
+    def lost(*args: Any, **kwargs: Any) -> None:
+        raise ConnectionError("the database went away")
+
+    outgoing = OutgoingMail(to=imap_user.address, subject="Blip", body="Hi!", idempotency_key="b-1")
+    with monkeypatch.context() as away:
+        away.setattr(records, "_mark_sent", lost)
+        with pytest.raises(ConnectionError):
+            mail.send(outgoing)
+
+    retried = mail.send(outgoing)  # its copy in Sent says it went out
+
+    assert relayed(smtp_server, retried) == 1
+
+
 def test_a_reply_carries_the_threads_references(
     mail: ImapProvider, smtp_server: Any, imap_user: Any
 ) -> None:
