@@ -29,7 +29,14 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from tasks.mail.maildir_files import INBOX, File, file_summary, folder_path, name_parts
+from tasks.mail.maildir_files import (
+    INBOX,
+    File,
+    file_summary,
+    folder_name_problem,
+    folder_path,
+    name_parts,
+)
 from tasks.mail.maildir_listing import Entry, FolderListing
 
 _SETTLED_NS = 2_000_000_000
@@ -191,13 +198,14 @@ def _names(directory: str) -> frozenset[str]:
 
 
 def _folder_names(root: str) -> list[str]:
+    """The root's folders (`.Name` directories), but for names no folder may have (`...`
+    is a directory some tool made, not a folder `..`: it would fail every listing)."""
     try:
         with os.scandir(root) as entries:
-            return [
-                e.name[1:] for e in entries if len(e.name) > 1 and e.name[0] == "." and e.is_dir()
-            ]
+            names = [e.name[1:] for e in entries if e.name[:1] == "." and e.is_dir()]
     except FileNotFoundError:
         return []
+    return [name for name in names if folder_name_problem(name) is None]
 
 
 # The indexes of this process, one per Maildir root ------------------------------------

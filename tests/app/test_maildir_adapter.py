@@ -393,3 +393,14 @@ def test_listing_names_each_threads_newest_message(mailbox: Mailbox) -> None:
 
     assert page.newest_message_ids[original.thread_id] == reply_key
     assert set(page.newest_message_ids) == set(page.thread_ids)
+
+
+def test_a_directory_of_dots_in_the_root_is_no_folder_and_breaks_nothing(
+    mailbox: Mailbox,
+) -> None:
+    (mailbox.path / "...").mkdir()  # made by some tool; as a folder it would be ".."
+    mail = mailbox.provider()
+
+    mail.move(mailbox.keys[0], "Receipts")
+
+    assert mail.get_message(mailbox.keys[0]).folder == "Receipts"
