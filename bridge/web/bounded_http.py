@@ -9,13 +9,17 @@ its response did not wait for: a sender trickling one to a route that answered a
 (401, 404) kept the connection. Here:
 
 - a head over MAX_HEAD_BYTES is answered 431 and the connection closed, read no further;
-- a head must be whole within HEAD_SECONDS of its first byte, and begin within
-  HEAD_SECONDS of the connection or of the last response, else 408 and the connection
-  closed;
+- a head must be whole within HEAD_SECONDS of its first byte, else 408 and the
+  connection closed; a connection on which no head begins within HEAD_SECONDS of its
+  start (or of the last answer, or uvicorn's keep-alive if that is longer) is closed
+  without a word, as uvicorn's keep-alive closes it: blank lines between requests,
+  which stop that clock, hold it no longer;
 - a response sent before its request's body came whole closes the connection.
 
-The web server runs with it: `uvicorn bridge.web:app --http ` + UVICORN_HTTP (`jobbridge
-dev`, the Dockerfile and both compose files). A proxy in front may set tighter limits.
+A refusal never cuts off the answer to a pipelined request before it: it waits for
+that answer, and the head's clock waits too. The web server runs with this protocol:
+`uvicorn bridge.web:app --http ` + UVICORN_HTTP (`jobbridge dev`, the Dockerfile and
+both compose files). A proxy in front may set tighter limits.
 """
 
 from __future__ import annotations
@@ -29,65 +33,98 @@ UVICORN_HTTP = "bridge.web.bounded_http:BoundedHttpTools"
 MAX_HEAD_BYTES = 64 * 1024
 HEAD_SECONDS = 10.0
 
+Refusal = tuple[int, str, str]  # status, reason, body
+
 
 class BoundedHttpTools(HttpToolsProtocol):
-    _in_head = True
+    _in_head = True  # no head is whole since the last one (or the connection's start)
+    _head_begun = False  # ...and a byte of the next one has come
     _head_bytes = 0
+    _began_in_this_read = False
     _head_deadline: asyncio.TimerHandle | None = None
+    _refusal: Refusal | None = None  # to send once the answer in progress is out
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._start_head()
+        self._wait_for_head(HEAD_SECONDS)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._end_head()
+        self._stop_clock()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        super().data_received(data)  # what it holds of a head is at most one read over
-        if self._in_head and not self.transport.is_closing():
+        self._began_in_this_read = False
+        super().data_received(data)
+        # A read in which a request began may hold the one before's body: not counted
+        # (one read is bounded by the transport's buffer; the next ones are counted).
+        if self._in_head and not self._began_in_this_read and not self.transport.is_closing():
             self._head_bytes += len(data)
             if self._head_bytes > MAX_HEAD_BYTES:
                 why = f"the request's head is over {MAX_HEAD_BYTES} bytes"
-                self._refuse(431, "Request Header Fields Too Large", why)
+                self._refuse((431, "Request Header Fields Too Large", why))
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._end_head()  # a request's first byte: its head has HEAD_SECONDS from here
-        self._start_head()
+        self._began_in_this_read = True
+        self._wait_for_head(HEAD_SECONDS)
+        self._head_begun = True
 
     def on_headers_complete(self) -> None:
-        self._end_head()
+        self._in_head = False
+        self._stop_clock()
         super().on_headers_complete()
 
     def on_response_complete(self) -> None:
         idle = not self.pipeline  # else self.cycle is a pipelined request's, not this one's
+        if idle and self._refusal is not None:
+            self.server_state.total_requests += 1
+            self._send_refusal(self._refusal)
+            return
         if idle and self.cycle is not None and self.cycle.more_body:
+            self.server_state.total_requests += 1
             self.transport.close()  # the body's rest is not worth waiting for
             return
         super().on_response_complete()
         if idle and not self._in_head and not self.transport.is_closing():
-            # The next head's clock starts now: bytes that begin no request (blank lines,
-            # which also stop uvicorn's keep-alive clock) hold the connection no longer.
-            self._start_head()
+            self._wait_for_head(max(HEAD_SECONDS, float(self.timeout_keep_alive)))
 
-    def _start_head(self) -> None:
-        self._in_head, self._head_bytes = True, 0
-        self._head_deadline = self.loop.call_later(HEAD_SECONDS, self._head_too_slow)
+    def _wait_for_head(self, seconds: float) -> None:
+        self._stop_clock()
+        self._in_head, self._head_begun, self._head_bytes = True, False, 0
+        self._head_deadline = self.loop.call_later(seconds, self._head_too_slow)
 
-    def _end_head(self) -> None:
-        self._in_head = False
+    def _stop_clock(self) -> None:
         if self._head_deadline is not None:
             self._head_deadline.cancel()
             self._head_deadline = None
 
-    def _head_too_slow(self) -> None:
-        if self._in_head and not self.transport.is_closing():
-            why = f"the request's head did not come whole within {HEAD_SECONDS:g} s"
-            self._refuse(408, "Request Timeout", why)
+    def _answering(self) -> bool:
+        """Whether an earlier request's answer is still to go out (pipelining)."""
+        return self.cycle is not None and not self.cycle.response_complete
 
-    def _refuse(self, status: int, reason: str, body: str) -> None:
-        self._end_head()
+    def _head_too_slow(self) -> None:
+        self._head_deadline = None
+        if not self._in_head or self.transport.is_closing():
+            return
+        if self._answering():  # the head waits behind an answer: so does its clock
+            self._head_deadline = self.loop.call_later(HEAD_SECONDS, self._head_too_slow)
+        elif self._head_begun:
+            why = f"the request's head did not come whole within {HEAD_SECONDS:g} s"
+            self._refuse((408, "Request Timeout", why))
+        else:
+            self.transport.close()  # idle: closed as uvicorn's keep-alive closes it
+
+    def _refuse(self, refusal: Refusal) -> None:
+        self._in_head = False
+        self._stop_clock()
+        if self._answering():
+            self._refusal = refusal  # after that answer: see on_response_complete
+            self.flow.pause_reading()
+        else:
+            self._send_refusal(refusal)
+
+    def _send_refusal(self, refusal: Refusal) -> None:
+        status, reason, body = refusal
         self.transport.write(
             f"HTTP/1.1 {status} {reason}\r\ncontent-type: text/plain; charset=utf-8\r\n"
             f"content-length: {len(body)}\r\nconnection: close\r\n\r\n{body}".encode()
