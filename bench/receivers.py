@@ -1340,7 +1340,8 @@ def notes_for(
         "this row's: steadier than req/s when others load the machine. Goals are on ratio.",
         f"c8 req/s per round: {per_round}.",
         f"Servers alone on 127.0.0.1, {WORKERS} workers each: uvicorn --http httptools --loop "
-        "uvloop (access log on, its default); gunicorn sync workers for Django. Every request "
+        "uvloop (jobbridge: its own httptools protocol, bridge/web/bounded_http.py; access "
+        "log on, uvicorn's default); gunicorn sync workers for Django. Every request "
         "is a fresh signed delivery (QStash: own message id and JWT; Inngest: own run id).",
         "Runs restarted because the keep-alive connections were split unevenly over the "
         f"workers: {restarts}"
