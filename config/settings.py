@@ -150,7 +150,7 @@ class Settings(AppLocation):
     )
     @classmethod
     def _strip_trailing_slash(cls, value: str | None) -> str | None:
-        if value is None or not value.strip():
+        if value is None:
             return None
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an absolute http:// or https:// URL")
@@ -175,8 +175,6 @@ class Settings(AppLocation):
     @field_validator("inngest_signing_key", "inngest_signing_key_fallback")
     @classmethod
     def _signing_key_is_hex(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not value.get_secret_value():
-            return None
         check_signing_key(value)  # named by the error's field
         return value
 
@@ -190,11 +188,11 @@ class Settings(AppLocation):
         "metrics_token",
     )
     @classmethod
-    def _empty_secret_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
-        """A secret without the whitespace around it (a key pasted with its newline), and
-        one of whitespace alone unset: a blank key would sign or admit anything."""
-        secret = value.get_secret_value().strip() if value is not None else ""
-        return SecretStr(secret) if secret else None
+    def _secret_without_whitespace(cls, value: SecretStr | None) -> SecretStr | None:
+        """A secret without the whitespace around it (a key pasted with its newline); one
+        of whitespace alone is already unset (EnvironmentSettings): a blank key would sign
+        or admit anything."""
+        return None if value is None else SecretStr(value.get_secret_value().strip())
 
     @model_validator(mode="after")
     def _settle_broker(self) -> Settings:

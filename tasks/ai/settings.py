@@ -34,7 +34,7 @@ class AISettings(EnvironmentSettings):
     @field_validator("ai_base_url")
     @classmethod
     def _absolute_url(cls, value: str | None) -> str | None:
-        if value is None or not value.strip():
+        if value is None:
             return None
         value = value.strip()
         if not value.startswith(("http://", "https://")):
@@ -45,18 +45,9 @@ class AISettings(EnvironmentSettings):
 
     @field_validator("ai_model")
     @classmethod
-    def _empty_model_is_unset(cls, value: str | None) -> str | None:
-        # `AI_MODEL=` as in .env.example means unset: the offline rules answer.
-        if value is None or not value.strip():
-            return None
-        return value.strip()
-
-    @field_validator("ai_api_key")
-    @classmethod
-    def _empty_key_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not value.get_secret_value().strip():
-            return None
-        return value
+    def _model_without_whitespace(cls, value: str | None) -> str | None:
+        # A blank AI_MODEL is already unset (EnvironmentSettings): the offline rules answer.
+        return None if value is None else value.strip()
 
     @model_validator(mode="after")
     def _a_model_and_a_server_go_together(self) -> AISettings:

@@ -48,16 +48,14 @@ class DeliverySettings(EnvironmentSettings):
 
     @field_validator("resend_api_key", "smtp_url")
     @classmethod
-    def _empty_secret_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
-        # `RESEND_API_KEY=` as in .env.example means unset.
-        if value is None or not value.get_secret_value().strip():
-            return None
-        return SecretStr(value.get_secret_value().strip())
+    def _secret_without_whitespace(cls, value: SecretStr | None) -> SecretStr | None:
+        # A blank one is already unset (EnvironmentSettings).
+        return None if value is None else SecretStr(value.get_secret_value().strip())
 
     @field_validator("resend_from", "smtp_from")
     @classmethod
     def _plain_address(cls, value: str | None) -> str | None:
-        if value is None or not value.strip():
+        if value is None:
             return None
         value = value.strip()
         local, at, domain = value.rpartition("@")

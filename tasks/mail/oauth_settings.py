@@ -58,10 +58,8 @@ class OAuthSettings(EnvironmentSettings):
         mode="before",
     )  # fmt: skip
     @classmethod
-    def _empty_is_unset(cls, value: object) -> object:
-        # `GOOGLE_CLIENT_ID=` as in .env.example means unset.
-        if isinstance(value, str) and not value.strip():
-            return None
+    def _without_whitespace(cls, value: object) -> object:
+        # A blank one is already unset (EnvironmentSettings).
         return value.strip() if isinstance(value, str) else value
 
     @field_validator(
