@@ -359,13 +359,13 @@ class ImapProvider:
         references = self._references_for_reply(mail.in_reply_to) if mail.in_reply_to else []
         message = outgoing_message(mail, self.address, header, references)
         smtp, where = self.smtp, f"SMTP {self.smtp.host}:{self.smtp.port}"
-        key = mail.idempotency_key and mailbox_key(self.address, mail.idempotency_key)
+        key = mail.idempotency_key
         send_and_keep(
             self.client,
             sent,
             message,
             lambda: submit(smtp, message, self.address, recipients_of(mail), where),
-            key or None,
+            mailbox_key(self.address, key) if key else None,
         )
         return header
 

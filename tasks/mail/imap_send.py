@@ -31,14 +31,14 @@ def send_and_keep(
     record_key: str | None,
 ) -> None:
     """`submit()` (once per `record_key`, when there is one), then the copy in Sent."""
-    cut: list[IMAPClientAbortError] = []
     submitted_here = False
+    cut: IMAPClientAbortError | None = None
 
     def submitted() -> str:
-        nonlocal submitted_here
+        nonlocal submitted_here, cut
         submitted_here = True
         submit()
-        cut.extend(_keep_copy(client, sent_folder, message))
+        cut = _keep_copy(client, sent_folder, message)
         return str(message["Message-ID"])
 
     if record_key is None:
@@ -46,19 +46,19 @@ def send_and_keep(
     else:
         send_once(record_key, "imap", submitted)
     if not submitted_here:  # sent before, its copy cut off then: kept now
-        cut.extend(_keep_copy(client, sent_folder, message))
-    if cut:
-        raise cut[0]
+        cut = _keep_copy(client, sent_folder, message)
+    if cut is not None:
+        raise cut
 
 
 def _keep_copy(
     client: IMAPClient, sent_folder: str, message: EmailMessage
-) -> list[IMAPClientAbortError]:
-    """Append the copy: [] when kept or refused (logged), [the error] when cut off."""
+) -> IMAPClientAbortError | None:
+    """Append the copy: None when kept or refused (logged), the error when cut off."""
     try:
         client.append(sent_folder, message.as_bytes(), flags=[SEEN])
     except IMAPClientAbortError as error:
-        return [error]
+        return error
     except IMAPClientError as error:
         log.warning("sent %s, but Sent refused its copy: %s", message["Message-ID"], error)
-    return []
+    return None
