@@ -17,13 +17,13 @@ from sqlalchemy.exc import IntegrityError
 from bridge.outcome import PermanentError
 from bridge.store.db import rows_changed, session_scope
 from tasks.mail.accounts import mail_provider_for
+from tasks.mail.maildir import MaildirProvider
 from tasks.mail.maildir_files import folder_name_problem
 from tasks.mail.port import MessageNotFound
 from tasks.models import (
     ActionStatus,
     ActionType,
     EmailAccount,
-    MailProviderKind,
     ScheduledAction,
     SchedulingStatus,
     new_id,
@@ -90,9 +90,9 @@ def record(
             mail = mail_provider_for(account)
         except PermanentError:
             mail = None  # no adapter to ask (yet): the execution will find out
-        folder = action_fields.get("folder_name")
+        folder = action_fields.get("folder_name")  # checked where the mail is a Maildir
         if (
-            account.provider is MailProviderKind.MAILDIR
+            isinstance(mail, MaildirProvider)
             and folder
             and (problem := folder_name_problem(folder))
         ):
