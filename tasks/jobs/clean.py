@@ -34,7 +34,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from pydantic import AfterValidator
@@ -62,7 +63,7 @@ from tasks.jobs.clean_records import (
     recorded,
 )
 from tasks.jobs.clean_rules import DEFAULT_SKIPS, Decision, Skips, decide, starred_in
-from tasks.mail.port import MessageNotFound
+from tasks.mail.port import MailProvider, MessageNotFound
 from tasks.models import CleanAction, CleanupJob, CleanupJobStatus, MailProviderKind, utcnow
 from tasks.shim import registry
 
@@ -137,56 +138,30 @@ def clean_inbox(
     )
     with session_scope() as session:
         session.add(row)
+
+    def payload_for(thread_id: str) -> ProcessThread:
+        return ProcessThread(
+            email_account_id=email_account_id,
+            thread_id=thread_id,
+            job_id=row.id,
+            action=action,
+            instructions=instructions,
+            marked_done_label_id=marked_done_label,
+            processed_label_id=processed_label,
+            skips=skips,
+        )
+
     try:
-        before = utcnow() - timedelta(days=days_old)
-        token: str | None = None
-        while True:
-            page = mail.list_threads(
-                folder=INBOX,
-                before=before,
-                # Marking read has nothing to do on a read thread (the app lists UNREAD too).
-                unread_only=action is CleanAction.MARK_READ,
-                # Threads an earlier run handled are not handled again.
-                exclude_labels=[processed_label],
-                page_token=token,
-                page_size=page_size,
-            )
-            payloads = [
-                ProcessThread(
-                    email_account_id=email_account_id,
-                    thread_id=thread_id,
-                    job_id=row.id,
-                    action=action,
-                    instructions=instructions,
-                    marked_done_label_id=marked_done_label,
-                    processed_label_id=processed_label,
-                    skips=skips,
-                )
-                for thread_id in page.thread_ids
-            ]
-            if payloads:
-                enqueue_many(
-                    process_thread,
-                    payloads,
-                    dedup_ids=[_dedup_id("process", row.id, t) for t in page.thread_ids],
-                )
-                # Counted once published: a publish that raises counts nothing.
-                with session_scope() as session:
-                    session.execute(
-                        update(CleanupJob)
-                        .where(CleanupJob.id == row.id)
-                        .values(threads_queued=CleanupJob.threads_queued + len(payloads))
-                    )
-            if page.next_page_token is None:
-                break
-            if page.next_page_token == token:
-                # Following a token that leads back to the same page would queue it forever.
-                raise RuntimeError(f"the mail provider returned page token {token!r} twice")
-            token = page.next_page_token
-        with session_scope() as session:
-            session.execute(
-                update(CleanupJob).where(CleanupJob.id == row.id).values(all_queued=True)
-            )
+        _queue_every_page(
+            row.id,
+            mail,
+            payload_for,
+            before=utcnow() - timedelta(days=days_old),
+            # Marking read has nothing to do on a read thread (the app lists UNREAD too).
+            unread_only=action is CleanAction.MARK_READ,
+            processed_label=processed_label,
+            page_size=page_size,
+        )
     except BaseException:
         # Nothing else would finish it: closed as FAILED (what was queued still runs).
         with session_scope() as session:
@@ -202,6 +177,52 @@ def clean_inbox(
     assert final is not None  # created above; jobs are never deleted while running
     log.info("cleanup job %s queued %d threads", final.id, final.threads_queued)
     return final
+
+
+def _queue_every_page(
+    job_id: str,
+    mail: MailProvider,
+    payload_for: Callable[[str], ProcessThread],
+    *,
+    before: datetime,
+    unread_only: bool,
+    processed_label: str,
+    page_size: int,
+) -> None:
+    """One `clean.process` per listed thread, page by page, **following each page's
+    token**, each page counted once published; then the run is all queued."""
+    token: str | None = None
+    while True:
+        page = mail.list_threads(
+            folder=INBOX,
+            before=before,
+            unread_only=unread_only,
+            # Threads an earlier run handled are not handled again.
+            exclude_labels=[processed_label],
+            page_token=token,
+            page_size=page_size,
+        )
+        if page.thread_ids:
+            enqueue_many(
+                process_thread,
+                [payload_for(thread_id) for thread_id in page.thread_ids],
+                dedup_ids=[_dedup_id("process", job_id, t) for t in page.thread_ids],
+            )
+            # Counted once published: a publish that raises counts nothing.
+            with session_scope() as session:
+                session.execute(
+                    update(CleanupJob)
+                    .where(CleanupJob.id == job_id)
+                    .values(threads_queued=CleanupJob.threads_queued + len(page.thread_ids))
+                )
+        if page.next_page_token is None:
+            break
+        if page.next_page_token == token:
+            # Following a token that leads back to the same page would queue it forever.
+            raise RuntimeError(f"the mail provider returned page token {token!r} twice")
+        token = page.next_page_token
+    with session_scope() as session:
+        session.execute(update(CleanupJob).where(CleanupJob.id == job_id).values(all_queued=True))
 
 
 # clean.process ---------------------------------------------------------------------
