@@ -53,6 +53,8 @@ SENT = "Sent"
 
 # How often a lookup looks again for a message whose file was renamed under it.
 RENAMED_RETRIES = 3
+# How old a folder's listing a page after the first of a listing takes as it is.
+CONTINUATION_MAX_AGE_SECONDS = 2.0
 
 T = TypeVar("T")
 
@@ -149,10 +151,16 @@ class MaildirProvider:
         page_size: int = 25,
     ) -> ThreadPage:
         """Threads with a message in `folder` dated in [after, before), newest first
-        (`thread_pages`), walked over the folder's listing kept in the index."""
+        (`thread_pages`), walked over the folder's listing kept in the index. A page
+        after the first takes the listing as it was up to CONTINUATION_MAX_AGE_SECONDS
+        ago: it lists the messages older than the page before's, which the pages before
+        have not had the time to change (a bulk run's workers change what was listed
+        already), where listing a large folder again for each page would cost in
+        proportion to the folder, not the page."""
+        max_age = 0.0 if page_token is None else CONTINUATION_MAX_AGE_SECONDS
         with self._index.lock:  # the listing changes in place: walked whole, then let go
             return walk_page(
-                self._index.listing(folder),
+                self._index.listing(folder, max_age=max_age),
                 after=_utc(after),
                 before=_utc(before),
                 unread_only=unread_only,

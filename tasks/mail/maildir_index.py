@@ -8,7 +8,9 @@ process renamed since (new -> cur, a flag) or moved to another folder is no long
 there: the caller, finding the file gone, asks again with `fresh=True`, which lists the
 changed directories first. A key the index does not know (delivered since) lists the
 changed directories too, and only them. This process's own renames, moves and
-rewrites are recorded as they are made (`changed`).
+rewrites are recorded as they are made (`changed`). A listing asked for with a
+`max_age` is taken as it is when it was brought up to date that recently: a page after
+the first of a listing (see `MaildirProvider.list_threads`).
 
 A directory's mtime is trusted only once it is _SETTLED old at the scan: a change made
 within the same tick of the file system's clock as the last one would leave the mtime
@@ -22,6 +24,7 @@ a rewrite (a label) keeps it, so labels are read from the files where they count
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -63,6 +66,7 @@ class AccountIndex:
         self._scans: dict[tuple[str, str], _Scan] = {}
         self._where: dict[str, dict[tuple[str, str], str]] = {}  # key -> (folder, sub) -> name
         self._listings: dict[str, FolderListing] = {}
+        self._listed_at: dict[str, float] = {}  # folder -> when its listing was refreshed
 
     @property
     def size(self) -> int:
@@ -92,8 +96,9 @@ class AccountIndex:
             self.refresh(self.folders() if folders is None else folders)
             return self._file(key, folders)
 
-    def listing(self, folder: str) -> FolderListing:
-        """The folder's listing, up to date. Read it holding `lock`: it changes in place."""
+    def listing(self, folder: str, *, max_age: float = 0.0) -> FolderListing:
+        """The folder's listing, up to date, or brought up to date at most `max_age`
+        seconds ago. Read it holding `lock`: it changes in place."""
         with self.lock:
             listing = self._listings.get(folder)
             if listing is None:
@@ -101,7 +106,10 @@ class AccountIndex:
                 for sub in SUBDIRS:  # what is known of it already, then what changed
                     for name in self._scans.get((folder, sub), _Scan()).names:
                         self._put(listing, self._file_at(folder, sub, name))
+            elif time.monotonic() - self._listed_at.get(folder, -math.inf) <= max_age:
+                return listing
             self.refresh([folder])
+            self._listed_at[folder] = time.monotonic()
             return listing
 
     def refresh(self, folders: Sequence[str]) -> None:

@@ -175,6 +175,42 @@ def test_a_listing_lists_again_only_the_directories_that_changed(
     assert listed == [str(mail.root / "new")]
 
 
+def test_a_page_after_the_first_takes_a_listing_under_two_seconds_old_as_it_is(
+    mail: MaildirProvider, listed: list[str]
+) -> None:
+    for number in range(3):
+        deliver(mail, f"Message {number}", minutes_ago=number)
+    first = mail.list_threads(page_size=2)  # directories not settled: listed each time
+    listed.clear()
+
+    second = mail.list_threads(page_size=2, page_token=first.next_page_token)
+
+    assert listed == []
+    assert len(second.thread_ids) == 1
+
+
+def test_a_page_after_the_first_lists_again_once_its_listing_is_older(
+    mail: MaildirProvider, listed: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for number in range(3):
+        deliver(mail, f"Message {number}", minutes_ago=number)
+    first = mail.list_threads(page_size=2)
+    listed.clear()
+    monkeypatch.setattr(maildir, "CONTINUATION_MAX_AGE_SECONDS", -1.0)  # always too old
+
+    mail.list_threads(page_size=2, page_token=first.next_page_token)
+
+    assert listed != []
+
+
+def test_a_first_page_always_brings_the_listing_up_to_date(mail: MaildirProvider) -> None:
+    deliver(mail, "Old", minutes_ago=5)
+    mail.list_threads()
+    deliver(mail, "New")
+
+    assert len(mail.list_threads().thread_ids) == 2
+
+
 def test_a_label_another_process_wrote_is_seen_by_the_next_listing(
     mail: MaildirProvider,
 ) -> None:
