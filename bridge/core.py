@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import ValidationError
@@ -39,8 +39,45 @@ def run_job(spec: JobSpec[Any], data: Mapping[str, Any], delivery: Delivery) -> 
             result = Result(Outcome.RETRY, str(error), error.retry_after)
         except Exception as error:  # transient until proven otherwise: retried with backoff
             result = _classify(spec, delivery, error)
-    _observe(spec, data, delivery, result, started)
+    _observe(spec, data, delivery, result, time.perf_counter() - started)
     return result
+
+
+def run_batch(
+    spec: JobSpec[Any], datas: Sequence[Mapping[str, Any]], delivery: Delivery
+) -> list[Result]:
+    """The job's `batch_body` over many payloads: one Result each, in their order. A
+    payload that does not validate fails alone; a batch body that raises (anything: it
+    answers per payload what it can tell apart) is a retry of every payload, like an
+    error of `body`."""
+    started = time.perf_counter()
+    if spec.batch_body is None:
+        raise TypeError(f"{spec.event} declares no batch_body")
+    results: list[Result | None] = []
+    valid: list[Any] = []
+    for data in datas:
+        try:
+            valid.append(spec.payload.model_validate(data))
+            results.append(None)
+        except ValidationError as error:
+            results.append(Result(Outcome.FAILED, describe_validation_error(error)))
+    answers: list[Result] = []
+    if valid:
+        try:
+            answers = spec.batch_body(valid, delivery)
+            if len(answers) != len(valid):
+                raise RuntimeError(
+                    f"batch_body answered {len(answers)} results for {len(valid)} payloads"
+                )
+        except Exception as error:
+            retry = _classify(spec, delivery, error)
+            answers = [retry] * len(valid)
+    filled = iter(answers)
+    done = [result if result is not None else next(filled) for result in results]
+    each = (time.perf_counter() - started) / max(1, len(done))
+    for data, result in zip(datas, done, strict=True):
+        _observe(spec, data, delivery, result, each)
+    return done
 
 
 async def early_result(
@@ -61,23 +98,21 @@ async def early_result(
         return None
     if result is None or result.outcome not in ROUTINE:
         return None
-    _observe(spec, data, delivery, result, started)
+    _observe(spec, data, delivery, result, time.perf_counter() - started)
     return result
 
 
 def _observe(
-    spec: JobSpec[Any], data: Mapping[str, Any], delivery: Delivery, result: Result, started: float
+    spec: JobSpec[Any], data: Mapping[str, Any], delivery: Delivery, result: Result, seconds: float
 ) -> None:
     # Here, once for every provider: the same series whichever one delivered the job.
-    metrics.DELIVERY_SECONDS.labels(spec.name, delivery.provider).observe(
-        time.perf_counter() - started
-    )
+    metrics.DELIVERY_SECONDS.labels(spec.name, delivery.provider).observe(seconds)
     metrics.DELIVERIES.labels(spec.name, delivery.provider, result.outcome.value).inc()
     # Done and skipped are the routine answers, thousands a second in a burst: at DEBUG,
     # since one INFO line each (and its handler's lock) cost a fifth of a delivery.
     level = logging.DEBUG if result.outcome in ROUTINE else logging.INFO
     if log.isEnabledFor(level):
-        _log_outcome(level, spec, data, delivery, result, time.perf_counter() - started)
+        _log_outcome(level, spec, data, delivery, result, seconds)
 
 
 def _log_outcome(

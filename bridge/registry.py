@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -19,6 +19,9 @@ from bridge.payload import Payload
 
 P = TypeVar("P", bound=Payload)
 JobBody = Callable[[P, Delivery], Result]
+# Runs many deliveries of the job at once (payloads of one key value, in the order
+# published) and answers one Result per payload, in the same order; see `batch_body`.
+BatchBody = Callable[[Sequence[P], Delivery], list[Result]]
 # Called once when a delivery of the job has failed for good (a permanent failure, or
 # its last attempt failed), with the validated payload and what went wrong.
 FailureHook = Callable[[P, str], None]
@@ -74,6 +77,10 @@ class JobSpec(Generic[P]):
     # Asked first by the web routes and Inngest functions, on the event loop: deliveries
     # it answers (done, skipped) need no thread (see bridge/core.py, `early_result`).
     answer_early: EarlyAnswer[P] | None = None
+    # Celery only: a body that takes the payloads of one key value published together
+    # (`enqueue_many`) as one message, for jobs published by the thousand whose
+    # per-message cost is mostly what the messages share (bridge/celery/batches.py).
+    batch_body: BatchBody[P] | None = None
 
     @property
     def fn_id(self) -> str:
@@ -160,6 +167,7 @@ class Registry:
         cancel_key: str | None = None,
         on_failure: FailureHook[P] | None = None,
         answer_early: EarlyAnswer[P] | None = None,
+        batch_body: BatchBody[P] | None = None,
     ) -> Callable[[JobBody[P]], JobSpec[P]]:
         """Declare a job. Keyword-only: an unknown option is a TypeError at import.
 
@@ -167,7 +175,10 @@ class Registry:
         route get the registry's alias suffixes too. `on_failure(payload, error)`: run
         once when a delivery has failed for good (bridge/failure_hooks.py).
         `answer_early(payload)`: a coroutine the web routes and Inngest functions await
-        before the body, which may answer done or skipped without a thread."""
+        before the body, which may answer done or skipped without a thread.
+        `batch_body(payloads, delivery)`: on Celery, runs the payloads of one key value
+        that one `enqueue_many` published, as one message; every other provider runs
+        `body` for each (bridge/celery/batches.py)."""
         paths = (route, *legacy_routes)
         aliases = (
             *legacy_routes,
@@ -192,6 +203,7 @@ class Registry:
                 cancel_key=cancel_key,
                 on_failure=on_failure,
                 answer_early=answer_early,
+                batch_body=batch_body,
             )
             validate_job(spec)
             if spec.event in self.jobs:
@@ -301,16 +313,9 @@ def validate_job(spec: JobSpec[Any]) -> None:
             f"{where}: cancel_key {spec.cancel_key!r} is not a payload field; one of "
             f"{', '.join(sorted(wire_names))}"
         )
-    if spec.on_failure is not None and not _takes_payload_and_error(spec.on_failure):
-        raise JobDeclarationError(
-            f"{where}: on_failure must be a callable taking (payload, error), "
-            f"got {spec.on_failure!r}"
-        )
-    if spec.answer_early is not None and not inspect.iscoroutinefunction(spec.answer_early):
-        raise JobDeclarationError(
-            f"{where}: answer_early must be an async function taking the payload, "
-            f"got {spec.answer_early!r}"
-        )
+    if spec.batch_body is not None and spec.key not in wire_names:
+        raise JobDeclarationError(f"{where}: batch_body needs a payload field {spec.key!r}")
+    _check_functions(spec)
     if spec.delayable and "scheduled_for" not in fields:
         raise JobDeclarationError(f"{where}: delayable jobs need a `scheduled_for` payload field")
     if spec.flow_key_prefix is not None and not _FLOW_KEY.match(spec.flow_key_prefix):
@@ -325,4 +330,24 @@ def validate_job(spec: JobSpec[Any]) -> None:
     if spec.throttle is not None and (spec.throttle.limit < 1 or spec.throttle.period_seconds < 1):
         raise JobDeclarationError(
             f"{where}: throttle needs limit >= 1 and period_seconds >= 1, got {spec.throttle}"
+        )
+
+
+def _check_functions(spec: JobSpec[Any]) -> None:
+    """The functions a declaration names besides its body take what they are given."""
+    where = spec.event
+    if spec.on_failure is not None and not _takes_payload_and_error(spec.on_failure):
+        raise JobDeclarationError(
+            f"{where}: on_failure must be a callable taking (payload, error), "
+            f"got {spec.on_failure!r}"
+        )
+    if spec.answer_early is not None and not inspect.iscoroutinefunction(spec.answer_early):
+        raise JobDeclarationError(
+            f"{where}: answer_early must be an async function taking the payload, "
+            f"got {spec.answer_early!r}"
+        )
+    if spec.batch_body is not None and not callable(spec.batch_body):
+        raise JobDeclarationError(
+            f"{where}: batch_body must be a callable taking (payloads, delivery), "
+            f"got {spec.batch_body!r}"
         )

@@ -20,6 +20,7 @@ from celery.schedules import crontab
 from celery.signals import after_setup_logger, after_setup_task_logger, worker_init, worker_ready
 
 from bridge.apps import with_shim_crons
+from bridge.celery.batches import add_batch_task
 from bridge.celery.config import celery_config
 from bridge.celery.tasks import add_cron_task, add_job_task, cron_task_name
 from bridge.heap import freeze_startup_heap
@@ -85,6 +86,7 @@ class RegistryCelery(Celery):
                 self.registry.close()  # the tasks below are final: later declarations fail
                 for spec in self.registry.jobs.values():
                     add_job_task(self, spec)
+                    add_batch_task(self, spec)
                 for cron in self.registry.crons.values():
                     add_cron_task(self, cron)
             super().finalize(auto)

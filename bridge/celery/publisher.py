@@ -10,6 +10,10 @@ transport buffers each message's LPUSH and PUBLISH in one pipeline and sends a c
 of messages in one round trip, instead of two round trips per message. Transports
 without batch support (RabbitMQ, where each publish waits for its confirm, and the
 embedded filesystem broker) publish each message as it is built.
+
+A job with a `batch_body` has the deliveries of one call that share a key value sent
+as messages of its batch task, BATCH_MAX each (bridge/celery/batches.py); each of their
+receipts names its batch's task id.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import Any
 from kombu import exceptions as kombu_exceptions
 
 from bridge.celery import deferred
+from bridge.celery.batches import BATCH_MAX, batch_task_name
 from bridge.celery.config import BROKER_TIMEOUT_SECONDS
 from bridge.celery.producer import producer_app
 from bridge.errors import PublishError
@@ -51,7 +56,8 @@ _BATCH_FAILED: type[BaseException] = getattr(
 
 @dataclass(frozen=True)
 class _Outgoing:
-    message: Message
+    task: str
+    kwargs: dict[str, Any]
     task_id: str
     eta: datetime | None
 
@@ -67,6 +73,7 @@ class CeleryPublisher:
         now = utcnow()
         receipts: list[Receipt] = []
         outgoing: list[_Outgoing] = []
+        batches: dict[tuple[str, str], list[int]] = {}  # (event, key value) -> indexes
         try:
             for message in messages:
                 task_id = message.dedup_id or uuid.uuid4().hex
@@ -74,9 +81,17 @@ class CeleryPublisher:
                     fresh = deferred.defer(message.spec.event, message.data, message.at, task_id)
                     receipts.append(Receipt(self.provider, DEFERRED_PREFIX + task_id, not fresh))
                     continue
+                if message.at is None and message.spec.batch_body is not None:
+                    batches.setdefault(_batch_key(message), []).append(len(receipts))
+                    receipts.append(Receipt(self.provider, ""))  # its batch's id, below
+                    continue
                 eta = message.at if message.at is not None and message.at > now else None
-                outgoing.append(_Outgoing(message, task_id, eta))
+                outgoing.append(_Outgoing(message.spec.event, _one(message), task_id, eta))
                 receipts.append(Receipt(self.provider, task_id))
+            for indexes in batches.values():
+                for start in range(0, len(indexes), BATCH_MAX):
+                    part = indexes[start : start + BATCH_MAX]
+                    outgoing.append(_batch_of([messages[i] for i in part], receipts, part))
             if outgoing:
                 # One connection for the whole call. An error raised in this block makes
                 # kombu replace the pooled connection: a RabbitMQ confirm that timed out
@@ -95,6 +110,31 @@ class CeleryPublisher:
         return True
 
 
+def _one(message: Message) -> dict[str, Any]:
+    return {"payload": message.data}
+
+
+def _batch_key(message: Message) -> tuple[str, str]:
+    value = message.data.get(message.spec.key)
+    return message.spec.event, repr(value)
+
+
+def _batch_of(messages: list[Message], receipts: list[Receipt], indexes: list[int]) -> _Outgoing:
+    """One message of the job's batch task for `messages` (one alone goes as itself),
+    its id written into their receipts."""
+    if len(messages) == 1:
+        task_id = messages[0].dedup_id or uuid.uuid4().hex
+        receipts[indexes[0]] = Receipt(Provider.CELERY, task_id)
+        return _Outgoing(messages[0].spec.event, _one(messages[0]), task_id, None)
+    first = messages[0].dedup_id
+    # Named after its first payload, where that has a dedup id: found by it in Flower.
+    task_id = f"{first}+{len(messages) - 1}" if first else f"batch-{uuid.uuid4().hex}"
+    for index in indexes:
+        receipts[index] = Receipt(Provider.CELERY, task_id)
+    payloads = [message.data for message in messages]
+    return _Outgoing(batch_task_name(messages[0].spec), {"payloads": payloads}, task_id, None)
+
+
 def _send_chunk(app: Any, producer: Any, chunk: Sequence[_Outgoing]) -> None:
     """Publish one chunk in one flush, retried on a failed flush like a single publish.
 
@@ -108,8 +148,8 @@ def _send_chunk(app: Any, producer: Any, chunk: Sequence[_Outgoing]) -> None:
             with _batch(producer):
                 for item in chunk:
                     app.send_task(
-                        item.message.spec.event,
-                        kwargs={"payload": item.message.data},
+                        item.task,
+                        kwargs=item.kwargs,
                         task_id=item.task_id,
                         eta=item.eta,
                         producer=producer,

@@ -6,7 +6,7 @@ left), after the job's on_failure hook (bridge/failure_hooks.py).
 
 A job with per-key limits (`concurrency=`, `throttle=`) takes a slot in Redis before it
 runs (bridge/celery/limits.py) and, when its key is at the limit, comes back later as a new
-message of the same delivery; see `_come_back_later` for how that stays invisible to the
+message of the same delivery; see `come_back_later` for how that stays invisible to the
 job and its retry budget.
 """
 
@@ -81,15 +81,15 @@ def add_job_task(app: Celery, spec: JobSpec[Any]) -> None:
         request = self.request
         horizon = get_settings().celery_eta_horizon_seconds
         # A message requeued because its worker died is a later attempt of the same
-        # delivery; deferrals carry the count along in a header (see _come_back_later).
+        # delivery; deferrals carry the count along in a header (see come_back_later).
         redelivered = bool((request.delivery_info or {}).get("redelivered"))
-        redeliveries = _header(request, REDELIVERIES_HEADER) + int(redelivered)
+        redeliveries = header_count(request, REDELIVERIES_HEADER) + int(redelivered)
         attempt = int(request.retries or 0) + redeliveries
         delivery = Delivery("celery", str(request.id), attempt, redeliveries > 0)
-        value = _limited_key(spec, policy, payload)
+        value = limited_key(spec, policy, payload)
         token = uuid.uuid4().hex
         if policy and value is not None:
-            _start_or_come_back_later(self, policy, value, token, redeliveries, horizon)
+            start_or_come_back_later(self, policy, value, token, redeliveries, horizon)
         try:
             result = run_job(spec, payload, delivery)
             if result.outcome is Outcome.FAILED:
@@ -103,7 +103,7 @@ def add_job_task(app: Celery, spec: JobSpec[Any]) -> None:
                     raise self.retry(
                         countdown=min(countdown, horizon),
                         exc=JobRetrying(result.detail),
-                        headers=_carried(request, redeliveries, deferrals=0),
+                        headers=carried_headers(request, redeliveries, deferrals=0),
                     )
                 except Reject as unpublished:
                     # Celery could not publish the retry (the broker is away) and would
@@ -118,7 +118,7 @@ def add_job_task(app: Celery, spec: JobSpec[Any]) -> None:
             # Every way out gives the slot back: done, failed, retrying, or any exception
             # (the soft time limit included). Only a killed process cannot: its lease expires.
             if policy and value is not None:
-                _release(policy, value, token)
+                release_slot(policy, value, token)
 
 
 def _give_up(
@@ -135,14 +135,14 @@ def _give_up(
     body on the last attempt arrives here too, as a RETRY: run_job caught it.
 
     A hook that raises (its database is away) has not recorded the failure, and nothing
-    else would: the delivery comes back later (`_come_back_later`, HOOK_TRIES times at
+    else would: the delivery comes back later (`come_back_later`, HOOK_TRIES times at
     most, backing off), runs again and, failing again, tries its hook again."""
     try:
         call_on_failure(
             spec, payload, detail, provider=delivery.provider, delivery_id=delivery.delivery_id
         )
     except Exception as error:
-        tries = _header(task.request, HOOK_FAILURES_HEADER) + 1
+        tries = header_count(task.request, HOOK_FAILURES_HEADER) + 1
         if tries >= HOOK_TRIES:
             log.exception(
                 "%s on_failure raised %d times; %s stays failed",
@@ -156,11 +156,11 @@ def _give_up(
         log.warning("%s[%s]: %s; comes back later", task.name, delivery.delivery_id, reason)
         headers = {HOOK_FAILURES_HEADER: str(tries)}
         countdown = backoff_seconds(tries - 1, cap=horizon)
-        raise _come_back_later(task, countdown, reason, redeliveries, 0, headers) from None
+        raise come_back_later(task, countdown, reason, redeliveries, 0, headers) from None
     return JobFailed(detail)
 
 
-def _limited_key(spec: JobSpec[Any], policy: limits.Policy | None, payload: Any) -> str | None:
+def limited_key(spec: JobSpec[Any], policy: limits.Policy | None, payload: Any) -> str | None:
     """The value this run's limits apply to, or None when nothing is to be counted: the
     job has no limits; there is no Redis to count in (the embedded broker: the worker
     says at start that limits are off); or the key is missing or malformed, and then
@@ -173,14 +173,14 @@ def _limited_key(spec: JobSpec[Any], policy: limits.Policy | None, payload: Any)
     return str(value)
 
 
-def _header(request: Any, name: str) -> int:
+def header_count(request: Any, name: str) -> int:
     try:
         return int((request.headers or {}).get(name) or 0)
     except (TypeError, ValueError):
         return 0
 
 
-def _carried(
+def carried_headers(
     request: Any, redeliveries: int, deferrals: int, more: dict[str, str] | None = None
 ) -> dict[str, Any]:
     """The headers of the delivery's next message: what this one had, plus its history."""
@@ -199,7 +199,7 @@ def _hard_time_limit(task: Task) -> float:  # type: ignore[type-arg]
     return float(limit or get_settings().celery_hard_time_limit_seconds)
 
 
-def _start_or_come_back_later(
+def start_or_come_back_later(
     task: Task,  # type: ignore[type-arg]
     policy: limits.Policy,
     value: str,
@@ -216,15 +216,15 @@ def _start_or_come_back_later(
         decision = limits.Decision(False, f"limits unavailable: {type(error).__name__}: {error}")
     if decision.admitted:
         return
-    deferrals = _header(task.request, DEFERRALS_HEADER)
+    deferrals = header_count(task.request, DEFERRALS_HEADER)
     # A long throttle period may say "come back tomorrow": no ETA beyond the horizon
     # (kombu #337, see bridge/celery/deferred.py), so it asks again at the horizon instead.
     countdown = round(min(limits.come_back_in(decision, deferrals), horizon), 3)
     reason = f"{policy.fn_id} {decision.reason or 'full'} for {value}"
-    raise _come_back_later(task, countdown, reason, redeliveries, deferrals + 1)
+    raise come_back_later(task, countdown, reason, redeliveries, deferrals + 1)
 
 
-def _come_back_later(
+def come_back_later(
     task: Task,  # type: ignore[type-arg]
     countdown: float,
     reason: str,
@@ -253,7 +253,7 @@ def _come_back_later(
         request,
         countdown=countdown,
         retries=request.retries,
-        headers=_carried(request, redeliveries, deferrals, headers),
+        headers=carried_headers(request, redeliveries, deferrals, headers),
     )
     try:
         signature.apply_async()
@@ -267,7 +267,7 @@ def _come_back_later(
     return Retry(exc=LimitReached(reason), when=countdown, sig=signature)  # type: ignore[arg-type]
 
 
-def _release(policy: limits.Policy, value: str, token: str) -> None:
+def release_slot(policy: limits.Policy, value: str, token: str) -> None:
     try:
         limits.release(policy, value, token)
     except redis.RedisError as error:

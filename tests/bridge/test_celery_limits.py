@@ -27,7 +27,7 @@ from celery import Celery
 from bridge.celery import limits
 from bridge.celery.app import say_when_limits_are_off
 from bridge.celery.producer import new_celery
-from bridge.celery.tasks import _limited_key
+from bridge.celery.tasks import limited_key
 from bridge.outcome import Delivery, Result, done
 from bridge.payload import Payload
 from bridge.registry import JobDeclarationError, JobSpec, Registry, Throttle, validate_job
@@ -200,11 +200,11 @@ def test_what_a_run_counts_against(configure: Any) -> None:
         concurrency=3,
     )
     policy = limits.policy_for(spec)
-    assert _limited_key(spec, policy, {"emailAccountId": "acct-1"}) == "acct-1"
-    assert _limited_key(spec, policy, {"scheduledActionId": "x"}) is None  # invalid: run_job
-    assert _limited_key(spec, None, {"emailAccountId": "acct-1"}) is None  # no limits
+    assert limited_key(spec, policy, {"emailAccountId": "acct-1"}) == "acct-1"
+    assert limited_key(spec, policy, {"scheduledActionId": "x"}) is None  # invalid: run_job
+    assert limited_key(spec, None, {"emailAccountId": "acct-1"}) is None  # no limits
     configure(REDIS_URL=None)  # the embedded broker: nothing to count in, the job just runs
-    assert _limited_key(spec, policy, {"emailAccountId": "acct-1"}) is None
+    assert limited_key(spec, policy, {"emailAccountId": "acct-1"}) is None
 
 
 def test_worker_start_says_limits_are_off_without_redis(

@@ -172,7 +172,7 @@ def comebacks(monkeypatch: pytest.MonkeyPatch) -> list[Sent]:
         REDELIVERED.append(args[1])
         return Retry("comes back later", when=countdown)
 
-    monkeypatch.setattr(celery_tasks, "_come_back_later", come_back_later)
+    monkeypatch.setattr(celery_tasks, "come_back_later", come_back_later)
     return sent
 
 
