@@ -28,8 +28,10 @@ Rows (each against a baseline measured in this same run):
 
 Beside them, in the notes: Celery's ceiling on this machine, measured in this same run
 by the same worker configuration draining a raw Celery no-op task (bench/receivers.py's
-drain). Every bulk message is a Celery task of its own (docs/JOBS.md), so no bulk run can be
-faster than that; the notes say how far the goal's rate is from it.
+drain): what a path that ran one Celery task per message could reach at most. A bulk run
+goes past it by running a page's messages of an account as one batch task (docs/JOBS.md,
+bridge/celery/batches.py); the notes say how far the goal's rate is from it, and how many
+batches and single worker tasks ran.
 
 The REFERENCE LOOP is what the work needs, written with the standard library alone (and
 psycopg for the one INSERT): `mailbox.Maildir` over the inbox, each key's bytes by key
@@ -872,7 +874,8 @@ def report(
         notes.append(
             f"{run.adapter} {run.size:,}: {counts}; results {run.results}"
             f"{'' if run.correct else '  WRONG'}; {run.times.describe('fetcher')}; "
-            f"{run.times.describe('worker')}{other}; worker CPU {run.cpu_seconds:,.1f} s "
+            f"{run.times.describe('worker#batch')}; {run.times.describe('worker')}{other}; "
+            f"worker CPU {run.cpu_seconds:,.1f} s "
             f"(main process {run.main_cpu_seconds:,.1f} s)."
         )
     if ceiling is not None:
@@ -887,8 +890,8 @@ def report(
         notes.append(
             f"Celery's ceiling on this machine: the same worker configuration drains a raw "
             f"Celery no-op task at {ceiling.rate:,.0f} tasks/s ({ceiling.cpu_ms:.2f} ms of "
-            f"worker CPU a task), the most any path that runs one task per message can reach "
-            f"(docs/JOBS.md: one worker job per message).{asks}"
+            f"worker CPU a task), the most a path that ran one task per message could reach "
+            f"(a bulk run's Celery worker runs a page's messages as one batch task).{asks}"
         )
     for size, reference in sorted(references.items()):
         notes.append(

@@ -4,10 +4,10 @@
 `start` creates the job and enqueues page 0. Each fetcher page lists up to 25 threads,
 keeps those not yet handled, publishes one worker job per kept message, and only then
 counts them, in one update that matches only while `pagesFetched` still equals its page
-(a publish that fails leaves the counts as they were). The next page is published
-among this page's workers, after the first _LEAD of them, so that it is listed while
-the others run and the pool never waits for a fetch; it starts once this page has
-returned (one fetcher at a time per account) and so counted. A page published ahead
+(a publish that fails leaves the counts as they were). The next page is published right
+after this page's workers, so that it is listed while they run and the pool never waits
+for a fetch; it starts once this page has returned (one fetcher at a time per account)
+and so counted. A page published ahead
 whose page before failed before counting waits a few seconds (RetryLater); that page's
 retry publishes it again. Where the provider runs a job during its publish (direct
 HTTP), the next page is published after the count instead, as after a page that queued
@@ -36,29 +36,23 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from bridge.outcome import Delivery, PermanentError, Result, RetryLater, done, skipped
-from bridge.payload import ExternalId, Id, Payload, Text, Timestamp
+from bridge.payload import Id, Payload, Text, Timestamp
 from bridge.publishing import enqueue, enqueue_many
 from bridge.receipt import Receipt
 from bridge.store.db import read_scope, rows_changed, session_scope
 from config import Provider
 from tasks.accounts import account_or_fail, mailbox_of
 from tasks.jobs import bulk_records as records
-from tasks.mail.accounts import mail_provider_for
+from tasks.jobs.bulk_worker import ProcessMessage, either, process_message
 from tasks.mail.port import MailProvider, MessageNotFound, ThreadPage
-from tasks.models import OPEN_BULK_STATUSES, BulkItemStatus, BulkJobStatus, BulkProcessJob, utcnow
-from tasks.rules.apply import apply_rules
+from tasks.models import OPEN_BULK_STATUSES, BulkJobStatus, BulkProcessJob, utcnow
 from tasks.shim import registry
 
 PAGE_SIZE = 25
 PAGES_MAX = 2**31 - 2  # the most a run can count: pagesFetched is a 32-bit integer column
-# Workers published ahead of the next page: a pool process that took the next page
-# while this one still runs would find the account's one fetcher slot taken and put it
-# back for half a second; by the time the pool has taken these, this page has returned.
 # A page published ahead of its page before's count waits this long for it.
-_LEAD = 5
 _PREVIOUS_PAGE_WAIT_SECONDS = 1.0
 FETCHER_EVENT = "inbox-zero/bulk-process.fetcher"
-WORKER_EVENT = "inbox-zero/bulk-process.worker"
 
 
 class BulkJobAlreadyOpen(Exception):
@@ -86,14 +80,6 @@ class FetchPage(Payload):
     force_reprocess: bool | None = None
 
 
-class ProcessMessage(Payload):
-    job_id: Id
-    email_account_id: Id
-    message_id: ExternalId
-    thread_id: ExternalId
-    force_reprocess: bool | None = None
-
-
 @dataclass(frozen=True)
 class Window:
     """What one page lists, and whether handled messages are processed again."""
@@ -109,13 +95,9 @@ class Window:
         return cls(
             start=_utc(message.start_date or row.start_date),
             end=None if end is None else _utc(end),
-            only_unread=_either(message.only_unread, row.only_unread),
-            force_reprocess=_either(message.force_reprocess, row.force_reprocess),
+            only_unread=either(message.only_unread, row.only_unread),
+            force_reprocess=either(message.force_reprocess, row.force_reprocess),
         )
-
-
-def _either(carried: bool | None, stored: bool) -> bool:
-    return stored if carried is None else carried
 
 
 def _utc(value: datetime) -> datetime:
@@ -329,15 +311,17 @@ def _newest_messages(page: ThreadPage, mail: MailProvider, ignored: set[str]) ->
 def _publish(
     job_id: str, workers: list[ProcessMessage], following: FetchPage | None, attempt: int
 ) -> bool:
-    """The page's workers, and the next page among them, after the first _LEAD, where
-    they were queued: True when the next page was published. Not where the provider ran
-    them during the publish (direct HTTP): the next page would run before this page's
-    count, so it is published after it, as on a page without workers."""
-    receipts = _publish_workers(job_id, workers[:_LEAD])
+    """The page's workers, then the next page, where they were queued: True when the
+    next page was published. The workers go first: a pool process that took the next
+    page while this one still runs would find the account's one fetcher slot taken and
+    put it back; by the time the pool has taken them (on Celery, one batch message of
+    the page), this page has returned. Not where the provider ran them during the
+    publish (direct HTTP): the next page would run before this page's count, so it is
+    published after it, as on a page without workers."""
+    receipts = _publish_workers(job_id, workers)
     queued = bool(receipts) and all(receipt.provider is not Provider.HTTP for receipt in receipts)
     if following is not None and queued:
         enqueue(fetch_page, following, dedup_id=page_dedup_id(job_id, following.page, attempt))
-    _publish_workers(job_id, workers[_LEAD:])
     return following is not None and queued
 
 
@@ -361,39 +345,3 @@ def page_dedup_id(job_id: str, page: int, attempt: int) -> str:
     its own: the copy published ahead may have spent its retries waiting for the count,
     and Inngest (ids dedup for 24 hours) would drop the same id. Copies count once."""
     return f"bulk-{job_id}-page-{page}" + (f"-try-{attempt}" if attempt else "")
-
-
-@registry.job(
-    event=WORKER_EVENT,
-    route="/api/bulk-process/worker",
-    payload=ProcessMessage,
-    concurrency=3,
-    retries=3,
-    # Failed for good on any provider: counted as failed, so the run still completes.
-    on_failure=records.count_failed,
-)
-def process_message(payload: ProcessMessage, delivery: Delivery) -> Result:
-    job_id = payload.job_id
-    read = records.worker_read(job_id, payload.email_account_id, payload.message_id)
-    if read.status is BulkJobStatus.CANCELLED:
-        return skipped("job was cancelled")
-    force = _either(payload.force_reprocess, read.force_reprocess)
-    if force and records.counted(job_id, payload.message_id):
-        # Applied again once per run: a redelivery must not apply the rules a third time.
-        return skipped("message was already processed in this run")
-    if read.account is None:
-        raise PermanentError(f"unknown email account {payload.email_account_id}")
-    account, mail = read.account, mail_provider_for(read.account)
-    try:
-        message = mail.get_message(payload.message_id)
-    except MessageNotFound:
-        records.count(job_id, payload.message_id, BulkItemStatus.SKIPPED)
-        return skipped("message no longer exists")
-    try:
-        outcome = apply_rules(account, message, mail, force=force, has_result=read.has_rule_result)
-    except PermanentError as error:
-        # Counted here as well as by the hook (once: the item row is unique).
-        records.count(job_id, payload.message_id, BulkItemStatus.FAILED)
-        raise PermanentError(str(error)) from error
-    records.count(job_id, payload.message_id, BulkItemStatus.PROCESSED)
-    return done(f"rules {outcome.status}: {outcome.rule_name or '-'}")

@@ -4,29 +4,17 @@ a worker reads its run and counts its message.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
-from typing import Any, Protocol
+from typing import Protocol
 
-from sqlalchemy import (
-    BindParameter,
-    Insert,
-    Select,
-    Update,
-    and_,
-    bindparam,
-    case,
-    insert,
-    literal,
-    select,
-    update,
-)
+from sqlalchemy import Update, and_, case, literal, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
-from bridge.outcome import PermanentError
-from bridge.store.db import autocommit, engine, read_scope, session_scope
+from bridge.store.db import engine, read_scope, session_scope
 from tasks.models import (
     OPEN_BULK_STATUSES,
     BulkItemStatus,
@@ -40,7 +28,6 @@ from tasks.models import (
     new_id,
     utcnow,
 )
-from tasks.rules.apply import rule_result_exists
 
 
 def ignored_senders(account_id: str) -> set[str]:
@@ -87,129 +74,101 @@ def counted_in_run(job_id: str, message_ids: list[str]) -> set[str]:
 
 @dataclass(frozen=True)
 class WorkerRead:
-    """What a worker reads before its message: its run's state and the account (None:
-    unknown)."""
+    """What a batch of workers reads before its messages: their runs' status and
+    options, the account (None: unknown), and which messages have a rule result."""
 
-    status: BulkJobStatus
-    force_reprocess: bool  # the run's
+    runs: dict[str, tuple[BulkJobStatus, bool]]  # job id -> (status, force_reprocess)
     account: EmailAccount | None
-    has_rule_result: bool  # the message has one already
+    with_rule_result: set[str]  # of the messages asked about
 
 
-def worker_read(job_id: str, account_id: str, message_id: str) -> WorkerRead:
+def worker_read(job_ids: set[str], account_id: str, message_ids: list[str]) -> WorkerRead:
     """One statement, no transaction, for what `job_or_fail`, `mailbox_of` and
-    `apply_rules` would each read in one of their own: the run's status and options, the
-    account, and whether the message has a rule result. The account's rules version
-    comes with it, so its rules are read only when they changed (`tasks.rules.cache`)."""
-    values = {"job_id": job_id, "account_id": account_id, "message_id": message_id}
-    with read_scope() as session:
-        found = session.execute(_worker_statement(), values).first()
-    if found is None:
-        raise PermanentError(f"unknown bulk job {job_id}")
-    status, force_reprocess, account, has_rule_result = found
-    return WorkerRead(status, force_reprocess, account, bool(has_rule_result))
-
-
-# Built once, like the count's statements below: building it for each message cost
-# more CPU than running it. Its parameters: job_id, account_id, message_id. The run's
-# columns, not the whole row: loading an ORM object costs more than the query.
-@lru_cache(maxsize=1)
-def _worker_statement() -> Select[BulkJobStatus, bool, EmailAccount, bool]:
-    account_id: BindParameter[str] = bindparam("account_id")
-    return (
+    `apply_rules` would each read in one of their own: each run's status and options,
+    the account, and the messages' rule results, one row per rule result found (one row
+    with none when there is none). The account's rules version comes with it, so its
+    rules are read only when they changed (`tasks.rules.cache`)."""
+    statement = (
         select(
+            BulkProcessJob.id,
             BulkProcessJob.status,
             BulkProcessJob.force_reprocess,
             EmailAccount,
-            rule_result_exists(account_id, bindparam("message_id")),
+            ExecutedRule.message_id,
         )
+        .select_from(BulkProcessJob)
         .outerjoin(EmailAccount, EmailAccount.id == account_id)
-        .where(BulkProcessJob.id == bindparam("job_id"))
+        .outerjoin(
+            ExecutedRule,
+            and_(
+                ExecutedRule.email_account_id == account_id,
+                ExecutedRule.message_id.in_(message_ids),
+            ),
+        )
+        .where(BulkProcessJob.id.in_(job_ids))
     )
-
-
-def counted(job_id: str, message_id: str) -> bool:
-    return bool(counted_in_run(job_id, [message_id]))
+    runs: dict[str, tuple[BulkJobStatus, bool]] = {}
+    account: EmailAccount | None = None
+    handled: set[str] = set()
+    with read_scope() as session:
+        for job_id, status, force_reprocess, found, message_id in session.execute(statement):
+            runs[job_id] = (status, force_reprocess)
+            account = found
+            if message_id is not None:
+                handled.add(message_id)
+    return WorkerRead(runs, account, handled)
 
 
 def count(job_id: str, message_id: str, status: BulkItemStatus) -> None:
-    """Count the message once (the item row is unique) and, in the same update, complete
-    the job when this was its last message (the update sees the counts as committed
-    by every other worker: it waits for their row lock)."""
-    values = {
-        "job_id": job_id,
-        "message_id": message_id,
-        "item_id": new_id(),
-        "now": utcnow(),
-        "item_status": status,
-    }
-    failed = status is BulkItemStatus.FAILED
-    try:
-        if engine().dialect.name == "postgresql":
-            with autocommit() as connection:
-                connection.execute(_count_in_one_statement(failed), values)
-            return
-        item, tally = _count_statements(failed)
-        with session_scope() as session:
-            session.execute(item, values)
-            session.execute(tally, values)
-    except IntegrityError:
-        return  # counted by an earlier delivery, or the run has been deleted since
+    count_many(job_id, {message_id: status})
 
 
-# Built once per kind of count: a statement made anew for each message cost more CPU
-# than running it. Their parameters: job_id, message_id, item_id, now, item_status.
-@lru_cache(maxsize=2)
-def _count_statements(failed: bool) -> tuple[Insert, Update]:
-    """The item's insert (fails on a counted message) and the job's update."""
-    return insert(BulkProcessItem).values(_item_columns()), _tally(failed)
-
-
-@lru_cache(maxsize=2)
-def _count_in_one_statement(failed: bool) -> Update:
-    """PostgreSQL: the item inserted in a CTE, the job's counts updated only when the
-    item was new. One statement: one round trip, and no transaction around it."""
-    new_item = (
-        pg_insert(BulkProcessItem)
-        .values(_item_columns())
-        .on_conflict_do_nothing()
-        .returning(BulkProcessItem.job_id)
-        .cte("new_item")
+def count_many(job_id: str, items: Mapping[str, BulkItemStatus]) -> None:
+    """Count each message once (its item row is unique) and, in the same transaction,
+    add the new ones to the run's counts and complete the run when they were its last
+    (the update sees the counts as committed by every other worker: it waits for their
+    row lock). The rows go as one executemany, which SQLAlchemy sends as one INSERT
+    and compiles once; a multi-row VALUES would be compiled anew for every call."""
+    if not items:
+        return
+    now = utcnow()
+    rows = [
+        {"id": new_id(), "job_id": job_id, "message_id": m, "status": s, "created_at": now}
+        for m, s in items.items()
+    ]
+    bound = engine()
+    dialect_insert = pg_insert if bound.dialect.name == "postgresql" else sqlite_insert
+    statement = (
+        dialect_insert(BulkProcessItem).on_conflict_do_nothing().returning(BulkProcessItem.status)
     )
-    return _tally(failed).where(BulkProcessJob.id.in_(select(new_item.c.job_id)))
+    try:
+        with bound.begin() as connection:
+            added = connection.execute(statement, rows).scalars().all()
+            failures = sum(1 for status in added if status is BulkItemStatus.FAILED)
+            if added:
+                connection.execute(_tally(job_id, len(added) - failures, failures, now))
+    except IntegrityError:
+        return  # the run has been deleted since
 
 
-def _item_columns() -> dict[str, Any]:
-    """The item row's values, as parameters of the statements above."""
-    return {
-        "id": bindparam("item_id"),
-        "job_id": bindparam("job_id"),
-        "message_id": bindparam("message_id"),
-        "status": bindparam("item_status", type_=BulkProcessItem.status.type),
-        "created_at": bindparam("now", type_=BulkProcessItem.created_at.type),
-    }
-
-
-def _tally(failed: bool) -> Update:
-    """The job's update for one counted message (job_id, now): its count, and COMPLETED
-    when it was the last one."""
-    column = BulkProcessJob.failed if failed else BulkProcessJob.processed
+def _tally(job_id: str, fine: int, failed: int, now: datetime) -> Update:
+    """The run's update for newly counted messages: its counts, and COMPLETED when they
+    were its last."""
     last = and_(
         BulkProcessJob.status == BulkJobStatus.RUNNING,
         BulkProcessJob.all_queued.is_(True),
-        BulkProcessJob.processed + BulkProcessJob.failed + 1 >= BulkProcessJob.emails_queued,
+        BulkProcessJob.processed + BulkProcessJob.failed + fine + failed
+        >= BulkProcessJob.emails_queued,
     )
     completed = literal(BulkJobStatus.COMPLETED, BulkProcessJob.status.type)
-    now = bindparam("now", type_=BulkProcessJob.completed_at.type)
     return (
         update(BulkProcessJob)
-        .where(BulkProcessJob.id == bindparam("job_id"))
+        .where(BulkProcessJob.id == job_id)
         .values(
-            {
-                column.key: column + 1,
-                "status": case((last, completed), else_=BulkProcessJob.status),
-                "completed_at": case((last, now), else_=BulkProcessJob.completed_at),
-            }
+            processed=BulkProcessJob.processed + fine,
+            failed=BulkProcessJob.failed + failed,
+            status=case((last, completed), else_=BulkProcessJob.status),
+            completed_at=case((last, now), else_=BulkProcessJob.completed_at),
         )
     )
 

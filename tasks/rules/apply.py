@@ -85,12 +85,14 @@ def apply_rules(
     *,
     force: bool = False,
     has_result: bool | None = None,
+    unrecorded: list[RuleResult] | None = None,
 ) -> ApplyResult:
     """Run the first matching rule's actions on the message, unless it has a result already
     and the application is not forced. Whether the message has a result is not read again
     when the caller read it already; the rules are the process's (`rules_of`), read again
     only when the account's rules version changed; the sender's category is read only
-    when a rule asks for one."""
+    when a rule asks for one. A first result is appended to `unrecorded`, where given,
+    for the caller to record with others (`record_first_results`) after their effects."""
     if not force:
         if has_result is None:
             has_result = has_rule_result(account.id, message.id)
@@ -105,7 +107,9 @@ def apply_rules(
         results = [_run(account, message, mail, action) for action in rule.actions]
     status = ExecutedRuleStatus.APPLIED if rule else ExecutedRuleStatus.NO_MATCH
     result = RuleResult(account.id, message, rule.id if rule else None, status, results)
-    if not record_result(result, force=force):
+    if unrecorded is not None and not force:
+        unrecorded.append(result)
+    elif not record_result(result, force=force):
         return ApplyResult("already")  # a concurrent delivery recorded it first
     return ApplyResult(
         "applied" if rule else "no_match",

@@ -3,17 +3,22 @@ with an ExecutedAction row per action done.
 
 A first result is written with plain INSERTs, on PostgreSQL in one statement (the
 rule's row in a CTE): at thousands of messages a bulk run, the ORM's unit of work and
-a transaction's BEGIN and COMMIT cost more than the inserts themselves. A forced result
+a transaction's BEGIN and COMMIT cost more than the inserts themselves. A batch of
+first results (a bulk batch's) is written in one transaction of two statements. A forced result
 (a bulk run with forceReprocess) replaces the earlier one, if any.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import BindParameter, Insert, bindparam, delete, insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from bridge.store.db import autocommit, engine, session_scope
@@ -58,9 +63,31 @@ def record_result(result: RuleResult, *, force: bool) -> bool:
     return True
 
 
-def _insert(result: RuleResult) -> None:
+def record_first_results(results: Sequence[RuleResult]) -> None:
+    """The first results of many messages, in one transaction of two statements (each
+    an executemany, compiled once): the rules' rows, then the actions of those that were
+    new. A message recorded already (by a concurrent delivery) keeps its result."""
+    if not results:
+        return
     now = utcnow()
-    rule_row: dict[str, Any] = {
+    rule_rows = [_rule_row(result, now) for result in results]
+    bound = engine()
+    dialect_insert = pg_insert if bound.dialect.name == "postgresql" else sqlite_insert
+    new_rules = dialect_insert(ExecutedRule).on_conflict_do_nothing().returning(ExecutedRule.id)
+    with bound.begin() as connection:
+        inserted = set(connection.execute(new_rules, rule_rows).scalars())
+        action_rows = [
+            _action_row(rule_row["id"], action, now)
+            for rule_row, result in zip(rule_rows, results, strict=True)
+            if rule_row["id"] in inserted
+            for action in result.actions
+        ]
+        if action_rows:
+            connection.execute(insert(ExecutedAction), action_rows)
+
+
+def _rule_row(result: RuleResult, now: datetime) -> dict[str, Any]:
+    return {
         "id": new_id(),
         "email_account_id": result.account_id,
         "rule_id": result.rule_id,
@@ -70,17 +97,23 @@ def _insert(result: RuleResult) -> None:
         "error": None,
         "created_at": now,
     }
-    action_rows = [
-        {
-            "id": new_id(),
-            "executed_rule_id": rule_row["id"],
-            "type": action.type,
-            "scheduled_action_id": action.scheduled_action_id,
-            "result_id": action.result_id,
-            "created_at": now,
-        }
-        for action in result.actions
-    ]
+
+
+def _action_row(rule_id: str, action: ActionDone, now: datetime) -> dict[str, Any]:
+    return {
+        "id": new_id(),
+        "executed_rule_id": rule_id,
+        "type": action.type,
+        "scheduled_action_id": action.scheduled_action_id,
+        "result_id": action.result_id,
+        "created_at": now,
+    }
+
+
+def _insert(result: RuleResult) -> None:
+    now = utcnow()
+    rule_row = _rule_row(result, now)
+    action_rows = [_action_row(rule_row["id"], action, now) for action in result.actions]
     if engine().dialect.name == "postgresql":
         values = {f"rule_{name}": value for name, value in rule_row.items()}
         for number, row in enumerate(action_rows):

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from bridge.core import run_job
 from bridge.outcome import Delivery
 from bridge.store.db import session_scope
-from tasks.jobs import bulk_process
+from tasks.jobs import bulk_process, bulk_worker
 from tasks.models import (
     BulkJobStatus,
     BulkProcessJob,
@@ -128,7 +128,7 @@ def hello_with_a_result(inbox: Inbox) -> str:
     mail = inbox.provider()
     key = next(k for k in mail.folder_keys("INBOX") if "Hello" in mail.get_message(k).subject)
     run = run_job(
-        bulk_process.process_message,
+        bulk_worker.process_message,
         worker_message(inbox, open_job(inbox, BulkJobStatus.COMPLETED, start_date=utcnow()), key),
         Delivery("test", "first-look", 0),
     )
@@ -141,7 +141,7 @@ def test_old_worker_message_with_force_reprocess_applies_the_rules_again(inbox: 
     key = hello_with_a_result(inbox)
     message = worker_message(inbox, open_job(inbox, start_date=utcnow()), key, forceReprocess=True)
 
-    result = run_job(bulk_process.process_message, message, Delivery("test", "forced", 0))
+    result = run_job(bulk_worker.process_message, message, Delivery("test", "forced", 0))
 
     assert result.detail == "rules applied: hellos"
     assert inbox.provider().folder_keys("Archive") == {key}
@@ -153,7 +153,7 @@ def test_a_forced_message_is_applied_once_per_run_however_often_delivered(inbox:
     message = worker_message(inbox, open_job(inbox, start_date=utcnow()), key, forceReprocess=True)
 
     outcomes = [
-        run_job(bulk_process.process_message, message, Delivery("test", f"d{n}", n)).detail
+        run_job(bulk_worker.process_message, message, Delivery("test", f"d{n}", n)).detail
         for n in range(3)
     ]
 
@@ -166,7 +166,7 @@ def test_worker_message_without_force_leaves_a_result_alone(inbox: Inbox) -> Non
     key = hello_with_a_result(inbox)
     message = worker_message(inbox, open_job(inbox, start_date=utcnow()), key)
 
-    result = run_job(bulk_process.process_message, message, Delivery("test", "plain", 0))
+    result = run_job(bulk_worker.process_message, message, Delivery("test", "plain", 0))
 
     assert result.detail == "rules already: -"
     assert results() == [(key, ExecutedRuleStatus.NO_MATCH)]

@@ -16,7 +16,7 @@ from bridge.outcome import Delivery
 from bridge.store.db import read_scope, session_scope
 from bridge.web.factory import create_app
 from config import get_settings
-from tasks.jobs import bulk_process
+from tasks.jobs import bulk_process, bulk_worker
 from tasks.models import (
     BulkJobStatus,
     BulkProcessJob,
@@ -80,7 +80,7 @@ def test_redelivered_pages_and_messages_count_once(inbox: Inbox, configure: Any)
         "messageId": key,
         "threadId": key,
     }
-    spec = bulk_process.process_message
+    spec = bulk_worker.process_message
     results = [run_job(spec, payload, Delivery("test", "same", n)).outcome.value for n in range(3)]
 
     final = bulk_process.get(job.id)
@@ -116,7 +116,7 @@ def first_page_after_results(
     published.clear()
     data = page.model_dump(by_alias=True, mode="json")
     run_job(bulk_process.fetch_page, data, Delivery("test", "page-0", 0))
-    workers = {w.message_id for w in published if isinstance(w, bulk_process.ProcessMessage)}
+    workers = {w.message_id for w in published if isinstance(w, bulk_worker.ProcessMessage)}
     row = bulk_process.get(job.id)
     assert row is not None
     return row, workers
@@ -165,7 +165,7 @@ def test_cancelled_job_skips_its_queued_work(inbox: Inbox, configure: Any) -> No
         "messageId": "x",
         "threadId": "x",
     }
-    result = run_job(bulk_process.process_message, payload, Delivery("test", "d", 0))
+    result = run_job(bulk_worker.process_message, payload, Delivery("test", "d", 0))
     assert (result.outcome.value, result.detail) == ("skipped", "job was cancelled")
 
 

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from bridge.store.db import session_scope
 from bridge.web.factory import create_app
 from tasks import scheduled_actions
-from tasks.jobs import bulk_process
+from tasks.jobs import bulk_process, bulk_worker
 from tasks.mail.maildir import MaildirProvider
 from tasks.models import (
     ActionStatus,
@@ -71,7 +71,7 @@ def worker_event(job_id: str, mailbox: Mailbox) -> dict[str, Any]:
         "messageId": key,
         "threadId": key,
     }
-    return {"name": bulk_process.WORKER_EVENT, "data": data}
+    return {"name": bulk_worker.WORKER_EVENT, "data": data}
 
 
 def action(action_id: str) -> ScheduledAction:
@@ -121,9 +121,7 @@ def test_bulk_message_failing_before_the_last_attempt_is_not_counted(
 ) -> None:
     job_id = running_job(mailbox.account_id)
     data = worker_event(job_id, mailbox)["data"]
-    response = qstash_post(
-        app, WORKER_ROUTE, data, retried=bulk_process.process_message.retries - 1
-    )
+    response = qstash_post(app, WORKER_ROUTE, data, retried=bulk_worker.process_message.retries - 1)
     assert response.status_code == 503
     assert counts(job_id) == (0, 0, BulkJobStatus.RUNNING)
 
@@ -133,7 +131,7 @@ def test_bulk_message_failing_on_the_last_attempt_is_counted_failed_and_complete
 ) -> None:
     job_id = running_job(mailbox.account_id)
     data = worker_event(job_id, mailbox)["data"]
-    response = qstash_post(app, WORKER_ROUTE, data, retried=bulk_process.process_message.retries)
+    response = qstash_post(app, WORKER_ROUTE, data, retried=bulk_worker.process_message.retries)
     assert response.status_code == 503
     assert counts(job_id) == (0, 1, BulkJobStatus.COMPLETED)
 

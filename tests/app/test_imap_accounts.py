@@ -17,7 +17,7 @@ from bridge.core import run_job
 from bridge.outcome import Delivery
 from bridge.store.db import session_scope
 from tasks.accounts import mailbox_of
-from tasks.jobs import bulk_process
+from tasks.jobs import bulk_worker
 from tasks.mail.imap import ImapProvider
 from tasks.models import (
     ActionType,
@@ -171,7 +171,7 @@ def test_a_bulk_worker_applies_the_rules_on_the_imap_mailbox(imap_account: Email
         "threadId": key,
     }
 
-    result = run_job(bulk_process.process_message, message, Delivery("t", "1", 0))
+    result = run_job(bulk_worker.process_message, message, Delivery("t", "1", 0))
 
     assert result.detail == "rules applied: news"
     _, mail = mailbox_of(imap_account.id)

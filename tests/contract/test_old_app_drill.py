@@ -23,7 +23,7 @@ from bridge.core import run_job
 from bridge.outcome import Delivery
 from bridge.store.db import session_scope
 from tasks import JOBS
-from tasks.jobs import bulk_process, clean
+from tasks.jobs import bulk_process, bulk_worker, clean
 from tasks.models import (
     BulkJobStatus,
     BulkProcessItem,
@@ -104,7 +104,7 @@ def test_a_bulk_run_fed_by_both_apps_counts_every_message_once(
     old_first_page = {"jobId": row.id, "emailAccountId": inbox.account_id, "pageCount": 0}
     # Page 0 arrives in the old shape; what it queues (workers, page 1) is ours, captured.
     run_job(bulk_process.fetch_page, old_first_page | window, Delivery("inngest", "p0", 0))
-    ours_workers = published(fake_qstash, bulk_process.process_message.route)
+    ours_workers = published(fake_qstash, bulk_worker.process_message.route)
     (ours_next,) = published(fake_qstash, bulk_process.fetch_page.route)
     # The old app had queued the same work in its own shapes before the switch.
     old_workers = [
@@ -116,7 +116,7 @@ def test_a_bulk_run_fed_by_both_apps_counts_every_message_once(
 
     deliver_mixed(
         web,
-        [(bulk_process.WORKER_EVENT, w) for w in [*ours_workers, *old_workers]]
+        [(bulk_worker.WORKER_EVENT, w) for w in [*ours_workers, *old_workers]]
         + [(bulk_process.FETCHER_EVENT, page) for page in (ours_next, old_next)],
         seed=1,
     )
