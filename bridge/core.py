@@ -47,9 +47,9 @@ def run_batch(
     spec: JobSpec[Any], datas: Sequence[Mapping[str, Any]], delivery: Delivery
 ) -> list[Result]:
     """The job's `batch_body` over many payloads: one Result each, in their order. A
-    payload that does not validate fails alone; a batch body that raises (anything: it
-    answers per payload what it can tell apart) is a retry of every payload, like an
-    error of `body`."""
+    payload that does not validate fails alone. A batch body that raises (it answers per
+    payload what it can tell apart) is a retry of every payload: what went wrong may be
+    one payload's, so each meets it alone. Over one payload, it answers as `run_job`."""
     started = time.perf_counter()
     if spec.batch_body is None:
         raise TypeError(f"{spec.event} declares no batch_body")
@@ -69,15 +69,32 @@ def run_batch(
                 raise RuntimeError(
                     f"batch_body answered {len(answers)} results for {len(valid)} payloads"
                 )
+        except RetryLater as error:
+            answers = [Result(Outcome.RETRY, str(error), error.retry_after)] * len(valid)
         except Exception as error:
-            retry = _classify(spec, delivery, error)
-            answers = [retry] * len(valid)
+            answers = [_batch_error(spec, delivery, error, len(valid))] * len(valid)
     filled = iter(answers)
     done = [result if result is not None else next(filled) for result in results]
     each = (time.perf_counter() - started) / max(1, len(done))
     for data, result in zip(datas, done, strict=True):
         _observe(spec, data, delivery, result, each)
     return done
+
+
+def _batch_error(spec: JobSpec[Any], delivery: Delivery, error: Exception, payloads: int) -> Result:
+    if payloads == 1:
+        if isinstance(error, PermanentError):
+            return Result(Outcome.FAILED, str(error))
+        return _classify(spec, delivery, error)
+    log_failure(
+        log,
+        error,
+        "job %s batch of %d raised on %s delivery %s; each runs again alone",
+        spec.event,
+        payloads,
+        *delivery_ids(delivery),
+    )
+    return Result(Outcome.RETRY, told_outside(error))
 
 
 async def early_result(

@@ -24,6 +24,7 @@ with the same consequence.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Sequence
@@ -49,6 +50,8 @@ from bridge.outcome import Delivery, Outcome, Result
 from bridge.registry import JobSpec
 from config import get_settings
 
+log = logging.getLogger("jobbridge.celery")
+
 # Payloads per batch message: a bulk page's worth. Bounds what a redelivered batch
 # repeats and how long one pool process holds the key's slot.
 BATCH_MAX = 25
@@ -72,77 +75,112 @@ def add_batch_task(app: Celery, spec: JobSpec[Any]) -> None:
         max_retries=0,  # a batch is never retried as a whole: its payloads are, alone
         soft_time_limit=spec.timeout_seconds,
         time_limit=spec.timeout_seconds + HARD_LIMIT_GRACE_SECONDS,
+        # Killed at its hard limit: back to the queue, not acked (its payloads would be
+        # lost); a batch back more often than the job's retries is split (below).
+        acks_on_failure_or_timeout=False,
     )
-    def run(self: Task, payloads: list[dict[str, Any]]) -> dict[str, dict[str, int]]:  # type: ignore[type-arg]
+    def run(
+        self: Task,  # type: ignore[type-arg]
+        payloads: list[dict[str, Any]],
+        ids: list[str | None] | None = None,
+    ) -> dict[str, dict[str, int]]:
         request = self.request
         redelivered = bool((request.delivery_info or {}).get("redelivered"))
         redeliveries = header_count(request, REDELIVERIES_HEADER) + int(redelivered)
         delivery = Delivery("celery", str(request.id), redeliveries, redeliveries > 0)
+        batch = _Batch(self, spec, payloads, ids or [None] * len(payloads), delivery)
+        if redeliveries > spec.retries:
+            # Cut short that often (a payload that kills its worker, say): each goes alone.
+            log.warning("%s[%s] came back %d times: split", self.name, request.id, redeliveries)
+            batch.settle([Result(Outcome.RETRY, "its batch kept coming back")] * len(payloads))
+            return {"split": {"its batch kept coming back": len(payloads)}}
         # One key value per batch (the publisher groups by it): one slot for the batch.
         value = limited_key(spec, policy, payloads[0] if payloads else None)
         token = uuid.uuid4().hex
-        horizon = get_settings().celery_eta_horizon_seconds
         if policy and value is not None:
+            horizon = get_settings().celery_eta_horizon_seconds
             start_or_come_back_later(self, policy, value, token, redeliveries, horizon)
         try:
             results = run_batch(spec, payloads, delivery)
         finally:
             if policy and value is not None:
                 release_slot(policy, value, token)
-        _settle(self, spec, payloads, results, delivery, horizon)
+        batch.settle(results)
         return _tally(results)
 
 
-def _settle(
-    task: Task,  # type: ignore[type-arg]
-    spec: JobSpec[Any],
-    payloads: Sequence[dict[str, Any]],
-    results: Sequence[Result],
-    delivery: Delivery,
-    horizon: float,
-) -> None:
-    """Each payload's outcome, as its own message would have had it. Anything that
-    cannot be done (a hook that raises, a publish the broker refuses) is left to a
-    message of its own, or to the whole batch again."""
-    attempt = delivery.attempt
-    try:
-        for index, (payload, result) in enumerate(zip(payloads, results, strict=True)):
-            one_id = f"{delivery.delivery_id}.{index}"
-            if result.outcome is Outcome.RETRY and attempt < spec.retries:
-                countdown = result.retry_after or backoff_seconds(attempt, cap=horizon)
-                task.app.send_task(
-                    spec.event,
-                    kwargs={"payload": payload},
-                    task_id=one_id,
-                    countdown=min(countdown, horizon),
-                    retries=attempt + 1,
-                )
-            elif result.outcome in (Outcome.RETRY, Outcome.FAILED):
-                detail = (
-                    f"gave up after {attempt + 1} attempts: {result.detail}"
-                    if result.outcome is Outcome.RETRY
-                    else result.detail
-                )
-                try:
-                    call_on_failure(
-                        spec, payload, detail, provider=delivery.provider, delivery_id=one_id
-                    )
-                except Exception:
-                    # Not recorded: its own message fails again, and tries its hook again
-                    # with the tries and backoff an ordinary delivery's hook has.
-                    task.app.send_task(
-                        spec.event,
-                        kwargs={"payload": payload},
-                        task_id=one_id,
-                        countdown=backoff_seconds(0, cap=horizon),
-                        retries=attempt,
-                        headers={HOOK_FAILURES_HEADER: "1"},
-                    )
-    except Exception as error:
-        # A re-publish the broker refused: the whole batch comes back (its done payloads
-        # are no-ops then), after a pause, as Celery would not give it back itself.
-        time.sleep(UNPUBLISHED_RETRY_PAUSE_SECONDS)
-        raise Reject(error, requeue=True) from error
+class _Batch:
+    """A batch message's payloads, and how each is settled as its own message would be."""
+
+    def __init__(
+        self,
+        task: Task,  # type: ignore[type-arg]
+        spec: JobSpec[Any],
+        payloads: Sequence[dict[str, Any]],
+        ids: Sequence[str | None],
+        delivery: Delivery,
+    ) -> None:
+        self.task, self.spec, self.payloads, self.delivery = task, spec, payloads, delivery
+        # Each payload's own id (its dedup id, as it would have had alone), else its place.
+        self.ids = [
+            one or f"{delivery.delivery_id}.{index}"
+            for index, one in enumerate([*ids, *[None] * (len(payloads) - len(ids))])
+        ]
+
+    def settle(self, results: Sequence[Result]) -> None:
+        """Each payload's outcome. Anything that cannot be done here (a hook that raises)
+        is left to a message of the payload's own; anything that goes wrong on the way
+        (a publish the broker refuses, a time limit) gives the whole batch back, whose
+        settled payloads are no-ops when it comes again."""
+        try:
+            for index, result in enumerate(results):
+                if result.outcome is Outcome.RETRY and self.spec.retries > 0:
+                    self._alone(index, result.retry_after)
+                elif result.outcome in (Outcome.RETRY, Outcome.FAILED):
+                    self._give_up(index, result)
+        except Exception as error:  # SoftTimeLimitExceeded included
+            time.sleep(UNPUBLISHED_RETRY_PAUSE_SECONDS)
+            raise Reject(error, requeue=True) from error
+
+    def _give_up(self, index: int, result: Result) -> None:
+        detail = (
+            f"gave up after {self.delivery.attempt + 1} attempts: {result.detail}"
+            if result.outcome is Outcome.RETRY
+            else result.detail
+        )
+        payload, one_id = self.payloads[index], self.ids[index]
+        try:
+            call_on_failure(
+                self.spec, payload, detail, provider=self.delivery.provider, delivery_id=one_id
+            )
+        except Exception:
+            # Not recorded: its own message fails again, and tries its hook again with
+            # the tries and backoff an ordinary delivery's hook has.
+            self._alone(index, None, retries=0, hook_failed=True)
+
+    def _alone(
+        self,
+        index: int,
+        countdown: float | None,
+        *,
+        retries: int = 1,
+        hook_failed: bool = False,
+    ) -> None:
+        """The payload as an ordinary message of the job, its next attempt (after
+        `countdown`, else the first backoff): `retries` as Celery counts them, the
+        batch's redeliveries carried in their header."""
+        headers = {REDELIVERIES_HEADER: str(self.delivery.attempt)}
+        if hook_failed:
+            headers[HOOK_FAILURES_HEADER] = "1"
+        horizon = get_settings().celery_eta_horizon_seconds
+        self.task.app.send_task(
+            self.spec.event,
+            kwargs={"payload": self.payloads[index]},
+            task_id=self.ids[index],
+            countdown=min(countdown or backoff_seconds(0, cap=horizon), horizon),
+            retries=retries,
+            headers=headers,
+        )
 
 
 def _tally(results: Sequence[Result]) -> dict[str, dict[str, int]]:

@@ -131,8 +131,11 @@ def _batch_of(messages: list[Message], receipts: list[Receipt], indexes: list[in
     task_id = f"{first}+{len(messages) - 1}" if first else f"batch-{uuid.uuid4().hex}"
     for index in indexes:
         receipts[index] = Receipt(Provider.CELERY, task_id)
-    payloads = [message.data for message in messages]
-    return _Outgoing(batch_task_name(messages[0].spec), {"payloads": payloads}, task_id, None)
+    kwargs = {
+        "payloads": [message.data for message in messages],
+        "ids": [message.dedup_id for message in messages],  # each its own, as if alone
+    }
+    return _Outgoing(batch_task_name(messages[0].spec), kwargs, task_id, None)
 
 
 def _send_chunk(app: Any, producer: Any, chunk: Sequence[_Outgoing]) -> None:

@@ -6,7 +6,7 @@ keeps those not yet handled, publishes one worker job per kept message, and only
 counts them, in one update that matches only while `pagesFetched` still equals its page
 (a publish that fails leaves the counts as they were). The next page is published right
 after this page's workers, so that it is listed while they run and the pool never waits
-for a fetch; it starts once this page has returned (one fetcher at a time per account)
+for a fetch; it runs once this page has returned (one fetcher at a time per account)
 and so counted. A page published ahead
 whose page before failed before counting waits a few seconds (RetryLater); that page's
 retry publishes it again. Where the provider runs a job during its publish (direct
@@ -314,10 +314,14 @@ def _publish(
     """The page's workers, then the next page, where they were queued: True when the
     next page was published. The workers go first: a pool process that took the next
     page while this one still runs would find the account's one fetcher slot taken and
-    put it back; by the time the pool has taken them (on Celery, one batch message of
-    the page), this page has returned. Not where the provider ran them during the
-    publish (direct HTTP): the next page would run before this page's count, so it is
-    published after it, as on a page without workers."""
+    put it back for a while; a free process takes the workers first (on Celery, one
+    batch message of the page), and the one running this page takes the next once it
+    has returned. Where more processes wait than the workers keep busy, one may take
+    the next page before this page's count and wait for the slot. Published before the
+    count, so that a page that cannot publish it is retried, or fails its run, instead
+    of leaving the run counted with no page to follow. Not where the provider ran the
+    workers during the publish (direct HTTP): the next page would run before this
+    page's count, so it is published after it, as on a page without workers."""
     receipts = _publish_workers(job_id, workers)
     queued = bool(receipts) and all(receipt.provider is not Provider.HTTP for receipt in receipts)
     if following is not None and queued:

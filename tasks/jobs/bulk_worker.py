@@ -10,7 +10,10 @@ own outcome. One message is a batch of one, so both ways are the same code.
 A message is counted once, by its item row; the count that adds a run's last message
 completes the run. A repeated message is a no-op: counted already, or (not forced) it
 has a rule result and is counted as processed; forced, a message the run has counted is
-skipped, so the rules are applied again once per run.
+skipped, so the rules are applied again once per run (a forced message is counted as
+soon as it is done, not with its batch). A batch cut short (its worker killed) is
+delivered again whole: its messages done before the cut are applied again, which makes
+no second effect (every effect is idempotent), and each is counted once.
 """
 
 from __future__ import annotations
@@ -61,7 +64,11 @@ def process_messages(payloads: Sequence[ProcessMessage], delivery: Delivery) -> 
             done_with = counted.get(payload.job_id, set())
             result, status = _process(payload, read, done_with, unrecorded)
             results.append(result)
-            if status is not None:
+            if status is not None and payload.job_id in forced:
+                # At once: a forced message is applied again until it is counted (its
+                # result is rewritten at once too), and a redelivered batch must not.
+                records.count(payload.job_id, payload.message_id, status)
+            elif status is not None:
                 counts.setdefault(payload.job_id, {})[payload.message_id] = status
     finally:
         # What was done is recorded and counted even when a later message raised (the
@@ -102,20 +109,20 @@ def _process(
         return skipped("message was already processed in this run"), None
     if read.account is None:
         return Result(Outcome.FAILED, f"unknown email account {payload.email_account_id}"), None
-    mail = mail_provider_for(read.account)
     try:
-        message = mail.get_message(payload.message_id)
-    except MessageNotFound:
-        return skipped("message no longer exists"), BulkItemStatus.SKIPPED
-    has_result = payload.message_id in read.with_rule_result
-    try:
+        mail = mail_provider_for(read.account)
+        try:
+            message = mail.get_message(payload.message_id)
+        except MessageNotFound:
+            return skipped("message no longer exists"), BulkItemStatus.SKIPPED
+        has_result = payload.message_id in read.with_rule_result
         outcome = apply_rules(
             read.account, message, mail, force=force, has_result=has_result, unrecorded=unrecorded
         )
     except PermanentError as error:
         # Counted here as well as by the hook (once: the item row is unique).
         return Result(Outcome.FAILED, str(error)), BulkItemStatus.FAILED
-    except RetryLater as error:
+    except RetryLater as error:  # this message's (a mail server's rate limit, say)
         return Result(Outcome.RETRY, str(error), error.retry_after), None
     return done(f"rules {outcome.status}: {outcome.rule_name or '-'}"), BulkItemStatus.PROCESSED
 

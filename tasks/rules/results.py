@@ -66,7 +66,8 @@ def record_result(result: RuleResult, *, force: bool) -> bool:
 def record_first_results(results: Sequence[RuleResult]) -> None:
     """The first results of many messages, in one transaction of two statements (each
     an executemany, compiled once): the rules' rows, then the actions of those that were
-    new. A message recorded already (by a concurrent delivery) keeps its result."""
+    new. A message recorded already (by a concurrent delivery) keeps its result; a batch
+    the database refuses is recorded one result at a time."""
     if not results:
         return
     now = utcnow()
@@ -74,16 +75,22 @@ def record_first_results(results: Sequence[RuleResult]) -> None:
     bound = engine()
     dialect_insert = pg_insert if bound.dialect.name == "postgresql" else sqlite_insert
     new_rules = dialect_insert(ExecutedRule).on_conflict_do_nothing().returning(ExecutedRule.id)
-    with bound.begin() as connection:
-        inserted = set(connection.execute(new_rules, rule_rows).scalars())
-        action_rows = [
-            _action_row(rule_row["id"], action, now)
-            for rule_row, result in zip(rule_rows, results, strict=True)
-            if rule_row["id"] in inserted
-            for action in result.actions
-        ]
-        if action_rows:
-            connection.execute(insert(ExecutedAction), action_rows)
+    try:
+        with bound.begin() as connection:
+            inserted = set(connection.execute(new_rules, rule_rows).scalars())
+            action_rows = [
+                _action_row(rule_row["id"], action, now)
+                for rule_row, result in zip(rule_rows, results, strict=True)
+                if rule_row["id"] in inserted
+                for action in result.actions
+            ]
+            if action_rows:
+                connection.execute(insert(ExecutedAction), action_rows)
+    except IntegrityError:
+        # Refused as a whole (a rule deleted since it matched): each alone, as a single
+        # result is, so that one result's refusal leaves the others recorded.
+        for result in results:
+            record_result(result, force=False)
 
 
 def _rule_row(result: RuleResult, now: datetime) -> dict[str, Any]:

@@ -11,12 +11,20 @@ import pytest
 from sqlalchemy import func, select
 
 from bridge.core import run_batch
-from bridge.outcome import Delivery
+from bridge.outcome import Delivery, RetryLater
 from bridge.store.db import read_scope, session_scope
 from tasks.demo import add_account
 from tasks.jobs import bulk_process, bulk_worker
 from tasks.mail.maildir import MaildirProvider
-from tasks.models import BulkJobStatus, BulkProcessItem, BulkProcessJob, ExecutedRule, utcnow
+from tasks.models import (
+    BulkJobStatus,
+    BulkProcessItem,
+    BulkProcessJob,
+    ExecutedRule,
+    ExecutedRuleStatus,
+    utcnow,
+)
+from tasks.rules.results import RuleResult, record_first_results
 from tests.support.bulk_inbox import Inbox, seed_inbox
 
 
@@ -155,3 +163,65 @@ def test_a_batch_of_two_accounts_is_retried_message_by_message(
 
     assert batch(payloads) == ["retry", "retry"]
     assert items_of(job_id) == 0
+
+
+def test_a_message_the_mail_server_asks_to_wait_for_is_retried_alone_with_its_wait(
+    inbox: Inbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys = inbox_keys(inbox, 3)
+    job_id = open_run(inbox, queued=3)
+    real_get = MaildirProvider.get_message
+
+    def limited_for_one(self: MaildirProvider, key: str) -> Any:
+        if key == keys[1]:
+            raise RetryLater("rate limited", 120.0)
+        return real_get(self, key)
+
+    monkeypatch.setattr(MaildirProvider, "get_message", limited_for_one)
+    delivery = Delivery("celery", "batch", 0)
+
+    results = run_batch(bulk_worker.process_message, workers(inbox, job_id, keys), delivery)
+
+    assert [(r.outcome.value, r.retry_after) for r in results] == [
+        ("done", None),
+        ("retry", 120.0),
+        ("done", None),
+    ]
+    assert run_state(job_id) == (2, 0, BulkJobStatus.RUNNING)
+
+
+def test_a_forced_message_is_counted_before_the_next_one_is_read(
+    inbox: Inbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys = inbox_keys(inbox, 3)
+    job_id = open_run(inbox, queued=3, force=True)
+    counted_when_read: list[int] = []
+    real_get = MaildirProvider.get_message
+
+    def noting(self: MaildirProvider, key: str) -> Any:
+        counted_when_read.append(items_of(job_id))
+        return real_get(self, key)
+
+    monkeypatch.setattr(MaildirProvider, "get_message", noting)
+
+    batch(workers(inbox, job_id, keys))
+
+    assert counted_when_read == [0, 1, 2]  # a batch cut short leaves these counted
+
+
+def test_results_the_database_refuses_together_are_recorded_one_by_one(inbox: Inbox) -> None:
+    mail = inbox.provider()
+    kept, refused = (mail.get_message(key) for key in inbox_keys(inbox, 2))
+    results = [
+        RuleResult(inbox.account_id, kept, None, ExecutedRuleStatus.NO_MATCH, []),
+        # A rule deleted since it matched: its result's foreign key is refused.
+        RuleResult(inbox.account_id, refused, "deleted-rule", ExecutedRuleStatus.APPLIED, []),
+    ]
+
+    record_first_results(results)
+
+    with read_scope() as session:
+        recorded = session.scalars(
+            select(ExecutedRule.message_id).where(ExecutedRule.email_account_id == inbox.account_id)
+        ).all()
+    assert recorded == [kept.id]

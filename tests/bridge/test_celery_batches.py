@@ -9,6 +9,7 @@ in tests/app/test_bulk_batches.py.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any, Literal
@@ -16,12 +17,14 @@ from typing import Any, Literal
 import pytest
 from celery import Celery
 from celery.exceptions import Reject
+from sqlalchemy.exc import DataError
 
 from bridge.celery import batches as celery_batches
 from bridge.celery.batches import BATCH_MAX, add_batch_task, batch_task_name
 from bridge.celery.publisher import CeleryPublisher
 from bridge.celery.tasks import HOOK_FAILURES_HEADER, REDELIVERIES_HEADER, add_job_task
-from bridge.outcome import Delivery, Outcome, Result, done, skipped
+from bridge.core import run_batch
+from bridge.outcome import Delivery, Outcome, Result, RetryLater, done, skipped
 from bridge.payload import Payload
 from bridge.publishing import prepare
 from bridge.receipt import Receipt
@@ -78,6 +81,17 @@ ITEMS = registry.job(
 )(_body)
 
 
+ONCE = registry.job(
+    event="demo/items.once",
+    route="/api/items/once",
+    payload=Item,
+    key="ownerId",
+    retries=0,
+    on_failure=_hook,
+    batch_body=_batch,
+)(_body)
+
+
 def items(*outcomes: str, owner: str = "owner-1") -> list[dict[str, Any]]:
     return [
         {"ownerId": owner, "itemId": uuid.uuid4().hex, "outcome": outcome} for outcome in outcomes
@@ -93,23 +107,41 @@ Sent = dict[str, Any]
 
 
 @pytest.fixture
-def batch_task() -> Any:
+def app() -> Celery:
     app = Celery("batches-test", set_as_current=False)
-    add_job_task(app, ITEMS)
-    add_batch_task(app, ITEMS)
+    for spec in (ITEMS, ONCE):
+        add_job_task(app, spec)
+        add_batch_task(app, spec)
+    return app
+
+
+@pytest.fixture
+def batch_task(app: Celery) -> Any:
     return app.tasks[batch_task_name(ITEMS)]
 
 
 @pytest.fixture
-def sent(batch_task: Any, monkeypatch: pytest.MonkeyPatch) -> list[Sent]:
-    """What the batch task published: each call's task name and options."""
+def sent(app: Celery, monkeypatch: pytest.MonkeyPatch) -> list[Sent]:
+    """What the batch tasks published: each call's task name and options."""
     published: list[Sent] = []
 
     def send_task(name: str, **options: Any) -> None:
         published.append({"name": name, **options})
 
-    monkeypatch.setattr(batch_task.app, "send_task", send_task)
+    monkeypatch.setattr(app, "send_task", send_task)
     return published
+
+
+def alone(payload: dict[str, Any], task_id: str, countdown: float, retries: int = 1) -> Sent:
+    """A payload published alone as an ordinary message of ITEMS, from a first batch."""
+    return {
+        "name": ITEMS.event,
+        "kwargs": {"payload": payload},
+        "task_id": task_id,
+        "countdown": countdown,
+        "retries": retries,
+        "headers": {REDELIVERIES_HEADER: "0"},
+    }
 
 
 # Declaration ----------------------------------------------------------------------
@@ -148,29 +180,42 @@ def test_a_payload_to_retry_is_published_alone_as_its_next_attempt(
     payloads = items("done", "retry")
     batch_task.apply(kwargs={"payloads": payloads}, task_id="batch-a")
 
-    assert sent == [
-        {
-            "name": ITEMS.event,
-            "kwargs": {"payload": payloads[1]},
-            "task_id": "batch-a.1",
-            "countdown": 30.0,
-            "retries": 1,
-        }
-    ]
+    assert sent == [alone(payloads[1], "batch-a.1", 30.0)]
     assert hooked(payloads) == []
 
 
-def test_a_payload_with_no_attempt_left_fails_alone_and_runs_its_hook(
+def test_a_payload_sent_back_alone_keeps_the_id_it_was_published_with(
     batch_task: Any, sent: list[Sent]
 ) -> None:
-    payloads = items("retry", "done")
-    last = {REDELIVERIES_HEADER: str(ITEMS.retries)}  # redelivered up to its last attempt
+    payloads = items("retry", "retry")
+    batch_task.apply(kwargs={"payloads": payloads, "ids": ["first", None]}, task_id="b")
 
-    result = batch_task.apply(kwargs={"payloads": payloads}, headers=last)
+    assert [one["task_id"] for one in sent] == ["first", "b.1"]
+
+
+def test_a_payload_of_a_job_without_retries_fails_alone_and_runs_its_hook(
+    app: Celery, sent: list[Sent]
+) -> None:
+    payloads = items("retry", "done")
+
+    result = app.tasks[batch_task_name(ONCE)].apply(kwargs={"payloads": payloads})
 
     assert result.result == {"retry": {"busy": 1}, "done": {"": 1}}
     assert sent == []
-    assert hooked(payloads) == ["gave up after 3 attempts: busy"]
+    assert hooked(payloads) == ["gave up after 1 attempts: busy"]
+
+
+def test_a_batch_back_more_often_than_the_jobs_retries_is_split_without_running(
+    batch_task: Any, sent: list[Sent]
+) -> None:
+    payloads = items("done", "fail")
+    back = {REDELIVERIES_HEADER: str(ITEMS.retries + 1)}
+
+    result = batch_task.apply(kwargs={"payloads": payloads}, headers=back, task_id="c")
+
+    assert list(result.result) == ["split"]
+    assert [one["task_id"] for one in sent] == ["c.0", "c.1"]
+    assert hooked(payloads) == []  # the failing one was not run
 
 
 def test_a_permanent_failure_runs_the_hook_for_its_payload_only(
@@ -200,10 +245,9 @@ def test_a_batch_body_that_raises_sends_every_payload_back_alone(
     batch_task.apply(kwargs={"payloads": payloads}, task_id="batch-b")
 
     first_retry = 10.0  # bridge.core.backoff_seconds(0): the body's error is transient
-    assert [(one["task_id"], one["retries"], one["countdown"]) for one in sent] == [
-        (f"batch-b.{index}", 1, first_retry) for index in range(3)
+    assert sent == [
+        alone(payload, f"batch-b.{i}", first_retry) for i, payload in enumerate(payloads)
     ]
-    assert [one["kwargs"]["payload"] for one in sent] == payloads
 
 
 def test_a_failure_whose_hook_raised_is_sent_back_alone_to_fail_and_hook_again(
@@ -212,16 +256,8 @@ def test_a_failure_whose_hook_raised_is_sent_back_alone_to_fail_and_hook_again(
     broken = {"ownerId": "owner-1", "itemId": BROKEN_HOOK + uuid.uuid4().hex, "outcome": "fail"}
     batch_task.apply(kwargs={"payloads": [*items("done"), broken]}, task_id="batch-c")
 
-    assert sent == [
-        {
-            "name": ITEMS.event,
-            "kwargs": {"payload": broken},
-            "task_id": "batch-c.1",
-            "countdown": 10.0,
-            "retries": 0,
-            "headers": {HOOK_FAILURES_HEADER: "1"},
-        }
-    ]
+    back = alone(broken, "batch-c.1", 10.0, retries=0)
+    assert sent == [{**back, "headers": {REDELIVERIES_HEADER: "0", HOOK_FAILURES_HEADER: "1"}}]
 
 
 def test_a_batch_whose_payloads_cannot_be_sent_back_is_given_back_whole(
@@ -291,7 +327,37 @@ def test_payloads_of_different_keys_go_in_different_batches_and_one_goes_alone(
     receipts = publisher.publish(messages)
 
     assert [(one["name"], one["kwargs"]) for one in recorded] == [
-        (batch_task_name(ITEMS), {"payloads": payloads[:2]}),
+        (batch_task_name(ITEMS), {"payloads": payloads[:2], "ids": ["e0", "e1"]}),
         (ITEMS.event, {"payload": payloads[2]}),
     ]
     assert receipts[2] == Receipt(Provider.CELERY, "e2")  # alone: under its dedup id
+
+
+# The core ----------------------------------------------------------------------------
+
+
+def _raising(error: Exception) -> Any:
+    def body(payloads: Sequence[Item], delivery: Delivery) -> list[Result]:
+        raise error
+
+    return dataclasses.replace(ITEMS, batch_body=body)
+
+
+BAD_VALUE = DataError("INSERT ...", {}, ValueError("a NUL in a string"))
+
+
+def test_a_data_error_in_a_batch_of_many_is_a_retry_of_each_not_a_failure() -> None:
+    results = run_batch(_raising(BAD_VALUE), items("done", "done"), Delivery("t", "d", 0))
+    assert [result.outcome for result in results] == [Outcome.RETRY, Outcome.RETRY]
+
+
+def test_a_data_error_in_a_batch_of_one_fails_it_as_run_job_would() -> None:
+    (result,) = run_batch(_raising(BAD_VALUE), items("done"), Delivery("t", "d", 0))
+    assert result.outcome is Outcome.FAILED
+
+
+def test_a_retry_later_of_a_whole_batch_keeps_its_wait() -> None:
+    results = run_batch(
+        _raising(RetryLater("rate limited", 120.0)), items("done", "done"), Delivery("t", "d", 0)
+    )
+    assert {(r.outcome, r.retry_after) for r in results} == {(Outcome.RETRY, 120.0)}
