@@ -92,7 +92,7 @@ def add_batch_task(app: Celery, spec: JobSpec[Any]) -> None:
         if redeliveries > spec.retries:
             # Cut short that often (a payload that kills its worker, say): each goes alone.
             log.warning("%s[%s] came back %d times: split", self.name, request.id, redeliveries)
-            batch.settle([Result(Outcome.RETRY, "its batch kept coming back")] * len(payloads))
+            batch.split()
             return {"split": {"its batch kept coming back": len(payloads)}}
         # One key value per batch (the publisher groups by it): one slot for the batch.
         value = limited_key(spec, policy, payloads[0] if payloads else None)
@@ -139,6 +139,16 @@ class _Batch:
                 elif result.outcome in (Outcome.RETRY, Outcome.FAILED):
                     self._give_up(index, result)
         except Exception as error:  # SoftTimeLimitExceeded included
+            time.sleep(UNPUBLISHED_RETRY_PAUSE_SECONDS)
+            raise Reject(error, requeue=True) from error
+
+    def split(self) -> None:
+        """Every payload as an ordinary message of its own, unrun here: each then runs,
+        retries and gives up as a delivery alone does."""
+        try:
+            for index in range(len(self.payloads)):
+                self._alone(index, None, retries=0)
+        except Exception as error:
             time.sleep(UNPUBLISHED_RETRY_PAUSE_SECONDS)
             raise Reject(error, requeue=True) from error
 

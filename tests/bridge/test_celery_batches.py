@@ -205,7 +205,7 @@ def test_a_payload_of_a_job_without_retries_fails_alone_and_runs_its_hook(
     assert hooked(payloads) == ["gave up after 1 attempts: busy"]
 
 
-def test_a_batch_back_more_often_than_the_jobs_retries_is_split_without_running(
+def test_a_batch_back_more_often_than_the_jobs_retries_is_split_each_alone_unrun(
     batch_task: Any, sent: list[Sent]
 ) -> None:
     payloads = items("done", "fail")
@@ -214,7 +214,7 @@ def test_a_batch_back_more_often_than_the_jobs_retries_is_split_without_running(
     result = batch_task.apply(kwargs={"payloads": payloads}, headers=back, task_id="c")
 
     assert list(result.result) == ["split"]
-    assert [one["task_id"] for one in sent] == ["c.0", "c.1"]
+    assert [(one["task_id"], one["retries"]) for one in sent] == [("c.0", 0), ("c.1", 0)]
     assert hooked(payloads) == []  # the failing one was not run
 
 
@@ -361,3 +361,15 @@ def test_a_retry_later_of_a_whole_batch_keeps_its_wait() -> None:
         _raising(RetryLater("rate limited", 120.0)), items("done", "done"), Delivery("t", "d", 0)
     )
     assert {(r.outcome, r.retry_after) for r in results} == {(Outcome.RETRY, 120.0)}
+
+
+def test_a_split_batch_of_a_job_without_retries_still_runs_each_payload_alone(
+    app: Celery, sent: list[Sent]
+) -> None:
+    payloads = items("done", "fail")
+    back = {REDELIVERIES_HEADER: "1"}  # once is more than its retries
+
+    app.tasks[batch_task_name(ONCE)].apply(kwargs={"payloads": payloads}, headers=back)
+
+    assert [one["kwargs"]["payload"] for one in sent] == payloads
+    assert hooked(payloads) == []  # nothing given up unrun
