@@ -17,11 +17,9 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import CursorResult
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bridge.store import redis_store
-from bridge.store.db import session_scope
+from bridge.store.db import insert_ignoring_conflicts, session_scope
 from bridge.store.tables import SeenSignature
 from config import get_settings
 
@@ -36,11 +34,10 @@ def first_use(token_id: str, message_id: str, expires_at: datetime) -> bool:
         return is_first(redis_store.client().execute_command(*command))  # type: ignore[no-untyped-call]
     with session_scope() as session:
         dialect = session.get_bind().dialect.name
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
         inserted = session.execute(
-            insert(SeenSignature)
-            .values(token_id=token_id, message_id=message_id, expires_at=expires_at)
-            .on_conflict_do_nothing(index_elements=["token_id"]),
+            insert_ignoring_conflicts(SeenSignature, dialect, ["token_id"]).values(
+                token_id=token_id, message_id=message_id, expires_at=expires_at
+            ),
             # An INSERT's row count is kept only when asked for (no RETURNING: SQLite
             # before 3.35 has none).
             execution_options={"preserve_rowcount": True},

@@ -17,11 +17,14 @@ from sqlalchemy import (
     CursorResult,
     Engine,
     Executable,
+    Insert,
     create_engine,
     event,
     make_url,
     text,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -159,6 +162,15 @@ def rows_changed(
     """Run an UPDATE or DELETE and return how many rows it changed (the race's verdict)."""
     result = cast("CursorResult[Any]", session.execute(statement, parameters))
     return int(result.rowcount)
+
+
+def insert_ignoring_conflicts(
+    table: Any, dialect: str, index_elements: list[str] | None = None
+) -> Insert:
+    """INSERT ... ON CONFLICT DO NOTHING (on `index_elements`, else on any unique
+    constraint) in the dialect of the two databases the app runs on."""
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    return insert(table).on_conflict_do_nothing(index_elements=index_elements)
 
 
 @contextmanager

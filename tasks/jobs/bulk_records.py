@@ -10,11 +10,9 @@ from datetime import datetime
 from typing import Protocol
 
 from sqlalchemy import Update, and_, case, literal, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
-from bridge.store.db import engine, read_scope, session_scope
+from bridge.store.db import engine, insert_ignoring_conflicts, read_scope, session_scope
 from tasks.models import (
     OPEN_BULK_STATUSES,
     BulkItemStatus,
@@ -137,9 +135,8 @@ def count_many(job_id: str, items: Mapping[str, BulkItemStatus]) -> None:
         for m, s in items.items()
     ]
     bound = engine()
-    dialect_insert = pg_insert if bound.dialect.name == "postgresql" else sqlite_insert
-    statement = (
-        dialect_insert(BulkProcessItem).on_conflict_do_nothing().returning(BulkProcessItem.status)
+    statement = insert_ignoring_conflicts(BulkProcessItem, bound.dialect.name).returning(
+        BulkProcessItem.status
     )
     try:
         with bound.begin() as connection:

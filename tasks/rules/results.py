@@ -17,11 +17,9 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import BindParameter, Insert, bindparam, delete, insert, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
-from bridge.store.db import autocommit, engine, session_scope
+from bridge.store.db import autocommit, engine, insert_ignoring_conflicts, session_scope
 from tasks.mail.port import MailMessage
 from tasks.models import (
     ExecutedAction,
@@ -73,8 +71,9 @@ def record_first_results(results: Sequence[RuleResult]) -> None:
     now = utcnow()
     rule_rows = [_rule_row(result, now) for result in results]
     bound = engine()
-    dialect_insert = pg_insert if bound.dialect.name == "postgresql" else sqlite_insert
-    new_rules = dialect_insert(ExecutedRule).on_conflict_do_nothing().returning(ExecutedRule.id)
+    new_rules = insert_ignoring_conflicts(ExecutedRule, bound.dialect.name).returning(
+        ExecutedRule.id
+    )
     try:
         with bound.begin() as connection:
             inserted = set(connection.execute(new_rules, rule_rows).scalars())
