@@ -33,12 +33,8 @@ def run_job(spec: JobSpec[Any], data: Mapping[str, Any], delivery: Delivery) -> 
     else:
         try:
             result = spec.body(payload, delivery)
-        except PermanentError as error:
-            result = Result(Outcome.FAILED, str(error))
-        except RetryLater as error:
-            result = Result(Outcome.RETRY, str(error), error.retry_after)
-        except Exception as error:  # transient until proven otherwise: retried with backoff
-            result = _classify(spec, delivery, error)
+        except Exception as error:
+            result = _error_result(spec, delivery, error)
     _observe(spec, data, delivery, result, time.perf_counter() - started)
     return result
 
@@ -69,8 +65,6 @@ def run_batch(
                 raise RuntimeError(
                     f"batch_body answered {len(answers)} results for {len(valid)} payloads"
                 )
-        except RetryLater as error:
-            answers = [Result(Outcome.RETRY, str(error), error.retry_after)] * len(valid)
         except Exception as error:
             answers = [_batch_error(spec, delivery, error, len(valid))] * len(valid)
     filled = iter(answers)
@@ -81,11 +75,22 @@ def run_batch(
     return done
 
 
+def _error_result(spec: JobSpec[Any], delivery: Delivery, error: Exception) -> Result:
+    """What a body's error makes of its delivery: failed for good, a retry after the wait
+    the body asked for, or as `_classify` judges anything else (transient until proven
+    otherwise: retried with backoff)."""
+    if isinstance(error, PermanentError):
+        return Result(Outcome.FAILED, str(error))
+    if isinstance(error, RetryLater):
+        return Result(Outcome.RETRY, str(error), error.retry_after)
+    return _classify(spec, delivery, error)
+
+
 def _batch_error(spec: JobSpec[Any], delivery: Delivery, error: Exception, payloads: int) -> Result:
-    if payloads == 1:
-        if isinstance(error, PermanentError):
-            return Result(Outcome.FAILED, str(error))
-        return _classify(spec, delivery, error)
+    """A batch body's error: over one payload as `run_job` would have it; over many, a
+    retry of each (what went wrong may be one payload's), keeping a RetryLater's wait."""
+    if payloads == 1 or isinstance(error, RetryLater):
+        return _error_result(spec, delivery, error)
     log_failure(
         log,
         error,

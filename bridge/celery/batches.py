@@ -27,7 +27,8 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from celery import Celery, Task
@@ -132,25 +133,19 @@ class _Batch:
         is left to a message of the payload's own; anything that goes wrong on the way
         (a publish the broker refuses, a time limit) gives the whole batch back, whose
         settled payloads are no-ops when it comes again."""
-        try:
+        with _given_back_whole_on_error():
             for index, result in enumerate(results):
                 if result.outcome is Outcome.RETRY and self.spec.retries > 0:
                     self._alone(index, result.retry_after)
                 elif result.outcome in (Outcome.RETRY, Outcome.FAILED):
                     self._give_up(index, result)
-        except Exception as error:  # SoftTimeLimitExceeded included
-            time.sleep(UNPUBLISHED_RETRY_PAUSE_SECONDS)
-            raise Reject(error, requeue=True) from error
 
     def split(self) -> None:
         """Every payload as an ordinary message of its own, unrun here: each then runs,
         retries and gives up as a delivery alone does."""
-        try:
+        with _given_back_whole_on_error():
             for index in range(len(self.payloads)):
                 self._alone(index, None, retries=0)
-        except Exception as error:
-            time.sleep(UNPUBLISHED_RETRY_PAUSE_SECONDS)
-            raise Reject(error, requeue=True) from error
 
     def _give_up(self, index: int, result: Result) -> None:
         detail = (
@@ -191,6 +186,17 @@ class _Batch:
             retries=retries,
             headers=headers,
         )
+
+
+@contextmanager
+def _given_back_whole_on_error() -> Iterator[None]:
+    """Anything that goes wrong settling a batch (a publish the broker refuses, a time
+    limit) gives the message back to the queue, after a pause: Celery would drop it."""
+    try:
+        yield
+    except Exception as error:  # SoftTimeLimitExceeded included
+        time.sleep(UNPUBLISHED_RETRY_PAUSE_SECONDS)
+        raise Reject(error, requeue=True) from error
 
 
 def _tally(results: Sequence[Result]) -> dict[str, dict[str, int]]:
