@@ -39,11 +39,12 @@ from bridge.outcome import Delivery, PermanentError, Result, RetryLater, done, s
 from bridge.payload import Id, Payload, Text, Timestamp
 from bridge.publishing import enqueue, enqueue_many
 from bridge.receipt import Receipt
-from bridge.store.db import read_scope, rows_changed, session_scope
+from bridge.store.db import autocommit_session, read_scope, rows_changed, session_scope
 from config import Provider
-from tasks.accounts import account_or_fail, mailbox_of
+from tasks.accounts import account_or_fail
 from tasks.jobs import bulk_records as records
 from tasks.jobs.bulk_worker import ProcessMessage, either, process_message
+from tasks.mail.accounts import mail_provider_for
 from tasks.mail.port import MailProvider, MessageNotFound, ThreadPage
 from tasks.models import OPEN_BULK_STATUSES, BulkJobStatus, BulkProcessJob, utcnow
 from tasks.shim import registry
@@ -171,14 +172,6 @@ def get(job_id: str) -> BulkProcessJob | None:
         return session.get(BulkProcessJob, job_id)
 
 
-def job_or_fail(job_id: str) -> BulkProcessJob:
-    """The run, or a permanent failure: retrying cannot make a deleted run exist."""
-    row = get(job_id)
-    if row is None:
-        raise PermanentError(f"unknown bulk job {job_id}")
-    return row
-
-
 def _open_job_id(account_id: str) -> str | None:
     with session_scope() as session:
         return session.scalar(
@@ -208,7 +201,10 @@ def _set_status(job_id: str, status: BulkJobStatus, error: str | None = None) ->
     on_failure=records.fail_run,
 )
 def fetch_page(payload: FetchPage, delivery: Delivery) -> Result:
-    row = job_or_fail(payload.job_id)
+    read = records.page_read(payload.job_id, payload.email_account_id)
+    row = read.run
+    if row is None:
+        raise PermanentError(f"unknown bulk job {payload.job_id}")
     if row.status not in OPEN_BULK_STATUSES:
         return skipped(f"job is {row.status.value}")
     window = Window.of(row, payload)
@@ -225,7 +221,10 @@ def fetch_page(payload: FetchPage, delivery: Delivery) -> Result:
         # (its retry counts it, and publishes this page again), or, with no Redis to keep
         # one fetcher at a time, it is still running.
         raise RetryLater(f"page {payload.page - 1} is not counted yet", _PREVIOUS_PAGE_WAIT_SECONDS)
-    account, mail = mailbox_of(payload.email_account_id)
+    account = read.account
+    if account is None:
+        raise PermanentError(f"unknown email account {payload.email_account_id}")
+    mail = mail_provider_for(account)
     page = mail.list_threads(
         after=window.start,
         before=window.end,
@@ -233,14 +232,11 @@ def fetch_page(payload: FetchPage, delivery: Delivery) -> Result:
         page_token=payload.page_token,
         page_size=PAGE_SIZE,
     )
-    newest = _newest_messages(page, mail, records.ignored_senders(account.id))
+    newest = _newest_messages(page, mail, read.ignored_senders)
     ids = list(newest.values())
-    handled = (
-        set()
-        if window.force_reprocess
-        else records.with_rule_result(account.id, ids, row.created_at)
+    handled, counted = records.handled_or_counted(
+        account.id, row.id, ids, None if window.force_reprocess else row.created_at
     )
-    counted = records.counted_in_run(row.id, ids)
     # Queued: not handled before the run (a result since is this run's, its count perhaps
     # still to come), or counted by this run already (an earlier try of this page
     # published them, then failed before its count): counted as queued, not resent.
@@ -261,7 +257,7 @@ def fetch_page(payload: FetchPage, delivery: Delivery) -> Result:
     )
     fresh = [w for w in workers if w.message_id not in counted]
     ahead = _publish(row.id, fresh, following, delivery.attempt)
-    with session_scope() as session:
+    with autocommit_session() as session:  # one statement: no BEGIN and COMMIT
         count = rows_changed(
             session,
             update(BulkProcessJob)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import Update, and_, case, literal, select, update
+from sqlalchemy import Connection, Update, and_, case, literal, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bridge.store.db import engine, insert_ignoring_conflicts, read_scope, session_scope
@@ -28,32 +28,65 @@ from tasks.models import (
 )
 
 
-def ignored_senders(account_id: str) -> set[str]:
-    with read_scope() as session:
-        return set(
-            session.scalars(
-                select(Sender.email).where(
-                    Sender.email_account_id == account_id, Sender.status == SenderStatus.IGNORED
-                )
-            )
+@dataclass(frozen=True)
+class PageRead:
+    """What a fetcher page reads before it lists: its run (None: unknown), the account
+    (None: unknown) and the senders the account ignores."""
+
+    run: BulkProcessJob | None
+    account: EmailAccount | None
+    ignored_senders: set[str]
+
+
+def page_read(job_id: str, account_id: str) -> PageRead:
+    """One statement, no transaction: the run, the account and its ignored senders, one
+    row per ignored sender (one row with none when there is none)."""
+    statement = (
+        select(BulkProcessJob, EmailAccount, Sender.email)
+        .select_from(BulkProcessJob)
+        .outerjoin(EmailAccount, EmailAccount.id == account_id)
+        .outerjoin(
+            Sender,
+            and_(Sender.email_account_id == account_id, Sender.status == SenderStatus.IGNORED),
         )
+        .where(BulkProcessJob.id == job_id)
+    )
+    with read_scope() as session:
+        rows = session.execute(statement).all()
+    if not rows:
+        return PageRead(None, None, set())
+    run, account, _ = rows[0]
+    return PageRead(run, account, {sender for *_, sender in rows if sender is not None})
 
 
-def with_rule_result(account_id: str, message_ids: list[str], before: datetime) -> set[str]:
-    """Those of the messages that had a rule result before `before` (one query for a
-    page): a run's own results are not "handled before" to it."""
+def handled_or_counted(
+    account_id: str, job_id: str, message_ids: list[str], handled_before: datetime | None
+) -> tuple[set[str], set[str]]:
+    """Those of a page's messages that had a rule result before `handled_before` (a
+    run's own results are not "handled before" to it; None: not asked), and those the
+    run has counted: one statement for both."""
     if not message_ids:
-        return set()
-    with read_scope() as session:
-        return set(
-            session.scalars(
-                select(ExecutedRule.message_id).where(
-                    ExecutedRule.email_account_id == account_id,
-                    ExecutedRule.message_id.in_(message_ids),
-                    ExecutedRule.created_at < before,
-                )
+        return set(), set()
+    counted = select(BulkProcessItem.message_id, literal(False)).where(
+        BulkProcessItem.job_id == job_id, BulkProcessItem.message_id.in_(message_ids)
+    )
+    statement = (
+        counted
+        if handled_before is None
+        else counted.union_all(
+            select(ExecutedRule.message_id, literal(True)).where(
+                ExecutedRule.email_account_id == account_id,
+                ExecutedRule.message_id.in_(message_ids),
+                ExecutedRule.created_at < handled_before,
             )
         )
+    )
+    handled: set[str] = set()
+    counted_ids: set[str] = set()
+    with read_scope() as session:
+        for message_id, is_result in session.execute(statement):
+            (handled if is_result else counted_ids).add(message_id)
+    return handled, counted_ids
 
 
 def counted_in_run(job_id: str, message_ids: list[str]) -> set[str]:
@@ -81,11 +114,11 @@ class WorkerRead:
 
 
 def worker_read(job_ids: set[str], account_id: str, message_ids: list[str]) -> WorkerRead:
-    """One statement, no transaction, for what `job_or_fail`, `mailbox_of` and
-    `apply_rules` would each read in one of their own: each run's status and options,
-    the account, and the messages' rule results, one row per rule result found (one row
-    with none when there is none). The account's rules version comes with it, so its
-    rules are read only when they changed (`tasks.rules.cache`)."""
+    """One statement, no transaction, for what would otherwise be three reads: each
+    run's status and options, the account, and the messages' rule results, one row per
+    rule result found (one row with none when there is none). The account's rules
+    version comes with it, so its rules are read only when they changed
+    (`tasks.rules.cache`)."""
     statement = (
         select(
             BulkProcessJob.id,
@@ -122,11 +155,24 @@ def count(job_id: str, message_id: str, status: BulkItemStatus) -> None:
 
 
 def count_many(job_id: str, items: Mapping[str, BulkItemStatus]) -> None:
-    """Count each message once (its item row is unique) and, in the same transaction,
-    add the new ones to the run's counts and complete the run when they were its last
-    (the update sees the counts as committed by every other worker: it waits for their
-    row lock). The rows go as one executemany, which SQLAlchemy sends as one INSERT
-    and compiles once; a multi-row VALUES would be compiled anew for every call."""
+    """Count each message once, in a transaction of its own (`add_counts`); nothing
+    when the run has been deleted since."""
+    if not items:
+        return
+    try:
+        with engine().begin() as connection:
+            add_counts(connection, job_id, items)
+    except IntegrityError:
+        return  # the run has been deleted since
+
+
+def add_counts(connection: Connection, job_id: str, items: Mapping[str, BulkItemStatus]) -> None:
+    """Count each message once (its item row is unique) and, in the caller's
+    transaction, add the new ones to the run's counts and complete the run when they
+    were its last (the update sees the counts as committed by every other worker: it
+    waits for their row lock). The rows go as one executemany, which SQLAlchemy sends as
+    one INSERT and compiles once; a multi-row VALUES would be compiled anew for every
+    call. IntegrityError when the run has been deleted."""
     if not items:
         return
     now = utcnow()
@@ -134,18 +180,13 @@ def count_many(job_id: str, items: Mapping[str, BulkItemStatus]) -> None:
         {"id": new_id(), "job_id": job_id, "message_id": m, "status": s, "created_at": now}
         for m, s in items.items()
     ]
-    bound = engine()
-    statement = insert_ignoring_conflicts(BulkProcessItem, bound.dialect.name).returning(
+    statement = insert_ignoring_conflicts(BulkProcessItem, connection.dialect.name).returning(
         BulkProcessItem.status
     )
-    try:
-        with bound.begin() as connection:
-            added = connection.execute(statement, rows).scalars().all()
-            failures = sum(1 for status in added if status is BulkItemStatus.FAILED)
-            if added:
-                connection.execute(_tally(job_id, len(added) - failures, failures, now))
-    except IntegrityError:
-        return  # the run has been deleted since
+    added = connection.execute(statement, rows).scalars().all()
+    failures = sum(1 for status in added if status is BulkItemStatus.FAILED)
+    if added:
+        connection.execute(_tally(job_id, len(added) - failures, failures, now))
 
 
 def _tally(job_id: str, fine: int, failed: int, now: datetime) -> Update:

@@ -18,16 +18,20 @@ no second effect (every effect is idempotent), and each is counted once.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import cache
+
+from sqlalchemy.exc import IntegrityError
 
 from bridge.outcome import Delivery, Outcome, PermanentError, Result, RetryLater, done, skipped
 from bridge.payload import ExternalId, Id, Payload
+from bridge.store.db import engine
 from tasks.jobs import bulk_records as records
 from tasks.mail.accounts import mail_provider_for
-from tasks.mail.port import MessageNotFound
+from tasks.mail.port import MailProvider, MessageNotFound
 from tasks.models import BulkItemStatus, BulkJobStatus
 from tasks.rules.apply import apply_rules
-from tasks.rules.results import RuleResult, record_first_results
+from tasks.rules.results import RuleResult, insert_first_results, record_first_results
 from tasks.shim import registry
 
 WORKER_EVENT = "inbox-zero/bulk-process.worker"
@@ -59,10 +63,13 @@ def process_messages(payloads: Sequence[ProcessMessage], delivery: Delivery) -> 
     counts: dict[str, dict[str, BulkItemStatus]] = {}
     unrecorded: list[RuleResult] = []
     results: list[Result] = []
+    account = read.account
+    # Made once for the batch, when a message first needs it.
+    mail = cache(lambda: mail_provider_for(account)) if account is not None else None
     try:
         for payload in payloads:
             done_with = counted.get(payload.job_id, set())
-            result, status = _process(payload, read, done_with, unrecorded)
+            result, status = _process(payload, read, done_with, unrecorded, mail)
             results.append(result)
             if status is not None and payload.job_id in forced:
                 # At once: a forced message is applied again until it is counted (its
@@ -73,12 +80,28 @@ def process_messages(payloads: Sequence[ProcessMessage], delivery: Delivery) -> 
     finally:
         # What was done is recorded and counted even when a later message raised (the
         # batch is then retried message by message, and a message with a result, or
-        # forced and counted, is not applied again). Results before counts: a message
-        # is never counted without its result.
+        # forced and counted, is not applied again).
+        _record_and_count(unrecorded, counts)
+    return results
+
+
+def _record_and_count(
+    unrecorded: list[RuleResult], counts: dict[str, dict[str, BulkItemStatus]]
+) -> None:
+    """The batch's rule results, then its counts, in one transaction: a message is
+    never counted without its result. What the database refuses (a rule or a run
+    deleted since) is written again as each part alone would be."""
+    if not unrecorded and not counts:
+        return
+    try:
+        with engine().begin() as connection:
+            insert_first_results(connection, unrecorded)
+            for job_id, items in counts.items():
+                records.add_counts(connection, job_id, items)
+    except IntegrityError:
         record_first_results(unrecorded)
         for job_id, items in counts.items():
             records.count_many(job_id, items)
-    return results
 
 
 def _forced(payload: ProcessMessage, read: records.WorkerRead) -> bool:
@@ -95,6 +118,7 @@ def _process(
     read: records.WorkerRead,
     counted: set[str],
     unrecorded: list[RuleResult],
+    mail_of: Callable[[], MailProvider] | None,
 ) -> tuple[Result, BulkItemStatus | None]:
     """One message's result, and how it is to be counted (None: not counted now)."""
     run = read.runs.get(payload.job_id)
@@ -107,10 +131,10 @@ def _process(
     if force and payload.message_id in counted:
         # Applied again once per run: a redelivery must not apply the rules a third time.
         return skipped("message was already processed in this run"), None
-    if read.account is None:
+    if read.account is None or mail_of is None:
         return Result(Outcome.FAILED, f"unknown email account {payload.email_account_id}"), None
     try:
-        mail = mail_provider_for(read.account)
+        mail = mail_of()
         try:
             message = mail.get_message(payload.message_id)
         except MessageNotFound:

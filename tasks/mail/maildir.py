@@ -264,7 +264,8 @@ class MaildirProvider:
             os.rename(partial, file.path)
         finally:
             partial.unlink(missing_ok=True)
-        self._index.changed(file, file)
+        # The index keeps nothing a rewrite changes: the name is the same, and labels
+        # are read from the file where they count (see `maildir_listing`).
 
     def send(self, mail: OutgoingMail) -> str:
         sent = self.folder(SENT)

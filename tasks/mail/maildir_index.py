@@ -7,10 +7,10 @@ A lookup by key names the file the index knows and lists nothing. A message anot
 process renamed since (new -> cur, a flag) or moved to another folder is no longer
 there: the caller, finding the file gone, asks again with `fresh=True`, which lists the
 changed directories first. A key the index does not know (delivered since) lists the
-changed directories too, and only them. This process's own renames, moves and
-rewrites are recorded as they are made (`changed`). A listing asked for with a
-`max_age` is taken as it is when it was brought up to date that recently: a page after
-the first of a listing (see `MaildirProvider.list_threads`).
+changed directories too, and only them. This process's own renames and moves are
+recorded as they are made (`changed`); a rewrite changes nothing the index keeps. A
+listing asked for with a `max_age` is taken as it is when it was brought up to date
+that recently: a page after the first of a listing (see `MaildirProvider.list_threads`).
 
 A directory's mtime is trusted only once it is _SETTLED old at the scan: a change made
 within the same tick of the file system's clock as the last one would leave the mtime
@@ -120,7 +120,7 @@ class AccountIndex:
                     self._refresh_directory(folder, sub)
 
     def changed(self, before: File, after: File) -> None:
-        """Record this process's own rename, move or rewrite of a message, as made."""
+        """Record this process's own rename or move of a message, as made."""
         with self.lock:
             self._forget(before.folder, _sub_of(before), os.path.basename(before.path))
             self._learn(after.folder, _sub_of(after), os.path.basename(after.path))

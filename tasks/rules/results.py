@@ -4,7 +4,8 @@ with an ExecutedAction row per action done.
 A first result is written with plain INSERTs, on PostgreSQL in one statement (the
 rule's row in a CTE): at thousands of messages a bulk run, the ORM's unit of work and
 a transaction's BEGIN and COMMIT cost more than the inserts themselves. A batch of
-first results (a bulk batch's) is written in one transaction of two statements. A forced result
+first results (a bulk batch's) is written as two statements, in one transaction with
+the batch's counts (`bulk_worker`). A forced result
 (a bulk run with forceReprocess) replaces the earlier one, if any.
 """
 
@@ -16,7 +17,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import BindParameter, Insert, bindparam, delete, insert, select
+from sqlalchemy import BindParameter, Connection, Insert, bindparam, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from bridge.store.db import autocommit, engine, insert_ignoring_conflicts, session_scope
@@ -62,34 +63,42 @@ def record_result(result: RuleResult, *, force: bool) -> bool:
 
 
 def record_first_results(results: Sequence[RuleResult]) -> None:
-    """The first results of many messages, in one transaction of two statements (each
-    an executemany, compiled once): the rules' rows, then the actions of those that were
-    new. A message recorded already (by a concurrent delivery) keeps its result; a batch
-    the database refuses is recorded one result at a time."""
+    """The first results of many messages, in one transaction (`insert_first_results`).
+    A message recorded already (by a concurrent delivery) keeps its result; a batch the
+    database refuses is recorded one result at a time."""
     if not results:
         return
-    now = utcnow()
-    rule_rows = [_rule_row(result, now) for result in results]
-    bound = engine()
-    new_rules = insert_ignoring_conflicts(ExecutedRule, bound.dialect.name).returning(
-        ExecutedRule.id
-    )
     try:
-        with bound.begin() as connection:
-            inserted = set(connection.execute(new_rules, rule_rows).scalars())
-            action_rows = [
-                _action_row(rule_row["id"], action, now)
-                for rule_row, result in zip(rule_rows, results, strict=True)
-                if rule_row["id"] in inserted
-                for action in result.actions
-            ]
-            if action_rows:
-                connection.execute(insert(ExecutedAction), action_rows)
+        with engine().begin() as connection:
+            insert_first_results(connection, results)
     except IntegrityError:
         # Refused as a whole (a rule deleted since it matched): each alone, as a single
         # result is, so that one result's refusal leaves the others recorded.
         for result in results:
             record_result(result, force=False)
+
+
+def insert_first_results(connection: Connection, results: Sequence[RuleResult]) -> None:
+    """The first results of many messages in the caller's transaction, as two
+    statements (each an executemany, compiled once): the rules' rows, then the actions
+    of those that were new. A message recorded already keeps its result. IntegrityError
+    when the database refuses one of them (the caller's transaction is then lost)."""
+    if not results:
+        return
+    now = utcnow()
+    rule_rows = [_rule_row(result, now) for result in results]
+    new_rules = insert_ignoring_conflicts(ExecutedRule, connection.dialect.name).returning(
+        ExecutedRule.id
+    )
+    inserted = set(connection.execute(new_rules, rule_rows).scalars())
+    action_rows = [
+        _action_row(rule_row["id"], action, now)
+        for rule_row, result in zip(rule_rows, results, strict=True)
+        if rule_row["id"] in inserted
+        for action in result.actions
+    ]
+    if action_rows:
+        connection.execute(insert(ExecutedAction), action_rows)
 
 
 def _rule_row(result: RuleResult, now: datetime) -> dict[str, Any]:

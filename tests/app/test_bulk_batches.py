@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from bridge.core import run_batch
 from bridge.outcome import Delivery, RetryLater
@@ -22,6 +22,7 @@ from tasks.models import (
     BulkProcessJob,
     ExecutedRule,
     ExecutedRuleStatus,
+    Rule,
     utcnow,
 )
 from tasks.rules.results import RuleResult, record_first_results
@@ -225,3 +226,35 @@ def test_results_the_database_refuses_together_are_recorded_one_by_one(inbox: In
             select(ExecutedRule.message_id).where(ExecutedRule.email_account_id == inbox.account_id)
         ).all()
     assert recorded == [kept.id]
+
+
+def test_a_batch_whose_rule_is_deleted_mid_batch_still_counts_every_message(
+    inbox: Inbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mail = inbox.provider()
+    subjects = {key: mail.get_message(key).subject for key in inbox_keys(inbox, 40)}
+    newsletters = [key for key, subject in subjects.items() if "Newsletter" in subject]
+    others = [key for key, subject in subjects.items() if "Newsletter" not in subject]
+    keys = [newsletters[0], others[0], newsletters[1], others[1]]
+    job_id = open_run(inbox, queued=4)
+    real_get = MaildirProvider.get_message
+
+    def deleting_the_rule_at_the_last(self: MaildirProvider, key: str) -> Any:
+        if key == keys[-1]:
+            with session_scope() as session:
+                session.execute(delete(Rule).where(Rule.email_account_id == inbox.account_id))
+        return real_get(self, key)
+
+    monkeypatch.setattr(MaildirProvider, "get_message", deleting_the_rule_at_the_last)
+
+    assert batch(workers(inbox, job_id, keys)) == ["done"] * 4
+
+    # The newsletters were archived by the rule, whose results are then refused; the
+    # others' results are recorded, and every message is counted.
+    assert {newsletters[0], newsletters[1]} <= mail.folder_keys("Archive")
+    with read_scope() as session:
+        recorded = session.scalars(
+            select(ExecutedRule.message_id).where(ExecutedRule.email_account_id == inbox.account_id)
+        ).all()
+    assert sorted(recorded) == sorted([others[0], others[1]])
+    assert run_state(job_id) == (4, 0, BulkJobStatus.COMPLETED)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
@@ -21,6 +21,12 @@ class Inbox:
 
     def provider(self) -> MaildirProvider:
         return MaildirProvider(self.path, self.email)
+
+    def newest_key(self) -> str:
+        """The key of the inbox's newest message by its Date (a listing's first)."""
+        mail = self.provider()
+        dates = {key: mail.get_message(key).date for key in mail.folder_keys("INBOX")}
+        return max(dates, key=lambda key: dates[key] or datetime.min.replace(tzinfo=UTC))
 
 
 def seed_inbox(tmp_path: Path) -> Inbox:
