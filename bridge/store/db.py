@@ -49,7 +49,28 @@ def engine_for(url: str) -> Engine:
     # opening and closing overflow connections under steady load.
     bound = create_engine(url, pool_size=10, max_overflow=10)
     _ping_after_idle(bound)
+    if bound.dialect.name == "postgresql":
+        _plan_for_the_tables_as_they_are(bound)
     return bound
+
+
+def _plan_for_the_tables_as_they_are(bound: Engine) -> None:
+    """Plan each execution of a prepared statement for its parameters and the tables as
+    they are then (`plan_cache_mode = force_custom_plan`). psycopg prepares a statement
+    it has run five times, and PostgreSQL then keeps one generic plan for it if that
+    looked as cheap: on a table that was young then (a new database, a bulk run's first
+    rule results and counts), a scan, kept until the table is next analyzed: a bulk
+    page's lookups by key went from 0.06 ms to 5 ms over a run of 5,000 messages.
+    Planning each execution costs about 10 us a statement. Set once a
+    connection; behind PgBouncer in transaction mode, set it for the database instead
+    (`ALTER DATABASE ... SET plan_cache_mode = force_custom_plan`)."""
+
+    @event.listens_for(bound, "connect")
+    def _custom_plans(connection: Any, _record: Any) -> None:
+        cursor = connection.cursor()
+        cursor.execute("SET plan_cache_mode = force_custom_plan")
+        cursor.close()
+        connection.commit()
 
 
 # A connection back in use within this many seconds is trusted without a ping: under

@@ -1,4 +1,5 @@
-"""Pooled PostgreSQL connections: pinged only after they sat idle."""
+"""Pooled PostgreSQL connections: pinged only after they sat idle, and each execution of
+a prepared statement planned for the tables as they are."""
 
 from __future__ import annotations
 
@@ -72,3 +73,21 @@ def test_an_idle_connection_the_server_closed_is_replaced_without_an_error(
 
     assert replacement != first
     assert len(pinged) == 1
+
+
+def test_a_statement_run_often_is_planned_anew_each_time() -> None:
+    # psycopg prepares a statement it has run five times; PostgreSQL would then keep a
+    # generic plan, made for the tables as they were (a young table: a scan).
+    statement = text("SELECT count(*) FROM bulk_process_item WHERE job_id = :job")
+    with db.engine().connect() as connection:
+        for _ in range(12):
+            connection.execute(statement, {"job": "some-run"})
+        plans = connection.execute(
+            text(
+                "SELECT generic_plans, custom_plans FROM pg_prepared_statements"
+                " WHERE statement LIKE '%FROM bulk_process_item WHERE job_id%'"
+            )
+        ).one()
+
+    assert plans.generic_plans == 0
+    assert plans.custom_plans >= 6
