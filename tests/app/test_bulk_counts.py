@@ -1,20 +1,18 @@
-"""A bulk run's counts, on both databases the app runs on: PostgreSQL counts a message in
-one statement, SQLite (the embedded default) in one transaction; the rules are the same."""
+"""A bulk run's counts, on both databases the app runs on (PostgreSQL and SQLite, the
+embedded default): one transaction a count, the same rules."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bridge.store.db import session_scope
 from tasks.jobs import bulk_process
 from tasks.jobs import bulk_records as records
-from tasks.models import BulkItemStatus, BulkJobStatus, BulkProcessJob, EmailAccount, utcnow
-from tasks.schema import upgrade
+from tasks.models import BulkItemStatus, BulkJobStatus
+from tests.support.bulk_runs import running_run
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
@@ -22,24 +20,10 @@ def run_of_two(
     request: pytest.FixtureRequest, configure: Callable[..., Any], tmp_path: Path
 ) -> str:
     """A RUNNING bulk job with two messages queued and every page fetched: its id."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'embedded.db'}"
-        configure(DATABASE_URL=url)
-        upgrade(url)
-    with session_scope() as session:
-        account = EmailAccount(email=f"counts-{request.param}@example.test", provider="maildir")
-        session.add(account)
-        session.flush()
-        job = BulkProcessJob(
-            email_account_id=account.id,
-            start_date=utcnow() - timedelta(days=1),
-            status=BulkJobStatus.RUNNING,
-            emails_queued=2,
-            pages_fetched=1,
-            all_queued=True,
-        )
-        session.add(job)
-    return job.id
+    row = running_run(
+        request.param, configure, tmp_path, emails_queued=2, pages_fetched=1, all_queued=True
+    )
+    return row.id
 
 
 def _counts(job_id: str) -> tuple[int, int, BulkJobStatus]:

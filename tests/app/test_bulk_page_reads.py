@@ -15,16 +15,13 @@ from bridge.store.db import session_scope
 from tasks.jobs import bulk_records as records
 from tasks.models import (
     BulkItemStatus,
-    BulkJobStatus,
-    BulkProcessJob,
-    EmailAccount,
     ExecutedRule,
     ExecutedRuleStatus,
     Sender,
     SenderStatus,
     utcnow,
 )
-from tasks.schema import upgrade
+from tests.support.bulk_runs import running_run
 
 
 @dataclass(frozen=True)
@@ -36,21 +33,8 @@ class Run:
 @pytest.fixture(params=["postgresql", "sqlite"])
 def run(request: pytest.FixtureRequest, configure: Callable[..., Any], tmp_path: Path) -> Run:
     """A RUNNING bulk job of a new account."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'embedded.db'}"
-        configure(DATABASE_URL=url)
-        upgrade(url)
-    with session_scope() as session:
-        account = EmailAccount(email=f"reads-{request.param}@example.test", provider="maildir")
-        session.add(account)
-        session.flush()
-        job = BulkProcessJob(
-            email_account_id=account.id,
-            start_date=utcnow() - timedelta(days=1),
-            status=BulkJobStatus.RUNNING,
-        )
-        session.add(job)
-    return Run(account.id, job.id)
+    row = running_run(request.param, configure, tmp_path)
+    return Run(row.email_account_id, row.id)
 
 
 def add_senders(account_id: str, **statuses: SenderStatus) -> None:
