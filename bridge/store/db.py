@@ -54,6 +54,9 @@ def engine_for(url: str) -> Engine:
     return bound
 
 
+PLAN_CACHE_MODE_SINCE = 120000  # PostgreSQL 12, as libpq numbers server versions
+
+
 def _plan_for_the_tables_as_they_are(bound: Engine) -> None:
     """Plan each execution of a prepared statement for its parameters and the tables as
     they are then (`plan_cache_mode = force_custom_plan`). psycopg prepares a statement
@@ -67,6 +70,8 @@ def _plan_for_the_tables_as_they_are(bound: Engine) -> None:
 
     @event.listens_for(bound, "connect")
     def _custom_plans(connection: Any, _record: Any) -> None:
+        if connection.info.server_version < PLAN_CACHE_MODE_SINCE:
+            return  # the setting is PostgreSQL 12's: older servers keep their plans
         cursor = connection.cursor()
         cursor.execute("SET plan_cache_mode = force_custom_plan")
         cursor.close()

@@ -4,12 +4,13 @@ a worker reads its run and counts its message.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
-from sqlalchemy import Connection, Update, and_, case, literal, select, update
+from sqlalchemy import Connection, ScalarSelect, Update, and_, case, func, literal, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bridge.store.db import engine, insert_ignoring_conflicts, read_scope, session_scope
@@ -39,24 +40,35 @@ class PageRead:
 
 
 def page_read(job_id: str, account_id: str) -> PageRead:
-    """One statement, no transaction: the run, the account and its ignored senders, one
-    row per ignored sender (one row with none when there is none)."""
-    statement = (
-        select(BulkProcessJob, EmailAccount, Sender.email)
-        .select_from(BulkProcessJob)
-        .outerjoin(EmailAccount, EmailAccount.id == account_id)
-        .outerjoin(
-            Sender,
-            and_(Sender.email_account_id == account_id, Sender.status == SenderStatus.IGNORED),
-        )
-        .where(BulkProcessJob.id == job_id)
-    )
+    """One statement, no transaction: the run, the account and its ignored senders (in
+    one row: aggregated, so that the account's row is not repeated for each)."""
     with read_scope() as session:
-        rows = session.execute(statement).all()
-    if not rows:
+        senders = _ignored_senders(account_id, session.get_bind().dialect.name)
+        statement = (
+            select(BulkProcessJob, EmailAccount, senders)
+            .select_from(BulkProcessJob)
+            .outerjoin(EmailAccount, EmailAccount.id == account_id)
+            .where(BulkProcessJob.id == job_id)
+        )
+        row = session.execute(statement).one_or_none()
+    if row is None:
         return PageRead(None, None, set())
-    run, account, _ = rows[0]
-    return PageRead(run, account, {sender for *_, sender in rows if sender is not None})
+    run, account, addresses = row
+    if isinstance(addresses, str):  # SQLite's JSON array
+        addresses = json.loads(addresses)
+    return PageRead(run, account, set(addresses or ()))
+
+
+def _ignored_senders(account_id: str, dialect: str) -> ScalarSelect[Any]:
+    """The account's ignored senders as one value: an array on PostgreSQL (NULL for
+    none), a JSON array on SQLite."""
+    email = Sender.email
+    addresses = func.array_agg(email) if dialect == "postgresql" else func.json_group_array(email)
+    return (
+        select(addresses)
+        .where(Sender.email_account_id == account_id, Sender.status == SenderStatus.IGNORED)
+        .scalar_subquery()
+    )
 
 
 def handled_or_counted(

@@ -4,8 +4,9 @@
 On the wire a worker message names one message, on every provider. On Celery the
 messages of one page are delivered as one batch (`process_messages`,
 bridge/celery/batches.py): the runs, the account and the messages' rule results are read
-in one statement, and the counts written in one, for the batch; each message keeps its
-own outcome. One message is a batch of one, so both ways are the same code.
+in one statement, and the new rule results and the counts written in one transaction,
+for the batch; each message keeps its own outcome. One message is a batch of one, so
+both ways are the same code.
 
 A message is counted once, by its item row; the count that adds a run's last message
 completes the run. A repeated message is a no-op: counted already, or (not forced) it
@@ -89,15 +90,17 @@ def _record_and_count(
     unrecorded: list[RuleResult], counts: dict[str, dict[str, BulkItemStatus]]
 ) -> None:
     """The batch's rule results, then its counts, in one transaction: a message is
-    never counted without its result. What the database refuses (a rule or a run
-    deleted since) is written again as each part alone would be."""
+    never counted before its result. What the database refuses (a rule or a run
+    deleted since) is written again as each part alone would be: a result refused
+    alone leaves its message counted. Runs are counted in the order of their ids, so
+    that two batches of the same runs lock their rows in the same order."""
     if not unrecorded and not counts:
         return
     try:
         with engine().begin() as connection:
             insert_first_results(connection, unrecorded)
-            for job_id, items in counts.items():
-                records.add_counts(connection, job_id, items)
+            for job_id in sorted(counts):
+                records.add_counts(connection, job_id, counts[job_id])
     except IntegrityError:
         record_first_results(unrecorded)
         for job_id, items in counts.items():

@@ -91,3 +91,20 @@ def test_a_statement_run_often_is_planned_anew_each_time() -> None:
 
     assert plans.generic_plans == 0
     assert plans.custom_plans >= 6
+
+
+def test_a_server_older_than_the_plan_setting_keeps_its_plans(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # PostgreSQL 11 has no plan_cache_mode: setting it would fail every connection.
+    monkeypatch.setattr(db, "PLAN_CACHE_MODE_SINCE", 10**9)
+    bound = db.engine()
+    bound.dispose()
+
+    try:
+        with bound.connect() as connection:
+            mode = connection.execute(text("SHOW plan_cache_mode")).scalar_one()
+    finally:
+        bound.dispose()  # later tests get connections opened with the setting
+
+    assert mode == "auto"
