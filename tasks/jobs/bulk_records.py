@@ -10,7 +10,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, ScalarSelect, Update, and_, case, func, literal, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    ScalarSelect,
+    Update,
+    and_,
+    case,
+    func,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from bridge.store.db import engine, insert_ignoring_conflicts, read_scope, session_scope
@@ -80,7 +91,7 @@ def handled_or_counted(
     if not message_ids:
         return set(), set()
     counted = select(BulkProcessItem.message_id, literal(False)).where(
-        BulkProcessItem.job_id == job_id, BulkProcessItem.message_id.in_(message_ids)
+        _counted_among(job_id, message_ids)
     )
     statement = (
         counted
@@ -108,11 +119,14 @@ def counted_in_run(job_id: str, message_ids: list[str]) -> set[str]:
     with read_scope() as session:
         return set(
             session.scalars(
-                select(BulkProcessItem.message_id).where(
-                    BulkProcessItem.job_id == job_id, BulkProcessItem.message_id.in_(message_ids)
-                )
+                select(BulkProcessItem.message_id).where(_counted_among(job_id, message_ids))
             )
         )
+
+
+def _counted_among(job_id: str, message_ids: list[str]) -> ColumnElement[bool]:
+    """The run's count rows of these messages."""
+    return and_(BulkProcessItem.job_id == job_id, BulkProcessItem.message_id.in_(message_ids))
 
 
 @dataclass(frozen=True)

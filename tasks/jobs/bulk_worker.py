@@ -30,7 +30,7 @@ from bridge.store.db import engine
 from tasks.jobs import bulk_records as records
 from tasks.mail.accounts import mail_provider_for
 from tasks.mail.port import MailProvider, MessageNotFound
-from tasks.models import BulkItemStatus, BulkJobStatus
+from tasks.models import BulkItemStatus, BulkJobStatus, EmailAccount
 from tasks.rules.apply import apply_rules
 from tasks.rules.results import RuleResult, insert_first_results, record_first_results
 from tasks.shim import registry
@@ -64,9 +64,8 @@ def process_messages(payloads: Sequence[ProcessMessage], delivery: Delivery) -> 
     counts: dict[str, dict[str, BulkItemStatus]] = {}
     unrecorded: list[RuleResult] = []
     results: list[Result] = []
-    account = read.account
-    # Made once for the batch, when a message first needs it.
-    mail = cache(lambda: mail_provider_for(account)) if account is not None else None
+    # The account's mail provider, made once for the batch when a message first needs it.
+    mail = cache(mail_provider_for)
     try:
         for payload in payloads:
             done_with = counted.get(payload.job_id, set())
@@ -121,7 +120,7 @@ def _process(
     read: records.WorkerRead,
     counted: set[str],
     unrecorded: list[RuleResult],
-    mail_of: Callable[[], MailProvider] | None,
+    mail_of: Callable[[EmailAccount], MailProvider],
 ) -> tuple[Result, BulkItemStatus | None]:
     """One message's result, and how it is to be counted (None: not counted now)."""
     run = read.runs.get(payload.job_id)
@@ -134,10 +133,10 @@ def _process(
     if force and payload.message_id in counted:
         # Applied again once per run: a redelivery must not apply the rules a third time.
         return skipped("message was already processed in this run"), None
-    if read.account is None or mail_of is None:
+    if read.account is None:
         return Result(Outcome.FAILED, f"unknown email account {payload.email_account_id}"), None
     try:
-        mail = mail_of()
+        mail = mail_of(read.account)
         try:
             message = mail.get_message(payload.message_id)
         except MessageNotFound:
