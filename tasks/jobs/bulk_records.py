@@ -20,11 +20,13 @@ from sqlalchemy import (
     func,
     literal,
     select,
+    true,
     update,
 )
 from sqlalchemy.exc import IntegrityError
 
 from bridge.store.db import engine, insert_ignoring_conflicts, read_scope, session_scope
+from bridge.store.key_lists import keys_table
 from tasks.models import (
     OPEN_BULK_STATUSES,
     BulkItemStatus,
@@ -87,29 +89,27 @@ def handled_or_counted(
 ) -> tuple[set[str], set[str]]:
     """Those of a page's messages that had a rule result before `handled_before` (a
     run's own results are not "handled before" to it; None: not asked), and those the
-    run has counted: one statement for both."""
+    run has counted: one statement for both, a row a message (`key_lists`)."""
     if not message_ids:
         return set(), set()
-    counted = select(BulkProcessItem.message_id, literal(False)).where(
-        _counted_among(job_id, message_ids)
-    )
-    statement = (
-        counted
-        if handled_before is None
-        else counted.union_all(
-            select(ExecutedRule.message_id, literal(True)).where(
-                ExecutedRule.email_account_id == account_id,
-                ExecutedRule.message_id.in_(message_ids),
-                ExecutedRule.created_at < handled_before,
-            )
-        )
-    )
     handled: set[str] = set()
-    counted_ids: set[str] = set()
+    counted: set[str] = set()
     with read_scope() as session:
-        for message_id, is_result in session.execute(statement):
-            (handled if is_result else counted_ids).add(message_id)
-    return handled, counted_ids
+        wanted = keys_table(message_ids, session.get_bind().dialect.name)
+        result = (
+            literal(None)
+            if handled_before is None
+            else _has_result(account_id, wanted.key, ExecutedRule.created_at < handled_before)
+        )
+        statement = select(wanted.key, _is_counted(job_id, wanted.key), result).select_from(
+            wanted.table
+        )
+        for message_id, is_counted, has_result in session.execute(statement):
+            if is_counted:
+                counted.add(message_id)
+            if has_result:
+                handled.add(message_id)
+    return handled, counted
 
 
 def counted_in_run(job_id: str, message_ids: list[str]) -> set[str]:
@@ -117,16 +117,37 @@ def counted_in_run(job_id: str, message_ids: list[str]) -> set[str]:
     if not message_ids:
         return set()
     with read_scope() as session:
-        return set(
-            session.scalars(
-                select(BulkProcessItem.message_id).where(_counted_among(job_id, message_ids))
-            )
+        wanted = keys_table(message_ids, session.get_bind().dialect.name)
+        statement = (
+            select(wanted.key)
+            .select_from(wanted.table)
+            .where(_is_counted(job_id, wanted.key).is_not(None))
         )
+        return set(session.scalars(statement))
 
 
-def _counted_among(job_id: str, message_ids: list[str]) -> ColumnElement[bool]:
-    """The run's count rows of these messages."""
-    return and_(BulkProcessItem.job_id == job_id, BulkProcessItem.message_id.in_(message_ids))
+def _is_counted(job_id: str, message_id: ColumnElement[Any]) -> ScalarSelect[Any]:
+    """True when the run has counted the message (its count row), else NULL."""
+    return (
+        select(literal(True))
+        .where(BulkProcessItem.job_id == job_id, BulkProcessItem.message_id == message_id)
+        .scalar_subquery()
+    )
+
+
+def _has_result(
+    account_id: str, message_id: ColumnElement[Any], *also: ColumnElement[bool]
+) -> ScalarSelect[Any]:
+    """True when the message has a rule result (that meets `also`), else NULL."""
+    return (
+        select(literal(True))
+        .where(
+            ExecutedRule.email_account_id == account_id,
+            ExecutedRule.message_id == message_id,
+            *also,
+        )
+        .scalar_subquery()
+    )
 
 
 @dataclass(frozen=True)
@@ -141,37 +162,34 @@ class WorkerRead:
 
 def worker_read(job_ids: set[str], account_id: str, message_ids: list[str]) -> WorkerRead:
     """One statement, no transaction, for what would otherwise be three reads: each
-    run's status and options, the account, and the messages' rule results, one row per
-    rule result found (one row with none when there is none). The account's rules
-    version comes with it, so its rules are read only when they changed
-    (`tasks.rules.cache`)."""
-    statement = (
-        select(
-            BulkProcessJob.id,
-            BulkProcessJob.status,
-            BulkProcessJob.force_reprocess,
-            EmailAccount,
-            ExecutedRule.message_id,
-        )
-        .select_from(BulkProcessJob)
-        .outerjoin(EmailAccount, EmailAccount.id == account_id)
-        .outerjoin(
-            ExecutedRule,
-            and_(
-                ExecutedRule.email_account_id == account_id,
-                ExecutedRule.message_id.in_(message_ids),
-            ),
-        )
-        .where(BulkProcessJob.id.in_(job_ids))
-    )
+    run's status and options, the account, and whether each message has a rule result,
+    one row per run and message (`key_lists`). The account's rules version comes with
+    it, so its rules are read only when they changed (`tasks.rules.cache`)."""
     runs: dict[str, tuple[BulkJobStatus, bool]] = {}
     account: EmailAccount | None = None
     handled: set[str] = set()
     with read_scope() as session:
-        for job_id, status, force_reprocess, found, message_id in session.execute(statement):
+        wanted = keys_table(message_ids, session.get_bind().dialect.name)
+        statement = (
+            select(
+                BulkProcessJob.id,
+                BulkProcessJob.status,
+                BulkProcessJob.force_reprocess,
+                EmailAccount,
+                wanted.key,
+                _has_result(account_id, wanted.key),
+            )
+            .select_from(BulkProcessJob)
+            .join(wanted.table, true())
+            .outerjoin(EmailAccount, EmailAccount.id == account_id)
+            .where(BulkProcessJob.id.in_(job_ids))
+        )
+        for job_id, status, force_reprocess, found, message_id, has_result in session.execute(
+            statement
+        ):
             runs[job_id] = (status, force_reprocess)
             account = found
-            if message_id is not None:
+            if has_result:
                 handled.add(message_id)
     return WorkerRead(runs, account, handled)
 

@@ -10,30 +10,33 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bridge.store.db import rows_changed, session_scope
+from bridge.store.db import read_scope, rows_changed, session_scope
+from bridge.store.key_lists import keys_table
 from tasks.models import Category, Sender, utcnow
 
 
 def categorized(account_id: str, senders: Sequence[str]) -> set[str]:
-    """The senders among `senders` that already have a category."""
-    found: set[str] = set()
-    with session_scope() as session:
-        # Bounded IN lists: SQLite refuses statements with too many parameters.
-        for start in range(0, len(senders), 500):
-            found.update(
-                session.scalars(
-                    select(Sender.email).where(
-                        Sender.email_account_id == account_id,
-                        Sender.email.in_(senders[start : start + 500]),
-                        Sender.category_id.is_not(None),
-                    )
-                )
+    """The senders among `senders` that already have a category: one index probe a
+    sender (`key_lists`)."""
+    if not senders:
+        return set()
+    with read_scope() as session:
+        wanted = keys_table(senders, session.get_bind().dialect.name)
+        has_category = (
+            select(literal(True))
+            .where(
+                Sender.email_account_id == account_id,
+                Sender.email == wanted.key,
+                Sender.category_id.is_not(None),
             )
-    return found
+            .scalar_subquery()
+        )
+        statement = select(wanted.key).select_from(wanted.table).where(has_category.is_not(None))
+        return set(session.scalars(statement))
 
 
 def save(account_id: str, email: str, category: str) -> bool:

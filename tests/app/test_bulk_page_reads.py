@@ -1,5 +1,7 @@
-"""What a bulk fetcher page reads (`bulk_records.page_read`, `handled_or_counted`), on
-both databases the app runs on: one statement each, the same answers."""
+"""What a bulk fetcher page and a batch of workers read (`bulk_records.page_read`,
+`handled_or_counted`, `worker_read`, `counted_in_run`), on both databases the app runs
+on: one statement each, the same answers; and on PostgreSQL, one index entry a message
+whatever the planner knows of the tables."""
 
 from __future__ import annotations
 
@@ -10,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import insert
 
-from bridge.store.db import session_scope
+from bridge.store.db import engine, session_scope
 from tasks.jobs import bulk_records as records
 from tasks.models import (
     BulkItemStatus,
@@ -22,6 +25,7 @@ from tasks.models import (
     utcnow,
 )
 from tests.support.bulk_runs import running_run
+from tests.support.query_plans import rows_read, sent_statements
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,13 @@ class Run:
 def run(request: pytest.FixtureRequest, configure: Callable[..., Any], tmp_path: Path) -> Run:
     """A RUNNING bulk job of a new account."""
     row = running_run(request.param, configure, tmp_path)
+    return Run(row.email_account_id, row.id)
+
+
+@pytest.fixture
+def postgresql_run(configure: Callable[..., Any], tmp_path: Path) -> Run:
+    """A RUNNING bulk job of a new account, on PostgreSQL."""
+    row = running_run("postgresql", configure, tmp_path)
     return Run(row.email_account_id, row.id)
 
 
@@ -110,3 +121,61 @@ def test_a_forced_page_asks_only_what_the_run_counted(run: Run) -> None:
     handled, counted = records.handled_or_counted(run.account_id, run.job_id, ["before"], None)
 
     assert (handled, counted) == (set(), {"before"})
+
+
+def test_a_batch_reads_its_run_its_account_and_which_messages_have_a_result(run: Run) -> None:
+    add_result(run.account_id, "has-one", utcnow())
+
+    read = records.worker_read({run.job_id}, run.account_id, ["has-one", "new"])
+
+    assert set(read.runs) == {run.job_id}
+    assert read.account is not None and read.account.id == run.account_id
+    assert read.with_rule_result == {"has-one"}
+
+
+def test_a_batch_of_an_unknown_run_reads_no_run(run: Run) -> None:
+    read = records.worker_read({"no-such-run"}, run.account_id, ["new"])
+
+    assert read.runs == {}
+
+
+def test_a_forced_batch_reads_which_of_its_messages_the_run_counted(run: Run) -> None:
+    records.count_many(run.job_id, {"done": BulkItemStatus.PROCESSED})
+
+    assert records.counted_in_run(run.job_id, ["done", "new"]) == {"done"}
+
+
+def test_page_and_batch_reads_probe_one_index_entry_a_message_on_tables_never_analyzed(
+    postgresql_run: Run,
+) -> None:
+    """A run's own rows grow faster than the statistics: PostgreSQL, taking the run (or
+    the account) for a few rows, would read all of them for each page."""
+    run, grown = postgresql_run, 2_000
+    records.count_many(run.job_id, {f"m{n}": BulkItemStatus.PROCESSED for n in range(grown)})
+    with session_scope() as session:
+        session.execute(
+            insert(ExecutedRule), [_result_row(run.account_id, n) for n in range(grown)]
+        )
+    page = [f"m{n}" for n in range(0, grown, 100)] + ["new-1", "new-2"]
+
+    with sent_statements(engine()) as sent:
+        records.handled_or_counted(run.account_id, run.job_id, page, utcnow())
+        records.worker_read({run.job_id}, run.account_id, page)
+        records.counted_in_run(run.job_id, page)
+
+    assert len(sent) == 3
+    for statement, parameters in sent:
+        read = rows_read(engine(), statement, parameters)
+        assert read.get("bulk_process_item", 0) <= len(page), (statement, read)
+        assert read.get("executed_rule", 0) <= len(page), (statement, read)
+
+
+def _result_row(account_id: str, n: int) -> dict[str, Any]:
+    return {
+        "id": f"r{n}",
+        "email_account_id": account_id,
+        "message_id": f"m{n}",
+        "thread_id": f"m{n}",
+        "status": ExecutedRuleStatus.NO_MATCH,
+        "created_at": utcnow() - timedelta(days=1),
+    }

@@ -13,14 +13,19 @@ from tasks.models import BulkJobStatus, BulkProcessJob, EmailAccount, utcnow
 from tasks.schema import upgrade
 
 
-def running_run(
-    database: str, configure: Callable[..., Any], tmp_path: Path, **job: Any
-) -> BulkProcessJob:
-    """The run (its account made for it), with `job`'s columns set."""
+def use_database(database: str, configure: Callable[..., Any], tmp_path: Path) -> None:
+    """The suite's PostgreSQL database as it is, or a new SQLite file, migrated."""
     if database == "sqlite":
         url = f"sqlite:///{tmp_path / 'embedded.db'}"
         configure(DATABASE_URL=url)
         upgrade(url)
+
+
+def running_run(
+    database: str, configure: Callable[..., Any], tmp_path: Path, **job: Any
+) -> BulkProcessJob:
+    """The run (its account made for it), with `job`'s columns set."""
+    use_database(database, configure, tmp_path)
     with session_scope() as session:
         account = EmailAccount(email=f"bulk-{database}@example.test", provider="maildir")
         session.add(account)
