@@ -80,7 +80,7 @@ def record_first_results(results: Sequence[RuleResult]) -> None:
 
 def insert_first_results(connection: Connection, results: Sequence[RuleResult]) -> None:
     """The first results of many messages in the caller's transaction, as two
-    statements (each an executemany, compiled once): the rules' rows, then the actions
+    statements (each a multi-row INSERT, compiled once): the rules' rows, then the actions
     of those that were new. A message recorded already keeps its result. IntegrityError
     when the database refuses one of them (the caller's transaction is then lost)."""
     if not results:
@@ -98,7 +98,9 @@ def insert_first_results(connection: Connection, results: Sequence[RuleResult]) 
         for action in result.actions
     ]
     if action_rows:
-        connection.execute(insert(ExecutedAction), action_rows)
+        # RETURNING makes SQLAlchemy send the rows as one multi-row INSERT; without it,
+        # psycopg runs the executemany as one statement a row (each bound and planned).
+        connection.execute(insert(ExecutedAction).returning(ExecutedAction.id), action_rows)
 
 
 def _rule_row(result: RuleResult, now: datetime) -> dict[str, Any]:

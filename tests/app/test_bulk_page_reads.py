@@ -164,10 +164,10 @@ def test_page_and_batch_reads_probe_one_index_entry_a_message_on_tables_never_an
         records.counted_in_run(run.job_id, page)
 
     assert len(sent) == 3
-    for statement, parameters in sent:
-        read = rows_read(engine(), statement, parameters)
-        assert read.get("bulk_process_item", 0) <= len(page), (statement, read)
-        assert read.get("executed_rule", 0) <= len(page), (statement, read)
+    for each in sent:
+        read = rows_read(engine(), each.statement, each.parameters)
+        assert read.get("bulk_process_item", 0) <= len(page), (each.statement, read)
+        assert read.get("executed_rule", 0) <= len(page), (each.statement, read)
 
 
 def _result_row(account_id: str, n: int) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from bridge.store.db import engine, session_scope
 from tasks.mail.port import MailMessage
@@ -22,8 +22,9 @@ from tasks.models import (
     Rule,
     RuleActionType,
 )
-from tasks.rules.results import ActionDone, RuleResult, record_result
+from tasks.rules.results import ActionDone, RuleResult, record_first_results, record_result
 from tasks.schema import upgrade
+from tests.support.query_plans import Sent, sent_statements
 
 ARCHIVED = ActionDone(RuleActionType.ARCHIVE, None, None)
 LABELLED = ActionDone(RuleActionType.LABEL, None, "label-result")
@@ -111,75 +112,10 @@ def _record(
 
 
 @pytest.fixture
-def statements() -> Iterator[list[str]]:
+def statements() -> Iterator[list[Sent]]:
     """The SQL statements the database is sent while the test runs."""
-    sent: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        sent.append(statement)
-
-    bound = engine()
-    event.listen(bound, "before_cursor_execute", record)
-    yield sent
-    event.remove(bound, "before_cursor_execute", record)
-
-
-def test_a_first_result_is_recorded_with_its_actions(account: Account) -> None:
-    assert _record(account, 0, [ARCHIVED, LABELLED])
-
-    assert _recorded(account.id) == (
-        account.rules[0],
-        ExecutedRuleStatus.APPLIED,
-        "t-m1",
-        [(RuleActionType.ARCHIVE, None), (RuleActionType.LABEL, "label-result")],
-    )
-
-
-def test_a_result_without_a_rule_records_no_match_and_no_action(account: Account) -> None:
-    assert _record(account, None, [])
-
-    assert _recorded(account.id) == (None, ExecutedRuleStatus.NO_MATCH, "t-m1", [])
-
-
-def test_a_second_first_result_is_refused_and_the_first_stays(account: Account) -> None:
-    _record(account, 0, [ARCHIVED])
-
-    again = _record(account, 1, [LABELLED])
-
-    assert again is False
-    assert _recorded(account.id) == (
-        account.rules[0],
-        ExecutedRuleStatus.APPLIED,
-        "t-m1",
-        [(RuleActionType.ARCHIVE, None)],
-    )
-
-
-def test_a_forced_result_replaces_the_earlier_one(account: Account) -> None:
-    _record(account, 0, [ARCHIVED])
-
-    assert _record(account, 1, [LABELLED], force=True)
-
-    assert _recorded(account.id) == (
-        account.rules[1],
-        ExecutedRuleStatus.APPLIED,
-        "t-m1",
-        [(RuleActionType.LABEL, "label-result")],
-    )
-
-
-def test_a_forced_result_without_an_earlier_one_is_recorded(account: Account) -> None:
-    assert _record(account, None, [], force=True)
-
-    assert _recorded(account.id) == (None, ExecutedRuleStatus.NO_MATCH, "t-m1", [])
-
-
-def test_results_of_different_messages_are_kept_apart(account: Account) -> None:
-    _record(account, 0, [ARCHIVED], message_id="m1")
-    _record(account, 0, [ARCHIVED, LABELLED], message_id="m2")
-
-    assert len(_recorded(account.id, "m1")[3]) == 1
-    assert len(_recorded(account.id, "m2")[3]) == 2
+    with sent_statements(engine()) as sent:
+        yield sent
 
 
 def test_on_postgresql_a_first_result_is_one_statement(
@@ -190,5 +126,26 @@ def test_on_postgresql_a_first_result_is_one_statement(
     _record(postgresql_account, 0, [ARCHIVED, LABELLED])
 
     assert len(statements) == 1
-    assert statements[0].lstrip().upper().startswith("WITH")
+    assert statements[0].statement.lstrip().upper().startswith("WITH")
     assert len(_recorded(postgresql_account.id)[3]) == 2
+
+
+def test_a_batch_of_first_results_inserts_its_actions_as_one_statement(
+    postgresql_account: Account, statements: list[Sent]
+) -> None:
+    results = [
+        RuleResult(
+            postgresql_account.id,
+            _message(f"m{n}"),
+            postgresql_account.rules[0],
+            ExecutedRuleStatus.APPLIED,
+            [ARCHIVED, LABELLED],
+        )
+        for n in range(3)
+    ]
+
+    record_first_results(results)
+
+    actions = [s for s in statements if s.statement.startswith("INSERT INTO executed_action")]
+    assert [a.rows_sent for a in actions] == [1]
+    assert all(len(_recorded(postgresql_account.id, f"m{n}")[3]) == 2 for n in range(3))

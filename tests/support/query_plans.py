@@ -5,18 +5,30 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, event
 
 
+@dataclass(frozen=True)
+class Sent:
+    statement: str
+    parameters: Any  # a list of rows when sent as the driver's executemany
+
+    @property
+    def rows_sent(self) -> int:
+        """The rows the statement was sent with: one statement each, on psycopg."""
+        return len(self.parameters) if isinstance(self.parameters, list) else 1
+
+
 @contextmanager
-def sent_statements(bound: Engine) -> Iterator[list[tuple[str, Any]]]:
+def sent_statements(bound: Engine) -> Iterator[list[Sent]]:
     """Each statement sent while the block runs, with its parameters."""
-    sent: list[tuple[str, Any]] = []
+    sent: list[Sent] = []
 
     def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        sent.append((statement, parameters))
+        sent.append(Sent(statement, parameters))
 
     event.listen(bound, "before_cursor_execute", record)
     try:
