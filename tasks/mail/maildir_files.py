@@ -13,12 +13,14 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Container, Iterable
 from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 from typing import BinaryIO
 
 from bridge.outcome import PermanentError
 from tasks.mail.maildir_headers import Summary, raw_headers, summarise
+from tasks.mail.maildir_shared_summaries import CacheKey
 
 INBOX = "INBOX"
 
@@ -69,31 +71,70 @@ def folder_name_problem(folder: str) -> str | None:
 
 # Header summaries, cached ------------------------------------------------------------
 _CACHE_SIZE = 50_000
-_cache: OrderedDict[tuple[str, int, int, int], Summary] = OrderedDict()
+_cache: OrderedDict[CacheKey, Summary] = OrderedDict()
 _cache_lock = threading.Lock()  # Celery thread pools share this module
+
+
+class _Reads:
+    headers = 0  # header blocks read by this process since it started
+
+
+def headers_read() -> int:
+    """How many header blocks this process has read (summaries not found cached)."""
+    return _Reads.headers
+
+
+def adopt_summaries(entries: Iterable[tuple[CacheKey, Summary]]) -> None:
+    """Summaries read by another process (`maildir_shared_summaries`), cached as if read
+    here: each is used only for a file of the same key, inode, mtime and size."""
+    with _cache_lock:
+        for key, summary in entries:
+            _cache.setdefault(key, summary)
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+
+
+def cached_summaries(keys: Container[str]) -> list[tuple[CacheKey, Summary]]:
+    """The cached summaries of the messages of these keys."""
+    with _cache_lock:
+        return [(key, summary) for key, summary in _cache.items() if key[0] in keys]
 
 
 def file_summary(file: File) -> Summary | None:
     """The message's summary, or None when the file has gone since it was listed."""
     try:
+        # A stat for the cache, which most files are found in (no open, no read).
+        cached = _cached(file.key, os.stat(file.path))
+        if cached is not None:
+            return cached
         with open(file.path, "rb") as handle:
             # fstat of the open file: the key describes exactly the content read below.
             stat = os.fstat(handle.fileno())
-            key = (file.key, stat.st_ino, stat.st_mtime_ns, stat.st_size)
-            with _cache_lock:
-                cached = _cache.get(key)
-                if cached is not None:
-                    _cache.move_to_end(key)
-                    return cached
+            if (cached := _cached(file.key, stat)) is not None:
+                return cached
             raw = parse_headers(handle)
     except FileNotFoundError:
         return None
     summary = summarise(raw, file.key, stat.st_mtime)
     with _cache_lock:
-        _cache[key] = summary
+        _Reads.headers += 1
+        _cache[_cache_key(file.key, stat)] = summary
         if len(_cache) > _CACHE_SIZE:
             _cache.popitem(last=False)
     return summary
+
+
+def _cache_key(key: str, stat: os.stat_result) -> CacheKey:
+    return (key, stat.st_ino, stat.st_mtime_ns, stat.st_size)
+
+
+def _cached(key: str, stat: os.stat_result) -> Summary | None:
+    cache_key = _cache_key(key, stat)
+    with _cache_lock:
+        found = _cache.get(cache_key)
+        if found is not None:
+            _cache.move_to_end(cache_key)
+        return found
 
 
 def parse_headers(handle: BinaryIO) -> dict[str, str]:

@@ -32,12 +32,16 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from tasks.mail import maildir_shared_summaries as shared
 from tasks.mail.maildir_files import (
     INBOX,
     File,
+    adopt_summaries,
+    cached_summaries,
     file_summary,
     folder_name_problem,
     folder_path,
+    headers_read,
     name_parts,
 )
 from tasks.mail.maildir_listing import Entry, FolderListing
@@ -100,16 +104,25 @@ class AccountIndex:
         """The folder's listing, up to date, or brought up to date at most `max_age`
         seconds ago. Read it holding `lock`: it changes in place."""
         with self.lock:
+            read_before = headers_read()
             listing = self._listings.get(folder)
             if listing is None:
                 listing = self._listings[folder] = FolderListing()
-                for sub in SUBDIRS:  # what is known of it already, then what changed
-                    for name in self._scans.get((folder, sub), _Scan()).names:
-                        self._put(listing, self._file_at(folder, sub, name))
+                # What another process read of it, then what is known here already,
+                # then what changed.
+                adopt_summaries(shared.load(self.root, folder))
+                with listing.adding_many():
+                    for sub in SUBDIRS:
+                        for name in self._scans.get((folder, sub), _Scan()).names:
+                            self._put(listing, self._file_at(folder, sub, name))
+                    self.refresh([folder])
             elif time.monotonic() - self._listed_at.get(folder, -math.inf) <= max_age:
                 return listing
-            self.refresh([folder])
+            else:
+                self.refresh([folder])
             self._listed_at[folder] = time.monotonic()
+            if headers_read() - read_before >= shared.SHARE_AFTER_READING:
+                shared.save(self.root, folder, cached_summaries(listing.entries))
             return listing
 
     def refresh(self, folders: Sequence[str]) -> None:

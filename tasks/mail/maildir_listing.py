@@ -12,7 +12,8 @@ acts on labels another process's rewrite made stale.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from tasks.mail.maildir_cursor import micros
@@ -39,13 +40,28 @@ class FolderListing:
         self.entries: dict[str, Entry] = {}
         self.threads: dict[str, set[str]] = {}  # thread id -> keys
         self.by_message_id: dict[str, set[str]] = {}  # Message-ID header -> keys
+        self._unsorted = False  # within `adding_many`: order is sorted at its end
+
+    @contextmanager
+    def adding_many(self) -> Iterator[None]:
+        """Within the block, `put` appends to the order, sorted once at the block's end:
+        a whole folder listed in O(n log n), where each insort would move the list."""
+        self._unsorted = True
+        try:
+            yield
+        finally:
+            self._unsorted = False
+            self.order.sort()
 
     def put(self, entry: Entry) -> None:
         """Add the message, or replace what was known of it."""
         key = entry.file.key
         self.remove(key)
         self.entries[key] = entry
-        bisect.insort(self.order, entry.sort_key)
+        if self._unsorted:
+            self.order.append(entry.sort_key)
+        else:
+            bisect.insort(self.order, entry.sort_key)
         self.threads.setdefault(entry.summary.thread_id, set()).add(key)
         if entry.summary.message_id:
             self.by_message_id.setdefault(entry.summary.message_id, set()).add(key)
@@ -54,6 +70,8 @@ class FolderListing:
         entry = self.entries.pop(key, None)
         if entry is None:
             return
+        if self._unsorted:
+            self.order.sort()  # nearly sorted: a pass, and rare (a name gone mid-listing)
         place = bisect.bisect_left(self.order, entry.sort_key)
         del self.order[place]
         _discard(self.threads, entry.summary.thread_id, key)

@@ -1,0 +1,148 @@
+"""Header summaries shared by the processes of one machine
+(`tasks.mail.maildir_shared_summaries`): a process listing a large folder for the first
+time reads no header another process has read, and never uses a stale one; and a folder
+listed whole is ordered as one listed message by message."""
+
+from __future__ import annotations
+
+import json
+import mailbox
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from tasks.mail import maildir_shared_summaries as shared
+from tasks.mail.maildir_files import INBOX, File
+from tasks.mail.maildir_headers import Summary
+from tasks.mail.maildir_index import AccountIndex
+from tasks.mail.maildir_listing import Entry, FolderListing
+
+MESSAGES = shared.SHARE_AFTER_READING + 100
+NOON = datetime(2026, 11, 2, 12, tzinfo=UTC)
+
+# Another process: lists the folder, prints its size and how many headers it read.
+LIST_IN_A_NEW_PROCESS = """
+import json, sys
+from tasks.mail.maildir_files import INBOX, headers_read
+from tasks.mail.maildir_index import AccountIndex
+from tasks.mail.maildir_listing import Entry, FolderListing
+listing = AccountIndex(sys.argv[1]).listing(INBOX)
+labels = sorted(label for entry in listing.entries.values() for label in entry.summary.labels)
+print(json.dumps([len(listing.entries), headers_read(), labels]))
+"""
+
+
+@pytest.fixture
+def inbox(tmp_path: Path) -> Path:
+    root = tmp_path / "maildir"
+    box = mailbox.Maildir(root, create=True)
+    for number in range(MESSAGES):
+        message = EmailMessage()
+        message["From"] = f"sender{number}@example.test"
+        message["Subject"] = f"message {number}"
+        message["Date"] = f"Mon, 02 Nov 2026 10:{number // 60:02d}:{number % 60:02d} +0000"
+        message["Message-ID"] = f"<m{number}@example.test>"
+        message.set_content("hello")
+        box.add(message)
+    return root
+
+
+def list_in_a_new_process(root: Path) -> tuple[int, int, list[str]]:
+    done = subprocess.run(
+        [sys.executable, "-c", LIST_IN_A_NEW_PROCESS, str(root)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=os.environ.copy(),
+    )
+    size, read, labels = json.loads(done.stdout)
+    return size, read, labels
+
+
+def test_a_process_listing_a_folder_another_listed_reads_none_of_its_headers(
+    inbox: Path,
+) -> None:
+    AccountIndex(str(inbox)).listing(INBOX)
+
+    assert list_in_a_new_process(inbox)[:2] == (MESSAGES, 0)
+
+
+def test_a_message_rewritten_since_it_was_shared_is_read_again(inbox: Path) -> None:
+    AccountIndex(str(inbox)).listing(INBOX)
+    box = mailbox.Maildir(inbox, create=False)
+    key = next(iter(box.keys()))
+    message = box[key]
+    message["X-Keywords"] = "Receipts"
+    box[key] = message  # same key, another file
+
+    assert list_in_a_new_process(inbox) == (MESSAGES, 1, ["Receipts"])
+
+
+def test_a_small_listing_shares_nothing(tmp_path: Path) -> None:
+    root = tmp_path / "small"
+    mailbox.Maildir(root, create=True).add(EmailMessage())
+
+    AccountIndex(str(root)).listing(INBOX)
+
+    assert not shared.shared_file(str(root), INBOX).exists()
+
+
+def test_the_shared_file_is_for_its_owner_alone(inbox: Path) -> None:
+    AccountIndex(str(inbox)).listing(INBOX)
+
+    assert shared.shared_file(str(inbox), INBOX).stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"not json",
+        b'{"format": 99, "summaries": []}',
+        b'{"format": 1, "summaries": [["k", 1, 2, 3, "t", "2026-11-02T10:00:00", [], "", []]]}',
+        b'{"format": 1, "summaries": [["k", 1, 2]]}',
+    ],
+    ids=["not-json", "another-format", "a-date-without-its-zone", "a-short-row"],
+)
+def test_an_unusable_shared_file_is_read_as_empty(tmp_path: Path, content: bytes) -> None:
+    path = shared.shared_file(str(tmp_path), INBOX)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+
+    assert shared.load(str(tmp_path), INBOX) == []
+
+
+def test_a_folder_lists_whole_when_its_shared_file_is_unusable(inbox: Path) -> None:
+    path = shared.shared_file(str(inbox), INBOX)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\x00garbage")
+
+    assert list_in_a_new_process(inbox)[:2] == (MESSAGES, MESSAGES)
+
+
+def test_a_folder_listed_whole_is_in_the_order_of_one_listed_message_by_message() -> None:
+    entries = [
+        Entry(
+            File(INBOX, f"k{n}", f"/m/k{n}"),
+            Summary(f"t{n}", NOON + timedelta(minutes=n % 7), frozenset(), f"<{n}@x>", ()),
+        )
+        for n in range(50)
+    ]
+    one_by_one, whole = FolderListing(), FolderListing()
+    for entry in entries:
+        one_by_one.put(entry)
+    with whole.adding_many():
+        for entry in entries:
+            whole.put(entry)
+        whole.put(entries[3])  # a message listed twice (a rename seen mid-listing)
+        whole.remove(entries[4].file.key)
+    one_by_one.remove(entries[4].file.key)
+
+    assert whole.order == one_by_one.order
+    assert [whole.stamp(p) for p in range(whole.size)] == sorted(
+        (whole.stamp(p) for p in range(whole.size)), reverse=True
+    )
