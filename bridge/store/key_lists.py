@@ -35,10 +35,12 @@ class KeysTable:
 
 
 def keys_table(keys: Sequence[str], dialect: str) -> KeysTable:
-    """`keys` as a table of one row per key: `unnest` of an array on PostgreSQL,
-    `json_each` of a JSON array on SQLite."""
+    """`keys` as a table of one row per key (a key repeated is one row): `unnest` of an
+    array on PostgreSQL, `json_each` of a JSON array on SQLite (whose text ends at a NUL
+    character, as PostgreSQL refuses one in text: keys are ids, without)."""
+    distinct = list(dict.fromkeys(keys))
     if dialect == "postgresql":
-        rows = func.unnest(literal(list(keys), ARRAY(String))).table_valued("key").render_derived()
+        rows = func.unnest(literal(distinct, ARRAY(String))).table_valued("key").render_derived()
         return KeysTable(rows, rows.c.key)
-    listed = func.json_each(json.dumps(list(keys))).table_valued("value")
+    listed = func.json_each(json.dumps(distinct)).table_valued("value")
     return KeysTable(listed, listed.c.value)

@@ -180,7 +180,7 @@ def worker_read(job_ids: set[str], account_id: str, message_ids: list[str]) -> W
                 _has_result(account_id, wanted.key),
             )
             .select_from(BulkProcessJob)
-            .join(wanted.table, true())
+            .outerjoin(wanted.table, true())  # no messages: still the runs and account
             .outerjoin(EmailAccount, EmailAccount.id == account_id)
             .where(BulkProcessJob.id.in_(job_ids))
         )

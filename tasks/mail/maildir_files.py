@@ -3,9 +3,10 @@
 
 A file's name is `<key>` or `<key>:2,<flags>`; the key is the message's id in the port
 and never changes, the flags do (a rename). The summary cache is keyed by the key and
-what fstat says of the open file (inode, mtime, size): a rename or a move keeps all
-three, so a message renamed or moved is not parsed again; a rewrite (a label) makes a
-new file, of another inode and size, which is.
+the file's inode, mtime and size (a stat to look it up; on a miss, the fstat of the file
+opened to read its headers, so the key describes exactly what was read): a rename or a
+move keeps all three, so a message renamed or moved is not parsed again; a rewrite (a
+label) makes a new file, of another inode and size, which is.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Container, Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 from typing import BinaryIO
@@ -75,13 +76,17 @@ _cache: OrderedDict[CacheKey, Summary] = OrderedDict()
 _cache_lock = threading.Lock()  # Celery thread pools share this module
 
 
-class _Reads:
-    headers = 0  # header blocks read by this process since it started
+class _Reads(threading.local):
+    headers = 0  # header blocks read by this thread since it started
+
+
+_reads = _Reads()
 
 
 def headers_read() -> int:
-    """How many header blocks this process has read (summaries not found cached)."""
-    return _Reads.headers
+    """How many header blocks this thread has read (summaries not found cached): a
+    listing, made under its index's lock in one thread, counts what it read."""
+    return _reads.headers
 
 
 def adopt_summaries(entries: Iterable[tuple[CacheKey, Summary]]) -> None:
@@ -94,10 +99,11 @@ def adopt_summaries(entries: Iterable[tuple[CacheKey, Summary]]) -> None:
             _cache.popitem(last=False)
 
 
-def cached_summaries(keys: Container[str]) -> list[tuple[CacheKey, Summary]]:
-    """The cached summaries of the messages of these keys."""
+def cached_summaries(held: Mapping[str, Summary]) -> list[tuple[CacheKey, Summary]]:
+    """The cache's entries of these summaries (key -> the summary held of it): of each
+    message, the version held, not those of its files before a rewrite."""
     with _cache_lock:
-        return [(key, summary) for key, summary in _cache.items() if key[0] in keys]
+        return [(key, summary) for key, summary in _cache.items() if held.get(key[0]) is summary]
 
 
 def file_summary(file: File) -> Summary | None:
@@ -116,8 +122,8 @@ def file_summary(file: File) -> Summary | None:
     except FileNotFoundError:
         return None
     summary = summarise(raw, file.key, stat.st_mtime)
+    _reads.headers += 1
     with _cache_lock:
-        _Reads.headers += 1
         _cache[_cache_key(file.key, stat)] = summary
         if len(_cache) > _CACHE_SIZE:
             _cache.popitem(last=False)

@@ -17,6 +17,9 @@ from email.header import decode_header, make_header
 from email.utils import parsedate_to_datetime
 
 LABELS_HEADER = "X-Keywords"
+# What `summarise` makes of a header block: change it with `summarise`, so that summaries
+# another process shared (`maildir_shared_summaries`) are not taken for new ones.
+SUMMARY_VERSION = 1
 
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
 

@@ -107,23 +107,33 @@ class AccountIndex:
             read_before = headers_read()
             listing = self._listings.get(folder)
             if listing is None:
-                listing = self._listings[folder] = FolderListing()
-                # What another process read of it, then what is known here already,
-                # then what changed.
-                adopt_summaries(shared.load(self.root, folder))
-                with listing.adding_many():
-                    for sub in SUBDIRS:
-                        for name in self._scans.get((folder, sub), _Scan()).names:
-                            self._put(listing, self._file_at(folder, sub, name))
-                    self.refresh([folder])
+                listing = self._first_listing(folder)
             elif time.monotonic() - self._listed_at.get(folder, -math.inf) <= max_age:
                 return listing
             else:
                 self.refresh([folder])
             self._listed_at[folder] = time.monotonic()
             if headers_read() - read_before >= shared.SHARE_AFTER_READING:
-                shared.save(self.root, folder, cached_summaries(listing.entries))
+                held = {key: entry.summary for key, entry in listing.entries.items()}
+                shared.save(self.root, folder, cached_summaries(held))
             return listing
+
+    def _first_listing(self, folder: str) -> FolderListing:
+        """The folder listed whole: from what another process read of it, what is known
+        here already, then what changed. Kept only once whole (a listing that failed
+        half-way is made again next time, not kept without the messages it missed)."""
+        listing = self._listings[folder] = FolderListing()  # refresh puts into it
+        try:
+            adopt_summaries(shared.load(self.root, folder))
+            with listing.adding_many():
+                for sub in SUBDIRS:
+                    for name in self._scans.get((folder, sub), _Scan()).names:
+                        self._put(listing, self._file_at(folder, sub, name))
+                self.refresh([folder])
+        except BaseException:
+            del self._listings[folder]
+            raise
+        return listing
 
     def refresh(self, folders: Sequence[str]) -> None:
         """List again each directory of the folders that changed since it was listed."""

@@ -22,19 +22,23 @@ import json
 import logging
 import os
 import tempfile
+import time
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from config import get_settings
-from tasks.mail.maildir_headers import Summary
+from tasks.mail.maildir_headers import SUMMARY_VERSION, Summary
 
 log = logging.getLogger("jobbridge.maildir")
 
-FORMAT = 1
+FORMAT = 1  # of the file; its summaries are also of SUMMARY_VERSION
 # A process shares its summaries after a listing that read at least this many headers.
 SHARE_AFTER_READING = 500
+
+PARTIAL_PREFIX = ".partial-"
+ABANDONED_AFTER_SECONDS = 3600
 
 CacheKey = tuple[str, int, int, int]  # key, inode, mtime (ns), size
 
@@ -56,22 +60,28 @@ def load(root: str, folder: str) -> list[tuple[CacheKey, Summary]]:
     _loaded.add(place)
     try:
         content = json.loads(shared_file(root, folder).read_bytes())
-        if content.get("format") != FORMAT:
+        if (content.get("format"), content.get("summary_version")) != (FORMAT, SUMMARY_VERSION):
             return []
         return [_entry(row) for row in content["summaries"]]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
-        if not isinstance(error, FileNotFoundError):
-            log.debug("shared Maildir summaries of %s unreadable: %s", root, error)
+    except FileNotFoundError:
+        return []
+    except Exception as error:  # a cache: whatever is wrong with it, it is not used
+        log.debug("shared Maildir summaries of %s unreadable: %s", root, error)
         return []
 
 
 def save(root: str, folder: str, entries: Iterable[tuple[CacheKey, Summary]]) -> None:
     """Share these summaries of the folder, replacing what was shared (in one rename)."""
     path = shared_file(root, folder)
-    content = {"format": FORMAT, "summaries": [_row(key, summary) for key, summary in entries]}
+    content = {
+        "format": FORMAT,
+        "summary_version": SUMMARY_VERSION,
+        "summaries": [_row(key, summary) for key, summary in entries],
+    }
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, partial = tempfile.mkstemp(dir=path.parent, prefix=".partial-")
+        path.parent.mkdir(exist_ok=True)  # not DATA_DIR itself: a mistyped one shows
+        _remove_abandoned(path.parent)
+        handle, partial = tempfile.mkstemp(dir=path.parent, prefix=PARTIAL_PREFIX)
         try:
             with os.fdopen(handle, "w") as out:  # mkstemp makes it 0600
                 json.dump(content, out, separators=(",", ":"))
@@ -81,6 +91,16 @@ def save(root: str, folder: str, entries: Iterable[tuple[CacheKey, Summary]]) ->
                 os.unlink(partial)
     except OSError as error:
         log.debug("could not share Maildir summaries of %s: %s", root, error)
+
+
+def _remove_abandoned(directory: Path) -> None:
+    """Partial files a process killed mid-write left, once they are an hour old."""
+    for partial in directory.glob(PARTIAL_PREFIX + "*"):
+        try:
+            if time.time() - partial.stat().st_mtime > ABANDONED_AFTER_SECONDS:
+                partial.unlink()
+        except FileNotFoundError:
+            continue  # finished or removed by another process meanwhile
 
 
 def _row(key: CacheKey, summary: Summary) -> list[Any]:
@@ -100,7 +120,9 @@ def _entry(row: list[Any]) -> tuple[CacheKey, Summary]:
     if moment.tzinfo is None:
         raise ValueError(f"a date without its zone: {date!r}")
     if not (
-        type(key) is str
+        type(labels) is list
+        and type(references) is list
+        and type(key) is str
         and type(thread_id) is str
         and type(message_id) is str
         and type(inode) is int

@@ -179,3 +179,10 @@ def _result_row(account_id: str, n: int) -> dict[str, Any]:
         "status": ExecutedRuleStatus.NO_MATCH,
         "created_at": utcnow() - timedelta(days=1),
     }
+
+
+def test_a_batch_asking_about_no_message_still_reads_its_run_and_account(run: Run) -> None:
+    read = records.worker_read({run.job_id}, run.account_id, [])
+
+    assert set(read.runs) == {run.job_id} and read.account is not None
+    assert read.with_rule_result == set()

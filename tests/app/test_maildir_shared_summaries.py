@@ -10,15 +10,18 @@ import mailbox
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tasks.mail import maildir_index
 from tasks.mail import maildir_shared_summaries as shared
-from tasks.mail.maildir_files import INBOX, File
-from tasks.mail.maildir_headers import Summary
+from tasks.mail.maildir_files import INBOX, File, adopt_summaries, cached_summaries, file_summary
+from tasks.mail.maildir_headers import SUMMARY_VERSION, Summary
 from tasks.mail.maildir_index import AccountIndex
 from tasks.mail.maildir_listing import Entry, FolderListing
 
@@ -98,17 +101,50 @@ def test_the_shared_file_is_for_its_owner_alone(inbox: Path) -> None:
     assert shared.shared_file(str(inbox), INBOX).stat().st_mode & 0o777 == 0o600
 
 
+ROW = '["k", 1, 2, 3, "t", "2026-11-02T10:00:00+00:00", [], "", []]'
+
+
+def shared_content(*rows: str, summary_version: int = SUMMARY_VERSION) -> bytes:
+    return (
+        f'{{"format": {shared.FORMAT}, "summary_version": {summary_version}, '
+        f'"summaries": [{", ".join(rows)}]}}'
+    ).encode()
+
+
+def test_a_usable_shared_file_is_read(tmp_path: Path) -> None:
+    shared._loaded.clear()  # as in a new process
+    path = shared.shared_file(str(tmp_path), INBOX)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(shared_content(ROW))
+
+    [(key, summary)] = shared.load(str(tmp_path), INBOX)
+
+    assert key == ("k", 1, 2, 3) and summary.thread_id == "t"
+
+
 @pytest.mark.parametrize(
     "content",
     [
         b"not json",
-        b'{"format": 99, "summaries": []}',
-        b'{"format": 1, "summaries": [["k", 1, 2, 3, "t", "2026-11-02T10:00:00", [], "", []]]}',
-        b'{"format": 1, "summaries": [["k", 1, 2]]}',
+        b'{"format": 99, "summary_version": 1, "summaries": []}',
+        shared_content(ROW, summary_version=SUMMARY_VERSION + 1),
+        shared_content(ROW.replace("+00:00", "")),
+        shared_content(ROW.replace('[], "", []', '"Receipts", "", []')),
+        shared_content('["k", 1, 2]'),
+        b"[" * 100_000 + b"]" * 100_000,
     ],
-    ids=["not-json", "another-format", "a-date-without-its-zone", "a-short-row"],
+    ids=[
+        "not-json",
+        "another-format",
+        "summaries-of-another-version",
+        "a-date-without-its-zone",
+        "labels-as-a-string",
+        "a-short-row",
+        "nested-too-deep",
+    ],
 )
 def test_an_unusable_shared_file_is_read_as_empty(tmp_path: Path, content: bytes) -> None:
+    shared._loaded.clear()  # as in a new process
     path = shared.shared_file(str(tmp_path), INBOX)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(content)
@@ -146,3 +182,42 @@ def test_a_folder_listed_whole_is_in_the_order_of_one_listed_message_by_message(
     assert [whole.stamp(p) for p in range(whole.size)] == sorted(
         (whole.stamp(p) for p in range(whole.size)), reverse=True
     )
+
+
+def test_sharing_makes_no_data_dir_that_does_not_exist(
+    inbox: Path, tmp_path: Path, configure: Callable[..., Any]
+) -> None:
+    missing = tmp_path / "no-such-data-dir"
+    configure(DATA_DIR=str(missing))
+
+    listing = AccountIndex(str(inbox)).listing(INBOX)
+
+    assert len(listing.entries) == MESSAGES
+    assert not missing.exists()
+
+
+def test_a_first_listing_that_failed_half_way_is_made_whole_the_next_time(
+    inbox: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index = AccountIndex(str(inbox))
+    index.find("no-such-key")  # the folder's directories scanned, nothing listed yet
+    calls = iter(range(MESSAGES * 2))
+
+    def failing_once(file: File) -> Summary | None:
+        if next(calls) == MESSAGES // 2:
+            raise OSError("the disk went away for a moment")
+        return file_summary(file)
+
+    monkeypatch.setattr(maildir_index, "file_summary", failing_once)
+    with pytest.raises(OSError):
+        index.listing(INBOX)
+
+    assert len(index.listing(INBOX).entries) == MESSAGES
+
+
+def test_only_the_summary_a_listing_holds_of_a_message_is_shared() -> None:
+    older = Summary("t", NOON, frozenset(), "<a@x>", ())
+    newer = Summary("t", NOON, frozenset({"Receipts"}), "<a@x>", ())
+    adopt_summaries([(("held-key", 1, 1, 10), older), (("held-key", 2, 1, 20), newer)])
+
+    assert cached_summaries({"held-key": newer}) == [(("held-key", 2, 1, 20), newer)]
