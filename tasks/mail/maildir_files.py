@@ -103,7 +103,7 @@ def cached_summaries(held: Mapping[str, Summary]) -> list[tuple[CacheKey, Summar
     """The cache's entries of these summaries (key -> the summary held of it): of each
     message, the version held, not those of its files before a rewrite."""
     with _cache_lock:
-        return [(key, summary) for key, summary in _cache.items() if held.get(key[0]) is summary]
+        return [(key, summary) for key, summary in _cache.items() if held.get(key[0]) == summary]
 
 
 def file_summary(file: File) -> Summary | None:

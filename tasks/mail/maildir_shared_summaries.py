@@ -3,16 +3,17 @@ under DATA_DIR/maildir-summaries.
 
 Listing a folder reads the header block of each of its messages once per process
 (`maildir_files.file_summary`): a Celery worker's pool processes would each read a
-large inbox whole, one after another, as each first runs a page of a bulk run (about
-1.7 s a process at 20,000 messages, while the others wait for that page). A process
-that has read many headers writes what it read; one that lists the folder for the first
-time starts from that file. Each summary is used only for a file of the same key,
-inode, mtime and size (`maildir_files`' cache key), checked with the fstat listing
-makes anyway: a summary of a file changed since is never used, only read again.
+large inbox whole, one after another, as each first runs a page of a bulk run (2-3 s
+a process at 20,000 messages, while the others wait for that page). A process whose
+listing read many headers writes the folder's summaries; one that lists the folder for
+the first time starts from that file. Each summary is used only for a file of the same
+key, inode, mtime and size (`maildir_files`' cache key, looked up with the stat listing
+makes anyway): a summary of a file changed since is never used, only read again.
 
 It is a cache: a file that is missing, unreadable, of another format or corrupt is
 read as empty, and a failed write is skipped (logged at DEBUG). The files hold each
-message's key, Message-ID, References, Date and labels; they are written 0600.
+message's key, inode, mtime, size, thread id, Message-ID, References, Date and labels;
+they are written 0600.
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ def save(root: str, folder: str, entries: Iterable[tuple[CacheKey, Summary]]) ->
         "summaries": [_row(key, summary) for key, summary in entries],
     }
     try:
-        path.parent.mkdir(exist_ok=True)  # not DATA_DIR itself: a mistyped one shows
+        path.parent.mkdir(exist_ok=True)  # not DATA_DIR: none is made for a cache
         _remove_abandoned(path.parent)
         handle, partial = tempfile.mkstemp(dir=path.parent, prefix=PARTIAL_PREFIX)
         try:
@@ -99,8 +100,8 @@ def _remove_abandoned(directory: Path) -> None:
         try:
             if time.time() - partial.stat().st_mtime > ABANDONED_AFTER_SECONDS:
                 partial.unlink()
-        except FileNotFoundError:
-            continue  # finished or removed by another process meanwhile
+        except OSError:
+            continue  # finished or removed by another process meanwhile, or not ours
 
 
 def _row(key: CacheKey, summary: Summary) -> list[Any]:

@@ -10,6 +10,8 @@ import mailbox
 import os
 import subprocess
 import sys
+import time
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -216,8 +218,24 @@ def test_a_first_listing_that_failed_half_way_is_made_whole_the_next_time(
 
 
 def test_only_the_summary_a_listing_holds_of_a_message_is_shared() -> None:
+    key = f"held-{uuid.uuid4().hex}"  # the cache is the process's
     older = Summary("t", NOON, frozenset(), "<a@x>", ())
     newer = Summary("t", NOON, frozenset({"Receipts"}), "<a@x>", ())
-    adopt_summaries([(("held-key", 1, 1, 10), older), (("held-key", 2, 1, 20), newer)])
+    adopt_summaries([((key, 1, 1, 10), older), ((key, 2, 1, 20), newer)])
 
-    assert cached_summaries({"held-key": newer}) == [(("held-key", 2, 1, 20), newer)]
+    assert cached_summaries({key: newer}) == [((key, 2, 1, 20), newer)]
+
+
+def test_a_partial_file_an_hour_old_is_removed_and_a_younger_one_kept(inbox: Path) -> None:
+    directory = shared.shared_file(str(inbox), INBOX).parent
+    directory.mkdir(parents=True, exist_ok=True)
+    abandoned, writing = directory / ".partial-abandoned", directory / ".partial-writing"
+    abandoned.write_bytes(b"{")
+    writing.write_bytes(b"{")
+    an_hour_ago = time.time() - shared.ABANDONED_AFTER_SECONDS - 60
+    os.utime(abandoned, (an_hour_ago, an_hour_ago))
+
+    AccountIndex(str(inbox)).listing(INBOX)  # reads every header: shares them
+
+    assert (abandoned.exists(), writing.exists()) == (False, True)
+    assert shared.shared_file(str(inbox), INBOX).exists()
