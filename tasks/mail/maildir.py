@@ -17,20 +17,18 @@ cached summaries in `maildir_files`, listings in `maildir_listing`, page tokens 
 
 from __future__ import annotations
 
-import email
 import io
 import mailbox
 import os
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from email.generator import BytesGenerator
-from email.message import EmailMessage, Message
+from email.message import EmailMessage
 from pathlib import Path
 from typing import TypeVar
 
 from tasks.mail.composing import message_id_for, outgoing_message
-from tasks.mail.maildir_files import INBOX, File, folder_path
+from tasks.mail.maildir_files import INBOX, File, folder_path, parse_headers
 from tasks.mail.maildir_headers import (
     LABELS_HEADER,
     as_utc,
@@ -38,6 +36,7 @@ from tasks.mail.maildir_headers import (
     raw_headers,
     split_labels,
     summarise,
+    with_field,
 )
 from tasks.mail.maildir_index import index_for
 from tasks.mail.maildir_sent import add_once, sent_key
@@ -235,30 +234,26 @@ class MaildirProvider:
         def labelling(file: File) -> None:
             with open(file.path, "rb") as handle:
                 mtime = os.fstat(handle.fileno()).st_mtime
-                message = email.message_from_binary_file(handle)  # as mailbox reads it
-            labels = split_labels(header_text(str(message.get(LABELS_HEADER, ""))))
+                raw = handle.read()
+            headers = parse_headers(io.BytesIO(raw))
+            labels = split_labels(header_text(headers.get(LABELS_HEADER.lower(), "")))
             if label in labels:
                 return
-            del message[LABELS_HEADER]
-            message[LABELS_HEADER] = ", ".join([*labels, label])
-            self._rewrite(file, message, mtime)
+            self._rewrite(file, with_field(raw, LABELS_HEADER, ", ".join([*labels, label])), mtime)
 
         self._at_file(message_id, labelling)
 
-    def _rewrite(self, file: File, message: Message, mtime: float) -> None:
+    def _rewrite(self, file: File, content: bytes, mtime: float) -> None:
         """Replace the file's content under the same name in one rename: a reader sees the
         old message or the new one, never none. The mtime is kept (a message without a
         Date header is dated by it), as mailbox does."""
-        buffer = io.BytesIO()
-        # What mailbox.Maildir writes: no From_ mangling, headers not refolded.
-        BytesGenerator(buffer, mangle_from_=False, maxheaderlen=0).flatten(message)
         partial = (
             self._folder_path(file.folder) / "tmp" / f"{file.key}.{os.getpid()}.{uuid.uuid4().hex}"
         )
         partial.parent.mkdir(exist_ok=True)
         try:
             with open(partial, "xb") as handle:
-                handle.write(buffer.getvalue())
+                handle.write(content)
             os.utime(partial, (os.stat(partial).st_atime, mtime))
             os.stat(file.path)  # renamed or moved meanwhile: FileNotFoundError, look again
             os.rename(partial, file.path)

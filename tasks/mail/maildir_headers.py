@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.errors import HeaderParseError
 from email.header import decode_header, make_header
+from email.policy import compat32
 from email.utils import parsedate_to_datetime
 
 LABELS_HEADER = "X-Keywords"
@@ -97,3 +98,35 @@ def header_text(raw: str) -> str:
 def split_labels(value: str) -> list[str]:
     """The labels of an X-Keywords value, in order, blanks dropped."""
     return [part.strip() for part in value.split(",") if part.strip()]
+
+
+# A line of a header block, as the email package's parser tells it: a field name and its
+# colon, a folded line's continuation, or a From_ line.
+_HEADER_LINE = re.compile(rb"^(From |[\041-\071\073-\176]*:|[\t ])")
+
+
+def with_field(raw: bytes, name: str, value: str) -> bytes:
+    """The message's bytes with its `name` fields (each with its folded lines) taken out of
+    the header block and `name: value` put first (after a From_ line), written as the email
+    package writes it (RFC 2047 words for what is not ASCII, never refolded) with the
+    message's own line ending; every other byte as it was, so that a signature over the
+    rest (DKIM) still holds."""
+    newline = b"\r\n" if raw[: raw.find(b"\n") + 1].endswith(b"\r\n") else b"\n"
+    fold = compat32.clone(max_line_length=0, linesep=newline.decode())
+    field = fold.fold_binary(name, value)
+    wanted = name.lower().encode()
+    kept: list[bytes] = []
+    start, dropping = 0, False
+    while start < len(raw):
+        end = raw.find(b"\n", start)
+        end = len(raw) if end < 0 else end + 1
+        line = raw[start:end]
+        if not line.strip(b"\r\n") or not _HEADER_LINE.match(line):
+            break  # the empty line after the header block, or the body already
+        if line[:1] not in (b" ", b"\t"):
+            dropping = line.split(b":", 1)[0].strip().lower() == wanted
+        if not dropping:
+            kept.append(line)
+        start = end
+    first = 1 if kept and kept[0].startswith(b"From ") else 0
+    return b"".join([*kept[:first], field, *kept[first:]]) + raw[start:]
