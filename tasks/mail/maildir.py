@@ -27,6 +27,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import TypeVar
 
+from bridge.outcome import PermanentError
 from tasks.mail.composing import message_id_for, outgoing_message
 from tasks.mail.maildir_files import INBOX, File, folder_path, parse_headers
 from tasks.mail.maildir_headers import (
@@ -231,6 +232,9 @@ class MaildirProvider:
         self._at_file(message_id, marking)
 
     def label(self, message_id: str, label: str) -> None:
+        if "\r" in label or "\n" in label:  # it would end the field, or the header block
+            raise PermanentError(f"label {label!r}: a Maildir label has no line break")
+
         def labelling(file: File) -> None:
             with open(file.path, "rb") as handle:
                 mtime = os.fstat(handle.fileno()).st_mtime

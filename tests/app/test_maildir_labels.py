@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from bridge.outcome import PermanentError
 from tasks.mail.maildir import MaildirProvider
 from tasks.mail.maildir_headers import with_field
 
@@ -83,3 +84,13 @@ def test_a_from_line_stays_first() -> None:
         b"From shop@example.test Mon Nov  2 10:00:00 2026",
         b"X-Keywords: A",
     ]
+
+
+@pytest.mark.parametrize("label", ["A\nBcc: someone@example.test", "A\r\n\r\nbody", "A\rB"])
+def test_a_label_with_a_line_break_is_refused_for_good(mail: MaildirProvider, label: str) -> None:
+    key = stored(mail, WITHOUT_LABELS)
+
+    with pytest.raises(PermanentError, match="no line break"):
+        mail.label(key, label)
+
+    assert file_of(mail, key) == WITHOUT_LABELS
