@@ -23,6 +23,7 @@ import os
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from email.errors import HeaderParseError
 from email.message import EmailMessage
 from pathlib import Path
 from typing import TypeVar
@@ -34,6 +35,7 @@ from tasks.mail.maildir_headers import (
     LABELS_HEADER,
     as_utc,
     header_text,
+    label_problem,
     raw_headers,
     split_labels,
     summarise,
@@ -232,8 +234,9 @@ class MaildirProvider:
         self._at_file(message_id, marking)
 
     def label(self, message_id: str, label: str) -> None:
-        if "\r" in label or "\n" in label:  # it would end the field, or the header block
-            raise PermanentError(f"label {label!r}: a Maildir label has no line break")
+        if problem := label_problem(label):
+            raise PermanentError(f"label {label!r}: {problem}")
+        wanted = split_labels(label)  # "A, B" is two labels, " A " is "A"
 
         def labelling(file: File) -> None:
             with open(file.path, "rb") as handle:
@@ -241,9 +244,16 @@ class MaildirProvider:
                 raw = handle.read()
             headers = parse_headers(io.BytesIO(raw))
             labels = split_labels(header_text(headers.get(LABELS_HEADER.lower(), "")))
-            if label in labels:
-                return
-            self._rewrite(file, with_field(raw, LABELS_HEADER, ", ".join([*labels, label])), mtime)
+            new = [name for name in dict.fromkeys(wanted) if name not in labels]
+            if not new:
+                return  # labelled already: labelling again changes nothing
+            if any(label_problem(name) for name in labels):  # written by another tool
+                raise PermanentError(f"{message_id}: its labels {labels!r} cannot be written")
+            try:
+                content = with_field(raw, LABELS_HEADER, ", ".join([*labels, *new]))
+            except (HeaderParseError, UnicodeError) as error:  # labels written by another tool
+                raise PermanentError(f"{message_id}: labels not writable: {error}") from None
+            self._rewrite(file, content, mtime)
 
         self._at_file(message_id, labelling)
 

@@ -9,6 +9,7 @@ the same whether it was listed or read.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -100,33 +101,64 @@ def split_labels(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
 
 
+def label_problem(label: str) -> str | None:
+    """Why `label` cannot be a label in an X-Keywords field, or None: a control or line
+    separating character would end the field (or the header block) when written, an
+    encoded word would read back as another text, and a lone surrogate cannot be
+    written at all."""
+    if any(unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp") for c in label):
+        return "a Maildir label has no control character or line break"
+    if "=?" in label:
+        return "a Maildir label has no '=?' (it would read back as an encoded word)"
+    return None
+
+
 # A line of a header block, as the email package's parser tells it: a field name and its
-# colon, a folded line's continuation, or a From_ line.
+# colon, a folded line's continuation, or a From_ line. Lines end as the parser ends them.
 _HEADER_LINE = re.compile(rb"^(From |[\041-\071\073-\176]*:|[\t ])")
+_LINE = re.compile(rb"[^\r\n]*(?:\r\n|\r|\n|$)")
 
 
 def with_field(raw: bytes, name: str, value: str) -> bytes:
     """The message's bytes with its `name` fields (each with its folded lines) taken out of
-    the header block and `name: value` put first (after a From_ line), written as the email
-    package writes it (RFC 2047 words for what is not ASCII, never refolded) with the
-    message's own line ending; every other byte as it was, so that a signature over the
-    rest (DKIM) still holds."""
-    newline = b"\r\n" if raw[: raw.find(b"\n") + 1].endswith(b"\r\n") else b"\n"
-    fold = compat32.clone(max_line_length=0, linesep=newline.decode())
-    field = fold.fold_binary(name, value)
+    the header block and `name: value` put before its first field (after a From_ line),
+    written as the email package writes it (RFC 2047 words for what is not ASCII, never
+    refolded) with the message's own line ending; every other byte as it was. The header
+    block ends where the email package's parser ends it: at an empty line, or at a line
+    that is no field."""
+    lines: list[bytes] = []
+    start = 0
+    while start < len(raw):
+        line = _LINE.match(raw, start)
+        assert line is not None  # the pattern matches at any position
+        text = line.group()
+        if not text.rstrip(b"\r\n") or not _HEADER_LINE.match(text):
+            break  # the empty line after the header block, or the body already
+        lines.append(text)
+        start = line.end()
+    first_line = _LINE.match(raw)
+    newline = _newline_of(first_line.group() if first_line else b"")
+    field = compat32.clone(max_line_length=0, linesep=newline.decode()).fold_binary(name, value)
     wanted = name.lower().encode()
     kept: list[bytes] = []
-    start, dropping = 0, False
-    while start < len(raw):
-        end = raw.find(b"\n", start)
-        end = len(raw) if end < 0 else end + 1
-        line = raw[start:end]
-        if not line.strip(b"\r\n") or not _HEADER_LINE.match(line):
-            break  # the empty line after the header block, or the body already
-        if line[:1] not in (b" ", b"\t"):
-            dropping = line.split(b":", 1)[0].strip().lower() == wanted
+    dropping = False
+    for text in lines:
+        if text[:1] not in (b" ", b"\t"):
+            dropping = text.split(b":", 1)[0].strip().lower() == wanted
         if not dropping:
-            kept.append(line)
-        start = end
-    first = 1 if kept and kept[0].startswith(b"From ") else 0
+            kept.append(text)
+    # Before the first field: after a From_ line and any stray folded line before it
+    # (which would otherwise read as the new field's continuation).
+    first = next((n for n, text in enumerate(kept) if _starts_a_field(text)), len(kept))
     return b"".join([*kept[:first], field, *kept[first:]]) + raw[start:]
+
+
+def _starts_a_field(line: bytes) -> bool:
+    return line[:1] not in (b" ", b"\t") and not line.startswith(b"From ")
+
+
+def _newline_of(line: bytes) -> bytes:
+    for newline in (b"\r\n", b"\r", b"\n"):
+        if line.endswith(newline):
+            return newline
+    return b"\n"

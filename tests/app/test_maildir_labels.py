@@ -3,6 +3,7 @@ bytes: every other byte of the message stays as it was (a DKIM signature still h
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -86,11 +87,84 @@ def test_a_from_line_stays_first() -> None:
     ]
 
 
-@pytest.mark.parametrize("label", ["A\nBcc: someone@example.test", "A\r\n\r\nbody", "A\rB"])
-def test_a_label_with_a_line_break_is_refused_for_good(mail: MaildirProvider, label: str) -> None:
+@pytest.mark.parametrize(
+    "label",
+    [
+        "A\nBcc: someone@example.test",
+        "A\r\n\r\nbody",
+        "A\rB",
+        "A\x0bB",
+        "A\x1cB",
+        "A\x85B",
+        "A\u2028B",
+        "A\ud800",
+        "=?utf-8?q?Receipts?=",
+    ],
+    ids=["lf", "crlf-blank", "cr", "vt", "fs", "nel", "line-separator", "surrogate", "encoded"],
+)
+def test_a_label_that_would_not_read_back_as_written_is_refused_for_good(
+    mail: MaildirProvider, label: str
+) -> None:
     key = stored(mail, WITHOUT_LABELS)
 
-    with pytest.raises(PermanentError, match="no line break"):
+    with pytest.raises(PermanentError, match="a Maildir label has no"):
         mail.label(key, label)
 
     assert file_of(mail, key) == WITHOUT_LABELS
+
+
+def test_labelling_again_leaves_the_file_as_it_is(mail: MaildirProvider) -> None:
+    key = stored(mail, WITHOUT_LABELS)
+    mail.label(key, "Receipts")
+    before = os.stat(mail.root / "new" / key)
+
+    mail.label(key, "Receipts")
+
+    assert os.stat(mail.root / "new" / key).st_ino == before.st_ino
+
+
+def test_a_label_with_a_comma_is_two_labels_each_added_once(mail: MaildirProvider) -> None:
+    key = stored(mail, WITHOUT_LABELS)
+
+    mail.label(key, "Receipts, 2026")
+    mail.label(key, " 2026 ")
+
+    assert file_of(mail, key).startswith(b"X-Keywords: Receipts, 2026\r\n")
+    assert mail.get_message(key).labels == {"Receipts", "2026"}
+
+
+def test_lines_ending_in_a_bare_carriage_return_are_lines() -> None:
+    message = b"X-Keywords: Old\rSubject: hi\r\rbody\r"
+
+    assert with_field(message, "X-Keywords", "Old, New") == (
+        b"X-Keywords: Old, New\rSubject: hi\r\rbody\r"
+    )
+
+
+def test_the_header_block_ends_where_the_parser_ends_it() -> None:
+    message = b"Subject: hi\r\r\nX-Keywords: in the body\n\nmore"
+
+    assert with_field(message, "X-Keywords", "New") == b"X-Keywords: New\rSubject: hi\r" + (
+        b"\r\nX-Keywords: in the body\n\nmore"
+    )
+
+
+def test_a_stray_folded_line_first_does_not_join_the_new_field(mail: MaildirProvider) -> None:
+    key = stored(mail, b" orphan\nSubject: hi\n\nbody\n")
+
+    mail.label(key, "New")
+
+    assert file_of(mail, key) == b" orphan\nX-Keywords: New\nSubject: hi\n\nbody\n"
+    assert mail.get_message(key).labels == {"New"}
+
+
+def test_a_message_whose_labels_could_not_be_written_again_is_left_as_it_is(
+    mail: MaildirProvider,
+) -> None:
+    message = b"X-Keywords: A\x0bB\nSubject: hi\n\nbody\n"
+    key = stored(mail, message)
+
+    with pytest.raises(PermanentError, match="cannot be written"):
+        mail.label(key, "New")
+
+    assert file_of(mail, key) == message
