@@ -26,7 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from bridge.store.db import engine, insert_ignoring_conflicts, read_scope, session_scope
-from bridge.store.key_lists import keys_table
+from bridge.store.key_lists import found, keys_table
 from tasks.models import (
     OPEN_BULK_STATUSES,
     BulkItemStatus,
@@ -128,25 +128,15 @@ def counted_in_run(job_id: str, message_ids: list[str]) -> set[str]:
 
 def _is_counted(job_id: str, message_id: ColumnElement[Any]) -> ScalarSelect[Any]:
     """True when the run has counted the message (its count row), else NULL."""
-    return (
-        select(literal(True))
-        .where(BulkProcessItem.job_id == job_id, BulkProcessItem.message_id == message_id)
-        .scalar_subquery()
-    )
+    return found(BulkProcessItem.job_id == job_id, BulkProcessItem.message_id == message_id)
 
 
 def _has_result(
     account_id: str, message_id: ColumnElement[Any], *also: ColumnElement[bool]
 ) -> ScalarSelect[Any]:
     """True when the message has a rule result (that meets `also`), else NULL."""
-    return (
-        select(literal(True))
-        .where(
-            ExecutedRule.email_account_id == account_id,
-            ExecutedRule.message_id == message_id,
-            *also,
-        )
-        .scalar_subquery()
+    return found(
+        ExecutedRule.email_account_id == account_id, ExecutedRule.message_id == message_id, *also
     )
 
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import func, literal, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bridge.store.db import read_scope, rows_changed, session_scope
-from bridge.store.key_lists import keys_table
+from bridge.store.key_lists import found, keys_table
 from tasks.models import Category, Sender, utcnow
 
 
@@ -26,14 +26,10 @@ def categorized(account_id: str, senders: Sequence[str]) -> set[str]:
         return set()
     with read_scope() as session:
         wanted = keys_table(senders, session.get_bind().dialect.name)
-        has_category = (
-            select(literal(True))
-            .where(
-                Sender.email_account_id == account_id,
-                Sender.email == wanted.key,
-                Sender.category_id.is_not(None),
-            )
-            .scalar_subquery()
+        has_category = found(
+            Sender.email_account_id == account_id,
+            Sender.email == wanted.key,
+            Sender.category_id.is_not(None),
         )
         statement = select(wanted.key).select_from(wanted.table).where(has_category.is_not(None))
         return set(session.scalars(statement))

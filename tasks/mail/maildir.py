@@ -23,7 +23,6 @@ import os
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from email.errors import HeaderParseError
 from email.message import EmailMessage
 from pathlib import Path
 from typing import TypeVar
@@ -249,10 +248,7 @@ class MaildirProvider:
                 return  # labelled already: labelling again changes nothing
             if any(label_problem(name) for name in labels):  # written by another tool
                 raise PermanentError(f"{message_id}: its labels {labels!r} cannot be written")
-            try:
-                content = with_field(raw, LABELS_HEADER, ", ".join([*labels, *new]))
-            except (HeaderParseError, UnicodeError) as error:  # labels written by another tool
-                raise PermanentError(f"{message_id}: labels not writable: {error}") from None
+            content = with_field(raw, LABELS_HEADER, ", ".join([*labels, *new]))
             self._rewrite(file, content, mtime)
 
         self._at_file(message_id, labelling)
