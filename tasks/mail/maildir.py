@@ -8,11 +8,13 @@ Every lookup goes through the process's index of the Maildir (`maildir_index`): 
 message is read, renamed or moved at the file the index names, and the directories are
 listed again only when that file has gone (another process renamed or moved it) or the
 key is new, and then only those that changed. A flag is a rename (new -> cur, `:2,S`),
-a label a rewrite of the file under the same name, a move a rename into the folder.
+a label a rewrite of the file under the same name, a move a rename into the folder;
+each holds the file's lock (`maildir_locks`), so two changes to a message never interleave.
 
 This module holds the provider. Reading headers is in `maildir_headers`, files and their
 cached summaries in `maildir_files`, listings in `maildir_listing`, page tokens in
-`maildir_cursor`, storing a send once in `maildir_sent`, and a body's text in `body_text`.
+`maildir_cursor`, storing a send once in `maildir_sent`, a change's lock in
+`maildir_locks`, and a body's text in `body_text`.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from tasks.mail.maildir_headers import (
     with_field,
 )
 from tasks.mail.maildir_index import index_for
+from tasks.mail.maildir_locks import changing
 from tasks.mail.maildir_sent import add_once, sent_key
 from tasks.mail.one_by_one import change_one_by_one
 from tasks.mail.port import MailMessage, MessageNotFound, OutgoingMail, ThreadPage
@@ -205,7 +208,8 @@ class MaildirProvider:
             name = os.path.basename(file.path)
             info = name.split(":", 1)[1] if ":" in name else "2,"
             target = self._folder_path(folder) / "cur" / f"{file.key}:{info}"
-            os.rename(file.path, target)
+            with changing(file.path):
+                os.rename(file.path, target)
             self._index.changed(file, File(folder, file.key, str(target), file.flags))
 
         self._at_file(message_id, moving)
@@ -227,7 +231,8 @@ class MaildirProvider:
                 return
             flags = "".join(sorted({*file.flags, "S"}))
             target = os.path.join(self._folder_path(file.folder), "cur", f"{file.key}:2,{flags}")
-            os.rename(file.path, target)
+            with changing(file.path):
+                os.rename(file.path, target)
             self._index.changed(file, File(file.folder, file.key, target, flags))
 
         self._at_file(message_id, marking)
@@ -238,25 +243,25 @@ class MaildirProvider:
         wanted = split_labels(label)  # "A, B" is two labels, " A " is "A"
 
         def labelling(file: File) -> None:
-            with open(file.path, "rb") as handle:
+            with changing(file.path) as handle:
                 mtime = os.fstat(handle.fileno()).st_mtime
                 raw = handle.read()
-            headers = parse_headers(io.BytesIO(raw))
-            labels = split_labels(header_text(headers.get(LABELS_HEADER.lower(), "")))
-            new = [name for name in dict.fromkeys(wanted) if name not in labels]
-            if not new:
-                return  # labelled already: labelling again changes nothing
-            if any(label_problem(name) for name in labels):  # written by another tool
-                raise PermanentError(f"{message_id}: its labels {labels!r} cannot be written")
-            content = with_field(raw, LABELS_HEADER, ", ".join([*labels, *new]))
-            self._rewrite(file, content, mtime)
+                headers = parse_headers(io.BytesIO(raw))
+                labels = split_labels(header_text(headers.get(LABELS_HEADER.lower(), "")))
+                new = [name for name in dict.fromkeys(wanted) if name not in labels]
+                if not new:
+                    return  # labelled already: labelling again changes nothing
+                if any(label_problem(name) for name in labels):  # written by another tool
+                    raise PermanentError(f"{message_id}: its labels {labels!r} cannot be written")
+                content = with_field(raw, LABELS_HEADER, ", ".join([*labels, *new]))
+                self._rewrite(file, content, mtime)
 
         self._at_file(message_id, labelling)
 
     def _rewrite(self, file: File, content: bytes, mtime: float) -> None:
         """Replace the file's content under the same name in one rename: a reader sees the
         old message or the new one, never none. The mtime is kept (a message without a
-        Date header is dated by it), as mailbox does."""
+        Date header is dated by it), as mailbox does. Called holding the file's lock."""
         partial = (
             self._folder_path(file.folder) / "tmp" / f"{file.key}.{os.getpid()}.{uuid.uuid4().hex}"
         )

@@ -1,0 +1,199 @@
+"""Two changes to one Maildir message at once, from two providers on the same Maildir (as
+two processes would be), never interleave: each holds the message file's lock while it
+reads and renames it (tasks/mail/maildir_locks.py).
+
+Each test holds the first change inside its edit until the second has reached the lock
+(or, were there no lock, finished), so the second would run in the middle of the first.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tasks.mail import maildir, maildir_locks
+from tasks.mail.maildir import ARCHIVE, MaildirProvider
+
+MESSAGE = (
+    b"From: Shop <shop@example.test>\r\n"
+    b"Subject: Your receipt\r\n"
+    b"Date: Mon, 02 Nov 2026 10:00:00 +0000\r\n"
+    b"Message-ID: <receipt@example.test>\r\n"
+    b"\r\n"
+    b"Total: 12\r\n"
+)
+KEY = "1796000000.M1P1.test"
+WAIT_SECONDS = 10
+
+
+class Interleaving:
+    """The first change waits inside its edit until the second has reached the lock or
+    has finished."""
+
+    def __init__(self) -> None:
+        self.first_inside = threading.Event()
+        self.second_arrived = threading.Event()
+        self.first: threading.Thread | None = None
+        self.second: threading.Thread | None = None
+        self.errors: list[BaseException] = []
+
+    def run(self, first: Callable[[], None], second: Callable[[], None]) -> None:
+        self.first = threading.Thread(target=self._running(first))
+        self.first.start()
+        assert self.first_inside.wait(WAIT_SECONDS), "the first change never began its edit"
+        self.second = threading.Thread(target=self._running(second, then=self.second_arrived))
+        self.second.start()
+        for thread in (self.first, self.second):
+            thread.join(WAIT_SECONDS)
+            assert not thread.is_alive(), "a change never finished"
+        assert self.errors == []
+
+    def _running(
+        self, change: Callable[[], None], then: threading.Event | None = None
+    ) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                change()
+            except BaseException as error:  # reported by `run`
+                self.errors.append(error)
+            finally:
+                if then is not None:
+                    then.set()
+
+        return run
+
+
+@pytest.fixture
+def interleaving(monkeypatch: pytest.MonkeyPatch) -> Iterator[Interleaving]:
+    moment = Interleaving()
+    real_edit, real_flock = maildir.with_field, fcntl.flock
+
+    def edit(*args: Any) -> bytes:
+        if threading.current_thread() is moment.first:
+            moment.first_inside.set()
+            moment.second_arrived.wait(WAIT_SECONDS)
+        return real_edit(*args)
+
+    def flock(fd: int, operation: int) -> None:
+        if threading.current_thread() is moment.second:
+            moment.second_arrived.set()
+        real_flock(fd, operation)
+
+    monkeypatch.setattr(maildir, "with_field", edit)
+    monkeypatch.setattr(maildir_locks.fcntl, "flock", flock)
+    yield moment
+    moment.second_arrived.set()  # a failed test must not leave a thread waiting
+
+
+def files_of(root: Path) -> list[Path]:
+    return [path for path in root.rglob(f"{KEY}*") if path.parent.name in ("new", "cur")]
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    root = tmp_path / "account"
+    MaildirProvider(root)
+    (root / "new" / KEY).write_bytes(MESSAGE)
+    return root
+
+
+def test_two_labels_at_once_both_stay(root: Path, interleaving: Interleaving) -> None:
+    one, other = MaildirProvider(root), MaildirProvider(root)
+
+    interleaving.run(lambda: one.label(KEY, "First"), lambda: other.label(KEY, "Second"))
+
+    assert len(files_of(root)) == 1
+    assert MaildirProvider(root).get_message(KEY).labels == {"First", "Second"}
+
+
+def test_a_move_during_a_label_leaves_one_labelled_file_in_the_folder(
+    root: Path, interleaving: Interleaving
+) -> None:
+    one, other = MaildirProvider(root), MaildirProvider(root)
+
+    interleaving.run(lambda: one.label(KEY, "First"), lambda: other.archive(KEY))
+
+    [path] = files_of(root)
+    assert path.parent.parent.name == f".{ARCHIVE}"
+    message = MaildirProvider(root).get_message(KEY)
+    assert (message.folder, message.labels) == (ARCHIVE, {"First"})
+
+
+def test_marking_read_during_a_label_keeps_the_label_and_the_flag(
+    root: Path, interleaving: Interleaving
+) -> None:
+    one, other = MaildirProvider(root), MaildirProvider(root)
+
+    interleaving.run(lambda: one.label(KEY, "First"), lambda: other.mark_read(KEY))
+
+    [path] = files_of(root)
+    assert path.name.endswith(":2,S")
+    message = MaildirProvider(root).get_message(KEY)
+    assert (message.read, message.labels) == (True, {"First"})
+
+
+def test_a_lock_taken_after_a_rewrite_is_on_the_new_file(tmp_path: Path) -> None:
+    path = tmp_path / "message"
+    path.write_bytes(b"old")
+    arrived = threading.Event()
+    read: list[bytes] = []
+
+    def waiting() -> None:
+        with maildir_locks.changing(str(path)) as handle:
+            read.append(handle.read())
+
+    with maildir_locks.changing(str(path)):
+        real_flock = fcntl.flock
+        waiter = threading.Thread(target=waiting)
+
+        def flock(fd: int, operation: int) -> None:
+            if threading.current_thread() is waiter:
+                arrived.set()
+            real_flock(fd, operation)
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(maildir_locks.fcntl, "flock", flock)
+            waiter.start()
+            assert arrived.wait(WAIT_SECONDS)
+        (tmp_path / "new").write_bytes(b"new")
+        (tmp_path / "new").rename(path)
+    waiter.join(WAIT_SECONDS)
+
+    assert read == [b"new"]
+
+
+def test_a_lock_on_a_name_renamed_meanwhile_is_file_not_found(tmp_path: Path) -> None:
+    path = tmp_path / "message"
+    path.write_bytes(b"old")
+    outcome: list[BaseException] = []
+
+    def waiting() -> None:
+        try:
+            with maildir_locks.changing(str(path)):
+                pass
+        except FileNotFoundError as error:
+            outcome.append(error)
+
+    arrived = threading.Event()
+    with maildir_locks.changing(str(path)):
+        real_flock = fcntl.flock
+        waiter = threading.Thread(target=waiting)
+
+        def flock(fd: int, operation: int) -> None:
+            if threading.current_thread() is waiter:
+                arrived.set()
+            real_flock(fd, operation)
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(maildir_locks.fcntl, "flock", flock)
+            waiter.start()
+            assert arrived.wait(WAIT_SECONDS)
+        path.rename(tmp_path / "elsewhere")
+    waiter.join(WAIT_SECONDS)
+
+    assert len(outcome) == 1
