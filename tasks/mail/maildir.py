@@ -9,7 +9,8 @@ message is read, renamed or moved at the file the index names, and the directori
 listed again only when that file has gone (another process renamed or moved it) or the
 key is new, and then only those that changed. A flag is a rename (new -> cur, `:2,S`),
 a label a rewrite of the file under the same name, a move a rename into the folder;
-each holds the file's lock (`maildir_locks`), so two changes to a message never interleave.
+each holds the file's lock (`maildir_locks`), so two of jobbridge's changes to a message
+never interleave.
 
 This module holds the provider. Reading headers is in `maildir_headers`, files and their
 cached summaries in `maildir_files`, listings in `maildir_listing`, page tokens in
@@ -55,8 +56,9 @@ __all__ = ["ARCHIVE", "INBOX", "RENAMED_RETRIES", "SENT", "MaildirProvider"]
 ARCHIVE = "Archive"
 SENT = "Sent"
 
-# How often a lookup looks again for a message whose file was renamed under it.
-RENAMED_RETRIES = 3
+# How often a lookup looks again for a message whose file was renamed under it (by
+# another change, which a change waiting for the file's lock may meet a few at a time).
+RENAMED_RETRIES = 10
 # How old a folder's listing a page after the first of a listing takes as it is.
 CONTINUATION_MAX_AGE_SECONDS = 2.0
 
@@ -203,6 +205,7 @@ class MaildirProvider:
     def move(self, message_id: str, folder: str) -> None:
         def moving(file: File) -> None:
             if file.folder == folder:
+                os.stat(file.path)  # there as the index names it, if the file is still there
                 return  # already there: moving twice is one move
             self.folder(folder)  # created on first use
             name = os.path.basename(file.path)

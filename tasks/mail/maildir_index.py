@@ -143,10 +143,21 @@ class AccountIndex:
                     self._refresh_directory(folder, sub)
 
     def changed(self, before: File, after: File) -> None:
-        """Record this process's own rename or move of a message, as made."""
+        """Record this process's own rename or move of a message, as made: where the
+        index knows it, and the names its directories' next listings compare against
+        (else a directory not listed yet, such as a folder the move made, would never
+        forget a name that another process then moved away)."""
         with self.lock:
-            self._forget(before.folder, _sub_of(before), os.path.basename(before.path))
-            self._learn(after.folder, _sub_of(after), os.path.basename(after.path))
+            old = (before.folder, _sub_of(before), os.path.basename(before.path))
+            new = (after.folder, _sub_of(after), os.path.basename(after.path))
+            self._forget(*old)
+            self._learn(*new)
+            self._scanned(*old, present=False)
+            self._scanned(*new, present=True)
+
+    def _scanned(self, folder: str, sub: str, name: str, *, present: bool) -> None:
+        scan = self._scans.setdefault((folder, sub), _Scan())
+        scan.names = scan.names | {name} if present else scan.names - {name}
 
     def _refresh_directory(self, folder: str, sub: str) -> None:
         path = os.path.join(folder_path(self.root, folder), sub)

@@ -14,21 +14,25 @@ Other tools (an IMAP server flagging the same Maildir) do not take these locks.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import BinaryIO
 
+# How many times the name may hold a new file once the lock is had (each time another
+# change rewrote the message) before the change gives up with an error to retry.
+MOST_ROUNDS = 100
+
 
 @contextmanager
 def changing(path: str) -> Iterator[BinaryIO]:
     """The message file at `path`, open for reading and locked until the block ends.
     FileNotFoundError when no file has that name (now, or once the lock is ours)."""
-    while True:
-        handle = open(path, "rb")  # noqa: SIM115  # closed below, after the block
+    for _ in range(MOST_ROUNDS):
+        handle = _locked(path)
         try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
             held = os.fstat(handle.fileno())
             named = os.stat(path)
             if (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino):
@@ -37,3 +41,24 @@ def changing(path: str) -> Iterator[BinaryIO]:
         finally:
             handle.close()  # and with it the lock
         # The name holds another file now (rewritten while this waited): lock that one.
+    raise OSError(f"{path}: rewritten {MOST_ROUNDS} times while waiting for its lock")
+
+
+def _locked(path: str) -> BinaryIO:
+    """The file, open and locked. On NFS an exclusive lock needs the file open for
+    writing (EBADF otherwise), so it is opened that way there."""
+    handle = open(path, "rb")  # noqa: SIM115  # closed by the caller
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        return handle
+    except OSError as error:
+        handle.close()
+        if error.errno != errno.EBADF:
+            raise
+    handle = open(path, "r+b")  # noqa: SIM115  # closed by the caller
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+    except BaseException:
+        handle.close()
+        raise
+    return handle

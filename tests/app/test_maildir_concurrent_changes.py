@@ -2,13 +2,17 @@
 two processes would be), never interleave: each holds the message file's lock while it
 reads and renames it (tasks/mail/maildir_locks.py).
 
-Each test holds the first change inside its edit until the second has reached the lock
-(or, were there no lock, finished), so the second would run in the middle of the first.
+Each test holds the first change (a label) just before the rename that puts its new
+file in place, after its check that the old one is still there, until the second has
+reached the lock (or, were there no lock, finished): the second would otherwise run in
+the middle of the first.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
+import os
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -32,8 +36,8 @@ WAIT_SECONDS = 10
 
 
 class Interleaving:
-    """The first change waits inside its edit until the second has reached the lock or
-    has finished."""
+    """The first change waits before its rename until the second has reached the lock
+    or has finished."""
 
     def __init__(self) -> None:
         self.first_inside = threading.Event()
@@ -45,7 +49,7 @@ class Interleaving:
     def run(self, first: Callable[[], None], second: Callable[[], None]) -> None:
         self.first = threading.Thread(target=self._running(first))
         self.first.start()
-        assert self.first_inside.wait(WAIT_SECONDS), "the first change never began its edit"
+        assert self.first_inside.wait(WAIT_SECONDS), "the first change never came to its rename"
         self.second = threading.Thread(target=self._running(second, then=self.second_arrived))
         self.second.start()
         for thread in (self.first, self.second):
@@ -71,20 +75,20 @@ class Interleaving:
 @pytest.fixture
 def interleaving(monkeypatch: pytest.MonkeyPatch) -> Iterator[Interleaving]:
     moment = Interleaving()
-    real_edit, real_flock = maildir.with_field, fcntl.flock
+    real_rename, real_flock = os.rename, fcntl.flock
 
-    def edit(*args: Any) -> bytes:
+    def rename(source: Any, target: Any) -> None:
         if threading.current_thread() is moment.first:
             moment.first_inside.set()
             moment.second_arrived.wait(WAIT_SECONDS)
-        return real_edit(*args)
+        real_rename(source, target)
 
     def flock(fd: int, operation: int) -> None:
         if threading.current_thread() is moment.second:
             moment.second_arrived.set()
         real_flock(fd, operation)
 
-    monkeypatch.setattr(maildir, "with_field", edit)
+    monkeypatch.setattr(maildir.os, "rename", rename)
     monkeypatch.setattr(maildir_locks.fcntl, "flock", flock)
     yield moment
     moment.second_arrived.set()  # a failed test must not leave a thread waiting
@@ -197,3 +201,54 @@ def test_a_lock_on_a_name_renamed_meanwhile_is_file_not_found(tmp_path: Path) ->
     waiter.join(WAIT_SECONDS)
 
     assert len(outcome) == 1
+
+
+def test_moving_again_where_the_index_last_saw_it_moves_a_message_moved_back_since(
+    root: Path,
+) -> None:
+    mail = MaildirProvider(root)
+    mail.archive(KEY)
+    [archived] = files_of(root)
+    os.rename(archived, root / "cur" / archived.name)  # another process moved it back
+
+    mail.archive(KEY)
+
+    [path] = files_of(root)
+    assert path.parent.parent.name == f".{ARCHIVE}"
+
+
+def test_where_a_lock_needs_the_file_open_for_writing_it_is_opened_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "message"
+    path.write_bytes(b"content")
+    real_flock = fcntl.flock
+
+    def flock_as_on_nfs(fd: int, operation: int) -> None:
+        if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE == os.O_RDONLY:
+            raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+        real_flock(fd, operation)
+
+    monkeypatch.setattr(maildir_locks.fcntl, "flock", flock_as_on_nfs)
+    with maildir_locks.changing(str(path)) as handle:
+        assert handle.read() == b"content"
+
+
+def test_a_name_that_never_agrees_with_its_open_file_is_an_error_not_a_spin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "message"
+    path.write_bytes(b"content")
+    real_fstat = os.fstat
+    rounds: list[int] = []
+
+    def fstat_of_another_inode(fd: int) -> os.stat_result:
+        rounds.append(fd)
+        found = real_fstat(fd)
+        return os.stat_result((found.st_mode, found.st_ino + 1, *tuple(found)[2:]))
+
+    monkeypatch.setattr(maildir_locks.os, "fstat", fstat_of_another_inode)
+    never = pytest.raises(OSError, match=f"rewritten {maildir_locks.MOST_ROUNDS} times")
+    with never, maildir_locks.changing(str(path)):
+        pass
+    assert len(rounds) == maildir_locks.MOST_ROUNDS
