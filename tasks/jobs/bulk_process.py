@@ -4,18 +4,19 @@
 `start` creates the job and enqueues page 0. Each fetcher page lists up to 25 threads,
 keeps those not yet handled, publishes one worker job per kept message, and only then
 counts them, in one update that matches only while `pagesFetched` still equals its page
-(a publish that fails leaves the counts as they were). The next page is published right
-after this page's workers, so that it is listed while they run and the pool never waits
-for a fetch; it runs once this page has returned (one fetcher at a time per account)
-and so counted. A page published ahead
-whose page before failed before counting waits a few seconds (RetryLater); that page's
-retry publishes it again. Where the provider runs a job during its publish (direct
-HTTP), the next page is published after the count instead, as after a page that queued
-nothing. The last page sets `all_queued`, so the job cannot complete while pages are
-still being fetched. Each worker counts its message once, by inserting a
-BulkProcessItem row, and completes the job in the same update when it was the last. A
-page counted after an earlier try failed counts as queued the messages the run counted
-already, so the totals add up.
+(a publish that fails leaves the counts as they were). A fetcher goes on to the pages
+after its own for GO_ON_SECONDS after its first, each published and counted in turn;
+then the next page is published right after the last page's workers, before its count;
+it runs once this fetcher has returned (one fetcher at a time per account) and so
+counted. A page published ahead whose page before failed before counting waits a few
+seconds (RetryLater); that page's retry publishes it again, and a retry of a fetcher
+whose page is counted publishes the first page not counted. Where the provider runs a
+job during its publish (direct HTTP), the next page is published after the count
+instead, as after a page that queued nothing. The last page sets `all_queued`, so the
+job cannot complete while pages are still being fetched. Each worker counts its message
+once, by inserting a BulkProcessItem row, and completes the job in the same update when
+it was the last. A page counted after an earlier try failed counts as queued the
+messages the run counted already, so the totals add up.
 
 The messages keep the replaced app's shape, both ways: a fetcher message names its page
 `pageCount` and carries the run's window and options (`startDate`, `endDate`,
@@ -27,6 +28,7 @@ rules applied again, once per run.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parseaddr
@@ -53,6 +55,12 @@ PAGE_SIZE = 25
 PAGES_MAX = 2**31 - 2  # the most a run can count: pagesFetched is a 32-bit integer column
 # A page published ahead of its page before's count waits this long for it.
 _PREVIOUS_PAGE_WAIT_SECONDS = 1.0
+# A fetcher goes on to the pages after its own for this long after its first page (whose
+# listing may be the whole folder's), publishing each page's workers as it counts it,
+# and then publishes the next page as a message. Published one by one, the next page
+# would queue behind its page's workers: the pool would take it only once it had taken
+# them, and then wait, nothing queued, while it was listed.
+GO_ON_SECONDS = 0.1
 FETCHER_EVENT = "inbox-zero/bulk-process.fetcher"
 
 
@@ -209,12 +217,12 @@ def fetch_page(payload: FetchPage, delivery: Delivery) -> Result:
         return skipped(f"job is {row.status.value}")
     window = Window.of(row, payload)
     if row.pages_fetched > payload.page:
-        # Counted already. A retry of this delivery may follow a crash between the count
-        # and the next page's publish: publish it unless it has been counted too. A first
-        # try is a copy (the delivery that counted published the next page): nothing to
-        # do, so copies do not breed copies of every page after.
-        if (delivery.attempt > 0 or delivery.redelivered) and row.pages_fetched == payload.page + 1:
-            _enqueue_next(row, window, payload.page, row.next_page_token, delivery.attempt)
+        # Counted already. A retry of this delivery may follow a crash between a count
+        # and the publish of the page after (this page's, or one it went on to): publish
+        # the first page not counted, if any. A first try is a copy (the delivery that
+        # counted published what follows): nothing to do, so copies do not breed copies.
+        if delivery.attempt > 0 or delivery.redelivered:
+            _enqueue_next(row, window, row.pages_fetched - 1, row.next_page_token, delivery.attempt)
         return skipped(f"page {payload.page} was already fetched")
     if row.pages_fetched < payload.page:
         # Published ahead by the page before, not counted yet: it failed before its count
@@ -225,25 +233,65 @@ def fetch_page(payload: FetchPage, delivery: Delivery) -> Result:
     if account is None:
         raise PermanentError(f"unknown email account {payload.email_account_id}")
     mail = mail_provider_for(account)
-    page = mail.list_threads(
-        after=window.start,
-        before=window.end,
-        unread_only=window.only_unread,
-        page_token=payload.page_token,
-        page_size=PAGE_SIZE,
-    )
-    newest = _newest_messages(page, mail, read.ignored_senders)
+    number, token = payload.page, payload.page_token
+    go_on_until: float | None = None
+    queued = listed = 0
+    while True:
+        page = mail.list_threads(
+            after=window.start,
+            before=window.end,
+            unread_only=window.only_unread,
+            page_token=token,
+            page_size=PAGE_SIZE,
+        )
+        if go_on_until is None:  # after the first page, whose listing may be the folder's
+            go_on_until = time.monotonic() + GO_ON_SECONDS
+        last_page = page.next_page_token is None
+        go_on = not last_page and number + 1 < PAGES_MAX and time.monotonic() < go_on_until
+        workers, fresh = _page_workers(row, account.id, window, page, mail, read.ignored_senders)
+        following = (
+            None
+            if last_page or go_on
+            else page_message(row, window, number + 1, page.next_page_token)
+        )
+        ahead = _publish(row.id, fresh, following, delivery.attempt)
+        if not _count(row.id, number, page, len(workers)):
+            return skipped(f"page {number} was counted by another delivery")
+        queued, listed = queued + len(workers), listed + len(page.thread_ids)
+        if last_page:
+            records.complete_if_done(row.id)
+            break
+        if not go_on:
+            if not ahead:
+                _enqueue_next(row, window, number, page.next_page_token, delivery.attempt)
+            break
+        number, token = number + 1, page.next_page_token
+    pages = f"page {number}" if number == payload.page else f"pages {payload.page}-{number}"
+    return done(f"{pages}: {queued} of {listed} threads queued")
+
+
+def _page_workers(
+    row: BulkProcessJob,
+    account_id: str,
+    window: Window,
+    page: ThreadPage,
+    mail: MailProvider,
+    ignored_senders: set[str],
+) -> tuple[list[ProcessMessage], list[ProcessMessage]]:
+    """The page's workers (its kept messages), and those of them to publish: the run
+    counted the others already (an earlier try of this page published them, then failed
+    before its count)."""
+    newest = _newest_messages(page, mail, ignored_senders)
     ids = list(newest.values())
     handled, counted = records.handled_or_counted(
-        account.id, row.id, ids, None if window.force_reprocess else row.created_at
+        account_id, row.id, ids, None if window.force_reprocess else row.created_at
     )
     # Queued: not handled before the run (a result since is this run's, its count perhaps
-    # still to come), or counted by this run already (an earlier try of this page
-    # published them, then failed before its count): counted as queued, not resent.
+    # still to come), or counted by this run already: counted as queued, not resent.
     workers = [
         ProcessMessage(
             job_id=row.id,
-            email_account_id=account.id,
+            email_account_id=account_id,
             message_id=message_id,
             thread_id=thread_id,
             force_reprocess=window.force_reprocess,
@@ -251,37 +299,32 @@ def fetch_page(payload: FetchPage, delivery: Delivery) -> Result:
         for thread_id, message_id in newest.items()
         if message_id not in handled or message_id in counted
     ]
-    last_page = page.next_page_token is None
-    following = (
-        None if last_page else page_message(row, window, payload.page + 1, page.next_page_token)
-    )
-    fresh = [w for w in workers if w.message_id not in counted]
-    ahead = _publish(row.id, fresh, following, delivery.attempt)
+    return workers, [w for w in workers if w.message_id not in counted]
+
+
+def _count(job_id: str, number: int, page: ThreadPage, queued: int) -> bool:
+    """Count the page, if the run is still open and has counted the pages before it and
+    not this one (else another delivery counted it: False)."""
     with autocommit_session() as session:  # one statement: no BEGIN and COMMIT
-        count = rows_changed(
-            session,
-            update(BulkProcessJob)
-            .where(
-                BulkProcessJob.id == row.id,
-                BulkProcessJob.pages_fetched == payload.page,
-                BulkProcessJob.status.in_(OPEN_BULK_STATUSES),
+        return bool(
+            rows_changed(
+                session,
+                update(BulkProcessJob)
+                .where(
+                    BulkProcessJob.id == job_id,
+                    BulkProcessJob.pages_fetched == number,
+                    BulkProcessJob.status.in_(OPEN_BULK_STATUSES),
+                )
+                .values(
+                    status=BulkJobStatus.RUNNING,
+                    pages_fetched=number + 1,
+                    total_emails=BulkProcessJob.total_emails + len(page.thread_ids),
+                    emails_queued=BulkProcessJob.emails_queued + queued,
+                    next_page_token=page.next_page_token,
+                    all_queued=page.next_page_token is None,
+                ),
             )
-            .values(
-                status=BulkJobStatus.RUNNING,
-                pages_fetched=payload.page + 1,
-                total_emails=BulkProcessJob.total_emails + len(page.thread_ids),
-                emails_queued=BulkProcessJob.emails_queued + len(workers),
-                next_page_token=page.next_page_token,
-                all_queued=last_page,
-            ),
         )
-    if not count:
-        return skipped(f"page {payload.page} was counted by another delivery")
-    if last_page:
-        records.complete_if_done(row.id)
-    elif not ahead:
-        _enqueue_next(row, window, payload.page, page.next_page_token, delivery.attempt)
-    return done(f"page {payload.page}: {len(workers)} of {len(page.thread_ids)} threads queued")
 
 
 def _newest_messages(page: ThreadPage, mail: MailProvider, ignored: set[str]) -> dict[str, str]:

@@ -47,7 +47,7 @@ def changing(path: str) -> Iterator[BinaryIO]:
 def _locked(path: str) -> BinaryIO:
     """The file, open and locked. On NFS an exclusive lock needs the file open for
     writing (EBADF otherwise), so it is opened that way there."""
-    handle = open(path, "rb")  # noqa: SIM115  # closed by the caller
+    handle: BinaryIO = open(path, "rb")  # noqa: SIM115  # closed by the caller
     try:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
         return handle

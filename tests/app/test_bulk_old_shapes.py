@@ -59,8 +59,9 @@ def test_old_fetcher_message_is_read_at_its_page_count(inbox: Inbox, worker: Any
 
     result = run_job(bulk_process.fetch_page, message, Delivery("test", "page-3", 0))
 
-    assert result.detail == "page 3: 25 of 25 threads queued"
-    # Page 4 follows on the worker; waited for, so no page of this run outlives the test.
+    # Page 4 (the last) in the same call: the fetcher goes on to the pages after its own.
+    assert result.detail == "pages 3-4: 40 of 40 threads queued"
+    # Its workers run on the worker; waited for, so no job of this run outlives the test.
     done = wait_for(lambda: finished(job_id), timeout=60, what="the run to complete")
     assert (done.pages_fetched, done.total_emails, done.processed) == (5, 40, 40)
 

@@ -1,5 +1,6 @@
-"""Bulk runs keep the pool fed: a page publishes the next page among its workers where they
-are queued, counts each page once and in order, and a copy of a page breeds no copies."""
+"""Bulk runs keep the pool fed: a fetcher goes on to the pages after its own for a while,
+then publishes the next page among its workers where they are queued; it counts each
+page once and in order, and a copy of a page breeds no copies."""
 
 from __future__ import annotations
 
@@ -22,6 +23,12 @@ from tasks.models import BulkJobStatus, BulkProcessJob, Rule, Sender, SenderStat
 from tests.support.bulk_inbox import Inbox, seed_inbox
 
 Published = list[tuple[str, Any]]
+
+
+@pytest.fixture
+def one_page_a_fetch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fetcher lists its own page only: it does not go on to the pages after it."""
+    monkeypatch.setattr(bulk_process, "GO_ON_SECONDS", 0.0)
 
 
 @pytest.fixture
@@ -82,6 +89,7 @@ def shape(calls: Published) -> list[tuple[str, Any]]:
     return [(what, len(value) if what == "workers" else value) for what, value in calls]
 
 
+@pytest.mark.usefixtures("one_page_a_fetch")
 def test_the_next_page_is_published_right_after_the_pages_workers_where_they_are_queued(
     inbox: Inbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -95,6 +103,7 @@ def test_the_next_page_is_published_right_after_the_pages_workers_where_they_are
     assert row is not None and (row.pages_fetched, row.emails_queued) == (1, 25)
 
 
+@pytest.mark.usefixtures("one_page_a_fetch")
 def test_where_jobs_run_during_their_publish_the_next_page_follows_the_count(
     inbox: Inbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -118,6 +127,7 @@ def test_a_page_published_ahead_of_its_page_befores_count_is_retried(
     assert calls == []
 
 
+@pytest.mark.usefixtures("one_page_a_fetch")
 def test_a_retry_publishes_the_next_page_under_a_dedup_id_of_its_own(
     inbox: Inbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -157,19 +167,57 @@ def test_a_copy_of_a_counted_page_publishes_nothing(
     assert calls == []
 
 
-def test_a_retry_of_a_counted_page_publishes_the_next_page_unless_it_was_counted(
+def test_a_retry_of_a_counted_page_publishes_the_first_page_not_counted(
     inbox: Inbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Its earlier try may have gone on to pages after its own, counted them, and stopped
+    # before publishing the one after those.
     calls = published(monkeypatch)
-    uncounted = open_job(inbox, pages_fetched=1, next_page_token="after-page-0")
-    fetch(uncounted, inbox, 0, attempt=1)
-    bulk_process.cancel(uncounted)
-    counted = open_job(inbox, pages_fetched=2, next_page_token="after-page-1")
-    fetch(counted, inbox, 0, attempt=1)
+    next_one = open_job(inbox, pages_fetched=1, next_page_token="after-page-0")
+    fetch(next_one, inbox, 0, attempt=1)
+    bulk_process.cancel(next_one)
+    further = open_job(inbox, pages_fetched=3, next_page_token="after-page-2")
+    fetch(further, inbox, 0, attempt=1)
+    bulk_process.cancel(further)
+    all_counted = open_job(inbox, pages_fetched=2, all_queued=True)
+    fetch(all_counted, inbox, 0, attempt=1)
 
-    assert shape(calls) == [("page", (1, 1))]
+    assert shape(calls) == [("page", (1, 1)), ("page", (3, 3))]
 
 
+def test_a_fetcher_goes_on_to_the_pages_after_its_own_publishing_each_pages_workers(
+    inbox: Inbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bulk_process, "GO_ON_SECONDS", 60.0)
+    calls = published(monkeypatch)
+    job_id = open_job(inbox)
+
+    assert fetch(job_id, inbox, 0).detail == "pages 0-1: 40 of 40 threads queued"
+
+    assert shape(calls) == [("workers", 25), ("workers", 15)]  # and no page message
+    row = bulk_process.get(job_id)
+    assert row is not None
+    assert (row.pages_fetched, row.emails_queued, row.all_queued) == (2, 40, True)
+
+
+def test_a_fetcher_that_goes_on_counts_each_page_before_it_lists_the_next(
+    inbox: Inbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bulk_process, "GO_ON_SECONDS", 60.0)
+    calls = published(monkeypatch, fail_at=1)  # page 0's workers went, page 1's did not
+    job_id = open_job(inbox)
+
+    assert fetch(job_id, inbox, 0).outcome.value == "retry"
+
+    assert shape(calls) == [("workers", 25)]
+    row = bulk_process.get(job_id)
+    assert row is not None and (row.pages_fetched, row.emails_queued) == (1, 25)
+    again = published(monkeypatch)
+    assert fetch(job_id, inbox, 0, attempt=1).detail == "page 0 was already fetched"
+    assert shape(again) == [("page", (1, 1))]  # the first page not counted, published
+
+
+@pytest.mark.usefixtures("one_page_a_fetch")
 def test_a_page_counted_after_a_failed_try_counts_what_the_run_counted_once(
     inbox: Inbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -194,6 +242,7 @@ def test_a_page_counted_after_a_failed_try_counts_what_the_run_counted_once(
     assert row is not None and (row.emails_queued, row.processed) == (25, 5)
 
 
+@pytest.mark.usefixtures("one_page_a_fetch")
 def test_a_page_reads_its_messages_only_to_filter_ignored_senders(
     inbox: Inbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:

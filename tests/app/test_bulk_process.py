@@ -93,6 +93,7 @@ def first_page_after_results(
 ) -> tuple[BulkProcessJob, set[str]]:
     """Start a run, give messages a rule result at the given offsets from the run's start,
     fetch its first page: the run then, and the messages its workers were published for."""
+    monkeypatch.setattr(bulk_process, "GO_ON_SECONDS", 0.0)  # the first page alone
     published: list[Any] = []
     monkeypatch.setattr(
         bulk_process, "enqueue", lambda spec, payload, **_: published.append(payload)

@@ -89,8 +89,9 @@ def published(fake_qstash: FakeQStash, route: str) -> list[dict[str, Any]]:
 
 
 def test_a_bulk_run_fed_by_both_apps_counts_every_message_once(
-    tmp_path: Path, fake_qstash: FakeQStash, web: str, worker: Any
+    tmp_path: Path, fake_qstash: FakeQStash, web: str, worker: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(bulk_process, "GO_ON_SECONDS", 0.0)  # page 0 here, page 1 after
     inbox = seed_inbox(tmp_path)
     with session_scope() as session:
         row = BulkProcessJob(
