@@ -28,6 +28,7 @@ rules applied again, once per run.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -48,7 +49,13 @@ from tasks.jobs import bulk_records as records
 from tasks.jobs.bulk_worker import ProcessMessage, either, process_message
 from tasks.mail.accounts import mail_provider_for
 from tasks.mail.port import MailProvider, MessageNotFound, ThreadPage
-from tasks.models import OPEN_BULK_STATUSES, BulkJobStatus, BulkProcessJob, utcnow
+from tasks.models import (
+    OPEN_BULK_STATUSES,
+    BulkJobStatus,
+    BulkProcessJob,
+    EmailAccount,
+    utcnow,
+)
 from tasks.shim import registry
 
 PAGE_SIZE = 25
@@ -62,6 +69,7 @@ _PREVIOUS_PAGE_WAIT_SECONDS = 1.0
 # them, and then wait, nothing queued, while it was listed.
 GO_ON_SECONDS = 0.1
 FETCHER_EVENT = "inbox-zero/bulk-process.fetcher"
+log = logging.getLogger("jobbridge.bulk")
 
 
 class BulkJobAlreadyOpen(Exception):
@@ -217,13 +225,7 @@ def fetch_page(payload: FetchPage, delivery: Delivery) -> Result:
         return skipped(f"job is {row.status.value}")
     window = Window.of(row, payload)
     if row.pages_fetched > payload.page:
-        # Counted already. A retry of this delivery may follow a crash between a count
-        # and the publish of the page after (this page's, or one it went on to): publish
-        # the first page not counted, if any. A first try is a copy (the delivery that
-        # counted published what follows): nothing to do, so copies do not breed copies.
-        if delivery.attempt > 0 or delivery.redelivered:
-            _enqueue_next(row, window, row.pages_fetched - 1, row.next_page_token, delivery.attempt)
-        return skipped(f"page {payload.page} was already fetched")
+        return _counted_already(row, window, payload, delivery)
     if row.pages_fetched < payload.page:
         # Published ahead by the page before, not counted yet: it failed before its count
         # (its retry counts it, and publishes this page again), or, with no Redis to keep
@@ -232,29 +234,73 @@ def fetch_page(payload: FetchPage, delivery: Delivery) -> Result:
     account = read.account
     if account is None:
         raise PermanentError(f"unknown email account {payload.email_account_id}")
+    return _list_pages(row, account, read.ignored_senders, window, payload, delivery)
+
+
+def _counted_already(
+    row: BulkProcessJob, window: Window, payload: FetchPage, delivery: Delivery
+) -> Result:
+    """A page the run counted. A retry of its delivery may follow a crash between a count
+    and what follows it (the publish of the page after, this page's or one the delivery
+    went on to; or, after the last page, the run's completion): that is done again. A
+    first try is a copy (the delivery that counted published what follows): nothing to
+    do, so copies do not breed copies."""
+    if delivery.attempt > 0 or delivery.redelivered:
+        if row.all_queued:
+            records.complete_if_done(row.id)
+        else:
+            _enqueue_page(
+                row, window, row.pages_fetched, row.next_page_token, delivery, payload.page
+            )
+    return skipped(f"page {payload.page} was already fetched")
+
+
+def _list_pages(
+    row: BulkProcessJob,
+    account: EmailAccount,
+    ignored_senders: set[str],
+    window: Window,
+    payload: FetchPage,
+    delivery: Delivery,
+) -> Result:
+    """The delivery's page, and the pages after it while GO_ON_SECONDS last."""
     mail = mail_provider_for(account)
     number, token = payload.page, payload.page_token
     go_on_until: float | None = None
     queued = listed = 0
     while True:
-        page = mail.list_threads(
-            after=window.start,
-            before=window.end,
-            unread_only=window.only_unread,
-            page_token=token,
-            page_size=PAGE_SIZE,
-        )
-        if go_on_until is None:  # after the first page, whose listing may be the folder's
-            go_on_until = time.monotonic() + GO_ON_SECONDS
-        last_page = page.next_page_token is None
-        go_on = not last_page and number + 1 < PAGES_MAX and time.monotonic() < go_on_until
-        workers, fresh = _page_workers(row, account.id, window, page, mail, read.ignored_senders)
-        following = (
-            None
-            if last_page or go_on
-            else page_message(row, window, number + 1, page.next_page_token)
-        )
-        ahead = _publish(row.id, fresh, following, delivery.attempt)
+        try:
+            page = mail.list_threads(
+                after=window.start,
+                before=window.end,
+                unread_only=window.only_unread,
+                page_token=token,
+                page_size=PAGE_SIZE,
+            )
+            if go_on_until is None:  # after the first page: its listing may be the folder's
+                go_on_until = time.monotonic() + GO_ON_SECONDS
+            last_page = page.next_page_token is None
+            go_on = not last_page and number + 1 < PAGES_MAX and time.monotonic() < go_on_until
+            workers, fresh = _page_workers(row, account.id, window, page, mail, ignored_senders)
+            following = (
+                None
+                if last_page or go_on
+                else page_message(row, window, number + 1, page.next_page_token)
+            )
+            ahead = _publish(row.id, fresh, following, delivery, payload.page)
+        except Exception as error:
+            if number == payload.page:
+                raise  # the delivery's own page: its retries, then its failure hook
+            # A page the delivery went on to, not counted: it goes on as a message of its
+            # own, with its own retries and failure hook, as if the delivery had stopped
+            # before it. (A count that raised may have been made: that one is the
+            # delivery's own failure, whose retry publishes the first page not counted.)
+            log.warning("bulk job %s: page %s goes on alone: %s", row.id, number, error)
+            _enqueue_page(row, window, number, token, delivery, payload.page)
+            return done(
+                f"{_pages(payload.page, number - 1)}: {queued} of {listed} threads queued; "
+                f"page {number} goes on alone ({type(error).__name__})"
+            )
         if not _count(row.id, number, page, len(workers)):
             return skipped(f"page {number} was counted by another delivery")
         queued, listed = queued + len(workers), listed + len(page.thread_ids)
@@ -263,11 +309,14 @@ def fetch_page(payload: FetchPage, delivery: Delivery) -> Result:
             break
         if not go_on:
             if not ahead:
-                _enqueue_next(row, window, number, page.next_page_token, delivery.attempt)
+                _enqueue_page(row, window, number + 1, page.next_page_token, delivery, payload.page)
             break
         number, token = number + 1, page.next_page_token
-    pages = f"page {number}" if number == payload.page else f"pages {payload.page}-{number}"
-    return done(f"{pages}: {queued} of {listed} threads queued")
+    return done(f"{_pages(payload.page, number)}: {queued} of {listed} threads queued")
+
+
+def _pages(first: int, last: int) -> str:
+    return f"page {first}" if first == last else f"pages {first}-{last}"
 
 
 def _page_workers(
@@ -348,7 +397,11 @@ def _newest_messages(page: ThreadPage, mail: MailProvider, ignored: set[str]) ->
 
 
 def _publish(
-    job_id: str, workers: list[ProcessMessage], following: FetchPage | None, attempt: int
+    job_id: str,
+    workers: list[ProcessMessage],
+    following: FetchPage | None,
+    delivery: Delivery,
+    own_page: int,
 ) -> bool:
     """The page's workers, then the next page, where they were queued: True when the
     next page was published. The workers go first: a pool process that took the next
@@ -364,7 +417,8 @@ def _publish(
     receipts = _publish_workers(job_id, workers)
     queued = bool(receipts) and all(receipt.provider is not Provider.HTTP for receipt in receipts)
     if following is not None and queued:
-        enqueue(fetch_page, following, dedup_id=page_dedup_id(job_id, following.page, attempt))
+        dedup_id = page_dedup_id(job_id, following.page, delivery.attempt, own_page)
+        enqueue(fetch_page, following, dedup_id=dedup_id)
     return following is not None and queued
 
 
@@ -375,16 +429,28 @@ def _publish_workers(job_id: str, workers: list[ProcessMessage]) -> list[Receipt
     return enqueue_many(process_message, workers, dedup_ids=ids)
 
 
-def _enqueue_next(
-    row: BulkProcessJob, window: Window, page: int, token: str | None, n: int
+def _enqueue_page(
+    row: BulkProcessJob,
+    window: Window,
+    page: int,
+    token: str | None,
+    delivery: Delivery,
+    own_page: int,
 ) -> None:
+    """Publish page `page` (listed from `token`) from the delivery of fetcher page
+    `own_page`, unless no page follows (no token: the last page was counted)."""
     if token is not None:
-        following = page_message(row, window, page + 1, token)
-        enqueue(fetch_page, following, dedup_id=page_dedup_id(row.id, page + 1, n))
+        following = page_message(row, window, page, token)
+        dedup_id = page_dedup_id(row.id, page, delivery.attempt, own_page)
+        enqueue(fetch_page, following, dedup_id=dedup_id)
 
 
-def page_dedup_id(job_id: str, page: int, attempt: int) -> str:
-    """A page's dedup id, by the try of the page before that publishes it. A retry's is
-    its own: the copy published ahead may have spent its retries waiting for the count,
-    and Inngest (ids dedup for 24 hours) would drop the same id. Copies count once."""
-    return f"bulk-{job_id}-page-{page}" + (f"-try-{attempt}" if attempt else "")
+def page_dedup_id(job_id: str, page: int, attempt: int, by: int | None = None) -> str:
+    """A page's dedup id, by the delivery that publishes it: the fetcher of page `by`
+    (default: the page before, whose own page it follows) on its try `attempt`. A retry's
+    is its own: the copy published ahead may have spent its retries waiting for the count,
+    and Inngest (ids dedup for 24 hours) would drop the same id. So is that of a fetcher
+    that went on to the page before from a page of its own: another delivery may publish
+    the same page on the same try. Copies count once."""
+    by_page = "" if by is None or by == page - 1 else f"-by-{by}"
+    return f"bulk-{job_id}-page-{page}{by_page}" + (f"-try-{attempt}" if attempt else "")

@@ -17,7 +17,7 @@ from bridge.outcome import Delivery
 from bridge.receipt import Receipt
 from bridge.store.db import session_scope
 from config import Provider
-from tasks.jobs import bulk_process, bulk_worker
+from tasks.jobs import bulk_process, bulk_records, bulk_worker
 from tasks.mail.maildir import MaildirProvider
 from tasks.models import BulkJobStatus, BulkProcessJob, Rule, Sender, SenderStatus, utcnow
 from tests.support.bulk_inbox import Inbox, seed_inbox
@@ -200,21 +200,97 @@ def test_a_fetcher_goes_on_to_the_pages_after_its_own_publishing_each_pages_work
     assert (row.pages_fetched, row.emails_queued, row.all_queued) == (2, 40, True)
 
 
-def test_a_fetcher_that_goes_on_counts_each_page_before_it_lists_the_next(
+def test_a_page_the_fetcher_went_on_to_that_fails_goes_on_as_a_message_of_its_own(
     inbox: Inbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(bulk_process, "GO_ON_SECONDS", 60.0)
-    calls = published(monkeypatch, fail_at=1)  # page 0's workers went, page 1's did not
+    calls = published(monkeypatch)
+    publish_workers = bulk_process.enqueue_many
+    failures = iter([None, ConnectionError("broker gone")])  # page 1's workers fail
+
+    def failing_once(*args: Any, **kwargs: Any) -> list[Receipt]:
+        if error := next(failures, None):
+            raise error
+        return publish_workers(*args, **kwargs)
+
+    monkeypatch.setattr(bulk_process, "enqueue_many", failing_once)
+    job_id = open_job(inbox)
+
+    result = fetch(job_id, inbox, 0)
+
+    assert result.detail == (
+        "page 0: 25 of 25 threads queued; page 1 goes on alone (ConnectionError)"
+    )
+    assert shape(calls) == [("workers", 25), ("page", (1, 1))]
+    row = bulk_process.get(job_id)
+    assert row is not None and (row.pages_fetched, row.emails_queued) == (1, 25)
+
+
+def test_when_that_page_cannot_be_published_either_the_retry_publishes_it(
+    inbox: Inbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bulk_process, "GO_ON_SECONDS", 60.0)
+    calls = published(monkeypatch, fail_at=1)  # page 1's workers, then page 1 itself
     job_id = open_job(inbox)
 
     assert fetch(job_id, inbox, 0).outcome.value == "retry"
 
     assert shape(calls) == [("workers", 25)]
-    row = bulk_process.get(job_id)
-    assert row is not None and (row.pages_fetched, row.emails_queued) == (1, 25)
     again = published(monkeypatch)
     assert fetch(job_id, inbox, 0, attempt=1).detail == "page 0 was already fetched"
-    assert shape(again) == [("page", (1, 1))]  # the first page not counted, published
+    assert shape(again) == [("page", (1, 1))]  # the first page not counted
+
+
+def test_a_page_published_by_a_fetcher_that_went_on_has_a_dedup_id_naming_it(
+    inbox: Inbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another delivery may publish the same page on the same try: the page before's own.
+    page_ids: list[str] = []
+
+    def enqueue(spec: Any, payload: Any, *, dedup_id: str, **_: Any) -> Receipt:
+        page_ids.append(dedup_id)
+        return Receipt(Provider.CELERY, "r")
+
+    monkeypatch.setattr(bulk_process, "enqueue", enqueue)
+    job_id = open_job(inbox, pages_fetched=3, next_page_token="after-page-2")
+    fetch(job_id, inbox, 0, attempt=1)
+    fetch(job_id, inbox, 2, attempt=1)
+
+    assert page_ids == [f"bulk-{job_id}-page-3-by-0-try-1", f"bulk-{job_id}-page-3-try-1"]
+
+
+def test_a_retry_of_the_counted_last_page_completes_the_run(
+    inbox: Inbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = published(monkeypatch)
+    job_id = open_job(inbox, pages_fetched=2, all_queued=True, emails_queued=0)
+
+    fetch(job_id, inbox, 0, attempt=1)
+
+    row = bulk_process.get(job_id)
+    assert row is not None and row.status is BulkJobStatus.COMPLETED
+    assert calls == []
+
+
+@pytest.mark.parametrize(
+    ("pages_fetched", "all_queued", "failed"),
+    [
+        pytest.param(2, False, True, id="its page, the one the run waits on"),
+        pytest.param(4, False, True, id="a page it counted, pages to come"),
+        pytest.param(1, False, False, id="published ahead of the page before"),
+        pytest.param(4, True, False, id="every page counted"),
+    ],
+)
+def test_a_fetcher_failed_for_good_fails_the_run_only_if_no_page_would_follow(
+    inbox: Inbox, pages_fetched: int, all_queued: bool, failed: bool
+) -> None:
+    job_id = open_job(inbox, pages_fetched=pages_fetched, all_queued=all_queued)
+    page = bulk_process.FetchPage(job_id=job_id, email_account_id=inbox.account_id, page=2)
+
+    bulk_records.fail_run(page, "broker gone")
+
+    row = bulk_process.get(job_id)
+    assert row is not None and (row.status is BulkJobStatus.FAILED) is failed
 
 
 @pytest.mark.usefixtures("one_page_a_fetch")
