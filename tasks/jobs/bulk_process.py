@@ -10,13 +10,15 @@ then the next page is published right after the last page's workers, before its 
 it runs once this fetcher has returned (one fetcher at a time per account) and so
 counted. A page published ahead whose page before failed before counting waits a few
 seconds (RetryLater); that page's retry publishes it again, and a retry of a fetcher
-whose page is counted publishes the first page not counted. Where the provider runs a
-job during its publish (direct HTTP), the next page is published after the count
-instead, as after a page that queued nothing. The last page sets `all_queued`, so the
-job cannot complete while pages are still being fetched. Each worker counts its message
-once, by inserting a BulkProcessItem row, and completes the job in the same update when
-it was the last. A page counted after an earlier try failed counts as queued the
-messages the run counted already, so the totals add up.
+whose page is counted publishes the first page not counted (or completes the run after
+the last), as does its failure hook. A page a fetcher went on to that fails before its
+count is published to go on alone. A page's dedup id names the fetcher publishing it.
+Where the provider runs a job during its publish (direct HTTP), the next page is
+published after the count instead, as after a page that queued nothing. The last page
+sets `all_queued`, so the job cannot complete while pages are still being fetched.
+Each worker counts its message once, by inserting a BulkProcessItem row, and completes
+the job in the same update when it was the last. A page counted after an earlier try
+failed counts as queued the messages the run counted already, so the totals add up.
 
 The messages keep the replaced app's shape, both ways: a fetcher message names its page
 `pageCount` and carries the run's window and options (`startDate`, `endDate`,
@@ -207,6 +209,29 @@ def _set_status(job_id: str, status: BulkJobStatus, error: str | None = None) ->
         )
 
 
+def fetcher_failed(payload: FetchPage, error: str) -> None:
+    """The fetcher's failure hook. A page the run waits on (the one after those counted)
+    that failed for good ends the run as FAILED (`records.fail_run`). A page the run
+    counted since is a copy, or a delivery that went on past its page and could not
+    publish what follows: the hook does what its retry would have (publishes the first
+    page not counted, or completes the run after the last), so a copy failing for good
+    (its database away) leaves a run that goes on as it was. Raises when it cannot, so
+    that it is run again."""
+    row = records.page_read(payload.job_id, payload.email_account_id).run
+    if row is None or row.status not in OPEN_BULK_STATUSES:
+        return
+    if row.pages_fetched <= payload.page:
+        records.fail_run(payload, error)
+    elif row.all_queued:
+        records.complete_if_done(row.id)
+    elif row.next_page_token is not None:
+        following = page_message(
+            row, Window.of(row, payload), row.pages_fetched, row.next_page_token
+        )
+        dedup_id = page_dedup_id(row.id, row.pages_fetched, 0, payload.page) + "-hook"
+        enqueue(fetch_page, following, dedup_id=dedup_id)
+
+
 @registry.job(
     event=FETCHER_EVENT,
     route="/api/bulk-process/fetcher",
@@ -214,7 +239,7 @@ def _set_status(job_id: str, status: BulkJobStatus, error: str | None = None) ->
     concurrency=1,
     retries=3,
     # Failed for good: the run is closed as FAILED, since it could never complete.
-    on_failure=records.fail_run,
+    on_failure=fetcher_failed,
 )
 def fetch_page(payload: FetchPage, delivery: Delivery) -> Result:
     read = records.page_read(payload.job_id, payload.email_account_id)

@@ -289,22 +289,19 @@ class FetchedPage(Protocol):
 
 
 def fail_run(payload: FetchedPage, error: str) -> None:
-    """The fetcher's on_failure hook: a fetcher that failed for good (its retries used
-    up, or a permanent failure) whose page is the one the run waits on (the one after
-    those counted), or one it counted while pages remain (its tries counted pages after
-    their own and failed to publish the one that follows), ends its open run as FAILED
-    with the error: no page after would be listed, so the run could never complete, and
-    an open run blocks the account's next one. A copy published ahead that gave up
-    waiting for the page before is not that page: the page before's retry publishes it
-    again. Nor is a run whose pages are all counted: its workers complete it."""
+    """For the fetcher's failure hook: a page the run waits on (the one after those
+    counted) that failed for good (its retries used up, or a permanent failure) ends its
+    open run as FAILED with the error: no page after it would be listed, so the run could
+    never complete, and an open run blocks the account's next one. A copy published
+    ahead that gave up waiting for the page before is not that page: the page before's
+    retry publishes it again."""
     with session_scope() as session:
         session.execute(
             update(BulkProcessJob)
             .where(
                 BulkProcessJob.id == payload.job_id,
                 BulkProcessJob.status.in_(OPEN_BULK_STATUSES),
-                BulkProcessJob.pages_fetched >= payload.page,
-                BulkProcessJob.all_queued.is_(False),
+                BulkProcessJob.pages_fetched == payload.page,
             )
             .values(
                 status=BulkJobStatus.FAILED,

@@ -17,7 +17,7 @@ from bridge.outcome import Delivery
 from bridge.receipt import Receipt
 from bridge.store.db import session_scope
 from config import Provider
-from tasks.jobs import bulk_process, bulk_records, bulk_worker
+from tasks.jobs import bulk_process, bulk_worker
 from tasks.mail.maildir import MaildirProvider
 from tasks.models import BulkJobStatus, BulkProcessJob, Rule, Sender, SenderStatus, utcnow
 from tests.support.bulk_inbox import Inbox, seed_inbox
@@ -272,25 +272,50 @@ def test_a_retry_of_the_counted_last_page_completes_the_run(
     assert calls == []
 
 
-@pytest.mark.parametrize(
-    ("pages_fetched", "all_queued", "failed"),
-    [
-        pytest.param(2, False, True, id="its page, the one the run waits on"),
-        pytest.param(4, False, True, id="a page it counted, pages to come"),
-        pytest.param(1, False, False, id="published ahead of the page before"),
-        pytest.param(4, True, False, id="every page counted"),
-    ],
-)
-def test_a_fetcher_failed_for_good_fails_the_run_only_if_no_page_would_follow(
-    inbox: Inbox, pages_fetched: int, all_queued: bool, failed: bool
-) -> None:
-    job_id = open_job(inbox, pages_fetched=pages_fetched, all_queued=all_queued)
-    page = bulk_process.FetchPage(job_id=job_id, email_account_id=inbox.account_id, page=2)
-
-    bulk_records.fail_run(page, "broker gone")
-
+def failed_for_good(inbox: Inbox, page: int, **values: Any) -> BulkProcessJob:
+    """The run after the fetcher of `page` failed for good, on a run with `values`."""
+    job_id = open_job(inbox, **values)
+    payload = bulk_process.FetchPage(job_id=job_id, email_account_id=inbox.account_id, page=page)
+    bulk_process.fetcher_failed(payload, "broker gone")
     row = bulk_process.get(job_id)
-    assert row is not None and (row.status is BulkJobStatus.FAILED) is failed
+    assert row is not None
+    return row
+
+
+def test_the_page_a_run_waits_on_failed_for_good_fails_the_run(inbox: Inbox) -> None:
+    row = failed_for_good(inbox, 2, pages_fetched=2, next_page_token="after-page-1")
+
+    assert (row.status, row.error) == (BulkJobStatus.FAILED, "page 2: broker gone")
+
+
+def test_a_page_published_ahead_failed_for_good_leaves_the_run_open(inbox: Inbox) -> None:
+    row = failed_for_good(inbox, 2, pages_fetched=1, next_page_token="after-page-0")
+
+    assert row.status is BulkJobStatus.RUNNING
+
+
+def test_a_counted_page_failed_for_good_publishes_the_first_page_not_counted(
+    inbox: Inbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A copy, or a fetcher that went on and could not publish what follows: the run goes on.
+    page_ids: list[str] = []
+
+    def enqueue(spec: Any, payload: Any, *, dedup_id: str, **_: Any) -> Receipt:
+        page_ids.append(f"{payload.page} {payload.page_token} {dedup_id}")
+        return Receipt(Provider.CELERY, "r")
+
+    monkeypatch.setattr(bulk_process, "enqueue", enqueue)
+
+    row = failed_for_good(inbox, 2, pages_fetched=4, next_page_token="after-page-3")
+
+    assert row.status is BulkJobStatus.RUNNING
+    assert page_ids == [f"4 after-page-3 bulk-{row.id}-page-4-by-2-hook"]
+
+
+def test_a_counted_page_failed_for_good_after_the_last_completes_the_run(inbox: Inbox) -> None:
+    row = failed_for_good(inbox, 2, pages_fetched=4, all_queued=True, emails_queued=0)
+
+    assert row.status is BulkJobStatus.COMPLETED
 
 
 @pytest.mark.usefixtures("one_page_a_fetch")
