@@ -10,6 +10,7 @@ the middle of the first.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
@@ -20,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from tasks.mail import maildir, maildir_locks
-from tasks.mail.maildir import ARCHIVE, MaildirProvider
+from tasks.mail import maildir_locks
+from tasks.mail.maildir import ARCHIVE, INBOX, MaildirProvider
 
 MESSAGE = (
     b"From: Shop <shop@example.test>\r\n"
@@ -88,8 +89,8 @@ def interleaving(monkeypatch: pytest.MonkeyPatch) -> Iterator[Interleaving]:
             moment.second_arrived.set()
         real_flock(fd, operation)
 
-    monkeypatch.setattr(maildir.os, "rename", rename)
-    monkeypatch.setattr(maildir_locks.fcntl, "flock", flock)
+    monkeypatch.setattr(os, "rename", rename)
+    monkeypatch.setattr(fcntl, "flock", flock)
     yield moment
     moment.second_arrived.set()  # a failed test must not leave a thread waiting
 
@@ -112,61 +113,66 @@ def test_two_labels_at_once_both_stay(root: Path, interleaving: Interleaving) ->
     interleaving.run(lambda: one.label(KEY, "First"), lambda: other.label(KEY, "Second"))
 
     assert len(files_of(root)) == 1
-    assert MaildirProvider(root).get_message(KEY).labels == {"First", "Second"}
+    assert MaildirProvider(root).get_message(KEY).labels == frozenset({"First", "Second"})
 
 
-def test_a_move_during_a_label_leaves_one_labelled_file_in_the_folder(
-    root: Path, interleaving: Interleaving
+@pytest.mark.parametrize(
+    ("change", "where"),
+    [
+        pytest.param(MaildirProvider.archive, (ARCHIVE, False), id="a move"),
+        pytest.param(MaildirProvider.mark_read, (INBOX, True), id="a flag"),
+    ],
+)
+def test_a_rename_during_a_label_leaves_one_labelled_file_where_it_put_it(
+    root: Path,
+    interleaving: Interleaving,
+    change: Callable[[MaildirProvider, str], None],
+    where: tuple[str, bool],
 ) -> None:
     one, other = MaildirProvider(root), MaildirProvider(root)
 
-    interleaving.run(lambda: one.label(KEY, "First"), lambda: other.archive(KEY))
+    interleaving.run(lambda: one.label(KEY, "First"), lambda: change(other, KEY))
 
-    [path] = files_of(root)
-    assert path.parent.parent.name == f".{ARCHIVE}"
+    assert len(files_of(root)) == 1
     message = MaildirProvider(root).get_message(KEY)
-    assert (message.folder, message.labels) == (ARCHIVE, {"First"})
+    assert (message.folder, message.read, message.labels) == (*where, frozenset({"First"}))
 
 
-def test_marking_read_during_a_label_keeps_the_label_and_the_flag(
-    root: Path, interleaving: Interleaving
-) -> None:
-    one, other = MaildirProvider(root), MaildirProvider(root)
+@contextlib.contextmanager
+def holding_while_waited_on(path: Path, waiting: Callable[[], None]) -> Iterator[None]:
+    """The block runs holding the file's lock, once `waiting` (in a thread) has come to
+    take it; the waiter finishes after the block has let the lock go."""
+    arrived = threading.Event()
+    real_flock = fcntl.flock
+    waiter = threading.Thread(target=waiting)
 
-    interleaving.run(lambda: one.label(KEY, "First"), lambda: other.mark_read(KEY))
+    def flock(fd: int, operation: int) -> None:
+        if threading.current_thread() is waiter:
+            arrived.set()
+        real_flock(fd, operation)
 
-    [path] = files_of(root)
-    assert path.name.endswith(":2,S")
-    message = MaildirProvider(root).get_message(KEY)
-    assert (message.read, message.labels) == (True, {"First"})
+    with maildir_locks.changing(str(path)):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(fcntl, "flock", flock)
+            waiter.start()
+            assert arrived.wait(WAIT_SECONDS), "the waiter never came to the lock"
+        yield
+    waiter.join(WAIT_SECONDS)
+    assert not waiter.is_alive()
 
 
 def test_a_lock_taken_after_a_rewrite_is_on_the_new_file(tmp_path: Path) -> None:
     path = tmp_path / "message"
     path.write_bytes(b"old")
-    arrived = threading.Event()
     read: list[bytes] = []
 
     def waiting() -> None:
         with maildir_locks.changing(str(path)) as handle:
             read.append(handle.read())
 
-    with maildir_locks.changing(str(path)):
-        real_flock = fcntl.flock
-        waiter = threading.Thread(target=waiting)
-
-        def flock(fd: int, operation: int) -> None:
-            if threading.current_thread() is waiter:
-                arrived.set()
-            real_flock(fd, operation)
-
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(maildir_locks.fcntl, "flock", flock)
-            waiter.start()
-            assert arrived.wait(WAIT_SECONDS)
+    with holding_while_waited_on(path, waiting):
         (tmp_path / "new").write_bytes(b"new")
         (tmp_path / "new").rename(path)
-    waiter.join(WAIT_SECONDS)
 
     assert read == [b"new"]
 
@@ -183,45 +189,22 @@ def test_a_lock_on_a_name_renamed_meanwhile_is_file_not_found(tmp_path: Path) ->
         except FileNotFoundError as error:
             outcome.append(error)
 
-    arrived = threading.Event()
-    with maildir_locks.changing(str(path)):
-        real_flock = fcntl.flock
-        waiter = threading.Thread(target=waiting)
-
-        def flock(fd: int, operation: int) -> None:
-            if threading.current_thread() is waiter:
-                arrived.set()
-            real_flock(fd, operation)
-
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(maildir_locks.fcntl, "flock", flock)
-            waiter.start()
-            assert arrived.wait(WAIT_SECONDS)
+    with holding_while_waited_on(path, waiting):
         path.rename(tmp_path / "elsewhere")
-    waiter.join(WAIT_SECONDS)
 
     assert len(outcome) == 1
 
 
-def test_moving_again_where_the_index_last_saw_it_moves_a_message_moved_back_since(
-    root: Path,
-) -> None:
-    mail = MaildirProvider(root)
-    mail.archive(KEY)
-    [archived] = files_of(root)
-    os.rename(archived, root / "cur" / archived.name)  # another process moved it back
-
-    mail.archive(KEY)
-
-    [path] = files_of(root)
-    assert path.parent.parent.name == f".{ARCHIVE}"
+@pytest.fixture
+def message_file(tmp_path: Path) -> Path:
+    path = tmp_path / "message"
+    path.write_bytes(b"content")
+    return path
 
 
 def test_where_a_lock_needs_the_file_open_for_writing_it_is_opened_so(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    message_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = tmp_path / "message"
-    path.write_bytes(b"content")
     real_flock = fcntl.flock
 
     def flock_as_on_nfs(fd: int, operation: int) -> None:
@@ -229,16 +212,14 @@ def test_where_a_lock_needs_the_file_open_for_writing_it_is_opened_so(
             raise OSError(errno.EBADF, os.strerror(errno.EBADF))
         real_flock(fd, operation)
 
-    monkeypatch.setattr(maildir_locks.fcntl, "flock", flock_as_on_nfs)
-    with maildir_locks.changing(str(path)) as handle:
+    monkeypatch.setattr(fcntl, "flock", flock_as_on_nfs)
+    with maildir_locks.changing(str(message_file)) as handle:
         assert handle.read() == b"content"
 
 
 def test_a_name_that_never_agrees_with_its_open_file_is_an_error_not_a_spin(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    message_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = tmp_path / "message"
-    path.write_bytes(b"content")
     real_fstat = os.fstat
     rounds: list[int] = []
 
@@ -247,8 +228,8 @@ def test_a_name_that_never_agrees_with_its_open_file_is_an_error_not_a_spin(
         found = real_fstat(fd)
         return os.stat_result((found.st_mode, found.st_ino + 1, *tuple(found)[2:]))
 
-    monkeypatch.setattr(maildir_locks.os, "fstat", fstat_of_another_inode)
+    monkeypatch.setattr(os, "fstat", fstat_of_another_inode)
     never = pytest.raises(OSError, match=f"rewritten {maildir_locks.MOST_ROUNDS} times")
-    with never, maildir_locks.changing(str(path)):
+    with never, maildir_locks.changing(str(message_file)):
         pass
     assert len(rounds) == maildir_locks.MOST_ROUNDS
