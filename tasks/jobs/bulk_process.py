@@ -34,7 +34,6 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import parseaddr
 
 from pydantic import AliasChoices, Field
 from sqlalchemy import select, update
@@ -44,13 +43,13 @@ from bridge.outcome import Delivery, PermanentError, Result, RetryLater, done, s
 from bridge.payload import Id, Payload, Text, Timestamp
 from bridge.publishing import enqueue, enqueue_many
 from bridge.receipt import Receipt
-from bridge.store.db import autocommit_session, read_scope, rows_changed, session_scope
+from bridge.store.db import read_scope, rows_changed, session_scope
 from config import Provider
 from tasks.accounts import account_or_fail
 from tasks.jobs import bulk_records as records
+from tasks.jobs.bulk_pages import count_page, page_dedup_id, page_workers, pages_named
 from tasks.jobs.bulk_worker import ProcessMessage, either, process_message
 from tasks.mail.accounts import mail_provider_for
-from tasks.mail.port import MailProvider, MessageNotFound, ThreadPage
 from tasks.models import (
     OPEN_BULK_STATUSES,
     BulkJobStatus,
@@ -259,7 +258,7 @@ def fetch_page(payload: FetchPage, delivery: Delivery) -> Result:
     account = read.account
     if account is None:
         raise PermanentError(f"unknown email account {payload.email_account_id}")
-    return _list_pages(row, account, read.ignored_senders, window, payload, delivery)
+    return _listpages_named(row, account, read.ignored_senders, window, payload, delivery)
 
 
 def _counted_already(
@@ -280,7 +279,7 @@ def _counted_already(
     return skipped(f"page {payload.page} was already fetched")
 
 
-def _list_pages(
+def _listpages_named(
     row: BulkProcessJob,
     account: EmailAccount,
     ignored_senders: set[str],
@@ -306,7 +305,9 @@ def _list_pages(
                 go_on_until = time.monotonic() + GO_ON_SECONDS
             last_page = page.next_page_token is None
             go_on = not last_page and number + 1 < PAGES_MAX and time.monotonic() < go_on_until
-            workers, fresh = _page_workers(row, account.id, window, page, mail, ignored_senders)
+            workers, fresh = page_workers(
+                row, account.id, window.force_reprocess, page, mail, ignored_senders
+            )
             following = (
                 None
                 if last_page or go_on
@@ -323,10 +324,10 @@ def _list_pages(
             log.warning("bulk job %s: page %s goes on alone: %s", row.id, number, error)
             _enqueue_page(row, window, number, token, delivery, payload.page)
             return done(
-                f"{_pages(payload.page, number - 1)}: {queued} of {listed} threads queued; "
+                f"{pages_named(payload.page, number - 1)}: {queued} of {listed} threads queued; "
                 f"page {number} goes on alone ({type(error).__name__})"
             )
-        if not _count(row.id, number, page, len(workers)):
+        if not count_page(row.id, number, page, len(workers)):
             return skipped(f"page {number} was counted by another delivery")
         queued, listed = queued + len(workers), listed + len(page.thread_ids)
         if last_page:
@@ -337,88 +338,7 @@ def _list_pages(
                 _enqueue_page(row, window, number + 1, page.next_page_token, delivery, payload.page)
             break
         number, token = number + 1, page.next_page_token
-    return done(f"{_pages(payload.page, number)}: {queued} of {listed} threads queued")
-
-
-def _pages(first: int, last: int) -> str:
-    return f"page {first}" if first == last else f"pages {first}-{last}"
-
-
-def _page_workers(
-    row: BulkProcessJob,
-    account_id: str,
-    window: Window,
-    page: ThreadPage,
-    mail: MailProvider,
-    ignored_senders: set[str],
-) -> tuple[list[ProcessMessage], list[ProcessMessage]]:
-    """The page's workers (its kept messages), and those of them to publish: the run
-    counted the others already (an earlier try of this page published them, then failed
-    before its count)."""
-    newest = _newest_messages(page, mail, ignored_senders)
-    ids = list(newest.values())
-    handled, counted = records.handled_or_counted(
-        account_id, row.id, ids, None if window.force_reprocess else row.created_at
-    )
-    # Queued: not handled before the run (a result since is this run's, its count perhaps
-    # still to come), or counted by this run already: counted as queued, not resent.
-    workers = [
-        ProcessMessage(
-            job_id=row.id,
-            email_account_id=account_id,
-            message_id=message_id,
-            thread_id=thread_id,
-            force_reprocess=window.force_reprocess,
-        )
-        for thread_id, message_id in newest.items()
-        if message_id not in handled or message_id in counted
-    ]
-    return workers, [w for w in workers if w.message_id not in counted]
-
-
-def _count(job_id: str, number: int, page: ThreadPage, queued: int) -> bool:
-    """Count the page, if the run is still open and has counted the pages before it and
-    not this one (else another delivery counted it: False)."""
-    with autocommit_session() as session:  # one statement: no BEGIN and COMMIT
-        return bool(
-            rows_changed(
-                session,
-                update(BulkProcessJob)
-                .where(
-                    BulkProcessJob.id == job_id,
-                    BulkProcessJob.pages_fetched == number,
-                    BulkProcessJob.status.in_(OPEN_BULK_STATUSES),
-                )
-                .values(
-                    status=BulkJobStatus.RUNNING,
-                    pages_fetched=number + 1,
-                    total_emails=BulkProcessJob.total_emails + len(page.thread_ids),
-                    emails_queued=BulkProcessJob.emails_queued + queued,
-                    next_page_token=page.next_page_token,
-                    all_queued=page.next_page_token is None,
-                ),
-            )
-        )
-
-
-def _newest_messages(page: ThreadPage, mail: MailProvider, ignored: set[str]) -> dict[str, str]:
-    """Thread -> its newest message's id, for the threads whose newest message exists
-    and is not from an ignored sender. The message is read only to learn its sender (or
-    its id, when the listing does not name it); without ignored senders, one the listing
-    names is taken as it is (gone since: the worker counts it as such)."""
-    kept: dict[str, str] = {}
-    for thread_id in page.thread_ids:
-        known = page.newest_message_ids.get(thread_id)
-        if known and not ignored:
-            kept[thread_id] = known
-            continue
-        try:
-            newest = mail.get_message(known) if known else mail.get_thread(thread_id)[-1]
-        except MessageNotFound:
-            continue
-        if parseaddr(newest.sender)[1].lower() not in ignored:
-            kept[thread_id] = newest.id
-    return kept
+    return done(f"{pages_named(payload.page, number)}: {queued} of {listed} threads queued")
 
 
 def _publish(
@@ -468,14 +388,3 @@ def _enqueue_page(
         following = page_message(row, window, page, token)
         dedup_id = page_dedup_id(row.id, page, delivery.attempt, own_page)
         enqueue(fetch_page, following, dedup_id=dedup_id)
-
-
-def page_dedup_id(job_id: str, page: int, attempt: int, by: int | None = None) -> str:
-    """A page's dedup id, by the delivery that publishes it: the fetcher of page `by`
-    (default: the page before, whose own page it follows) on its try `attempt`. A retry's
-    is its own: the copy published ahead may have spent its retries waiting for the count,
-    and Inngest (ids dedup for 24 hours) would drop the same id. So is that of a fetcher
-    that went on to the page before from a page of its own: another delivery may publish
-    the same page on the same try. Copies count once."""
-    by_page = "" if by is None or by == page - 1 else f"-by-{by}"
-    return f"bulk-{job_id}-page-{page}{by_page}" + (f"-try-{attempt}" if attempt else "")
