@@ -1,5 +1,6 @@
 """What a bulk fetcher makes of one listed page (tasks/jobs/bulk_process.py): the
-page's workers, the messages to publish among them, and the page's count."""
+page's workers, the messages to publish among them, the page's count, and the dedup id
+of a page's message."""
 
 from __future__ import annotations
 

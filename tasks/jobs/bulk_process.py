@@ -221,13 +221,19 @@ def fetcher_failed(payload: FetchPage, error: str) -> None:
         return
     if row.pages_fetched <= payload.page:
         records.fail_run(payload, error)
-    elif row.all_queued:
+    else:
+        dedup_id = page_dedup_id(row.id, row.pages_fetched, 0, payload.page) + "-hook"
+        _after_the_counted_pages(row, Window.of(row, payload), dedup_id)
+
+
+def _after_the_counted_pages(row: BulkProcessJob, window: Window, dedup_id: str) -> None:
+    """What follows the pages a run has counted: once the last is, the run's completion
+    (if its workers are done); else the first page not counted, published under
+    `dedup_id`."""
+    if row.all_queued:
         records.complete_if_done(row.id)
     elif row.next_page_token is not None:
-        following = page_message(
-            row, Window.of(row, payload), row.pages_fetched, row.next_page_token
-        )
-        dedup_id = page_dedup_id(row.id, row.pages_fetched, 0, payload.page) + "-hook"
+        following = page_message(row, window, row.pages_fetched, row.next_page_token)
         enqueue(fetch_page, following, dedup_id=dedup_id)
 
 
@@ -258,7 +264,7 @@ def fetch_page(payload: FetchPage, delivery: Delivery) -> Result:
     account = read.account
     if account is None:
         raise PermanentError(f"unknown email account {payload.email_account_id}")
-    return _listpages_named(row, account, read.ignored_senders, window, payload, delivery)
+    return _list_pages(row, account, read.ignored_senders, window, payload, delivery)
 
 
 def _counted_already(
@@ -270,16 +276,12 @@ def _counted_already(
     first try is a copy (the delivery that counted published what follows): nothing to
     do, so copies do not breed copies."""
     if delivery.attempt > 0 or delivery.redelivered:
-        if row.all_queued:
-            records.complete_if_done(row.id)
-        else:
-            _enqueue_page(
-                row, window, row.pages_fetched, row.next_page_token, delivery, payload.page
-            )
+        dedup_id = page_dedup_id(row.id, row.pages_fetched, delivery.attempt, payload.page)
+        _after_the_counted_pages(row, window, dedup_id)
     return skipped(f"page {payload.page} was already fetched")
 
 
-def _listpages_named(
+def _list_pages(
     row: BulkProcessJob,
     account: EmailAccount,
     ignored_senders: set[str],

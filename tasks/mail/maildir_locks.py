@@ -19,7 +19,7 @@ import fcntl
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import BinaryIO
+from typing import BinaryIO, Literal
 
 # How many times the name may hold a new file once the lock is had (each time another
 # change rewrote the message) before the change gives up with an error to retry.
@@ -47,15 +47,16 @@ def changing(path: str) -> Iterator[BinaryIO]:
 def _locked(path: str) -> BinaryIO:
     """The file, open and locked. On NFS an exclusive lock needs the file open for
     writing (EBADF otherwise), so it is opened that way there."""
-    handle: BinaryIO = open(path, "rb")  # noqa: SIM115  # closed by the caller
     try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        return handle
+        return _open_locked(path, "rb")
     except OSError as error:
-        handle.close()
         if error.errno != errno.EBADF:
             raise
-    handle = open(path, "r+b")  # noqa: SIM115  # closed by the caller
+    return _open_locked(path, "r+b")
+
+
+def _open_locked(path: str, mode: Literal["rb", "r+b"]) -> BinaryIO:
+    handle: BinaryIO = open(path, mode)  # noqa: SIM115  # closed by the caller
     try:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
     except BaseException:

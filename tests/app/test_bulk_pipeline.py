@@ -32,6 +32,12 @@ def one_page_a_fetch(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
+def every_page_in_one_fetch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fetcher goes on to the pages after its own, however long they take."""
+    monkeypatch.setattr(bulk_process, "GO_ON_SECONDS", 60.0)
+
+
+@pytest.fixture
 def inbox(tmp_path: Path, configure: Any) -> Inbox:
     # Nothing is published for real here: every publish is recorded (`published`).
     configure(JOB_PROVIDER="http", INTERNAL_API_URL="http://127.0.0.1:9")
@@ -185,10 +191,10 @@ def test_a_retry_of_a_counted_page_publishes_the_first_page_not_counted(
     assert shape(calls) == [("page", (1, 1)), ("page", (3, 3))]
 
 
+@pytest.mark.usefixtures("every_page_in_one_fetch")
 def test_a_fetcher_goes_on_to_the_pages_after_its_own_publishing_each_pages_workers(
     inbox: Inbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(bulk_process, "GO_ON_SECONDS", 60.0)
     calls = published(monkeypatch)
     job_id = open_job(inbox)
 
@@ -200,10 +206,10 @@ def test_a_fetcher_goes_on_to_the_pages_after_its_own_publishing_each_pages_work
     assert (row.pages_fetched, row.emails_queued, row.all_queued) == (2, 40, True)
 
 
+@pytest.mark.usefixtures("every_page_in_one_fetch")
 def test_a_page_the_fetcher_went_on_to_that_fails_goes_on_as_a_message_of_its_own(
     inbox: Inbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(bulk_process, "GO_ON_SECONDS", 60.0)
     calls = published(monkeypatch)
     publish_workers = bulk_process.enqueue_many
     failures = iter([None, ConnectionError("broker gone")])  # page 1's workers fail
@@ -226,10 +232,10 @@ def test_a_page_the_fetcher_went_on_to_that_fails_goes_on_as_a_message_of_its_ow
     assert row is not None and (row.pages_fetched, row.emails_queued) == (1, 25)
 
 
+@pytest.mark.usefixtures("every_page_in_one_fetch")
 def test_when_that_page_cannot_be_published_either_the_retry_publishes_it(
     inbox: Inbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(bulk_process, "GO_ON_SECONDS", 60.0)
     calls = published(monkeypatch, fail_at=1)  # page 1's workers, then page 1 itself
     job_id = open_job(inbox)
 
