@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 
 from bridge.apps import App, load_app
 from bridge.celery.config import make_embedded_broker_folders
-from bridge.inngest.serve import serve_inngest
+from bridge.inngest.serve import INNGEST_PATH, add_inngest_gate, serve_inngest
 from bridge.logs import configure_logging
 from bridge.metrics_web import add_metrics_route
 from bridge.ops.probes import Check, check_broker, check_database, check_redis_store
@@ -22,6 +22,7 @@ from bridge.store import loop_reads, redis_store
 from bridge.web import responses
 from bridge.web.answer_cache import AnswerCache
 from bridge.web.api_docs import create_documented_app, document_routes
+from bridge.web.direct_routes import DirectRoutes, Endpoint
 from bridge.web.job_routes import add_job_routes
 from bridge.web.redirects import redirect_slashes_by_path
 from bridge.web.status_page import add_status_routes
@@ -47,13 +48,19 @@ def create_app(settings: Settings | None = None, app: App | None = None) -> Fast
     web.add_exception_handler(RequestValidationError, responses.invalid_request)
     redirect_slashes_by_path(web)
 
+    deliveries: dict[str, Endpoint] = {}
     if settings.inngest_serves:
         # Without a signing key (or a dev server) /api/inngest is not served at all: the
         # SDK's dev mode accepts unsigned calls, which must never be the default.
-        serve_inngest(web, settings, registry)
-    add_job_routes(web, settings, registry)
+        deliveries[INNGEST_PATH] = serve_inngest(web, settings, registry)
+    deliveries.update(add_job_routes(web, settings, registry))
     if found.add_routes is not None:
         found.add_routes(web, settings)
+    # Added last, outermost first: the Inngest gate, then the deliveries' routes, then
+    # the app's own middleware.
+    web.add_middleware(DirectRoutes, endpoints=deliveries)
+    if settings.inngest_serves:
+        add_inngest_gate(web, settings)
     add_metrics_route(web, settings, found.audit)
     add_status_routes(web, settings, found)
     registry.close()  # routes and functions are made: a later job would be served by neither

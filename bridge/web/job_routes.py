@@ -23,6 +23,7 @@ from bridge.store.columns import EXTERNAL_LENGTH
 from bridge.web import responses
 from bridge.web.auth import Unauthorized, authenticate_cron, job_caller, verify_job_call
 from bridge.web.deliveries import run_delivery
+from bridge.web.direct_routes import Endpoint
 from config import Provider, Settings
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -154,19 +155,25 @@ def cron_endpoint(settings: Settings, spec: CronSpec) -> Callable[[Request], Awa
     return endpoint
 
 
-def add_job_routes(app: FastAPI, settings: Settings, registry: Registry) -> None:
+def add_job_routes(app: FastAPI, settings: Settings, registry: Registry) -> dict[str, Endpoint]:
+    """Every job's route and aliases, and every cron's. Returns each job path's endpoint,
+    which the web app answers ahead of its router (bridge/web/direct_routes.py); the
+    routes stay registered for the router's 405s and the API's schema."""
+    endpoints: dict[str, Endpoint] = {}
     for spec in registry.jobs.values():
+        endpoints[spec.route] = job_endpoint(settings, spec, spec.route)
         app.add_api_route(
             spec.route,
-            job_endpoint(settings, spec, spec.route),
+            endpoints[spec.route],
             methods=["POST"],
             name=spec.event,
             operation_id=spec.fn_id,
         )
         for number, alias in enumerate(spec.aliases, start=1):
+            endpoints[alias] = job_endpoint(settings, spec, alias)
             app.add_api_route(
                 alias,
-                job_endpoint(settings, spec, alias),
+                endpoints[alias],
                 methods=["POST"],
                 name=f"{spec.event} (alias {alias})",
                 operation_id=f"{spec.fn_id}-alias-{number}",
@@ -181,3 +188,4 @@ def add_job_routes(app: FastAPI, settings: Settings, registry: Registry) -> None
             name=cron.name,
             operation_id=cron.fn_id,
         )
+    return endpoints
