@@ -17,11 +17,10 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from email.parser import BytesHeaderParser
 
 from imapclient import IMAPClient
 
-from tasks.mail.maildir_headers import raw_headers, unfold
+from tasks.mail.maildir_headers import header_fields, unfold
 
 _MAX_IDS = 1_000_000
 _CHUNK = 1_000  # UIDs a fetch names at most: its command line stays under 8 KB (RFC 7162)
@@ -74,9 +73,7 @@ def holds(client: IMAPClient, uid: int, message_id: str) -> bool:
 def _own_id(block: object) -> str:
     if not isinstance(block, bytes):
         return ""
-    return unfold(
-        raw_headers(BytesHeaderParser().parsebytes(block).raw_items()).get("message-id", "")
-    )
+    return unfold(header_fields(block).get("message-id", ""))
 
 
 def refresh(

@@ -18,12 +18,11 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from email.parser import BytesHeaderParser
 
 from imapclient import IMAPClient
 
 from bridge.store.columns import EXTERNAL_LENGTH
-from tasks.mail.maildir_headers import Summary, raw_headers, summarise, unfold
+from tasks.mail.maildir_headers import Summary, header_fields, raw_headers, summarise, unfold
 from tasks.mail.port import MailMessage
 from tasks.mail.reading import mail_message, parse
 
@@ -118,7 +117,7 @@ def _fetch(
         block = data.get(key)
         if not isinstance(block, bytes):
             continue
-        raw = raw_headers(BytesHeaderParser().parsebytes(block).raw_items())
+        raw = header_fields(block)
         found[uid] = _fetched(uid, raw, data, folder, uidvalidity, block if whole else None)
     return found
 

@@ -16,11 +16,10 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from email.parser import BytesHeaderParser
 from typing import BinaryIO
 
 from bridge.outcome import PermanentError
-from tasks.mail.maildir_headers import Summary, raw_headers, summarise
+from tasks.mail.maildir_headers import Summary, header_fields, summarise
 from tasks.mail.maildir_shared_summaries import CacheKey
 
 INBOX = "INBOX"
@@ -150,4 +149,4 @@ def parse_headers(handle: BinaryIO) -> dict[str, str]:
         if line in (b"\n", b"\r\n"):
             break
         lines.append(line)
-    return raw_headers(BytesHeaderParser().parsebytes(b"".join(lines)).raw_items())
+    return header_fields(b"".join(lines))
