@@ -34,7 +34,8 @@ plain ASGI middleware on that one path, answers first:
   answer the SDK signed is signed again over what is sent, with the key the request
   verified with, as the SDK signs.
 
-The path is matched as the router matches it (without a proxy's root path). Everything
+The path is matched as the router matches it: without a proxy's root path, and with its
+pattern (`^/api/inngest$`, which a path ending in a decoded `%0A` matches too). Everything
 else reaches the SDK with the body already read. On the way back, a 500 the
 SDK gives a signed call it could not read as an Inngest request is marked no-retry:
 retrying the same bytes cannot help (the check runs only on that error path).
@@ -54,6 +55,7 @@ from inngest._internal import net
 from inngest._internal.server_lib import ServerRequest
 from starlette._utils import get_route_path  # how the router itself reads the path
 from starlette.concurrency import run_in_threadpool
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bridge.bodies import (
@@ -140,14 +142,14 @@ class InngestGate:
     ) -> None:
         """`signature_check` is None in dev mode, where the SDK verifies nothing either."""
         self.app = app
-        self.path = path
+        self.path = compile_path(path)[0]  # the router's own pattern for the path
         self.max_body_bytes = max_body_bytes
         self.signature_check = signature_check
         self.large_verifications = asyncio.Semaphore(LARGE_VERIFICATIONS_AT_ONCE)
         self.large_body_bytes = 0  # held now, by the large bodies being read or checked
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or get_route_path(scope) != self.path:
+        if scope["type"] != "http" or self.path.match(get_route_path(scope)) is None:
             await self.app(scope, receive, send)
             return
         try:

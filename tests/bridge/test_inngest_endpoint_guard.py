@@ -40,9 +40,11 @@ def execute_body(padding: int = 0, **data: str) -> bytes:
     return json.dumps(FakeInngest.request_body(event, "01RUNGUARD", 0, {}, [])).encode()
 
 
-def post(web: str, body: bytes, headers: list[tuple[str, str]]) -> httpx.Response:
+def post(
+    web: str, body: bytes, headers: list[tuple[str, str]], path: str = "/api/inngest"
+) -> httpx.Response:
     return httpx.post(
-        f"{web}/api/inngest",
+        web + path,
         params={"fnId": f"{APP_ID}-{FN}", "stepId": "step"},
         content=body,
         headers=[("Content-Type", "application/json"), *headers],
@@ -131,6 +133,17 @@ def test_a_signature_header_sent_twice_with_the_same_valid_value_is_refused(web:
     response = post(web, body, [("X-Inngest-Signature", valid), ("X-Inngest-Signature", valid)])
 
     assert response.status_code == 401
+
+
+def test_a_path_with_an_encoded_newline_at_its_end_passes_the_gate_too(web: str) -> None:
+    # The router's pattern for /api/inngest ("$") matches before a final newline too.
+    body = execute_body()
+    stale = signature(body, A_DAY_AGO)
+
+    response = post(web, body, [("X-Inngest-Signature", stale)], path="/api/inngest%0A")
+
+    assert response.status_code == 401
+    assert "over 5 minutes" in response.text
 
 
 def test_a_signature_without_a_timestamp_is_refused(web: str) -> None:
