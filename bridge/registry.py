@@ -33,6 +33,8 @@ CronBody = Callable[[], dict[str, Any]]
 _PREFIX = re.compile(r"^[a-z0-9-]+/$")
 _NAME = re.compile(r"^[a-z0-9-]+(\.[a-z0-9-]+)+$")
 _ROUTE = re.compile(r"^/api(/[a-z0-9-]+)+$")
+# Inngest's endpoint (bridge/inngest/serve.py): no job or cron route may take it.
+INNGEST_PATH = "/api/inngest"
 _FLOW_KEY = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 _CRON = re.compile(r"^\S+ \S+ \S+ \S+ \S+$")
 
@@ -276,6 +278,8 @@ class Registry:
             raise JobDeclarationError(
                 f"{owner}: route {route!r} must look like /api/words-and/dashes"
             )
+        if route == INNGEST_PATH:
+            raise JobDeclarationError(f"{owner}: route {route} is Inngest's endpoint")
         if route in self._routes and self._routes[route] != owner:
             raise JobDeclarationError(
                 f"{owner}: route {route} already belongs to {self._routes[route]}"

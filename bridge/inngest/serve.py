@@ -13,10 +13,8 @@ from starlette.responses import Response
 from bridge.inngest.client import make_inngest_client, signature_check
 from bridge.inngest.functions import all_functions
 from bridge.inngest.gate import InngestGate
-from bridge.registry import Registry
+from bridge.registry import INNGEST_PATH, Registry
 from config import Settings
-
-INNGEST_PATH = "/api/inngest"
 
 
 def serve_inngest(

@@ -14,10 +14,11 @@ from fastapi.responses import JSONResponse
 
 from bridge.apps import App, load_app
 from bridge.celery.config import make_embedded_broker_folders
-from bridge.inngest.serve import INNGEST_PATH, add_inngest_gate, serve_inngest
+from bridge.inngest.serve import add_inngest_gate, serve_inngest
 from bridge.logs import configure_logging
 from bridge.metrics_web import add_metrics_route
 from bridge.ops.probes import Check, check_broker, check_database, check_redis_store
+from bridge.registry import INNGEST_PATH
 from bridge.store import loop_reads, redis_store
 from bridge.web import responses
 from bridge.web.answer_cache import AnswerCache

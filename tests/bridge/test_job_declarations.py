@@ -55,6 +55,8 @@ def test_unknown_option_fails_at_declaration() -> None:
         ({"payload": dict}, "Payload subclass"),
         ({"throttle": Throttle(limit=0, period_seconds=1)}, "throttle needs"),
         ({"legacy_routes": ("/api/clean/gmail",)}, "already belongs"),
+        ({"route": "/api/inngest"}, "Inngest's endpoint"),
+        ({"legacy_routes": ("/api/inngest",)}, "Inngest's endpoint"),
         ({"concurrency": 1, "flow_key_prefix": "with space-"}, "flow-control key alphabet"),
         ({"flow_key_prefix": "unlimited-"}, "needs per-key limits"),
         ({"event": "inbox-zero/cleanup.scheduled-actions"}, "already triggers a cron"),
