@@ -4,16 +4,16 @@ answered ahead of FastAPI's router.
 A delivery route reads its raw body and headers itself (a signature covers the bytes),
 so FastAPI's own work for it (middleware that skips it, the router's walk over every
 route, dependency solving, the per-request exit stacks) adds nothing it uses. In a burst
-that work cost about a quarter of a delivery's CPU in the web process. This plain ASGI
+that work cost a tenth of a delivery's CPU in the web process. This plain ASGI
 middleware sits outside the app's own middleware and the router: a POST to one of these
-paths (matched as the router matches it, without a proxy's root path) is handed to its
-endpoint directly; everything else, other methods on those paths included (answered
-405 by the router), goes on through FastAPI. Errors still reach FastAPI's outermost
-layer, which answers 500 and logs them, and `/api/inngest`'s gate (bridge/inngest/
-gate.py) sits outside this one, so every request there passes it first.
+exact paths (without a proxy's root path) is handed to its endpoint directly; everything
+else, other methods on those paths included (answered 405 by the router), goes on
+through FastAPI. Errors still reach FastAPI's outermost layer, which answers 500, and
+`/api/inngest`'s gate (bridge/inngest/gate.py) sits outside this one, so every request
+the router would take to Inngest's endpoint passes it first.
 
-So an app's middleware (its `add_routes` hook) sees the app's own routes, never the
-deliveries.
+So an app's middleware and exception handlers (its `add_routes` hook) see the app's own
+routes, never the deliveries.
 """
 
 from __future__ import annotations

@@ -44,3 +44,11 @@ def test_bytes_that_are_not_ascii_are_kept_as_surrogates_as_the_parser_keeps_the
     block = "Subject: Grüße\n".encode()
 
     assert header_fields(block) == {"subject": block[9:-1].decode("ascii", "surrogateescape")}
+
+
+def test_a_block_longer_than_the_parsers_chunk_reads_as_the_parser_reads_it() -> None:
+    # The parser reads 8192 characters at a time: a CRLF split between two reads.
+    block = b"Subject: " + b"x" * (8192 - 10) + b"\r\nX-Keywords: a\r\n\tb\r\n"
+
+    assert block[8191:8193] == b"\r\n"
+    assert header_fields(block) == parsed(block)

@@ -66,11 +66,12 @@ def test_another_method_on_a_job_route_is_answered_405_by_the_router(hello: Fast
     assert SeenPaths.paths == [GREET]
 
 
-def test_a_job_route_behind_a_proxys_root_path_is_served(hello: FastAPI) -> None:
+def test_a_job_route_behind_a_proxys_root_path_is_answered_ahead_too(hello: FastAPI) -> None:
     with TestClient(hello, root_path="/jobs") as web:
-        response = web.post(GREET, content=ADA, headers=DIRECT)
+        response = web.post("/jobs" + GREET, content=ADA, headers=DIRECT)
 
     assert response.json()["outcome"] == "done"
+    assert SeenPaths.paths == []
 
 
 def test_a_job_route_with_a_trailing_slash_is_redirected_by_the_router(hello: FastAPI) -> None:
