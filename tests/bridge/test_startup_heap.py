@@ -54,3 +54,17 @@ def test_a_worker_of_another_app_leaves_the_heap_alone(unfrozen: None) -> None:
     worker_init.send(sender=Worker(object()))
 
     assert gc.get_freeze_count() == 0
+
+
+def test_the_orms_mappers_are_configured_with_the_startup_heap() -> None:
+    probe = (
+        "import bridge.web; from sqlalchemy.orm import Mapper; from tasks.models import "
+        "ScheduledAction; print(ScheduledAction.__mapper__.configured); bridge.web.app; "
+        "print(ScheduledAction.__mapper__.configured)"
+    )
+
+    command = [sys.executable, "-c", probe]
+    done = subprocess.run(command, check=False, capture_output=True, text=True, timeout=120)
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "True"]  # configured at start, before a query
