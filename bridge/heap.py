@@ -9,9 +9,11 @@ collection scans only what requests and jobs made since. It also spares prefork
 children from copying the pages those objects sit on when a collection touches them.
 
 SQLAlchemy configures the ORM's mappers (their relationships and columns, for every
-model declared) at the first query: about 20 ms of a process's first delivery, paid
-by each prefork child and web worker, with the objects it builds left to the
-collector. Configured here, in the process that forks, it is paid once and frozen.
+model declared) at the first query: about 20 ms of a process's first delivery, with
+the objects it builds left to the collector. Configured here, it is paid at start and
+frozen: once in Celery's main process for all its prefork children, by each web worker
+(uvicorn spawns them) before its first request. A model that cannot be configured (the
+app's bug) raises here, after the heap is frozen all the same.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from sqlalchemy.orm import configure_mappers
 def freeze_startup_heap() -> None:
     """Configure the mappers declared so far, collect once, then move every object left
     into the permanent generation."""
-    configure_mappers()
-    gc.collect()
-    gc.freeze()
+    try:
+        configure_mappers()
+    finally:
+        gc.collect()
+        gc.freeze()

@@ -124,12 +124,12 @@ class Registry:
     def __init__(self, *, event_prefix: str, alias_suffixes: tuple[str, ...] = ()) -> None:
         """`alias_suffixes`: each job is also served at its route (and legacy routes) plus
         each suffix, e.g. "/simple" where the replaced app's last-resort calls went."""
-        if not _PREFIX.match(event_prefix):
+        if not _PREFIX.fullmatch(event_prefix):
             raise JobDeclarationError(
                 f"event_prefix {event_prefix!r} must look like 'my-app/' (lowercase, dashes)"
             )
         for suffix in alias_suffixes:
-            if not _ROUTE.match("/api" + suffix):
+            if not _ROUTE.fullmatch("/api" + suffix):
                 raise JobDeclarationError(f"alias suffix {suffix!r} must look like /words-and")
         self.event_prefix = event_prefix
         self.alias_suffixes = alias_suffixes
@@ -239,7 +239,7 @@ class Registry:
         """Record a cron declared elsewhere (the shim's own); the same spec twice is one."""
         if self.crons.get(spec.name) is spec:
             return
-        if not _CRON.match(spec.cron):
+        if not _CRON.fullmatch(spec.cron):
             raise JobDeclarationError(f"{spec.name}: cron {spec.cron!r} needs five fields")
         if spec.name in self.crons:
             raise JobDeclarationError(f"{spec.name}: declared twice")
@@ -267,14 +267,14 @@ class Registry:
 
     def _name_of(self, event: str) -> str:
         name = event.removeprefix(self.event_prefix)
-        if not event.startswith(self.event_prefix) or not _NAME.match(name):
+        if not event.startswith(self.event_prefix) or not _NAME.fullmatch(name):
             raise JobDeclarationError(
                 f"event {event!r} must look like '{self.event_prefix}area.action'"
             )
         return name
 
     def _check_route(self, route: str, owner: str) -> None:
-        if not _ROUTE.match(route):
+        if not _ROUTE.fullmatch(route):
             raise JobDeclarationError(
                 f"{owner}: route {route!r} must look like /api/words-and/dashes"
             )
@@ -322,7 +322,7 @@ def validate_job(spec: JobSpec[Any]) -> None:
     _check_functions(spec)
     if spec.delayable and "scheduled_for" not in fields:
         raise JobDeclarationError(f"{where}: delayable jobs need a `scheduled_for` payload field")
-    if spec.flow_key_prefix is not None and not _FLOW_KEY.match(spec.flow_key_prefix):
+    if spec.flow_key_prefix is not None and not _FLOW_KEY.fullmatch(spec.flow_key_prefix):
         raise JobDeclarationError(
             f"{where}: flow_key_prefix {spec.flow_key_prefix!r} may hold letters, digits, "
             "'-', '_' and '.' only (QStash's flow-control key alphabet)"

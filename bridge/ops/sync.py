@@ -9,10 +9,10 @@ import httpx
 from inngest._internal.net import sign_request
 
 from bridge.ops.measure import describe
+from bridge.registry import INNGEST_PATH
 from config import Settings
 
 DEFAULT_APP_URL = "http://127.0.0.1:8000"
-SERVE_PATH = "/api/inngest"
 SDK_HEADER = "x-inngest-sdk"  # on every answer of the Inngest SDK's endpoint
 
 
@@ -31,7 +31,7 @@ class SyncResult:
 
 def sync_url(settings: Settings, url: str | None) -> str:
     base = (url or settings.internal_api_url or DEFAULT_APP_URL).rstrip("/")
-    return base if base.endswith(SERVE_PATH) else base + SERVE_PATH
+    return base if base.endswith(INNGEST_PATH) else base + INNGEST_PATH
 
 
 def _registration_error(response: httpx.Response, body: Any) -> str | None:

@@ -23,12 +23,12 @@ from config.exiting import exit_plainly, get_settings_or_exit
 def _asgi_app() -> FastAPI:
     try:
         app = create_app(get_settings_or_exit())
+        freeze_startup_heap()  # what serving allocates is all the collector walks from now on
     except ConfigError as error:  # JOBBRIDGE_APP names no app, or the app failed to import
         exit_plainly(error)
     except AttributeError as error:
         # Raised through __getattr__, it would read as "no attribute app" to uvicorn.
         raise RuntimeError(f"building the web app failed: {error}") from error
-    freeze_startup_heap()  # what serving allocates is all the collector walks from now on
     return app
 
 

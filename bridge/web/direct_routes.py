@@ -13,7 +13,8 @@ through FastAPI. Errors still reach FastAPI's outermost layer, which answers 500
 the router would take to Inngest's endpoint passes it first.
 
 So an app's middleware and exception handlers (its `add_routes` hook) see the app's own
-routes, never the deliveries.
+routes, and a delivery only when its path is spelled otherwise (a final `%0A`, which the
+router still takes to the same endpoint).
 """
 
 from __future__ import annotations

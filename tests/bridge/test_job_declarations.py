@@ -158,3 +158,11 @@ def test_a_cron_may_also_run_on_events_but_not_on_a_jobs() -> None:
         name="area.tidy", cron="* * * * *", route="/api/tidy", events=("app/area.tidy-now",)
     )(dict)
     assert sweep.events == ("app/area.tidy-now",)
+
+
+def test_a_route_with_a_newline_at_its_end_is_refused() -> None:
+    # A regex's "$" matches before a final newline: routes are matched whole.
+    local = Registry(event_prefix="app/")
+
+    with pytest.raises(JobDeclarationError, match="must look like"):
+        local.job(event="app/area.act", route="/api/area/act\n", payload=PerAccount)(body)

@@ -58,7 +58,7 @@ def test_a_worker_of_another_app_leaves_the_heap_alone(unfrozen: None) -> None:
 
 def test_the_orms_mappers_are_configured_with_the_startup_heap() -> None:
     probe = (
-        "import bridge.web; from sqlalchemy.orm import Mapper; from tasks.models import "
+        "import bridge.web; from tasks.models import "
         "ScheduledAction; print(ScheduledAction.__mapper__.configured); bridge.web.app; "
         "print(ScheduledAction.__mapper__.configured)"
     )
@@ -68,3 +68,20 @@ def test_the_orms_mappers_are_configured_with_the_startup_heap() -> None:
 
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["False", "True"]  # configured at start, before a query
+
+
+def test_a_model_that_cannot_be_configured_is_named_as_the_web_apps_failure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import bridge.web
+
+    def broken_model() -> None:
+        raise AttributeError("type object 'B' has no attribute 'a_idd'")
+
+    monkeypatch.setattr(bridge.web, "freeze_startup_heap", broken_model)
+    bridge.web._asgi_app.cache_clear()
+    try:
+        with pytest.raises(RuntimeError, match=r"building the web app failed: .*a_idd"):
+            bridge.web.app  # noqa: B018  # uvicorn's read of the attribute
+    finally:
+        bridge.web._asgi_app.cache_clear()
