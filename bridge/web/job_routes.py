@@ -6,7 +6,6 @@ import json
 import logging
 import sys
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -83,9 +82,7 @@ def unreadable(error: ValueError) -> str:
     return f"a number has more than {sys.get_int_max_str_digits()} digits"
 
 
-def job_endpoint(
-    settings: Settings, spec: JobSpec[Any], path: str
-) -> Callable[[Request], Awaitable[Response]]:
+def job_endpoint(settings: Settings, spec: JobSpec[Any], path: str) -> Endpoint:
     """The job served at `path` (its route or an alias: QStash signs the path it called)."""
 
     async def endpoint(request: Request) -> Response:
@@ -140,7 +137,7 @@ def job_endpoint(
     return endpoint
 
 
-def cron_endpoint(settings: Settings, spec: CronSpec) -> Callable[[Request], Awaitable[Response]]:
+def cron_endpoint(settings: Settings, spec: CronSpec) -> Endpoint:
     async def endpoint(request: Request) -> Response:
         try:
             authenticate_cron(settings, request.headers)
