@@ -1,9 +1,9 @@
 """One-row reads from the event loop: the read behind an early answer, without a thread.
 
-On PostgreSQL, through asyncpg (one pool per event loop). A read costs the loop about
-half of what psycopg's async connection costs it: psycopg's async path drives a
-generator that registers and removes a socket reader at every step, where asyncpg's
-protocol is an asyncio protocol compiled in Cython. The reads asked in one turn of the
+On PostgreSQL, through asyncpg, on connections of each event loop's own. A read costs
+the loop about half of what psycopg's async connection costs it: psycopg's async path
+drives a generator that registers and removes a socket reader at every step, where
+asyncpg's protocol is an asyncio protocol compiled in Cython. The reads asked in one turn of the
 loop go together (bridge/store/tick_batch.py): one alone as it is, several as one
 statement run once for each in one round trip (asyncpg's `fetchmany`, the statement
 numbered so that each finds its own row); a read that fails fails the others of its
@@ -45,16 +45,19 @@ from bridge.store.tick_batch import TickBatch
 
 # Connections a loop's reads keep open at most: its batches of reads on their way at once.
 LOOP_POOL_SIZE = 10
-# How long a read waits for a connection: a free one, or a new one to connect (libpq's
-# `connect_timeout` of the app's other connections is not applied here).
+# How long a read waits for a new connection to connect (libpq's `connect_timeout` of
+# the app's other connections is not applied here); an idle one is taken at once.
 CONNECT_SECONDS = 5.0
+# A connection left idle this long is closed (as asyncpg's pool closes one).
+IDLE_SECONDS = 300.0
 # How long a batch of reads may take before its readers give up (and the loop rests).
 READ_TIMEOUT_SECONDS = 5.0
 # After a read that could not reach the database, or timed out, the loop's reads rest
-# this long: callers go to a thread at once rather than each wait, and the pool is made
-# afresh, so a database that is back is used at once.
+# this long: callers go to a thread at once rather than each wait, and the connections
+# are made afresh, so a database that is back is used at once.
 LOOP_REST_SECONDS = 5.0
-# How long the web app's end waits for reads on their way before it closes their pool.
+# How long closing a connection waits for the server's goodbye (at the web app's end, or
+# an idle one).
 CLOSE_SECONDS = 5.0
 
 # The connection parameters asyncpg takes as libpq does (the rest of a DATABASE_URL's
@@ -114,11 +117,74 @@ _Read = tuple[str, str, list[Any]]
 _Found = tuple[Any, ...] | None
 
 
+class _Connections:
+    """A loop's connections for its reads, opened on demand: one for each batch on its
+    way, of which TickBatch lets LOOP_POOL_SIZE go at once, so a batch never waits for
+    one. asyncpg's pool spent about 45 µs of CPU to lend a connection and take it back,
+    as much as the read itself: here that is a list's pop and append."""
+
+    def __init__(self, arguments: dict[str, Any]) -> None:
+        self._arguments = arguments
+        self._idle: list[tuple[asyncpg.Connection, float]] = []  # and since when
+        self._lent: set[asyncpg.Connection] = set()
+        self._closed = False
+
+    async def take(self) -> asyncpg.Connection:
+        now = time.monotonic()
+        while self._idle:
+            connection, since = self._idle.pop()  # the last given back: the least stale
+            if now - since > IDLE_SECONDS:  # and so are all the others
+                _in_background(connection.close(timeout=CLOSE_SECONDS))
+            elif not connection.is_closed():
+                self._lent.add(connection)
+                return connection
+        connection = await asyncpg.connect(**self._arguments, timeout=CONNECT_SECONDS)
+        if self._closed:  # closed while it connected
+            connection.terminate()
+            raise asyncpg.InterfaceError("the loop's connections are closed")
+        self._lent.add(connection)
+        return connection
+
+    def give_back(self, connection: asyncpg.Connection) -> None:
+        """A connection whose read ended with an answer (a row or the server's error)."""
+        self._lent.discard(connection)
+        if self._closed or connection.is_closed():
+            connection.terminate()
+            return
+        now = time.monotonic()
+        self._idle.append((connection, now))
+        while now - self._idle[0][1] > IDLE_SECONDS:
+            stale, _ = self._idle.pop(0)
+            _in_background(stale.close(timeout=CLOSE_SECONDS))
+
+    def drop(self, connection: asyncpg.Connection) -> None:
+        """A connection whose read did not end (cancelled, timed out, cut off): its
+        protocol's state is unknown, so it is closed at once without a word."""
+        self._lent.discard(connection)
+        connection.terminate()
+
+    async def close(self) -> None:
+        """Close the idle connections; those lent are closed as they are given back."""
+        self._closed = True
+        idle, self._idle = self._idle, []
+        for connection, _ in idle:
+            try:
+                await connection.close(timeout=CLOSE_SECONDS)
+            except Exception:  # a server that went away meanwhile
+                connection.terminate()
+
+    def terminate(self) -> None:
+        self._closed = True
+        for connection in [*self._lent, *(connection for connection, _ in self._idle)]:
+            connection.terminate()
+        self._idle, self._lent = [], set()
+
+
 @dataclass
 class _LoopPool:
     bound: Engine  # the engine whose database it reads (one engine per DATABASE_URL)
-    pool: asyncpg.Pool
-    opening: asyncio.Task[None]  # awaited by every reader (shielded: one may be cancelled)
+    connections: _Connections
+    loop: asyncio.AbstractEventLoop
     resting_until: float = 0.0
     # The reads of one turn of the loop, sent together (bridge/store/tick_batch.py).
     batch: TickBatch[_Read, _Found] = field(init=False)
@@ -126,20 +192,20 @@ class _LoopPool:
     def __post_init__(self) -> None:
         self.batch = TickBatch(
             partial(_send_reads, self),
-            self.opening.get_loop(),
+            self.loop,
             most_in_flight=LOOP_POOL_SIZE,  # one connection each
             timeout_seconds=READ_TIMEOUT_SECONDS,
             timed_out=partial(_timed_out, self),
         )
 
 
-# An asyncpg pool's connections belong to the event loop that opened them: one pool per
-# loop and database (a web process runs one loop; tests run several).
+# asyncpg's connections belong to the event loop that opened them: one set per loop and
+# database (a web process runs one loop; tests run several).
 _loop_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopPool] = (
     weakref.WeakKeyDictionary()
 )
-# Tasks kept until done (the loop holds tasks weakly): connections given back after a
-# failed read, pools closed after a rest.
+# Tasks kept until done (the loop holds tasks weakly): idle connections closed, pools
+# closed after a rest.
 _background: set[asyncio.Task[None]] = set()
 
 
@@ -153,7 +219,7 @@ async def read_one_on_loop(statement: Executable, parameters: Mapping[str, Any])
     values = bound_values(compiled, parameters)
     numbered, names = _positional(compiled)
     arguments = [values[name] for name in names]
-    entry = await _loop_pool(bound)
+    entry = _loop_pool(bound)
     found = await entry.batch.ask((compiled.sql, numbered, arguments))
     return None if found is None else row_of(compiled, found)
 
@@ -220,7 +286,7 @@ async def _fetch_many(
 
 async def _run(entry: _LoopPool, sql: str, arguments: list[Any], *, many: bool) -> Any:
     try:
-        connection = await entry.pool.acquire(timeout=CONNECT_SECONDS)
+        connection = await entry.connections.take()
     except Exception as error:  # refused, at login too, or no server fit (target_session_attrs)
         raise _away(
             entry, sql, arguments, error, f"no connection in {CONNECT_SECONDS} s"
@@ -232,17 +298,16 @@ async def _run(entry: _LoopPool, sql: str, arguments: list[Any], *, many: bool) 
         else:
             found = await connection.fetchrow(sql, *arguments)
     except BaseException as error:
-        # Given back in the background: after a timeout or a cancellation, asyncpg waits
-        # for the server to confirm the cancel, which a reader must not wait for.
-        _in_background(entry.pool.release(connection, timeout=CLOSE_SECONDS))
+        if isinstance(error, asyncpg.PostgresError) and not isinstance(error, _AWAY):
+            entry.connections.give_back(connection)  # the server refused: it reads on
+            raise DatabaseError(sql, arguments, error) from error
+        entry.connections.drop(connection)
         if isinstance(error, _AWAY):
             raise _away(
                 entry, sql, arguments, error, f"no answer in {READ_TIMEOUT_SECONDS} s"
             ) from error
-        if isinstance(error, asyncpg.PostgresError):
-            raise DatabaseError(sql, arguments, error) from error
         raise
-    await entry.pool.release(connection)
+    entry.connections.give_back(connection)
     return found
 
 
@@ -285,12 +350,7 @@ def _connect_arguments(url: URL) -> dict[str, Any] | None:
     return {"dsn": dsn, "server_settings": settings}
 
 
-async def _nothing_to_reset(connection: asyncpg.Connection) -> None:
-    """A connection here only ever runs one SELECT outside a transaction: no session state
-    to undo when it is given back (asyncpg's default reset costs a round trip)."""
-
-
-async def _loop_pool(bound: Engine) -> _LoopPool:
+def _loop_pool(bound: Engine) -> _LoopPool:
     loop = asyncio.get_running_loop()
     entry = _loop_pools.get(loop)
     if entry is not None and entry.resting_until > time.monotonic():
@@ -301,23 +361,9 @@ async def _loop_pool(bound: Engine) -> _LoopPool:
         arguments = _connect_arguments(bound.url)
         if arguments is None:
             raise NotReadableOnLoop("DATABASE_URL has parameters asyncpg does not take")
-        pool = asyncpg.create_pool(
-            **arguments,
-            min_size=0,  # opened on demand: nothing reconnects while the web app idles
-            max_size=LOOP_POOL_SIZE,
-            timeout=CONNECT_SECONDS,
-            reset=_nothing_to_reset,
-        )
-        entry = _LoopPool(bound, pool, loop.create_task(_open(pool)))
+        entry = _LoopPool(bound, _Connections(arguments), loop)
         _loop_pools[loop] = entry
-    if not entry.opening.done():
-        await asyncio.shield(entry.opening)
-    entry.opening.result()  # its error, if it failed
     return entry
-
-
-async def _open(pool: asyncpg.Pool) -> None:
-    await pool  # min_size=0: makes the pool, connects nothing
 
 
 def _in_background(work: Any) -> None:
@@ -331,18 +377,16 @@ def _in_background(work: Any) -> None:
 
 
 async def _close(entry: _LoopPool) -> None:
-    with contextlib.suppress(Exception):
-        await entry.opening
     await entry.batch.close()  # what waits is sent, and every batch answered
     try:
-        await asyncio.wait_for(entry.pool.close(), CLOSE_SECONDS)
-    except Exception:  # reads still on their way (TimeoutError), or a pool never made
-        with contextlib.suppress(Exception):
-            entry.pool.terminate()
+        await asyncio.wait_for(entry.connections.close(), CLOSE_SECONDS)
+    except Exception:  # a server slow to say goodbye (TimeoutError)
+        entry.connections.terminate()
 
 
 async def close_loop_pool() -> None:
-    """Close the running event loop's pool, if it made one (at the web app's end)."""
+    """Close the running event loop's connections, if it opened any (at the web app's
+    end)."""
     entry = _loop_pools.pop(asyncio.get_running_loop(), None)
     if entry is not None:
         await _close(entry)

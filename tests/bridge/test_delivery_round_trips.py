@@ -63,23 +63,24 @@ def test_a_delivery_asks_redis_from_the_event_loop_only(
     assert other.status_code == 200 and other.json()["outcome"] == "skipped"
 
 
-def test_the_web_app_closes_its_redis_client_when_it_stops(
+def test_the_web_app_closes_its_redis_connections_when_it_stops(
     configure: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    closed: list[redis_asyncio.Redis] = []
-    real_close = redis_asyncio.Redis.aclose
+    made: list[redis_asyncio.Connection] = []
+    real_make = redis_asyncio.ConnectionPool.make_connection
 
-    async def recording_close(self: redis_asyncio.Redis, *args: Any, **kwargs: Any) -> None:
-        closed.append(self)
-        await real_close(self, *args, **kwargs)
+    def recording_make(self: redis_asyncio.ConnectionPool) -> Any:
+        made.append(real_make(self))  # type: ignore[no-untyped-call]
+        return made[-1]
 
-    monkeypatch.setattr(redis_asyncio.Redis, "aclose", recording_close)
+    monkeypatch.setattr(redis_asyncio.ConnectionPool, "make_connection", recording_make)
     settings = configure(**env.QSTASH_ENV)
     with TestClient(create_app(settings)) as client:
         assert deliver(client, f"msg_{uuid.uuid4().hex}").status_code == 200
-        used = [made.client for made in redis_store._loop_clients.values()]
+        connected_while_serving = [c for c in made if c.is_connected]
 
-    assert len(used) == 1 and closed == used
+    assert len(connected_while_serving) == 1
+    assert not any(connection.is_connected for connection in made)
 
 
 def test_commands_asked_in_one_turn_of_the_loop_go_in_one_pipeline_each_with_its_reply(
@@ -87,13 +88,13 @@ def test_commands_asked_in_one_turn_of_the_loop_go_in_one_pipeline_each_with_its
 ) -> None:
     key = redis_store.key("test:burst:", uuid.uuid4().hex)
     pipelines: list[int] = []
-    real_execute = redis_asyncio.client.Pipeline.execute
+    real_pack = redis_asyncio.Connection.pack_commands
 
-    async def counting_execute(self: Any, *args: Any, **kwargs: Any) -> Any:
-        pipelines.append(len(self.command_stack))
-        return await real_execute(self, *args, **kwargs)
+    def counting_pack(self: redis_asyncio.Connection, commands: Any) -> Any:
+        pipelines.append(len(commands))
+        return real_pack(self, commands)
 
-    monkeypatch.setattr(redis_asyncio.client.Pipeline, "execute", counting_execute)
+    monkeypatch.setattr(redis_asyncio.Connection, "pack_commands", counting_pack)
 
     async def burst() -> list[Any]:
         try:
@@ -146,3 +147,35 @@ def test_a_delivery_whose_redis_does_not_answer_is_asked_again_later(
     assert answer.json()["error"] == (
         "the delivery ledger is unavailable (TimeoutError); retry later"
     )
+
+
+def test_a_connection_the_server_closed_is_opened_again_before_its_next_pipeline() -> None:
+    async def around_a_kill() -> tuple[Any, Any, Any]:
+        try:
+            (first_id,) = await redis_store.on_loop(("CLIENT", "ID"))
+            redis.Redis.from_url(os.environ["REDIS_URL"]).client_kill_filter(_id=first_id)
+            (second_id,) = await redis_store.on_loop(("CLIENT", "ID"))
+            return first_id, second_id, await redis_store.on_loop(("PING",))
+        finally:
+            await redis_store.close_loop_client()
+
+    first_id, second_id, pong = asyncio.run(around_a_kill())
+
+    assert second_id != first_id and pong == [True]
+
+
+def test_a_connection_idle_too_long_is_not_used_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def twice() -> tuple[Any, Any]:
+        try:
+            (first_id,) = await redis_store.on_loop(("CLIENT", "ID"))
+            monkeypatch.setattr(redis_store, "IDLE_SECONDS", 0.0)
+            (second_id,) = await redis_store.on_loop(("CLIENT", "ID"))
+            return first_id, second_id
+        finally:
+            await redis_store.close_loop_client()
+
+    first_id, second_id = asyncio.run(twice())
+
+    assert second_id != first_id
+    listed = redis.Redis.from_url(os.environ["REDIS_URL"]).client_list()
+    assert first_id not in {int(client["id"]) for client in listed}

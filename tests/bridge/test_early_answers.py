@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
+import asyncpg
 import pytest
 from fastapi.testclient import TestClient
 from inngest._internal.net import sign_request
@@ -193,14 +194,25 @@ def test_an_inngest_call_for_a_missing_action_needs_no_thread(
     assert answer.json()["outcome"] == "skipped"
 
 
-def test_the_web_app_closes_its_loop_pool_when_it_stops(configure: Callable[..., Any]) -> None:
+def test_the_web_app_closes_its_loop_connections_when_it_stops(
+    configure: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened: list[asyncpg.Connection] = []
+    connect = asyncpg.connect
+
+    async def recording_connect(*args: Any, **kwargs: Any) -> asyncpg.Connection:
+        opened.append(await connect(*args, **kwargs))
+        return opened[-1]
+
+    monkeypatch.setattr(asyncpg, "connect", recording_connect)
     body = json.dumps({"scheduledActionId": "no-such-action"}).encode()
     route = execute_scheduled_action.route
     with TestClient(create_app(configure(**env.QSTASH_ENV))) as client:
         client.post(route, content=body, headers=signed_headers(body, route))
-        pools = [e.pool for e in loop_reads._loop_pools.values() if not e.pool.is_closing()]
+        open_while_serving = [c for c in opened if not c.is_closed()]
 
-    assert len(pools) == 1 and pools[0].is_closing()
+    assert len(open_while_serving) == 1
+    assert all(connection.is_closed() for connection in opened)
 
 
 def test_after_a_failed_loop_read_the_loop_rests_and_says_so_once(

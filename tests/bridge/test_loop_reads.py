@@ -120,10 +120,22 @@ def test_a_read_the_server_refuses_fails_its_batch_with_the_servers_error() -> N
     assert beside is refused  # its caller reads from a thread
 
 
-def test_a_connection_whose_read_was_refused_reads_on() -> None:
+def connections_opened(monkeypatch: pytest.MonkeyPatch) -> list[asyncpg.Connection]:
+    """The connections the loop's reads open from now on, in order."""
+    opened: list[asyncpg.Connection] = []
+    connect = asyncpg.connect
+
+    async def recording_connect(*args: Any, **kwargs: Any) -> asyncpg.Connection:
+        opened.append(await connect(*args, **kwargs))
+        return opened[-1]
+
+    monkeypatch.setattr(asyncpg, "connect", recording_connect)
+    return opened
+
+
+def test_a_connection_whose_read_was_refused_reads_on(monkeypatch: pytest.MonkeyPatch) -> None:
     record("msg_loop_again")
-    monkeypatch = pytest.MonkeyPatch()
-    monkeypatch.setattr(loop_reads, "LOOP_POOL_SIZE", 1)  # the same connection each time
+    opened = connections_opened(monkeypatch)
 
     async def reading() -> Any:
         for _ in range(3):
@@ -132,12 +144,46 @@ def test_a_connection_whose_read_was_refused_reads_on() -> None:
             await read_one_on_loop(ROOT, {"number": -1})
         return await read_one_on_loop(*by_id("msg_loop_again"))
 
-    try:
-        found = on_loop(reading)
-    finally:
-        monkeypatch.undo()
+    found = on_loop(reading)
 
     assert found is not None and found.outcome == "done"
+    assert len(opened) == 1  # one connection did all five
+
+
+def test_a_connection_idle_too_long_is_closed_and_another_opened(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    record("msg_loop_idle")
+    opened = connections_opened(monkeypatch)
+
+    async def reading() -> Any:
+        await read_one_on_loop(*by_id("msg_loop_idle"))
+        monkeypatch.setattr(loop_reads, "IDLE_SECONDS", 0.0)  # idle since: too long now
+        found = await read_one_on_loop(*by_id("msg_loop_idle"))
+        await asyncio.wait_for(asyncio.gather(*loop_reads._background), 5)
+        return found
+
+    found = on_loop(reading)
+
+    assert found is not None and found.outcome == "done"
+    assert len(opened) == 2 and opened[0].is_closed()
+
+
+def test_a_connection_whose_read_timed_out_is_closed_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(loop_reads, "READ_TIMEOUT_SECONDS", 0.2)
+    opened = connections_opened(monkeypatch)
+
+    async def reading() -> bool:
+        with pytest.raises(OperationalError):
+            await read_one_on_loop(select(func.pg_sleep(3).label("slept")), {})
+        deadline = time.monotonic() + 2  # the batch's task ends after its reader is told
+        while not opened[0].is_closed() and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        return opened[0].is_closed()  # its protocol's state is unknown: never lent again
+
+    assert on_loop(reading) is True
 
 
 def test_more_reads_than_connections_wait_for_one_and_all_answer(
