@@ -51,7 +51,8 @@ def formatter_for(log_format: str) -> logging.Formatter:
 
 
 # uvicorn's own formats (uvicorn.config.LOGGING_CONFIG), which its loggers keep unless
-# the server was started with a log configuration of its own.
+# the server was started with a log configuration that sets others (one that keeps
+# these, with uvicorn's formatter classes, is taken to want the defaults).
 _UVICORN_FORMATS = frozenset(
     {
         "%(levelprefix)s %(message)s",
@@ -69,8 +70,12 @@ def configure_logging(log_format: str, level: int = logging.INFO) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(formatter_for(log_format))
     logging.basicConfig(level=level, handlers=[handler])
+    from uvicorn.logging import AccessFormatter, DefaultFormatter  # the web's only
+
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         for uvicorns in logging.getLogger(name).handlers:
             formatter = uvicorns.formatter
-            if formatter is not None and formatter._fmt in _UVICORN_FORMATS:
+            if type(formatter) in (DefaultFormatter, AccessFormatter) and (
+                getattr(formatter, "_fmt", None) in _UVICORN_FORMATS
+            ):
                 uvicorns.setFormatter(formatter_for(log_format))

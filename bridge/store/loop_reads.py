@@ -40,6 +40,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DatabaseError, OperationalError
 
 from bridge.store.db import engine
+from bridge.store.idle_connections import IdleConnections
 from bridge.store.point_reads import Compiled, bound_values, compiled_for, row_of
 from bridge.store.tick_batch import TickBatch
 
@@ -48,8 +49,6 @@ LOOP_POOL_SIZE = 10
 # How long a read waits for a new connection to connect (libpq's `connect_timeout` of
 # the app's other connections is not applied here); an idle one is taken at once.
 CONNECT_SECONDS = 5.0
-# A connection left idle this long is closed (as asyncpg's pool closes one).
-IDLE_SECONDS = 300.0
 # How long a batch of reads may take before its readers give up (and the loop rests).
 READ_TIMEOUT_SECONDS = 5.0
 # After a read that could not reach the database, or timed out, the loop's reads rest
@@ -118,44 +117,35 @@ _Found = tuple[Any, ...] | None
 
 
 class _Connections:
-    """A loop's connections for its reads, opened on demand: one for each batch on its
-    way, of which TickBatch lets LOOP_POOL_SIZE go at once, so a batch never waits for
-    one. asyncpg's pool spent about 45 µs of CPU to lend a connection and take it back,
-    as much as the read itself: here that is a list's pop and append."""
+    """A loop's connections for its reads (bridge/store/idle_connections.py), and those
+    lent to the batches on their way."""
 
-    def __init__(self, arguments: dict[str, Any]) -> None:
+    def __init__(self, arguments: dict[str, Any], loop: asyncio.AbstractEventLoop) -> None:
         self._arguments = arguments
-        self._idle: list[tuple[asyncpg.Connection, float]] = []  # and since when
+        self._idle: IdleConnections[asyncpg.Connection] = IdleConnections(loop, _close_politely)
         self._lent: set[asyncpg.Connection] = set()
+        self._closing: list[asyncpg.Connection] = []
         self._closed = False
 
     async def take(self) -> asyncpg.Connection:
-        now = time.monotonic()
-        while self._idle:
-            connection, since = self._idle.pop()  # the last given back: the least stale
-            if now - since > IDLE_SECONDS:  # and so are all the others
-                _in_background(connection.close(timeout=CLOSE_SECONDS))
-            elif not connection.is_closed():
+        while (connection := self._idle.take()) is not None:
+            if not connection.is_closed():
                 self._lent.add(connection)
                 return connection
-        connection = await asyncpg.connect(**self._arguments, timeout=CONNECT_SECONDS)
+        made: asyncpg.Connection = await asyncpg.connect(**self._arguments, timeout=CONNECT_SECONDS)
         if self._closed:  # closed while it connected
-            connection.terminate()
+            made.terminate()
             raise asyncpg.InterfaceError("the loop's connections are closed")
-        self._lent.add(connection)
-        return connection
+        self._lent.add(made)
+        return made
 
     def give_back(self, connection: asyncpg.Connection) -> None:
         """A connection whose read ended with an answer (a row or the server's error)."""
         self._lent.discard(connection)
         if self._closed or connection.is_closed():
             connection.terminate()
-            return
-        now = time.monotonic()
-        self._idle.append((connection, now))
-        while now - self._idle[0][1] > IDLE_SECONDS:
-            stale, _ = self._idle.pop(0)
-            _in_background(stale.close(timeout=CLOSE_SECONDS))
+        else:
+            self._idle.give_back(connection)
 
     def drop(self, connection: asyncpg.Connection) -> None:
         """A connection whose read did not end (cancelled, timed out, cut off): its
@@ -166,18 +156,25 @@ class _Connections:
     async def close(self) -> None:
         """Close the idle connections; those lent are closed as they are given back."""
         self._closed = True
-        idle, self._idle = self._idle, []
-        for connection, _ in idle:
-            try:
-                await connection.close(timeout=CLOSE_SECONDS)
-            except Exception:  # a server that went away meanwhile
-                connection.terminate()
+        self._closing = self._idle.drain()
+        await asyncio.gather(
+            *(_close_politely(connection) for connection in self._closing),
+            return_exceptions=True,
+        )
 
     def terminate(self) -> None:
+        """Close every connection at once (a `close` that took too long)."""
         self._closed = True
-        for connection in [*self._lent, *(connection for connection, _ in self._idle)]:
+        for connection in [*self._lent, *self._closing, *self._idle.drain()]:
             connection.terminate()
-        self._idle, self._lent = [], set()
+        self._lent = set()
+
+
+async def _close_politely(connection: asyncpg.Connection) -> None:
+    try:
+        await connection.close(timeout=CLOSE_SECONDS)
+    except Exception:  # a server that went away meanwhile, or too slow to say goodbye
+        connection.terminate()
 
 
 @dataclass
@@ -204,8 +201,7 @@ class _LoopPool:
 _loop_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopPool] = (
     weakref.WeakKeyDictionary()
 )
-# Tasks kept until done (the loop holds tasks weakly): idle connections closed, pools
-# closed after a rest.
+# Tasks kept until done (the loop holds tasks weakly): pools closed after a rest.
 _background: set[asyncio.Task[None]] = set()
 
 
@@ -361,7 +357,7 @@ def _loop_pool(bound: Engine) -> _LoopPool:
         arguments = _connect_arguments(bound.url)
         if arguments is None:
             raise NotReadableOnLoop("DATABASE_URL has parameters asyncpg does not take")
-        entry = _LoopPool(bound, _Connections(arguments), loop)
+        entry = _LoopPool(bound, _Connections(arguments, loop), loop)
         _loop_pools[loop] = entry
     return entry
 

@@ -6,7 +6,7 @@ test runs sharing one Redis never meet; and the clients: `client()` for threads,
 from __future__ import annotations
 
 import asyncio
-import time
+import contextlib
 import weakref
 from dataclasses import dataclass
 from functools import lru_cache, partial
@@ -15,6 +15,7 @@ from typing import Any
 import redis
 from redis import asyncio as redis_asyncio
 
+from bridge.store.idle_connections import IdleConnections
 from bridge.store.tick_batch import TickBatch
 from config import get_settings
 
@@ -56,45 +57,44 @@ LOOP_PIPELINES = 4
 Command = tuple[str | int | float | bytes, ...]
 
 
-# A connection left idle this long is closed rather than used again.
-IDLE_SECONDS = 300.0
-
-
 class _LoopConnections:
-    """A loop's connections for its pipelines, opened on demand: one for each pipeline
-    on its way, of which TickBatch lets LOOP_PIPELINES go at once, so a pipeline never
-    waits for one. redis-py's pool and Pipeline spent about 40 µs of CPU on each, a
-    third of the round trip: here a connection is a list's pop and append, and the
+    """A loop's connections for its pipelines (bridge/store/idle_connections.py); the
     commands go out through redis-py's own packing and replies."""
 
-    def __init__(self, client: redis_asyncio.Redis) -> None:
+    def __init__(self, client: redis_asyncio.Redis, loop: asyncio.AbstractEventLoop) -> None:
         self.client = client
-        self._idle: list[tuple[redis_asyncio.Connection, float]] = []  # and since when
+        self._idle: IdleConnections[redis_asyncio.Connection] = IdleConnections(loop, _disconnect)
 
-    async def take(self) -> tuple[redis_asyncio.Connection, bool]:
-        """A connection, and whether it was used before (the server may have closed it
-        meanwhile: its next read says so)."""
-        now = time.monotonic()
-        while self._idle:
-            connection, since = self._idle.pop()  # the last given back: the least stale
-            if now - since <= IDLE_SECONDS:
-                return connection, True
-            await connection.disconnect(nowait=True)  # and so are all the others
-        return await self.open(), False
-
-    async def open(self) -> redis_asyncio.Connection:
+    async def take(self) -> redis_asyncio.Connection:
+        connection = self._idle.take()
+        if connection is not None:
+            # Anything to read on an idle connection is its end: the server closed it
+            # meanwhile (a restart, its idle timeout), and a new one is opened before
+            # anything is sent. (redis-py's pool skips this check when its maintenance
+            # notifications are on, as they are by default.)
+            try:
+                ended = await connection.can_read()
+            except (redis.ConnectionError, OSError):
+                ended = True
+            if not ended:
+                return connection
+            await _disconnect(connection)
         pool = self.client.connection_pool
         made: redis_asyncio.Connection = pool.make_connection()  # type: ignore[no-untyped-call]
         await made.connect()  # type: ignore[no-untyped-call]
         return made
 
     def give_back(self, connection: redis_asyncio.Connection) -> None:
-        self._idle.append((connection, time.monotonic()))
+        self._idle.give_back(connection)
 
     async def close(self) -> None:
-        idle, self._idle = self._idle, []
-        for connection, _ in idle:
-            await connection.disconnect(nowait=True)
+        for connection in self._idle.drain():
+            with contextlib.suppress(Exception):
+                await _disconnect(connection)
+
+
+async def _disconnect(connection: redis_asyncio.Connection) -> None:
+    await connection.disconnect(nowait=True)
 
 
 @dataclass(frozen=True)
@@ -122,16 +122,16 @@ def _loop_client(loop: asyncio.AbstractEventLoop) -> _LoopClient:
     found = _loop_clients.get(loop)
     if found is not None and found.url == url:
         return found
-    # At most LOOP_PIPELINES pipelines at once, so the pool never runs out. No socket
-    # timeout (redis-py's default is 5 s): the batch is timed as a whole, with one timer
-    # instead of one for every reply.
+    # The pool only makes the connections (from the URL), at most LOOP_PIPELINES. No
+    # socket timeout (redis-py's default is 5 s): the batch is timed as a whole, with one
+    # timer instead of one for every reply.
     pool = redis_asyncio.ConnectionPool.from_url(
         url,
         max_connections=LOOP_PIPELINES,
         socket_connect_timeout=TIMEOUT_SECONDS,
         socket_timeout=None,
     )
-    connections = _LoopConnections(redis_asyncio.Redis.from_pool(pool))
+    connections = _LoopConnections(redis_asyncio.Redis.from_pool(pool), loop)
     batch = TickBatch(
         partial(_send, connections),
         loop,
@@ -147,21 +147,13 @@ def _loop_client(loop: asyncio.AbstractEventLoop) -> _LoopClient:
 async def _send(connections: _LoopConnections, requests: list[tuple[Command, ...]]) -> list[Any]:
     """Each request's replies, from one pipeline of all their commands: one write, and
     the replies read as redis-py's client reads them (a reply that is an error in its
-    place). Not retried: a command may have run before its connection failed."""
+    place). Not retried: a command may have run before its connection failed (the
+    replay guard's SET NX, sent again, would refuse its own delivery)."""
     every = [command for commands in requests for command in commands]
-    connection, used_before = await connections.take()
+    connection = await connections.take()
     read: list[Any] = []
     try:
-        try:
-            await _pipeline(connections.client, connection, every, read)
-        except redis.ConnectionError:
-            if not used_before or read:
-                raise
-            # Closed by the server while it idled (a restart, its idle timeout, CLIENT
-            # KILL), it answered none of them: they go once more, on a new connection.
-            await connection.disconnect(nowait=True)
-            connection = await connections.open()
-            await _pipeline(connections.client, connection, every, read)
+        await _pipeline(connections.client, connection, every, read)
     except BaseException:
         # Cancelled at the batch's timeout, or cut off: its replies are unknown.
         await connection.disconnect(nowait=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -17,7 +18,7 @@ import redis
 from fastapi.testclient import TestClient
 from redis import asyncio as redis_asyncio
 
-from bridge.store import redis_store
+from bridge.store import idle_connections, redis_store
 from bridge.web.factory import create_app
 from tests.support import env
 from tests.support.fake_qstash import signed_headers
@@ -66,14 +67,7 @@ def test_a_delivery_asks_redis_from_the_event_loop_only(
 def test_the_web_app_closes_its_redis_connections_when_it_stops(
     configure: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    made: list[redis_asyncio.Connection] = []
-    real_make = redis_asyncio.ConnectionPool.make_connection
-
-    def recording_make(self: redis_asyncio.ConnectionPool) -> Any:
-        made.append(real_make(self))  # type: ignore[no-untyped-call]
-        return made[-1]
-
-    monkeypatch.setattr(redis_asyncio.ConnectionPool, "make_connection", recording_make)
+    made = connections_made(monkeypatch)
     settings = configure(**env.QSTASH_ENV)
     with TestClient(create_app(settings)) as client:
         assert deliver(client, f"msg_{uuid.uuid4().hex}").status_code == 200
@@ -149,11 +143,20 @@ def test_a_delivery_whose_redis_does_not_answer_is_asked_again_later(
     )
 
 
-def test_a_connection_the_server_closed_is_opened_again_before_its_next_pipeline() -> None:
+def test_a_connection_the_server_closed_while_idle_is_opened_again_before_use(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    made = connections_made(monkeypatch)
+
     async def around_a_kill() -> tuple[Any, Any, Any]:
         try:
             (first_id,) = await redis_store.on_loop(("CLIENT", "ID"))
             redis.Redis.from_url(os.environ["REDIS_URL"]).client_kill_filter(_id=first_id)
+            # The loop reads the server's end, as it has long before for a connection
+            # closed while it idled.
+            deadline = time.monotonic() + 2
+            while not made[0]._reader.at_eof() and time.monotonic() < deadline:  # type: ignore[attr-defined]
+                await asyncio.sleep(0.01)
             (second_id,) = await redis_store.on_loop(("CLIENT", "ID"))
             return first_id, second_id, await redis_store.on_loop(("PING",))
         finally:
@@ -164,11 +167,46 @@ def test_a_connection_the_server_closed_is_opened_again_before_its_next_pipeline
     assert second_id != first_id and pong == [True]
 
 
+def test_a_pipeline_whose_connection_fails_is_not_sent_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    key = redis_store.key("test:once:", uuid.uuid4().hex)
+    sent: list[int] = []
+    real_send = redis_asyncio.Connection.send_packed_command
+
+    async def counting_send(self: redis_asyncio.Connection, *args: Any, **kwargs: Any) -> None:
+        sent.append(1)
+        await real_send(self, *args, **kwargs)
+
+    async def cut_before_the_reply(*args: Any, **kwargs: Any) -> Any:
+        raise redis.ConnectionError("Connection closed by server.")
+
+    async def once() -> BaseException | None:
+        try:
+            await redis_store.on_loop(("PING",))  # a connection used before
+            monkeypatch.setattr(redis_asyncio.Connection, "send_packed_command", counting_send)
+            monkeypatch.setattr(redis_asyncio.Redis, "parse_response", cut_before_the_reply)
+            try:
+                await redis_store.on_loop(("SET", key, "first", "NX"))
+            except redis.ConnectionError as error:
+                return error
+            return None
+        finally:
+            monkeypatch.undo()
+            await redis_store.close_loop_client()
+
+    error = asyncio.run(once())
+
+    assert isinstance(error, redis.ConnectionError)
+    assert sent == [1]  # a SET NX run twice would answer its own delivery "replayed"
+    redis.Redis.from_url(os.environ["REDIS_URL"]).delete(key)
+
+
 def test_a_connection_idle_too_long_is_not_used_again(monkeypatch: pytest.MonkeyPatch) -> None:
     async def twice() -> tuple[Any, Any]:
         try:
             (first_id,) = await redis_store.on_loop(("CLIENT", "ID"))
-            monkeypatch.setattr(redis_store, "IDLE_SECONDS", 0.0)
+            monkeypatch.setattr(idle_connections, "IDLE_SECONDS", 0.0)
             (second_id,) = await redis_store.on_loop(("CLIENT", "ID"))
             return first_id, second_id
         finally:
@@ -179,3 +217,16 @@ def test_a_connection_idle_too_long_is_not_used_again(monkeypatch: pytest.Monkey
     assert second_id != first_id
     listed = redis.Redis.from_url(os.environ["REDIS_URL"]).client_list()
     assert first_id not in {int(client["id"]) for client in listed}
+
+
+def connections_made(monkeypatch: pytest.MonkeyPatch) -> list[redis_asyncio.Connection]:
+    """The Redis connections the loop's pipelines make from now on, in order."""
+    made: list[redis_asyncio.Connection] = []
+    real_make = redis_asyncio.ConnectionPool.make_connection
+
+    def recording_make(self: redis_asyncio.ConnectionPool) -> Any:
+        made.append(real_make(self))  # type: ignore[no-untyped-call]
+        return made[-1]
+
+    monkeypatch.setattr(redis_asyncio.ConnectionPool, "make_connection", recording_make)
+    return made

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import Integer, bindparam, func, select
 from sqlalchemy.exc import DatabaseError, OperationalError
 
-from bridge.store import loop_reads
+from bridge.store import idle_connections, loop_reads
 from bridge.store.loop_reads import NotReadableOnLoop, close_loop_pool, read_one_on_loop
 from bridge.store.point_reads import read_one
 from bridge.store.tables import ProcessedDelivery
@@ -158,15 +158,34 @@ def test_a_connection_idle_too_long_is_closed_and_another_opened(
 
     async def reading() -> Any:
         await read_one_on_loop(*by_id("msg_loop_idle"))
-        monkeypatch.setattr(loop_reads, "IDLE_SECONDS", 0.0)  # idle since: too long now
+        monkeypatch.setattr(idle_connections, "IDLE_SECONDS", 0.0)  # idle since: too long
         found = await read_one_on_loop(*by_id("msg_loop_idle"))
-        await asyncio.wait_for(asyncio.gather(*loop_reads._background), 5)
+        await closed_within(opened[0], 2)
         return found
 
     found = on_loop(reading)
 
     assert found is not None and found.outcome == "done"
     assert len(opened) == 2 and opened[0].is_closed()
+
+
+def test_a_quiet_loop_closes_its_idle_connections(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(idle_connections, "IDLE_SECONDS", 0.05)
+    opened = connections_opened(monkeypatch)
+    record("msg_loop_quiet")
+
+    async def reading() -> bool:
+        await read_one_on_loop(*by_id("msg_loop_quiet"))
+        return await closed_within(opened[0], 2)  # no read after: the sweep's timer
+
+    assert on_loop(reading) is True
+
+
+async def closed_within(connection: asyncpg.Connection, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while not connection.is_closed() and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    return connection.is_closed()
 
 
 def test_a_connection_whose_read_timed_out_is_closed_at_once(
@@ -178,10 +197,9 @@ def test_a_connection_whose_read_timed_out_is_closed_at_once(
     async def reading() -> bool:
         with pytest.raises(OperationalError):
             await read_one_on_loop(select(func.pg_sleep(3).label("slept")), {})
-        deadline = time.monotonic() + 2  # the batch's task ends after its reader is told
-        while not opened[0].is_closed() and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
-        return opened[0].is_closed()  # its protocol's state is unknown: never lent again
+        # The batch's task ends after its reader is told; the connection's protocol
+        # state is unknown, so it is closed, never lent again.
+        return await closed_within(opened[0], 2)
 
     assert on_loop(reading) is True
 

@@ -9,17 +9,31 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.services import start_web
+from bridge.devstack import stack_commands
+from tests.support.services import Process, free_port
+from tests.support.wait import wait_for
 
 
-def served_lines(log_format: str, log_dir: Path) -> list[str]:
-    """The log lines of a web server that answered one request and stopped."""
-    process, url = start_web({**os.environ, "LOG_FORMAT": log_format}, log_dir, f"web-{log_format}")
+def served_lines(log_format: str, log_dir: Path, *uvicorn_options: str) -> list[str]:
+    """The log lines of a web server that answered GET /healthz and stopped."""
+    port = free_port()
+    command = [*stack_commands(port, flower_port=0, with_flower=False)["web"], *uvicorn_options]
+    name = f"web-log-{log_format}-{port}"
+    process = Process(name, command, {**os.environ, "LOG_FORMAT": log_format}, log_dir)
     try:
-        assert httpx.get(url + "/healthz", timeout=5).status_code == 200
+        wait_for(lambda: _healthy(process, port), timeout=30, what=f"{name} to answer")
     finally:
         process.stop()
     return [line for line in process.log().splitlines() if line.strip()]
+
+
+def _healthy(process: Process, port: int) -> bool:
+    if not process.alive():
+        raise AssertionError(f"the web server exited:\n{process.log()}")
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
 
 
 def test_with_log_format_json_every_line_of_the_web_server_is_json(log_dir: Path) -> None:
@@ -36,3 +50,34 @@ def test_with_log_format_text_the_access_line_has_the_apps_text_format(log_dir: 
 
     access = [line for line in lines if '"GET /healthz HTTP/1.1" 200' in line]
     assert access and all(" INFO uvicorn.access: " in line for line in access)
+
+
+def test_a_log_config_of_ones_own_keeps_its_format(log_dir: Path, tmp_path: Path) -> None:
+    own = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "access": {
+                "()": "uvicorn.logging.AccessFormatter",
+                "fmt": "MINE %(client_addr)s %(request_line)s %(status_code)s",
+                "use_colors": False,
+            }
+        },
+        "handlers": {
+            "access": {
+                "formatter": "access",
+                "class": "logging.StreamHandler",
+                "stream": "ext://sys.stdout",
+            }
+        },
+        "loggers": {
+            "uvicorn.access": {"handlers": ["access"], "level": "INFO", "propagate": False}
+        },
+    }
+    config = tmp_path / "logging.json"
+    config.write_text(json.dumps(own))
+
+    lines = served_lines("json", log_dir, "--log-config", str(config))
+
+    access = [line for line in lines if "GET /healthz HTTP/1.1" in line]
+    assert access and all(line.startswith("MINE ") for line in access)
