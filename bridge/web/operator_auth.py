@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import base64
 import hmac
-from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import RedirectResponse
 
+from bridge.web.direct_routes import Endpoint
 from config import Settings
 
 REALM = "jobbridge"
-Answer = Callable[[Request], Awaitable[Response]]
 
 
 def presented_secret(authorization: str) -> str:
@@ -97,7 +96,7 @@ def operator_auth(settings: Settings) -> OperatorAuth | None:
 
 
 def add_operator_route(
-    web: FastAPI, path: str, auth: OperatorAuth, what: str, answer: Answer
+    web: FastAPI, path: str, auth: OperatorAuth, what: str, answer: Endpoint
 ) -> None:
     """GET and HEAD on `path` for holders of the token, 401 for anyone else before
     `answer` runs. `path/` too, behind the same check, answered with a redirect to
@@ -114,7 +113,7 @@ def add_operator_route(
     )
 
 
-def _guarded(auth: OperatorAuth, what: str, answer: Answer) -> Answer:
+def _guarded(auth: OperatorAuth, what: str, answer: Endpoint) -> Endpoint:
     """`answer` for holders of the token, 401 for anyone else before it runs."""
 
     async def guarded(request: Request) -> Response:

@@ -208,11 +208,20 @@ def test_more_reads_than_connections_wait_for_one_and_all_answer(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(loop_reads, "LOOP_POOL_SIZE", 2)
+    opened = connections_opened(monkeypatch)
     record("msg_loop_many")
 
-    found = together(*(by_id("msg_loop_many") for _ in range(12)))
+    async def reading() -> list[Any]:
+        reads = []
+        for _ in range(12):  # each asked in a turn of its own: a batch each, at most 2 out
+            reads.append(asyncio.ensure_future(read_one_on_loop(*by_id("msg_loop_many"))))
+            await asyncio.sleep(0)
+        return list(await asyncio.gather(*reads))
+
+    found = on_loop(reading)
 
     assert [row.outcome for row in found] == ["done"] * 12
+    assert len(opened) <= 2
 
 
 def test_a_late_batch_gives_up_at_once_and_the_loop_rests(
