@@ -68,20 +68,16 @@ class _LoopConnections:
     async def take(self) -> redis_asyncio.Connection:
         connection = self._idle.take()
         if connection is not None:
-            # Anything to read on an idle connection is its end: the server closed it
-            # meanwhile (a restart, its idle timeout), and a new one is opened before
-            # anything is sent. (redis-py's pool skips this check when its maintenance
-            # notifications are on, as they are by default.)
-            try:
-                ended = await connection.can_read()
-            except (redis.ConnectionError, OSError):
-                ended = True
-            if not ended:
+            if not await _ended(connection):
                 return connection
             await _disconnect(connection)
         pool = self.client.connection_pool
         made: redis_asyncio.Connection = pool.make_connection()  # type: ignore[no-untyped-call]
-        await made.connect()  # type: ignore[no-untyped-call]
+        try:
+            await made.connect()  # type: ignore[no-untyped-call]
+        except BaseException:  # refused, or cancelled at the batch's timeout mid-handshake
+            await _disconnect(made)
+            raise
         return made
 
     def give_back(self, connection: redis_asyncio.Connection) -> None:
@@ -97,6 +93,21 @@ async def _disconnect(connection: redis_asyncio.Connection) -> None:
     await connection.disconnect(nowait=True)
 
 
+async def _ended(connection: redis_asyncio.Connection) -> bool:
+    """Whether an idle connection was closed meanwhile (a server's restart or idle
+    timeout, a reset by something between), so that a new one is opened before anything
+    is sent: its socket is closing (a reset), or it has something to read (the server's
+    end; nothing else comes unasked). redis-py's pool skips the second check while its
+    maintenance notifications are on, as they are by default, and has no first."""
+    writer = getattr(connection, "_writer", None)  # redis-py's asyncio StreamWriter
+    if writer is not None and writer.is_closing():
+        return True
+    try:
+        return bool(await connection.can_read())
+    except (redis.ConnectionError, OSError):
+        return True
+
+
 @dataclass(frozen=True)
 class _LoopClient:
     url: str
@@ -107,6 +118,7 @@ class _LoopClient:
 _loop_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClient] = (
     weakref.WeakKeyDictionary()
 )
+_closing: set[asyncio.Task[None]] = set()  # clients replaced, closing (tasks held weakly)
 
 
 async def on_loop(*commands: Command) -> list[Any]:
@@ -122,6 +134,10 @@ def _loop_client(loop: asyncio.AbstractEventLoop) -> _LoopClient:
     found = _loop_clients.get(loop)
     if found is not None and found.url == url:
         return found
+    if found is not None:  # REDIS_URL changed (tests do): the old client closes meanwhile
+        task = loop.create_task(_close(found))
+        _closing.add(task)
+        task.add_done_callback(_closing.discard)
     # The pool only makes the connections (from the URL), at most LOOP_PIPELINES. No
     # socket timeout (redis-py's default is 5 s): the batch is timed as a whole, with one
     # timer instead of one for every reply.
@@ -192,9 +208,14 @@ async def close_loop_client() -> None:
     """Close the running event loop's client, if it made one (at the web app's end)."""
     found = _loop_clients.pop(asyncio.get_running_loop(), None)
     if found is not None:
-        await found.batch.close()
-        await found.connections.close()
-        await found.connections.client.aclose()
+        await _close(found)
+
+
+async def _close(found: _LoopClient) -> None:
+    """Once every batch on its way is answered, close the client's connections."""
+    await found.batch.close()
+    await found.connections.close()
+    await found.connections.client.aclose()
 
 
 def _url() -> str:

@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import redis
@@ -23,6 +24,7 @@ from bridge.web.factory import create_app
 from tests.support import env
 from tests.support.fake_qstash import signed_headers
 from tests.support.services import taken_port
+from tests.support.tcp_proxy import TcpProxy
 
 EXECUTE = "/api/scheduled-actions/execute"
 MISSING = json.dumps({"scheduledActionId": "no-such-action"}).encode()
@@ -181,24 +183,27 @@ def test_a_pipeline_whose_connection_fails_is_not_sent_again(
     async def cut_before_the_reply(*args: Any, **kwargs: Any) -> Any:
         raise redis.ConnectionError("Connection closed by server.")
 
-    async def once() -> BaseException | None:
+    async def once() -> tuple[BaseException | None, bool]:
         try:
             await redis_store.on_loop(("PING",))  # a connection used before
             monkeypatch.setattr(redis_asyncio.Connection, "send_packed_command", counting_send)
             monkeypatch.setattr(redis_asyncio.Redis, "parse_response", cut_before_the_reply)
+            error: BaseException | None = None
             try:
                 await redis_store.on_loop(("SET", key, "first", "NX"))
-            except redis.ConnectionError as error:
-                return error
-            return None
+            except redis.ConnectionError as failed:
+                error = failed
+            return error, made[0].is_connected
         finally:
             monkeypatch.undo()
             await redis_store.close_loop_client()
 
-    error = asyncio.run(once())
+    made = connections_made(monkeypatch)
+    error, still_connected = asyncio.run(once())
 
     assert isinstance(error, redis.ConnectionError)
     assert sent == [1]  # a SET NX run twice would answer its own delivery "replayed"
+    assert len(made) == 1 and not still_connected  # its replies unread: never used again
     redis.Redis.from_url(os.environ["REDIS_URL"]).delete(key)
 
 
@@ -230,3 +235,54 @@ def connections_made(monkeypatch: pytest.MonkeyPatch) -> list[redis_asyncio.Conn
 
     monkeypatch.setattr(redis_asyncio.ConnectionPool, "make_connection", recording_make)
     return made
+
+
+def test_a_connection_reset_while_idle_is_opened_again_before_use(
+    configure: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = connections_made(monkeypatch)
+    redis_url = urlsplit(os.environ["REDIS_URL"])
+    assert redis_url.hostname is not None and redis_url.port is not None
+
+    async def around_a_reset(proxy: TcpProxy) -> tuple[Any, Any]:
+        try:
+            first = await redis_store.on_loop(("PING",))
+            proxy.cut()  # resets the connection, as something between may
+            proxy.restore()
+            # The loop reads the reset, as it has long before for a connection reset
+            # while it idled.
+            deadline = time.monotonic() + 2
+            while not made[0]._writer.is_closing() and time.monotonic() < deadline:  # type: ignore[attr-defined]
+                await asyncio.sleep(0.01)
+            return first, await redis_store.on_loop(("PING",))
+        finally:
+            await redis_store.close_loop_client()
+
+    with TcpProxy(redis_url.hostname, redis_url.port) as proxy:
+        configure(REDIS_URL=f"redis://{proxy.address}{redis_url.path}")
+        first, second = asyncio.run(around_a_reset(proxy))
+
+    assert first == [True] and second == [True]
+    assert len(made) == 2
+
+
+def test_a_client_replaced_by_another_redis_url_closes_its_connections(
+    configure: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = connections_made(monkeypatch)
+    first_url = os.environ["REDIS_URL"]
+
+    async def switched() -> bool:
+        try:
+            await redis_store.on_loop(("PING",))
+            configure(REDIS_URL=first_url.rsplit("/", 1)[0] + "/1")  # another database
+            await redis_store.on_loop(("PING",))
+            deadline = time.monotonic() + 2
+            while made[0].is_connected and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            return made[0].is_connected
+        finally:
+            await redis_store.close_loop_client()
+
+    assert asyncio.run(switched()) is False
+    assert len(made) == 2
