@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
-import asyncpg
 import pytest
 from fastapi.testclient import TestClient
 from inngest._internal.net import sign_request
@@ -34,6 +33,7 @@ from tests.support import env
 from tests.support.actions import insert_action
 from tests.support.fake_inngest import APP_ID, FakeInngest
 from tests.support.fake_qstash import signed_headers
+from tests.support.loop_connections import connections_opened
 from tests.support.services import free_port
 
 DELIVERY = Delivery("qstash", "msg_early", 0)
@@ -197,14 +197,7 @@ def test_an_inngest_call_for_a_missing_action_needs_no_thread(
 def test_the_web_app_closes_its_loop_connections_when_it_stops(
     configure: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    opened: list[asyncpg.Connection] = []
-    connect = asyncpg.connect
-
-    async def recording_connect(*args: Any, **kwargs: Any) -> asyncpg.Connection:
-        opened.append(await connect(*args, **kwargs))
-        return opened[-1]
-
-    monkeypatch.setattr(asyncpg, "connect", recording_connect)
+    opened = connections_opened(monkeypatch)
     body = json.dumps({"scheduledActionId": "no-such-action"}).encode()
     route = execute_scheduled_action.route
     with TestClient(create_app(configure(**env.QSTASH_ENV))) as client:

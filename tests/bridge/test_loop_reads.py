@@ -20,6 +20,7 @@ from bridge.store import idle_connections, loop_reads
 from bridge.store.loop_reads import NotReadableOnLoop, close_loop_pool, read_one_on_loop
 from bridge.store.point_reads import read_one
 from bridge.store.tables import ProcessedDelivery
+from tests.support.loop_connections import connections_opened
 from tests.support.processed import BY_ID, FINISHED, record
 
 ROOT = select(func.sqrt(bindparam("number", type_=Integer)).label("root"))
@@ -118,19 +119,6 @@ def test_a_read_the_server_refuses_fails_its_batch_with_the_servers_error() -> N
     assert isinstance(refused, DatabaseError) and not isinstance(refused, OperationalError)
     assert refused.orig is not None and refused.orig.sqlstate == "2201F"  # type: ignore[attr-defined]
     assert beside is refused  # its caller reads from a thread
-
-
-def connections_opened(monkeypatch: pytest.MonkeyPatch) -> list[asyncpg.Connection]:
-    """The connections the loop's reads open from now on, in order."""
-    opened: list[asyncpg.Connection] = []
-    connect = asyncpg.connect
-
-    async def recording_connect(*args: Any, **kwargs: Any) -> asyncpg.Connection:
-        opened.append(await connect(*args, **kwargs))
-        return opened[-1]
-
-    monkeypatch.setattr(asyncpg, "connect", recording_connect)
-    return opened
 
 
 def test_a_connection_whose_read_was_refused_reads_on(monkeypatch: pytest.MonkeyPatch) -> None:
