@@ -3,11 +3,11 @@
 On PostgreSQL, through asyncpg, on connections of each event loop's own. A read costs
 the loop about half of what psycopg's async connection costs it: psycopg's async path
 drives a generator that registers and removes a socket reader at every step, where
-asyncpg's protocol is an asyncio protocol compiled in Cython. The reads asked in one turn of the
-loop go together (bridge/store/tick_batch.py): one alone as it is, several as one
-statement run once for each in one round trip (asyncpg's `fetchmany`, the statement
-numbered so that each finds its own row); a read that fails fails the others of its
-batch, whose callers then read from a thread. The statement is the one SQLAlchemy
+asyncpg's protocol is an asyncio protocol compiled in Cython. The reads asked in one
+turn of the loop go together (bridge/store/tick_batch.py): one alone as it is, several
+as one statement run once for each in one round trip (asyncpg's `fetchmany`, the
+statement numbered so that each finds its own row); a read that fails fails the others
+of its batch, whose callers then read from a thread. The statement is the one SQLAlchemy
 compiles for its asyncpg dialect (positional `$n` parameters), its values and its row
 converted by that dialect's processors, so a row reads the same as from `read_one`
 (bridge/store/point_reads.py). What it saved: README, "Benchmarks".

@@ -138,9 +138,9 @@ def _loop_client(loop: asyncio.AbstractEventLoop) -> _LoopClient:
         task = loop.create_task(_close(found))
         _closing.add(task)
         task.add_done_callback(_closing.discard)
-    # The pool only makes the connections (from the URL), at most LOOP_PIPELINES. No
-    # socket timeout (redis-py's default is 5 s): the batch is timed as a whole, with one
-    # timer instead of one for every reply.
+    # The pool only makes the connections (from the URL); TickBatch keeps them to
+    # LOOP_PIPELINES. No socket timeout (redis-py's default is 5 s): the batch is timed
+    # as a whole, with one timer instead of one for every reply.
     pool = redis_asyncio.ConnectionPool.from_url(
         url,
         max_connections=LOOP_PIPELINES,
@@ -167,9 +167,8 @@ async def _send(connections: _LoopConnections, requests: list[tuple[Command, ...
     replay guard's SET NX, sent again, would refuse its own delivery)."""
     every = [command for commands in requests for command in commands]
     connection = await connections.take()
-    read: list[Any] = []
     try:
-        await _pipeline(connections.client, connection, every, read)
+        read = await _pipeline(connections.client, connection, every)
     except BaseException:
         # Cancelled at the batch's timeout, or cut off: its replies are unknown.
         await connection.disconnect(nowait=True)
@@ -185,19 +184,18 @@ async def _send(connections: _LoopConnections, requests: list[tuple[Command, ...
 
 
 async def _pipeline(
-    client: redis_asyncio.Redis,
-    connection: redis_asyncio.Connection,
-    commands: list[Command],
-    read: list[Any],
-) -> None:
-    """Send `commands` in one write and add their replies to `read`, each as redis-py's
-    client gives it (an error reply as its exception)."""
+    client: redis_asyncio.Redis, connection: redis_asyncio.Connection, commands: list[Command]
+) -> list[Any]:
+    """`commands` sent in one write, and their replies, each as redis-py's client gives
+    it (an error reply as its exception)."""
     await connection.send_packed_command(connection.pack_commands(commands), check_health=False)
+    read: list[Any] = []
     for command in commands:
         try:
             read.append(await client.parse_response(connection, str(command[0])))
         except redis.ResponseError as refused:
             read.append(refused)
+    return read
 
 
 def _timed_out() -> Exception:
