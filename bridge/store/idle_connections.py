@@ -12,10 +12,11 @@ quiet process lets its connections go as the drivers' pools do.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
+
+from bridge.store.background import in_background
 
 Connection = TypeVar("Connection")
 
@@ -23,8 +24,8 @@ IDLE_SECONDS = 300.0
 
 
 class IdleConnections(Generic[Connection]):
-    """Connections given back and not yet taken again; `close` ends one (in a task of
-    its own: it may wait for the server's goodbye)."""
+    """Connections given back and not yet taken again; `close` ends one (in the
+    background: it may wait for the server's goodbye)."""
 
     def __init__(
         self,
@@ -35,7 +36,6 @@ class IdleConnections(Generic[Connection]):
         self._close = close
         self._idle: list[tuple[Connection, float]] = []  # and since when, oldest first
         self._sweep: asyncio.TimerHandle | None = None
-        self._closing: set[asyncio.Task[None]] = set()  # the loop holds tasks weakly
 
     def take(self) -> Connection | None:
         """The connection given back last (the least likely to be stale), or None."""
@@ -46,17 +46,6 @@ class IdleConnections(Generic[Connection]):
         self._idle.append((connection, time.monotonic()))
         if self._sweep is None:
             self._sweep = self._loop.call_later(IDLE_SECONDS, self._swept)
-
-    def close_later(self, connection: Connection) -> None:
-        """End `connection` in the background."""
-
-        async def quietly() -> None:
-            with contextlib.suppress(Exception):
-                await self._close(connection)
-
-        task = self._loop.create_task(quietly())
-        self._closing.add(task)
-        task.add_done_callback(self._closing.discard)
 
     def drain(self) -> list[Connection]:
         """Every idle connection, for the caller to close (at the loop's end)."""
@@ -76,4 +65,4 @@ class IdleConnections(Generic[Connection]):
     def _close_stale(self) -> None:
         now = time.monotonic()
         while self._idle and now - self._idle[0][1] > IDLE_SECONDS:
-            self.close_later(self._idle.pop(0)[0])
+            in_background(self._close(self._idle.pop(0)[0]))

@@ -23,7 +23,6 @@ after one that could not reach the database or timed out.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import time
@@ -39,6 +38,7 @@ from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DatabaseError, OperationalError
 
+from bridge.store.background import in_background
 from bridge.store.db import engine
 from bridge.store.idle_connections import IdleConnections
 from bridge.store.point_reads import Compiled, bound_values, compiled_for, row_of
@@ -201,8 +201,6 @@ class _LoopPool:
 _loop_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopPool] = (
     weakref.WeakKeyDictionary()
 )
-# Tasks kept until done (the loop holds tasks weakly): pools closed after a rest.
-_background: set[asyncio.Task[None]] = set()
 
 
 async def read_one_on_loop(statement: Executable, parameters: Mapping[str, Any]) -> Any | None:
@@ -353,23 +351,13 @@ def _loop_pool(bound: Engine) -> _LoopPool:
         raise NotReadableOnLoop("resting after a failed read")
     if entry is None or entry.bound is not bound or entry.resting_until:
         if entry is not None:
-            _in_background(_close(entry))
+            in_background(_close(entry))
         arguments = _connect_arguments(bound.url)
         if arguments is None:
             raise NotReadableOnLoop("DATABASE_URL has parameters asyncpg does not take")
         entry = _LoopPool(bound, _Connections(arguments, loop), loop)
         _loop_pools[loop] = entry
     return entry
-
-
-def _in_background(work: Any) -> None:
-    async def quietly() -> None:
-        with contextlib.suppress(Exception):
-            await work
-
-    task = asyncio.get_running_loop().create_task(quietly())
-    _background.add(task)
-    task.add_done_callback(_background.discard)
 
 
 async def _close(entry: _LoopPool) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import redis
 from redis import asyncio as redis_asyncio
 
+from bridge.store.background import in_background
 from bridge.store.idle_connections import IdleConnections
 from bridge.store.tick_batch import TickBatch
 from config import get_settings
@@ -118,7 +119,6 @@ class _LoopClient:
 _loop_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClient] = (
     weakref.WeakKeyDictionary()
 )
-_closing: set[asyncio.Task[None]] = set()  # clients replaced, closing (tasks held weakly)
 
 
 async def on_loop(*commands: Command) -> list[Any]:
@@ -135,9 +135,7 @@ def _loop_client(loop: asyncio.AbstractEventLoop) -> _LoopClient:
     if found is not None and found.url == url:
         return found
     if found is not None:  # REDIS_URL changed (tests do): the old client closes meanwhile
-        task = loop.create_task(_close(found))
-        _closing.add(task)
-        task.add_done_callback(_closing.discard)
+        in_background(_close(found))
     # The pool only makes the connections (from the URL); TickBatch keeps them to
     # LOOP_PIPELINES. No socket timeout (redis-py's default is 5 s): the batch is timed
     # as a whole, with one timer instead of one for every reply.

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -25,6 +24,7 @@ from tests.support import env
 from tests.support.fake_qstash import signed_headers
 from tests.support.services import taken_port
 from tests.support.tcp_proxy import TcpProxy
+from tests.support.wait import wait_on_loop
 
 EXECUTE = "/api/scheduled-actions/execute"
 MISSING = json.dumps({"scheduledActionId": "no-such-action"}).encode()
@@ -156,9 +156,7 @@ def test_a_connection_the_server_closed_while_idle_is_opened_again_before_use(
             redis.Redis.from_url(os.environ["REDIS_URL"]).client_kill_filter(_id=first_id)
             # The loop reads the server's end, as it has long before for a connection
             # closed while it idled.
-            deadline = time.monotonic() + 2
-            while not made[0]._reader.at_eof() and time.monotonic() < deadline:  # type: ignore[attr-defined]
-                await asyncio.sleep(0.01)
+            await wait_on_loop(made[0]._reader.at_eof, timeout=2, what="the server's end")  # type: ignore[attr-defined]
             (second_id,) = await redis_store.on_loop(("CLIENT", "ID"))
             return first_id, second_id, await redis_store.on_loop(("PING",))
         finally:
@@ -251,9 +249,7 @@ def test_a_connection_reset_while_idle_is_opened_again_before_use(
             proxy.restore()
             # The loop reads the reset, as it has long before for a connection reset
             # while it idled.
-            deadline = time.monotonic() + 2
-            while not made[0]._writer.is_closing() and time.monotonic() < deadline:  # type: ignore[attr-defined]
-                await asyncio.sleep(0.01)
+            await wait_on_loop(made[0]._writer.is_closing, timeout=2, what="the reset")  # type: ignore[attr-defined]
             return first, await redis_store.on_loop(("PING",))
         finally:
             await redis_store.close_loop_client()
@@ -277,9 +273,9 @@ def test_a_client_replaced_by_another_redis_url_closes_its_connections(
             await redis_store.on_loop(("PING",))
             configure(REDIS_URL=first_url.rsplit("/", 1)[0] + "/1")  # another database
             await redis_store.on_loop(("PING",))
-            deadline = time.monotonic() + 2
-            while made[0].is_connected and time.monotonic() < deadline:
-                await asyncio.sleep(0.01)
+            await wait_on_loop(
+                lambda: not made[0].is_connected, timeout=2, what="the old connection to close"
+            )
             return made[0].is_connected
         finally:
             await redis_store.close_loop_client()

@@ -22,6 +22,7 @@ from bridge.store.point_reads import read_one
 from bridge.store.tables import ProcessedDelivery
 from tests.support.loop_connections import connections_opened
 from tests.support.processed import BY_ID, FINISHED, record
+from tests.support.wait import wait_on_loop
 
 ROOT = select(func.sqrt(bindparam("number", type_=Integer)).label("root"))
 
@@ -170,9 +171,7 @@ def test_a_quiet_loop_closes_its_idle_connections(monkeypatch: pytest.MonkeyPatc
 
 
 async def closed_within(connection: asyncpg.Connection, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while not connection.is_closed() and time.monotonic() < deadline:
-        await asyncio.sleep(0.01)
+    await wait_on_loop(connection.is_closed, timeout=seconds, what="the connection to close")
     return connection.is_closed()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -19,6 +20,20 @@ def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what or check}")
         time.sleep(interval)
+        last = check()
+    return last
+
+
+async def wait_on_loop(
+    check: Callable[[], T], *, timeout: float = 20.0, interval: float = 0.01, what: str = ""
+) -> T:
+    """`wait_for` from a coroutine: the event loop runs on while it waits."""
+    deadline = time.monotonic() + timeout
+    last: T = check()
+    while not last:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or check}")
+        await asyncio.sleep(interval)
         last = check()
     return last
 
