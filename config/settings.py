@@ -191,8 +191,16 @@ class Settings(AppLocation):
     def _secret_without_whitespace(cls, value: SecretStr | None) -> SecretStr | None:
         """A secret without the whitespace around it (a key pasted with its newline); one
         of whitespace alone is already unset (EnvironmentSettings): a blank key would sign
-        or admit anything."""
-        return None if value is None else SecretStr(value.get_secret_value().strip())
+        or admit anything. Bytes that are not UTF-8 (Python keeps them as lone
+        surrogates) could sign or compare nothing."""
+        if value is None:
+            return None
+        secret = value.get_secret_value().strip()
+        try:
+            secret.encode()
+        except UnicodeEncodeError:
+            raise ValueError("holds bytes that are not UTF-8 text") from None
+        return SecretStr(secret)
 
     @model_validator(mode="after")
     def _settle_broker(self) -> Settings:

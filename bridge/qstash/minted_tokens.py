@@ -11,9 +11,9 @@ each character, key-format checks, three JSON parses), a sixth of a delivery's C
 these checks cost a few.
 
 Anything else (another header, a claim missing, of another type or unknown, padding,
-base64 that is not canonical, a time out of range, a key PyJWT would refuse) is
-answered None, and the SDK decides: this path only ever accepts what the SDK accepts
-(tests/bridge/test_qstash_minted_tokens.py checks that against the SDK itself).
+base64 that is not canonical, a time out of range, a key PyJWT would refuse or warn
+about) is answered None, and the SDK decides: this path only ever accepts what the SDK
+accepts (tests/bridge/test_qstash_minted_tokens.py checks that against the SDK itself).
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def verified_claims(
     try:
         claims: object = json.loads(_canonical(found[2]).decode())
         signature = _canonical(found[3])
-    except ValueError:  # UnicodeDecodeError and JSONDecodeError included
+    except (ValueError, RecursionError):  # UnicodeDecodeError, JSONDecodeError included
         return None
     if not _has_minted_claims(claims):
         return None
@@ -97,7 +97,7 @@ def _minted_header(segment: str) -> bool:
     remembered)."""
     try:
         return json.loads(_canonical(segment).decode()) in HEADERS
-    except ValueError:
+    except (ValueError, RecursionError):
         return False
 
 
@@ -116,10 +116,11 @@ def _body_hash(text: str) -> str:
 
 @cache
 def _usable(key: str) -> bool:
-    """Whether PyJWT would take `key` as an HS256 key (it refuses empty keys and keys
-    that look like PEM, SSH or DER public keys)."""
+    """Whether PyJWT takes `key` as an HS256 key without a word: it refuses empty keys
+    and keys that look like PEM, SSH or DER public keys, and warns about keys shorter
+    than the hash (a warning that a strict warnings filter turns into a refusal)."""
     try:
-        HMACAlgorithm(HMACAlgorithm.SHA256).prepare_key(key)
-    except InvalidKeyError:
+        prepared = HMACAlgorithm(HMACAlgorithm.SHA256).prepare_key(key)
+    except (InvalidKeyError, UnicodeError):
         return False
-    return True
+    return len(prepared) >= hashlib.sha256().digest_size

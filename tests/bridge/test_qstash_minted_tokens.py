@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import json
 import time
+import warnings
 from typing import Any
 
 import pytest
@@ -24,6 +25,15 @@ from tests.support import env
 
 KEYS = (env.QSTASH_CURRENT_KEY, env.QSTASH_NEXT_KEY)
 OTHER_KEY = "sig_3Wq9LmZp8Rt2Xv6Bn4Kc7Hd1Fs5Gj0Ya"
+PEM_LIKE_KEY = "-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----"
+# Keys PyJWT refuses (empty, PEM-like), warns about (short) or takes as any other.
+ODD_KEYS = [
+    "",
+    "sig_short",
+    PEM_LIKE_KEY,
+    '{"kty":"oct","k":"c2lnX2tleQ"}',
+    "sig_ключ_подписи_1234567890",
+]
 URL = env.WEBHOOK_URL + "/api/scheduled-actions/execute"
 QSTASH_HEADER = {"alg": "HS256", "typ": "JWT"}
 HASHES = {"HS256": hashlib.sha256, "HS384": hashlib.sha384, "HS512": hashlib.sha512}
@@ -47,10 +57,15 @@ def body_hash(text: str) -> str:
     return segment(hashlib.sha256(text.encode()).digest())
 
 
+def compact(part: Any) -> bytes:
+    return json.dumps(part, separators=(",", ":")).encode()
+
+
 def token(header: Any, claims: Any, key: str, alg: str = "HS256") -> str:
-    """A token as QStash builds one: compact JSON, base64url without padding."""
+    """A token as QStash builds one (compact JSON, base64url without padding), or with
+    its header or claims given as the bytes to encode."""
     signing_input = ".".join(
-        segment(json.dumps(part, separators=(",", ":")).encode()) for part in (header, claims)
+        segment(part if isinstance(part, bytes) else compact(part)) for part in (header, claims)
     )
     digest = hmac.new(key.encode(), signing_input.encode(), HASHES.get(alg, hashlib.sha256))
     return f"{signing_input}.{segment(digest.digest())}"
@@ -70,9 +85,13 @@ def minted_claims(text: str, now: int, **changes: Any) -> dict[str, Any]:
     return claims
 
 
-def sdk_accepts(signature: str, text: str, url: str) -> bool:
+def sdk_accepts(signature: str, text: str, url: str, keys: tuple[str, str] = KEYS) -> bool:
+    """Whether the SDK accepts, with warnings as errors (a strict filter makes PyJWT's
+    warning about a short key a refusal)."""
     try:
-        Receiver(*KEYS).verify(signature=signature, body=text, url=url)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            Receiver(*keys).verify(signature=signature, body=text, url=url)
     except Exception:
         return False
     return True
@@ -116,22 +135,60 @@ HEADERS = st.sampled_from(
 )
 
 
+@st.composite
+def written(draw: st.DrawFn, part: dict[str, Any]) -> bytes:
+    """`part` as JSON written some other way than QStash's compact UTF-8: spaced,
+    indented, escaped, with a key given twice (the last counts), or not in UTF-8."""
+    text = json.dumps(
+        part,
+        indent=draw(st.sampled_from([None, 0, 2])),
+        separators=draw(st.sampled_from([(",", ":"), (", ", ": "), (" ,", " : ")])),
+        ensure_ascii=draw(st.booleans()),
+    )
+    if part and draw(st.booleans()):
+        name = draw(st.sampled_from(sorted(part)))
+        text = f"{{{json.dumps(name)}:{json.dumps(draw(ODD_VALUES))}," + text.lstrip()[1:]
+    return text.encode(draw(st.sampled_from(["utf-8", "utf-8", "utf-8-sig", "utf-16"])))
+
+
 BASE64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-CHANGES = ["header", "claims", "key", "padding", "trailing bits", "junk", "text", "url", "several"]
+CHANGES = [
+    "header",
+    "claims",
+    "json",
+    "key",
+    "keys",
+    "padding",
+    "trailing bits",
+    "signature length",
+    "junk",
+    "text",
+    "url",
+    "several",
+]
 
 
 @st.composite
-def tokens(draw: st.DrawFn) -> tuple[str, str, str]:
-    """(token, text, url): QStash's token changed in one way (or several at once)."""
+def tokens(draw: st.DrawFn) -> tuple[str, str, str, tuple[str, str]]:
+    """(token, text, url, keys): QStash's token changed in one way (or several at once)."""
     now = int(time.time())
-    text, url = draw(TEXTS), URL
+    text, url, keys = draw(TEXTS), URL, KEYS
     kind = draw(st.sampled_from(CHANGES))
     several = kind == "several"
-    header = draw(HEADERS) if kind == "header" or several else QSTASH_HEADER
-    claims = minted_claims(text, now)
+    header: Any = draw(HEADERS) if kind == "header" or several else QSTASH_HEADER
+    claims: Any = minted_claims(text, now)
     if kind == "claims" or several:
         claims = draw(changed_claims(text, now, most=3 if several else 1))
-    key = draw(st.sampled_from([*KEYS, OTHER_KEY] if kind == "key" or several else KEYS))
+    if kind == "json" or (several and draw(st.booleans())):
+        claims["jti"] = draw(TEXTS.filter(bool))
+        header, claims = draw(written(header)), draw(written(claims))
+    signers = [*KEYS]
+    if kind in ("key", "several"):
+        signers += [OTHER_KEY, *ODD_KEYS]
+    if kind in ("keys", "several"):
+        keys = draw(st.tuples(*[st.sampled_from([*KEYS, OTHER_KEY, *ODD_KEYS])] * 2))
+        signers += keys
+    key = draw(st.sampled_from(signers))
     alg = header.get("alg", "HS256") if isinstance(header, dict) else "HS256"
     parts = token(header, claims, key, alg).split(".")
     if kind == "padding" or (several and draw(st.booleans())):
@@ -141,6 +198,9 @@ def tokens(draw: st.DrawFn) -> tuple[str, str, str]:
         # 32 bytes take 43 characters, whose last two bits are spare: the same bytes.
         last = BASE64URL.index(parts[2][-1])
         parts[2] = parts[2][:-1] + BASE64URL[last ^ draw(st.integers(1, 3))]
+    if kind == "signature length":
+        cut = draw(st.integers(1, 8))
+        parts[2] = parts[2][:-cut] if draw(st.booleans()) else parts[2] + "A" * cut
     if kind == "junk":  # a character outside base64url before or after a segment
         part, char = draw(st.integers(0, 2)), draw(st.sampled_from("! =.+/"))
         parts[part] = char + parts[part] if draw(st.booleans()) else parts[part] + char
@@ -148,16 +208,18 @@ def tokens(draw: st.DrawFn) -> tuple[str, str, str]:
         text += draw(TEXTS.filter(bool))
     if kind == "url" or (several and draw(st.booleans())):
         url += draw(st.sampled_from(["/", "?a=1", "x"]))
-    return ".".join(parts), text, url
+    return ".".join(parts), text, url, keys
 
 
-@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(tokens())
-def test_the_fast_path_accepts_only_tokens_the_sdk_accepts(case: tuple[str, str, str]) -> None:
-    signature, text, url = case
-    claims = minted_tokens.verified_claims(KEYS, signature, text, url)
+def test_the_fast_path_accepts_only_tokens_the_sdk_accepts(
+    case: tuple[str, str, str, tuple[str, str]],
+) -> None:
+    signature, text, url, keys = case
+    claims = minted_tokens.verified_claims(keys, signature, text, url)
     if claims is not None:
-        assert sdk_accepts(signature, text, url)
+        assert sdk_accepts(signature, text, url, keys)
         assert claims == json.loads(base64.urlsafe_b64decode(signature.split(".")[1] + "=="))
 
 
@@ -178,10 +240,50 @@ def test_a_token_signed_with_another_key_is_not_accepted() -> None:
     assert minted_tokens.verified_claims(KEYS, signature, "{}", URL) is None
 
 
-def test_a_key_pyjwt_refuses_is_never_used() -> None:
-    pem_like = "-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----"
-    signature = token(QSTASH_HEADER, minted_claims("{}", int(time.time())), pem_like)
-    assert minted_tokens.verified_claims((pem_like,), signature, "{}", URL) is None
+@pytest.mark.parametrize("key", [PEM_LIKE_KEY, "", "sig_short"], ids=["PEM", "empty", "short"])
+def test_a_key_pyjwt_refuses_or_warns_about_is_left_to_the_sdk(key: str) -> None:
+    signature = token(QSTASH_HEADER, minted_claims("{}", int(time.time())), key)
+    assert minted_tokens.verified_claims((key, KEYS[0]), signature, "{}", URL) is None
+
+
+def test_a_usable_next_key_is_used_after_an_unusable_current_one() -> None:
+    signature = token(QSTASH_HEADER, minted_claims("{}", int(time.time())), KEYS[1])
+    assert minted_tokens.verified_claims((PEM_LIKE_KEY, KEYS[1]), signature, "{}", URL)
+
+
+def test_a_key_that_is_not_unicode_text_is_left_to_the_sdk() -> None:
+    signature = token(QSTASH_HEADER, minted_claims("{}", int(time.time())), KEYS[0])
+    assert minted_tokens.verified_claims(("sig_\udcff" + "x" * 28,), signature, "{}", URL) is None
+
+
+AT = 1_800_000_000
+
+
+@pytest.mark.parametrize(
+    ("claim", "now", "accepted"),
+    [
+        ("exp", AT, False),
+        ("exp", AT - 0.5, True),
+        ("nbf", AT - 0.5, False),
+        ("nbf", AT, True),
+        ("iat", AT - 0.5, False),
+        ("iat", AT, True),
+    ],
+    ids=[
+        "exp-at-now",
+        "exp-after-now",
+        "nbf-after-now",
+        "nbf-at-now",
+        "iat-after-now",
+        "iat-at-now",
+    ],
+)
+def test_times_are_checked_as_pyjwt_checks_them(claim: str, now: float, accepted: bool) -> None:
+    """PyJWT refuses a token whose exp is now or past, whose nbf or iat is after now."""
+    claims = minted_claims("{}", AT - 100, **{claim: AT})
+    signature = token(QSTASH_HEADER, claims, KEYS[0])
+    verified = minted_tokens.verified_claims(KEYS, signature, "{}", URL, now=now)
+    assert (verified is not None) is accepted
 
 
 def qstash_settings() -> Settings:
@@ -201,6 +303,17 @@ def test_a_token_of_another_shape_is_verified_by_the_sdk() -> None:
         qstash_settings(), signature, text.encode(), URL[len(env.WEBHOOK_URL) :]
     )
     assert (verified.token_id, verified.expires_at.timestamp()) == ("jwt_2Ybx3Q9kLm", now + 300)
+
+
+@pytest.mark.parametrize("where", ["header", "claims"])
+def test_a_signed_token_nested_too_deeply_is_refused_not_crashed(where: str) -> None:
+    deep = b"[" * 100_000
+    header, claims = QSTASH_HEADER, minted_claims("{}", int(time.time()))
+    signature = token(
+        deep if where == "header" else header, deep if where == "claims" else claims, KEYS[0]
+    )
+    with pytest.raises(InvalidSignature):
+        verify_qstash(qstash_settings(), signature, b"{}", URL[len(env.WEBHOOK_URL) :])
 
 
 @pytest.mark.parametrize(

@@ -145,6 +145,17 @@ def test_a_secret_of_whitespace_alone_counts_as_unset(
 
 
 @pytest.mark.parametrize("variable", SECRETS)
+def test_a_secret_of_bytes_that_are_not_utf8_is_refused_by_name(
+    monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    monkeypatch.setenv(variable, "sig_key\udcff")  # the byte 0xff in the environment
+
+    message = config_error()
+
+    assert variable in message and "not UTF-8" in message and "sig_key" not in message
+
+
+@pytest.mark.parametrize("variable", SECRETS)
 def test_a_secret_loses_the_whitespace_around_it(
     monkeypatch: pytest.MonkeyPatch, variable: str
 ) -> None:
