@@ -25,6 +25,7 @@ import hmac
 import json
 import re
 import time
+from collections.abc import Iterable
 from functools import cache, lru_cache
 from typing import Any, TypeGuard
 
@@ -64,11 +65,7 @@ def verified_claims(
     if not _has_minted_claims(claims):
         return None
     signed = token[: found.end(2)].encode()
-    if not any(
-        _usable(key)
-        and hmac.compare_digest(hmac.new(key.encode(), signed, hashlib.sha256).digest(), signature)
-        for key in keys
-    ):
+    if made_with([key for key in keys if _usable(key)], signed, signature) is None:
         return None
     now = time.time() if now is None else now
     in_time = claims["nbf"] <= now and claims.get("iat", 0) <= now and claims["exp"] > now
@@ -77,6 +74,14 @@ def verified_claims(
     if claims["body"].rstrip("=") != _body_hash(text):
         return None
     return claims
+
+
+def made_with(keys: Iterable[str], signed: bytes, signature: bytes) -> str | None:
+    """The key among `keys` whose HMAC-SHA256 of `signed` is `signature`, or None."""
+    for key in keys:
+        if hmac.compare_digest(hmac.new(key.encode(), signed, hashlib.sha256).digest(), signature):
+            return key
+    return None
 
 
 def _canonical(segment: str) -> bytes:

@@ -10,17 +10,26 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
+class _Deadline:
+    """The one deadline of a poll, and the failure that names what it waited for."""
+
+    def __init__(self, timeout: float, what: object) -> None:
+        self.timeout, self.what = timeout, what
+        self.at = time.monotonic() + timeout
+
+    def check(self) -> None:
+        if time.monotonic() > self.at:
+            raise AssertionError(f"timed out after {self.timeout}s waiting for {self.what}")
+
+
 def wait_for(
     check: Callable[[], T], *, timeout: float = 20.0, interval: float = 0.05, what: str = ""
 ) -> T:
     """Call `check` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    last: T = check()
-    while not last:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or check}")
+    deadline = _Deadline(timeout, what or check)
+    while not (last := check()):
+        deadline.check()
         time.sleep(interval)
-        last = check()
     return last
 
 
@@ -28,13 +37,10 @@ async def wait_on_loop(
     check: Callable[[], T], *, timeout: float = 20.0, interval: float = 0.01, what: str = ""
 ) -> T:
     """`wait_for` from a coroutine: the event loop runs on while it waits."""
-    deadline = time.monotonic() + timeout
-    last: T = check()
-    while not last:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or check}")
+    deadline = _Deadline(timeout, what or check)
+    while not (last := check()):
+        deadline.check()
         await asyncio.sleep(interval)
-        last = check()
     return last
 
 
