@@ -77,7 +77,7 @@ def add_job_task(app: Celery, spec: JobSpec[Any]) -> None:
         # unexpected error in the job is logged with its own by the core).
         throws=(JobFailed,),
     )
-    def run(self: Task, payload: dict[str, Any]) -> dict[str, str]:  # type: ignore[type-arg]
+    def run(self: Task, payload: dict[str, Any]) -> str:  # type: ignore[type-arg]
         request = self.request
         horizon = get_settings().celery_eta_horizon_seconds
         # A message requeued because its worker died is a later attempt of the same
@@ -87,8 +87,9 @@ def add_job_task(app: Celery, spec: JobSpec[Any]) -> None:
         attempt = int(request.retries or 0) + redeliveries
         delivery = Delivery("celery", str(request.id), attempt, redeliveries > 0)
         value = limited_key(spec, policy, payload)
-        token = uuid.uuid4().hex
+        token = ""  # this run's claim on the key's slot, when it needs one
         if policy and value is not None:
+            token = uuid.uuid4().hex
             start_or_come_back_later(self, policy, value, token, redeliveries, horizon)
         try:
             result = run_job(spec, payload, delivery)
@@ -113,7 +114,7 @@ def add_job_task(app: Celery, spec: JobSpec[Any]) -> None:
                     raise Reject(
                         unpublished.args[0] if unpublished.args else None, requeue=True
                     ) from None
-            return {"outcome": result.outcome.value, "detail": result.detail}
+            return result.summary
         finally:
             # Every way out gives the slot back: done, failed, retrying, or any exception
             # (the soft time limit included). Only a killed process cannot: its lease expires.

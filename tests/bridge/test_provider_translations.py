@@ -143,6 +143,16 @@ def test_celery_invalid_payload_fails_without_retry() -> None:
     assert outcome.traceback is not None and "Retry" not in outcome.traceback
 
 
+def test_celery_task_returns_its_outcome_and_detail_as_one_line() -> None:
+    missing = {"scheduledActionId": f"gone-{uuid.uuid4().hex}"}
+
+    outcome = celery_task(scheduled_actions.execute_scheduled_action).apply(
+        kwargs={"payload": missing}
+    )
+
+    assert outcome.result == "skipped: no such scheduled action"
+
+
 def test_celery_logs_a_job_that_failed_for_good_in_one_line_without_a_traceback(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -465,11 +465,11 @@ def exactly_once(inbox: Inbox) -> Effects:
 
 
 # What the workers' logs say (Celery's INFO lines) about the run's worker messages: a
-# message alone, `{'outcome': ..., 'detail': ...}`, or a batch of them (named after its
-# first message), `{outcome: {detail: how many}}`.
+# message alone, `'<outcome>: <detail>'`, or a batch of them (named after its first
+# message), `{outcome: {detail: how many}}`.
 _FINISHED = re.compile(
     r"bulk-process\.worker(?:#batch)?\[(?P<task>bulk-(?P<job>\w+)-msg-[^\]]+)\] "
-    r"succeeded in \S+ (?P<result>\{.*\})$",
+    r"succeeded in \S+ (?P<result>[{'\"].*)$",
     re.MULTILINE,
 )
 
@@ -484,8 +484,8 @@ def finished_runs(log: str, job_id: str) -> dict[str, list[str]]:
             continue
         result = ast.literal_eval(match["result"])
         details = runs.setdefault(match["task"], [])
-        if "outcome" in result:
-            details.append(result["detail"])
+        if isinstance(result, str):
+            details.append(result.partition(": ")[2])
         else:
             for counted in result.values():
                 for detail, times in counted.items():
