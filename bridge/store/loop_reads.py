@@ -10,7 +10,7 @@ statement numbered so that each finds its own row); a read that fails fails the 
 of its batch, whose callers then read from a thread. The statement is the one SQLAlchemy
 compiles for its asyncpg dialect (positional `$n` parameters), its values and its row
 converted by that dialect's processors, so a row reads the same as from `read_one`
-(bridge/store/point_reads.py). What it saved: README, "Benchmarks".
+(bridge/store/point_reads.py). What it saved: docs/BENCHMARKS.md.
 
 Everything else raises NotReadableOnLoop, and the caller reads from a thread instead:
 another database, a statement SQLAlchemy finishes per call, an engine whose statements

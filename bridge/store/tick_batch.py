@@ -9,7 +9,7 @@ whole bare FastAPI answer costs about 150 µs). A TickBatch collects what the de
 ask while the loop runs their code, and at the end of that turn hands it all to one
 `send` (one pipeline: one write, one read), then gives each asker its own answer. A
 request made alone waits for nothing: its batch goes out at the end of the same turn.
-What it saved: README, "Benchmarks".
+What it saved: docs/BENCHMARKS.md.
 """
 
 from __future__ import annotations
