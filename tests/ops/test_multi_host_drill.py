@@ -465,11 +465,13 @@ def exactly_once(inbox: Inbox) -> Effects:
 
 
 # What the workers' logs say (Celery's INFO lines) about the run's worker messages: a
-# message alone, `'<outcome>: <detail>'`, or a batch of them (named after its first
-# message), `{outcome: {detail: how many}}`.
+# message alone, `'<outcome>: <detail>'` (Celery's saferepr: single quotes, only `'`
+# escaped), or a batch of them (named after its first message), `{outcome: {detail:
+# how many}}`. The drill's details are short plain text: one line, under the 1,024
+# characters at which Celery cuts a logged result.
 _FINISHED = re.compile(
     r"bulk-process\.worker(?:#batch)?\[(?P<task>bulk-(?P<job>\w+)-msg-[^\]]+)\] "
-    r"succeeded in \S+ (?P<result>[{'\"].*)$",
+    r"succeeded in \S+ (?:'(?P<summary>.*)'|(?P<batch>\{.*\}))$",
     re.MULTILINE,
 )
 
@@ -482,12 +484,11 @@ def finished_runs(log: str, job_id: str) -> dict[str, list[str]]:
     for match in _FINISHED.finditer(log):
         if match["job"] != job_id:
             continue
-        result = ast.literal_eval(match["result"])
         details = runs.setdefault(match["task"], [])
-        if isinstance(result, str):
-            details.append(result.partition(": ")[2])
+        if match["summary"] is not None:
+            details.append(match["summary"].replace("\\'", "'").partition(": ")[2])
         else:
-            for counted in result.values():
+            for counted in ast.literal_eval(match["batch"]).values():
                 for detail, times in counted.items():
                     details.extend([detail] * times)
     return runs
