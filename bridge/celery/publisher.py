@@ -18,6 +18,8 @@ receipts names its batch's task id.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 import uuid
 from collections.abc import Sequence
@@ -126,16 +128,24 @@ def _batch_of(messages: list[Message], receipts: list[Receipt], indexes: list[in
         task_id = messages[0].dedup_id or uuid.uuid4().hex
         receipts[indexes[0]] = Receipt(Provider.CELERY, task_id)
         return _Outgoing(messages[0].spec.event, _one(messages[0]), task_id, None)
-    first = messages[0].dedup_id
-    # Named after its first payload, where that has a dedup id: found by it in Flower.
-    task_id = f"{first}+{len(messages) - 1}" if first else f"batch-{uuid.uuid4().hex}"
+    ids = [message.dedup_id for message in messages]  # each its own, as if alone
+    task_id = _batch_id(ids)
     for index in indexes:
         receipts[index] = Receipt(Provider.CELERY, task_id)
-    kwargs = {
-        "payloads": [message.data for message in messages],
-        "ids": [message.dedup_id for message in messages],  # each its own, as if alone
-    }
+    kwargs = {"payloads": [message.data for message in messages], "ids": ids}
     return _Outgoing(batch_task_name(messages[0].spec), kwargs, task_id, None)
+
+
+def _batch_id(dedup_ids: Sequence[str | None]) -> str:
+    """A batch's task id: named after its first payload, found by it in Flower, and
+    told apart by a digest of every member's dedup id, so that two batches share an id
+    only when they carry the same deliveries (a page listed again after its folder
+    changed starts with the same message but holds others). A batch with a member
+    without a dedup id is a new one each time."""
+    if not all(dedup_ids):
+        return f"batch-{uuid.uuid4().hex}"
+    digest = hashlib.blake2b(json.dumps(dedup_ids).encode(), digest_size=6).hexdigest()
+    return f"{dedup_ids[0]}+{len(dedup_ids) - 1}.{digest}"
 
 
 def _send_chunk(app: Any, producer: Any, chunk: Sequence[_Outgoing]) -> None:

@@ -333,6 +333,50 @@ def test_payloads_of_different_keys_go_in_different_batches_and_one_goes_alone(
     assert receipts[2] == Receipt(Provider.CELERY, "e2")  # alone: under its dedup id
 
 
+def batch_ids(publisher: CeleryPublisher, recorded: list[Sent], dedup_ids: list[str | None]) -> str:
+    """The task id of the one batch that `dedup_ids` (one payload each) are published as."""
+    payloads = items(*["done"] * len(dedup_ids))
+    messages = [
+        prepare(ITEMS, Item.model_validate(p), dedup_id=one)
+        for p, one in zip(payloads, dedup_ids, strict=True)
+    ]
+    recorded.clear()
+    receipts = publisher.publish(messages)
+    assert len(recorded) == 1 and len(set(receipts)) == 1
+    task_id: str = recorded[0]["task_id"]
+    return task_id
+
+
+def test_a_batch_is_named_after_its_first_delivery_and_how_many_follow(
+    published: tuple[CeleryPublisher, list[Sent]],
+) -> None:
+    assert batch_ids(*published, ["m1", "m2", "m3"]).startswith("m1+2.")
+
+
+def test_batches_that_start_with_the_same_delivery_but_hold_others_have_different_ids(
+    published: tuple[CeleryPublisher, list[Sent]],
+) -> None:
+    first = batch_ids(*published, ["m1", "m2", "m3"])
+    relisted = batch_ids(*published, ["m1", "m4", "m5"])  # the folder changed in between
+
+    assert first != relisted
+
+
+def test_the_same_deliveries_batched_again_keep_their_batch_id(
+    published: tuple[CeleryPublisher, list[Sent]],
+) -> None:
+    assert batch_ids(*published, ["m1", "m2"]) == batch_ids(*published, ["m1", "m2"])
+
+
+def test_a_batch_with_a_delivery_without_a_dedup_id_gets_a_new_id_each_time(
+    published: tuple[CeleryPublisher, list[Sent]],
+) -> None:
+    first = batch_ids(*published, ["m1", None])
+
+    assert first.startswith("batch-")
+    assert first != batch_ids(*published, ["m1", None])
+
+
 # The core ----------------------------------------------------------------------------
 
 
