@@ -13,7 +13,6 @@ from pydantic import (
     IPvAnyAddress,
     SecretStr,
     ValidationError,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -30,8 +29,9 @@ from config.env_file import unreadable_lines
 from config.environment import EnvironmentSettings
 from config.provider import Provider
 from config.qstash_keys import WHERE_FROM, missing_qstash_variables, qstash_problems
+from config.sqlite_library import sqlite_problem
 from config.switches import FALSY, check_signing_key, checked_inngest_dev
-from config.urls import checked_database_url, checked_redis_url, with_driver
+from config.urls import checked_database_url, checked_redis_url, is_sqlite, with_driver
 
 ApiDocs = Literal["public", "private", "off"]
 
@@ -120,7 +120,7 @@ class Settings(AppLocation):
     rabbitmq_consumer_timeout_seconds: int = Field(default=1800, gt=0)
     redis_url: str | None = None
     redis_key_prefix: str = ""
-    database_url: str | None = None
+    database_url: str | None = Field(default=None, validate_default=True)
     # true: `db upgrade` may add jobbridge's tables to a schema that holds other tables.
     database_allow_other_tables: bool = False
     data_dir: Path = Path(".jobbridge")
@@ -166,11 +166,23 @@ class Settings(AppLocation):
     def _is_broker_url(cls, value: str) -> str:
         return checked_broker_url(value)
 
-    @field_validator("redis_url", "database_url")
+    @field_validator("redis_url")
     @classmethod
-    def _is_usable_url(cls, value: str | None, info: ValidationInfo) -> str | None:
-        check = checked_redis_url if info.field_name == "redis_url" else checked_database_url
-        return None if value is None else check(value)
+    def _is_redis_url(cls, value: str | None) -> str | None:
+        return None if value is None else checked_redis_url(value)
+
+    @field_validator("database_url")
+    @classmethod
+    def _is_usable_database(cls, value: str | None) -> str | None:
+        url = None if value is None else checked_database_url(value)
+        if (url is None or is_sqlite(url)) and (problem := sqlite_problem()):
+            given = "names a SQLite database" if url else "unset, so SQLite under DATA_DIR"
+            raise ValueError(
+                f"{given}; jobbridge {problem}: set DATABASE_URL to PostgreSQL "
+                "(postgresql://user:password@host:5432/db), or run jobbridge on a Python "
+                "built with a newer SQLite"
+            )
+        return url
 
     @field_validator("inngest_signing_key", "inngest_signing_key_fallback")
     @classmethod

@@ -72,6 +72,11 @@ def checked_database_url(value: str) -> str:
     return value.strip()
 
 
+def is_sqlite(database_url: str) -> bool:
+    """Whether a DATABASE_URL that `checked_database_url` took names a SQLite database."""
+    return make_url(with_driver(database_url)).get_backend_name() == "sqlite"
+
+
 def with_driver(database_url: str) -> str:
     """The SQLAlchemy URL for DATABASE_URL: hosted PostgreSQL URLs name no driver (or
     the "postgres" name SQLAlchemy dropped, or psycopg2, which reads the same URL), and
