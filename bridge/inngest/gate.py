@@ -21,7 +21,9 @@ plain ASGI middleware on that one path, answers first:
   that declares a large body and trickles holds nothing it has not sent, and is cut off
   after BODY_READ_SECONDS (bridge/bodies.py, as every body: 408); a whole body waits
   for its check at most LARGE_BODY_CHECK_WAIT_SECONDS (503). A chunk that would go over
-  is answered 503 with Retry-After, read no further; and a body with more JSON values
+  first cuts off the bodies slow to come or to be checked (bridge/inngest/
+  large_bodies.py), else is answered 503 with Retry-After, read no further; and a body
+  with more JSON values
   than MAX_SEPARATORS bounds is 413 unchecked (its canonical form costs up to about 5
   microseconds per value). A smaller POST is left to the SDK, which verifies a POST's
   signature (the same check, answered 401) before it reads the request: checking it
@@ -44,11 +46,10 @@ retrying the same bytes cannot help (the check runs only on that error path).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from urllib.parse import parse_qs
 
 from inngest._internal import net
@@ -66,6 +67,7 @@ from bridge.bodies import (
     read_capped,
     replay,
 )
+from bridge.inngest.large_bodies import BUSY, LargeBodies, LargeBody
 
 SIGNATURE_HEADER = b"x-inngest-signature"
 SIGNATURE_MAX_AGE_SECONDS = 300
@@ -81,7 +83,6 @@ LARGE_BODIES_AT_THE_CAP = 4
 # ...and wait at most this long for its check, in line behind others' (each under a
 # second: MAX_SEPARATORS), holding its bytes meanwhile.
 LARGE_BODY_CHECK_WAIT_SECONDS = 30
-BUSY = "busy checking the signatures of other large requests"
 INVALID_SIGNATURE = "invalid X-Inngest-Signature"
 # The canonical form costs up to about 5 microseconds of pure Python per JSON value (a
 # long float the dearest): a body with more commas and colons than this (a bound on its
@@ -146,7 +147,9 @@ class InngestGate:
         self.max_body_bytes = max_body_bytes
         self.signature_check = signature_check
         self.large_verifications = asyncio.Semaphore(LARGE_VERIFICATIONS_AT_ONCE)
-        self.large_body_bytes = 0  # held now, by the large bodies being read or checked
+        self.large_bodies = LargeBodies(
+            max(LARGE_BODY_MEMORY_BYTES, LARGE_BODIES_AT_THE_CAP * max_body_bytes)
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or self.path.match(get_route_path(scope)) is None:
@@ -193,13 +196,13 @@ class InngestGate:
             if ended and len(beginning) <= VERIFY_IN_THREAD_ABOVE_BYTES:
                 body = beginning
             else:
-                with self._held_in_memory() as hold:
-                    hold(len(beginning))
+                async with self.large_bodies.admitted() as held:
+                    held.hold(len(beginning))
                     if not ended:
                         beginning = await read_capped(
-                            scope, receive, self.max_body_bytes, beginning, hold, deadline
+                            scope, receive, self.max_body_bytes, beginning, held.hold, deadline
                         )
-                    verified_with = await self._verify_large(check, beginning, signature)
+                    verified_with = await self._verify_large(check, beginning, signature, held)
                 return beginning, verified_with
         if scope["method"] == "POST":
             return body, None  # the SDK checks a small POST's signature
@@ -211,29 +214,17 @@ class InngestGate:
     async def _read(self, scope: Scope, receive: Receive) -> bytes:
         return await read_capped(scope, receive, self.max_body_bytes)
 
-    @contextlib.contextmanager
-    def _held_in_memory(self) -> Iterator[Callable[[int], None]]:
-        """`hold(size)` for each part of one large body as it comes: refused (503) when
-        the large bodies held would go over their bound; all given back at the end."""
-        bound = max(LARGE_BODY_MEMORY_BYTES, LARGE_BODIES_AT_THE_CAP * self.max_body_bytes)
-        held = 0
+    @property
+    def large_body_bytes(self) -> int:
+        """What the large bodies being read, waiting for their check or checked hold."""
+        return self.large_bodies.held
 
-        def hold(size: int) -> None:
-            nonlocal held
-            if self.large_body_bytes + size > bound:
-                raise Refused(503, BUSY, retry_after=1)
-            self.large_body_bytes += size
-            held += size
-
-        try:
-            yield hold
-        finally:
-            self.large_body_bytes -= held
-
-    async def _verify_large(self, check: SignatureCheck, body: bytes, signature: str) -> str:
+    async def _verify_large(
+        self, check: SignatureCheck, body: bytes, signature: str, held: LargeBody
+    ) -> str:
         """The key the signature verifies with, else Refused: checked in a worker
         thread, one at a time, and not at all for a body of more JSON values than
-        MAX_SEPARATORS bounds."""
+        MAX_SEPARATORS bounds. Waiting for its turn, the body may still be cut off."""
         if body.count(b",") + body.count(b":") > MAX_SEPARATORS:
             raise Refused(413, f"body has over {MAX_SEPARATORS:,} JSON values to check")
         try:
@@ -241,6 +232,7 @@ class InngestGate:
                 await self.large_verifications.acquire()
         except TimeoutError:
             raise Refused(503, BUSY, retry_after=1) from None
+        held.checking = True
         try:
             key = await run_in_threadpool(check, body, signature)
         finally:
