@@ -34,13 +34,21 @@ MAX_HEAD_BYTES = 64 * 1024
 HEAD_SECONDS = 10.0
 
 Refusal = tuple[int, str, str]  # status, reason, body
+TOO_LARGE: Refusal = (
+    431,
+    "Request Header Fields Too Large",
+    f"the request's head is over {MAX_HEAD_BYTES} bytes",
+)
 
 
 class BoundedHttpTools(HttpToolsProtocol):
     _in_head = True  # no head is whole since the last one (or the connection's start)
     _head_begun = False  # ...and a byte of the next one has come
-    _head_bytes = 0
+    _head_bytes = 0  # of the head so far: see data_received
+    _head_parsed = 0  # of its request target and the header lines parsed whole so far
     _began_in_this_read = False
+    _ended_in_this_read = False  # an earlier request's message ended in this read
+    _oversized = False  # a head over the limit was parsed whole: not handed to the app
     _head_deadline: asyncio.TimerHandle | None = None
     _refusal: Refusal | None = None  # to send once the answer in progress is out
 
@@ -53,15 +61,23 @@ class BoundedHttpTools(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        self._began_in_this_read = False
+        self._began_in_this_read = self._ended_in_this_read = False
         super().data_received(data)
-        # A read in which a request began may hold the one before's body: not counted
-        # (one read is bounded by the transport's buffer; the next ones are counted).
-        if self._in_head and not self._began_in_this_read and not self.transport.is_closing():
+        if self._oversized:
+            self._oversized = False
+            self._refuse(TOO_LARGE)
+            return
+        if not self._in_head or self.transport.is_closing():
+            return
+        # The head so far, in bytes that came: all of a read it began in, unless an
+        # earlier request ended in that read too (then what of the head was parsed);
+        # every later read whole.
+        if not self._began_in_this_read:
             self._head_bytes += len(data)
-            if self._head_bytes > MAX_HEAD_BYTES:
-                why = f"the request's head is over {MAX_HEAD_BYTES} bytes"
-                self._refuse((431, "Request Header Fields Too Large", why))
+        else:
+            self._head_bytes = self._head_parsed if self._ended_in_this_read else len(data)
+        if self._head_bytes > MAX_HEAD_BYTES:
+            self._refuse(TOO_LARGE)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -69,10 +85,30 @@ class BoundedHttpTools(HttpToolsProtocol):
         self._wait_for_head(HEAD_SECONDS)
         self._head_begun = True
 
+    def on_url(self, url: bytes) -> None:
+        self._head_parsed += len(url)
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_parsed += len(name) + len(value) + 4  # ": " and CRLF
+        super().on_header(name, value)
+
     def on_headers_complete(self) -> None:
         self._in_head = False
         self._stop_clock()
+        if self._head_parsed > MAX_HEAD_BYTES:  # it came whole in one read: not seen yet
+            self._oversized = True  # refused once the read is parsed (data_received)
+            return
         super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        if not self._oversized:
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        self._ended_in_this_read = True
+        if not self._oversized:
+            super().on_message_complete()
 
     def on_response_complete(self) -> None:
         idle = not self.pipeline  # else self.cycle is a pipelined request's, not this one's
@@ -90,7 +126,7 @@ class BoundedHttpTools(HttpToolsProtocol):
 
     def _wait_for_head(self, seconds: float) -> None:
         self._stop_clock()
-        self._in_head, self._head_begun, self._head_bytes = True, False, 0
+        self._in_head, self._head_begun, self._head_bytes, self._head_parsed = True, False, 0, 0
         self._head_deadline = self.loop.call_later(seconds, self._head_too_slow)
 
     def _stop_clock(self) -> None:

@@ -209,3 +209,44 @@ def test_the_served_web_app_refuses_a_head_over_the_limit(web: str) -> None:
         answer: Any = answer_and_close(connection)
 
     assert answer.startswith(b"HTTP/1.1 431 ")
+
+
+def test_a_head_over_the_limit_sent_in_one_go_is_431(server: tuple[str, int]) -> None:
+    big = b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"c" * 100 * 1024 + b"\r\n\r\n"
+    with connect(server) as connection:
+        connection.sendall(big)
+        answer = answer_and_close(connection)
+
+    assert answer.startswith(b"HTTP/1.1 431 ")
+
+
+def test_many_small_headers_over_the_limit_in_one_go_are_431(server: tuple[str, int]) -> None:
+    headers = b"".join(b"X-%d: v\r\n" % number for number in range(20_000))
+    with connect(server) as connection:
+        connection.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n" + headers + b"\r\n")
+        answer = answer_and_close(connection)
+
+    assert answer.startswith(b"HTTP/1.1 431 ")
+
+
+def test_a_head_just_under_the_limit_in_one_go_is_served(server: tuple[str, int]) -> None:
+    head = b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: "
+    padding = bounded_http.MAX_HEAD_BYTES - len(head) - len(b"\r\n\r\n") - 64
+    with connect(server) as connection:
+        connection.sendall(head + b"c" * padding + b"\r\n\r\n")
+        answer = connection.recv(65536)
+
+    assert answer.startswith(b"HTTP/1.1 200 ")
+
+
+def test_a_head_over_the_limit_after_a_pipelined_request_is_431_after_its_answer(
+    server: tuple[str, int],
+) -> None:
+    big = b"GET /two HTTP/1.1\r\nHost: x\r\nX-Big: " + b"c" * 100 * 1024 + b"\r\n\r\n"
+    with connect(server) as connection:
+        connection.sendall(GET + big)
+        answer = answer_and_close(connection)
+
+    first, refused, _ = answer.partition(b"HTTP/1.1 431 ")
+    assert first.startswith(b"HTTP/1.1 200 ") and b"ok" in first
+    assert refused
