@@ -45,11 +45,17 @@ class AuditResult(Protocol):
     # done another way) whose runs Inngest may still hold, asleep until their time: the
     # soonest first, at most a few hundred; and how many there are in all. `audit` asks
     # Inngest which of them still have a run.
-    settled_inngest_events: tuple[str, ...]
-    settled_inngest_total: int
+    # Read-only members: an app's result may be frozen.
+    @property
+    def settled_inngest_events(self) -> tuple[str, ...]: ...
+
+    @property
+    def settled_inngest_total(self) -> int: ...
+
     # Work still to be delivered, by the provider it was last published to ("qstash": what
     # QStash still has to deliver). The status page's verdict on removing QSTASH_* reads it.
-    pending_by_provider: dict[str, int]
+    @property
+    def pending_by_provider(self) -> dict[str, int]: ...
 
 
 class AppAudit(Protocol):

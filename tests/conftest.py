@@ -34,6 +34,8 @@ from tests.support.services import (
 )
 
 if TYPE_CHECKING:  # imported by the fixtures that start them, when a test asks for one
+    from config import Settings
+    from tasks.mail.maildir import MaildirProvider
     from tests.support.dovecot import Dovecot
     from tests.support.smtp_server import SmtpServer
 
@@ -128,11 +130,11 @@ def clean_tables() -> Iterator[None]:
 
 
 @pytest.fixture
-def configure(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
+def configure(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Settings]]:
     """Set or unset (None) environment variables and re-read Settings for this test."""
     from config import get_settings
 
-    def apply(**variables: str | None) -> Any:
+    def apply(**variables: str | None) -> Settings:
         for name, value in variables.items():
             if value is None:
                 monkeypatch.delenv(name, raising=False)
@@ -216,7 +218,7 @@ class Mailbox:
     def __init__(self, account_id: str, email: str, path: Path, keys: list[str]) -> None:
         self.account_id, self.email, self.path, self.keys = account_id, email, path, keys
 
-    def provider(self) -> Any:
+    def provider(self) -> MaildirProvider:
         from tasks.mail.maildir import MaildirProvider
 
         return MaildirProvider(self.path, self.email)
@@ -241,7 +243,7 @@ class Mailbox:
         mail = self.provider()
         state: dict[str, Any] = {}
         for folder in mail.folder_names():
-            entries = []
+            entries: list[tuple[str, str] | tuple[str, bool, list[str]]] = []
             for key in sorted(mail.folder_keys(folder)):
                 if folder == "Sent":
                     entries.append(("sent", mail.folder(folder)[key]["Subject"]))

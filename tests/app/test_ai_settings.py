@@ -10,8 +10,9 @@ import pytest
 
 from config import ConfigError
 from tasks.ai import OfflineAI, default_ai
-from tasks.ai.openai_chat import OpenAIChatAI, retry_after
+from tasks.ai.openai_chat import OpenAIChatAI
 from tasks.ai.settings import OPENAI_BASE_URL, AISettings, load_ai_settings
+from tasks.retry_after import retry_after
 
 AI_VARIABLES = [name.upper() for name in AISettings.model_fields]
 

@@ -85,6 +85,7 @@ def test_redelivered_pages_and_messages_count_once(inbox: Inbox, configure: Any)
 
     final = bulk_process.get(job.id)
     assert results == ["done", "done", "done"]
+    assert final is not None
     assert (final.processed, final.failed, final.status) == (1, 0, BulkJobStatus.COMPLETED)
 
 

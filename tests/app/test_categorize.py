@@ -25,7 +25,7 @@ from tasks.mail.port import MailMessage
 from tasks.models import Category, Sender
 from tests.conftest import Mailbox
 from tests.support import env
-from tests.support.celery_tasks import celery_task
+from tests.support.celery_tasks import celery_task, traceback_text
 from tests.support.wait import wait_for
 
 ROUTE = "/api/user/categorize/senders/batch"
@@ -426,7 +426,8 @@ def test_an_invalid_batch_fails_on_celery_without_retry(senders: list[Any]) -> N
     assert outcome.failed()
     assert isinstance(outcome.result, JobFailed)
     assert "senders" in str(outcome.result)
-    assert outcome.traceback is not None and "Retry" not in outcome.traceback
+    trace = traceback_text(outcome)
+    assert trace is not None and "Retry" not in trace
 
 
 # End to end ------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from bridge.store.db import session_scope
 from tasks import redis_keys
 from tasks.ai import CleanDecision
 from tasks.jobs import clean
+from tasks.jobs.clean_progress import set_status
 from tasks.mail.maildir import MaildirProvider
 from tasks.mail.port import MailMessage, OutgoingMail
 from tasks.models import (
@@ -37,7 +38,7 @@ from tasks.models import (
 )
 from tests.conftest import Mailbox
 from tests.support import env
-from tests.support.celery_tasks import celery_task
+from tests.support.celery_tasks import celery_task, traceback_text
 from tests.support.wait import wait_for
 
 OLD = datetime.now(UTC) - timedelta(days=40)
@@ -589,7 +590,7 @@ def test_redelivered_gmail_records_one_row_and_labels_once(
         patched = fail_once(OSError("disk hiccup"))(MaildirProvider.archive)
         monkeypatch.setattr(MaildirProvider, "archive", patched)
     else:
-        patched = fail_once(redis.ConnectionError("redis went away"))(clean._set_status)
+        patched = fail_once(redis.ConnectionError("redis went away"))(set_status)
         monkeypatch.setattr(clean, "_set_status", patched)
 
     outcomes = [
@@ -686,7 +687,8 @@ def test_bad_action_fails_on_celery_without_retry() -> None:
     assert outcome.failed()
     assert isinstance(outcome.result, JobFailed)
     assert "action" in str(outcome.result)
-    assert outcome.traceback is not None and "Retry" not in outcome.traceback
+    trace = traceback_text(outcome)
+    assert trace is not None and "Retry" not in trace
 
 
 # The producer ---------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from tasks.jobs.digest import is_digest_email
 from tasks.mail.maildir import MaildirProvider
 from tasks.models import (
     BulkJobStatus,
+    BulkProcessJob,
     CleanupJob,
     CleanupJobStatus,
     CleanupThread,
@@ -49,8 +50,13 @@ def test_walkthrough_runs_every_job_on_the_demo_account(
     # 1. Bulk-process the inbox: rules archive newsletters into the digest, label
     # receipts, mark notifications read and schedule their archive, reply to lunch.
     run = jobbridge("bulk", "start", "--account", "demo@localhost", "--include-read")
+
+    def completed() -> BulkProcessJob | None:
+        j = bulk_process.get(run["jobId"])
+        return j if j is not None and j.status is BulkJobStatus.COMPLETED else None
+
     job = wait_for(
-        lambda: (j := bulk_process.get(run["jobId"])) and j.status is BulkJobStatus.COMPLETED and j,
+        completed,
         timeout=90,
         what="the bulk run",
     )

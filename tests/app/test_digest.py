@@ -28,7 +28,7 @@ from tests.support.rules import add_rule
 from tests.support.wait import wait_for
 
 
-def item_payload(mailbox: Mailbox, number: int = 0, **message: Any) -> dict[str, Any]:
+def item_payload(mailbox: Mailbox, number: int = 0, /, **message: Any) -> dict[str, Any]:
     fields = {
         "id": f"m{number}",
         "threadId": f"t{number}",

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import httpx
@@ -16,7 +17,7 @@ import pytest
 from bridge.core import run_job
 from bridge.outcome import Delivery
 from tasks import scheduled_actions
-from tasks.models import ActionStatus, ActionType, utcnow
+from tasks.models import ActionStatus, ActionType, ScheduledAction, utcnow
 from tests.conftest import Mailbox
 from tests.support import env
 from tests.support.actions import insert_action, mark_claimed, set_columns
@@ -26,7 +27,7 @@ from tests.support.wait import wait_for
 ROUTE = "/api/scheduled-actions/execute"
 
 
-def pending_send(mailbox: Mailbox, seconds_ago: int = 1) -> Any:
+def pending_send(mailbox: Mailbox, seconds_ago: int = 1) -> ScheduledAction:
     """A due SEND_EMAIL action that nobody has delivered yet."""
     return insert_action(
         mailbox.account_id,
@@ -37,6 +38,12 @@ def pending_send(mailbox: Mailbox, seconds_ago: int = 1) -> Any:
         subject=f"hello {uuid.uuid4().hex[:6]}",
         content="hi",
     )
+
+
+def action(action_id: str) -> ScheduledAction:
+    row = scheduled_actions.get(action_id)
+    assert row is not None
+    return row
 
 
 def sent_count(mailbox: Mailbox) -> int:
@@ -74,7 +81,7 @@ def test_same_qstash_delivery_five_times_runs_once(
 
     assert outcomes == ["done", "duplicate", "duplicate", "duplicate", "duplicate"]
     assert sent_count(mailbox) == 1
-    assert scheduled_actions.get(row.id).status is ActionStatus.COMPLETED
+    assert action(row.id).status is ActionStatus.COMPLETED
 
 
 def test_five_concurrent_duplicate_messages_have_one_effect(
@@ -84,7 +91,7 @@ def test_five_concurrent_duplicate_messages_have_one_effect(
     row = pending_send(mailbox)
     # QStash may deliver a message more than once, even at the same moment.
     messages = [qstash_message(row.id) for _ in range(5)]
-    responses = run_concurrently([lambda m=m: deliver(m, web) for m in messages])
+    responses = run_concurrently([partial(deliver, m, web) for m in messages])
 
     outcomes = [r.json()["outcome"] for r in responses]
     assert outcomes.count("done") == 1
@@ -106,16 +113,16 @@ def test_cancel_racing_execute_has_exactly_one_winner(mailbox: Mailbox, configur
         delivery = Delivery("test", f"race-{number}", 0)
         cancelled, result = run_concurrently(
             [
-                lambda row=row: scheduled_actions.cancel(row.id),
-                lambda row=row, d=delivery: run_job(spec, {"scheduledActionId": row.id}, d),
+                partial(scheduled_actions.cancel, row.id),
+                partial(run_job, spec, {"scheduledActionId": row.id}, delivery),
             ]
         )
-        final = scheduled_actions.get(row.id).status
+        final = action(row.id).status
         if cancelled:
             assert (final, result.outcome.value) == (ActionStatus.CANCELLED, "skipped")
         else:
             assert (final, result.outcome.value) == (ActionStatus.COMPLETED, "done")
-    completed = sum(scheduled_actions.get(r.id).status is ActionStatus.COMPLETED for r in rows)
+    completed = sum(action(r.id).status is ActionStatus.COMPLETED for r in rows)
     assert sent_count(mailbox) == completed
 
 
@@ -128,19 +135,19 @@ def test_execute_racing_the_sweep_has_one_effect(
     spec = scheduled_actions.execute_scheduled_action
     rows = [pending_send(mailbox) for _ in range(5)]
     results = run_concurrently(
-        [scheduled_actions.sweep]
-        + [
-            lambda row=row: run_job(
-                spec, {"scheduledActionId": row.id}, Delivery("test", row.id, 0)
-            )
-            for row in rows
+        [
+            scheduled_actions.sweep,
+            *[
+                partial(run_job, spec, {"scheduledActionId": row.id}, Delivery("test", row.id, 0))
+                for row in rows
+            ],
         ]
     )
 
     # Whatever the interleaving, each action ran once: by the sweep's delivery or ours.
     assert results[0].enqueued <= len(rows)
     assert {r.outcome.value for r in results[1:]} <= {"done", "skipped", "retry"}
-    assert all(scheduled_actions.get(r.id).status is ActionStatus.COMPLETED for r in rows)
+    assert all(action(r.id).status is ActionStatus.COMPLETED for r in rows)
     assert sent_count(mailbox) == len(rows)
 
 
@@ -160,7 +167,7 @@ def test_a_redelivered_delivery_takes_over_only_after_the_lease_expired(
     once_expired = run_job(spec, payload, Delivery("celery", "d1", 2, redelivered=True))
 
     assert (while_held.outcome.value, once_expired.outcome.value) == ("retry", "done")
-    assert scheduled_actions.get(row.id).status is ActionStatus.COMPLETED
+    assert action(row.id).status is ActionStatus.COMPLETED
     assert sent_count(mailbox) == 1
 
 
@@ -187,13 +194,18 @@ def test_a_long_execution_renews_its_lease_and_keeps_the_row(
     with ThreadPoolExecutor(1) as pool:
         first = pool.submit(run_job, spec, payload, Delivery("celery", "d1", 0))
         assert sending.wait(timeout=10)
-        claimed = scheduled_actions.get(row.id)
+        claimed_until = action(row.id).lease_expires_at
+        assert claimed_until is not None
+
+        def renewed() -> bool:
+            expires = action(row.id).lease_expires_at
+            assert expires is not None
+            return expires > claimed_until + lease
+
         # Renewed after the lease the claim started with ran out: the row is still this
         # run's once that first lease is over...
         wait_for(
-            lambda: (
-                scheduled_actions.get(row.id).lease_expires_at > claimed.lease_expires_at + lease
-            ),
+            renewed,
             timeout=10,
             what="the heartbeat to renew the lease",
         )
@@ -203,8 +215,9 @@ def test_a_long_execution_renews_its_lease_and_keeps_the_row(
 
     # ...so the copy was told to come back, and the action ran once.
     assert (other.outcome.value, result.outcome.value) == ("retry", "done")
+    assert other.retry_after is not None
     assert 0 < other.retry_after <= (lease + scheduled_actions.CLAIMED_RETRY_MARGIN).total_seconds()
-    final = scheduled_actions.get(row.id)
+    final = action(row.id)
     assert (final.status, final.execution_attempts, final.lease_expires_at) == (
         ActionStatus.COMPLETED,
         1,
@@ -223,7 +236,7 @@ def test_sweep_puts_expired_executing_rows_back_and_delivers_them(
     report = scheduled_actions.sweep()
 
     assert (report.reclaimed, report.enqueued) == (1, 1)
-    assert scheduled_actions.get(row.id).status is ActionStatus.COMPLETED
+    assert action(row.id).status is ActionStatus.COMPLETED
     assert sent_count(mailbox) == 1
 
 
@@ -254,7 +267,7 @@ def test_provider_retry_waits_while_the_first_run_still_holds_the_claim(
     # It comes back when the first run's lease could have run out, and not later.
     assert result.outcome.value == "retry"
     assert result.retry_after is not None and 20 < result.retry_after <= 21
-    assert scheduled_actions.get(row.id).status is ActionStatus.EXECUTING
+    assert action(row.id).status is ActionStatus.EXECUTING
     assert sent_count(mailbox) == 0
 
 
@@ -286,14 +299,14 @@ def test_expired_lease_lets_another_delivery_take_over(mailbox: Mailbox) -> None
 
 
 def test_a_stale_claimant_cannot_finish_a_row_taken_over(mailbox: Mailbox) -> None:
-    from tasks.scheduled_actions import _release
+    from tasks.scheduled_action_claims import release
 
     row = pending_send(mailbox)
     mark_claimed(row.id, "celery:new", utcnow() + timedelta(minutes=15), token="new-token")
 
-    _release(row.id, "old-token", status=ActionStatus.FAILED, error="the old run")
+    release(row.id, "old-token", status=ActionStatus.FAILED, error="the old run")
 
-    current = scheduled_actions.get(row.id)
+    current = action(row.id)
     assert (current.status, current.error) == (ActionStatus.EXECUTING, None)
 
 
@@ -314,8 +327,9 @@ def test_transient_failures_end_in_failed_after_the_attempt_limit(
     ]
 
     assert outcomes == ["retry"] * (scheduled_actions.MAX_EXECUTION_ATTEMPTS - 1) + ["failed"]
-    final = scheduled_actions.get(row.id)
+    final = action(row.id)
     assert final.status is ActionStatus.FAILED
+    assert final.error is not None
     assert "smtp relay down" in final.error
 
 
@@ -332,7 +346,7 @@ def test_an_action_whose_runs_keep_dying_is_failed_unrun_past_the_attempt_limit(
     result = run_job(spec, {"scheduledActionId": row.id}, Delivery("celery", "d6", 0))
 
     assert result.outcome.value == "failed"
-    final = scheduled_actions.get(row.id)
+    final = action(row.id)
     assert (final.status, final.error) == (
         ActionStatus.FAILED,
         f"gave up after {limit} executions, the last never finished",

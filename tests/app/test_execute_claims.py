@@ -46,6 +46,7 @@ def test_a_run_that_cannot_read_the_account_after_its_claim_hands_the_row_back(
 
     assert result.outcome is Outcome.RETRY
     after = get(row.id)
+    assert after is not None
     assert (after.status, after.lease_expires_at) == (ActionStatus.PENDING, None)
     assert "connection lost" in (after.error or "")
 
@@ -73,4 +74,6 @@ def test_a_lapsed_claim_is_taken_over_even_if_the_row_says_it_is_not_due_yet(
     result = execute(row.id, delivery_id="msg_takeover")
 
     assert result.outcome is Outcome.DONE, result.detail
-    assert get(row.id).status is ActionStatus.COMPLETED
+    final = get(row.id)
+    assert final is not None
+    assert final.status is ActionStatus.COMPLETED

@@ -64,4 +64,6 @@ def test_executing_a_due_action_takes_four_statements_and_no_transaction(
     assert result.outcome.value == "done", result.detail
     assert statements.sql == ["SELECT", "UPDATE", "SELECT", "UPDATE"]
     assert statements.commits == 0
-    assert get(row.id).status is ActionStatus.COMPLETED
+    final = get(row.id)
+    assert final is not None
+    assert final.status is ActionStatus.COMPLETED

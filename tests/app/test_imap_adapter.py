@@ -214,7 +214,8 @@ def refuse_the_copy_of(
     subject: str, error: IMAPClientError, monkeypatch: pytest.MonkeyPatch
 ) -> list[bytes]:
     """Make APPEND fail, once, for a message with this subject; what it refused."""
-    append, refused = IMAPClient.append, []
+    append = IMAPClient.append
+    refused: list[bytes] = []
 
     def refusing(client: IMAPClient, folder: Any, message: bytes, *args: Any, **kw: Any) -> Any:
         if f"Subject: {subject}".encode() in message and not refused:

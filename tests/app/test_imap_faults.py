@@ -349,7 +349,7 @@ class _Refusing:
 )
 def test_create_answers_that_say_not_now_are_transient(answer: str, kind: type) -> None:
     with pytest.raises(kind, match=r"'Folder' cannot be created"):
-        ensure_folder(_Refusing(answer), "Folder")  # type: ignore[arg-type]
+        ensure_folder(_Refusing(answer), "Folder")
 
 
 # Messages gone, or odd -----------------------------------------------------------------

@@ -14,7 +14,7 @@ from imapclient import IMAPClient
 
 from tasks.mail import imap, imap_pool
 from tasks.mail.imap import ImapProvider
-from tasks.mail.imap_session import MailLoginRefused, ServerSettings
+from tasks.mail.imap_session import MailLoginRefused, ServerSettings, open_imap
 
 
 @pytest.fixture(autouse=True)
@@ -28,7 +28,7 @@ def nothing_kept() -> Iterator[None]:
 def logins(monkeypatch: pytest.MonkeyPatch) -> list[ServerSettings]:
     """Every login the adapter makes, in order."""
     made: list[ServerSettings] = []
-    real: Callable[[ServerSettings], IMAPClient] = imap.open_imap
+    real: Callable[[ServerSettings], IMAPClient] = open_imap
 
     def counted(server: ServerSettings) -> IMAPClient:
         made.append(server)

@@ -21,6 +21,7 @@ from imapclient import IMAPClient
 
 from tasks.mail import imap_index
 from tasks.mail.imap import ImapProvider
+from tasks.mail.imap_messages import fetch_headers
 from tasks.mail.imap_session import ServerSettings
 from tasks.mail.port import MessageNotFound
 from tasks.mail.thread_pages import Listed, ListedFolder, thread_page, walk_page
@@ -271,7 +272,7 @@ def test_a_message_gone_while_a_page_is_read_is_left_out(
     deliver(imap_user, "INBOX", *(message(f"g{n}", f"G {n}", minutes_ago=n) for n in range(6)))
     mail.list_threads(page_size=1)  # the folder's order is kept from here on
     imap_index.forget_headers()  # ... and its messages' headers are fetched again
-    fetch = imap_index.fetch_headers
+    fetch = fetch_headers
     with IMAPClient(imap_user.host, port=imap_user.port, ssl=False) as raw:
         raw.login(imap_user.username, imap_user.password)
         raw.select_folder("INBOX")

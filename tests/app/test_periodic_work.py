@@ -65,7 +65,9 @@ class Hourly:
 
     def run(self, at: datetime) -> list[str]:
         """The published jobs' ids (or outcomes, where the provider answers at once)."""
-        assert digest.enqueue_due_digests.body(at) == {"enqueued": 1}
+        # The cron's own function takes the time it runs at; CronSpec.body is typed as
+        # the shim calls it, with none.
+        assert digest.enqueue_due_digests.body(at) == {"enqueued": 1}  # type: ignore[call-arg]
         if self.inngest is not None:
             event = self.inngest.events[-1]
             run = run_function(self.web, JOBS[digest.DIGEST_EVENT].fn_id, event)

@@ -11,6 +11,7 @@ import httpx
 import pytest
 from inngest._internal.net import sign_request, sign_response
 
+from bridge.registry import CronSpec, JobSpec
 from tasks import CRONS, JOBS
 from tests.support import ROOT, env
 from tests.support.inngest_sync import (
@@ -116,7 +117,8 @@ def test_an_in_band_sync_answer_shows_no_hash_of_any_key_and_is_signed_as_sent(
 
 def test_web_server_has_one_post_route_per_job_and_cron(web: str) -> None:
     paths = httpx.get(web + "/openapi.json").json()["paths"]
-    for spec in [*JOBS.values(), *CRONS.values()]:
+    specs: list[JobSpec[Any] | CronSpec] = [*JOBS.values(), *CRONS.values()]
+    for spec in specs:
         assert "post" in paths[spec.route], spec.route
 
 

@@ -119,7 +119,7 @@ def statements() -> Iterator[list[Sent]]:
 
 
 def test_on_postgresql_a_first_result_is_one_statement(
-    postgresql_account: Account, statements: list[str]
+    postgresql_account: Account, statements: list[Sent]
 ) -> None:
     assert engine().dialect.name == "postgresql"
 

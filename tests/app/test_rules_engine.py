@@ -107,7 +107,7 @@ def test_first_matching_rule_by_position_acts(mailbox: Mailbox) -> None:
     result = apply_rules(account(mailbox), message, mailbox.provider())
     assert (result.status, result.rule_name, result.actions) == ("applied", "first", ["LABEL"])
     updated = mailbox.provider().get_message(message.id)
-    assert (updated.labels, updated.read) == ({"Reports"}, False)
+    assert (updated.labels, updated.read) == (frozenset({"Reports"}), False)
 
 
 def test_applying_twice_does_nothing_the_second_time(mailbox: Mailbox) -> None:

@@ -148,7 +148,9 @@ def test_early_delivery_is_retried_when_due(mailbox: Mailbox) -> None:
     result = run_job(spec, {"scheduledActionId": row.id}, Delivery("test", "d", 0))
     assert result.outcome is Outcome.RETRY
     assert result.retry_after == pytest.approx(600, abs=5)
-    assert scheduled_actions.get(row.id).status is ActionStatus.PENDING
+    after = scheduled_actions.get(row.id)
+    assert after is not None
+    assert after.status is ActionStatus.PENDING
 
 
 @pytest.mark.parametrize(

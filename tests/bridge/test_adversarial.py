@@ -113,7 +113,8 @@ def inngest_answer_is_permanent_or_fine(response: httpx.Response) -> bool:
     """Inngest's protocol answers every error with 500; a permanent one says no-retry."""
     if response.status_code < 500:
         return True
-    return response.headers.get("x-inngest-no-retry") == "true"
+    no_retry: str | None = response.headers.get("x-inngest-no-retry")
+    return no_retry == "true"
 
 
 @FUZZ

@@ -96,7 +96,7 @@ def test_private_docs_refuse_a_wrong_password(client: Client) -> None:
 
 def test_private_docs_refuse_basic_credentials_that_are_not_ascii(client: Client) -> None:
     response = client(API_DOCS="private").get(
-        "/docs", headers={"Authorization": "Basic é".encode()}
+        "/docs", headers={b"Authorization": "Basic é".encode()}
     )
 
     assert response.status_code == 401

@@ -30,10 +30,15 @@ DIGEST = "/api/ai/digest"
 
 
 def post(web: str, route: str, body: bytes, **headers: str | bytes) -> httpx.Response:
+    sent = {"Content-Type": "application/json", "x-api-key": env.INTERNAL_API_KEY, **headers}
     return httpx.post(
         web + route,
         content=body,
-        headers={"Content-Type": "application/json", "x-api-key": env.INTERNAL_API_KEY, **headers},
+        # In bytes, as httpx sends them (text in ASCII): a test may send a value's own bytes.
+        headers={
+            name.encode("ascii"): value if isinstance(value, bytes) else value.encode("ascii")
+            for name, value in sent.items()
+        },
         timeout=30,
     )
 

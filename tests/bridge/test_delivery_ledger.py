@@ -66,9 +66,9 @@ def test_sweep_prunes_old_database_entries(configure: Any) -> None:
     deliveries.record_processed("qstash", "old", JOB, "done")
     deliveries.record_processed("qstash", "new", JOB, "done")
     with session_scope() as session:
-        session.get(ProcessedDelivery, ("qstash", "old")).finished_at = utcnow() - timedelta(
-            days=15
-        )
+        old = session.get(ProcessedDelivery, ("qstash", "old"))
+        assert old is not None
+        old.finished_at = utcnow() - timedelta(days=15)
 
     assert scheduled_actions.sweep().pruned_deliveries == 1
     assert [deliveries.already_processed("qstash", i, JOB) for i in ("old", "new")] == [

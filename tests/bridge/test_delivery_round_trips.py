@@ -156,7 +156,9 @@ def test_a_connection_the_server_closed_while_idle_is_opened_again_before_use(
             redis.Redis.from_url(os.environ["REDIS_URL"]).client_kill_filter(_id=first_id)
             # The loop reads the server's end, as it has long before for a connection
             # closed while it idled.
-            await wait_on_loop(made[0]._reader.at_eof, timeout=2, what="the server's end")  # type: ignore[attr-defined]
+            reader = made[0]._reader
+            assert reader is not None
+            await wait_on_loop(reader.at_eof, timeout=2, what="the server's end")
             (second_id,) = await redis_store.on_loop(("CLIENT", "ID"))
             return first_id, second_id, await redis_store.on_loop(("PING",))
         finally:
@@ -249,7 +251,9 @@ def test_a_connection_reset_while_idle_is_opened_again_before_use(
             proxy.restore()
             # The loop reads the reset, as it has long before for a connection reset
             # while it idled.
-            await wait_on_loop(made[0]._writer.is_closing, timeout=2, what="the reset")  # type: ignore[attr-defined]
+            writer = made[0]._writer
+            assert writer is not None
+            await wait_on_loop(writer.is_closing, timeout=2, what="the reset")
             return first, await redis_store.on_loop(("PING",))
         finally:
             await redis_store.close_loop_client()
@@ -276,7 +280,8 @@ def test_a_client_replaced_by_another_redis_url_closes_its_connections(
             await wait_on_loop(
                 lambda: not made[0].is_connected, timeout=2, what="the old connection to close"
             )
-            return made[0].is_connected
+            connected: bool = made[0].is_connected
+            return connected
         finally:
             await redis_store.close_loop_client()
 

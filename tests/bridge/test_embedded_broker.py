@@ -81,7 +81,8 @@ def test_a_consumer_reads_every_message_whole_while_they_are_being_written(
 ) -> None:
     writer = fork.Process(target=write_messages, args=(folders,))
     writer.start()
-    receiving, numbers = channel(folders), []
+    receiving = channel(folders)
+    numbers: list[int] = []
     while len(numbers) < MESSAGES and (writer.is_alive() or receiving._size("jobs")):
         try:
             message = receiving._get("jobs")

@@ -12,7 +12,7 @@ from inngest._internal.net import sign_request
 from bridge import PublishError, enqueue
 from config import Provider
 from tasks import scheduled_actions
-from tasks.models import ActionStatus, ActionType, SchedulingStatus, utcnow
+from tasks.models import ActionStatus, ActionType, ScheduledAction, SchedulingStatus, utcnow
 from tests.conftest import Mailbox
 from tests.support import env
 from tests.support.fake_inngest import FakeInngest
@@ -24,6 +24,12 @@ PAYLOAD = {"scheduledActionId": "a1"}
 BOTH = {**env.INNGEST_ENV, **env.QSTASH_ENV}
 NO_INNGEST = dict.fromkeys(env.INNGEST_ENV)
 NO_QSTASH = dict.fromkeys(env.QSTASH_ENV)
+
+
+def action(action_id: str) -> ScheduledAction:
+    row = scheduled_actions.get(action_id)
+    assert row is not None
+    return row
 
 
 def test_failover_moves_a_failed_inngest_publish_to_qstash_with_the_same_dedup_id(
@@ -73,7 +79,7 @@ def test_failed_schedule_leaves_the_action_for_the_sweep(
 
     (event,) = inngest.events
     assert event["data"]["scheduledActionId"] == row.id
-    assert scheduled_actions.get(row.id).scheduling_status is SchedulingStatus.SCHEDULED
+    assert action(row.id).scheduling_status is SchedulingStatus.SCHEDULED
 
 
 def test_removing_inngest_variables_rolls_back_to_qstash_then_celery(
@@ -179,5 +185,5 @@ def test_rollback_drill_removing_every_inngest_variable_loses_nothing(
     rescheduled = [m for m in qstash.messages if row.id.encode() in m.body]
     assert len(rescheduled) == 1
     assert deliver_until_final(rescheduled[0], web).status_code == 200
-    assert scheduled_actions.get(row.id).status is ActionStatus.COMPLETED
+    assert action(row.id).status is ActionStatus.COMPLETED
     assert mailbox.folder_keys("Archive") == {mailbox.keys[0]}

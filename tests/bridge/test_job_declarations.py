@@ -91,10 +91,13 @@ def test_inngest_function_gets_retries_and_per_account_limits() -> None:
     )
     config = job_function(client, limited_spec()).get_config("http://app.test/api/inngest").main
     assert config.id == "inbox-zero-test-limited"
-    assert config.steps["step"].retries.attempts == 5
+    retries = config.steps["step"].retries
+    assert retries is not None and retries.attempts == 5
+    assert config.concurrency is not None
     (concurrency,) = config.concurrency
     assert (concurrency.limit, concurrency.key) == (3, "event.data.emailAccountId")
     throttle = config.throttle
+    assert throttle is not None
     assert (throttle.limit, throttle.period, throttle.key) == (
         6,
         timedelta(seconds=1),

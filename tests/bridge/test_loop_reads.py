@@ -218,7 +218,7 @@ def test_a_late_batch_gives_up_at_once_and_the_loop_rests(
     slow = select(func.pg_sleep(3).label("slept"))
     record("msg_loop_quick")
 
-    async def reading() -> tuple[list[Any], float, BaseException | None]:
+    async def reading() -> tuple[tuple[object, object], float, NotReadableOnLoop | None]:
         started = time.monotonic()
         answers = await asyncio.gather(
             read_one_on_loop(slow, {}),

@@ -20,6 +20,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
+from bridge.apps import AppAudit
 from bridge.errors import PublishError
 from bridge.ops.metrics_db import DatabaseCollector
 from bridge.outcome import Delivery
@@ -37,6 +38,7 @@ from tests.support.actions import insert_action, set_columns
 from tests.support.wait import wait_for
 
 EXECUTE = execute_scheduled_action
+APP_AUDIT: AppAudit = audit  # the app's audit, as the shim takes it
 NAMES = (
     "jobbridge_deliveries_total",
     "jobbridge_delivery_duration_seconds",
@@ -298,7 +300,7 @@ def test_scheduled_action_gauges_match_the_database(
     cancelled = insert_action(mailbox.account_id, ActionType.ARCHIVE, mailbox.keys[2])
     set_columns(cancelled.id, status=ActionStatus.CANCELLED)
 
-    found = gauges(DatabaseCollector(configure(), audit))
+    found = gauges(DatabaseCollector(configure(), APP_AUDIT))
 
     by_status = {
         dict(labels)["status"]: value
@@ -318,7 +320,7 @@ def test_a_provider_with_nothing_pending_has_a_zero_series(
         mailbox.account_id, ActionType.ARCHIVE, mailbox.keys[0], scheduled_provider="inngest"
     )
 
-    found = gauges(DatabaseCollector(configure(), audit))
+    found = gauges(DatabaseCollector(configure(), APP_AUDIT))
 
     pending = {
         dict(labels)["provider"]: value
@@ -332,7 +334,7 @@ def test_database_gauges_are_read_again_only_after_the_cache_time(
     mailbox: Mailbox, configure: Callable[..., Any]
 ) -> None:
     now = [1000.0]
-    collector = DatabaseCollector(configure(), audit, ttl=15, clock=lambda: now[0])
+    collector = DatabaseCollector(configure(), APP_AUDIT, ttl=15, clock=lambda: now[0])
     pending = ("jobbridge_scheduled_actions", (("status", "PENDING"),))
     assert gauges(collector)[pending] == 0
     insert_action(mailbox.account_id, ActionType.ARCHIVE, mailbox.keys[0])
@@ -354,7 +356,7 @@ def test_the_deferred_jobs_gauge_counts_the_stored_celery_jobs(
         due = utcnow() + timedelta(days=2)
         defer(EXECUTE.event, {"scheduledActionId": f"a{number}"}, due, f"dedup-{number}")
 
-    found = gauges(DatabaseCollector(configure(), audit))
+    found = gauges(DatabaseCollector(configure(), APP_AUDIT))
 
     assert found[("jobbridge_deferred_jobs", ())] == 3
 
@@ -364,7 +366,7 @@ def test_the_database_gauges_say_when_the_database_is_down(
 ) -> None:
     settings = configure(DATABASE_URL="postgresql+psycopg://nobody@127.0.0.1:1/none")
 
-    found = gauges(DatabaseCollector(settings, audit))
+    found = gauges(DatabaseCollector(settings, APP_AUDIT))
 
     assert found == {("jobbridge_database_up", ()): 0}
 

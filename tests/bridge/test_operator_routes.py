@@ -103,7 +103,7 @@ def test_basic_credentials_that_are_not_ascii_are_refused_not_an_error(
 ) -> None:
     configure(METRICS_TOKEN=TOKEN)
 
-    response = client().get(path, headers={"Authorization": "Basic é".encode()})
+    response = client().get(path, headers={b"Authorization": "Basic é".encode()})
 
     assert response.status_code == 401
 

@@ -15,11 +15,11 @@ from bridge.celery import deferred
 from bridge.celery.tasks import JobFailed
 from config import Provider
 from tasks import JOBS, scheduled_actions
-from tasks.models import ActionStatus, ActionType, utcnow
+from tasks.models import ActionStatus, ActionType, ScheduledAction, utcnow
 from tests.conftest import Mailbox
 from tests.support import env
 from tests.support.actions import insert_action
-from tests.support.celery_tasks import celery_task
+from tests.support.celery_tasks import celery_task, traceback_text
 from tests.support.fake_inngest import FakeInngest, run_function
 from tests.support.fake_qstash import QueuedMessage, deliver
 from tests.support.wait import wait_for, wait_until_time
@@ -27,6 +27,12 @@ from tests.support.wire import job, wire
 
 JOB = "scheduled-action.execute"
 ROUTE = "/api/scheduled-actions/execute"
+
+
+def action(action_id: str) -> ScheduledAction:
+    row = scheduled_actions.get(action_id)
+    assert row is not None
+    return row
 
 
 def qstash_message_for(action_id: str) -> QueuedMessage:
@@ -64,7 +70,7 @@ def test_cancelling_a_qstash_scheduled_action_cancels_its_message(
     )
     assert scheduled_actions.cancel(row.id) is True
     assert fake_qstash.cancelled == [fake_qstash.messages[0].message_id]
-    assert scheduled_actions.get(row.id).status is ActionStatus.CANCELLED
+    assert action(row.id).status is ActionStatus.CANCELLED
 
 
 def test_unknown_account_answers_489_to_qstash(web: str, mailbox: Mailbox) -> None:
@@ -81,7 +87,7 @@ def test_early_qstash_delivery_answers_503_with_retry_after(web: str, mailbox: M
     response = deliver(qstash_message_for(row.id), web)
     assert response.status_code == 503
     assert 85 <= int(response.headers["retry-after"]) <= 91
-    assert scheduled_actions.get(row.id).status is ActionStatus.PENDING
+    assert action(row.id).status is ActionStatus.PENDING
 
 
 # Inngest --------------------------------------------------------------------------
@@ -100,7 +106,7 @@ def test_inngest_unknown_account_is_not_retried(web: str, mailbox: Mailbox) -> N
     event = {"name": "inbox-zero/scheduled-action.execute", "data": {"scheduledActionId": row.id}}
     run = run_function(web, "scheduled-action-execute", event)
     assert (run.status, run.no_retry, run.attempts) == (500, True, 1)
-    assert scheduled_actions.get(row.id).status is ActionStatus.FAILED
+    assert action(row.id).status is ActionStatus.FAILED
 
 
 def test_inngest_early_delivery_asks_to_retry_after_the_due_time(
@@ -140,7 +146,8 @@ def test_celery_invalid_payload_fails_without_retry() -> None:
     assert outcome.failed()
     assert isinstance(outcome.result, JobFailed)
     assert "scheduledActionId" in str(outcome.result)
-    assert outcome.traceback is not None and "Retry" not in outcome.traceback
+    trace = traceback_text(outcome)
+    assert trace is not None and "Retry" not in trace
 
 
 def test_celery_task_returns_its_outcome_and_detail_as_one_line() -> None:
@@ -177,7 +184,7 @@ def test_celery_job_beyond_the_horizon_waits_in_the_database(mailbox: Mailbox, w
     assert deferred.release_due(JOBS, now=far) == 1  # the day comes: published, then forgotten
     assert deferred.release_due(JOBS, now=far) == 0
     wait_for(
-        lambda: scheduled_actions.get(row.id).status is ActionStatus.COMPLETED,
+        lambda: action(row.id).status is ActionStatus.COMPLETED,
         timeout=30,
         what="the released job to run",
     )

@@ -38,7 +38,7 @@ URL = env.WEBHOOK_URL + "/api/scheduled-actions/execute"
 QSTASH_HEADER = {"alg": "HS256", "typ": "JWT"}
 HASHES = {"HS256": hashlib.sha256, "HS384": hashlib.sha384, "HS512": hashlib.sha512}
 # Text a UTF-8 body decodes to: any character but a lone surrogate.
-TEXTS = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
+TEXTS = st.text(st.characters(blacklist_categories=["Cs"]), max_size=40)
 ODD_VALUES = st.one_of(
     st.none(),
     st.booleans(),
@@ -145,7 +145,7 @@ def written(draw: st.DrawFn, part: dict[str, Any]) -> bytes:
         separators=draw(st.sampled_from([(",", ":"), (", ", ": "), (" ,", " : ")])),
         ensure_ascii=draw(st.booleans()),
     )
-    if part and draw(st.booleans()):
+    if bool(part) and draw(st.booleans()):
         name = draw(st.sampled_from(sorted(part)))
         text = f"{{{json.dumps(name)}:{json.dumps(draw(ODD_VALUES))}," + text.lstrip()[1:]
     return text.encode(draw(st.sampled_from(["utf-8", "utf-8", "utf-8-sig", "utf-16"])))

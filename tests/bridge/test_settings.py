@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic_settings import BaseSettings
 
 from config import ConfigError, Settings, load_settings
 from config.broker import redacted_url
@@ -112,7 +113,7 @@ def test_blank_optional_value_counts_as_unset(
 def test_every_variable_set_blank_means_its_default(monkeypatch: pytest.MonkeyPatch) -> None:
     from tasks.settings_models import settings_models
 
-    models = [Settings, *settings_models]
+    models: list[type[BaseSettings]] = [Settings, *settings_models]
     variables = [name.upper() for model in models for name in model.model_fields]
     for variable in variables:
         monkeypatch.delenv(variable, raising=False)

@@ -7,11 +7,12 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import pytest
 import redis
+from kombu.connection import ConnectionPool
 
 from bridge.celery import publisher
 from bridge.celery.config import BROKER_TIMEOUT_SECONDS
@@ -135,5 +136,7 @@ def test_a_failed_publish_leaves_no_open_connection_in_the_pool(
     with pytest.raises(PublishError):
         _publish()
 
-    with app.pool.acquire(block=True) as connection:
+    # Celery's broker connection pool (celery-types calls it a ProducerPool).
+    pool = cast(ConnectionPool, app.pool)
+    with pool.acquire(block=True) as connection:
         assert not connection.connected

@@ -22,7 +22,7 @@ import httpx
 import pytest
 import respx
 from playwright.sync_api import Error as PlaywrightError
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import HttpCredentials, Page, ViewportSize, sync_playwright
 
 from tests.conftest import METRICS_TOKEN, server_env
 from tests.support import ROOT, env
@@ -36,8 +36,8 @@ pytestmark = pytest.mark.timeout(900)
 
 CHROMIUM = Path("/usr/bin/chromium")
 EXECUTE = f"{env.WEBHOOK_URL}/api/scheduled-actions/execute"
-DESKTOP = {"width": 1000, "height": 900}
-PHONE = {"width": 390, "height": 844}
+DESKTOP: ViewportSize = {"width": 1000, "height": 900}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +120,7 @@ def watch_errors(page: Page) -> list[str]:
 
 
 def test_the_status_page_in_a_real_chromium(chromium: str, status_web: StatusWeb) -> None:
-    login = {"username": "operator", "password": METRICS_TOKEN}
+    login: HttpCredentials = {"username": "operator", "password": METRICS_TOKEN}
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium)
         try:

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
-from httpx import Response
 from inngest._internal.net import sign_request
 from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy.exc import OperationalError
@@ -27,6 +26,9 @@ from tests.support.fake_inngest import APP_ID, FakeInngest
 from tests.support.fake_qstash import signed_headers
 from tests.support.inngest_lifecycle import failed_event
 from tests.support.services import free_port
+
+if TYPE_CHECKING:
+    from httpx2 import Response  # what starlette's TestClient answers with
 
 EXECUTE = "/api/scheduled-actions/execute"
 SWEEP = "/api/scheduled-actions/sweep"

@@ -18,7 +18,7 @@ from celery import Celery
 from bridge.celery.producer import new_celery
 from config import load_settings
 from tasks import scheduled_actions
-from tasks.models import ActionStatus, ActionType, utcnow
+from tasks.models import ActionStatus, ActionType, ScheduledAction, utcnow
 from tests.conftest import Mailbox
 from tests.support.services import Process, delete_redis_prefix
 from tests.support.wait import wait_for
@@ -79,10 +79,12 @@ def test_task_killed_mid_run_is_redelivered_and_completes(
         os.kill(int(entered[0].read_text()), signal.SIGKILL)
         (gate / "open").touch()  # what runs next archives for real
 
+        def completed() -> ScheduledAction | None:
+            r = scheduled_actions.get(row.id)
+            return r if r is not None and r.status is ActionStatus.COMPLETED else None
+
         done = wait_for(
-            lambda: (
-                (r := scheduled_actions.get(row.id)) and r.status is ActionStatus.COMPLETED and r
-            ),
+            completed,
             timeout=60,
             what="the redelivered task to complete",
         )
@@ -92,7 +94,8 @@ def test_task_killed_mid_run_is_redelivered_and_completes(
         delete_redis_prefix(prefix)
 
     # A later attempt of the same delivery took the row over from the dead run's claim.
-    assert done.claimed_by == f"celery:crash-{row.id}" and done.claim_attempt >= 1
+    assert done.claimed_by == f"celery:crash-{row.id}"
+    assert done.claim_attempt is not None and done.claim_attempt >= 1
     assert done.execution_attempts == 2
     assert mailbox.folder_keys("Archive") == {mailbox.keys[0]}
     assert "WorkerLostError" in worker.log()

@@ -24,6 +24,7 @@ from bridge.outcome import Delivery
 from bridge.store.db import session_scope
 from tasks import JOBS
 from tasks.jobs import bulk_process, bulk_worker, clean
+from tasks.jobs.clean_records import cleanup_job
 from tasks.models import (
     BulkJobStatus,
     BulkProcessItem,
@@ -165,7 +166,7 @@ def test_a_cleanup_job_fed_by_both_apps_records_every_thread_once(
     deliver_mixed(web, [(clean.PROCESS_EVENT, m) for m in [*ours, *old]], seed=2)
 
     def completed() -> bool:
-        return clean.cleanup_job(job.id, job.email_account_id).status is CleanupJobStatus.COMPLETED
+        return cleanup_job(job.id, job.email_account_id).status is CleanupJobStatus.COMPLETED
 
     assert wait_for(completed, timeout=90, what="the mixed cleanup job")
     with session_scope() as session:

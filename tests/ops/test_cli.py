@@ -27,6 +27,12 @@ def jobbridge(*args: str) -> Any:
     return runner.invoke(app, list(args), catch_exceptions=False)
 
 
+def action(action_id: str) -> ScheduledAction:
+    row = scheduled_actions.get(action_id)
+    assert row is not None
+    return row
+
+
 def schedule_via_cli(account: str, action_type: str, message: str, *options: str) -> Any:
     return jobbridge(
         "actions",
@@ -86,7 +92,7 @@ def test_actions_schedule_show_and_cancel(mailbox: Mailbox) -> None:
     unknown = jobbridge("actions", "cancel", "nope")
     assert again.exit_code == 1 and "is CANCELLED, not PENDING" in again.stderr
     assert unknown.exit_code == 1 and "no action nope" in unknown.stderr
-    assert scheduled_actions.get(row["id"]).status is ActionStatus.CANCELLED
+    assert action(row["id"]).status is ActionStatus.CANCELLED
 
 
 def test_actions_schedule_that_could_not_publish_keeps_the_action_and_exits_1(
@@ -101,7 +107,7 @@ def test_actions_schedule_that_could_not_publish_keeps_the_action_and_exits_1(
     row = json.loads(scheduled.stdout)
     assert row["schedulingStatus"] == "FAILED"
     assert f"action {row['id']} is saved, but its publish failed" in scheduled.stderr
-    assert scheduled_actions.get(row["id"]).status is ActionStatus.PENDING
+    assert action(row["id"]).status is ActionStatus.PENDING
     scheduled_actions.cancel(row["id"])  # not left for another test's sweep
 
 

@@ -33,7 +33,9 @@ def scrape_config() -> dict[str, Any]:
 
 
 def scrape_job(name: str) -> dict[str, Any]:
-    found = [job for job in scrape_config()["scrape_configs"] if job["job_name"] == name]
+    found: list[dict[str, Any]] = [
+        job for job in scrape_config()["scrape_configs"] if job["job_name"] == name
+    ]
     assert len(found) == 1, f"{SCRAPE_CONFIG.name} has no one {name} job"
     return found[0]
 

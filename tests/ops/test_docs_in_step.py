@@ -33,7 +33,7 @@ _ASSIGNMENT = re.compile(r"^([A-Z][A-Z0-9_]*)=(.*)$")
 # The shim's Settings, the inbox app's own models (the AI, digest delivery, OAuth accounts)
 # and the dev stack's Flower login: each reads the environment and .env, so .env.example
 # lists the variables of all.
-SETTINGS_MODELS = (Settings, *settings_models, FlowerSettings)
+SETTINGS_MODELS: tuple[type[BaseSettings], ...] = (Settings, *settings_models, FlowerSettings)
 VARIABLES = sorted(name.upper() for model in SETTINGS_MODELS for name in model.model_fields)
 
 Row = dict[str, str]

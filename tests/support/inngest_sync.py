@@ -3,12 +3,15 @@ signed sync (PUT /api/inngest), read back from the Inngest API double."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from inngest._internal.net import sign_request
 
 from tests.support import env
+
+if TYPE_CHECKING:
+    from bridge.registry import CronSpec, JobSpec
 
 
 def synced_functions(web: str, inngest_api: Any) -> dict[str, dict[str, Any]]:
@@ -27,7 +30,8 @@ def expected_function_ids(app_id: str = "inbox-zero") -> set[str]:
     run, the function that hears of it (bridge/inngest/functions.py)."""
     from tasks import CRONS, JOBS
 
-    ids = {f"{app_id}-{spec.fn_id}" for spec in [*JOBS.values(), *CRONS.values()]}
+    specs: list[JobSpec[Any] | CronSpec] = [*JOBS.values(), *CRONS.values()]
+    ids = {f"{app_id}-{spec.fn_id}" for spec in specs}
     ids |= {f"{app_id}-{spec.fn_id}-failure" for spec in JOBS.values() if spec.on_failure}
     ids |= {f"{app_id}-{spec.fn_id}-timed-out" for spec in timed_out_jobs()}
     return ids

@@ -23,7 +23,7 @@ class _Deadline:
 
 
 def wait_for(
-    check: Callable[[], T], *, timeout: float = 20.0, interval: float = 0.05, what: str = ""
+    check: Callable[[], T | None], *, timeout: float = 20.0, interval: float = 0.05, what: str = ""
 ) -> T:
     """Call `check` until it returns something truthy; fail after `timeout` seconds."""
     deadline = _Deadline(timeout, what or check)
@@ -34,7 +34,7 @@ def wait_for(
 
 
 async def wait_on_loop(
-    check: Callable[[], T], *, timeout: float = 20.0, interval: float = 0.01, what: str = ""
+    check: Callable[[], T | None], *, timeout: float = 20.0, interval: float = 0.01, what: str = ""
 ) -> T:
     """`wait_for` from a coroutine: the event loop runs on while it waits."""
     deadline = _Deadline(timeout, what or check)
