@@ -117,18 +117,19 @@ REPLAYS_REFUSED = Counter(
 )
 SWEEP_RUNS = Counter(
     "jobbridge_sweep_runs_total",
-    "Scheduled-action sweeps that ran to the end.",
+    "Scheduled-action sweeps that ran to the end and published every due action.",
 )
 SWEEP_LAST_SUCCESS_NAME = "jobbridge_sweep_last_success_timestamp_seconds"
 SWEEP_LAST_SUCCESS = Gauge(
     SWEEP_LAST_SUCCESS_NAME,
-    "Unix time the last scheduled-action sweep ran to the end.",
+    "Unix time the last scheduled-action sweep ran to the end and published every due action.",
     multiprocess_mode="max",
 )
 
 
 def sweep_succeeded(now: float | None = None) -> None:
-    """What the scheduled-action sweep calls when it has run to the end."""
+    """What the scheduled-action sweep calls when it has run to the end and published
+    every due action."""
     SWEEP_RUNS.inc()
     SWEEP_LAST_SUCCESS.set(time.time() if now is None else now)
 

@@ -21,9 +21,12 @@ from tasks.models import ActionStatus, ScheduledAction, SchedulingStatus
 @dataclass(frozen=True)
 class SweepReport:
     reclaimed: int
-    enqueued: int
+    enqueued: int  # due rows published
     pruned_deliveries: int
     ran: bool = True  # False: another sweep held the lock, so this one did nothing
+    # Due rows whose publish failed (left FAILED, with the error; the next sweep tries
+    # again); a sweep with any is not a success (the sweep-not-running alert watches).
+    failed: int = 0
 
 
 @dataclass(frozen=True)

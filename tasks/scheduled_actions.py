@@ -13,6 +13,7 @@ their names the rest of the app uses are exported here.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
@@ -142,8 +143,10 @@ def cancel(action_id: str) -> bool:
     return True
 
 
-def publish(row: ScheduledAction, dedup_id: str) -> None:
-    """Enqueue the execute job for the row's time and record where it went."""
+def publish(row: ScheduledAction, dedup_id: str) -> SchedulingStatus:
+    """Enqueue the execute job for the row's time and record where it went: SCHEDULED,
+    FAILED (with the error), or PENDING (a provider that cannot hold the delay: the
+    sweep publishes it when due)."""
     payload = ExecuteScheduledAction(scheduled_action_id=row.id, scheduled_for=row.scheduled_for)
     now = utcnow()
     values: dict[str, Any]
@@ -153,20 +156,25 @@ def publish(row: ScheduledAction, dedup_id: str) -> None:
         )
     except DelayUnsupported as error:
         log.info("action %s waits for the sweep: %s", row.id, error)
-        values = {"scheduling_status": SchedulingStatus.PENDING}
+        status, values = SchedulingStatus.PENDING, {}
     except Exception as error:
         log.warning("publishing action %s failed; the sweep retries it: %s", row.id, error)
-        values = {"scheduling_status": SchedulingStatus.FAILED, "error": f"publish: {error}"}
+        status, values = SchedulingStatus.FAILED, {"error": f"publish: {error}"}
     else:
+        status = SchedulingStatus.SCHEDULED
         values = {
-            "scheduling_status": SchedulingStatus.SCHEDULED,
             "scheduled_id": receipt.id,
             "scheduled_provider": receipt.provider.value,
             "last_enqueued_at": now,
             "error": None,
         }
     with session_scope() as session:
-        session.execute(update(ScheduledAction).where(ScheduledAction.id == row.id).values(values))
+        session.execute(
+            update(ScheduledAction)
+            .where(ScheduledAction.id == row.id)
+            .values(scheduling_status=status, **values)
+        )
+    return status
 
 
 def _answer_from_state(seen: Any | None, now: datetime) -> Result | None:
@@ -308,11 +316,16 @@ def sweep(now: datetime | None = None, limit: int = 1000) -> SweepReport:
             return SweepReport(0, 0, 0, ran=False)
         at = now or utcnow()
         found = find_work(at, limit)
-        for row in found.due:
+        outcomes = Counter(
             # A fresh dedup id: the original one may still be remembered by the provider.
             publish(row, f"{dedup_id_for(row.id)}-sweep-{int(at.timestamp())}")
-        sweep_succeeded()
-        return SweepReport(found.reclaimed, len(found.due), found.pruned)
+            for row in found.due
+        )
+        failed = outcomes[SchedulingStatus.FAILED]
+        if not failed:
+            sweep_succeeded()
+        enqueued = outcomes[SchedulingStatus.SCHEDULED]
+        return SweepReport(found.reclaimed, enqueued, found.pruned, failed=failed)
 
 
 execute_scheduled_action = registry.job(

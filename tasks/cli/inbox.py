@@ -288,7 +288,14 @@ def account_named(account: str) -> Any:
 
 @commands.command("sweep")
 def run_sweep() -> None:
-    """Run the scheduled-action sweep once (it also runs every minute on every provider)."""
+    """Run the scheduled-action sweep once (it also runs every minute on every provider).
+    Exits 1 when a due action could not be published."""
     settings_or_exit()
 
-    emit_json(asdict(sweep()))
+    report = sweep()
+    emit_json(asdict(report))
+    if report.failed:
+        fail(
+            f"{report.failed} due action(s) could not be published: see their error with "
+            "`jobbridge actions show ID`; they stay FAILED and the next sweep tries again"
+        )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from bridge.metrics import last_sweep_success
 from bridge.store.db import exclusive
 from tasks import scheduled_actions
 from tasks.models import ActionType, SchedulingStatus, utcnow
@@ -63,3 +64,31 @@ def test_only_one_sweep_runs_at_a_time(mailbox: Mailbox, fake_inngest: Any) -> N
         report = scheduled_actions.sweep()
     assert (report.ran, report.enqueued, fake_inngest.events) == (False, 0, [])
     assert scheduled_actions.sweep().enqueued == 1
+
+
+def test_a_due_row_whose_publish_fails_is_counted_failed_not_enqueued(
+    mailbox: Mailbox, fake_inngest: Any
+) -> None:
+    row = insert_action(mailbox.account_id, ActionType.ARCHIVE, mailbox.keys[0])
+    fake_inngest.down = True
+
+    report = scheduled_actions.sweep()
+
+    assert (report.enqueued, report.failed) == (0, 1)
+    found = scheduled_actions.get(row.id)
+    assert found is not None and found.scheduling_status is SchedulingStatus.FAILED
+
+
+def test_a_sweep_that_could_not_publish_is_not_recorded_as_a_success(
+    mailbox: Mailbox, fake_inngest: Any
+) -> None:
+    insert_action(mailbox.account_id, ActionType.ARCHIVE, mailbox.keys[0])
+    before = last_sweep_success()
+    fake_inngest.down = True
+
+    scheduled_actions.sweep()
+
+    assert last_sweep_success() == before
+    fake_inngest.down = False
+    scheduled_actions.sweep()  # the next sweep publishes it: a success
+    assert last_sweep_success() != before

@@ -16,8 +16,9 @@ from typer.testing import CliRunner
 from bridge.cli import app
 from bridge.store.db import session_scope
 from tasks import scheduled_actions
-from tasks.models import ActionStatus, ScheduledAction
+from tasks.models import ActionStatus, ActionType, ScheduledAction, SchedulingStatus
 from tests.conftest import Mailbox
+from tests.support.actions import insert_action
 from tests.support.services import free_port
 
 runner = CliRunner()
@@ -170,7 +171,22 @@ def test_sweep_prints_its_report() -> None:
         "enqueued": 0,
         "pruned_deliveries": 0,
         "ran": True,
+        "failed": 0,
     }
+
+
+def test_sweep_exits_1_naming_the_actions_it_could_not_publish(
+    mailbox: Mailbox, fake_inngest: Any
+) -> None:
+    row = insert_action(mailbox.account_id, ActionType.ARCHIVE, mailbox.keys[0])
+    fake_inngest.down = True
+
+    result = jobbridge("sweep")
+
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["failed"] == 1
+    assert "1 due action(s) could not be published" in result.stderr
+    assert action(row.id).scheduling_status is SchedulingStatus.FAILED
 
 
 def test_enqueue_prints_the_receipt() -> None:
