@@ -73,6 +73,11 @@ class AppLocation(EnvironmentSettings):
         return value
 
 
+# Numbers of seconds have upper bounds as well as lower ones: a value past every sensible
+# use would fail only later, inside a date or a C library, without naming its variable.
+DAY = 24 * 3600
+
+
 class Settings(AppLocation):
     """jobbridge configuration. Unset optional values switch their feature off."""
 
@@ -86,14 +91,14 @@ class Settings(AppLocation):
     inngest_app_id: str = "inbox-zero"
     # Inngest's calls carry the event twice (event, events) and the steps' memos: a few
     # MiB is room for any of this app's runs; anything larger is refused unread.
-    inngest_max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+    inngest_max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0, le=256 * 1024 * 1024)
 
     # Upstash QStash (legacy provider, draining)
     qstash_token: SecretStr | None = None
     qstash_url: str | None = None
     qstash_current_signing_key: SecretStr | None = None
     qstash_next_signing_key: SecretStr | None = None
-    qstash_max_delay_seconds: int = Field(default=7 * 24 * 3600, gt=0)
+    qstash_max_delay_seconds: int = Field(default=7 * DAY, gt=0, le=10 * 366 * DAY)
     webhook_url: str | None = None
 
     # Direct HTTP fallback and the routes' own secrets
@@ -117,20 +122,20 @@ class Settings(AppLocation):
     broker_url: str = ""
     # RabbitMQ's consumer_timeout (rabbitmq.conf has it in ms; 30 minutes by default),
     # which the ETA horizon must stay under on RabbitMQ (see _settle_broker).
-    rabbitmq_consumer_timeout_seconds: int = Field(default=1800, gt=0)
+    rabbitmq_consumer_timeout_seconds: int = Field(default=1800, gt=0, le=30 * DAY)
     redis_url: str | None = None
     redis_key_prefix: str = ""
     database_url: str | None = Field(default=None, validate_default=True)
     # true: `db upgrade` may add jobbridge's tables to a schema that holds other tables.
     database_allow_other_tables: bool = False
     data_dir: Path = Path(".jobbridge")
-    celery_eta_horizon_seconds: int = Field(default=3600, gt=0)
-    celery_hard_time_limit_seconds: int = Field(default=600, gt=0)
+    celery_eta_horizon_seconds: int = Field(default=3600, gt=0, le=7 * DAY)
+    celery_hard_time_limit_seconds: int = Field(default=600, gt=0, le=DAY)
 
     # Provider choice
     job_provider: str = "auto"  # "auto" or a Provider name
     job_failover: bool = False
-    sweep_grace_seconds: int = Field(default=600, gt=0)
+    sweep_grace_seconds: int = Field(default=600, gt=0, le=7 * DAY)
 
     @field_validator("job_provider")
     @classmethod

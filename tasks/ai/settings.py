@@ -27,9 +27,9 @@ class AISettings(EnvironmentSettings):
     ai_api_key: SecretStr | None = None
     ai_model: str | None = None
     # One request, the whole of it; a slower server's answer is retried later.
-    ai_timeout_seconds: float = Field(default=30, gt=0)
+    ai_timeout_seconds: float = Field(default=30, gt=0, le=3600, allow_inf_nan=False)
     # Characters of mail (and of the user's instructions) one prompt may carry.
-    ai_max_input_chars: int = Field(default=6000, ge=500)
+    ai_max_input_chars: int = Field(default=6000, ge=500, le=1_000_000)
 
     @field_validator("ai_base_url")
     @classmethod

@@ -590,3 +590,28 @@ def test_a_dotenv_that_cannot_be_read_is_a_configuration_error_naming_it(
         load_settings()
 
     assert f"cannot read {dotenv} (Permission denied)" in str(refused.value)
+
+
+# Numbers past every sensible use
+
+
+@pytest.mark.parametrize(
+    "variable",
+    [
+        "CELERY_ETA_HORIZON_SECONDS",
+        "CELERY_HARD_TIME_LIMIT_SECONDS",
+        "SWEEP_GRACE_SECONDS",
+        "RABBITMQ_CONSUMER_TIMEOUT_SECONDS",
+        "QSTASH_MAX_DELAY_SECONDS",
+        "INNGEST_MAX_BODY_BYTES",
+    ],
+)
+def test_a_number_too_large_to_use_is_refused_naming_its_variable(
+    variable: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(variable, "99999999999999999999999")
+
+    message = config_error()
+
+    assert variable in message
+    assert "less than or equal to" in message
