@@ -272,14 +272,35 @@ def drill(log_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[D
 
 @pytest.fixture
 def on_drill(drill: Drill, configure: Any) -> Drill:
-    """This process reads and writes the drill's database and Redis, as the hosts do."""
+    """This process reads and writes the drill's database and Redis, as the hosts do;
+    every worker host is consuming (one whose link was cut waits on its old connection
+    until kombu's BRPOP health check drops it: up to about 51 s)."""
     configure(
         DATABASE_URL=drill.database_url,
         REDIS_URL=drill.redis_url,
         BROKER_URL=drill.redis_url,
         REDIS_KEY_PREFIX=drill.prefix,
     )
+    for worker in drill.workers:
+        wait_for(
+            partial(consuming, drill, worker),
+            timeout=90,
+            interval=0.5,
+            what=f"the worker on {worker.host.address} to wait on the queue again",
+        )
     return drill
+
+
+def consuming(drill: Drill, worker: WorkerHost) -> bool:
+    """Whether Redis has had a BRPOP from the worker's host in the last two seconds (its
+    consumer sends one a second while it waits on the queue)."""
+    clients = redis.Redis.from_url(drill.redis_url).client_list()
+    return any(
+        client["addr"].rpartition(":")[0] == worker.host.address
+        and client["cmd"] == "brpop"
+        and int(client["idle"]) <= 2
+        for client in clients
+    )
 
 
 # An inbox and what processing it exactly once leaves -----------------------------------
