@@ -58,6 +58,16 @@ def _require_aware(when: datetime) -> datetime:
     return when
 
 
+def _refuse_too_long(fields: dict[str, Any]) -> None:
+    """ActionRefused for a value longer than its column holds: PostgreSQL would refuse
+    the row with an error naming no field, and SQLite would keep it whole."""
+    columns = ScheduledAction.__table__.columns
+    for name, value in fields.items():
+        length = getattr(columns[name].type, "length", None) if name in columns else None
+        if isinstance(value, str) and length is not None and len(value) > length:
+            raise ActionRefused(name, f"{len(value)} characters, more than the {length} kept")
+
+
 def record(
     *,
     email_account_id: str,
@@ -81,6 +91,7 @@ def record(
     if needed and not any(action_fields.get(name) for name in needed):
         what = _NEEDED_WORDS.get(needed[0], needed[0])
         raise ActionRefused(needed[0], f"a {action_type.value} action needs {what}")
+    _refuse_too_long({"message_id": message_id, "thread_id": thread_id, **action_fields})
     if verify_message:
         with session_scope() as session:
             account = session.get(EmailAccount, email_account_id)

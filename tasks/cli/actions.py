@@ -19,6 +19,7 @@ _SCHEDULE_OPTION = {
     "folder_name": "--folder",
     "to": "--to",
     "message_id": "--message",
+    "thread_id": "--thread",
     "email_account_id": "--account",
 }
 

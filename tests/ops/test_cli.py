@@ -155,6 +155,20 @@ def test_actions_schedule_refuses_a_recipient_that_is_no_address(mailbox: Mailbo
     assert scheduled_rows() == 0
 
 
+@pytest.mark.parametrize("option", ["--label", "--thread"])
+def test_actions_schedule_refuses_a_value_longer_than_its_column_naming_the_option(
+    mailbox: Mailbox, option: str
+) -> None:
+    options = ["--label", "x"] if option == "--thread" else []
+    result = schedule_via_cli(
+        mailbox.email, "LABEL", mailbox.keys[0], *options, option, "x" * 300, "--in", "2s"
+    )
+
+    assert result.exit_code == 2
+    assert option in result.stderr and "300 characters, more than the 255" in result.stderr
+    assert scheduled_rows() == 0
+
+
 def test_actions_schedule_refuses_a_message_the_mailbox_does_not_have(mailbox: Mailbox) -> None:
     result = schedule_via_cli(mailbox.email, "ARCHIVE", "no-such-message", "--in", "2s")
 
