@@ -3,6 +3,7 @@ database, seed the demo account, and say how to try it."""
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -17,9 +18,11 @@ def prepare_dev(settings: Settings) -> list[str]:
     _, keys = ensure_demo_account(settings.data_dir)
     maildir = settings.data_dir.resolve() / "maildir" / "demo"
     message = keys[0] if keys else "<message id>"
-    jobbridge = _this_command()
+    jobbridge = _environment_given(settings) + _this_command()
+    carried = [name for name in _ALSO_CARRIED if name in os.environ]
+    also = f" (with the same {', '.join(carried)} set)" if carried else ""
     return [
-        "Try it: archive a demo message 2 seconds from now, then watch it move.",
+        f"Try it{also}: archive a demo message 2 seconds from now, then watch it move.",
         f"  {jobbridge} actions schedule --account demo@localhost --type ARCHIVE \\",
         f"      --message {message} --in 2s",
         f"  ls {maildir}/.Archive/cur",
@@ -27,6 +30,18 @@ def prepare_dev(settings: Settings) -> list[str]:
         f"  {jobbridge} bulk start --account demo@localhost --include-read",
         f"  {jobbridge} bulk show <jobId it prints>",
     ]
+
+
+# Given in the environment, they must be given again to a command typed in another
+# terminal; only DATA_DIR is printed (the others may hold passwords).
+_ALSO_CARRIED = ("DATABASE_URL", "BROKER_URL", "REDIS_URL", "REDIS_KEY_PREFIX")
+
+
+def _environment_given(settings: Settings) -> str:
+    """`DATA_DIR=<its absolute path> ` when the environment gave it, else nothing."""
+    if "DATA_DIR" not in os.environ:
+        return ""
+    return f"DATA_DIR={shlex.quote(str(settings.data_dir.resolve()))} "
 
 
 def _this_command() -> str:
