@@ -27,7 +27,7 @@ import httpx
 from sqlalchemy import literal, select, update
 
 from bridge.errors import PublishError
-from bridge.inngest.client import inngest_origin
+from bridge.inngest.client import inngest_origin, inngest_origin_variable
 from bridge.inngest.publisher import MAX_EVENTS_PER_REQUEST, MAX_SLEEP
 from bridge.publisher import Message
 from bridge.publishing import prepare, publisher
@@ -73,7 +73,7 @@ def check_inngest(settings: Settings, timeout: float = 5.0) -> None:
     except httpx.HTTPError as error:
         raise MigrationRefused(
             f"Inngest at {origin} is not reachable ({type(error).__name__}: {error}); "
-            "check INNGEST_BASE_URL and that the server is up",
+            f"check {inngest_origin_variable(settings)} and that the server is up",
             exit_code=1,
         ) from None
 
@@ -156,8 +156,9 @@ def migrate_qstash_to_inngest(
                     )
             if todo and not dry_run:
                 _send(inngest, todo, log, report)
-            elif dry_run:
+            elif todo:  # a dry run: what would go, in the requests it would take
                 report.sent += len(todo)
+                report.requests += 1
             _sync(log)
             progress(len(batch))
     finally:

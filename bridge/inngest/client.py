@@ -22,6 +22,12 @@ def inngest_origin(settings: Settings) -> str | None:
     return None
 
 
+def inngest_origin_variable(settings: Settings) -> str:
+    """The variable `inngest_origin` took its URL from (INNGEST_BASE_URL when none)."""
+    from_dev = not settings.inngest_base_url and inngest_origin(settings) is not None
+    return "INNGEST_DEV" if from_dev else "INNGEST_BASE_URL"
+
+
 class RefusalsAsWarnings(logging.Filter):
     """The SDK logs each call it refuses for its signature at ERROR; anyone can send
     one, so that is the caller's fault, not the app's: WARNING (a wrong signing key

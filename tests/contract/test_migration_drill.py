@@ -148,10 +148,14 @@ def test_dry_run_writes_nothing_and_sends_nothing(
     inngest = FakeInngest(router)
     audit = tmp_path / "audit.jsonl"
     result = CliRunner().invoke(
-        app, ["migrate", "qstash-to-inngest", "--dry-run", "--audit-log", str(audit)]
+        app,
+        [
+            *("migrate", "qstash-to-inngest", "--dry-run", "--batch-size", "300"),
+            *("--audit-log", str(audit)),
+        ],
     )
     assert result.exit_code == 0, result.output
-    assert f"would send {ACTIONS} in 0 requests" in result.output
+    assert f"would send {ACTIONS} in {-(-ACTIONS // 300)} requests" in result.output
     assert (inngest.requests, audit.exists()) == (0, False)
     with session_scope() as session:
         assert (
@@ -192,6 +196,13 @@ def test_a_dry_run_counts_without_inngest(configure: Any, tmp_path: Path) -> Non
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("pending ") and "would send" in result.stdout
     assert not audit.exists()
+
+
+def test_an_unreachable_dev_server_named_by_inngest_dev_is_named_so(configure: Any) -> None:
+    configure(INNGEST_EVENT_KEY="local", INNGEST_DEV="http://127.0.0.1:9", INNGEST_BASE_URL=None)
+    result = CliRunner().invoke(app, ["migrate", "qstash-to-inngest"])
+    assert result.exit_code == 1
+    assert "check INNGEST_DEV and that the server is up" in result.stderr
 
 
 def test_a_batch_size_over_inngests_limit_is_a_usage_error(configure: Any) -> None:
