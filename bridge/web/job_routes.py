@@ -82,6 +82,13 @@ def unreadable(error: ValueError) -> str:
     return f"a number has more than {sys.get_int_max_str_digits()} digits"
 
 
+def is_json(content_type: str) -> bool:
+    """Whether a Content-Type names JSON: application/json or application/<x>+json,
+    parameters (charset) aside."""
+    kind, _, subtype = content_type.partition(";")[0].strip().lower().partition("/")
+    return kind == "application" and (subtype == "json" or subtype.endswith("+json"))
+
+
 def job_endpoint(settings: Settings, spec: JobSpec[Any], path: str) -> Endpoint:
     """The job served at `path` (its route or an alias: QStash signs the path it called)."""
 
@@ -95,7 +102,7 @@ def job_endpoint(settings: Settings, spec: JobSpec[Any], path: str) -> Endpoint:
         except Refused as refused:
             return responses.error(refused.status, refused.detail)
         content_type = request.headers.get("content-type", "")
-        if "json" not in content_type.lower():
+        if not is_json(content_type):
             detail = f"expected application/json, got {content_type or 'none'}"
             return refusal(caller, 415, detail)
         try:

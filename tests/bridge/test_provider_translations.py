@@ -126,7 +126,7 @@ def test_inngest_cron_function_runs_the_sweep(web: str) -> None:
     event = {"name": "inngest/scheduled.timer", "data": {"cron": "* * * * *"}}
     run = run_function(web, "scheduled-actions-sweep", event)
     assert run.status == 200
-    assert set(run.output) == {"reclaimed", "enqueued", "pruned_deliveries", "ran"}
+    assert set(run.output) == {"reclaimed", "enqueued", "pruned_deliveries", "ran", "failed"}
 
 
 def test_inngest_cron_function_refuses_the_tick_of_another_schedule(web: str) -> None:

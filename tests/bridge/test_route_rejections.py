@@ -192,6 +192,26 @@ def test_non_json_content_type_is_rejected(web: str) -> None:
     assert response.status_code == 415
 
 
+@pytest.mark.parametrize(
+    "content_type", ["application/notjson; x=json", "text/json-ish", "application/jsonp"]
+)
+def test_a_content_type_that_only_mentions_json_is_rejected(web: str, content_type: str) -> None:
+    headers = {"Content-Type": content_type, "x-api-key": env.INTERNAL_API_KEY}
+    response = httpx.post(web + ROUTE, content=b'{"scheduledActionId": "x"}', headers=headers)
+    assert response.status_code == 415
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/json; charset=utf-8", "Application/JSON", "application/ld+json"]
+)
+def test_a_json_content_type_in_any_case_with_parameters_is_accepted(
+    web: str, content_type: str
+) -> None:
+    headers = {"Content-Type": content_type, "x-api-key": env.INTERNAL_API_KEY}
+    response = httpx.post(web + ROUTE, content=b'{"scheduledActionId": "x"}', headers=headers)
+    assert response.status_code == 200, response.text
+
+
 def test_malformed_json_from_a_direct_caller_is_415(web: str) -> None:
     body = b'{"scheduledActionId": '
     assert post(web, body, {"x-api-key": env.INTERNAL_API_KEY}).status_code == 415
@@ -239,7 +259,7 @@ def test_cron_route_runs_the_sweep_with_the_cron_secret(web: str) -> None:
     headers = {"Authorization": f"Bearer {env.CRON_SECRET}"}
     response = httpx.post(web + "/api/scheduled-actions/sweep", headers=headers)
     assert response.status_code == 200
-    assert set(response.json()) == {"reclaimed", "enqueued", "pruned_deliveries", "ran"}
+    assert set(response.json()) == {"reclaimed", "enqueued", "pruned_deliveries", "ran", "failed"}
 
 
 def test_health_reports_database_and_broker(web: str) -> None:
