@@ -241,6 +241,13 @@ class Settings(AppLocation):
         return self
 
     def _inngest_problems(self) -> list[str]:
+        if self.inngest_is_dev and self.inngest_signing_key is not None:
+            # A deployment's key beside dev mode: /api/inngest would run unsigned calls.
+            return [
+                "INNGEST_DEV and INNGEST_SIGNING_KEY are both set: in dev mode /api/inngest "
+                "verifies no signature, so the key would protect nothing; unset INNGEST_DEV "
+                "for a server that signs (cloud mode), or INNGEST_SIGNING_KEY for a dev server"
+            ]
         if self.inngest_is_dev:
             return []  # a dev server signs and verifies nothing
         problems = []

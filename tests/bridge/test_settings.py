@@ -615,3 +615,16 @@ def test_a_number_too_large_to_use_is_refused_naming_its_variable(
 
     assert variable in message
     assert "less than or equal to" in message
+
+
+def test_dev_mode_beside_a_signing_key_is_refused_naming_both() -> None:
+    message = config_error(inngest_dev="1", inngest_signing_key=GOOD_SIGNING_KEY)
+
+    assert "INNGEST_DEV and INNGEST_SIGNING_KEY are both set" in message
+    assert "verifies no signature" in message
+
+
+def test_dev_mode_switched_off_beside_a_signing_key_is_cloud_mode() -> None:
+    settings = load_settings(**{**CLOUD_INNGEST, "inngest_dev": "0"})
+
+    assert not settings.inngest_is_dev
