@@ -161,7 +161,7 @@ class InngestGate:
             await refusal.answer(scope, receive, send)
             return
         if scope["method"] == "POST":
-            send = _unreadable_requests_are_permanent(body, send)
+            send = _unreadable_requests_are_permanent(scope, body, send)
         elif self.signature_check is not None:  # an inspection (GET) or a sync (PUT)
             send = _without_key_hashes(send, key)
         await self.app(scope, replay(body, receive), send)
@@ -245,12 +245,20 @@ class InngestGate:
 NO_RETRY_HEADER = (b"x-inngest-no-retry", b"true")
 
 
-def _unreadable_requests_are_permanent(body: bytes, send: Send) -> Send:
+def _unreadable_requests_are_permanent(scope: Scope, body: bytes, send: Send) -> Send:
+    """A 500 for a call that no retry can mend, marked no-retry: a body that is not an
+    Inngest request, or a call naming no function (`fnId`). An unknown function stays
+    retryable: during a rolling deploy, a replica that does not serve it yet may."""
+
+    def unreadable() -> bool:
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        return "fnId" not in query or isinstance(ServerRequest.from_raw(body), Exception)
+
     async def send_marked(message: Message) -> None:
         if message["type"] == "http.response.start" and message["status"] == 500:
             headers = list(message.get("headers", []))
             retryable = NO_RETRY_HEADER[0] not in {name.lower() for name, _ in headers}
-            if retryable and isinstance(ServerRequest.from_raw(body), Exception):
+            if retryable and unreadable():
                 message = {**message, "headers": [*headers, NO_RETRY_HEADER]}
         await send(message)
 

@@ -295,6 +295,29 @@ def test_a_signed_call_that_is_no_inngest_request_is_not_retried(web: str) -> No
     assert response.headers["x-inngest-no-retry"] == "true"
 
 
+def test_a_signed_call_naming_no_function_is_not_retried(web: str) -> None:
+    body = execute_body()
+    headers = {"Content-Type": "application/json", "X-Inngest-Signature": signature(body)}
+
+    response = httpx.post(
+        web + "/api/inngest", params={"stepId": "step"}, content=body, headers=headers
+    )
+
+    assert response.status_code == 500
+    assert response.headers["x-inngest-no-retry"] == "true"
+
+
+def test_a_signed_call_for_a_function_this_replica_does_not_serve_is_retried(web: str) -> None:
+    body = execute_body()
+    headers = {"Content-Type": "application/json", "X-Inngest-Signature": signature(body)}
+    params = {"fnId": f"{APP_ID}-added-by-the-next-deploy", "stepId": "step"}
+
+    response = httpx.post(web + "/api/inngest", params=params, content=body, headers=headers)
+
+    assert response.status_code == 500
+    assert "x-inngest-no-retry" not in response.headers
+
+
 @pytest.mark.parametrize("when", ["not a date", "0001-01-01T00:00:00+14:00"])
 def test_a_scheduled_time_that_cannot_be_slept_until_is_not_retried(web: str, when: str) -> None:
     body = execute_body(scheduledFor=when)
