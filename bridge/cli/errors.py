@@ -61,9 +61,27 @@ def explain(error: Exception) -> tuple[int, str]:
         where = f" {error.filename}" if error.filename else ""
         return 1, (
             f"cannot use{where}: {error.strerror or error}\n"
-            "fix: check that path and its permissions (DATA_DIR, DATABASE_URL, or the file given)"
+            f"fix: check that path and its permissions ({_path_source(error.filename)})"
         )
     return 1, (f"unexpected error: {type(error).__name__}: {error}\n{DEBUG_HINT}")
+
+
+def _path_source(filename: object) -> str:
+    """Where a path that could not be used came from: under DATA_DIR, the database
+    DATABASE_URL names, or the file or option the command was given."""
+    if not isinstance(filename, str | os.PathLike):
+        return "the file or option given"
+    path = Path(filename).resolve()
+    try:
+        settings = get_settings()
+    except ConfigError:
+        return "the file or option given"
+    database = sqlite_file(settings.sqlalchemy_url)
+    if database is not None and path == database.resolve():
+        return "DATABASE_URL" if settings.database_url else "DATA_DIR"
+    if path.is_relative_to(settings.data_dir.resolve()):
+        return "DATA_DIR"
+    return "the file or option given"
 
 
 def _bad_value(error: Exception) -> tuple[int, str] | None:

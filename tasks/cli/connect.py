@@ -15,7 +15,11 @@ from bridge.outcome import PermanentError
 from tasks.account_connections import check_can_connect, rotate_tokens, save_connection
 from tasks.cli.groups import accounts_app
 from tasks.mail.oauth_accounts import client_of
-from tasks.mail.oauth_connect import LoopbackOptions, obtain_refresh_token
+from tasks.mail.oauth_connect import (
+    LoopbackOptions,
+    LoopbackPortUnavailable,
+    obtain_refresh_token,
+)
 from tasks.mail.oauth_settings import load_oauth_settings
 from tasks.mail.token_vault import TokenKeyMissing, new_key
 from tasks.models import MailProviderKind
@@ -64,6 +68,10 @@ def accounts_connect(
         check_can_connect(kind, email)
         token = obtain_refresh_token(kind, email, settings, options, say)
         account, created = save_connection(kind, email, token, settings)
+    except LoopbackPortUnavailable as error:
+        raise typer.BadParameter(
+            f"{error}; choose another, or 0 for any", param_hint="--port"
+        ) from None
     except PermanentError as error:
         fail(str(error))
     state = "connected new" if created else "connected"

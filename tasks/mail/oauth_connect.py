@@ -42,6 +42,13 @@ class ConnectFailed(PermanentError):
     """The person refused, the provider answered with an error, or nobody came back."""
 
 
+class LoopbackPortUnavailable(Exception):
+    """The loopback port asked for cannot be listened on (taken, or privileged)."""
+
+    def __init__(self, port: int, error: OSError) -> None:
+        super().__init__(f"cannot listen on 127.0.0.1:{port}: {error.strerror or error}")
+
+
 @dataclass(frozen=True)
 class LoopbackOptions:
     port: int = 0  # 0: any free port (Google and Microsoft accept any loopback port)
@@ -192,9 +199,12 @@ class _Loopback:
 
     def __init__(self, port: int, timeout_seconds: float) -> None:
         self._answer: dict[str, str] | None = None
-        self._server = wsgiref.simple_server.make_server(
-            "127.0.0.1", port, self._app, handler_class=_QuietHandler
-        )
+        try:
+            self._server = wsgiref.simple_server.make_server(
+                "127.0.0.1", port, self._app, handler_class=_QuietHandler
+            )
+        except OSError as error:
+            raise LoopbackPortUnavailable(port, error) from None
         self._timeout = timeout_seconds
         self.redirect_uri = f"http://localhost:{self._server.server_port}/"
 

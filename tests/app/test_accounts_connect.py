@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import queue
+import socket
 import ssl
 import subprocess
 import threading
@@ -193,6 +194,20 @@ def test_connect_without_a_client_id_names_the_variable(oauth: OAuthServer) -> N
 
     assert code == 2
     assert "GOOGLE_CLIENT_ID is not set" in stderr
+
+
+def test_connect_on_a_port_in_use_names_the_port_option_and_exits_2(oauth: OAuthServer) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        command = Connecting(_environment(oauth), "google", EMAIL, "--no-browser", "--port", port)
+        code, stdout, stderr = command.finish()
+
+    assert code == 2
+    assert "--port" in stderr and f"127.0.0.1:{port}" in stderr
+    assert "Traceback" not in stdout + stderr
+    assert oauth.authorize_requests == []
 
 
 def test_connect_gives_up_when_nobody_signs_in(oauth: OAuthServer) -> None:
