@@ -26,7 +26,8 @@ def check_imap(provider: ImapProvider) -> list[Finding]:
     try:
         client = provider.client
     except (PermanentError, ConnectionError) as error:
-        return [Finding("imap", str(error), problem=True)]
+        # The SMTP server is checked all the same: both may need fixing.
+        return [Finding("imap", str(error), problem=True), Finding("smtp", *_smtp(provider))]
     findings = [Finding("imap", f"{where}: logged in as {server.username}")]
     folders = provider.folders
     status = client.folder_status(INBOX, ["MESSAGES"])

@@ -144,6 +144,17 @@ def test_accounts_check_reports_a_refused_login_without_the_password(
     assert "login refused" in result.stdout and "wrong-password-123" not in result.output
 
 
+def test_accounts_check_still_checks_smtp_when_imap_refuses(
+    imap_account: EmailAccount, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEST_MAIL_PASSWORD", "wrong-password-123")
+
+    result = jobbridge("accounts", "check", imap_account.email)
+
+    smtp = [line for line in result.stdout.splitlines() if line.lstrip().startswith("smtp")]
+    assert result.exit_code == 1 and len(smtp) == 1, result.stdout
+
+
 def test_a_scheduled_archive_runs_on_the_imap_mailbox(imap_account: EmailAccount) -> None:
     key = deliver(imap_account, "Quarterly report")
     row = insert_action(imap_account.id, ActionType.ARCHIVE, key)
