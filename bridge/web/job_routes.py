@@ -13,7 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from bridge.bodies import Refused, read_capped
-from bridge.db_errors import STORE_ERRORS
+from bridge.db_errors import STORE_ERRORS, log_failure
 from bridge.http.wire import ATTEMPT_HEADER, ATTEMPTS, DELIVERY_ID_HEADER
 from bridge.outcome import Delivery
 from bridge.qstash.wire import MESSAGE_ID_HEADER, RETRIED_HEADER
@@ -153,7 +153,7 @@ def cron_endpoint(settings: Settings, spec: CronSpec) -> Endpoint:
         try:
             return JSONResponse(await run_in_threadpool(spec.body))
         except STORE_ERRORS as error:
-            log.warning("cron %s: a store is away: %s", spec.name, error)
+            log_failure(log, error, "cron %s: a store is away", spec.name)
             return responses.unavailable("a store the cron needs", error)
 
     return endpoint

@@ -107,6 +107,21 @@ def test_a_cron_call_while_the_database_is_away_is_asked_to_come_back(
     assert str(port) not in response.text
 
 
+def test_a_cron_call_while_the_database_is_away_is_logged_in_one_line(
+    client: Callable[..., TestClient],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("JOBBRIDGE_DEBUG", raising=False)
+    web = client(DATABASE_URL=f"postgresql://postgres@127.0.0.1:{closed_port()}/away")
+
+    web.post(SWEEP, headers={"Authorization": f"Bearer {env.CRON_SECRET}"})
+
+    (record,) = [r for r in caplog.records if "a store is away" in r.getMessage()]
+    assert record.levelname == "WARNING" and record.exc_info is None
+    assert "\n" not in record.getMessage()
+
+
 def test_a_job_that_finds_the_database_away_is_retried_without_naming_its_host(
     client: Callable[..., TestClient], caplog: pytest.LogCaptureFixture
 ) -> None:
