@@ -320,7 +320,13 @@ def run_dev_stack(
             if made:  # made for this try alone (its lock, the broker's folders): not kept
                 shutil.rmtree(settings.data_dir, ignore_errors=True)
             raise StackCannotStart("\n".join(blockers))
-        return _run_stack(settings, app, port=port, flower_port=flower_port, flower=flower)
+        try:
+            tips = list(app.prepare_dev(settings)) if app.prepare_dev is not None else []
+        except BaseException:  # the database refused, or Ctrl-C: nothing has started
+            if made:
+                shutil.rmtree(settings.data_dir, ignore_errors=True)
+            raise
+        return _run_stack(settings, app, tips, port=port, flower_port=flower_port, flower=flower)
 
 
 @contextlib.contextmanager
@@ -340,14 +346,19 @@ def _only_stack_on(data_dir: Path) -> Iterator[None]:
 
 
 def _run_stack(
-    settings: Settings, app: App, *, port: int, flower_port: int, flower: FlowerSettings | None
+    settings: Settings,
+    app: App,
+    tips: list[str],
+    *,
+    port: int,
+    flower_port: int,
+    flower: FlowerSettings | None,
 ) -> int:
     with_flower = flower is not None
     # SIGINT too: started from a script in the background, a process inherits SIGINT
     # ignored, and Python then leaves it ignored; Ctrl-C must stop the stack regardless.
     for stopping in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(stopping, _stop_on_signal)
-    tips = list(app.prepare_dev(settings)) if app.prepare_dev is not None else []
     metrics = dev_metrics(settings, os.environ)
     empty_multiproc_dir(metrics)  # before the first child: each writes there at import
     env = children_environment(os.environ, metrics)

@@ -189,3 +189,15 @@ def test_an_unreachable_broker_url_is_named_as_broker_url(tmp_path: Path) -> Non
     [line] = stack_blockers(settings, port=free_port(), flower_port=free_port(), with_flower=True)
 
     assert line.endswith("): start Redis, or correct BROKER_URL")
+
+
+def test_a_database_that_cannot_be_reached_leaves_no_data_dir_behind(tmp_path: Path) -> None:
+    away = f"postgresql://postgres@127.0.0.1:{free_port()}/away"
+
+    done = dev(
+        tmp_path, "--port", str(free_port()), "--flower-port", str(free_port()), DATABASE_URL=away
+    )
+
+    assert done.returncode == 1
+    assert "Traceback" not in done.stdout + done.stderr
+    assert_nothing_left(done, tmp_path)
