@@ -26,6 +26,7 @@ from rich.text import Text
 
 from bridge.cli.root import (
     app,
+    command_group,
     console,
     emit_json,
     fail,
@@ -42,11 +43,11 @@ from bridge.qstash import schedules as qstash_schedules
 from bridge.receipt import Receipt
 from bridge.registry import JobSpec
 
-qstash_app = typer.Typer(
+qstash_app = command_group(
     help="What QStash still holds for this app: messages, dead letters, schedules.",
     no_args_is_help=True,
 )
-dlq_app = typer.Typer(
+dlq_app = command_group(
     help="QStash's dead-letter queue: list, replay through the current chain, delete.",
     no_args_is_help=True,
 )

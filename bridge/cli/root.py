@@ -79,6 +79,8 @@ class _PlainErrors(TyperGroup):
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort, typer.TyperException):
             raise  # typer's own: usage errors (exit 2) and deliberate exits
+        except BrokenPipeError:
+            reader_went_away()
         except Exception as error:
             code, message = explain(error)
             if ctx.params.get("debug") or debug_requested():
@@ -104,6 +106,8 @@ class _PlainErrors(TyperGroup):
         # than typer's Rich panel, which is hard-wrapped at COLUMNS (80 by default).
         try:
             code = super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
+        except BrokenPipeError:
+            reader_went_away()
         except typer.TyperException as error:
             show = getattr(error, "show", None)
             if callable(show):
@@ -117,7 +121,22 @@ class _PlainErrors(TyperGroup):
         sys.exit(code if isinstance(code, int) else 0)
 
 
-app = typer.Typer(
+def reader_went_away() -> NoReturn:
+    """What the output was piped into stopped reading (`| head`): end quietly, as a
+    process SIGPIPE ends does (128 + 13), with stdout sent nowhere so that Python's last
+    flush at exit does not fail again."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(141)
+
+
+def command_group(**options: Any) -> typer.Typer:
+    """A Typer app whose help is click's plain text, wrapped to the terminal: Rich's
+    panels cut long option names (`--include-re…`) and break a docstring's lines at
+    80 columns."""
+    return typer.Typer(rich_markup_mode=None, **options)
+
+
+app = command_group(
     cls=_PlainErrors,
     help="Background jobs across Inngest, QStash, Celery and direct HTTP.",
     no_args_is_help=True,

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from sqlalchemy import func, select
 
-from bridge.cli.root import fail, parse_when, say, settings_or_exit
+from bridge.cli.root import command_group, fail, parse_when, say, settings_or_exit
 from bridge.errors import PublishError
 from bridge.inngest.publisher import MAX_EVENTS_PER_REQUEST
 from bridge.store.db import session_scope
@@ -19,7 +19,7 @@ from tasks.cli.groups import commands
 from tasks.migrate_to_inngest import MigrationRefused, migrate_qstash_to_inngest
 from tasks.models import ActionStatus, ScheduledAction
 
-migrate_app = typer.Typer(help="Move work from one provider to another.", no_args_is_help=True)
+migrate_app = command_group(help="Move work from one provider to another.", no_args_is_help=True)
 commands.add_typer(migrate_app, name="migrate")
 
 

@@ -24,3 +24,18 @@ def subcommand(*path: str) -> Any:
         command = command.get_command(typer.Context(command), name)
     assert command is not None, f"no command {' '.join(path)}"
     return command
+
+
+def command_paths() -> list[tuple[str, ...]]:
+    """Every command and group of the tree, as the words that name it (the root: ())."""
+    found: list[tuple[str, ...]] = []
+
+    def walk(command: Any, path: tuple[str, ...]) -> None:
+        found.append(path)
+        if isinstance(command, TyperGroup):
+            context = typer.Context(command)
+            for name in command.list_commands(context):
+                walk(command.get_command(context, name), (*path, name))
+
+    walk(get_command(app), ())
+    return found
