@@ -30,6 +30,7 @@ from tasks.cli.groups import accounts_app, bulk_app, commands, db_app
 from tasks.demo import DEMO_EMAIL, add_account, ensure_demo_account
 from tasks.jobs import bulk_process
 from tasks.jobs.categorize import categorize_senders
+from tasks.jobs.categorize_addresses import describe_unusable, sort_senders
 from tasks.jobs.clean import clean_inbox
 from tasks.jobs.digest import SendDigest, send_digest
 from tasks.mail.imap_accounts import imap_provider
@@ -244,6 +245,8 @@ def categorize(
     settings_or_exit()
 
     found = account_named(account)
+    if senders and (left_out := describe_unusable(sort_senders(senders).unusable)):
+        typer.secho(left_out, err=True, fg="yellow")  # named here, counted below
     if not senders:
         _, mail = mailbox_of(found.id)
         senders, token = [], None

@@ -287,3 +287,11 @@ def test_debug_shows_the_traceback_of_an_unexpected_error_without_asking_for_it_
     assert result.exit_code == 1
     assert "Traceback (most recent call last)" in result.stderr
     assert result.stderr.strip().splitlines()[-1] == "unexpected error: RuntimeError: a bug"
+
+
+def test_categorize_names_the_senders_given_that_are_no_address(mailbox: Mailbox) -> None:
+    result = jobbridge("categorize", "--account", mailbox.email, "notanaddress")
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["unusable"] == 1
+    assert "1 unusable sender left out: 'notanaddress'" in result.stderr
