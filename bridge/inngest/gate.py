@@ -67,7 +67,7 @@ from bridge.bodies import (
     read_capped,
     replay,
 )
-from bridge.inngest.large_bodies import BUSY, LargeBodies, LargeBody
+from bridge.inngest.large_bodies import BUSY, CUT_OFF, LargeBodies, LargeBody
 
 SIGNATURE_HEADER = b"x-inngest-signature"
 SIGNATURE_MAX_AGE_SECONDS = 300
@@ -232,6 +232,9 @@ class InngestGate:
                 await self.large_verifications.acquire()
         except TimeoutError:
             raise Refused(503, BUSY, retry_after=1) from None
+        if held.cut_off:  # in the moment between its turn coming and the cut reaching it
+            self.large_verifications.release()
+            raise Refused(503, CUT_OFF, retry_after=1)
         held.checking = True
         try:
             key = await run_in_threadpool(check, body, signature)

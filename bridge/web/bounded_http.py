@@ -80,20 +80,26 @@ class BoundedHttpTools(HttpToolsProtocol):
             self._refuse(TOO_LARGE)
 
     def on_message_begin(self) -> None:
+        if self._oversized:
+            return  # a request pipelined after one refused: the connection closes
         super().on_message_begin()
         self._began_in_this_read = True
         self._wait_for_head(HEAD_SECONDS)
         self._head_begun = True
 
     def on_url(self, url: bytes) -> None:
-        self._head_parsed += len(url)
-        super().on_url(url)
+        if not self._oversized:
+            self._head_parsed += len(url)
+            super().on_url(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._head_parsed += len(name) + len(value) + 4  # ": " and CRLF
-        super().on_header(name, value)
+        if not self._oversized:
+            self._head_parsed += len(name) + len(value) + 4  # ": " and CRLF
+            super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
+        if self._oversized:
+            return
         self._in_head = False
         self._stop_clock()
         if self._head_parsed > MAX_HEAD_BYTES:  # it came whole in one read: not seen yet

@@ -250,3 +250,15 @@ def test_a_head_over_the_limit_after_a_pipelined_request_is_431_after_its_answer
     first, refused, _ = answer.partition(b"HTTP/1.1 431 ")
     assert first.startswith(b"HTTP/1.1 200 ") and b"ok" in first
     assert refused
+
+
+def test_a_request_pipelined_after_a_head_over_the_limit_is_not_served(
+    server: tuple[str, int],
+) -> None:
+    big = b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"c" * 100 * 1024 + b"\r\n\r\n"
+    with connect(server) as connection:
+        connection.sendall(big + GET)
+        answer = answer_and_close(connection)
+
+    assert answer.startswith(b"HTTP/1.1 431 ")
+    assert answer.count(b"HTTP/1.1 ") == 1
