@@ -211,13 +211,18 @@ def test_the_served_web_app_refuses_a_head_over_the_limit(web: str) -> None:
     assert answer.startswith(b"HTTP/1.1 431 ")
 
 
-def test_a_head_over_the_limit_sent_in_one_go_is_431(server: tuple[str, int]) -> None:
-    big = b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"c" * 100 * 1024 + b"\r\n\r\n"
-    with connect(server) as connection:
-        connection.sendall(big)
-        answer = answer_and_close(connection)
+# A head of 100 KiB, sent whole in one go (one read, or a few, for the server).
+OVERSIZED_GET = b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"c" * 100 * 1024 + b"\r\n\r\n"
 
-    assert answer.startswith(b"HTTP/1.1 431 ")
+
+def answer_to(server: tuple[str, int], sent: bytes) -> bytes:
+    with connect(server) as connection:
+        connection.sendall(sent)
+        return answer_and_close(connection)
+
+
+def test_a_head_over_the_limit_sent_in_one_go_is_431(server: tuple[str, int]) -> None:
+    assert answer_to(server, OVERSIZED_GET).startswith(b"HTTP/1.1 431 ")
 
 
 def test_many_small_headers_over_the_limit_in_one_go_are_431(server: tuple[str, int]) -> None:
@@ -242,10 +247,7 @@ def test_a_head_just_under_the_limit_in_one_go_is_served(server: tuple[str, int]
 def test_a_head_over_the_limit_after_a_pipelined_request_is_431_after_its_answer(
     server: tuple[str, int],
 ) -> None:
-    big = b"GET /two HTTP/1.1\r\nHost: x\r\nX-Big: " + b"c" * 100 * 1024 + b"\r\n\r\n"
-    with connect(server) as connection:
-        connection.sendall(GET + big)
-        answer = answer_and_close(connection)
+    answer = answer_to(server, GET + OVERSIZED_GET)
 
     first, refused, _ = answer.partition(b"HTTP/1.1 431 ")
     assert first.startswith(b"HTTP/1.1 200 ") and b"ok" in first
@@ -255,10 +257,7 @@ def test_a_head_over_the_limit_after_a_pipelined_request_is_431_after_its_answer
 def test_a_request_pipelined_after_a_head_over_the_limit_is_not_served(
     server: tuple[str, int],
 ) -> None:
-    big = b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"c" * 100 * 1024 + b"\r\n\r\n"
-    with connect(server) as connection:
-        connection.sendall(big + GET)
-        answer = answer_and_close(connection)
+    answer = answer_to(server, OVERSIZED_GET + GET)
 
     assert answer.startswith(b"HTTP/1.1 431 ")
     assert answer.count(b"HTTP/1.1 ") == 1
