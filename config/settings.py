@@ -27,6 +27,7 @@ from config.broker import (
 )
 from config.env_file import unreadable_lines
 from config.environment import EnvironmentSettings
+from config.inngest_keys import inngest_problems
 from config.provider import Provider
 from config.qstash_keys import WHERE_FROM, missing_qstash_variables, qstash_problems
 from config.sqlite_library import sqlite_problem
@@ -235,44 +236,10 @@ class Settings(AppLocation):
 
     @model_validator(mode="after")
     def _combinations_make_sense(self) -> Settings:
-        problems = [*self._inngest_problems(), *qstash_problems(self), *self._other_problems()]
+        problems = [*inngest_problems(self), *qstash_problems(self), *self._other_problems()]
         if problems:
             raise ValueError("\n".join(problems))  # one line each (_explain)
         return self
-
-    def _inngest_problems(self) -> list[str]:
-        if self.inngest_is_dev and self.inngest_signing_key is not None:
-            # A deployment's key beside dev mode: /api/inngest would run unsigned calls.
-            return [
-                "INNGEST_DEV and INNGEST_SIGNING_KEY are both set: in dev mode /api/inngest "
-                "verifies no signature, so the key would protect nothing; unset INNGEST_DEV "
-                "for a server that signs (cloud mode), or INNGEST_SIGNING_KEY for a dev server"
-            ]
-        if self.inngest_is_dev:
-            return []  # a dev server signs and verifies nothing
-        problems = []
-        if self.inngest_event_key is not None and self.inngest_signing_key is None:
-            problems.append(
-                "INNGEST_SIGNING_KEY is required when INNGEST_EVENT_KEY is set in cloud "
-                "mode: the server's calls to /api/inngest must be verified; use the "
-                "server's --signing-key, or set INNGEST_DEV=1 for a dev server"
-            )
-        if self.inngest_signing_key is not None and self.inngest_serve_origin is None:
-            problems.append(
-                "INNGEST_SERVE_ORIGIN is required when INNGEST_SIGNING_KEY is set in cloud "
-                "mode: it is the origin Inngest calls this app at (e.g. "
-                "https://app.example.com, or http://web:8000 inside a compose network), "
-                "never taken from a request's Host header"
-            )
-        if self.inngest_base_url is not None and not (
-            self.inngest_event_key or self.inngest_signing_key
-        ):
-            problems.append(
-                "INNGEST_BASE_URL is set but neither INNGEST_EVENT_KEY (to publish) nor "
-                "INNGEST_SIGNING_KEY (to serve /api/inngest) is: set the server's keys, "
-                "or INNGEST_DEV=1 for a dev server"
-            )
-        return problems
 
     def _other_problems(self) -> list[str]:
         problems = []

@@ -418,9 +418,9 @@ def test_uvicorn_serves_the_example_as_its_docstring_says(tmp_path: Path, log_di
 
 
 def command_names(help_text: str) -> set[str]:
-    """The commands `--help` lists: the first word of each row of its Commands panel."""
-    panel = help_text.split("Commands", 1)[1]
-    return set(re.findall(r"^│ ([a-z][\w-]*) ", panel, flags=re.MULTILINE))
+    """The commands `--help` lists: the first word of each line of its Commands list."""
+    listed = help_text.split("Commands:", 1)[1]
+    return set(re.findall(r"^  ([a-z][\w-]*)(?:\s|$)", listed, flags=re.MULTILINE))
 
 
 def test_the_command_line_offers_the_shims_commands_and_none_of_the_inbox_apps(
