@@ -70,7 +70,7 @@ def stack_commands(
         commands["flower"] = [
             python,
             "-m",
-            "celery",
+            "bridge.devstack_flower",  # `celery`, with a clean stop on SIGTERM
             "-A",
             app_module,
             "flower",
