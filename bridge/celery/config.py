@@ -14,6 +14,13 @@ from config.exiting import unusable_folder
 # bridge/celery/publisher.py), so a broker gone silent fails it within about 15 s.
 BROKER_TIMEOUT_SECONDS = 5.0
 
+# How often kombu checks a worker's long-lived Redis connections (its BRPOP and its
+# remote-control subscription), and how long redis-py lets a pooled connection sit idle
+# before a PING checks it. A worker waiting on a connection that went silent under it (a
+# NAT or firewall that dropped its state) drops it and reconnects within 1 s + twice
+# this: 11 s, where kombu's default of 25 s left it idle for up to 51 s.
+BROKER_HEALTH_CHECK_SECONDS = 5
+
 # How often a process using the embedded broker looks in its folders (kombu's default is
 # 1 s). A remote-control request (Flower, `celery inspect`) waits 1 s for replies, and a
 # worker looking once a second answered too late for it about as often as not on a busy
@@ -58,6 +65,7 @@ def transport_options(settings: Settings) -> dict[str, Any]:
             # overdue past its health check).
             "socket_timeout": BROKER_TIMEOUT_SECONDS,
             "socket_connect_timeout": BROKER_TIMEOUT_SECONDS,
+            "health_check_interval": BROKER_HEALTH_CHECK_SECONDS,
         }
         if settings.redis_key_prefix:
             options["global_keyprefix"] = settings.redis_key_prefix

@@ -23,8 +23,10 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+import redis
 from celery import Celery
 
+from bridge.celery.config import BROKER_HEALTH_CHECK_SECONDS
 from bridge.celery.producer import new_celery
 from config import load_settings
 from tasks import scheduled_actions
@@ -134,12 +136,13 @@ class Faults:
     def sent(self) -> int:
         return len(self.mailbox.folder_keys("Sent"))
 
-    def completed(self, action_id: str) -> ScheduledAction:
+    def completed(self, action_id: str, within: float = 45) -> ScheduledAction:
         def finished() -> ScheduledAction | None:
             row = scheduled_actions.get(action_id)
             return row if row is not None and row.status is ActionStatus.COMPLETED else None
 
-        row = wait_for(finished, timeout=45, interval=0.1, what=f"action {action_id} to complete")
+        what = f"action {action_id} to complete"
+        row = wait_for(finished, timeout=within, interval=0.1, what=what)
         assert row is not None
         return row
 
@@ -216,6 +219,50 @@ def test_a_redis_drop_mid_send_stops_the_run_and_the_redelivery_sends_once(
     # The message came back (the visibility timeout), and its run took the row over once
     # the stopped run's lease had run out.
     assert done.execution_attempts == 2
+
+
+def _blocked_in_redis(proxy: TcpProxy) -> bool:
+    """Whether Redis is holding a blocking command (a BRPOP) of a connection through the
+    proxy: a message published now could be handed to it."""
+    addresses = proxy.upstream_addresses
+    clients = redis.Redis.from_url(TEST_REDIS_URL).client_list()
+    return any(client["addr"] in addresses and "b" in client["flags"] for client in clients)
+
+
+def test_a_worker_whose_redis_connections_went_silent_takes_new_work_within_seconds(
+    faults: Faults,
+) -> None:
+    """A NAT or firewall dropped the state of the worker's connections: Redis never hears
+    the worker again on them, nor the worker Redis. kombu's health check drops a BRPOP
+    whose reply is overdue by 1 s + its interval, looking once an interval, and the
+    worker waits on a new connection: within 1 s + twice the interval (11 s here; 26 to
+    51 s with kombu's default interval of 25 s)."""
+    with _proxy_for(TEST_REDIS_URL) as redis_proxy:
+        worker = faults.worker(
+            "redis-stall",
+            lease=30,
+            visibility=120,  # no copy of the message is handed out again here
+            REDIS_URL=_via(TEST_REDIS_URL, redis_proxy),
+            FAULT_WITHOUT_REMOTE_CONTROL="1",
+        )
+        try:
+            faults.open_gate()
+            redis_proxy.stall()
+            # The BRPOP Redis holds now ends on its own 1 s timeout; a message published
+            # before then would travel with the dead link (README, "Running at scale").
+            wait_for(
+                lambda: not _blocked_in_redis(redis_proxy),
+                timeout=10,
+                what="Redis to end the stalled connection's BRPOP",
+            )
+            row = faults.schedule_send()  # straight to Redis, not through the proxy
+            done = faults.completed(row.id, within=1 + 2 * BROKER_HEALTH_CHECK_SECONDS + 10)
+        finally:
+            worker.stop()
+
+    assert "dropping stale connection" in worker.log()
+    assert faults.sent() == 1
+    assert done.execution_attempts == 1
 
 
 def test_a_redelivered_copy_waits_while_the_first_run_holds_its_lease(faults: Faults) -> None:

@@ -274,7 +274,7 @@ def drill(log_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[D
 def on_drill(drill: Drill, configure: Any) -> Drill:
     """This process reads and writes the drill's database and Redis, as the hosts do;
     every worker host is consuming (one whose link was cut waits on its old connection
-    until kombu's BRPOP health check drops it: up to about 51 s)."""
+    until kombu's BRPOP health check drops it: up to about 11 s)."""
     configure(
         DATABASE_URL=drill.database_url,
         REDIS_URL=drill.redis_url,

@@ -5,7 +5,9 @@ process (a Celery worker, the web server) and Redis or PostgreSQL.
 and refuses new ones (nothing listens on the port) until `restore()` listens again on
 the same port, so the clients' configured address stays valid across the fault.
 `freeze()` keeps every connection open and relays nothing either way until `thaw()`:
-a server that went silent without closing (a failover, a NAT or firewall timeout).
+a server that went silent without closing (a failover). `stall()` does the same to the
+connections open now only, and relays new ones: a NAT or firewall that dropped the
+state of its connections while the server itself still answers.
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ class TcpProxy:
         self.accepted = 0  # connections accepted so far, across cuts
         self._writers: set[asyncio.StreamWriter] = set()
         self._server: asyncio.Server | None = None
-        self._flowing: asyncio.Event | None = None  # made on the proxy's own loop
+        self._flows: set[asyncio.Event] = set()  # one a connection: set while it relays
+        self._frozen = False  # whether a new connection starts held
+        self._upstreams: dict[asyncio.StreamWriter, str] = {}  # -> its address at the target
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="tcp-proxy", daemon=True
@@ -41,6 +45,12 @@ class TcpProxy:
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def upstream_addresses(self) -> set[str]:
+        """The relayed connections' own addresses (host:port) as the target sees them: in
+        Redis's CLIENT LIST, say."""
+        return set(self._call(self._upstream_addresses()))
 
     @property
     def cut_off(self) -> bool:
@@ -56,10 +66,15 @@ class TcpProxy:
 
     def freeze(self) -> None:
         """Relay nothing, either way, on every connection (open or new) until thaw()."""
-        self._call(self._set_flowing(False))
+        self._call(self._hold(new_too=True))
+
+    def stall(self) -> None:
+        """Relay nothing, either way, on the connections open now until thaw(); new
+        connections are relayed."""
+        self._call(self._hold(new_too=False))
 
     def thaw(self) -> None:
-        self._call(self._set_flowing(True))
+        self._call(self._release())
 
     def close(self) -> None:
         if self._thread.is_alive():
@@ -77,15 +92,18 @@ class TcpProxy:
     def _call(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=10)
 
-    async def _set_flowing(self, flowing: bool) -> None:
-        event = self._flowing_event()
-        event.set() if flowing else event.clear()
+    async def _hold(self, *, new_too: bool) -> None:
+        self._frozen = new_too
+        for flow in self._flows:
+            flow.clear()
 
-    def _flowing_event(self) -> asyncio.Event:
-        if self._flowing is None:
-            self._flowing = asyncio.Event()
-            self._flowing.set()
-        return self._flowing
+    async def _upstream_addresses(self) -> list[str]:
+        return list(self._upstreams.values())
+
+    async def _release(self) -> None:
+        self._frozen = False
+        for flow in self._flows:
+            flow.set()
 
     async def _listen(self) -> None:
         if self._server is not None:
@@ -97,7 +115,7 @@ class TcpProxy:
         self.port = int(self._server.sockets[0].getsockname()[1])
 
     async def _cut(self) -> None:
-        self._flowing_event().set()  # frozen relays end with their connections
+        await self._release()  # held relays end with their connections
         server, self._server = self._server, None
         if server is not None:
             server.close()
@@ -125,7 +143,12 @@ class TcpProxy:
             return
         pair = {client_out, upstream_out}
         self._writers |= pair
-        flowing = self._flowing_event()
+        host, port = upstream_out.get_extra_info("sockname")[:2]
+        self._upstreams[upstream_out] = f"{host}:{port}"
+        flowing = asyncio.Event()
+        if not self._frozen:
+            flowing.set()
+        self._flows.add(flowing)
         pumps = {
             asyncio.ensure_future(_pump(client_in, upstream_out, flowing)),
             asyncio.ensure_future(_pump(upstream_in, client_out, flowing)),
@@ -136,6 +159,8 @@ class TcpProxy:
             for pump in pending:
                 pump.cancel()
         finally:
+            self._flows.discard(flowing)
+            self._upstreams.pop(upstream_out, None)
             for writer in pair:
                 self._writers.discard(writer)
                 writer.close()
@@ -146,7 +171,7 @@ async def _pump(
 ) -> None:
     with contextlib.suppress(ConnectionError, OSError):
         while chunk := await source.read(_CHUNK):
-            await flowing.wait()  # frozen: held until thawed
+            await flowing.wait()  # held until thawed
             sink.write(chunk)
             await sink.drain()
 
