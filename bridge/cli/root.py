@@ -31,7 +31,23 @@ from config.exiting import debug_requested
 from config.settings import app_module_name
 
 
-class _PlainErrors(TyperGroup):
+class _SummariesInFull(TyperGroup):
+    """A group whose list of commands gives each one's first sentence whole, wrapped
+    beside its name, where click cuts it to one line ending in "...": a summary cut
+    mid-phrase tells a newcomer less than one read to its end."""
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=sys.maxsize)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+class _PlainErrors(_SummariesInFull):
     """The root command: every error a command leaves unhandled ends as plain lines.
 
     The app's own commands (JOBBRIDGE_APP's `commands`) are looked up when the command
@@ -132,7 +148,8 @@ def reader_went_away() -> NoReturn:
 def command_group(**options: Any) -> typer.Typer:
     """A Typer app whose help is click's plain text, wrapped to the terminal: Rich's
     panels cut long option names (`--include-re…`) and break a docstring's lines at
-    80 columns."""
+    80 columns. Its list of commands gives their summaries whole (`_SummariesInFull`)."""
+    options.setdefault("cls", _SummariesInFull)
     return typer.Typer(rich_markup_mode=None, **options)
 
 
