@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 
 from bridge.bodies import Refused, read_capped
 from bridge.db_errors import STORE_ERRORS, log_failure
+from bridge.errors import PublishError, first_line
 from bridge.http.wire import ATTEMPT_HEADER, ATTEMPTS, DELIVERY_ID_HEADER
 from bridge.outcome import Delivery
 from bridge.qstash.wire import MESSAGE_ID_HEADER, RETRIED_HEADER
@@ -155,6 +156,9 @@ def cron_endpoint(settings: Settings, spec: CronSpec) -> Endpoint:
         except STORE_ERRORS as error:
             log_failure(log, error, "cron %s: a store is away", spec.name)
             return responses.unavailable("a store the cron needs", error)
+        except PublishError as error:
+            log.warning("cron %s: a publish failed: %s", spec.name, first_line(error))
+            return responses.publish_failed("the cron's jobs", error)
 
     return endpoint
 

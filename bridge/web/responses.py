@@ -11,6 +11,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
+from bridge.errors import PublishError
 from bridge.outcome import Outcome, Result
 
 # QStash retries every status but 2xx and this one (with the header below).
@@ -51,6 +52,21 @@ def unavailable(what: str, error: BaseException) -> JSONResponse:
     names hosts and ports, which the log keeps)."""
     return JSONResponse(
         {"error": f"{what} is unavailable ({type(error).__name__}); retry later"},
+        503,
+        headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER_SECONDS)},
+    )
+
+
+def publish_failed(what: str, error: PublishError) -> JSONResponse:
+    """A provider that did not take the jobs a route publishes: 503 with Retry-After
+    (whatever was published carries a dedup id, so the call again publishes nothing
+    twice), or 502 when the provider refused the message itself and the same call cannot
+    do better. Naming the provider only (the error's text names its URL)."""
+    detail = f"{what} could not be published ({error.provider.value} did not take it)"
+    if error.permanent:
+        return JSONResponse({"error": detail}, 502)
+    return JSONResponse(
+        {"error": f"{detail}; retry later"},
         503,
         headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER_SECONDS)},
     )

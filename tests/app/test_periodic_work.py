@@ -1,5 +1,6 @@
 """Periodic work is never hidden by an earlier run that found nothing to do: an hourly
-fan-out's jobs carry the hour they cover, and a skip is not remembered as done."""
+fan-out's jobs carry the hour they cover, a skip is not remembered as done, and a fan-out
+whose provider is away asks its scheduler to come back."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import update
 
 from bridge.store.db import session_scope
+from bridge.web.factory import create_app
 from tasks import JOBS
 from tasks.jobs import digest
 from tasks.models import EmailAccount, utcnow
@@ -20,6 +23,7 @@ from tests.support import env
 from tests.support.digests import add_pending_digest
 from tests.support.fake_inngest import FakeInngest, run_function
 from tests.support.fake_qstash import FakeQStash, deliver_until_final
+from tests.support.services import free_port
 from tests.support.wait import wait_for
 
 EIGHT = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
@@ -137,3 +141,28 @@ def test_a_skipped_delivery_is_run_again_when_it_is_delivered_again(
 
     assert post()["outcome"] == "done"
     assert sent_subjects(mailbox) == [DIGEST_SUBJECT]
+
+
+@pytest.mark.parametrize("route", ["/api/resend/digest/all", "/api/resend/summary/all"])
+def test_an_hourly_fan_out_whose_provider_is_away_is_asked_to_come_back(
+    route: str, mailbox: Mailbox, configure: Callable[..., Any]
+) -> None:
+    from tasks.models import SummaryFrequency
+
+    due_digest_schedule(mailbox)
+    with session_scope() as session:
+        session.execute(
+            update(EmailAccount)
+            .where(EmailAccount.id == mailbox.account_id)
+            .values(summary_frequency=SummaryFrequency.DAILY)
+        )
+    port = free_port()  # nothing listens there
+    away = {"INNGEST_BASE_URL": f"http://127.0.0.1:{port}", "JOB_FAILOVER": "false"}
+    settings = configure(**{**env.INNGEST_ENV, **away})
+    with TestClient(create_app(settings)) as web:
+        response = web.post(route, headers={"Authorization": f"Bearer {env.CRON_SECRET}"})
+
+    assert response.status_code == 503
+    assert int(response.headers["Retry-After"]) > 0
+    assert "inngest did not take it" in response.json()["error"]
+    assert str(port) not in response.text
