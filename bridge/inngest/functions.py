@@ -225,23 +225,41 @@ def cron_function(client: inngest.Inngest, spec: CronSpec) -> inngest.Function[A
     ]
     triggers += [inngest.TriggerEvent(event=event) for event in spec.events]
 
-    runs_for = frozenset({FUNCTION_INVOKED, *spec.events})
+    fully_qualified_id = f"{client.app_id}-{spec.fn_id}"
 
     @client.create_function(fn_id=spec.fn_id, name=spec.name, trigger=triggers, retries=0)
     async def handle(ctx: inngest.Context) -> dict[str, Any]:
         # As for a job: the function id in the query is not signed, the event is. A tick
         # names its schedule (Inngest's cron event carries the expression it fired for),
-        # so one cron's captured tick does not run a cron of another schedule.
+        # so one cron's captured tick does not run a cron of another schedule; an
+        # invocation names the function it invokes, so one cron's does not run another.
         event = ctx.event
-        tick = event.name == CRON_TICK and event.data.get("cron") == spec.cron
-        if not tick and event.name not in runs_for:
+        if event.name == CRON_TICK:
+            runs = event.data.get("cron") == spec.cron
+        elif event.name == FUNCTION_INVOKED:
+            runs = invoked_function(event.data) == fully_qualified_id
+        else:
+            runs = event.name in spec.events
+        if not runs:
             raise inngest.NonRetriableError(
-                f"event {event.name!r} (cron {event.data.get('cron')!r}) does not "
-                f"trigger {spec.fn_id} (cron {spec.name}, {spec.cron})"
+                f"event {event.name!r} (cron {event.data.get('cron')!r}, invoking "
+                f"{invoked_function(event.data)!r}) does not trigger {fully_qualified_id} "
+                f"(cron {spec.name}, {spec.cron})"
             )
         return await _in_thread_told(f"cron {spec.name}", spec.body)
 
     return handle
+
+
+def invoked_function(data: Mapping[str, Any]) -> str | None:
+    """The function an `inngest/function.invoked` event invokes: the id the SDK and the
+    dashboard name it by (`<app id>-<function id>`), in the metadata Inngest adds to the
+    event's data (`_inngest.fn_id`, pkg/event/invoke.go in inngest/inngest). Inngest's
+    REST API names it by its internal UUID instead, which this app cannot tell apart from
+    another function's: such an invocation of a cron is refused, and says so."""
+    metadata = data.get("_inngest")
+    function = metadata.get("fn_id") if isinstance(metadata, Mapping) else None
+    return function if isinstance(function, str) else None
 
 
 def all_functions(client: inngest.Inngest, registry: Registry) -> list[inngest.Function[Any]]:

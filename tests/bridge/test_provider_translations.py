@@ -20,7 +20,7 @@ from tests.conftest import Mailbox
 from tests.support import env
 from tests.support.actions import insert_action
 from tests.support.celery_tasks import celery_task, traceback_text
-from tests.support.fake_inngest import FakeInngest, run_function
+from tests.support.fake_inngest import APP_ID, FakeInngest, run_function
 from tests.support.fake_qstash import QueuedMessage, deliver
 from tests.support.wait import wait_for, wait_until_time
 from tests.support.wire import job, wire
@@ -133,6 +133,29 @@ def test_inngest_cron_function_refuses_the_tick_of_another_schedule(web: str) ->
     hourly = {"name": "inngest/scheduled.timer", "data": {"cron": "0 * * * *"}}
 
     run = run_function(web, "scheduled-actions-sweep", hourly)
+
+    assert (run.status, run.no_retry) == (500, True)
+    assert "does not trigger" in str(run.output)
+
+
+def invocation_of(fn_id: str) -> dict[str, Any]:
+    """What Inngest sends when a function is invoked (the dashboard, step.invoke)."""
+    return {"name": "inngest/function.invoked", "data": {"_inngest": {"fn_id": fn_id}}}
+
+
+def test_inngest_cron_function_runs_the_sweep_when_invoked(web: str) -> None:
+    run = run_function(
+        web, "scheduled-actions-sweep", invocation_of(f"{APP_ID}-scheduled-actions-sweep")
+    )
+
+    assert run.status == 200
+    assert "enqueued" in run.output
+
+
+def test_inngest_cron_function_refuses_an_invocation_of_another_function(web: str) -> None:
+    another = invocation_of(f"{APP_ID}-resend-summary-all")
+
+    run = run_function(web, "scheduled-actions-sweep", another)
 
     assert (run.status, run.no_retry) == (500, True)
     assert "does not trigger" in str(run.output)
