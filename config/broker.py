@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import re
 from typing import Literal
+from urllib.parse import parse_qs, urlsplit
 
-from config.urls import check_port
+from config.urls import check_port, check_redis_database
 
 BrokerKind = Literal["rabbitmq", "redis", "filesystem"]
 
@@ -55,7 +56,26 @@ def checked_broker_url(value: str) -> str:
         )
     value = f"{scheme}://{rest}"
     check_port(value)
+    if _SCHEMES[scheme] == "redis":
+        check_redis_database(value)
     return value
+
+
+def broker_options_problem(url: str) -> str | None:
+    """Why kombu, the Celery broker's client, cannot take the query options of the
+    broker's URL (it fails on them when a worker or a publish first connects), or None.
+    Names the options, never their values."""
+    query = urlsplit(url).query
+    if broker_kind(url) == "filesystem" or not query:
+        return None
+    from kombu import Connection  # only for a URL with options: it imports kombu
+
+    try:
+        Connection(url)  # reads the options; connects to nothing
+    except (TypeError, ValueError):
+        names = ", ".join(sorted(parse_qs(query, keep_blank_values=True))) or query[:20]
+        return f"has query options the Celery broker (kombu) cannot take: {names}"
+    return None
 
 
 def rabbitmq_horizon_limit(consumer_timeout: int, hard_time_limit: int) -> int:

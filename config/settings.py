@@ -22,6 +22,7 @@ from config.broker import (
     EMBEDDED_BROKER_URL,
     BrokerKind,
     broker_kind,
+    broker_options_problem,
     checked_broker_url,
     rabbitmq_horizon,
 )
@@ -224,8 +225,11 @@ class Settings(AppLocation):
     def _settle_broker(self) -> Settings:
         """BROKER_URL becomes the broker in use; on RabbitMQ the ETA horizon is capped to
         fit its consumer timeout (config/broker.py). Runs before the checks below."""
+        named = "BROKER_URL" if self.broker_url else "REDIS_URL"
         if not self.broker_url:
             self.broker_url = self.redis_url or EMBEDDED_BROKER_URL
+        if problem := broker_options_problem(self.broker_url):
+            raise ValueError(f"{named}: {problem}")
         if self.broker_kind == "rabbitmq":
             self.celery_eta_horizon_seconds = rabbitmq_horizon(
                 self.celery_eta_horizon_seconds,

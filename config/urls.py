@@ -3,8 +3,10 @@ value, which may hold a password."""
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
+from redis.connection import parse_url as redis_client_options
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
@@ -20,8 +22,22 @@ def checked_redis_url(value: str) -> str:
     scheme, separator, rest = value.strip().partition("://")
     if not separator or scheme.lower() not in REDIS_SCHEMES:
         raise ValueError("must be a Redis URL: redis://host:6379/0, or rediss:// for TLS")
-    check_port(value.strip())
-    return f"{scheme.lower()}://{rest}"
+    url = f"{scheme.lower()}://{rest}"
+    check_port(url)
+    check_redis_database(url)
+    try:
+        redis_client_options(url)  # type: ignore[no-untyped-call]  # its query options
+    except ValueError as error:  # its words name the option, never the value
+        raise ValueError(f"has a query option redis-py cannot read: {error}") from None
+    return url
+
+
+def check_redis_database(url: str) -> None:
+    """ValueError unless a Redis URL's path is a database number (or none: 0). redis-py
+    ignores any other path and uses database 0; kombu, the broker's client, fails on
+    it when the worker starts."""
+    if re.fullmatch(r"/?[0-9]*", urlsplit(url).path) is None:
+        raise ValueError("has a path that is not a database number, e.g. redis://host:6379/0")
 
 
 def check_port(url: str) -> None:

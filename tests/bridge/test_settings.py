@@ -484,9 +484,10 @@ def test_without_broker_url_redis_url_is_the_broker() -> None:
 
 @pytest.mark.parametrize("scheme", ["AMQP", "amqps", "pyamqp", "redis", "rediss"])
 def test_broker_url_accepts_rabbitmq_and_redis_schemes(scheme: str) -> None:
-    settings = load_settings(broker_url=f"{scheme}://broker.example.com:1234/x")
+    path = "/1" if scheme.startswith("redis") else "/x"  # a database number, or a vhost
+    settings = load_settings(broker_url=f"{scheme}://broker.example.com:1234{path}")
 
-    assert settings.broker_url == f"{scheme.lower()}://broker.example.com:1234/x"
+    assert settings.broker_url == f"{scheme.lower()}://broker.example.com:1234{path}"
 
 
 @pytest.mark.parametrize(

@@ -104,3 +104,41 @@ def test_a_psycopg2_database_url_runs_on_psycopg_3() -> None:
     settings = load_settings(database_url="postgresql+psycopg2://u@db/app")
 
     assert settings.sqlalchemy_url == "postgresql+psycopg://u@db/app"
+
+
+@pytest.mark.parametrize("variable", ["redis_url", "broker_url"])
+@pytest.mark.parametrize("path", ["/abc", "/0/extra", "/-1"])
+def test_a_redis_url_whose_path_is_no_database_number_is_refused(variable: str, path: str) -> None:
+    message = config_error(**{variable: f"redis://:hunter2@r:6379{path}"})
+
+    assert variable.upper() in message and "database number" in message
+    assert "hunter2" not in message
+
+
+def test_a_redis_url_with_a_query_option_redis_py_cannot_read_is_refused_naming_it() -> None:
+    message = config_error(redis_url="redis://r:6379/0?socket_timeout=hunter2")
+
+    assert "REDIS_URL" in message and "socket_timeout" in message
+    assert "hunter2" not in message
+
+
+def test_a_redis_url_option_the_broker_cannot_take_is_refused_where_it_is_the_broker() -> None:
+    url = "redis://r:6379/0?socket_timeout=5"  # redis-py's option, which kombu refuses
+
+    assert "REDIS_URL" in config_error(redis_url=url)
+    assert "socket_timeout" in config_error(redis_url=url)
+    assert load_settings(redis_url=url, broker_url="amqp://u:p@mq:5672/v").redis_url == url
+
+
+def test_a_broker_url_option_kombu_cannot_read_is_refused_naming_it_not_its_value() -> None:
+    message = config_error(broker_url="amqp://u:p@mq:5672/v?heartbeat=hunter2")
+
+    assert "BROKER_URL" in message and "heartbeat" in message
+    assert "hunter2" not in message
+
+
+@pytest.mark.parametrize(
+    "url", ["amqp://u:p@mq:5672/v?heartbeat=30", "rediss://r:6380/1?ssl_cert_reqs=required"]
+)
+def test_broker_url_options_kombu_takes_are_accepted(url: str) -> None:
+    assert load_settings(broker_url=url).broker_url == url
