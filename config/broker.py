@@ -105,8 +105,14 @@ def rabbitmq_horizon(horizon: int, consumer_timeout: int, hard_time_limit: int) 
     return min(horizon, room)
 
 
+# Query options whose value is a credential (redis-py and libpq take `password` there,
+# psycopg `sslpassword`, ...): matched on the option's name, lower-cased.
+_SECRET_OPTION = re.compile(r"[^&=#]*(pass|pwd|secret|token|credential)[^&=#]*", re.IGNORECASE)
+
+
 def redacted_url(url: str) -> str:
-    """`url` with the password in it (if any) replaced by ***: what may be printed.
+    """`url` with the password in it (if any), and the value of every query option that
+    names a password, a secret or a token, replaced by ***: what may be printed.
 
     A password with an unencoded "/", "?" or "#" still goes: the user part is then taken
     to end at the URL's last "@" (which may hide more than the password, never less)."""
@@ -115,6 +121,20 @@ def redacted_url(url: str) -> str:
         return url
     netloc = re.split(r"[/?#]", rest, maxsplit=1)[0]
     userinfo, at, _ = netloc.rpartition("@") if "@" in netloc else rest.rpartition("@")
-    if not at or ":" not in userinfo:
-        return url
-    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{rest[len(userinfo) + 1 :]}"
+    if at and ":" in userinfo:
+        rest = f"{userinfo.split(':', 1)[0]}:***@{rest[len(userinfo) + 1 :]}"
+    return f"{scheme}://{_without_secret_options(rest)}"
+
+
+def _without_secret_options(rest: str) -> str:
+    """What follows a URL's scheme, with the values of its secret query options as ***."""
+    before, question, query = rest.partition("?")
+    if not question:
+        return rest
+    query, hash_, fragment = query.partition("#")
+    options = []
+    for option in query.split("&"):
+        name, equals, _ = option.partition("=")
+        secret = equals and _SECRET_OPTION.fullmatch(name)
+        options.append(f"{name}=***" if secret else option)
+    return f"{before}?{'&'.join(options)}{hash_}{fragment}"

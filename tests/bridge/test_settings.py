@@ -553,8 +553,21 @@ def test_on_rabbitmq_a_hard_time_limit_leaving_no_room_for_etas_is_refused() -> 
         ("amqp://jobs:rabbit@secret@host/vhost", "amqp://jobs:***@host/vhost"),
         ("amqp://jobs:rabbit/secret@host/vhost", "amqp://jobs:***@host/vhost"),
         ("amqp://jobs@host:5672/vhost", "amqp://jobs@host:5672/vhost"),
+        ("redis://r:6379/0?password=secret", "redis://r:6379/0?password=***"),
+        (
+            "postgresql://u:p@db/app?sslmode=require&sslpassword=s#x",
+            "postgresql://u:***@db/app?sslmode=require&sslpassword=***#x",
+        ),
     ],
-    ids=["amqp", "redis-password-only", "unencoded-at", "unencoded-slash", "no-password"],
+    ids=[
+        "amqp",
+        "redis-password-only",
+        "unencoded-at",
+        "unencoded-slash",
+        "no-password",
+        "password-option",
+        "options-and-fragment",
+    ],
 )
 def test_a_printed_broker_url_never_shows_the_password(url: str, printed: str) -> None:
     assert redacted_url(url) == printed

@@ -143,6 +143,19 @@ def test_config_masks_a_password_in_a_url(configure: Configure) -> None:
     assert "hunter2" not in setting_value(output, "(broker)")
 
 
+def test_config_masks_a_password_given_as_a_url_query_option(configure: Configure) -> None:
+    configure(
+        DATABASE_URL="postgresql://app@127.0.0.1:5432/app?password=hunter2-db&sslmode=prefer",
+        REDIS_URL="redis://redis.example.com:6379/0?password=hunter2-redis",
+        BROKER_URL="amqp://jobs:p@rabbitmq.example.com:5672/jobbridge",
+    )
+
+    output = run_config().output
+
+    assert "hunter2" not in output
+    assert "password=***&sslmode=prefer" in setting_value(output, "DATABASE_URL")
+
+
 def test_config_with_a_bad_variable_exits_2_naming_it(
     configure: Configure, monkeypatch: pytest.MonkeyPatch
 ) -> None:
