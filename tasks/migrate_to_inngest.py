@@ -27,7 +27,7 @@ import httpx
 from sqlalchemy import literal, select, update
 
 from bridge.errors import PublishError
-from bridge.inngest.client import inngest_origin, inngest_origin_variable
+from bridge.inngest.client import event_api_origin, inngest_origin_variable
 from bridge.inngest.publisher import MAX_EVENTS_PER_REQUEST, MAX_SLEEP
 from bridge.publisher import Message
 from bridge.publishing import prepare, publisher
@@ -35,8 +35,6 @@ from bridge.store.db import session_scope
 from config import Provider, Settings
 from tasks.models import ActionStatus, ScheduledAction, SchedulingStatus, utcnow
 from tasks.scheduled_actions import ExecuteScheduledAction, dedup_id_for, execute_scheduled_action
-
-INNGEST_CLOUD_EVENTS = "https://inn.gs"
 
 
 class MigrationRefused(Exception):
@@ -67,7 +65,7 @@ def check_inngest(settings: Settings, timeout: float = 5.0) -> None:
             "INNGEST_BASE_URL for a self-hosted server), see `jobbridge config`",
             exit_code=2,
         )
-    origin = inngest_origin(settings) or INNGEST_CLOUD_EVENTS
+    origin = event_api_origin(settings)
     try:
         httpx.get(origin, timeout=timeout)  # any answer at all means it is reachable
     except httpx.HTTPError as error:

@@ -15,6 +15,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, Stateme
 
 from bridge.db_errors import data_caused
 from bridge.errors import AllProvidersFailed, PublishError, first_line
+from bridge.inngest.client import event_api_origin
 from bridge.ops.probes import broker_fix
 from bridge.outcome import PermanentError
 from bridge.store.db import sqlite_file
@@ -219,9 +220,15 @@ def publish_fix(error: Exception) -> str:
 
 
 def _fix_for(provider: str) -> str:
-    if provider != "celery":
+    if provider not in ("celery", "inngest"):
         return _PUBLISH_FIX.get(provider, "see the error")
     try:
-        return broker_fix(get_settings())
+        settings = get_settings()
     except ConfigError:
-        return broker_fix(None)
+        return broker_fix(None) if provider == "celery" else _PUBLISH_FIX[provider]
+    if provider == "celery":
+        return broker_fix(settings)
+    if settings.inngest_is_dev:  # no key: the dev server, where the variable says
+        origin = event_api_origin(settings)
+        return f"check that the Inngest dev server at {origin} is up (INNGEST_DEV)"
+    return _PUBLISH_FIX[provider]

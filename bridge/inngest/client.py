@@ -11,9 +11,15 @@ from inngest._internal import net, server_lib
 
 from config import Settings
 
+# The SDK's own defaults when no URL is given (docs/PROTOCOLS.md, "Client and modes"):
+# the dev server on loopback (INNGEST_DEV=1), else Inngest Cloud's event API and API.
+DEV_SERVER_ORIGIN = "http://127.0.0.1:8288"
+CLOUD_EVENT_API_ORIGIN = "https://inn.gs"
+CLOUD_API_ORIGIN = "https://api.inngest.com"
+
 
 def inngest_origin(settings: Settings) -> str | None:
-    """INNGEST_BASE_URL, else INNGEST_DEV when it is a URL, else the SDK's default."""
+    """INNGEST_BASE_URL, else INNGEST_DEV when it is a URL, else None: the SDK's default."""
     if settings.inngest_base_url:
         return settings.inngest_base_url
     dev = settings.inngest_dev or ""
@@ -22,9 +28,25 @@ def inngest_origin(settings: Settings) -> str | None:
     return None
 
 
+def event_api_origin(settings: Settings) -> str:
+    """Where the SDK sends events: `inngest_origin`, else its default for the mode."""
+    default = DEV_SERVER_ORIGIN if settings.inngest_is_dev else CLOUD_EVENT_API_ORIGIN
+    return inngest_origin(settings) or default
+
+
+def api_origin(settings: Settings) -> str:
+    """Where the SDK calls Inngest's API (sync, runs): `inngest_origin`, else its
+    default for the mode."""
+    return inngest_origin(settings) or (
+        DEV_SERVER_ORIGIN if settings.inngest_is_dev else CLOUD_API_ORIGIN
+    )
+
+
 def inngest_origin_variable(settings: Settings) -> str:
-    """The variable `inngest_origin` took its URL from (INNGEST_BASE_URL when none)."""
-    from_dev = not settings.inngest_base_url and inngest_origin(settings) is not None
+    """The variable that chose the server's URL: INNGEST_BASE_URL when set, else
+    INNGEST_DEV in dev mode (its URL, or the dev server's default), else
+    INNGEST_BASE_URL (unset: Inngest Cloud)."""
+    from_dev = not settings.inngest_base_url and settings.inngest_is_dev
     return "INNGEST_DEV" if from_dev else "INNGEST_BASE_URL"
 
 

@@ -22,7 +22,7 @@ from sqlalchemy.pool import NullPool
 
 from bridge.apps import AppAudit, AuditResult
 from bridge.celery.producer import new_celery
-from bridge.inngest.client import inngest_origin
+from bridge.inngest.client import api_origin
 from bridge.ops.audit import QStashAudit, qstash_queues
 from bridge.ops.measure import describe, ms_since
 from config import Settings
@@ -273,21 +273,12 @@ def inngest_configured(settings: Settings) -> bool:
     return settings.inngest_publishes or settings.inngest_serves
 
 
-def inngest_api_origin(settings: Settings) -> str:
-    origin = inngest_origin(settings)
-    if origin:
-        return origin
-    # The SDK's defaults (docs/PROTOCOLS.md, "Client and modes"): dev server on
-    # loopback, else Inngest Cloud.
-    return "http://127.0.0.1:8288" if settings.inngest_is_dev else "https://api.inngest.com"
-
-
 def check_inngest(settings: Settings, timeout: float) -> Check:
     if not inngest_configured(settings):
         return Check(
             "inngest", None, False, "no INNGEST_EVENT_KEY, INNGEST_SIGNING_KEY or INNGEST_DEV"
         )
-    origin = inngest_api_origin(settings)
+    origin = api_origin(settings)
     shown = shown_url(origin) + "/health"
     started = time.perf_counter()
     try:

@@ -12,7 +12,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+import respx
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
@@ -203,6 +205,20 @@ def test_an_unreachable_dev_server_named_by_inngest_dev_is_named_so(configure: A
     result = CliRunner().invoke(app, ["migrate", "qstash-to-inngest"])
     assert result.exit_code == 1
     assert "check INNGEST_DEV and that the server is up" in result.stderr
+
+
+def test_with_inngest_dev_on_the_dev_servers_default_address_is_checked(
+    configure: Any, tmp_path: Path
+) -> None:
+    settings = configure(INNGEST_EVENT_KEY=None, INNGEST_DEV="1", INNGEST_BASE_URL=None)
+
+    with respx.mock(assert_all_called=True) as router:
+        router.get("http://127.0.0.1:8288").mock(side_effect=httpx.ConnectError("refused"))
+        with pytest.raises(MigrationRefused) as refused:
+            migrate_qstash_to_inngest(settings, audit_log=tmp_path / "a.jsonl")
+
+    assert "Inngest at http://127.0.0.1:8288 is not reachable" in str(refused.value)
+    assert "check INNGEST_DEV" in str(refused.value)
 
 
 def test_a_batch_size_over_inngests_limit_is_a_usage_error(configure: Any) -> None:

@@ -164,6 +164,19 @@ def test_an_unreachable_redis_ends_enqueue_with_exit_1_said_once(workdir: Path) 
     assert fix.startswith("fix: start Redis, or correct REDIS_URL")
 
 
+def test_an_unreachable_inngest_dev_server_is_named_by_its_address_and_inngest_dev(
+    workdir: Path,
+) -> None:
+    url, where = closed_url("http", "")
+
+    done = jobbridge(*COMMANDS["enqueue"], workdir=workdir, INNGEST_DEV=url)
+
+    first, fix = assert_plain(done, 1)
+    assert first.startswith("could not publish: inngest:")
+    assert fix.startswith(f"fix: check that the Inngest dev server at {url} is up (INNGEST_DEV)")
+    assert "INNGEST_BASE_URL" not in fix and where in fix
+
+
 def test_debug_adds_the_traceback_to_a_service_error(workdir: Path) -> None:
     url, _ = closed_url("postgresql", "/jobbridge")
 
