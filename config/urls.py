@@ -4,6 +4,7 @@ value, which may hold a password."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from redis.connection import parse_url as redis_client_options
@@ -69,6 +70,12 @@ def checked_database_url(value: str) -> str:
             f"names a database SQLAlchemy does not know ({url.drivername}); use "
             "postgresql://user:password@host:5432/db, or unset it for SQLite under DATA_DIR"
         ) from None
+    if url.get_backend_name() == "sqlite" and _in_memory(url.database, url.query):
+        raise ValueError(
+            "names an in-memory SQLite database, which every connection (every process, "
+            "every command) sees new and empty; give it a file (sqlite:////path/to/db), "
+            "or unset it for SQLite under DATA_DIR"
+        )
     if url.get_backend_name() not in SUPPORTED_DATABASES:
         raise ValueError(
             f"names {url.get_backend_name()}; jobbridge runs on PostgreSQL "
@@ -86,6 +93,12 @@ def checked_database_url(value: str) -> str:
             "driver out (postgresql://user:password@host:5432/db takes psycopg 3)"
         )
     return value.strip()
+
+
+def _in_memory(database: str | None, query: Mapping[str, object]) -> bool:
+    """Whether a SQLite URL's database lives in memory: none or `:memory:`, or a
+    `file:` URI opened with mode=memory."""
+    return database in (None, "", ":memory:") or query.get("mode") == "memory"
 
 
 def is_sqlite(database_url: str) -> bool:

@@ -142,3 +142,12 @@ def test_a_broker_url_option_kombu_cannot_read_is_refused_naming_it_not_its_valu
 )
 def test_broker_url_options_kombu_takes_are_accepted(url: str) -> None:
     assert load_settings(broker_url=url).broker_url == url
+
+
+@pytest.mark.parametrize(
+    "url", ["sqlite://", "sqlite:///:memory:", "sqlite:///file:jobs?mode=memory&uri=true"]
+)
+def test_an_in_memory_sqlite_database_is_refused_naming_the_variable(url: str) -> None:
+    message = config_error(database_url=url)
+
+    assert "DATABASE_URL" in message and "in-memory" in message
