@@ -22,6 +22,7 @@ from celery.signals import after_setup_logger, after_setup_task_logger, worker_i
 from bridge.apps import with_shim_crons
 from bridge.celery.batches import add_batch_task
 from bridge.celery.config import celery_config
+from bridge.celery.login_check import connect_login_check
 from bridge.celery.tasks import add_cron_task, add_job_task, cron_task_name
 from bridge.heap import freeze_startup_heap
 from bridge.logs import JsonFormatter
@@ -111,6 +112,7 @@ def celery_app(registry: Registry, main: str = "jobbridge") -> Celery:
     worker_init.connect(on_worker_init, weak=False)
     worker_ready.connect(on_worker_ready, weak=False)
     connect_worker_metrics(app)
+    connect_login_check(app)
     after_setup_logger.connect(_log_format_of_settings, weak=False)
     after_setup_task_logger.connect(_log_format_of_settings, weak=False)
     return app

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -272,6 +274,41 @@ def test_the_broker_probe_says_down_without_the_password_when_the_login_is_refus
 
     assert (check.name, check.state, check.error_type) == ("rabbitmq", "DOWN", "AccessRefused")
     assert "not-the-password" not in check.detail
+
+
+def run_celery(command: str, broker_url: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "tasks", command],
+        env={**os.environ, "BROKER_URL": broker_url, "DATA_DIR": str(tmp_path)},
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("command", ["worker", "beat"])
+@pytest.mark.parametrize(
+    ("broken", "refusal"),
+    [(":not-the-password@", "ACCESS_REFUSED"), ("/", "NOT_ALLOWED")],
+    ids=["wrong-password", "missing-vhost"],
+)
+def test_a_worker_or_beat_whose_login_rabbitmq_refuses_stops_in_two_plain_lines(
+    command: str, broken: str, refusal: str, vhost: Vhost, tmp_path: Path
+) -> None:
+    missing_vhost = broken == "/"
+    url = f"{vhost.url}-missing" if missing_vhost else vhost.url.replace(":guest@", broken)
+
+    done = run_celery(command, url, tmp_path)
+
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    assert "Traceback" not in output and "not-the-password" not in output
+    assert "cannot log in to RabbitMQ at amqp://guest:***@127.0.0.1:5672/" in output
+    assert refusal in output
+    assert "fix: correct the user, password or virtual host in BROKER_URL" in output
 
 
 def test_status_checks_rabbitmq_and_the_redis_the_ledger_and_limits_use(
