@@ -101,6 +101,10 @@ def job_endpoint(settings: Settings, spec: JobSpec[Any], path: str) -> Endpoint:
         except Unauthorized as error:
             return responses.error(401, str(error))
         except Refused as refused:
+            if caller is Provider.QSTASH and refused.status == 413:
+                # A body this route never takes, in a call one of this app's keys signed:
+                # QStash would send the same bytes again at every retry.
+                return responses.non_retryable(refused.detail)
             return responses.error(refused.status, refused.detail)
         content_type = request.headers.get("content-type", "")
         if not is_json(content_type):

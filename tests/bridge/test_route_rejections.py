@@ -180,6 +180,18 @@ def test_body_over_one_mebibyte_is_rejected_before_anything_else(web: str) -> No
     assert post(web, huge, {"x-api-key": env.INTERNAL_API_KEY}).status_code == 413
 
 
+def test_a_signed_body_over_one_mebibyte_answers_489_which_qstash_does_not_retry(
+    web: str,
+) -> None:
+    huge = json.dumps({"scheduledActionId": "x" * (1024 * 1024)}).encode()
+
+    response = post(web, huge, signed(huge))
+
+    assert response.status_code == 489
+    assert response.headers["Upstash-NonRetryable-Error"] == "true"
+    assert "1048576 bytes" in response.json()["error"]
+
+
 def test_non_json_content_type_is_rejected(web: str) -> None:
     response = httpx.post(
         web + ROUTE,
