@@ -97,6 +97,13 @@ def make_inngest_client(settings: Settings) -> inngest.Inngest:
     )
 
 
+def signing_keys(settings: Settings) -> list[str]:
+    """The keys a call's signature may verify with, in the SDK's order: the current
+    one, then the fallback."""
+    keys = (settings.inngest_signing_key, settings.inngest_signing_key_fallback)
+    return [key.get_secret_value() for key in keys if key is not None]
+
+
 def signature_check(settings: Settings) -> Callable[[bytes, str], str | None]:
     """The signing key a body and its X-Inngest-Signature verify with, None when they
     do not, exactly as the SDK decides (current key, then the fallback), for checks made

@@ -25,10 +25,12 @@ plain ASGI middleware on that one path, answers first:
   large_bodies.py), else is answered 503 with Retry-After, read no further; and a body
   with more JSON values
   than MAX_SEPARATORS bounds is 413 unchecked (its canonical form costs up to about 5
-  microseconds per value). A smaller POST is left to the SDK, which verifies a POST's
-  signature (the same check, answered 401) before it reads the request: checking it
-  here as well doubled the cost of every call, the signature's JSON canonicalisation
-  being most of it;
+  microseconds per value). A smaller POST's signature is checked on the event loop
+  where that takes microseconds (bridge/inngest/quick_signatures.py: most bodies),
+  answered 401 when it does not verify and otherwise left to the SDK, which checks it
+  again as it serves the call; a body that check cannot tell about (floats, long
+  numbers, characters beyond the Basic Multilingual Plane) is checked in the worker
+  thread, as a large one is;
 - in cloud mode, the answers to a GET (inspection) and a PUT (an in-band sync's holds
   an inspection) go out without the hashes of the keys: one of them is the app's
   credential at Inngest's API, and an empty body's signature is easy to come by (any
@@ -68,6 +70,7 @@ from bridge.bodies import (
     replay,
 )
 from bridge.inngest.large_bodies import BUSY, CUT_OFF, LargeBodies, LargeBody
+from bridge.inngest.quick_signatures import QuickCheck
 
 SIGNATURE_HEADER = b"x-inngest-signature"
 SIGNATURE_MAX_AGE_SECONDS = 300
@@ -140,12 +143,16 @@ class InngestGate:
         path: str,
         max_body_bytes: int,
         signature_check: SignatureCheck | None,
+        quick_check: QuickCheck | None = None,
     ) -> None:
-        """`signature_check` is None in dev mode, where the SDK verifies nothing either."""
+        """`signature_check` is None in dev mode, where the SDK verifies nothing either;
+        `quick_check` answers for the small calls it can tell about (without it, the SDK
+        checks every small call)."""
         self.app = app
         self.path = compile_path(path)[0]  # the router's own pattern for the path
         self.max_body_bytes = max_body_bytes
         self.signature_check = signature_check
+        self.quick_check = quick_check
         self.large_verifications = asyncio.Semaphore(LARGE_VERIFICATIONS_AT_ONCE)
         self.large_bodies = LargeBodies(
             max(LARGE_BODY_MEMORY_BYTES, LARGE_BODIES_AT_THE_CAP * max_body_bytes)
@@ -205,11 +212,25 @@ class InngestGate:
                     verified_with = await self._verify_large(check, beginning, signature, held)
                 return beginning, verified_with
         if scope["method"] == "POST":
-            return body, None  # the SDK checks a small POST's signature
+            return await self._admit_small_call(check, body, signature)
         key = check(body, signature)
         if key is None:
             raise Refused(401, INVALID_SIGNATURE)
         return body, key
+
+    async def _admit_small_call(
+        self, check: SignatureCheck, body: bytes, signature: str
+    ) -> tuple[bytes, str | None]:
+        """A small call whose signature verifies (the SDK checks it again), else Refused:
+        on the event loop where the quick check can tell, else in the worker thread."""
+        verdict = None if self.quick_check is None else self.quick_check(body, signature)
+        if verdict is False:
+            raise Refused(401, INVALID_SIGNATURE)
+        if verdict is True or self.quick_check is None:
+            return body, None
+        async with self.large_bodies.admitted() as held:
+            held.hold(len(body))
+            return body, await self._verify_large(check, body, signature, held)
 
     async def _read(self, scope: Scope, receive: Receive) -> bytes:
         return await read_capped(scope, receive, self.max_body_bytes)

@@ -10,9 +10,10 @@ from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import Response
 
-from bridge.inngest.client import make_inngest_client, signature_check
+from bridge.inngest.client import make_inngest_client, signature_check, signing_keys
 from bridge.inngest.functions import all_functions
 from bridge.inngest.gate import InngestGate
+from bridge.inngest.quick_signatures import quick_check
 from bridge.registry import INNGEST_PATH, Registry
 from config import Settings
 
@@ -55,4 +56,5 @@ def add_inngest_gate(app: FastAPI, settings: Settings) -> None:
         path=INNGEST_PATH,
         max_body_bytes=settings.inngest_max_body_bytes,
         signature_check=None if settings.inngest_is_dev else signature_check(settings),
+        quick_check=None if settings.inngest_is_dev else quick_check(signing_keys(settings)),
     )

@@ -329,16 +329,40 @@ def test_a_scheduled_time_that_cannot_be_slept_until_is_not_retried(web: str, wh
     assert "scheduledFor" in response.text
 
 
-def test_a_made_up_signature_on_a_small_body_is_refused(web: str) -> None:
+def test_a_made_up_signature_on_a_small_body_is_refused_by_the_gate(web: str) -> None:
     body = execute_body(padding=500)
     assert len(body) <= VERIFY_IN_THREAD_ABOVE_BYTES
     made_up = f"t={int(time.time())}&s={'0' * 64}"
 
     response = post(web, body, [("X-Inngest-Signature", made_up)])
 
-    # The SDK's answer: it verifies a POST's signature before it reads the request.
     assert response.status_code == 401
-    assert response.json() == {"message": "Unauthorized"}
+    assert response.json() == {"error": "invalid X-Inngest-Signature"}  # not the SDK's
+
+
+def float_body(**data: object) -> bytes:
+    """A small call whose canonical form only the SDK's own check writes (a float)."""
+    event = {"name": "inbox-zero/scheduled-action.execute", "data": data}
+    return json.dumps(FakeInngest.request_body(event, "01RUNFLOAT", 0, {}, [])).encode()
+
+
+def test_a_made_up_signature_on_a_small_body_with_floats_is_refused(web: str) -> None:
+    body = float_body(scheduledActionId="does-not-exist", weights=[0.5] * 300)
+    assert len(body) <= VERIFY_IN_THREAD_ABOVE_BYTES
+    made_up = f"t={int(time.time())}&s={'0' * 64}"
+
+    response = post(web, body, [("X-Inngest-Signature", made_up)])
+
+    assert response.status_code == 401
+    assert response.json() == {"error": "invalid X-Inngest-Signature"}
+
+
+def test_a_signed_small_body_with_floats_and_wide_characters_is_served(web: str) -> None:
+    body = float_body(scheduledActionId="does-not-exist \U0001f600", weight=0.1, big=2**60)
+
+    response = post(web, body, [("X-Inngest-Signature", signature(body))])
+
+    assert response.status_code == 200, response.text
 
 
 def test_a_made_up_signature_on_a_small_sync_request_is_refused_by_the_gate(web: str) -> None:
