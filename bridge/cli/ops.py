@@ -103,7 +103,8 @@ def audit(
     if qstash is not None and qstash.error is not None:
         # Scripts must see that the QStash half is missing, not only read it in the JSON.
         if not as_json:
-            fail(f"qstash: {qstash.error}")
+            fix = "check QSTASH_URL and QSTASH_TOKEN, and that QStash is up"
+            fail(f"qstash: {qstash.error}\nfix: {fix}")
         raise typer.Exit(1)
 
 

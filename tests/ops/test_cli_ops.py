@@ -314,6 +314,19 @@ def test_audit_exits_1_naming_qstash_when_its_api_fails(
     assert report["scheduledActions"]["pending"]["count"] == 0
 
 
+def test_audit_of_an_unreachable_qstash_says_what_to_check(
+    qstash_configured: Callable[..., QStashAdmin],
+) -> None:
+    qstash_configured(failing=True)
+
+    result = jobbridge("audit")
+
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "fix: check QSTASH_URL and QSTASH_TOKEN, and that QStash is up"
+    )
+
+
 def test_audit_exits_1_naming_the_database_when_it_is_down(configure: Configure) -> None:
     configure(DATABASE_URL=f"postgresql://postgres@127.0.0.1:{closed_port()}/jobbridge")
 
