@@ -25,7 +25,7 @@ from bridge.devstack_checks import StackCannotStart
 from bridge.errors import InvalidPayload
 from bridge.publishing import enqueue, validate
 from config import Settings, read_settings, resolve_chain
-from config.broker import redacted_url
+from config.broker import EMBEDDED_BROKER_URL, redacted_url
 from config.rollback import rollback_plan
 
 _SECRET_FIELDS = {
@@ -63,7 +63,7 @@ def _broker(settings: Settings) -> str:
 def show_config() -> None:
     """Print the effective provider chain, why each link was chosen or skipped, and settings."""
     settings = settings_or_exit()
-    read_settings(FlowerSettings)  # checked as `jobbridge dev` checks it (never shown)
+    flower = read_settings(FlowerSettings)  # checked as `jobbridge dev` checks it
     chain = resolve_chain(settings)
     table = Table(title="provider chain (publish order)")
     for column in ("#", "provider", "used", "why"):
@@ -85,7 +85,11 @@ def show_config() -> None:
     values.add_column("value", overflow="fold")  # a path or URL cut short names nothing
     # Text, not str: a value is the user's, printed as it is, never read as Rich markup.
     for name in Settings.model_fields:
-        values.add_row(name.upper(), Text(_masked(name, getattr(settings, name))))
+        value = getattr(settings, name)
+        if name == "broker_url" and value == EMBEDDED_BROKER_URL:
+            value = None  # unset, and no REDIS_URL: the embedded broker, "(broker)" below
+        values.add_row(name.upper(), Text(_masked(name, value)))
+    values.add_row("FLOWER_BASIC_AUTH", Text(_masked("flower", flower.flower_basic_auth)))
     values.add_row("(database)", Text(_masked("database_url", settings.sqlalchemy_url)))
     values.add_row("(broker)", Text(_broker(settings)))
     console().print(values)

@@ -156,6 +156,29 @@ def test_config_masks_a_password_given_as_a_url_query_option(configure: Configur
     assert "password=***&sslmode=prefer" in setting_value(output, "DATABASE_URL")
 
 
+def test_config_shows_an_unset_broker_url_as_unset_beside_the_broker_in_use(
+    configure: Configure,
+) -> None:
+    configure(BROKER_URL=None, REDIS_URL=None)
+
+    output = run_config().output
+
+    assert setting_value(output, "BROKER_URL") == "-"
+    assert setting_value(output, "(broker)").startswith("filesystem ")
+
+
+def test_config_shows_flower_basic_auth_masked(
+    configure: Configure, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FLOWER_BASIC_AUTH", "admin:hunter2-flower")
+    configure()
+
+    output = run_config().output
+
+    assert setting_value(output, "FLOWER_BASIC_AUTH") == "set (20 chars)"
+    assert "hunter2" not in output
+
+
 def test_config_with_a_bad_variable_exits_2_naming_it(
     configure: Configure, monkeypatch: pytest.MonkeyPatch
 ) -> None:
