@@ -18,7 +18,7 @@ def prepare_dev(settings: Settings) -> list[str]:
     _, keys = ensure_demo_account(settings.data_dir)
     maildir = settings.data_dir.resolve() / "maildir" / "demo"
     message = keys[0] if keys else "<message id>"
-    jobbridge = _environment_given(settings) + _this_command()
+    jobbridge = _data_dir_given(settings) + _this_command()
     carried = [name for name in _ALSO_CARRIED if name in os.environ]
     also = f" (with the same {', '.join(carried)} set)" if carried else ""
     return [
@@ -37,10 +37,9 @@ def prepare_dev(settings: Settings) -> list[str]:
 _ALSO_CARRIED = ("DATABASE_URL", "BROKER_URL", "REDIS_URL", "REDIS_KEY_PREFIX")
 
 
-def _environment_given(settings: Settings) -> str:
-    """`DATA_DIR=<its absolute path> ` when the environment gave it, else nothing."""
-    if "DATA_DIR" not in os.environ:
-        return ""
+def _data_dir_given(settings: Settings) -> str:
+    """`DATA_DIR=<its absolute path> `, given or the default: the default is relative to
+    the directory the stack started in, and a command pasted elsewhere would miss it."""
     return f"DATA_DIR={shlex.quote(str(settings.data_dir.resolve()))} "
 
 

@@ -59,7 +59,7 @@ def test_the_banner_gives_each_command_the_data_dir_the_environment_gave(
     assert all(" ".join(words).startswith(wanted) for words in suggested(lines))
 
 
-def test_the_banner_gives_no_data_dir_when_the_environment_gave_none(
+def test_the_banner_gives_the_default_data_dir_as_an_absolute_path(
     configure: Callable[..., Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
@@ -68,7 +68,8 @@ def test_the_banner_gives_no_data_dir_when_the_environment_gave_none(
 
     lines = prepare_dev(settings)
 
-    assert not any("DATA_DIR=" in line for line in lines)
+    wanted = f"DATA_DIR={tmp_path / '.jobbridge'}"
+    assert all(" ".join(words).startswith(wanted) for words in suggested(lines))
 
 
 def test_the_banner_says_which_other_variables_to_set_without_printing_them(
