@@ -2,12 +2,11 @@
 
 Run it from the repository root (JOBBRIDGE_APP names it; the default is the inbox app):
 
-    celery -A examples.hello worker                  # the Celery receiver
-    export JOBBRIDGE_APP=examples.hello PYTHONPATH=.  # read by the two below
-    uvicorn bridge.web:app                           # QStash, Inngest, HTTP, cron routes
-    jobbridge enqueue greeting.send --data '{"name": "Ada"}'
+    export JOBBRIDGE_APP=examples.hello PYTHONPATH=.
+    .venv/bin/jobbridge dev                          # web, worker, beat and Flower
+    .venv/bin/jobbridge enqueue greeting.send --data '{"name": "Ada"}'
 
-A greeting lands in $HELLO_OUTBOX (default .jobbridge/hello), read when the job runs:
+A greeting lands in $HELLO_OUTBOX (default DATA_DIR/hello), read when the job runs:
 importing this module reads no environment, as `celery -A` and the CLI need.
 """
 
@@ -23,13 +22,16 @@ from pydantic import StringConstraints
 from bridge import Delivery, Payload, Registry, Result, done, skipped
 from bridge.celery.app import celery_app
 from bridge.store.tables import create_shim_tables
-from config import Settings
+from config import Settings, get_settings
 
 registry = Registry(event_prefix="hello/")
 
 
 def outbox() -> Path:
-    return Path(os.environ.get("HELLO_OUTBOX", ".jobbridge/hello"))
+    """HELLO_OUTBOX, else `hello` under DATA_DIR, where the rest of the stack keeps its
+    files."""
+    given = os.environ.get("HELLO_OUTBOX")
+    return Path(given) if given else get_settings().data_dir / "hello"
 
 
 class Greet(Payload):

@@ -462,3 +462,12 @@ def test_the_command_line_enqueues_a_greeting_on_celery(tmp_path: Path, redis_pr
         broker.close()
     assert message["headers"]["task"] == "hello/greeting.send"
     assert message["headers"]["id"] == receipt["id"]
+
+
+def test_without_hello_outbox_greetings_land_under_data_dir(
+    configure: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("HELLO_OUTBOX", raising=False)
+    configure(DATA_DIR=str(tmp_path / "data"))
+
+    assert hello.outbox() == tmp_path / "data" / "hello"
