@@ -60,8 +60,11 @@ def explain(error: Exception) -> tuple[int, str]:
         )
     if isinstance(error, OSError):
         where = f" {error.filename}" if error.filename else ""
+        why = error.strerror or str(error)
+        if isinstance(error, FileExistsError) and not Path(error.filename or "").is_dir():
+            why = "it exists and is not a folder"  # mkdir's "File exists" for a file
         return 1, (
-            f"cannot use{where}: {error.strerror or error}\n"
+            f"cannot use{where}: {why}\n"
             f"fix: check that path and its permissions ({_path_source(error.filename)})"
         )
     return 1, (f"unexpected error: {type(error).__name__}: {error}\n{DEBUG_HINT}")

@@ -177,6 +177,17 @@ def test_an_unreachable_inngest_dev_server_is_named_by_its_address_and_inngest_d
     assert "INNGEST_BASE_URL" not in fix and where in fix
 
 
+def test_a_data_dir_that_is_a_file_is_said_to_be_no_folder(workdir: Path) -> None:
+    not_a_folder = workdir / "data"
+    not_a_folder.write_text("")
+
+    done = jobbridge("db", "upgrade", workdir=workdir, DATA_DIR=str(not_a_folder), DATABASE_URL="")
+
+    first, fix = assert_plain(done, 1)
+    assert first == f"cannot use {not_a_folder}: it exists and is not a folder"
+    assert fix.endswith("(DATA_DIR)")
+
+
 def test_debug_adds_the_traceback_to_a_service_error(workdir: Path) -> None:
     url, _ = closed_url("postgresql", "/jobbridge")
 
