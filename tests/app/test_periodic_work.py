@@ -17,7 +17,7 @@ from bridge.store.db import session_scope
 from bridge.web.factory import create_app
 from tasks import JOBS
 from tasks.jobs import digest
-from tasks.models import EmailAccount, utcnow
+from tasks.models import EmailAccount, SummaryFrequency, utcnow
 from tests.conftest import Mailbox
 from tests.support import env
 from tests.support.digests import add_pending_digest
@@ -37,6 +37,17 @@ def due_digest_schedule(mailbox: Mailbox) -> None:
             update(EmailAccount)
             .where(EmailAccount.id == mailbox.account_id)
             .values(digest_interval_days=1, digest_next_at=utcnow() - timedelta(hours=2))
+        )
+
+
+def due_digest_and_summary(mailbox: Mailbox) -> None:
+    """The account is due both hourly fan-outs: its digest, and a daily summary."""
+    due_digest_schedule(mailbox)
+    with session_scope() as session:
+        session.execute(
+            update(EmailAccount)
+            .where(EmailAccount.id == mailbox.account_id)
+            .values(summary_frequency=SummaryFrequency.DAILY)
         )
 
 
@@ -106,15 +117,7 @@ def test_a_digest_due_after_a_skipped_hourly_run_is_sent_by_the_next_hourly_run(
 def test_hourly_fan_out_ids_name_the_hour_they_cover(
     fan_out: Callable[..., Any], mailbox: Mailbox, fake_inngest: Any
 ) -> None:
-    from tasks.models import SummaryFrequency
-
-    due_digest_schedule(mailbox)
-    with session_scope() as session:
-        session.execute(
-            update(EmailAccount)
-            .where(EmailAccount.id == mailbox.account_id)
-            .values(summary_frequency=SummaryFrequency.DAILY)
-        )
+    due_digest_and_summary(mailbox)
 
     fan_out(EIGHT)
     fan_out(EIGHT + timedelta(minutes=59))
@@ -147,15 +150,7 @@ def test_a_skipped_delivery_is_run_again_when_it_is_delivered_again(
 def test_an_hourly_fan_out_whose_provider_is_away_is_asked_to_come_back(
     route: str, mailbox: Mailbox, configure: Callable[..., Any]
 ) -> None:
-    from tasks.models import SummaryFrequency
-
-    due_digest_schedule(mailbox)
-    with session_scope() as session:
-        session.execute(
-            update(EmailAccount)
-            .where(EmailAccount.id == mailbox.account_id)
-            .values(summary_frequency=SummaryFrequency.DAILY)
-        )
+    due_digest_and_summary(mailbox)
     port = free_port()  # nothing listens there
     away = {"INNGEST_BASE_URL": f"http://127.0.0.1:{port}", "JOB_FAILOVER": "false"}
     settings = configure(**{**env.INNGEST_ENV, **away})
