@@ -106,7 +106,7 @@ def rabbitmq_horizon(horizon: int, consumer_timeout: int, hard_time_limit: int) 
 
 
 # Query options whose value is a credential (redis-py and libpq take `password` there,
-# psycopg `sslpassword`, ...): matched on the option's name, lower-cased.
+# psycopg `sslpassword`, ...): matched on the option's name, whatever its case.
 _SECRET_OPTION = re.compile(r"[^&=#]*(pass|pwd|secret|token|credential)[^&=#]*", re.IGNORECASE)
 
 
