@@ -43,6 +43,7 @@ from tests.contract.test_contract_scheduled_action import (
     schedule_archive,
 )
 from tests.support.actions import insert_action
+from tests.support.commands import run
 from tests.support.rabbitmq import QueueDepth, Vhost, rabbitmq_vhost
 from tests.support.services import Process, free_port, start_worker
 from tests.support.wait import wait_for
@@ -277,16 +278,8 @@ def test_the_broker_probe_says_down_without_the_password_when_the_login_is_refus
 
 
 def run_celery(command: str, broker_url: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "celery", "-A", "tasks", command],
-        env={**os.environ, "BROKER_URL": broker_url, "DATA_DIR": str(tmp_path)},
-        cwd=tmp_path,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    celery = [sys.executable, "-m", "celery", "-A", "tasks", command]
+    return run(celery, tmp_path, BROKER_URL=broker_url, DATA_DIR=str(tmp_path))
 
 
 @pytest.mark.parametrize("command", ["worker", "beat"])
